@@ -1,0 +1,121 @@
+"""Configuration: load YAML, fill defaults and validate against the JSON schema.
+
+The same schema (``seqae/schemas/config.schema.yaml``, linked from
+``workflow/schemas/``) is used by the Snakefile and by every ``seqae``
+command, so a wrong key or type is caught once, with one line naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from seqae.errors import ConfigError
+
+Config = dict[str, Any]
+
+
+@cache
+def config_schema() -> dict[str, Any]:
+    """The configuration schema as a dict."""
+    text = resources.files("seqae").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a jsonschema validator so that ``properties`` fills in ``default`` values.
+
+    Defaults are deep-copied so that mutating one config never changes another.
+    """
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001 - jsonschema's signature
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(path) -> str:  # noqa: ANN001 - a deque of str/int
+    parts: list[str] = []
+    for p in path:
+        parts.append(f"[{p}]" if isinstance(p, int) else (("." if parts else "") + str(p)))
+    return "".join(parts) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One line naming the key and what is wrong with it."""
+    key = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = _key_path(list(error.absolute_path) + [extra[0]]) if extra else key
+        return f"{where}: unknown key (allowed here: {', '.join(allowed)})"
+    if error.validator == "required":
+        return f"{key}: {error.message}"
+    if error.validator == "type":
+        return f"{key}: {error.instance!r} is not of type {error.validator_value}"
+    if error.validator == "enum":
+        return f"{key}: {error.instance!r} is not one of {error.validator_value}"
+    return f"{key}: {error.message}"
+
+
+def validate_config(config: Config, source: str = "config") -> Config:
+    """Validate ``config`` in place, filling defaults; return it.
+
+    Raises:
+        ConfigError: one line, ``<source>: <key>: <problem>``, for the first
+            problem found (the deepest one, which names the key most exactly).
+    """
+    validator = _DefaultFillingValidator(config_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise ConfigError(f"{source}: {_describe(errors[0])}")
+    species = [g["species"] for g in config["genomes"]]
+    duplicated = sorted({s for s in species if species.count(s) > 1})
+    if duplicated:
+        raise ConfigError(f"{source}: genomes: species {duplicated[0]!r} is listed more than once")
+    for i, genome in enumerate(config["genomes"]):
+        names = [tf["name"] for tf in genome["tfs"]]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"{source}: genomes[{i}].tfs: TF {twice[0]!r} is listed more than once")
+    return config
+
+
+def load_config(path: str | Path | None = None, *, text: str | None = None) -> Config:
+    """Read a YAML (or JSON) config from ``path`` or from ``text``; validate and fill defaults."""
+    source = str(path) if path is not None else "config"
+    try:
+        if text is None:
+            if path is None:
+                raise ConfigError("no configuration given")
+            text = Path(path).read_text()
+        data = yaml.safe_load(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file does not exist") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+    return validate_config(data, source)
+
+
+def config_to_json(config: Config) -> str:
+    """Compact JSON of a config, as passed by the Snakemake rules to ``seqae``."""
+    return json.dumps(config, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,52 @@
+"""Output files that are never left half-written.
+
+Writers produce a temporary file beside the target and rename it into place
+only when the write completed, so a crash or a kill leaves either the old file
+or no file, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from seqae.errors import InputError, SeqaeError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; rename it to ``path`` on success.
+
+    The folder is created if needed. On any exception the temporary file is
+    removed and the exception propagates; ``path`` is untouched.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def require_file(path: str | os.PathLike[str], what: str = "input file") -> Path:
+    """Return ``path`` as a Path, or raise a one-line error if it is not a readable file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, f"{what} does not exist")
+    if not p.is_file():
+        raise InputError(p, f"{what} is not a regular file")
+    if not os.access(p, os.R_OK):
+        raise InputError(p, f"{what} is not readable")
+    return p
