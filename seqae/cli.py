@@ -34,17 +34,17 @@ def _config_from(args: argparse.Namespace) -> Config:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
+    config = _config_from(args)
     from seqae.simulate import simulate_demo
 
-    config = _config_from(args)
     outputs = simulate_demo(config["simulate"], args.outdir)
     log.info("demo data written to %s (%s)", args.outdir, ", ".join(sorted(outputs)))
 
 
 def _cmd_extract(args: argparse.Namespace) -> None:
+    config = _config_from(args)
     from seqae.extract import extract_windows
 
-    config = _config_from(args)
     report = extract_windows(config, args.out, progress=not args.quiet)
     log.info(
         "%d windows (%d peak, %d background) written to %s",

@@ -1,0 +1,624 @@
+"""``seqae extract``: summit-centred windows with tracks and labels -> windows file.
+
+The stage runs in two passes over each genome, one chromosome in memory at a
+time, so memory is bounded by the largest chromosome and the chunk size, not
+by the number of windows:
+
+1. *Plan*: read peaks, harmonise chromosome names, merge close summits, place
+   windows, drop those crossing a chromosome end, touching the blacklist or
+   with too many N; measure GC; draw GC-matched background windows; label
+   every window (nearest gene, TSS distance, region class, split).
+2. *Write*: per chromosome and chunk, cut the sequence codes out of the
+   chromosome and the signal out of each bigWig (one read per cluster of
+   nearby windows), and append both to the HDF5 file.
+
+Outputs, in the folder of ``out``: the windows file, ``windows.bed``,
+``windows.tsv``, ``extract_report.json`` and ``extract_qc.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from seqae.annotation import annotate_positions, read_genes
+from seqae.config import Config
+from seqae.errors import InputError
+from seqae.fileio import atomic_output
+from seqae.genome import Genome, gather_windows, gc_and_n_fraction, harmonise_chrom_names
+from seqae.intervals import merge_close_summits, overlaps_any, read_bed_intervals, read_peaks, rename_chromosomes
+from seqae.store import WindowsSchema, WindowsWriter
+from seqae.tracks import BigWigTrack, read_windows, transform_signal
+
+log = logging.getLogger(__name__)
+
+# Background candidates drawn per background window needed: enough to fill
+# the GC bins at the tails of the peak GC distribution.
+_CANDIDATES_PER_BACKGROUND = 20
+_MIN_CANDIDATES = 5_000
+
+LABEL_COLUMNS = [
+    "window_id",
+    "species",
+    "chrom",
+    "start",
+    "end",
+    "summit",
+    "kind",
+    "peak_set",
+    "peak_name",
+    "score",
+    "n_merged",
+    "gene_id",
+    "gene_name",
+    "gene_biotype",
+    "gene_family",
+    "tss_distance",
+    "region_class",
+    "gc",
+    "n_fraction",
+    "split",
+]
+
+
+@dataclass
+class TrackProfiles:
+    """Mean track profile per window kind, accumulated chunk by chunk (for QC).
+
+    ``sums[kind]`` is ``float64 [T, seq_len]``; ``counts[kind]`` the windows summed.
+    """
+
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, tracks: np.ndarray, kinds: np.ndarray) -> None:
+        """Add a chunk ``tracks [n, T, seq_len]`` whose windows have ``kinds [n]``."""
+        for kind in np.unique(kinds):
+            mask = kinds == kind
+            total = self.sums.setdefault(str(kind), np.zeros(tracks.shape[1:], dtype=np.float64))
+            total += tracks[mask].sum(axis=0, dtype=np.float64)
+            self.counts[str(kind)] = self.counts.get(str(kind), 0) + int(mask.sum())
+
+    def mean(self, kind: str) -> np.ndarray | None:
+        """``float64 [T, seq_len]`` mean profile of ``kind`` windows, None if none were seen."""
+        if not self.counts.get(kind):
+            return None
+        return self.sums[kind] / self.counts[kind]
+
+
+@dataclass
+class GenomePlan:
+    """Windows planned on one genome, before any sequence is written.
+
+    ``windows`` has one row per window with the label columns known so far;
+    ``tracks`` are the opened bigWigs in track order (None where a TF has no
+    bigWig).
+    """
+
+    species: str
+    genome: Genome
+    windows: pd.DataFrame
+    tracks: list[BigWigTrack | None]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def extract_windows(config: Config, out: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Run the extraction stage; return the report written to ``extract_report.json``.
+
+    Args:
+        config: validated configuration (see ``seqae.config``).
+        out: path of the windows HDF5 file to create.
+        progress: show a progress bar on stderr.
+
+    Raises:
+        InputError: bad input files (one line: file, line, problem).
+    """
+    settings = config["extract"]
+    out = Path(out)
+    rng = np.random.default_rng(config["seed"])
+    track_names = _track_names(config["genomes"])
+    plans = [_plan_genome(genome_cfg, track_names, settings, rng) for genome_cfg in config["genomes"]]
+    labels = pd.concat([p.windows for p in plans], ignore_index=True)
+    labels["window_id"] = "w" + pd.Series(np.arange(len(labels))).astype(str).str.zfill(7)
+    labels = labels[LABEL_COLUMNS]
+
+    schema = WindowsSchema(
+        window_len=settings["window_len"],
+        flank=settings["max_jitter"],
+        track_names=tuple(track_names),
+        track_transform=settings["track_transform"],
+    )
+    profiles = TrackProfiles()
+    with atomic_output(out) as tmp:
+        with WindowsWriter(tmp, schema, settings["track_dtype"], settings=settings) as writer:
+            bar = tqdm(
+                total=len(labels), unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1
+            )
+            offset = 0
+            for plan in plans:
+                n = len(plan.windows)
+                kinds = labels["kind"].to_numpy()[offset : offset + n]
+                _write_genome(plan, kinds, schema, settings, writer, profiles, bar)
+                offset += n
+            bar.close()
+            writer.write_labels(labels)
+
+    report = _report(plans, labels, settings, track_names, profiles)
+    folder = out.parent
+    _write_bed(labels, folder / "windows.bed")
+    with atomic_output(folder / "windows.tsv") as tmp:
+        labels.to_csv(tmp, sep="\t", index=False, na_rep="NA")
+    with atomic_output(folder / "extract_report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    from seqae.plots import plot_extract_qc
+
+    plot_extract_qc(labels, profiles, schema, folder / "extract_qc.png")
+    for plan in plans:
+        plan.genome.close()
+        for track in plan.tracks:
+            if track is not None:
+                track.close()
+    return report
+
+
+def _track_names(genomes: list[Mapping[str, Any]]) -> list[str]:
+    """Track names: one per TF with a bigWig, in order of first appearance across genomes."""
+    names: list[str] = []
+    for genome in genomes:
+        for tf in genome["tfs"]:
+            if tf.get("bigwig") and tf["name"] not in names:
+                names.append(tf["name"])
+    return names
+
+
+def _plan_genome(
+    genome_cfg: Mapping[str, Any], track_names: list[str], settings: Mapping[str, Any], rng: np.random.Generator
+) -> GenomePlan:
+    species = genome_cfg["species"]
+    genome = Genome(genome_cfg["fasta"])
+    sizes = genome.chrom_sizes
+    report: dict[str, Any] = {"species": species, "fasta": str(genome.path), "n_chromosomes": len(sizes)}
+
+    peaks, peak_report = _read_all_peaks(genome_cfg, genome)
+    report["peaks"] = peak_report
+    merged = merge_close_summits(peaks, settings["merge_distance"])
+    report["n_summits"] = len(peaks)
+    report["n_after_merge"] = len(merged)
+
+    window_len, flank = settings["window_len"], settings["max_jitter"]
+    windows = pd.DataFrame(
+        {
+            "species": species,
+            "chrom": merged["chrom"].to_numpy(),
+            "start": merged["summit"].to_numpy() - window_len // 2,
+            "summit": merged["summit"].to_numpy(),
+            "kind": "peak",
+            "peak_set": merged["peak_set"].to_numpy(),
+            "peak_name": merged["name"].to_numpy(),
+            "score": merged["score"].to_numpy(dtype=np.float64),
+            "n_merged": merged["n_merged"].to_numpy(dtype=np.int64),
+        }
+    )
+    windows["end"] = windows["start"] + window_len
+    chrom_len = windows["chrom"].map(sizes).to_numpy(dtype=np.int64)
+    inside = (windows["start"].to_numpy() - flank >= 0) & (windows["end"].to_numpy() + flank <= chrom_len)
+    report["dropped_chromosome_end"] = int((~inside).sum())
+    windows = windows[inside]
+
+    blacklist = _read_blacklist(genome_cfg.get("blacklist"), sizes)
+    if blacklist is not None:
+        hit = overlaps_any(
+            windows["chrom"].to_numpy(), windows["start"].to_numpy(), windows["end"].to_numpy(), blacklist
+        )
+        report["dropped_blacklist"] = int(hit.sum())
+        windows = windows[~hit]
+    else:
+        report["dropped_blacklist"] = 0
+
+    windows = windows.reset_index(drop=True)
+    windows, background = _measure_and_sample_background(genome, windows, blacklist, settings, rng, report)
+    windows = pd.concat([windows, background], ignore_index=True)
+    chrom_order = {c: i for i, c in enumerate(genome.chroms)}
+    windows = (
+        windows.assign(_order=windows["chrom"].map(chrom_order))
+        .sort_values(["_order", "start", "kind"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+    genes = _read_genes(genome_cfg.get("annotation"), sizes, report)
+    centre = windows["start"].to_numpy() + window_len // 2
+    if genes is not None:
+        gene_labels = annotate_positions(
+            windows["chrom"].to_numpy(),
+            centre,
+            genes,
+            promoter_upstream=settings["promoter_upstream"],
+            promoter_downstream=settings["promoter_downstream"],
+        )
+    else:
+        gene_labels = _no_gene_labels(len(windows))
+    for column in ["gene_id", "gene_name", "gene_biotype", "gene_family", "tss_distance", "region_class"]:
+        windows[column] = gene_labels[column].to_numpy()
+    windows["split"] = assign_split(species, windows["chrom"].to_numpy(), windows["start"].to_numpy(), settings)
+
+    tracks = _open_tracks(genome_cfg, track_names, genome, windows)
+    return GenomePlan(species=species, genome=genome, windows=windows, tracks=tracks, report=report)
+
+
+def _read_all_peaks(genome_cfg: Mapping[str, Any], genome: Genome) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Peaks of every TF of one genome, chromosome names mapped onto the FASTA's."""
+    frames, per_file = [], {}
+    for tf in genome_cfg["tfs"]:
+        peaks = read_peaks(tf["peaks"], peak_set=tf["name"])
+        mapping = harmonise_chrom_names(peaks["chrom"].unique(), genome.chroms)
+        if not mapping:
+            shown = ", ".join(sorted(peaks["chrom"].unique())[:5])
+            raise InputError(
+                tf["peaks"],
+                f"no chromosome name in common with the FASTA {genome.path} "
+                f"(peaks on: {shown}; FASTA has: {', '.join(genome.chroms[:5])})",
+            )
+        renamed, dropped = rename_chromosomes(peaks, mapping)
+        if len(dropped):
+            log.warning(
+                "%s: %d peaks on %d chromosomes absent from the FASTA were skipped (%s)",
+                tf["peaks"],
+                int(dropped.sum()),
+                len(dropped),
+                ", ".join(f"{k}: {v}" for k, v in dropped.head(5).items()),
+            )
+        per_file[tf["name"]] = {
+            "file": str(tf["peaks"]),
+            "n_peaks": len(peaks),
+            "n_on_absent_chromosomes": int(dropped.sum()),
+            "absent_chromosomes": {str(k): int(v) for k, v in dropped.items()},
+        }
+        frames.append(renamed)
+    return pd.concat(frames, ignore_index=True), per_file
+
+
+def _read_blacklist(path: str | None, sizes: Mapping[str, int]) -> pd.DataFrame | None:
+    if not path:
+        return None
+    intervals = read_bed_intervals(path)
+    mapping = harmonise_chrom_names(intervals["chrom"].unique(), sizes)
+    renamed, _ = rename_chromosomes(intervals, mapping)
+    return renamed
+
+
+def _read_genes(path: str | None, sizes: Mapping[str, int], report: dict[str, Any]) -> pd.DataFrame | None:
+    if not path:
+        report["genes"] = None
+        return None
+    genes = read_genes(path)
+    mapping = harmonise_chrom_names(genes["chrom"].unique(), sizes)
+    if not mapping:
+        raise InputError(path, "no chromosome name in common with the FASTA")
+    renamed, dropped = rename_chromosomes(genes, mapping)
+    report["genes"] = {"file": str(path), "n_genes": len(genes), "n_on_absent_chromosomes": int(dropped.sum())}
+    return renamed
+
+
+def _no_gene_labels(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "gene_id": [""] * n,
+            "gene_name": [""] * n,
+            "gene_biotype": [""] * n,
+            "gene_family": [""] * n,
+            "tss_distance": np.full(n, np.nan),
+            "region_class": ["intergenic"] * n,
+        }
+    )
+
+
+def _open_tracks(
+    genome_cfg: Mapping[str, Any], track_names: list[str], genome: Genome, windows: pd.DataFrame
+) -> list[BigWigTrack | None]:
+    """Open this genome's bigWigs in track order; check they cover every window's chromosome."""
+    by_name = {tf["name"]: tf.get("bigwig") for tf in genome_cfg["tfs"]}
+    needed = windows["chrom"].value_counts()
+    tracks: list[BigWigTrack | None] = []
+    for name in track_names:
+        path = by_name.get(name)
+        if not path:
+            tracks.append(None)
+            continue
+        track = BigWigTrack(path, name, genome.chroms)
+        for chrom, count in needed.items():
+            if not track.has_chrom(str(chrom)):
+                raise InputError(path, f"bigWig has no chromosome {chrom!r}, which holds {count} windows")
+        tracks.append(track)
+    return tracks
+
+
+def _measure_and_sample_background(
+    genome: Genome,
+    windows: pd.DataFrame,
+    blacklist: pd.DataFrame | None,
+    settings: Mapping[str, Any],
+    rng: np.random.Generator,
+    report: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measure GC/N of peak windows, drop N-rich ones, and draw GC-matched background windows.
+
+    Returns:
+        ``(peak windows with gc and n_fraction, background windows)``.
+    """
+    window_len, flank, chunk = settings["window_len"], settings["max_jitter"], settings["chunk_windows"]
+    sizes = genome.chrom_sizes
+    n_wanted = int(round(settings["background_ratio"] * len(windows)))
+    n_candidates = 0 if n_wanted == 0 else max(_CANDIDATES_PER_BACKGROUND * n_wanted, _MIN_CANDIDATES)
+    usable = {c: max(0, s - window_len - 2 * flank) for c, s in sizes.items()}
+    total_usable = sum(usable.values())
+
+    gc = np.full(len(windows), np.nan)
+    n_frac = np.ones(len(windows))
+    cand_frames = []
+    by_chrom = windows.groupby("chrom", sort=False).indices
+    for chrom in genome.chroms:
+        rows = by_chrom.get(chrom)
+        n_cand = int(round(n_candidates * usable[chrom] / total_usable)) if total_usable else 0
+        if rows is None and n_cand == 0:
+            continue
+        codes = genome.chrom_codes(chrom)
+        if rows is not None:
+            starts = windows["start"].to_numpy()[rows]
+            gc[rows], n_frac[rows] = _gc_chunked(codes, starts, window_len, chunk)
+        if n_cand:
+            starts = np.sort(rng.integers(flank, flank + usable[chrom], size=n_cand, endpoint=True))
+            c_gc, c_n = _gc_chunked(codes, starts, window_len, chunk)
+            cand_frames.append(pd.DataFrame({"chrom": chrom, "start": starts, "gc": c_gc, "n_fraction": c_n}))
+        del codes
+
+    windows = windows.assign(gc=gc, n_fraction=n_frac)
+    too_many_n = windows["n_fraction"].to_numpy() > settings["max_n_fraction"]
+    report["dropped_n_fraction"] = int(too_many_n.sum())
+    windows = windows[~too_many_n].reset_index(drop=True)
+    report["n_peak_windows"] = len(windows)
+    if not len(windows):
+        raise InputError(genome.path, "no peak window is left after filtering (chromosome ends, blacklist, N fraction)")
+
+    n_wanted = int(round(settings["background_ratio"] * len(windows)))
+    background = _empty_background(windows)
+    if n_wanted and cand_frames:
+        cands = pd.concat(cand_frames, ignore_index=True)
+        ok = cands["n_fraction"].to_numpy() <= settings["max_n_fraction"]
+        ends = cands["start"].to_numpy() + window_len
+        peak_iv = windows[["chrom", "start", "end"]]
+        ok &= ~overlaps_any(cands["chrom"].to_numpy(), cands["start"].to_numpy(), ends, peak_iv)
+        if blacklist is not None:
+            ok &= ~overlaps_any(cands["chrom"].to_numpy(), cands["start"].to_numpy(), ends, blacklist)
+        cands = cands[ok].reset_index(drop=True)
+        chosen = gc_matched_sample(windows["gc"].to_numpy(), cands["gc"].to_numpy(), n_wanted, settings["gc_bins"], rng)
+        picked = cands.iloc[chosen]
+        background = pd.DataFrame(
+            {
+                "species": windows["species"].iloc[0],
+                "chrom": picked["chrom"].to_numpy(),
+                "start": picked["start"].to_numpy(),
+                "end": picked["start"].to_numpy() + window_len,
+                "summit": picked["start"].to_numpy() + window_len // 2,
+                "kind": "background",
+                "peak_set": "background",
+                "peak_name": "",
+                "score": 0.0,
+                "n_merged": 0,
+                "gc": picked["gc"].to_numpy(),
+                "n_fraction": picked["n_fraction"].to_numpy(),
+            }
+        )
+    report["n_background_wanted"] = n_wanted
+    report["n_background_windows"] = len(background)
+    return windows, background
+
+
+def _empty_background(like: pd.DataFrame) -> pd.DataFrame:
+    return like.iloc[:0].copy()
+
+
+def _gc_chunked(codes: np.ndarray, starts: np.ndarray, length: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """GC and N fraction of windows ``[start, start + length)``, computed ``chunk`` windows at a time."""
+    gc = np.empty(len(starts))
+    n_frac = np.empty(len(starts))
+    for lo in range(0, len(starts), chunk):
+        block = gather_windows(codes, starts[lo : lo + chunk], length)
+        gc[lo : lo + chunk], n_frac[lo : lo + chunk] = gc_and_n_fraction(block)
+    return gc, n_frac
+
+
+def gc_matched_sample(
+    target_gc: np.ndarray, candidate_gc: np.ndarray, n: int, n_bins: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices of candidates whose GC histogram follows the target's.
+
+    The GC range [0, 1] is cut into ``n_bins`` equal bins; each bin receives
+    ``n`` times the target's share of that bin, drawn without replacement
+    (fewer where the bin has too few candidates).
+
+    Returns:
+        ``int64 [<= n]`` sorted candidate indices.
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    target_bin = np.clip(np.digitize(target_gc, edges[1:-1]), 0, n_bins - 1)
+    cand_bin = np.clip(np.digitize(np.nan_to_num(candidate_gc, nan=-1.0), edges[1:-1]), 0, n_bins - 1)
+    cand_bin[np.isnan(candidate_gc)] = -1
+    share = np.bincount(target_bin, minlength=n_bins) / max(len(target_gc), 1)
+    wanted = np.floor(share * n).astype(np.int64)
+    # Hand the rounding remainder to the bins with the largest fractional parts.
+    remainder = n - int(wanted.sum())
+    if remainder > 0:
+        wanted[np.argsort(-(share * n - wanted), kind="stable")[:remainder]] += 1
+    order = np.argsort(cand_bin, kind="stable")
+    bounds = np.searchsorted(cand_bin[order], np.arange(-1, n_bins + 1))
+    picked = []
+    for b in range(n_bins):
+        pool = order[bounds[b + 1] : bounds[b + 2]]
+        take = min(int(wanted[b]), len(pool))
+        if take:
+            picked.append(rng.choice(pool, size=take, replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A fast, well-mixed 64-bit hash (SplitMix64 finaliser), vectorised over ``uint64``."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def assign_split(species: str, chrom: np.ndarray, start: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
+    """Deterministic train/val/test split of windows.
+
+    A window's split depends only on its region: the hash of (species,
+    chromosome, ``start // bin_size``). Windows starting in one bin share a
+    split, so heavily overlapping windows never straddle train and test.
+    Chromosomes listed in ``holdout_chromosomes`` go whole to val or test;
+    a warning says that this conflicts with learning a chromosome block.
+
+    Returns:
+        ``object [n]`` of ``"train"``, ``"val"``, ``"test"``.
+    """
+    split_cfg = settings["split"]
+    chrom = np.asarray(chrom).astype(str)
+    uniq, inverse = np.unique(chrom, return_inverse=True)
+    chrom_hash = np.array([zlib.crc32(f"{species}\t{c}".encode()) for c in uniq], dtype=np.uint64)[inverse]
+    bins = (np.asarray(start, dtype=np.int64) // split_cfg["bin_size"]).astype(np.uint64)
+    u = (_splitmix64((chrom_hash << np.uint64(32)) ^ bins) >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+    holdout = split_cfg["holdout_chromosomes"]
+    val_f = 0.0 if holdout["val"] else split_cfg["val_fraction"]
+    test_f = 0.0 if holdout["test"] else split_cfg["test_fraction"]
+    split = np.where(u < test_f, "test", np.where(u < test_f + val_f, "val", "train")).astype(object)
+    if holdout["val"] or holdout["test"]:
+        log.warning(
+            "chromosome hold-out: windows of whole chromosomes go to val/test; a model cannot learn "
+            "a chromosome block for chromosomes it never trains on"
+        )
+        for name in ("val", "test"):
+            listed = holdout[name]
+            mapping = harmonise_chrom_names(listed, uniq)
+            split[np.isin(chrom, list(mapping.values()))] = name
+    return split
+
+
+def _write_genome(
+    plan: GenomePlan,
+    kinds: np.ndarray,
+    schema: WindowsSchema,
+    settings: Mapping[str, Any],
+    writer: WindowsWriter,
+    profiles: TrackProfiles,
+    bar: tqdm,
+) -> None:
+    """Pass 2: cut sequence and signal of every planned window, chromosome by chromosome."""
+    windows, seq_len, flank = plan.windows, schema.seq_len, schema.flank
+    n_tracks = len(schema.track_names)
+    chunk = settings["chunk_windows"]
+    starts_all = windows["start"].to_numpy() - flank
+    by_chrom = windows.groupby("chrom", sort=False).indices
+    for chrom in pd.unique(windows["chrom"]):
+        rows = by_chrom[chrom]
+        codes = plan.genome.chrom_codes(chrom)
+        for lo in range(0, len(rows), chunk):
+            block = rows[lo : lo + chunk]
+            starts = starts_all[block]
+            seq = gather_windows(codes, starts, seq_len)
+            tracks = None
+            if n_tracks:
+                tracks = np.zeros((len(block), n_tracks, seq_len), dtype=np.float32)
+                for t, track in enumerate(plan.tracks):
+                    if track is not None:
+                        tracks[:, t] = transform_signal(read_windows(track, chrom, starts, seq_len), schema.track_transform)
+                profiles.add(tracks, kinds[block])
+            writer.append(seq, tracks)
+            bar.update(len(block))
+        del codes
+
+
+def _write_bed(labels: pd.DataFrame, path: Path) -> None:
+    """BED6 of the windows proper: name = window id, score = peak score scaled to 0-1000."""
+    score = labels["score"].to_numpy(dtype=np.float64)
+    top = np.nanmax(score) if len(score) and np.nanmax(score) > 0 else 1.0
+    bed = pd.DataFrame(
+        {
+            "chrom": labels["chrom"],
+            "start": labels["start"],
+            "end": labels["end"],
+            "name": labels["window_id"],
+            "score": np.clip(np.round(1000 * score / top), 0, 1000).astype(np.int64),
+            "strand": ".",
+        }
+    )
+    with atomic_output(path) as tmp:
+        bed.to_csv(tmp, sep="\t", header=False, index=False)
+
+
+def _report(
+    plans: list[GenomePlan],
+    labels: pd.DataFrame,
+    settings: Mapping[str, Any],
+    track_names: list[str],
+    profiles: TrackProfiles,
+) -> dict[str, Any]:
+    """The extraction report: counts, drops, GC matching and track summaries."""
+    peak = labels["kind"] == "peak"
+    bg = ~peak
+    report: dict[str, Any] = {
+        "n_windows": len(labels),
+        "n_peak_windows": int(peak.sum()),
+        "n_background_windows": int(bg.sum()),
+        "window_len": settings["window_len"],
+        "flank": settings["max_jitter"],
+        "tracks": track_names,
+        "track_transform": settings["track_transform"],
+        "genomes": [p.report for p in plans],
+        "windows_per_chromosome": {
+            f"{species}:{chrom}": {kind: int(n) for kind, n in row.items()}
+            for (species, chrom), row in pd.crosstab([labels["species"], labels["chrom"]], labels["kind"]).iterrows()
+        },
+        "split": {k: int(v) for k, v in labels["split"].value_counts().items()},
+        "region_class": {k: int(v) for k, v in labels["region_class"].value_counts().items()},
+        "gc": {
+            "peak_mean": float(labels.loc[peak, "gc"].mean()) if peak.any() else None,
+            "background_mean": float(labels.loc[bg, "gc"].mean()) if bg.any() else None,
+            "ks_distance": _ks_distance(labels.loc[peak, "gc"].to_numpy(), labels.loc[bg, "gc"].to_numpy()),
+        },
+    }
+    if track_names:
+        flank, window_len = settings["max_jitter"], settings["window_len"]
+        centre = slice(flank + window_len // 2 - 50, flank + window_len // 2 + 50)
+        summary = {}
+        for t, name in enumerate(track_names):
+            entry = {}
+            for kind in ("peak", "background"):
+                mean_profile = profiles.mean(kind)
+                if mean_profile is not None:
+                    entry[f"{kind}_centre_mean"] = float(mean_profile[t, centre].mean())
+                    entry[f"{kind}_mean"] = float(mean_profile[t].mean())
+            summary[name] = entry
+        report["track_summary"] = summary
+    return report
+
+
+def _ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Two-sample Kolmogorov-Smirnov distance (max CDF gap); None when a side is empty."""
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if not len(a) or not len(b):
+        return None
+    grid = np.sort(np.concatenate([a, b]))
+    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
+    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
+    return float(np.max(np.abs(cdf_a - cdf_b)))

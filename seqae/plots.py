@@ -1,0 +1,84 @@
+"""Figures (PNG/SVG) written by the pipeline stages; headless (Agg backend)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from seqae.fileio import atomic_output  # noqa: E402
+
+if TYPE_CHECKING:
+    from seqae.extract import TrackProfiles
+    from seqae.store import WindowsSchema
+
+KIND_COLOURS = {"peak": "#c0392b", "background": "#7f8c8d"}
+
+
+def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
+    """Save ``fig`` atomically; the format follows the file extension."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_extract_qc(
+    labels: pd.DataFrame, profiles: TrackProfiles, schema: WindowsSchema, path: str | os.PathLike[str]
+) -> Path:
+    """Extraction QC: GC of peak vs background windows, windows per chromosome, mean track profiles.
+
+    Args:
+        labels: the window label table (columns ``kind``, ``gc``, ``chrom``, ``species``).
+        profiles: mean per-base track profiles per window kind.
+        schema: window length, flank and track names (x axis of the profiles).
+    """
+    n_tracks = len(schema.track_names)
+    n_panels = 2 + n_tracks
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), squeeze=False)
+    axes = axes[0]
+
+    bins = np.linspace(0, 1, 51)
+    for kind, colour in KIND_COLOURS.items():
+        gc = labels.loc[labels["kind"] == kind, "gc"].dropna()
+        if len(gc):
+            axes[0].hist(gc, bins=bins, density=True, alpha=0.55, color=colour, label=f"{kind} (n={len(gc)})")
+    axes[0].set_xlabel("GC fraction of window")
+    axes[0].set_ylabel("density")
+    axes[0].set_title("GC matching")
+    axes[0].legend(frameon=False, fontsize=8)
+
+    chrom_label = labels["chrom"] if labels["species"].nunique() == 1 else labels["species"] + ":" + labels["chrom"]
+    counts = pd.crosstab(chrom_label, labels["kind"]).reindex(pd.unique(chrom_label))
+    bottom = np.zeros(len(counts))
+    for kind, colour in KIND_COLOURS.items():
+        if kind in counts:
+            axes[1].bar(range(len(counts)), counts[kind], bottom=bottom, color=colour, label=kind)
+            bottom += counts[kind].to_numpy()
+    axes[1].set_xticks(range(len(counts)), counts.index, rotation=90 if len(counts) > 8 else 0, fontsize=8)
+    axes[1].set_ylabel("windows")
+    axes[1].set_title("Windows per chromosome")
+    axes[1].legend(frameon=False, fontsize=8)
+
+    x = np.arange(schema.seq_len) - schema.flank - schema.window_len // 2
+    for t, name in enumerate(schema.track_names):
+        ax = axes[2 + t]
+        for kind, colour in KIND_COLOURS.items():
+            mean = profiles.mean(kind)
+            if mean is not None:
+                ax.plot(x, mean[t], color=colour, lw=1, label=kind)
+        ax.axvspan(-schema.window_len // 2, schema.window_len // 2, color="#ecf0f1", zorder=0)
+        ax.set_xlabel("position relative to summit (bp)")
+        ax.set_ylabel(f"mean signal ({schema.track_transform})")
+        ax.set_title(f"Track {name}")
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)

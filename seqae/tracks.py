@@ -1,0 +1,197 @@
+"""Per-base signal tracks: reading bigWig files span by span, writing bigWig.
+
+Reading is organised around *clusters* of nearby windows: one
+``pyBigWig.values`` call covers a whole cluster's span and the windows are then
+cut out of it with one fancy-indexing step, so dense peak sets cost a few
+large reads per chromosome instead of one read per window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyBigWig
+
+from seqae.errors import InputError
+from seqae.fileio import atomic_output, require_file
+from seqae.genome import harmonise_chrom_names
+
+TRANSFORMS = ("none", "log1p")
+
+
+class BigWigTrack:
+    """One bigWig file, with its chromosome names mapped onto the FASTA's.
+
+    Args:
+        path: the bigWig file.
+        name: the track's name (e.g. the TF).
+        reference_chroms: FASTA chromosome names; bigWig names are matched to
+            them with :func:`seqae.genome.harmonise_chrom_names`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], name: str, reference_chroms: Sequence[str]):
+        self.path = require_file(path, "bigWig file")
+        self.name = name
+        try:
+            handle = pyBigWig.open(str(self.path))
+        except RuntimeError:
+            handle = None
+        if handle is None or not handle.isBigWig():
+            raise InputError(self.path, "not a bigWig file (pyBigWig could not open it as one)")
+        self._bw = handle
+        own = handle.chroms()
+        to_reference = harmonise_chrom_names(own, reference_chroms)
+        self._own_name = {ref: mine for mine, ref in to_reference.items()}
+        self._own_size = {ref: int(own[mine]) for mine, ref in to_reference.items()}
+
+    def has_chrom(self, chrom: str) -> bool:
+        """Whether the bigWig holds the FASTA chromosome ``chrom`` (under any spelling)."""
+        return chrom in self._own_name
+
+    def values(self, chrom: str, start: int, end: int) -> np.ndarray:
+        """Signal over ``[start, end)`` of FASTA chromosome ``chrom``, ``float32 [end - start]``.
+
+        Positions without data (NaN) and positions past the bigWig's own
+        chromosome end read as 0.
+
+        Raises:
+            InputError: the bigWig has no such chromosome.
+        """
+        if chrom not in self._own_name:
+            raise InputError(self.path, f"bigWig has no chromosome {chrom!r} (nor chr-prefixed/unprefixed spelling)")
+        size = self._own_size[chrom]
+        out = np.zeros(end - start, dtype=np.float32)
+        stop = min(end, size)
+        if stop > start:
+            vals = self._bw.values(self._own_name[chrom], int(start), int(stop), numpy=True)
+            out[: stop - start] = np.nan_to_num(vals, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
+
+    def close(self) -> None:
+        """Close the bigWig."""
+        self._bw.close()
+
+
+def cluster_windows(starts: np.ndarray, length: int, max_gap: int, max_span: int) -> np.ndarray:
+    """Split sorted windows into clusters read with one bigWig call each.
+
+    A new cluster begins where the gap to the previous window's end exceeds
+    ``max_gap`` or where the cluster's span would exceed ``max_span`` (bp),
+    which bounds the memory of one read.
+
+    Args:
+        starts: ``int64 [n]`` sorted window starts.
+        length: window length (bp).
+
+    Returns:
+        ``int64 [n_clusters + 1]`` boundaries: cluster ``k`` is
+        ``starts[bounds[k]:bounds[k + 1]]``.
+    """
+    n = len(starts)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    breaks = np.flatnonzero(starts[1:] - (starts[:-1] + length) > max_gap) + 1
+    bounds = np.concatenate([[0], breaks, [n]]).astype(np.int64)
+    if max_span <= 0:
+        return bounds
+    # Split long clusters so that a read never covers more than max_span bp.
+    pieces = [bounds[:1]]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if starts[hi - 1] + length - starts[lo] <= max_span:
+            pieces.append(np.array([hi]))
+            continue
+        rel = (starts[lo:hi] - starts[lo]) // max_span
+        cuts = np.flatnonzero(np.diff(rel)) + 1 + lo
+        pieces.append(np.concatenate([cuts, [hi]]))
+    return np.concatenate(pieces)
+
+
+def read_windows(
+    track: BigWigTrack,
+    chrom: str,
+    starts: np.ndarray,
+    length: int,
+    max_gap: int = 20_000,
+    max_span: int = 8_000_000,
+) -> np.ndarray:
+    """Signal of equal-length windows on one chromosome, ``float32 [n, length]``.
+
+    ``starts`` must be sorted. One ``values`` call is made per cluster of
+    nearby windows (see :func:`cluster_windows`).
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    out = np.empty((len(starts), length), dtype=np.float32)
+    bounds = cluster_windows(starts, length, max_gap, max_span)
+    offsets = np.arange(length)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        span_start = int(starts[lo])
+        span = track.values(chrom, span_start, int(starts[hi - 1]) + length)
+        out[lo:hi] = span[(starts[lo:hi] - span_start)[:, None] + offsets]
+    return out
+
+
+def transform_signal(values: np.ndarray, transform: str) -> np.ndarray:
+    """Apply the stored transform (``none`` or ``log1p``) to raw signal."""
+    if transform == "none":
+        return values
+    if transform == "log1p":
+        return np.log1p(np.maximum(values, 0.0), out=np.empty_like(values))
+    raise ValueError(f"unknown track transform {transform!r} (expected one of {TRANSFORMS})")
+
+
+def invert_transform(values: np.ndarray, transform: str) -> np.ndarray:
+    """Undo :func:`transform_signal` (for writing reconstructed tracks as bigWig)."""
+    if transform == "none":
+        return values
+    if transform == "log1p":
+        return np.expm1(values)
+    raise ValueError(f"unknown track transform {transform!r} (expected one of {TRANSFORMS})")
+
+
+def write_bigwig(
+    path: str | os.PathLike[str],
+    chrom_sizes: Mapping[str, int],
+    chroms: np.ndarray,
+    starts: np.ndarray,
+    values: np.ndarray,
+) -> Path:
+    """Write per-base values of windows as a bigWig (temp file, then rename).
+
+    Args:
+        chrom_sizes: chromosome lengths for the header, in the order to write.
+        chroms: ``str [n]`` chromosome of each window.
+        starts: ``int64 [n]`` 0-based start of each window.
+        values: ``float32 [n, L]`` per-base values.
+
+    Overlapping windows are resolved by keeping, at every base, the value of
+    the window that starts last (bigWig entries may not overlap).
+    """
+    chroms = np.asarray(chroms).astype(str)
+    starts = np.asarray(starts, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    length = values.shape[1]
+    with atomic_output(path) as tmp:
+        bw = pyBigWig.open(str(tmp), "w")
+        bw.addHeader([(c, int(s)) for c, s in chrom_sizes.items()], maxZooms=4)
+        for chrom in chrom_sizes:
+            rows = np.flatnonzero(chroms == chrom)
+            if rows.size == 0:
+                continue
+            rows = rows[np.argsort(starts[rows], kind="stable")]
+            pos = (starts[rows, None] + np.arange(length)).ravel()
+            vals = values[rows].ravel()
+            # Keep the last window's value at each base: reverse, unique, map back.
+            order = np.argsort(pos, kind="stable")
+            pos, vals = pos[order], vals[order]
+            last = np.r_[pos[1:] != pos[:-1], True]
+            pos, vals = pos[last], vals[last]
+            keep = (pos >= 0) & (pos < chrom_sizes[chrom])
+            pos, vals = pos[keep], vals[keep]
+            bw.addEntries(
+                np.full(pos.size, chrom), pos.astype(np.int64), ends=(pos + 1).astype(np.int64), values=vals
+            )
+        bw.close()
+    return Path(path)

@@ -1,0 +1,149 @@
+"""Shared fixtures: tiny genomes, peaks, bigWigs and annotations written inside the tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyBigWig
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def write_fasta(path: Path, records: Mapping[str, str], line_width: int = 60) -> Path:
+    """Write a FASTA with fixed-width lines."""
+    with open(path, "w") as f:
+        for name, seq in records.items():
+            f.write(f">{name}\n")
+            for i in range(0, len(seq), line_width):
+                f.write(seq[i : i + line_width] + "\n")
+    return path
+
+
+def write_bigwig(path: Path, values: Mapping[str, np.ndarray], names: Mapping[str, str] | None = None) -> Path:
+    """Write per-base values (one entry per base; NaN bases are left without data).
+
+    ``names`` renames chromosomes in the file (e.g. ``{"chr1": "1"}``).
+    """
+    names = dict(names or {})
+    bw = pyBigWig.open(str(path), "w")
+    bw.addHeader([(names.get(c, c), len(v)) for c, v in values.items()])
+    for chrom, vals in values.items():
+        pos = np.flatnonzero(~np.isnan(vals))
+        if pos.size:
+            bw.addEntries(
+                [names.get(chrom, chrom)] * pos.size,
+                pos.tolist(),
+                ends=(pos + 1).tolist(),
+                values=vals[pos].astype(float).tolist(),
+            )
+    bw.close()
+    return path
+
+
+def random_dna(rng: np.random.Generator, n: int, gc: float = 0.45) -> str:
+    p = [(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]
+    return rng.choice(np.array(list("ACGT")), size=n, p=p).astype("U1").tobytes().decode("utf-32-le")
+
+
+@pytest.fixture
+def tiny_inputs(tmp_path: Path) -> dict[str, Any]:
+    """A three-chromosome genome with an N run, two TFs' peaks and bigWigs, and a GTF.
+
+    Returns a dict with the paths, the sequences, the track values and a
+    ready config (window_len 200, max_jitter 20).
+    """
+    rng = np.random.default_rng(42)
+    seqs = {"chr1": random_dna(rng, 6000, 0.40), "chr2": random_dna(rng, 5000, 0.50), "chr3": random_dna(rng, 3000)}
+    # An N run on chr2 so that windows over it are dropped.
+    seqs["chr2"] = seqs["chr2"][:3000] + "N" * 400 + seqs["chr2"][3400:]
+    # Soft-masked (lower case) stretch: still read as ordinary bases.
+    seqs["chr1"] = seqs["chr1"][:100] + seqs["chr1"][100:300].lower() + seqs["chr1"][300:]
+    fasta = write_fasta(tmp_path / "genome.fa", seqs)
+
+    tracks = {}
+    for tf in ("TFA", "TFB"):
+        values = {c: rng.gamma(0.8, 2.0, size=len(s)).astype(np.float32) for c, s in seqs.items()}
+        values["chr1"][500:520] = np.nan  # a gap without data -> 0
+        tracks[tf] = values
+    bw_a = write_bigwig(tmp_path / "TFA.bw", tracks["TFA"])
+    # TFB's file spells chromosomes without the chr prefix: names must be harmonised.
+    bw_b = write_bigwig(tmp_path / "TFB.bw", tracks["TFB"], names={"chr1": "1", "chr2": "2", "chr3": "3"})
+
+    # narrowPeak: summit = start + column 10. Includes a peak too close to a
+    # chromosome end (dropped), one over the N run (dropped) and one on a
+    # chromosome absent from the FASTA (counted, skipped).
+    peaks_a = [
+        ("chr1", 900, 1300, "a1", 800, 200),  # summit 1100
+        ("chr1", 2900, 3300, "a2", 500, 150),  # summit 3050
+        ("chr1", 30, 200, "a3", 300, 20),  # summit 50: window crosses the chromosome start
+        ("chr2", 3000, 3400, "a4", 400, 200),  # summit 3200: over the N run
+        ("chr2", 1000, 1400, "a5", 600, 100),  # summit 1100
+        ("chr3", 1400, 1600, "a6", 700, 100),  # summit 1500
+        ("chrUn", 10, 500, "a7", 100, 50),  # not in the FASTA
+    ]
+    peaks_b = [
+        ("1", 4000, 4400, "b1", 900, 200),  # summit 4200 ('1' -> chr1)
+        ("2", 1050, 1250, "b2", 100, 60),  # summit 1110: 10 bp from a5
+    ]
+    np_a = tmp_path / "TFA.narrowPeak"
+    np_a.write_text("".join(f"{c}\t{s}\t{e}\t{n}\t{sc}\t.\t5.0\t10.0\t8.0\t{o}\n" for c, s, e, n, sc, o in peaks_a))
+    np_b = tmp_path / "TFB.narrowPeak"
+    np_b.write_text("".join(f"{c}\t{s}\t{e}\t{n}\t{sc}\t.\t5.0\t10.0\t8.0\t{o}\n" for c, s, e, n, sc, o in peaks_b))
+
+    # GTF: a + gene on chr1 (TSS 1000, 0-based) and a - gene on chr1 (TSS 3999), one on chr2.
+    gtf = tmp_path / "genes.gtf"
+    gtf.write_text(
+        "#!genome-build tiny\n"
+        'chr1\tt\tgene\t1001\t2500\t.\t+\t.\tgene_id "G1"; gene_name "ALPHA"; gene_biotype "protein_coding"; gene_family "F1";\n'
+        'chr1\tt\tgene\t3200\t4000\t.\t-\t.\tgene_id "G2"; gene_name "BETA"; gene_biotype "lncRNA"; gene_family "F2";\n'
+        'chr2\tt\tgene\t2001\t2600\t.\t+\t.\tgene_id "G3"; gene_name "GAMMA"; gene_biotype "protein_coding"; gene_family "F1";\n'
+    )
+    config = make_config(
+        fasta=fasta,
+        tfs=[("TFA", np_a, bw_a), ("TFB", np_b, bw_b)],
+        annotation=gtf,
+        extract={"window_len": 200, "max_jitter": 20, "background_ratio": 1.0, "chunk_windows": 16},
+    )
+    return {
+        "dir": tmp_path,
+        "fasta": fasta,
+        "seqs": seqs,
+        "tracks": tracks,
+        "bigwigs": {"TFA": bw_a, "TFB": bw_b},
+        "peaks": {"TFA": np_a, "TFB": np_b},
+        "gtf": gtf,
+        "config": config,
+    }
+
+
+def make_config(
+    fasta: Path,
+    tfs: Sequence[tuple[str, Path, Path | None]],
+    annotation: Path | None = None,
+    blacklist: Path | None = None,
+    extract: Mapping[str, Any] | None = None,
+    **top: Any,
+) -> dict[str, Any]:
+    """A validated config for one genome."""
+    from seqae.config import validate_config
+
+    config: dict[str, Any] = {
+        "genomes": [
+            {
+                "species": "tiny",
+                "fasta": str(fasta),
+                "annotation": str(annotation) if annotation else None,
+                "blacklist": str(blacklist) if blacklist else None,
+                "tfs": [{"name": n, "peaks": str(p), "bigwig": str(b) if b else None} for n, p, b in tfs],
+            }
+        ],
+        "extract": dict(extract or {}),
+        **top,
+    }
+    return validate_config(config)

@@ -1,0 +1,88 @@
+"""Configuration schema: defaults, one-line errors naming the key, the demo config."""
+
+from __future__ import annotations
+
+import pytest
+
+from seqae.cli import main
+from seqae.config import config_to_json, load_config, validate_config
+from seqae.errors import ConfigError
+
+
+def minimal() -> dict:
+    return {"genomes": [{"species": "s", "fasta": "g.fa", "tfs": [{"name": "A", "peaks": "a.bed"}]}]}
+
+
+def test_demo_config_is_valid():
+    config = load_config("config/config.yaml")
+    assert config["simulate"]["enabled"] is True
+    assert config["extract"]["window_len"] == 1000
+
+
+def test_defaults_are_filled():
+    config = validate_config(minimal())
+    assert config["extract"]["window_len"] == 1000
+    assert config["extract"]["split"]["holdout_chromosomes"] == {"val": [], "test": []}
+    assert config["genomes"][0]["tfs"][0]["bigwig"] is None
+    assert config["seed"] == 7
+
+
+def test_defaults_are_not_shared_between_configs():
+    a, b = validate_config(minimal()), validate_config(minimal())
+    a["extract"]["split"]["holdout_chromosomes"]["test"].append("chr1")
+    assert b["extract"]["split"]["holdout_chromosomes"]["test"] == []
+
+
+def test_unknown_key_is_named():
+    config = minimal() | {"extract": {"windw_len": 5}}
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, "my.yaml")
+    message = str(err.value)
+    assert message.startswith("my.yaml: extract.windw_len: unknown key")
+    assert "\n" not in message
+
+
+def test_wrong_type_is_named():
+    config = minimal() | {"extract": {"window_len": "long"}}
+    with pytest.raises(ConfigError, match=r"^config: extract\.window_len: 'long' is not of type integer$"):
+        validate_config(config)
+
+
+def test_nested_list_key_is_named():
+    config = minimal()
+    config["genomes"][0]["tfs"][0]["name"] = "bad name!"
+    with pytest.raises(ConfigError, match=r"genomes\[0\]\.tfs\[0\]\.name"):
+        validate_config(config)
+
+
+def test_missing_required_key():
+    with pytest.raises(ConfigError, match="'genomes' is a required property"):
+        validate_config({})
+
+
+def test_duplicate_species():
+    config = minimal()
+    config["genomes"].append(dict(config["genomes"][0]))
+    with pytest.raises(ConfigError, match="species 's' is listed more than once"):
+        validate_config(config)
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("genomes:\n  - species: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:\d+: not valid YAML"):
+        load_config(path)
+
+
+def test_json_round_trip():
+    config = validate_config(minimal())
+    assert load_config(text=config_to_json(config)) == config
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("genomes: []\n")
+    assert main(["extract", "--config", str(path), "--out", str(tmp_path / "w.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("seqae extract: error:") and "genomes" in err[0]

@@ -1,0 +1,283 @@
+"""The extraction stage end to end on tiny inputs: values, labels, drops, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyBigWig
+import pytest
+
+from conftest import make_config
+from seqae.cli import main
+from seqae.errors import InputError
+from seqae.extract import assign_split, extract_windows, gc_matched_sample
+from seqae.genome import decode
+from seqae.store import read_labels, read_schema, read_windows
+
+
+@pytest.fixture
+def extracted(tiny_inputs):
+    out = tiny_inputs["dir"] / "out" / "windows.h5"
+    report = extract_windows(tiny_inputs["config"], out, progress=False)
+    return tiny_inputs, out, report, read_labels(out)
+
+
+def test_sequences_equal_fasta_slices(extracted):
+    inputs, out, _, labels = extracted
+    seq, _ = read_windows(out)
+    schema = read_schema(out)
+    assert seq.shape == (len(labels), 240)
+    for i, row in labels.iterrows():
+        want = inputs["seqs"][row["chrom"]][row["start"] - schema.flank : row["end"] + schema.flank].upper()
+        assert decode(seq[i]) == want
+
+
+def test_tracks_equal_bigwig_values(extracted):
+    inputs, out, _, labels = extracted
+    _, tracks = read_windows(out)
+    schema = read_schema(out)
+    assert schema.track_names == ("TFA", "TFB")
+    assert tracks.dtype == np.float16
+    bw_names = {"TFA": {}, "TFB": {"chr1": "1", "chr2": "2", "chr3": "3"}}
+    for t, name in enumerate(schema.track_names):
+        bw = pyBigWig.open(str(inputs["bigwigs"][name]))
+        for i, row in labels.iterrows():
+            chrom = bw_names[name].get(row["chrom"], row["chrom"])
+            raw = np.nan_to_num(bw.values(chrom, int(row["start"]) - 20, int(row["end"]) + 20, numpy=True))
+            np.testing.assert_allclose(tracks[i, t].astype(np.float32), np.log1p(raw), rtol=2e-3, atol=1e-3)
+
+
+def test_drops_and_report(extracted):
+    _, out, report, labels = extracted
+    genome = report["genomes"][0]
+    assert genome["peaks"]["TFA"]["n_on_absent_chromosomes"] == 1
+    assert genome["peaks"]["TFA"]["absent_chromosomes"] == {"chrUn": 1}
+    assert genome["dropped_chromosome_end"] == 1  # a3, summit 50
+    assert genome["dropped_n_fraction"] == 1  # a4, over the N run
+    peaks = labels[labels["kind"] == "peak"]
+    assert sorted(zip(peaks["chrom"], peaks["summit"], strict=True)) == [
+        ("chr1", 1100),
+        ("chr1", 3050),
+        ("chr1", 4200),
+        ("chr2", 1100),
+        ("chr2", 1110),
+        ("chr3", 1500),
+    ]
+    assert report["n_peak_windows"] == 6
+    written = json.loads((out.parent / "extract_report.json").read_text())
+    assert written["n_windows"] == len(labels)
+
+
+def test_labels_nearest_gene_and_tss_distance(extracted):
+    _, _, _, labels = extracted
+    peaks = labels[labels["kind"] == "peak"].set_index(["chrom", "summit"])
+    expected = {
+        ("chr1", 1100): ("G1", 100.0, "promoter"),  # + gene, TSS 1000: 100 bp downstream
+        ("chr1", 3050): ("G2", 949.0, "gene_body"),  # - gene, TSS 3999: inside, 949 bp downstream
+        ("chr1", 4200): ("G2", -201.0, "promoter"),  # 201 bp upstream of the - gene
+        ("chr2", 1100): ("G3", -900.0, "promoter"),
+    }
+    for key, (gene, distance, region) in expected.items():
+        row = peaks.loc[key]
+        assert (row["gene_id"], row["tss_distance"], row["region_class"]) == (gene, distance, region)
+    no_gene = peaks.loc[("chr3", 1500)]
+    assert no_gene["gene_id"] == "" and np.isnan(no_gene["tss_distance"]) and no_gene["region_class"] == "intergenic"
+    assert peaks.loc[("chr1", 1100), "peak_set"] == "TFA"
+    assert peaks.loc[("chr1", 4200), "peak_set"] == "TFB"
+
+
+def test_background_windows(extracted):
+    _, _, report, labels = extracted
+    bg = labels[labels["kind"] == "background"]
+    peaks = labels[labels["kind"] == "peak"]
+    assert report["n_background_windows"] == len(bg) > 0
+    assert (bg["peak_set"] == "background").all() and (bg["score"] == 0).all()
+    for _, b in bg.iterrows():
+        same = peaks[peaks["chrom"] == b["chrom"]]
+        assert not ((same["start"] < b["end"]) & (same["end"] > b["start"])).any()
+    assert (bg["n_fraction"] <= 0.05).all()
+
+
+def test_side_files(extracted):
+    _, out, _, labels = extracted
+    bed = pd.read_csv(out.parent / "windows.bed", sep="\t", header=None)
+    assert bed.shape == (len(labels), 6)
+    assert (bed[2] - bed[1] == 200).all() and bed[3].tolist() == labels["window_id"].tolist()
+    tsv = pd.read_csv(out.parent / "windows.tsv", sep="\t", keep_default_na=False)
+    assert tsv["window_id"].tolist() == labels["window_id"].tolist()
+    png = (out.parent / "extract_qc.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_merging_close_summits(tiny_inputs):
+    config = tiny_inputs["config"]
+    config["extract"]["merge_distance"] = 50
+    out = tiny_inputs["dir"] / "merged" / "windows.h5"
+    extract_windows(config, out, progress=False)
+    labels = read_labels(out)
+    merged = labels[(labels["chrom"] == "chr2") & (labels["kind"] == "peak")]
+    assert merged["summit"].tolist() == [1100]  # a5 (score 600) beats b2 (score 100)
+    assert merged["peak_set"].tolist() == ["TFA,TFB"]
+    assert merged["n_merged"].tolist() == [2]
+
+
+def test_blacklist_drops_windows(tiny_inputs):
+    blacklist = tiny_inputs["dir"] / "black.bed"
+    blacklist.write_text("chr1\t1150\t1160\n")
+    config = tiny_inputs["config"]
+    config["genomes"][0]["blacklist"] = str(blacklist)
+    out = tiny_inputs["dir"] / "bl" / "windows.h5"
+    report = extract_windows(config, out, progress=False)
+    labels = read_labels(out)
+    assert report["genomes"][0]["dropped_blacklist"] == 1
+    assert 1100 not in labels.loc[(labels["chrom"] == "chr1") & (labels["kind"] == "peak"), "summit"].tolist()
+    hits = (labels["chrom"] == "chr1") & (labels["start"] < 1160) & (labels["end"] > 1150)
+    assert not hits.any()
+
+
+def test_extraction_is_deterministic(tiny_inputs):
+    a = tiny_inputs["dir"] / "a" / "windows.h5"
+    b = tiny_inputs["dir"] / "b" / "windows.h5"
+    extract_windows(tiny_inputs["config"], a, progress=False)
+    extract_windows(tiny_inputs["config"], b, progress=False)
+    pd.testing.assert_frame_equal(read_labels(a), read_labels(b))
+    np.testing.assert_array_equal(read_windows(a)[0], read_windows(b)[0])
+
+
+def test_split_is_a_function_of_the_region():
+    settings = {"split": {"val_fraction": 0.2, "test_fraction": 0.2, "bin_size": 1000,
+                          "holdout_chromosomes": {"val": [], "test": []}}}
+    chrom = np.array(["c1"] * 20000)
+    start = np.arange(20000) * 500
+    split = assign_split("sp", chrom, start, settings)
+    assert split[0] == split[1]  # same 1 kb bin
+    frac = pd.Series(split).value_counts(normalize=True)
+    assert abs(frac["test"] - 0.2) < 0.03 and abs(frac["val"] - 0.2) < 0.03
+    again = assign_split("sp", chrom[::-1], start[::-1], settings)[::-1]
+    assert (again == split).all()  # independent of the other windows and their order
+
+
+def test_chromosome_holdout(caplog):
+    settings = {"split": {"val_fraction": 0.1, "test_fraction": 0.1, "bin_size": 100,
+                          "holdout_chromosomes": {"val": [], "test": ["2"]}}}
+    chrom = np.array(["chr1"] * 500 + ["chr2"] * 500)
+    split = assign_split("sp", chrom, np.tile(np.arange(500) * 100, 2), settings)
+    assert (split[500:] == "test").all()
+    assert "test" not in set(split[:500]) and "val" in set(split[:500])
+    assert "chromosome block" in caplog.text
+
+
+def test_gc_matched_sample_follows_target():
+    rng = np.random.default_rng(0)
+    target = rng.normal(0.6, 0.05, 2000).clip(0, 1)
+    cands = rng.uniform(0.2, 0.8, 50000)
+    idx = gc_matched_sample(target, cands, 1000, 20, rng)
+    assert len(idx) == 1000 and len(np.unique(idx)) == 1000
+    assert abs(cands[idx].mean() - target.mean()) < 0.01
+
+
+def run_cli(config, out, capsys):
+    import yaml
+
+    path = out.parent / "c.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    code = main(["--quiet", "extract", "--config", str(path), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+def test_cli_runs(tiny_inputs, capsys):
+    out = tiny_inputs["dir"] / "cli" / "windows.h5"
+    code, _ = run_cli(tiny_inputs["config"], out, capsys)
+    assert code == 0 and out.exists()
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("empty_peaks", r"TFA\.narrowPeak: no peaks in file"),
+        ("summit_outside", r"TFA\.narrowPeak:1: summit"),
+        ("missing_bigwig", r"nope\.bw: bigWig file does not exist"),
+        ("bigwig_lacks_chrom", r"short\.bw: bigWig has no chromosome 'chr3'"),
+        ("no_shared_names", r"TFA\.narrowPeak: no chromosome name in common with the FASTA"),
+        ("missing_fasta", r"absent\.fa: genome FASTA does not exist"),
+        ("bad_gtf", r"genes\.gtf:2: "),
+    ],
+)
+def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capsys, breakage, message):
+    config = tiny_inputs["config"]
+    genome = config["genomes"][0]
+    d = tiny_inputs["dir"]
+    if breakage == "empty_peaks":
+        tiny_inputs["peaks"]["TFA"].write_text("")
+    elif breakage == "summit_outside":
+        tiny_inputs["peaks"]["TFA"].write_text("chr1\t100\t200\tx\t5\t.\t1\t1\t1\t500\n")
+    elif breakage == "missing_bigwig":
+        genome["tfs"][0]["bigwig"] = str(d / "nope.bw")
+    elif breakage == "bigwig_lacks_chrom":
+        from conftest import write_bigwig
+
+        short = write_bigwig(d / "short.bw", {c: v for c, v in tiny_inputs["tracks"]["TFA"].items() if c != "chr3"})
+        genome["tfs"][0]["bigwig"] = str(short)
+    elif breakage == "no_shared_names":
+        tiny_inputs["peaks"]["TFA"].write_text("scaffold_9\t100\t300\tx\t5\t.\t1\t1\t1\t100\n")
+    elif breakage == "missing_fasta":
+        genome["fasta"] = str(d / "absent.fa")
+    elif breakage == "bad_gtf":
+        lines = tiny_inputs["gtf"].read_text().splitlines()
+        lines[1] = lines[1].replace("\t1001\t", "\tone\t")
+        tiny_inputs["gtf"].write_text("\n".join(lines) + "\n")
+    out = d / "bad" / "windows.h5"
+    code, err = run_cli(config, out, capsys)
+    assert code == 2
+    assert len(err) == 1, err
+    assert pytest.importorskip("re").search(message, err[0]), err[0]
+    assert not out.exists()
+    assert not list(out.parent.glob(".windows.h5*"))
+
+
+def test_failure_while_writing_leaves_no_file(tiny_inputs, monkeypatch):
+    import seqae.extract
+
+    calls = {"n": 0}
+    real = seqae.extract.read_windows
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise InputError("x.bw", "read failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seqae.extract, "read_windows", flaky)
+    out = tiny_inputs["dir"] / "flaky" / "windows.h5"
+    with pytest.raises(InputError):
+        extract_windows(tiny_inputs["config"], out, progress=False)
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == []
+
+
+def test_unwritable_output_folder(tiny_inputs, capsys, tmp_path):
+    blocker = tmp_path / "file_not_folder"
+    blocker.write_text("")
+    code, err = run_cli(tiny_inputs["config"], tmp_path / "x" / "windows.h5", capsys)  # sanity: works
+    assert code == 0
+    code = main(["--quiet", "extract", "--config", str(tmp_path / "x" / "c.yaml"),
+                 "--out", str(blocker / "windows.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot write output here" in err[0]
+
+
+def test_tracks_without_bigwig_and_float32(tiny_inputs):
+    config = make_config(
+        fasta=tiny_inputs["fasta"],
+        tfs=[("TFA", tiny_inputs["peaks"]["TFA"], None)],
+        extract={"window_len": 100, "max_jitter": 0, "track_dtype": "float32", "background_ratio": 0},
+    )
+    out = tiny_inputs["dir"] / "nobw" / "windows.h5"
+    extract_windows(config, out, progress=False)
+    seq, tracks = read_windows(out)
+    assert tracks is None and seq.shape[1] == 100
+    assert (read_labels(out)["kind"] == "peak").all()

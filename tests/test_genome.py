@@ -1,0 +1,118 @@
+"""Genome access: codes, whole-chromosome reads, names, bad FASTA input."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from conftest import write_fasta
+from seqae.errors import InputError
+from seqae.genome import (
+    Genome,
+    chrom_key,
+    decode,
+    encode,
+    gather_windows,
+    gc_and_n_fraction,
+    harmonise_chrom_names,
+)
+
+
+def test_encode_decode_round_trip():
+    codes = encode("ACGTNacgtnRY")
+    assert codes.tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 4, 4]
+    assert decode(codes[:5]) == "ACGTN"
+
+
+def test_chromosome_codes_equal_fasta_text(tiny_inputs):
+    genome = Genome(tiny_inputs["fasta"])
+    assert genome.chroms == ["chr1", "chr2", "chr3"]
+    for chrom, seq in tiny_inputs["seqs"].items():
+        codes = genome.chrom_codes(chrom)
+        assert genome.chrom_sizes[chrom] == len(seq)
+        assert decode(codes) == seq.upper()
+
+
+@pytest.mark.parametrize("width", [7, 60, 61])
+def test_chromosome_codes_any_line_width(tmp_path, width):
+    seq = "ACGTTGCA" * 37 + "A"  # length not a multiple of the line width
+    fasta = write_fasta(tmp_path / "g.fa", {"x": seq, "y": "GGCC"}, line_width=width)
+    genome = Genome(fasta)
+    assert decode(genome.chrom_codes("x")) == seq
+    assert decode(genome.chrom_codes("y")) == "GGCC"
+
+
+def test_gather_windows_and_gc():
+    codes = encode("AAAACCCCGGGGTTTTNNNN")
+    win = gather_windows(codes, np.array([0, 4, 12]), 8)
+    assert [decode(w) for w in win] == ["AAAACCCC", "CCCCGGGG", "TTTTNNNN"]
+    gc, n = gc_and_n_fraction(win)
+    np.testing.assert_allclose(gc, [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(n, [0.0, 0.0, 0.5])
+
+
+def test_chrom_name_harmonising():
+    assert chrom_key("chr1") == chrom_key("1") == chrom_key("Chr1")
+    assert chrom_key("chrM") == chrom_key("MT") == chrom_key("M")
+    mapping = harmonise_chrom_names(["1", "chr2", "MT", "chrUn"], ["chr1", "chr2", "chrM"])
+    assert mapping == {"1": "chr1", "chr2": "chr2", "MT": "chrM"}
+
+
+def test_missing_fasta(tmp_path):
+    with pytest.raises(InputError, match=r"missing\.fa: genome FASTA does not exist"):
+        Genome(tmp_path / "missing.fa")
+
+
+def test_malformed_fasta_names_line(tmp_path):
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">a\nACGT\nACGTACGT\nAC\n")
+    with pytest.raises(InputError, match=r"bad\.fa:3: malformed FASTA"):
+        Genome(bad)
+
+
+def test_text_before_first_record(tmp_path):
+    bad = tmp_path / "bad.fa"
+    bad.write_text("ACGT\n>a\nACGT\n")
+    with pytest.raises(InputError, match=r"bad\.fa:1: malformed FASTA"):
+        Genome(bad)
+
+
+def test_duplicate_record(tmp_path):
+    bad = tmp_path / "dup.fa"
+    bad.write_text(">a\nACGT\n>a\nACGT\n")
+    with pytest.raises(InputError, match=r"dup\.fa: malformed FASTA: Duplicate key"):
+        Genome(bad)
+
+
+def test_non_dna_character(tmp_path):
+    bad = write_fasta(tmp_path / "prot.fa", {"p": "ACGTXACGT"})
+    genome = Genome(bad)
+    with pytest.raises(InputError, match=r"prot\.fa:record 'p': character 'X' at position 5 is not IUPAC DNA"):
+        genome.chrom_codes("p")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_unindexed_fasta_in_read_only_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    fasta = write_fasta(folder / "g.fa", {"a": "ACGT"})
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        with pytest.raises(InputError, match=r"no index .* not writable"):
+            Genome(fasta)
+    finally:
+        folder.chmod(stat.S_IRWXU)
+
+
+def test_unindexed_fasta_in_read_only_folder_as_any_user(tmp_path, monkeypatch):
+    # The same check, independent of the user: the folder reports itself unwritable.
+    fasta = write_fasta(tmp_path / "g.fa", {"a": "ACGT"})
+    real_access = os.access
+    monkeypatch.setattr(
+        "seqae.genome.os.access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
+    )
+    with pytest.raises(InputError, match=r"g\.fa: FASTA has no index \(g\.fa\.fai\) and its folder is not writable"):
+        Genome(fasta)
