@@ -88,6 +88,7 @@ def tiny_inputs(tmp_path: Path) -> dict[str, Any]:
         ("chrUn", 10, 500, "a7", 100, 50),  # not in the FASTA
     ]
     peaks_b = [
+        ("1", 1900, 2100, "b3", 300, 100),  # summit 2000: inside the body of G1
         ("1", 4000, 4400, "b1", 900, 200),  # summit 4200 ('1' -> chr1)
         ("2", 1050, 1250, "b2", 100, 60),  # summit 1110: 10 bp from a5
     ]

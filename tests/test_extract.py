@@ -59,13 +59,14 @@ def test_drops_and_report(extracted):
     peaks = labels[labels["kind"] == "peak"]
     assert sorted(zip(peaks["chrom"], peaks["summit"], strict=True)) == [
         ("chr1", 1100),
+        ("chr1", 2000),
         ("chr1", 3050),
         ("chr1", 4200),
         ("chr2", 1100),
         ("chr2", 1110),
         ("chr3", 1500),
     ]
-    assert report["n_peak_windows"] == 6
+    assert report["n_peak_windows"] == 7
     written = json.loads((out.parent / "extract_report.json").read_text())
     assert written["n_windows"] == len(labels)
 
@@ -75,7 +76,8 @@ def test_labels_nearest_gene_and_tss_distance(extracted):
     peaks = labels[labels["kind"] == "peak"].set_index(["chrom", "summit"])
     expected = {
         ("chr1", 1100): ("G1", 100.0, "promoter"),  # + gene, TSS 1000: 100 bp downstream
-        ("chr1", 3050): ("G2", 949.0, "gene_body"),  # - gene, TSS 3999: inside, 949 bp downstream
+        ("chr1", 2000): ("G1", 1000.0, "gene_body"),  # inside G1, past its promoter
+        ("chr1", 3050): ("G2", 949.0, "intergenic"),  # past the 3' end of the - gene (TSS 3999, start 3199)
         ("chr1", 4200): ("G2", -201.0, "promoter"),  # 201 bp upstream of the - gene
         ("chr2", 1100): ("G3", -900.0, "promoter"),
     }

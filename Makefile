@@ -1,0 +1,50 @@
+# seqae set-up and entry points. `make demo` runs the pipeline on the embedded
+# demo data, `make test` the test suite; both create the virtual environment
+# first. Variables can be set on the command line, e.g. `make demo CORES=8`.
+
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+# torch is installed first and pinned, so that `pip install -e .` finds it
+# present and pulls no other build. The default is the CPU build of this
+# project's machines. GPU users pick a CUDA build, e.g.
+#   make venv TORCH_VERSION=2.13.0 PIP_TORCH_ARGS="--index-url https://download.pytorch.org/whl/cu128"
+# (the index for your CUDA version: https://pytorch.org/get-started/locally/).
+# To change torch in an existing venv, add -B (or delete $(VENV)/.installed).
+TORCH_VERSION ?= 2.13.0
+PIP_TORCH_ARGS ?=
+
+BIN := $(VENV)/bin
+# The venv's bin first on PATH, so that Snakemake's jobs run its python too.
+RUN := PATH="$(abspath $(BIN)):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))"
+
+.PHONY: help venv demo test lint clean
+
+help:
+	@echo "make demo   run the pipeline on the embedded demo data (results/)"
+	@echo "make test   run the test suite"
+	@echo "make lint   snakemake --lint and snakefmt --check"
+	@echo "make venv   create $(VENV) with seqae, Snakemake and the test tools"
+	@echo "make clean  remove results/ and .snakemake/"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install "torch==$(TORCH_VERSION)" $(PIP_TORCH_ARGS)
+	$(BIN)/python -m pip install -e '.[workflow,dev]'
+	touch $@
+
+demo: venv
+	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
+
+test: venv
+	$(RUN) python -m pytest -q
+
+lint: venv
+	$(RUN) snakemake --lint
+	$(RUN) snakefmt --check .
+
+clean:
+	rm -rf results/ .snakemake/

@@ -1,0 +1,26 @@
+# seqae: summit-centred windows of TF ChIP-seq peaks -> sequence autoencoders.
+# Run `snakemake --cores N` here (or `make demo`); config/README.md describes
+# every key of config/config.yaml.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+
+
+# The first rule is the default target: keep it above the stages' includes.
+rule all:
+    """Every final output of the stages that exist so far."""
+    input:
+        all_targets(),
+
+
+include: "workflow/rules/data.smk"

@@ -1,0 +1,60 @@
+# Data stage: the embedded demo data (optional) and the windows file.
+
+
+if config["simulate"]["enabled"]:
+
+    rule simulate_demo:
+        """Write the demo genome, genes, blacklist, and peaks, tracks and truth per TF."""
+        output:
+            fasta=f"{DEMO_DIR}/genome.fa",
+            fai=f"{DEMO_DIR}/genome.fa.fai",
+            genes=f"{DEMO_DIR}/genes.gtf",
+            blacklist=f"{DEMO_DIR}/blacklist.bed",
+            peaks=expand("{dir}/peaks/{tf}.narrowPeak", dir=DEMO_DIR, tf=DEMO_TFS),
+            tracks=expand("{dir}/tracks/{tf}.bw", dir=DEMO_DIR, tf=DEMO_TFS),
+            truth=expand(
+                "{dir}/truth/{table}.tsv", dir=DEMO_DIR, table=DEMO_TRUTH_TABLES
+            ),
+        log:
+            f"{LOGS}/simulate_demo.log",
+        conda:
+            "../../envs/seqae.yaml"
+        resources:
+            mem_mb=lambda wildcards, attempt: 2000 * attempt,
+            runtime=15,
+        params:
+            seqae=SEQAE,
+            cfg=cli_config("simulate"),
+            outdir=lambda wildcards, output: os.path.dirname(output.fasta),
+        shell:
+            "{params.seqae} simulate --config-json {params.cfg:q}"
+            " --outdir {params.outdir:q} > {log:q} 2>&1"
+
+
+rule extract_windows:
+    """Extract summit-centred windows with sequence, tracks and labels into HDF5."""
+    input:
+        genome_files(),
+    output:
+        h5=f"{WINDOWS_DIR}/windows.h5",
+        bed=f"{WINDOWS_DIR}/windows.bed",
+        tsv=f"{WINDOWS_DIR}/windows.tsv",
+        summary=f"{WINDOWS_DIR}/extract_report.json",
+        qc=report(
+            f"{WINDOWS_DIR}/extract_qc.png",
+            caption="../report/extract_qc.rst",
+            category="Extraction",
+        ),
+    log:
+        f"{LOGS}/extract_windows.log",
+    conda:
+        "../../envs/seqae.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=60,
+    params:
+        seqae=SEQAE,
+        cfg=cli_config("extract"),
+    shell:
+        "{params.seqae} extract --config-json {params.cfg:q}"
+        " --out {output.h5:q} > {log:q} 2>&1"
