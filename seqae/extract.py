@@ -33,11 +33,11 @@ from tqdm.auto import tqdm
 from seqae.annotation import annotate_positions, read_genes
 from seqae.config import Config
 from seqae.errors import InputError
-from seqae.fileio import atomic_output
+from seqae.fileio import atomic_output, write_tsv
 from seqae.genome import Genome, gather_windows, gc_and_n_fraction, harmonise_chrom_names
 from seqae.intervals import merge_close_summits, overlaps_any, read_bed_intervals, read_peaks, rename_chromosomes
 from seqae.store import WindowsSchema, WindowsWriter
-from seqae.tracks import BigWigTrack, read_windows, transform_signal
+from seqae.tracks import BigWigTrack, read_windows
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,20 @@ class TrackProfiles:
     sums: dict[str, np.ndarray] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
+    max_per_chunk: int = 64
+
     def add(self, tracks: np.ndarray, kinds: np.ndarray) -> None:
-        """Add a chunk ``tracks [n, T, seq_len]`` whose windows have ``kinds [n]``."""
+        """Add a chunk ``tracks [n, T, seq_len]`` whose windows have ``kinds [n]``.
+
+        At most ``max_per_chunk`` evenly spaced windows of each kind are summed:
+        a mean profile for a figure needs thousands of windows, not millions.
+        """
         for kind in np.unique(kinds):
-            mask = kinds == kind
+            rows = np.flatnonzero(kinds == kind)
+            rows = rows[:: max(1, len(rows) // self.max_per_chunk)]
             total = self.sums.setdefault(str(kind), np.zeros(tracks.shape[1:], dtype=np.float64))
-            total += tracks[mask].sum(axis=0, dtype=np.float64)
-            self.counts[str(kind)] = self.counts.get(str(kind), 0) + int(mask.sum())
+            total += tracks[rows].sum(axis=0, dtype=np.float64)
+            self.counts[str(kind)] = self.counts.get(str(kind), 0) + len(rows)
 
     def mean(self, kind: str) -> np.ndarray | None:
         """``float64 [T, seq_len]`` mean profile of ``kind`` windows, None if none were seen."""
@@ -155,8 +162,7 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
     report = _report(plans, labels, settings, track_names, profiles)
     folder = out.parent
     _write_bed(labels, folder / "windows.bed")
-    with atomic_output(folder / "windows.tsv") as tmp:
-        labels.to_csv(tmp, sep="\t", index=False, na_rep="NA")
+    write_tsv(labels, folder / "windows.tsv")
     with atomic_output(folder / "extract_report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     from seqae.plots import plot_extract_qc
@@ -538,10 +544,12 @@ def _write_genome(
             seq = gather_windows(codes, starts, seq_len)
             tracks = None
             if n_tracks:
-                tracks = np.zeros((len(block), n_tracks, seq_len), dtype=np.float32)
+                tracks = np.zeros((len(block), n_tracks, seq_len), dtype=settings["track_dtype"])
                 for t, track in enumerate(plan.tracks):
                     if track is not None:
-                        tracks[:, t] = transform_signal(read_windows(track, chrom, starts, seq_len), schema.track_transform)
+                        tracks[:, t] = read_windows(
+                            track, chrom, starts, seq_len, schema.track_transform, settings["track_dtype"]
+                        )
                 profiles.add(tracks, kinds[block])
             writer.append(seq, tracks)
             bar.update(len(block))
@@ -562,8 +570,7 @@ def _write_bed(labels: pd.DataFrame, path: Path) -> None:
             "strand": ".",
         }
     )
-    with atomic_output(path) as tmp:
-        bed.to_csv(tmp, sep="\t", header=False, index=False)
+    write_tsv(bed, path, header=False)
 
 
 def _report(

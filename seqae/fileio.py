@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
+
 from seqae.errors import InputError, SeqaeError
 
 
@@ -31,6 +33,10 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file 0600; give the output the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -50,3 +56,22 @@ def require_file(path: str | os.PathLike[str], what: str = "input file") -> Path
     if not os.access(p, os.R_OK):
         raise InputError(p, f"{what} is not readable")
     return p
+
+
+def write_tsv(table: pd.DataFrame, path: str | os.PathLike[str], header: bool = True) -> Path:
+    """Write a DataFrame as tab-separated text (temp file, then rename).
+
+    Uses Arrow's multithreaded CSV writer; missing values are written as
+    empty fields, which pandas, R and spreadsheet programs read as missing.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as handle:
+            if header:  # written here: Arrow would quote the column names
+                handle.write(("\t".join(map(str, table.columns)) + "\n").encode())
+            pacsv.write_csv(arrow, handle, write_options=options)
+    return Path(path)

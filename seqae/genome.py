@@ -96,8 +96,12 @@ class Genome:
             or no index and no permission to write one.
     """
 
-    def __init__(self, fasta: str | os.PathLike[str]):
+    def __init__(self, fasta: str | os.PathLike[str], max_cached_bases: int = 1 << 30):
         self.path = require_file(fasta, "genome FASTA")
+        # Chromosomes already decoded are kept while they fit in this budget
+        # (bytes = bases), so a second pass over the genome reads nothing again.
+        self._max_cached_bases = max_cached_bases
+        self._cache: dict[str, np.ndarray] = {}
         index_path = Path(f"{self.path}.fai")
         if not index_path.exists() and not os.access(self.path.parent, os.W_OK):
             raise InputError(
@@ -126,14 +130,24 @@ class Genome:
         return list(self.chrom_sizes)
 
     def chrom_codes(self, chrom: str) -> np.ndarray:
-        """Whole chromosome as base codes, ``uint8 [chrom_sizes[chrom]]``.
+        """Whole chromosome as base codes, ``uint8 [chrom_sizes[chrom]]`` (read-only).
 
         Uncompressed FASTAs are read straight from the file bytes, dropping the
-        line ends by reshaping (no per-base Python work).
+        line ends by reshaping (no per-base Python work). Decoded chromosomes
+        are cached while the genome fits in ``max_cached_bases``.
 
         Raises:
             InputError: a character outside IUPAC DNA in this record.
         """
+        if chrom in self._cache:
+            return self._cache[chrom]
+        codes = self._read_codes(chrom)
+        if sum(map(len, self._cache.values())) + len(codes) <= self._max_cached_bases:
+            codes.flags.writeable = False  # shared between callers
+            self._cache[chrom] = codes
+        return codes
+
+    def _read_codes(self, chrom: str) -> np.ndarray:
         rec = self._index[chrom]
         length, line_bases, line_width = int(rec.rlen), int(rec.lenc), int(rec.lenb)
         if self._bgzip or length == 0:
@@ -159,7 +173,8 @@ class Genome:
         return codes
 
     def close(self) -> None:
-        """Release the FASTA file handle."""
+        """Release the FASTA file handle and the cached chromosomes."""
+        self._cache.clear()
         self._fasta.close()
 
     def __enter__(self) -> Genome:

@@ -26,7 +26,8 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
     """Save ``fig`` atomically; the format follows the file extension."""
     path = Path(path)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+        # No bbox_inches="tight": it renders the figure twice; callers lay out with tight_layout.
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
     plt.close(fig)
     return path
 

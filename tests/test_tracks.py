@@ -21,6 +21,9 @@ def test_window_values_equal_pybigwig(tiny_inputs):
     track = BigWigTrack(tiny_inputs["bigwigs"]["TFA"], "TFA", ["chr1", "chr2", "chr3"])
     starts = np.array([0, 150, 480, 2000, 5800])
     got = read_windows(track, "chr1", starts, 200, max_gap=100)
+    logged = read_windows(track, "chr1", starts, 200, "log1p", np.float16, max_gap=100)
+    assert logged.dtype == np.float16
+    np.testing.assert_allclose(logged.astype(np.float32), np.log1p(got), rtol=1e-3, atol=1e-4)
     bw = pyBigWig.open(str(tiny_inputs["bigwigs"]["TFA"]))
     for row, s in zip(got, starts, strict=True):
         want = np.nan_to_num(bw.values("chr1", int(s), int(s) + 200, numpy=True))
@@ -67,8 +70,11 @@ def test_not_a_bigwig(tmp_path):
 
 def test_transforms_round_trip():
     x = np.array([0.0, 1.0, 10.0, 1000.0], dtype=np.float32)
-    np.testing.assert_allclose(invert_transform(transform_signal(x, "log1p"), "log1p"), x, rtol=1e-5)
+    np.testing.assert_allclose(invert_transform(transform_signal(x.copy(), "log1p"), "log1p"), x, rtol=1e-5)
     assert transform_signal(x, "none") is x
+    half = transform_signal(x.copy(), "log1p", np.float16)
+    assert half.dtype == np.float16
+    np.testing.assert_allclose(half, np.log1p(x), rtol=1e-3)
 
 
 def test_write_bigwig_round_trip(tmp_path):

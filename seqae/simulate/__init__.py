@@ -1,0 +1,149 @@
+"""The embedded demo data: a small genome with genes, TF peaks, tracks and ground truth.
+
+:func:`simulate_demo` runs a list of *stages* over a shared
+:class:`~seqae.simulate.context.SimContext`:
+
+============  =========================================================
+layout        chromosome GC targets; spans of genes, N runs, satellite
+sequence      background (isochores, CpG depletion), repeat families
+genes         exon models, family promoter grammar (GC shift, motifs)
+peaks         TF summits, planted motif instances, scores
+write_*       genome.fa(+.fai), genes.gtf, blacklist.bed, peaks/, tracks/, truth/
+============  =========================================================
+
+A later sub-generator (e.g. families of homologous sequences with their true
+trees) plugs in as one more stage: a function ``stage(ctx) -> None`` that
+draws from ``ctx.rng("<its name>")`` (a stream of its own, so the other
+stages' output does not change), edits ``ctx.genome`` while respecting
+``ctx.planted``, and writes its own files with ``atomic_output``, recording
+them in ``ctx.outputs``. Add it with :func:`with_stage`, before
+``write_genome`` if it edits the sequence.
+
+Everything derives from ``settings["seed"]``: the same seed gives
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from seqae.config import config_schema
+from seqae.errors import ConfigError
+from seqae.simulate.context import SimContext
+from seqae.simulate.genes import build_genes
+from seqae.simulate.layout import plan_layout
+from seqae.simulate.motifs import shipped_motifs
+from seqae.simulate.outputs import (
+    write_annotation,
+    write_blacklist,
+    write_genome,
+    write_peaks,
+    write_tracks,
+    write_truth,
+)
+from seqae.simulate.peaks import MIN_SPACING, build_peaks
+from seqae.simulate.sequence import simulate_sequence
+
+__all__ = ["DEFAULT_STAGES", "SimContext", "Stage", "check_settings", "fill_defaults", "simulate_demo", "with_stage"]
+
+Stage = Callable[[SimContext], None]
+
+#: The stages of the generator, in order, by name.
+DEFAULT_STAGES: tuple[tuple[str, Stage], ...] = (
+    ("layout", plan_layout),
+    ("sequence", simulate_sequence),
+    ("genes", build_genes),
+    ("peaks", build_peaks),
+    # Stages that edit the genome go here, before it is written.
+    ("write_genome", write_genome),
+    ("write_annotation", write_annotation),
+    ("write_blacklist", write_blacklist),
+    ("write_peaks", write_peaks),
+    ("write_tracks", write_tracks),
+    ("write_truth", write_truth),
+)
+
+
+def with_stage(
+    name: str, stage: Stage, *, before: str = "write_genome", stages: Sequence[tuple[str, Stage]] = DEFAULT_STAGES
+) -> tuple[tuple[str, Stage], ...]:
+    """``stages`` with ``(name, stage)`` inserted before the stage named ``before``."""
+    names = [n for n, _ in stages]
+    if name in names:
+        raise ValueError(f"a stage named {name!r} is already in the list")
+    i = names.index(before)
+    return (*stages[:i], (name, stage), *stages[i:])
+
+
+def fill_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``settings`` with the schema's defaults for missing ``simulate`` keys.
+
+    ``seqae simulate`` passes validated settings, which are complete already;
+    this lets tests and notebooks pass only the keys they change.
+    """
+    schema = config_schema()["properties"]["simulate"]["properties"]
+    out = copy.deepcopy(settings)
+    for key, sub in schema.items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+    tf_defaults = {k: v["default"] for k, v in schema["tfs"]["items"]["properties"].items() if "default" in v}
+    out["tfs"] = [{**tf_defaults, **tf} for tf in out["tfs"]]
+    return out
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Checks the schema cannot express: motif ids, TF names, room for the peaks.
+
+    Raises:
+        ConfigError: one line naming the ``simulate`` key at fault.
+    """
+    motifs = shipped_motifs()
+    available = ", ".join(f"{m.id} ({m.name})" for m in motifs.values())
+    seen: set[str] = set()
+    usable = int(settings["n_chromosomes"]) * int(settings["chromosome_length"])
+    for i, tf in enumerate(settings["tfs"]):
+        if tf["motif"] not in motifs:
+            raise ConfigError(
+                f"simulate.tfs[{i}].motif: {tf['motif']!r} is not in the shipped JASPAR file (available: {available})"
+            )
+        if tf["name"] in seen:
+            raise ConfigError(f"simulate.tfs[{i}].name: TF {tf['name']!r} is listed more than once")
+        seen.add(tf["name"])
+        # Summits of one TF are MIN_SPACING apart; asking for more than a
+        # quarter of that packing cannot be placed at random in reasonable time.
+        most = usable // (4 * MIN_SPACING)
+        if int(tf["n_peaks"]) > most:
+            raise ConfigError(
+                f"simulate.tfs[{i}].n_peaks: {tf['n_peaks']} peaks do not fit on {settings['n_chromosomes']} "
+                f"chromosomes of {settings['chromosome_length']} bp (at most {most}); "
+                f"lower n_peaks or raise chromosome_length"
+            )
+
+
+def simulate_demo(
+    settings: dict[str, Any], outdir: str | Path, *, stages: Sequence[tuple[str, Stage]] = DEFAULT_STAGES
+) -> dict[str, Path]:
+    """Write the demo data set under ``outdir``.
+
+    Args:
+        settings: ``config["simulate"]`` (validated; missing keys get the schema defaults).
+        outdir: output folder, created if needed.
+        stages: the generator's stages, see :data:`DEFAULT_STAGES` and :func:`with_stage`.
+    Returns:
+        output key -> path: ``fasta``, ``annotation``, ``blacklist``,
+        ``peaks/<TF>``, ``tracks/<TF>``, ``truth_sites``, ``truth_peaks``,
+        ``truth_chromosomes``, ``truth_genes``, ``truth_repeats``,
+        ``truth_promoter_sites``, ``truth_families``.
+    Raises:
+        ConfigError: unknown motif id, duplicated TF, chromosomes too short.
+        SeqaeError: ``outdir`` cannot be written.
+    """
+    settings = fill_defaults(settings)
+    check_settings(settings)
+    ctx = SimContext(settings=settings, outdir=Path(outdir))
+    for _name, stage in stages:
+        stage(ctx)
+    return dict(ctx.outputs)

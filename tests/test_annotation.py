@@ -1,0 +1,259 @@
+"""Genes from GTF/GFF3, nearest gene, signed TSS distance and region class."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqae.annotation import GENE_COLUMNS, annotate_positions, read_genes
+from seqae.errors import InputError
+
+# chr1: GP on + at 1-based 1001-2000 (0-based [1000, 2000), TSS 1000) and GM on
+# - at 1-based 5001-6001 (0-based [5000, 6001), TSS 6000); chr2: GC on +, TSS 100.
+GTF_LINES = [
+    "#!genome-build test",
+    'chr1\tsrc\tgene\t1001\t2000\t.\t+\t.\tgene_id "GP"; gene_name "Alpha"; gene_biotype "protein_coding"; gene_family "ZNF";',
+    'chr1\tsrc\ttranscript\t1001\t2000\t.\t+\t.\tgene_id "GP"; transcript_id "TP";',
+    'chr1\tsrc\texon\t1001\t1200\t.\t+\t.\tgene_id "GP"; transcript_id "TP"; exon_number "1";',
+    'chr1\tsrc\tgene\t5001\t6001\t.\t-\t.\tgene_id "GM"; gene_type "lncRNA";',
+    'chr2\tsrc\tgene\t101\t200\t.\t+\t.\tgene_id "GC"; gene_name "Gamma;x";',
+]
+
+GFF3_LINES = [
+    "##gff-version 3",
+    "##sequence-region chr1 1 10000",
+    "chr1\tsrc\tgene\t1001\t2000\t.\t+\t.\tID=gene:GP;Name=Alpha;biotype=protein_coding;gene_family=ZNF",
+    "chr1\tsrc\tmRNA\t1001\t2000\t.\t+\t.\tID=transcript:TP;Parent=gene:GP;biotype=protein_coding",
+    "chr1\tsrc\texon\t1001\t1200\t.\t+\t.\tParent=transcript:TP",
+    "###",
+    "chr1\tsrc\tncRNA_gene\t5001\t6001\t.\t-\t.\tID=gene:GM;biotype=lncRNA",
+    "chr2\tsrc\tgene\t101\t200\t.\t+\t.\tID=gene:GC;Name=Gamma%3Bx",
+    "##FASTA",
+    ">chr1",
+    "ACGTACGT",
+]
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def raises_at(path: Path, line: int | None, what: str):
+    """pytest.raises for an InputError naming ``path``, ``line`` and containing ``what``."""
+    where = f"{path}:{line}: " if line is not None else f"{path}: "
+    return pytest.raises(InputError, match="^" + re.escape(where) + ".*" + re.escape(what))
+
+
+def expected_genes() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "gene_id": ["GP", "GM", "GC"],
+            "gene_name": ["Alpha", "GM", "Gamma;x"],
+            "gene_biotype": ["protein_coding", "lncRNA", ""],
+            "gene_family": ["ZNF", "", ""],
+            "chrom": ["chr1", "chr1", "chr2"],
+            "start": [1000, 5000, 100],
+            "end": [2000, 6001, 200],
+            "strand": ["+", "-", "+"],
+            "tss": [1000, 6000, 100],
+        }
+    )
+
+
+def assert_genes(genes: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(genes.columns) == GENE_COLUMNS
+    for col in ("start", "end", "tss"):
+        assert genes[col].dtype == np.int64
+    for col in GENE_COLUMNS:
+        assert genes[col].tolist() == expected[col].tolist(), col
+
+
+# --------------------------------------------------------------------------- read_genes: values
+
+
+def test_read_gtf(tmp_path: Path) -> None:
+    assert_genes(read_genes(write(tmp_path / "genes.gtf", GTF_LINES)), expected_genes())
+
+
+def test_read_gff3_gives_the_same_genes(tmp_path: Path) -> None:
+    assert_genes(read_genes(write(tmp_path / "genes.gff3", GFF3_LINES)), expected_genes())
+
+
+def test_dialect_sniffed_for_gff_extension_and_gzip(tmp_path: Path) -> None:
+    # '.gff' holding GTF-style attributes, gzipped.
+    path = tmp_path / "genes.gff.gz"
+    path.write_bytes(gzip.compress("".join(line + "\n" for line in GTF_LINES).encode()))
+    assert_genes(read_genes(path), expected_genes())
+    # '.txt' holding GFF3.
+    assert_genes(read_genes(write(tmp_path / "genes.txt", GFF3_LINES)), expected_genes())
+
+
+def test_genes_from_exon_only_gtf(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "exons.gtf",
+        [
+            'chr2\tsrc\texon\t101\t150\t.\t+\t.\tgene_id "GC"; transcript_id "TC"; gene_name "Gamma;x";',
+            'chr1\tsrc\texon\t1801\t2000\t.\t+\t.\tgene_id "GP"; transcript_id "TP2"; gene_name "Alpha"; '
+            'gene_biotype "protein_coding"; gene_family "ZNF";',
+            'chr1\tsrc\texon\t1001\t1100\t.\t+\t.\tgene_id "GP"; transcript_id "TP"; gene_name "Alpha";',
+            'chr1\tsrc\tCDS\t1\t99999\t.\t+\t0\tgene_id "GP"; transcript_id "TP";',  # not used for the span
+            'chr1\tsrc\ttranscript\t5001\t6001\t.\t-\t.\tgene_id "GM"; gene_type "lncRNA";',
+            'chr1\tsrc\texon\t5001\t5100\t.\t-\t.\tgene_id "GM";',
+            'chr2\tsrc\texon\t171\t200\t.\t+\t.\tgene_id "GC"; transcript_id "TC";',
+        ],
+    )
+    assert_genes(read_genes(path), expected_genes())
+
+
+def test_one_base_gene_is_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.gtf", ['chr1\tsrc\tgene\t5\t5\t.\t-\t.\tgene_id "G";'])
+    genes = read_genes(path)
+    assert genes[["start", "end", "tss"]].to_numpy().tolist() == [[4, 5, 4]]
+
+
+# --------------------------------------------------------------------------- read_genes: errors
+
+
+def test_genes_missing_file(tmp_path: Path) -> None:
+    with raises_at(tmp_path / "g.gtf", None, "does not exist"):
+        read_genes(tmp_path / "g.gtf")
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [[], ["#!only a header"], ['chr1\tsrc\tCDS\t1\t9\t.\t+\t0\tgene_id "G";']],
+)
+def test_no_genes(tmp_path: Path, lines: list[str]) -> None:
+    path = write(tmp_path / "g.gtf", lines)
+    with raises_at(path, None, "no genes found"):
+        read_genes(path)
+
+
+GOOD = GTF_LINES[1]
+
+
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        ('chr1\tsrc\tgene\t1001\t2000\t.\t+\tgene_id "GX";', "has 8 tab-separated columns; a GTF/GFF line needs 9"),
+        ('chr1\tsrc\tgene\tx\t2000\t.\t+\t.\tgene_id "GX";', "start 'x' is not an integer"),
+        ('chr1\tsrc\texon\t10\t20.5\t.\t+\t.\tgene_id "GX";', "end '20.5' is not an integer"),
+        ('chr1\tsrc\tgene\t2000\t1999\t.\t+\t.\tgene_id "GX";', "start 2000 is greater than end 1999"),
+        ('chr1\tsrc\tgene\t0\t1999\t.\t+\t.\tgene_id "GX";', "start 0 is not a 1-based coordinate"),
+        ('chr1\tsrc\tgene\t1\t1999\t.\t.\t.\tgene_id "GX";', "strand '.' of gene 'GX' is not + or -"),
+        ('chr1\tsrc\tgene\t1\t1999\t.\t+\t.\tgene_name "X";', "gene line has no gene_id attribute"),
+    ],
+)
+def test_gtf_bad_lines(tmp_path: Path, bad: str, what: str) -> None:
+    path = write(tmp_path / "g.gtf", ["#!h", GOOD, "", bad, GOOD])
+    with raises_at(path, 4, what):
+        read_genes(path)
+
+
+def test_gff3_gene_without_id(tmp_path: Path) -> None:
+    lines = GFF3_LINES[:3] + ["chr1\tsrc\tgene\t10\t20\t.\t+\t.\tName=NoId;biotype=x"] + GFF3_LINES[3:]
+    path = write(tmp_path / "g.gff3", lines)
+    with raises_at(path, 4, "gene line has no ID attribute"):
+        read_genes(path)
+
+
+def test_wrong_extension_gets_a_hint(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.gtf", GFF3_LINES)
+    with raises_at(path, 3, "look like GFF3"):
+        read_genes(path)
+
+
+def test_exon_only_gene_on_two_chromosomes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "g.gtf",
+        [
+            'chr1\tsrc\texon\t10\t20\t.\t+\t.\tgene_id "GX";',
+            'chr1\tsrc\texon\t30\t40\t.\t+\t.\tgene_id "GY";',
+            'chr2\tsrc\texon\t50\t60\t.\t+\t.\tgene_id "GX";',
+        ],
+    )
+    with raises_at(path, 3, "gene 'GX' is on chr2 + here but on chr1 + at line 1"):
+        read_genes(path)
+
+
+# --------------------------------------------------------------------------- annotate_positions
+
+
+def test_annotate_positions(tmp_path: Path) -> None:
+    genes = read_genes(write(tmp_path / "genes.gtf", GTF_LINES))
+    cases = [
+        # chrom, pos, gene, signed distance, class
+        ("chr1", 900, "GP", -100, "promoter"),  # upstream of a + gene: negative
+        ("chr1", 0, "GP", -1000, "promoter"),  # promoter edge, inclusive
+        ("chr1", 1500, "GP", 500, "promoter"),  # downstream edge, inclusive
+        ("chr1", 1501, "GP", 501, "gene_body"),
+        ("chr1", 3000, "GP", 2000, "intergenic"),
+        ("chr1", 3500, "GP", 2500, "intergenic"),  # equidistant: the smaller TSS wins
+        ("chr1", 6500, "GM", -500, "promoter"),  # upstream of a - gene (higher coordinate): negative
+        ("chr1", 7100, "GM", -1100, "intergenic"),
+        ("chr1", 5500, "GM", 500, "promoter"),
+        ("chr1", 5400, "GM", 600, "gene_body"),
+        ("chr2", 150, "GC", 50, "promoter"),
+        ("chr3", 150, "", np.nan, "intergenic"),  # no gene on chr3
+    ]
+    chrom = np.array([c[0] for c in cases], dtype=object)
+    pos = np.array([c[1] for c in cases], dtype=np.int64)
+    out = annotate_positions(chrom, pos, genes)
+    assert list(out.columns) == ["gene_id", "gene_name", "gene_biotype", "gene_family", "tss_distance", "region_class"]
+    assert len(out) == len(cases)
+    assert out["gene_id"].tolist() == [c[2] for c in cases]
+    np.testing.assert_array_equal(out["tss_distance"].to_numpy(), np.array([c[3] for c in cases], dtype=float))
+    assert out["tss_distance"].dtype == np.float64
+    assert out["region_class"].tolist() == [c[4] for c in cases]
+    assert out.loc[0, "gene_name"] == "Alpha" and out.loc[0, "gene_family"] == "ZNF"
+    assert out.loc[11, ["gene_name", "gene_biotype", "gene_family"]].tolist() == ["", "", ""]
+
+
+def test_annotate_positions_gene_body_of_a_gene_that_is_not_nearest() -> None:
+    # A long + gene [0, 100000) and a short gene with a TSS near the query:
+    # the nearest TSS is the short gene's, but the position is still inside the long one.
+    genes = pd.DataFrame(
+        {
+            "gene_id": ["LONG", "SHORT"],
+            "gene_name": ["LONG", "SHORT"],
+            "gene_biotype": ["", ""],
+            "gene_family": ["", ""],
+            "chrom": ["chr1", "chr1"],
+            "start": [0, 50000],
+            "end": [100000, 50100],
+            "strand": ["+", "+"],
+            "tss": [0, 50000],
+        }
+    )
+    out = annotate_positions(np.array(["chr1", "chr1"]), np.array([60000, 150000]), genes)
+    assert out["gene_id"].tolist() == ["SHORT", "SHORT"]
+    assert out["region_class"].tolist() == ["gene_body", "intergenic"]
+
+
+def test_annotate_positions_custom_promoter_and_no_genes() -> None:
+    genes = pd.DataFrame(
+        {
+            "gene_id": ["G"],
+            "gene_name": ["G"],
+            "gene_biotype": [""],
+            "gene_family": [""],
+            "chrom": ["chr1"],
+            "start": [1000],
+            "end": [1100],
+            "strand": ["-"],
+            "tss": [1099],
+        }
+    )
+    out = annotate_positions(
+        np.array(["chr1", "chr1"]), np.array([1200, 1000]), genes, promoter_upstream=50, promoter_downstream=50
+    )
+    assert out["tss_distance"].tolist() == [-101.0, 99.0]
+    assert out["region_class"].tolist() == ["intergenic", "gene_body"]
+    empty = annotate_positions(np.array(["chr1"]), np.array([5]), genes.iloc[:0])
+    assert empty["gene_id"].tolist() == [""] and np.isnan(empty["tss_distance"].iloc[0])
