@@ -47,7 +47,10 @@ def plot_extract_qc(
     fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), squeeze=False)
     axes = axes[0]
 
-    bins = np.linspace(0, 1, 51)
+    gc_all = labels["gc"].dropna()
+    lo, hi = (np.quantile(gc_all, [0.001, 0.999]) if len(gc_all) else (0.0, 1.0))
+    pad = max(0.02, 0.1 * (hi - lo))
+    bins = np.linspace(max(0.0, lo - pad), min(1.0, hi + pad), 41)
     for kind, colour in KIND_COLOURS.items():
         gc = labels.loc[labels["kind"] == kind, "gc"].dropna()
         if len(gc):
@@ -67,7 +70,8 @@ def plot_extract_qc(
     axes[1].set_xticks(range(len(counts)), counts.index, rotation=90 if len(counts) > 8 else 0, fontsize=8)
     axes[1].set_ylabel("windows")
     axes[1].set_title("Windows per chromosome")
-    axes[1].legend(frameon=False, fontsize=8)
+    axes[1].set_ylim(0, bottom.max() * 1.2 if len(bottom) else 1)
+    axes[1].legend(frameon=False, fontsize=8, ncols=2, loc="upper center")
 
     x = np.arange(schema.seq_len) - schema.flank - schema.window_len // 2
     for t, name in enumerate(schema.track_names):
