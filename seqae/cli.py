@@ -55,6 +55,13 @@ def _cmd_extract(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_plot_extract(args: argparse.Namespace) -> None:
+    from seqae.plots import plot_extract_qc
+
+    plot_extract_qc(args.windows, args.out)
+    log.info("QC figure written to %s", args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqae", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"seqae {__version__}")
@@ -69,9 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="extract summit-centred windows with tracks and labels into an HDF5 file")
     _add_config_args(p)
     p.add_argument(
-        "--out", type=Path, required=True, help="windows HDF5 file; windows.bed, windows.tsv and the report go beside it"
+        "--out", type=Path, required=True, help="windows HDF5 file; windows.bed, windows.tsv and extract_report.json go beside it"
     )
     p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("plot-extract", help="draw the extraction QC figure of a windows file (PNG or SVG)")
+    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
+    p.add_argument("--out", type=Path, required=True, help="figure path; the format follows the extension")
+    p.set_defaults(func=_cmd_plot_extract)
     return parser
 
 

@@ -13,7 +13,8 @@ by the number of windows:
    nearby windows), and append both to the HDF5 file.
 
 Outputs, in the folder of ``out``: the windows file, ``windows.bed``,
-``windows.tsv``, ``extract_report.json`` and ``extract_qc.png``.
+``windows.tsv`` and ``extract_report.json``. The QC figure is drawn from the
+windows file by :func:`seqae.plots.plot_extract_qc` (``seqae plot-extract``).
 """
 
 from __future__ import annotations
@@ -158,6 +159,13 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
                 offset += n
             bar.close()
             writer.write_labels(labels)
+            writer.write_summary(
+                {
+                    f"mean_profile/{kind}": profile.astype(np.float32)
+                    for kind in ("peak", "background")
+                    if (profile := profiles.mean(kind)) is not None
+                }
+            )
 
     report = _report(plans, labels, settings, track_names, profiles)
     folder = out.parent
@@ -165,9 +173,6 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
     write_tsv(labels, folder / "windows.tsv")
     with atomic_output(folder / "extract_report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    from seqae.plots import plot_extract_qc
-
-    plot_extract_qc(labels, profiles, schema, folder / "extract_qc.png")
     for plan in plans:
         plan.genome.close()
         for track in plan.tracks:

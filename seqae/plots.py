@@ -16,7 +16,6 @@ import pandas as pd  # noqa: E402
 from seqae.fileio import atomic_output  # noqa: E402
 
 if TYPE_CHECKING:
-    from seqae.extract import TrackProfiles
     from seqae.store import WindowsSchema
 
 KIND_COLOURS = {"peak": "#c0392b", "background": "#7f8c8d"}
@@ -32,14 +31,24 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def plot_extract_qc(
-    labels: pd.DataFrame, profiles: TrackProfiles, schema: WindowsSchema, path: str | os.PathLike[str]
+def plot_extract_qc(windows_path: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Draw the extraction QC figure of a windows file (see :func:`draw_extract_qc`)."""
+    from seqae.store import read_labels, read_schema, read_summary
+
+    summary = read_summary(windows_path)
+    profiles = {key.split("/", 1)[1]: value for key, value in summary.items() if key.startswith("mean_profile/")}
+    labels = read_labels(windows_path, columns=["species", "chrom", "kind", "gc"])
+    return draw_extract_qc(labels, profiles, read_schema(windows_path), path)
+
+
+def draw_extract_qc(
+    labels: pd.DataFrame, profiles: dict[str, np.ndarray], schema: WindowsSchema, path: str | os.PathLike[str]
 ) -> Path:
     """Extraction QC: GC of peak vs background windows, windows per chromosome, mean track profiles.
 
     Args:
         labels: the window label table (columns ``kind``, ``gc``, ``chrom``, ``species``).
-        profiles: mean per-base track profiles per window kind.
+        profiles: window kind -> mean per-base track profile ``[T, seq_len]``.
         schema: window length, flank and track names (x axis of the profiles).
     """
     n_tracks = len(schema.track_names)
@@ -77,9 +86,8 @@ def plot_extract_qc(
     for t, name in enumerate(schema.track_names):
         ax = axes[2 + t]
         for kind, colour in KIND_COLOURS.items():
-            mean = profiles.mean(kind)
-            if mean is not None:
-                ax.plot(x, mean[t], color=colour, lw=1, label=kind)
+            if kind in profiles:
+                ax.plot(x, profiles[kind][t], color=colour, lw=1, label=kind)
         ax.axvspan(-schema.window_len // 2, schema.window_len // 2, color="#ecf0f1", zorder=0)
         ax.set_xlabel("position relative to summit (bp)")
         ax.set_ylabel(f"mean signal ({schema.track_transform})")

@@ -12,6 +12,8 @@ Schema (``schema_version`` 1; ``docs/windows_schema.md`` has the long form)::
                                          track_transform (absent when T = 0)
     /labels/<column>  [N]                one 1-D dataset per label column;
                                          text as UTF-8 strings
+    /summary/mean_profile/<kind>  float32 [T, seq_len]   mean track profile
+                                         of peak / background windows (QC)
 
 ``seq_len = window_len + 2 * flank``: the window proper is
 ``seq[:, flank:flank + window_len]``; the flanks let training shift the
@@ -254,6 +256,12 @@ class WindowsWriter:
         self._file.attrs["label_columns"] = json.dumps(list(labels.columns))
         self._file.attrs["n_windows"] = self.n_windows
 
+    def write_summary(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Small whole-dataset arrays under ``/summary/<name>`` (e.g. mean track profiles for QC)."""
+        group = self._file.require_group("summary")
+        for name, array in arrays.items():
+            group.create_dataset(name, data=array)
+
     def _flush(self) -> None:
         for writer in self._chunk_writers:
             writer.finish()
@@ -282,7 +290,12 @@ def _fixed_width_utf8(values: pd.Series | np.ndarray) -> np.ndarray:
     """
     import pyarrow as pa
 
-    arrow = pa.array(pd.Series(values, dtype=object).astype(str), type=pa.large_string())
+    series = pd.Series(values)
+    if not pd.api.types.is_string_dtype(series) or series.dtype == object:
+        series = series.astype(str)
+    arrow = pa.array(series).cast(pa.large_string())
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
     offsets = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
     data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8) if arrow.buffers()[2] is not None else np.zeros(0, np.uint8)
     lengths = np.diff(offsets)
@@ -365,6 +378,17 @@ def read_labels(path: str | os.PathLike[str], columns: Sequence[str] | None = No
             ds = f["labels"][name]
             data[name] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
     return pd.DataFrame(data)
+
+
+def read_summary(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The ``/summary`` arrays of a windows file, by path below ``/summary`` (e.g. ``mean_profile/peak``)."""
+    arrays: dict[str, np.ndarray] = {}
+    with open_windows_file(path) as f:
+        if "summary" in f:
+            f["summary"].visititems(
+                lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
+    return arrays
 
 
 def read_windows(

@@ -109,8 +109,27 @@ def test_side_files(extracted):
     assert (bed[2] - bed[1] == 200).all() and bed[3].tolist() == labels["window_id"].tolist()
     tsv = pd.read_csv(out.parent / "windows.tsv", sep="\t", keep_default_na=False)
     assert tsv["window_id"].tolist() == labels["window_id"].tolist()
-    png = (out.parent / "extract_qc.png").read_bytes()
+    assert not (out.parent / "extract_qc.png").exists()  # drawn by `seqae plot-extract`
+
+
+def test_qc_figure(extracted, capsys):
+    _, out, _, _ = extracted
+    png_path = out.parent / "qc.png"
+    assert main(["plot-extract", "--windows", str(out), "--out", str(png_path)]) == 0
+    png = png_path.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    svg = out.parent / "qc.svg"
+    assert main(["plot-extract", "--windows", str(out), "--out", str(svg)]) == 0
+    assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_mean_profiles_stored(extracted):
+    from seqae.store import read_summary
+
+    _, out, _, labels = extracted
+    summary = read_summary(out)
+    assert summary["mean_profile/peak"].shape == (2, 240)
+    assert summary["mean_profile/background"].shape == (2, 240)
 
 
 def test_merging_close_summits(tiny_inputs):

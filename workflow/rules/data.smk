@@ -40,11 +40,6 @@ rule extract_windows:
         bed=f"{WINDOWS_DIR}/windows.bed",
         tsv=f"{WINDOWS_DIR}/windows.tsv",
         summary=f"{WINDOWS_DIR}/extract_report.json",
-        qc=report(
-            f"{WINDOWS_DIR}/extract_qc.png",
-            caption="../report/extract_qc.rst",
-            category="Extraction",
-        ),
     log:
         f"{LOGS}/extract_windows.log",
     conda:
@@ -58,3 +53,26 @@ rule extract_windows:
     shell:
         "{params.seqae} extract --config-json {params.cfg:q}"
         " --out {output.h5:q} > {log:q} 2>&1"
+
+
+rule plot_extract_qc:
+    """Draw the extraction QC figure: GC matching, windows per chromosome, track profiles."""
+    input:
+        h5=f"{WINDOWS_DIR}/windows.h5",
+    output:
+        png=report(
+            f"{WINDOWS_DIR}/extract_qc.png",
+            caption="../report/extract_qc.rst",
+            category="Extraction",
+        ),
+    log:
+        f"{LOGS}/plot_extract_qc.log",
+    conda:
+        "../../envs/seqae.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=10,
+    params:
+        seqae=SEQAE,
+    shell:
+        "{params.seqae} plot-extract --windows {input.h5:q} --out {output.png:q} > {log:q} 2>&1"

@@ -1,0 +1,430 @@
+"""The sequence autoencoder: encoder, latent bottleneck (plain, VAE or VQ), decoder, heads and objectives.
+
+Loss (each term already weighted; ``w`` = ``settings["weights"]``)::
+
+    seq            w.seq * cross-entropy per non-N base
+    tracks         w.tracks * track loss (mse on stored values, or poisson on raw values)
+    kl             w.kl * KL(q(z|x) || N(0, I)) in nats per window         (vae)
+    vq_commitment  w.vq_commitment * sum over blocks of beta * ||z - sg(q)||^2   (vq)
+    supervised     w.supervised * sum over labelled blocks of CE(head(block), its label)
+    adversarial    sum over (block, other label) of CE(adversary(block), label)
+    infomax        w.infomax * BCE of the (features, latent) discriminator   (infomax.enabled)
+    cpc            w.cpc * InfoNCE of future-chunk prediction                (cpc.enabled)
+
+Adversaries: every block gets one adversarial head per label of the *other*
+labelled blocks (the ``chrom`` block must not predict ``gene_family``, the
+``gene`` block must not predict ``chrom``, an unlabelled ``residual`` block
+must predict neither). The adversaries train at full strength (their
+accuracy is the leak probe, also when ``w.adversarial`` is 0); the gradient
+reversal in front of them hands the encoder ``-lambda`` times their gradient,
+with ``lambda`` ramping from 0 to ``w.adversarial`` over
+``adversarial_schedule.warmup_steps`` (sigmoid DANN ramp by default, see
+:func:`~seqae.models.heads.adversarial_lambda`).
+
+Heads read the *deterministic* latent (the one :meth:`SequenceAutoencoder.encode`
+returns: the VAE mean, the VQ quantised vector), because that is the
+embedding whose blocks must be disentangled downstream; the decoder reads the
+sampled latent for a VAE.
+
+Metrics are detached 0-dim tensors so that a training step never waits for
+the device; :meth:`ModelOutput.metric_floats` converts them in one transfer
+when the trainer logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from seqae.models.augment import corrupt
+from seqae.models.decoder import SequenceDecoder
+from seqae.models.encoder import SequenceEncoder
+from seqae.models.heads import AdversarialHead, ClassifierHead, adversarial_lambda
+from seqae.models.layout import LatentLayout
+from seqae.models.objectives import (
+    TRACK_TRANSFORMS,
+    CPCHead,
+    InfoMaxDiscriminator,
+    masked_cross_entropy,
+    reconstruction_error,
+    sequence_loss,
+    track_loss,
+    tracks_to_stored,
+)
+from seqae.models.quantize import VectorQuantizer
+from seqae.models.settings import DEFAULT_MODEL_SETTINGS, MODEL_SETTINGS_HELP, SIZE_PRESETS, model_settings
+from seqae.models.variational import GaussianBottleneck
+
+__all__ = [
+    "DEFAULT_MODEL_SETTINGS",
+    "MODEL_SETTINGS_HELP",
+    "SIZE_PRESETS",
+    "ModelOutput",
+    "SequenceAutoencoder",
+    "model_settings",
+]
+
+
+@dataclass
+class ModelOutput:
+    """What :meth:`SequenceAutoencoder.forward` returns.
+
+    Attributes:
+        latent: ``[B, D]`` deterministic latent (plain: encoder output; vae: posterior mean; vq: quantised).
+        blocks: block name -> ``[B, size]`` views of ``latent``.
+        seq_logits: ``[B, 4, L]`` per-base logits over A, C, G, T.
+        tracks_pred: ``[B, T, L]`` track predictions (stored value for mse, log-rate for poisson).
+        loss: scalar, the sum of ``losses`` (with gradient).
+        losses: component name -> detached weighted scalar (see the module docstring).
+        metrics: name -> detached 0-dim float tensor: ``seq_ce`` (nats per base),
+            ``track_error``, ``supervised_acc/<block>``, ``adversary_acc/<block>/<label>``,
+            ``grl_lambda``, ``kl/<block>`` (nats per window), ``vq_perplexity/<block>``,
+            ``vq_usage/<block>``, ``vq_restarted/<block>``, ``infomax_acc``, ``cpc_acc``.
+        codes: ``int64 [B, sum of groups]`` VQ code indices, blocks in layout order (vq only).
+    """
+
+    latent: Tensor
+    blocks: dict[str, Tensor]
+    seq_logits: Tensor
+    tracks_pred: Tensor
+    loss: Tensor
+    losses: dict[str, Tensor] = field(default_factory=dict)
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+    codes: Tensor | None = None
+
+    def metric_floats(self) -> dict[str, float]:
+        """``metrics`` and ``losses`` (as ``loss/<name>``) as Python floats, with one device transfer."""
+        items = {**{f"loss/{k}": v for k, v in self.losses.items()}, "loss": self.loss.detach(), **self.metrics}
+        device = self.loss.device
+        values = torch.stack([v.detach().float().reshape(()).to(device) for v in items.values()]).tolist()
+        return dict(zip(items, values, strict=True))
+
+
+@dataclass
+class _Bottleneck:
+    latent: Tensor  # deterministic latent [B, D]
+    decoder_input: Tensor  # what the decoder reads [B, D]
+    losses: dict[str, Tensor]
+    metrics: dict[str, Tensor]
+    codes: Tensor | None = None
+
+
+class SequenceAutoencoder(nn.Module):
+    """Autoencoder over one-hot DNA windows and their signal tracks, with a latent split into named blocks.
+
+    Args:
+        settings: model settings (partial; see :data:`DEFAULT_MODEL_SETTINGS` and
+            :func:`model_settings`, which fills and validates them).
+        n_tracks: T, number of signal tracks (0 allowed).
+        window_len: L, window length the model reads and rebuilds (bp).
+        label_classes: label column -> number of classes, for every label named in ``blocks``.
+        track_transform: the windows file's ``track_transform`` (``log1p`` or ``none``);
+            the Poisson track loss inverts it.
+
+    Raises:
+        ConfigError: invalid settings.
+        ValueError: a block's label is missing from ``label_classes``.
+
+    ``init_kwargs`` holds the arguments (settings filled in) for a checkpoint.
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any] | None,
+        n_tracks: int,
+        window_len: int,
+        label_classes: Mapping[str, int] | None = None,
+        track_transform: str = "log1p",
+    ):
+        super().__init__()
+        if track_transform not in TRACK_TRANSFORMS:
+            raise ValueError(f"track_transform must be one of {TRACK_TRANSFORMS}, got {track_transform!r}")
+        s = model_settings(settings)
+        self.settings = s
+        self.kind: str = s["kind"]
+        self.n_tracks = n_tracks
+        self.window_len = window_len
+        self.label_classes = dict(label_classes or {})
+        self.track_transform = track_transform
+        self.init_kwargs: dict[str, Any] = {
+            "settings": s,
+            "n_tracks": n_tracks,
+            "window_len": window_len,
+            "label_classes": self.label_classes,
+            "track_transform": track_transform,
+        }
+        self.layout = LatentLayout({name: b["size"] for name, b in s["blocks"].items()})
+        self.block_labels: dict[str, str] = {n: b["label"] for n, b in s["blocks"].items() if b["label"] is not None}
+        missing = sorted({label for label in self.block_labels.values() if label not in self.label_classes})
+        if missing:
+            raise ValueError(f"label_classes has no class count for label(s) {missing} named in the latent blocks")
+        dim = self.layout.dim
+        arch = {
+            "channels": s["channels"],
+            "n_res_blocks": s["n_res_blocks"],
+            "kernel_size": s["kernel_size"],
+            "dilations": tuple(s["dilations"]),
+            "norm": s["norm"],
+            "dropout": s["dropout"],
+        }
+        self.encoder = SequenceEncoder(
+            n_tracks,
+            2 * dim if self.kind == "vae" else dim,
+            downsample=s["downsample"],
+            stem_kernel_size=s["stem_kernel_size"],
+            pooling=s["pooling"],
+            **arch,
+        )
+        self.decoder = SequenceDecoder(
+            dim, n_tracks, window_len, upsample=s["downsample"], upsample_mode=s["upsample_mode"], **arch
+        )
+        self.variational = GaussianBottleneck(self.layout) if self.kind == "vae" else None
+        vq = s["vq"]
+        self.quantizers = (
+            nn.ModuleDict(
+                {
+                    name: VectorQuantizer(
+                        size, vq["codebook_size"], vq["n_groups"], vq["commitment"], vq["decay"], vq["dead_code_steps"]
+                    )
+                    for name, size in self.layout.sizes.items()
+                }
+            )
+            if self.kind == "vq"
+            else None
+        )
+        hidden = s["head_hidden"]
+        self.supervised_heads = nn.ModuleDict(
+            {
+                block: ClassifierHead(self.layout.sizes[block], self.label_classes[label], hidden)
+                for block, label in self.block_labels.items()
+            }
+        )
+        # (module key, block, label): every block against every label that is not its own.
+        self.adversary_pairs: list[tuple[str, str, str]] = []
+        self.adversaries = nn.ModuleDict()
+        labels_in_order = list(dict.fromkeys(self.block_labels.values()))
+        for block in self.layout.names:
+            for label in labels_in_order:
+                if self.block_labels.get(block) == label:
+                    continue
+                key = f"{block}__{label}".replace(".", "_")
+                self.adversaries[key] = AdversarialHead(
+                    self.layout.sizes[block], self.label_classes[label], hidden, lambda_=0.0
+                )
+                self.adversary_pairs.append((key, block, label))
+        channels = s["channels"]
+        self.infomax = InfoMaxDiscriminator(channels, dim, s["infomax"]["hidden"]) if s["infomax"]["enabled"] else None
+        cpc = s["cpc"]
+        self.cpc = (
+            CPCHead(channels, cpc["n_future"], cpc["chunk"] // s["downsample"], cpc["dim"]) if cpc["enabled"] else None
+        )
+
+    # ------------------------------------------------------------------ pieces
+
+    @property
+    def latent_dim(self) -> int:
+        """D."""
+        return self.layout.dim
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _check_inputs(self, seq: Tensor, tracks: Tensor) -> None:
+        if seq.dim() != 2 or seq.shape[-1] != self.window_len:
+            raise ValueError(f"seq must be [B, {self.window_len}] (crop windows first), got {tuple(seq.shape)}")
+        if tracks.dim() != 3 or tracks.shape[1] != self.n_tracks or tracks.shape[-1] != self.window_len:
+            raise ValueError(f"tracks must be [B, {self.n_tracks}, {self.window_len}], got {tuple(tracks.shape)}")
+
+    def _bottleneck(self, h: Tensor, sample: bool, update: bool) -> _Bottleneck:
+        """Encoder output -> deterministic latent, decoder input, latent losses (unweighted) and metrics."""
+        if self.kind == "plain":
+            return _Bottleneck(h, h, {}, {})
+        if self.kind == "vae":
+            assert self.variational is not None
+            v = self.variational(h, sample=sample)
+            metrics = {f"kl/{name}": kl.mean().detach() for name, kl in v.kl_blocks.items()}
+            return _Bottleneck(v.mean, v.z, {"kl": v.kl.mean()}, metrics)
+        assert self.quantizers is not None
+        parts, codes, metrics, commitment = {}, [], {}, []
+        for name, part in self.layout.split(h).items():
+            out = self.quantizers[name](part, update=update)
+            parts[name] = out.quantized
+            codes.append(out.codes)
+            commitment.append(out.loss)
+            metrics[f"vq_perplexity/{name}"] = out.perplexity.detach()
+            metrics[f"vq_usage/{name}"] = out.usage.detach()
+            metrics[f"vq_restarted/{name}"] = out.restarted.detach().float()
+        latent = self.layout.join(parts)
+        return _Bottleneck(
+            latent, latent, {"vq_commitment": torch.stack(commitment).sum()}, metrics, torch.cat(codes, 1)
+        )
+
+    def _head_terms(
+        self, blocks: Mapping[str, Tensor], labels: Mapping[str, Tensor], step: int, metrics: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Supervised (weighted) and adversarial losses; accuracies into ``metrics``."""
+        w = self.settings["weights"]
+        terms: dict[str, Tensor] = {}
+        supervised = []
+        for block, label in self.block_labels.items():
+            if label not in labels:
+                continue
+            loss, acc = masked_cross_entropy(self.supervised_heads[block](blocks[block]), labels[label])
+            supervised.append(loss)
+            metrics[f"supervised_acc/{block}"] = acc.detach()
+        if supervised:
+            terms["supervised"] = w["supervised"] * torch.stack(supervised).sum()
+        schedule = self.settings["adversarial_schedule"]
+        lam = adversarial_lambda(step, w["adversarial"], schedule["warmup_steps"], schedule["shape"])
+        adversarial = []
+        for key, block, label in self.adversary_pairs:
+            if label not in labels:
+                continue
+            head = self.adversaries[key]
+            head.set_lambda(lam)
+            loss, acc = masked_cross_entropy(head(blocks[block]), labels[label])
+            adversarial.append(loss)
+            metrics[f"adversary_acc/{block}/{label}"] = acc.detach()
+        if adversarial:
+            terms["adversarial"] = torch.stack(adversarial).sum()
+            metrics["grl_lambda"] = torch.full((), lam, device=terms["adversarial"].device)
+        return terms
+
+    # ------------------------------------------------------------------ public API
+
+    def forward(
+        self, seq: Tensor, tracks: Tensor, labels: Mapping[str, Tensor] | None = None, step: int = 0
+    ) -> ModelOutput:
+        """One training (or evaluation) pass.
+
+        Args:
+            seq: ``int [B, L]`` base codes, already cropped to ``window_len``.
+            tracks: ``float [B, T, L]`` signal on the stored transform.
+            labels: label column -> ``int64 [B]`` class codes, -1 = unknown (ignored).
+                Without labels there are no head losses.
+            step: training step, for the adversarial ramp.
+
+        In training mode a denoising model corrupts its inputs (targets stay
+        clean), a VAE samples its latent and VQ codebooks update; in eval mode
+        none of that happens.
+        """
+        self._check_inputs(seq, tracks)
+        s = self.settings
+        w = s["weights"]
+        x_seq, x_tracks = seq, tracks
+        if self.training and s["denoise"]["enabled"]:
+            d = s["denoise"]
+            x_seq, x_tracks = corrupt(seq, tracks, d["substitution_rate"], d["mask_rate"], d["track_noise"])
+        h, features = self.encoder(x_seq, x_tracks)
+        b = self._bottleneck(h, sample=self.training, update=self.training)
+        seq_logits, tracks_pred = self.decoder(b.decoder_input)
+
+        metrics = dict(b.metrics)
+        terms: dict[str, Tensor] = {}
+        seq_ce = sequence_loss(seq_logits, seq)
+        terms["seq"] = w["seq"] * seq_ce
+        metrics["seq_ce"] = seq_ce.detach()
+        if self.n_tracks:
+            error = track_loss(tracks_pred, tracks, s["track_loss"], self.track_transform)
+            terms["tracks"] = w["tracks"] * error
+            metrics["track_error"] = error.detach()
+        if "kl" in b.losses:
+            terms["kl"] = w["kl"] * b.losses["kl"]
+        if "vq_commitment" in b.losses:
+            terms["vq_commitment"] = w["vq_commitment"] * b.losses["vq_commitment"]
+        blocks = self.layout.split(b.latent)
+        if labels:
+            terms.update(self._head_terms(blocks, labels, step, metrics))
+        if self.infomax is not None:
+            loss, acc = self.infomax(features, b.latent)
+            terms["infomax"] = w["infomax"] * loss
+            metrics["infomax_acc"] = acc.detach()
+        if self.cpc is not None:
+            loss, acc = self.cpc(features)
+            terms["cpc"] = w["cpc"] * loss
+            metrics["cpc_acc"] = acc.detach()
+        total = torch.stack([t.float() for t in terms.values()]).sum()
+        return ModelOutput(
+            latent=b.latent,
+            blocks=blocks,
+            seq_logits=seq_logits,
+            tracks_pred=tracks_pred,
+            loss=total,
+            losses={k: v.detach() for k, v in terms.items()},
+            metrics=metrics,
+            codes=b.codes,
+        )
+
+    def encode(self, seq: Tensor, tracks: Tensor) -> Tensor:
+        """Deterministic embedding ``float32 [B, D]``: plain encoder output, VAE mean, or VQ quantised vector.
+
+        No corruption, no sampling, no codebook update. Call ``model.eval()`` first
+        so that BatchNorm uses its running statistics. Accepts any length L.
+        """
+        h, _ = self.encoder(seq, tracks)
+        return self._bottleneck(h, sample=False, update=False).latent.float()
+
+    def decode(self, latent: Tensor) -> tuple[Tensor, Tensor]:
+        """``latent [B, D]`` -> ``(seq_logits [B, 4, L], tracks_pred [B, T, L])`` (see :class:`ModelOutput`)."""
+        if latent.shape[-1] != self.latent_dim:
+            raise ValueError(f"latent must be [B, {self.latent_dim}], got {tuple(latent.shape)}")
+        return self.decoder(latent)
+
+    def tracks_to_stored(self, tracks_pred: Tensor) -> Tensor:
+        """Decoder track output -> the windows file's stored scale (float32)."""
+        return tracks_to_stored(tracks_pred, self.settings["track_loss"], self.track_transform)
+
+    def anomaly_score(self, seq: Tensor, tracks: Tensor) -> Tensor:
+        """Reconstruction error per window, ``float32 [B]``: sequence CE (nats per non-N base)
+        plus ``weights.tracks`` x the track error, through the deterministic latent.
+
+        Call ``model.eval()`` (and ``torch.inference_mode()``) for scoring.
+        """
+        self._check_inputs(seq, tracks)
+        seq_logits, tracks_pred = self.decode(self.encode(seq, tracks))
+        return reconstruction_error(
+            seq_logits,
+            tracks_pred,
+            seq,
+            tracks,
+            self.settings["track_loss"],
+            self.track_transform,
+            self.settings["weights"]["tracks"],
+        )
+
+    def generate(
+        self, n: int, generator: torch.Generator | None = None, sample_bases: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """Sample ``n`` windows from a VAE's prior (call ``model.eval()`` first).
+
+        Args:
+            n: number of windows.
+            generator: random generator on the model's device (None: the default one).
+            sample_bases: draw each base from the decoder's softmax; False takes the most likely base.
+
+        Returns:
+            ``(seq_codes int64 [n, L]`` with values 0..3, ``tracks float32 [n, T, L]`` on the stored scale).
+
+        Raises:
+            ValueError: the model is not a VAE (a plain or VQ latent has no prior to sample).
+        """
+        if self.kind != "vae" or self.variational is None:
+            raise ValueError(
+                f"generate samples from the prior of a VAE; this model's kind is {self.kind!r} "
+                "(set kind: vae, or decode latents you choose with decode())"
+            )
+        device = self._device()
+        if generator is not None and generator.device.type != device.type:
+            raise ValueError(f"generator is on {generator.device.type}, the model on {device.type}")
+        z = self.variational.sample_prior(n, generator, device=device)
+        seq_logits, tracks_pred = self.decode(z)
+        probs = torch.softmax(seq_logits.float(), dim=1).transpose(1, 2).reshape(-1, 4)
+        if sample_bases:
+            codes = torch.multinomial(probs, 1, generator=generator).view(n, self.window_len)
+        else:
+            codes = probs.argmax(-1).view(n, self.window_len)
+        return codes, self.tracks_to_stored(tracks_pred)

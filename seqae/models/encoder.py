@@ -1,0 +1,119 @@
+"""Sequence (+ tracks) encoder: one-hot bases and signal -> latent vector and per-position features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from seqae.models.layers import ResidualBlock, level_widths, make_norm, make_pool
+
+
+def one_hot(seq: Tensor) -> Tensor:
+    """Base codes ``int [B, L]`` (A=0 C=1 G=2 T=3 N=4) -> ``float32 [B, 4, L]``; N is an all-zero column.
+
+    Codes above 4 are treated as N.
+    """
+    return F.one_hot(seq.long().clamp(0, 4), 5)[..., :4].transpose(1, 2).float()
+
+
+class SequenceEncoder(nn.Module):
+    """Convolutional encoder over ``4 + T`` input channels.
+
+    Layout (C = ``channels``, S = log2(``downsample``), ``w_i`` = width at
+    ``1/2^i`` resolution from :func:`~seqae.models.layers.level_widths`,
+    doubling towards ``w_S = C``; [32, 32, 32, 64] for C = 64)::
+
+        one-hot [B,4,L] ++ tracks [B,T,L]
+        -> stem conv (stem_kernel_size) to w_0 at L
+        -> S stages; stage i: norm, GELU, stride-2 conv (k=3) w_{i-1} -> w_i, one residual block (dilation 1)
+        -> dilated tower: n_res_blocks residual blocks of width C at L' (dilations cycled)
+        -> norm, GELU                             = features [B, C, L']
+        -> pooling (mean+max or attention), linear = latent [B, out_dim]
+
+    Any input length works: each stride-2 conv maps ``n -> ceil(n / 2)``, so
+    ``L' = ceil(L / downsample)``; nothing needs to divide evenly.
+
+    Args:
+        n_tracks: T, signal channels next to the 4 base channels.
+        out_dim: size of the pooled output (D, or 2D for a VAE's mean and log-variance).
+        channels: C, width of the convs at the lowest resolution (narrower towards full length).
+        n_res_blocks: residual blocks in the dilated tower at the lowest resolution.
+        kernel_size: odd width of the residual convs (positions).
+        dilations: dilation of tower block i is ``dilations[i % len(dilations)]``.
+        downsample: total length reduction, a power of two (8 -> 1000 bp becomes 125 positions).
+        stem_kernel_size: odd width of the first conv (bp), about a motif's length.
+        norm: ``batch`` or ``group``.
+        pooling: ``meanmax`` or ``attention``.
+        dropout: dropout inside the residual blocks.
+    """
+
+    def __init__(
+        self,
+        n_tracks: int,
+        out_dim: int,
+        channels: int = 64,
+        n_res_blocks: int = 4,
+        kernel_size: int = 5,
+        dilations: Sequence[int] = (1, 2, 4, 8),
+        downsample: int = 8,
+        stem_kernel_size: int = 15,
+        norm: str = "batch",
+        pooling: str = "meanmax",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.n_tracks = n_tracks
+        self.channels = channels
+        self.downsample = downsample
+        widths = level_widths(channels, downsample)
+        self.stem = nn.Conv1d(4 + n_tracks, widths[0], stem_kernel_size, padding=stem_kernel_size // 2)
+        self.stages = nn.ModuleList(
+            nn.Sequential(
+                make_norm(norm, w_in),
+                nn.GELU(),
+                nn.Conv1d(w_in, w_out, 3, stride=2, padding=1),
+                ResidualBlock(w_out, kernel_size, 1, norm, dropout),
+            )
+            for w_in, w_out in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.tower = nn.Sequential(
+            *(
+                ResidualBlock(channels, kernel_size, dilations[i % len(dilations)], norm, dropout)
+                for i in range(n_res_blocks)
+            )
+        )
+        self.out_norm = make_norm(norm, channels)
+        self.pool = make_pool(pooling, channels)
+        self.to_latent = nn.Linear(self.pool.out_dim, out_dim)
+
+    def output_length(self, length: int) -> int:
+        """``L'`` for an input of ``length`` bp: ``ceil(length / downsample)``."""
+        for _ in self.stages:
+            length = (length + 1) // 2
+        return length
+
+    def forward(self, seq: Tensor, tracks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Encode a batch.
+
+        Args:
+            seq: ``int [B, L]`` base codes.
+            tracks: ``float [B, T, L]`` signal on the stored transform (None or T = 0 without tracks).
+
+        Returns:
+            ``(latent [B, out_dim], features [B, C, L'])``.
+        """
+        x = one_hot(seq)
+        if self.n_tracks:
+            if tracks is None or tracks.shape[1] != self.n_tracks:
+                raise ValueError(
+                    f"encoder expects {self.n_tracks} track channels, got {None if tracks is None else tracks.shape[1]}"
+                )
+            x = torch.cat([x, tracks.to(x.dtype)], dim=1)
+        h = self.stem(x)
+        for stage in self.stages:
+            h = stage(h)
+        features = F.gelu(self.out_norm(self.tower(h)))
+        return self.to_latent(self.pool(features)), features

@@ -1,0 +1,127 @@
+"""Classifier heads on latent blocks, gradient reversal, and the adversarial ramp.
+
+A supervised head asks a block to carry its own label (``chrom`` block ->
+chromosome). An adversarial head asks it *not* to carry another block's label:
+the head itself learns to predict the label (minimising its cross-entropy),
+while the gradient reversal layer in front of it hands the encoder the
+negated, scaled gradient, so the encoder learns to make that prediction fail
+(Ganin & Lempitsky 2015, domain-adversarial training).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by ``-lambda``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, lambda_: float) -> Tensor:
+        ctx.lambda_ = float(lambda_)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return -ctx.lambda_ * grad, None
+
+
+def reverse_gradient(x: Tensor, lambda_: float) -> Tensor:
+    """``x`` unchanged in the forward pass; ``d/dx`` becomes ``-lambda_ * d/dx`` in the backward pass."""
+    return _ReverseGradient.apply(x, lambda_)
+
+
+class GradientReversal(nn.Module):
+    """Gradient reversal layer with a strength ``lambda_`` that the caller sets each step.
+
+    Args:
+        lambda_: initial strength (>= 0); 0 blocks the gradient entirely.
+    """
+
+    def __init__(self, lambda_: float = 1.0):
+        super().__init__()
+        self.lambda_ = float(lambda_)
+
+    def set_lambda(self, lambda_: float) -> None:
+        """Set the strength for the next forward passes."""
+        self.lambda_ = float(lambda_)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return reverse_gradient(x, self.lambda_)
+
+    def extra_repr(self) -> str:
+        return f"lambda_={self.lambda_:g}"
+
+
+class ClassifierHead(nn.Module):
+    """Small MLP: ``[B, in_dim] -> logits [B, n_classes]`` (Linear, GELU, dropout, Linear).
+
+    Args:
+        in_dim: size of the latent block it reads.
+        n_classes: number of label categories.
+        hidden: width of the hidden layer.
+        dropout: dropout on the hidden layer.
+    """
+
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 64, dropout: float = 0.0):
+        super().__init__()
+        if n_classes < 1:
+            raise ValueError(f"a classifier head needs at least one class, got {n_classes}")
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class AdversarialHead(nn.Module):
+    """Gradient reversal followed by a :class:`ClassifierHead`.
+
+    Train it with the ordinary cross-entropy: the classifier's parameters
+    descend it, everything upstream of the block ascends it, ``lambda_`` times as hard.
+    """
+
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 64, dropout: float = 0.0, lambda_: float = 1.0):
+        super().__init__()
+        self.grl = GradientReversal(lambda_)
+        self.classifier = ClassifierHead(in_dim, n_classes, hidden, dropout)
+
+    @property
+    def lambda_(self) -> float:
+        """Current gradient-reversal strength."""
+        return self.grl.lambda_
+
+    def set_lambda(self, lambda_: float) -> None:
+        """Set the gradient-reversal strength."""
+        self.grl.set_lambda(lambda_)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.grl(x))
+
+
+RAMP_SHAPES = ("sigmoid", "linear")
+
+
+def adversarial_lambda(step: int, weight: float, warmup_steps: int, shape: str = "sigmoid") -> float:
+    """Gradient-reversal strength at training ``step``: a ramp from 0 to ``weight``.
+
+    ``p = min(step / warmup_steps, 1)``; ``linear`` gives ``weight * p``,
+    ``sigmoid`` gives the DANN schedule ``weight * (2 / (1 + exp(-10 p)) - 1)``,
+    rescaled to reach ``weight`` exactly at p = 1 (0 at p = 0, 0.46 * weight at
+    p = 0.1, 0.99 * weight at p = 0.5): a soft start while the heads are still
+    random, then full strength for the second half of the warm-up.
+    """
+    if shape not in RAMP_SHAPES:
+        raise ValueError(f"ramp shape must be one of {RAMP_SHAPES}, got {shape!r}")
+    p = 1.0 if warmup_steps <= 0 else min(max(step, 0) / warmup_steps, 1.0)
+    if shape == "linear":
+        return weight * p
+    return weight * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0) / _SIGMOID_END
+
+
+_SIGMOID_END = 2.0 / (1.0 + math.exp(-10.0)) - 1.0

@@ -1,0 +1,120 @@
+"""Convolutional building blocks shared by the encoder and the decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+NORMS = ("batch", "group")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """A normalisation layer over ``[B, C, L]``.
+
+    ``batch`` is the fastest and the usual choice; ``group`` (up to 8 groups)
+    does not depend on the other windows in the batch, which suits small
+    batches and keeps CPC/InfoMax negatives from leaking through batch statistics.
+    """
+    if kind == "batch":
+        return nn.BatchNorm1d(channels)
+    if kind == "group":
+        groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+class ResidualBlock(nn.Module):
+    """Pre-activation dilated residual block (Basenji/BPNet style), length-preserving.
+
+    ``x + conv1x1(drop(GELU(norm(conv_k,d(GELU(norm(x)))))))`` on ``[B, C, L]``.
+    The last 1x1 conv starts at zero so that a deep stack starts as the identity
+    and trains stably without warm-up.
+
+    Args:
+        channels: C.
+        kernel_size: odd width of the dilated conv (positions).
+        dilation: spacing of the conv taps (positions).
+        norm: ``batch`` or ``group``.
+        dropout: dropout rate before the 1x1 conv.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int = 1, norm: str = "batch", dropout: float = 0.0):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for a length-preserving conv, got {kernel_size}")
+        self.norm1 = make_norm(norm, channels)
+        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation, padding=dilation * (kernel_size // 2))
+        self.norm2 = make_norm(norm, channels)
+        self.drop = nn.Dropout(dropout)
+        self.mix = nn.Conv1d(channels, channels, 1)
+        nn.init.zeros_(self.mix.weight)
+        nn.init.zeros_(self.mix.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, C, L] -> [B, C, L]``."""
+        h = self.conv(F.gelu(self.norm1(x)))
+        h = self.mix(self.drop(F.gelu(self.norm2(h))))
+        return x + h
+
+
+class MeanMaxPool(nn.Module):
+    """Mean and max over positions, concatenated: ``[B, C, L] -> [B, 2C]``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.out_dim = 2 * channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
+
+
+class AttentionPool(nn.Module):
+    """Softmax-weighted average over positions, one weighting per head: ``[B, C, L] -> [B, heads * C]``.
+
+    Lets the encoder focus on a motif wherever it sits in the window, where a
+    plain mean would dilute it over 1000 bp.
+    """
+
+    def __init__(self, channels: int, n_heads: int = 2):
+        super().__init__()
+        self.score = nn.Conv1d(channels, n_heads, 1)
+        self.out_dim = n_heads * channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        weights = torch.softmax(self.score(x).float(), dim=-1).to(x.dtype)  # [B, H, L]; softmax in fp32
+        pooled = torch.einsum("bhl,bcl->bhc", weights, x)
+        return pooled.flatten(1)
+
+
+POOLINGS = ("meanmax", "attention")
+
+
+def make_pool(kind: str, channels: int) -> MeanMaxPool | AttentionPool:
+    """``meanmax`` or ``attention`` pooling over positions; ``.out_dim`` is the pooled size."""
+    if kind == "meanmax":
+        return MeanMaxPool(channels)
+    if kind == "attention":
+        return AttentionPool(channels)
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {kind!r}")
+
+
+def n_stages(factor: int) -> int:
+    """Number of x2 stages for a total down/upsampling ``factor`` (a power of two)."""
+    if factor < 1 or factor & (factor - 1):
+        raise ValueError(f"down/upsampling factor must be a power of two, got {factor}")
+    return factor.bit_length() - 1
+
+
+def level_widths(channels: int, factor: int, min_channels: int = 32) -> list[int]:
+    """Conv width at each resolution level, from full length (level 0) to ``1/factor`` (level S).
+
+    Width doubles with each halving of the length, ending at ``channels`` at
+    the lowest resolution and never below ``min(min_channels, channels)``
+    (U-Net style): most positions sit at full length, so this is where the
+    compute goes, and the per-base layers need far fewer features than the
+    dilated tower. 64 channels, factor 8 -> [32, 32, 32, 64].
+    """
+    stages = n_stages(factor)
+    floor = min(min_channels, channels)
+    return [max(channels >> (stages - level), floor) for level in range(stages + 1)]

@@ -1,0 +1,259 @@
+"""Model settings: every key with its default, size presets, deep-merge and validation.
+
+``model_settings(overrides)`` is the one way in: it layers
+``DEFAULT_MODEL_SETTINGS`` < ``SIZE_PRESETS[size]`` < ``overrides`` and
+checks every key, so a wrong name, type or value fails with one line naming
+the key (a :class:`~seqae.errors.ConfigError`). ``MODEL_SETTINGS_HELP`` gives
+a one-line description per dotted key, for the configuration schema.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from seqae.errors import ConfigError
+
+KINDS = ("plain", "vae", "vq")
+
+DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
+    "kind": "plain",
+    "size": "small",
+    "channels": 64,
+    "n_res_blocks": 4,
+    "kernel_size": 5,
+    "stem_kernel_size": 15,
+    "dilations": [1, 2, 4, 8],
+    "downsample": 8,
+    "norm": "batch",
+    "pooling": "meanmax",
+    "upsample_mode": "nearest",
+    "dropout": 0.0,
+    "head_hidden": 64,
+    "blocks": {
+        "chrom": {"size": 16, "label": "chrom"},
+        "gene": {"size": 16, "label": "gene_family"},
+        "residual": {"size": 32, "label": None},
+    },
+    "denoise": {"enabled": False, "substitution_rate": 0.05, "mask_rate": 0.05, "track_noise": 0.1},
+    "track_loss": "mse",
+    "weights": {
+        "seq": 1.0,
+        "tracks": 1.0,
+        "supervised": 1.0,
+        "adversarial": 0.5,
+        "kl": 0.001,
+        "vq_commitment": 1.0,
+        "infomax": 0.1,
+        "cpc": 0.1,
+    },
+    "adversarial_schedule": {"shape": "sigmoid", "warmup_steps": 2000},
+    "vq": {"codebook_size": 64, "n_groups": 4, "commitment": 0.25, "decay": 0.99, "dead_code_steps": 200},
+    "infomax": {"enabled": False, "hidden": 128},
+    "cpc": {"enabled": False, "n_future": 4, "chunk": 32, "dim": 64},
+}
+
+# Architecture overrides per size; applied over the defaults and under the user's keys.
+# small: CPU-friendly (0.83 M parameters with 3 tracks at 1000 bp; forward + backward
+# of 8 windows ~0.1 s on one CPU core). large: the GPU configuration (channels 256,
+# 8 tower blocks; 9.4 M parameters), about 30x the compute per window.
+SIZE_PRESETS: dict[str, dict[str, Any]] = {
+    "small": {},
+    "large": {
+        "channels": 256,
+        "n_res_blocks": 8,
+        "dilations": [1, 2, 4, 8, 16],
+        "head_hidden": 128,
+        "infomax": {"hidden": 256},
+        "cpc": {"dim": 128},
+    },
+}
+
+MODEL_SETTINGS_HELP: dict[str, str] = {
+    "kind": "plain autoencoder, vae (Gaussian latent, KL to N(0, I)) or vq (vector-quantised latent).",
+    "size": "Preset for the architecture keys: small (CPU) or large (GPU: channels 256, 8 tower blocks); explicit keys win.",
+    "channels": "Width of every convolution in the encoder and decoder.",
+    "n_res_blocks": "Dilated residual blocks in the encoder's tower at the lowest resolution (and in the decoder's).",
+    "kernel_size": "Width of the residual convolutions (odd, positions).",
+    "stem_kernel_size": "Width of the first convolution over bases (odd, bp).",
+    "dilations": "Dilations of the tower blocks, cycled (positions at 1/downsample resolution).",
+    "downsample": "Total length reduction of the encoder, a power of two (8: 1000 bp -> 125 positions).",
+    "norm": "Normalisation: batch (BatchNorm) or group (GroupNorm, batch-independent).",
+    "pooling": "Pooling over positions before the latent: meanmax or attention.",
+    "upsample_mode": "Decoder upsampling: nearest (nearest-neighbour x2 + conv) or transposed (transposed conv).",
+    "dropout": "Dropout inside the residual blocks.",
+    "head_hidden": "Hidden width of the supervised and adversarial classifier heads.",
+    "blocks": "Latent blocks in order, name -> {size, label}; replaces the default blocks as a whole.",
+    "blocks.*.size": "Number of latent coordinates of the block.",
+    "blocks.*.label": "Label column the block is trained to predict, or null (predicts no label).",
+    "denoise.enabled": "Train as a denoising autoencoder (corrupted inputs, clean targets).",
+    "denoise.substitution_rate": "Fraction of called bases replaced by another base.",
+    "denoise.mask_rate": "Fraction of positions masked to N.",
+    "denoise.track_noise": "Standard deviation of Gaussian noise added to the stored track values.",
+    "track_loss": "mse on stored (e.g. log1p) values, or poisson on raw values with a log-rate prediction.",
+    "weights.seq": "Weight of the sequence cross-entropy (nats per base).",
+    "weights.tracks": "Weight of the track loss (also the track weight of the anomaly score).",
+    "weights.supervised": "Weight of the supervised heads' cross-entropy (summed over labelled blocks).",
+    "weights.adversarial": "Final gradient-reversal strength: the encoder gets -weight x the adversaries' gradient.",
+    "weights.kl": "beta of the VAE: weight of the KL in nats per window (1/window_len matches the per-base ELBO).",
+    "weights.vq_commitment": "Multiplier of the VQ commitment loss (beta itself is vq.commitment).",
+    "weights.infomax": "Weight of the InfoMax discriminator loss.",
+    "weights.cpc": "Weight of the CPC InfoNCE loss.",
+    "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
+    "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
+    "vq.codebook_size": "Codes per codebook.",
+    "vq.n_groups": "Groups per block, each with its own codebook (block sizes must divide by it).",
+    "vq.commitment": "beta of the commitment loss ||z - sg(q)||^2.",
+    "vq.decay": "EMA decay of the codebook statistics.",
+    "vq.dead_code_steps": "Restart a code unused for this many training steps (0: never).",
+    "infomax.enabled": "Add the InfoMax (features, latent) discriminator objective.",
+    "infomax.hidden": "Width of the InfoMax discriminator.",
+    "cpc.enabled": "Add the contrastive predictive coding objective on the encoder features.",
+    "cpc.n_future": "Number of future chunks predicted.",
+    "cpc.chunk": "Chunk length (bp, a multiple of downsample).",
+    "cpc.dim": "Size of the CPC chunk embeddings and context.",
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "kind": KINDS,
+    "size": tuple(SIZE_PRESETS),
+    "norm": ("batch", "group"),
+    "pooling": ("meanmax", "attention"),
+    "upsample_mode": ("nearest", "transposed"),
+    "track_loss": ("mse", "poisson"),
+    "adversarial_schedule.shape": ("sigmoid", "linear"),
+}
+
+
+def model_settings(overrides: Mapping[str, Any] | None = None, where: str = "model") -> dict[str, Any]:
+    """Full, validated model settings: defaults < size preset < ``overrides`` (deep merge).
+
+    Dicts merge key by key, except ``blocks``, which replaces the default blocks
+    as a whole (so that giving two blocks means two blocks). A validated result
+    passed back in comes out unchanged.
+
+    Args:
+        overrides: user settings (nested dicts), possibly partial.
+        where: prefix of error messages (the settings' place in the config).
+
+    Raises:
+        ConfigError: ``<where>.<key>: <problem>`` for an unknown key, a wrong type or a bad value.
+    """
+    overrides = copy.deepcopy(dict(overrides or {}))
+    size = overrides.get("size", DEFAULT_MODEL_SETTINGS["size"])
+    if size not in SIZE_PRESETS:
+        raise ConfigError(f"{where}.size: {size!r} is not one of {list(SIZE_PRESETS)}")
+    merged = _merge(copy.deepcopy(DEFAULT_MODEL_SETTINGS), SIZE_PRESETS[size], where)
+    merged = _merge(merged, overrides, where)
+    _validate(merged, where)
+    return merged
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any], path: str, top: bool = True) -> dict[str, Any]:
+    if not isinstance(over, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of keys, got {over!r}")
+    for key, value in over.items():
+        here = f"{path}.{key}"
+        if key not in base:
+            raise ConfigError(f"{here}: unknown key (allowed here: {', '.join(sorted(base))})")
+        default = base[key]
+        if key == "blocks" and top:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{here}: expected a mapping of block name -> {{size, label}}")
+            base[key] = copy.deepcopy(dict(value))
+        elif isinstance(default, dict):
+            base[key] = _merge(default, value, here, top=False)
+        elif not _type_ok(default, value):
+            raise ConfigError(f"{here}: {value!r} is not of type {type(default).__name__}")
+        else:
+            base[key] = float(value) if isinstance(default, float) else value
+    return base
+
+
+def _validate(s: dict[str, Any], where: str) -> None:
+    def fail(key: str, problem: str) -> None:
+        raise ConfigError(f"{where}.{key}: {problem}")
+
+    for key, choices in _CHOICES.items():
+        node: Any = s
+        for part in key.split("."):
+            node = node[part]
+        if node not in choices:
+            fail(key, f"{node!r} is not one of {list(choices)}")
+    for key in ("channels", "n_res_blocks", "kernel_size", "stem_kernel_size", "downsample", "head_hidden"):
+        if s[key] < (0 if key == "n_res_blocks" else 1):
+            fail(key, f"must be {'>= 0' if key == 'n_res_blocks' else 'positive'}, got {s[key]}")
+    for key in ("kernel_size", "stem_kernel_size"):
+        if s[key] % 2 == 0:
+            fail(key, f"must be odd (length-preserving convolution), got {s[key]}")
+    if s["downsample"] & (s["downsample"] - 1):
+        fail("downsample", f"must be a power of two, got {s['downsample']}")
+    if not s["dilations"] or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in s["dilations"]):
+        fail("dilations", f"must be a non-empty list of positive integers, got {s['dilations']!r}")
+    if not 0.0 <= s["dropout"] < 1.0:
+        fail("dropout", f"must be in [0, 1), got {s['dropout']}")
+
+    blocks = s["blocks"]
+    if not blocks:
+        fail("blocks", "at least one latent block is needed")
+    for name, block in blocks.items():
+        if not isinstance(name, str) or not name or "." in name:
+            fail("blocks", f"block name {name!r} must be a non-empty string without '.'")
+        if not isinstance(block, Mapping):
+            fail(f"blocks.{name}", "expected a mapping with size and label")
+        extra = sorted(set(block) - {"size", "label"})
+        if extra:
+            fail(f"blocks.{name}.{extra[0]}", "unknown key (allowed here: label, size)")
+        size = block.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            fail(f"blocks.{name}.size", f"must be a positive integer, got {size!r}")
+        label = block.get("label")
+        if label is not None and (not isinstance(label, str) or not label):
+            fail(f"blocks.{name}.label", f"must be a label column name or null, got {label!r}")
+        blocks[name] = {"size": size, "label": label}
+
+    d = s["denoise"]
+    for key in ("substitution_rate", "mask_rate"):
+        if not 0.0 <= d[key] <= 1.0:
+            fail(f"denoise.{key}", f"must be in [0, 1], got {d[key]}")
+    if d["substitution_rate"] + d["mask_rate"] > 1.0:
+        fail("denoise", "substitution_rate + mask_rate must not exceed 1")
+    if d["track_noise"] < 0:
+        fail("denoise.track_noise", f"must be >= 0, got {d['track_noise']}")
+    for key, value in s["weights"].items():
+        if value < 0:
+            fail(f"weights.{key}", f"must be >= 0, got {value}")
+    if s["adversarial_schedule"]["warmup_steps"] < 0:
+        fail("adversarial_schedule.warmup_steps", "must be >= 0")
+
+    vq = s["vq"]
+    for key in ("codebook_size", "n_groups"):
+        if vq[key] < 1:
+            fail(f"vq.{key}", f"must be positive, got {vq[key]}")
+    if vq["commitment"] < 0 or vq["dead_code_steps"] < 0:
+        fail("vq", "commitment and dead_code_steps must be >= 0")
+    if not 0.0 <= vq["decay"] < 1.0:
+        fail("vq.decay", f"must be in [0, 1), got {vq['decay']}")
+    if s["kind"] == "vq":
+        for name, block in blocks.items():
+            if block["size"] % vq["n_groups"]:
+                fail(f"blocks.{name}.size", f"{block['size']} is not divisible by vq.n_groups = {vq['n_groups']}")
+
+    if s["infomax"]["hidden"] < 1:
+        fail("infomax.hidden", "must be positive")
+    cpc = s["cpc"]
+    if cpc["n_future"] < 1 or cpc["dim"] < 1 or cpc["chunk"] < 1:
+        fail("cpc", "n_future, chunk and dim must be positive")
+    if cpc["chunk"] % s["downsample"]:
+        fail("cpc.chunk", f"{cpc['chunk']} bp is not a multiple of downsample = {s['downsample']}")
