@@ -23,6 +23,7 @@ import json
 import logging
 import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -534,31 +535,52 @@ def _write_genome(
     profiles: TrackProfiles,
     bar: tqdm,
 ) -> None:
-    """Pass 2: cut sequence and signal of every planned window, chromosome by chromosome."""
-    windows, seq_len, flank = plan.windows, schema.seq_len, schema.flank
-    n_tracks = len(schema.track_names)
+    """Pass 2: cut sequence and signal of every planned window, chunk by chunk, and append them.
+
+    The next chunk is read in a worker thread while the current one is
+    appended (and compressed by the writer's threads): NumPy, the deflate and
+    most of the bigWig work release the GIL, so the cores stay busy.
+    """
+    windows, flank = plan.windows, schema.flank
     chunk = settings["chunk_windows"]
     starts_all = windows["start"].to_numpy() - flank
     by_chrom = windows.groupby("chrom", sort=False).indices
-    for chrom in pd.unique(windows["chrom"]):
-        rows = by_chrom[chrom]
-        codes = plan.genome.chrom_codes(chrom)
-        for lo in range(0, len(rows), chunk):
-            block = rows[lo : lo + chunk]
-            starts = starts_all[block]
-            seq = gather_windows(codes, starts, seq_len)
-            tracks = None
-            if n_tracks:
-                tracks = np.zeros((len(block), n_tracks, seq_len), dtype=settings["track_dtype"])
-                for t, track in enumerate(plan.tracks):
-                    if track is not None:
-                        tracks[:, t] = read_windows(
-                            track, chrom, starts, seq_len, schema.track_transform, settings["track_dtype"]
-                        )
+    blocks = [
+        (chrom, by_chrom[chrom][lo : lo + chunk])
+        for chrom in pd.unique(windows["chrom"])
+        for lo in range(0, len(by_chrom[chrom]), chunk)
+    ]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
+        pending = reader.submit(_read_chunk, plan, blocks[0], starts_all, schema, settings) if blocks else None
+        for i in range(len(blocks)):
+            seq, tracks = pending.result()
+            if i + 1 < len(blocks):
+                pending = reader.submit(_read_chunk, plan, blocks[i + 1], starts_all, schema, settings)
+            block = blocks[i][1]
+            if tracks is not None:
                 profiles.add(tracks, kinds[block])
             writer.append(seq, tracks)
             bar.update(len(block))
-        del codes
+
+
+def _read_chunk(
+    plan: GenomePlan,
+    chrom_block: tuple[str, np.ndarray],
+    starts_all: np.ndarray,
+    schema: WindowsSchema,
+    settings: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sequence codes ``uint8 [n, seq_len]`` and tracks ``[n, T, seq_len]`` (None if T = 0) of one chunk."""
+    chrom, block = chrom_block
+    starts = starts_all[block]
+    seq = gather_windows(plan.genome.chrom_codes(chrom), starts, schema.seq_len)
+    if not schema.track_names:
+        return seq, None
+    tracks = np.zeros((len(block), len(schema.track_names), schema.seq_len), dtype=settings["track_dtype"])
+    for t, track in enumerate(plan.tracks):
+        if track is not None:
+            read_windows(track, chrom, starts, schema.seq_len, schema.track_transform, out=tracks[:, t])
+    return seq, tracks
 
 
 def _write_bed(labels: pd.DataFrame, path: Path) -> None:

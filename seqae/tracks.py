@@ -119,8 +119,12 @@ def read_windows(
     dtype: np.dtype | type = np.float32,
     max_gap: int = 20_000,
     max_span: int = 8_000_000,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Signal of equal-length windows on one chromosome, ``dtype [n, length]``.
+
+    ``out`` (``[n, length]``, may be a strided view such as ``tracks[:, t]``)
+    receives the result directly; its dtype then overrides ``dtype``.
 
     ``starts`` must be sorted. One ``values`` call is made per cluster of
     nearby windows (see :func:`cluster_windows`); the transform and the cast
@@ -128,7 +132,9 @@ def read_windows(
     windows copy it, and the windows are cut out as rows of a strided view.
     """
     starts = np.asarray(starts, dtype=np.int64)
-    out = np.empty((len(starts), length), dtype=dtype)
+    if out is None:
+        out = np.empty((len(starts), length), dtype=dtype)
+    dtype = out.dtype
     bounds = cluster_windows(starts, length, max_gap, max_span)
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         span_start = int(starts[lo])
