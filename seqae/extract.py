@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,17 +35,14 @@ from seqae.annotation import annotate_positions, read_genes
 from seqae.config import Config
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, write_tsv
-from seqae.genome import Genome, gather_windows, gc_and_n_fraction, harmonise_chrom_names
+from seqae.background import measure_and_sample_background
+from seqae.genome import Genome, gather_windows, harmonise_chrom_names
 from seqae.intervals import merge_close_summits, overlaps_any, read_bed_intervals, read_peaks, rename_chromosomes
+from seqae.splits import assign_split
 from seqae.store import WindowsSchema, WindowsWriter
 from seqae.tracks import BigWigTrack, read_windows
 
 log = logging.getLogger(__name__)
-
-# Background candidates drawn per background window needed: enough to fill
-# the GC bins at the tails of the peak GC distribution.
-_CANDIDATES_PER_BACKGROUND = 20
-_MIN_CANDIDATES = 5_000
 
 LABEL_COLUMNS = [
     "window_id",
@@ -237,7 +233,7 @@ def _plan_genome(
         report["dropped_blacklist"] = 0
 
     windows = windows.reset_index(drop=True)
-    windows, background = _measure_and_sample_background(genome, windows, blacklist, settings, rng, report)
+    windows, background = measure_and_sample_background(genome, windows, blacklist, settings, rng, report)
     windows = pd.concat([windows, background], ignore_index=True)
     chrom_order = {c: i for i, c in enumerate(genome.chroms)}
     windows = (
@@ -352,178 +348,6 @@ def _open_tracks(
                 raise InputError(path, f"bigWig has no chromosome {chrom!r}, which holds {count} windows")
         tracks.append(track)
     return tracks
-
-
-def _measure_and_sample_background(
-    genome: Genome,
-    windows: pd.DataFrame,
-    blacklist: pd.DataFrame | None,
-    settings: Mapping[str, Any],
-    rng: np.random.Generator,
-    report: dict[str, Any],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Measure GC/N of peak windows, drop N-rich ones, and draw GC-matched background windows.
-
-    Returns:
-        ``(peak windows with gc and n_fraction, background windows)``.
-    """
-    window_len, flank, chunk = settings["window_len"], settings["max_jitter"], settings["chunk_windows"]
-    sizes = genome.chrom_sizes
-    n_wanted = int(round(settings["background_ratio"] * len(windows)))
-    n_candidates = 0 if n_wanted == 0 else max(_CANDIDATES_PER_BACKGROUND * n_wanted, _MIN_CANDIDATES)
-    usable = {c: max(0, s - window_len - 2 * flank) for c, s in sizes.items()}
-    total_usable = sum(usable.values())
-
-    gc = np.full(len(windows), np.nan)
-    n_frac = np.ones(len(windows))
-    cand_frames = []
-    by_chrom = windows.groupby("chrom", sort=False).indices
-    for chrom in genome.chroms:
-        rows = by_chrom.get(chrom)
-        n_cand = int(round(n_candidates * usable[chrom] / total_usable)) if total_usable else 0
-        if rows is None and n_cand == 0:
-            continue
-        codes = genome.chrom_codes(chrom)
-        if rows is not None:
-            starts = windows["start"].to_numpy()[rows]
-            gc[rows], n_frac[rows] = _gc_chunked(codes, starts, window_len, chunk)
-        if n_cand:
-            starts = np.sort(rng.integers(flank, flank + usable[chrom], size=n_cand, endpoint=True))
-            c_gc, c_n = _gc_chunked(codes, starts, window_len, chunk)
-            cand_frames.append(pd.DataFrame({"chrom": chrom, "start": starts, "gc": c_gc, "n_fraction": c_n}))
-        del codes
-
-    windows = windows.assign(gc=gc, n_fraction=n_frac)
-    too_many_n = windows["n_fraction"].to_numpy() > settings["max_n_fraction"]
-    report["dropped_n_fraction"] = int(too_many_n.sum())
-    windows = windows[~too_many_n].reset_index(drop=True)
-    report["n_peak_windows"] = len(windows)
-    if not len(windows):
-        raise InputError(genome.path, "no peak window is left after filtering (chromosome ends, blacklist, N fraction)")
-
-    n_wanted = int(round(settings["background_ratio"] * len(windows)))
-    background = _empty_background(windows)
-    if n_wanted and cand_frames:
-        cands = pd.concat(cand_frames, ignore_index=True)
-        ok = cands["n_fraction"].to_numpy() <= settings["max_n_fraction"]
-        ends = cands["start"].to_numpy() + window_len
-        peak_iv = windows[["chrom", "start", "end"]]
-        ok &= ~overlaps_any(cands["chrom"].to_numpy(), cands["start"].to_numpy(), ends, peak_iv)
-        if blacklist is not None:
-            ok &= ~overlaps_any(cands["chrom"].to_numpy(), cands["start"].to_numpy(), ends, blacklist)
-        cands = cands[ok].reset_index(drop=True)
-        chosen = gc_matched_sample(windows["gc"].to_numpy(), cands["gc"].to_numpy(), n_wanted, settings["gc_bins"], rng)
-        picked = cands.iloc[chosen]
-        background = pd.DataFrame(
-            {
-                "species": windows["species"].iloc[0],
-                "chrom": picked["chrom"].to_numpy(),
-                "start": picked["start"].to_numpy(),
-                "end": picked["start"].to_numpy() + window_len,
-                "summit": picked["start"].to_numpy() + window_len // 2,
-                "kind": "background",
-                "peak_set": "background",
-                "peak_name": "",
-                "score": 0.0,
-                "n_merged": 0,
-                "gc": picked["gc"].to_numpy(),
-                "n_fraction": picked["n_fraction"].to_numpy(),
-            }
-        )
-    report["n_background_wanted"] = n_wanted
-    report["n_background_windows"] = len(background)
-    return windows, background
-
-
-def _empty_background(like: pd.DataFrame) -> pd.DataFrame:
-    return like.iloc[:0].copy()
-
-
-def _gc_chunked(codes: np.ndarray, starts: np.ndarray, length: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """GC and N fraction of windows ``[start, start + length)``, computed ``chunk`` windows at a time."""
-    gc = np.empty(len(starts))
-    n_frac = np.empty(len(starts))
-    for lo in range(0, len(starts), chunk):
-        block = gather_windows(codes, starts[lo : lo + chunk], length)
-        gc[lo : lo + chunk], n_frac[lo : lo + chunk] = gc_and_n_fraction(block)
-    return gc, n_frac
-
-
-def gc_matched_sample(
-    target_gc: np.ndarray, candidate_gc: np.ndarray, n: int, n_bins: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Indices of candidates whose GC histogram follows the target's.
-
-    The GC range [0, 1] is cut into ``n_bins`` equal bins; each bin receives
-    ``n`` times the target's share of that bin, drawn without replacement
-    (fewer where the bin has too few candidates).
-
-    Returns:
-        ``int64 [<= n]`` sorted candidate indices.
-    """
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    target_bin = np.clip(np.digitize(target_gc, edges[1:-1]), 0, n_bins - 1)
-    cand_bin = np.clip(np.digitize(np.nan_to_num(candidate_gc, nan=-1.0), edges[1:-1]), 0, n_bins - 1)
-    cand_bin[np.isnan(candidate_gc)] = -1
-    share = np.bincount(target_bin, minlength=n_bins) / max(len(target_gc), 1)
-    wanted = np.floor(share * n).astype(np.int64)
-    # Hand the rounding remainder to the bins with the largest fractional parts.
-    remainder = n - int(wanted.sum())
-    if remainder > 0:
-        wanted[np.argsort(-(share * n - wanted), kind="stable")[:remainder]] += 1
-    order = np.argsort(cand_bin, kind="stable")
-    bounds = np.searchsorted(cand_bin[order], np.arange(-1, n_bins + 1))
-    picked = []
-    for b in range(n_bins):
-        pool = order[bounds[b + 1] : bounds[b + 2]]
-        take = min(int(wanted[b]), len(pool))
-        if take:
-            picked.append(rng.choice(pool, size=take, replace=False))
-    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """A fast, well-mixed 64-bit hash (SplitMix64 finaliser), vectorised over ``uint64``."""
-    with np.errstate(over="ignore"):
-        z = x + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def assign_split(species: str, chrom: np.ndarray, start: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
-    """Deterministic train/val/test split of windows.
-
-    A window's split depends only on its region: the hash of (species,
-    chromosome, ``start // bin_size``). Windows starting in one bin share a
-    split, so heavily overlapping windows never straddle train and test.
-    Chromosomes listed in ``holdout_chromosomes`` go whole to val or test;
-    a warning says that this conflicts with learning a chromosome block.
-
-    Returns:
-        ``object [n]`` of ``"train"``, ``"val"``, ``"test"``.
-    """
-    split_cfg = settings["split"]
-    chrom = np.asarray(chrom).astype(str)
-    uniq, inverse = np.unique(chrom, return_inverse=True)
-    chrom_hash = np.array([zlib.crc32(f"{species}\t{c}".encode()) for c in uniq], dtype=np.uint64)[inverse]
-    bins = (np.asarray(start, dtype=np.int64) // split_cfg["bin_size"]).astype(np.uint64)
-    u = (_splitmix64((chrom_hash << np.uint64(32)) ^ bins) >> np.uint64(11)).astype(np.float64) / float(2**53)
-
-    holdout = split_cfg["holdout_chromosomes"]
-    val_f = 0.0 if holdout["val"] else split_cfg["val_fraction"]
-    test_f = 0.0 if holdout["test"] else split_cfg["test_fraction"]
-    split = np.where(u < test_f, "test", np.where(u < test_f + val_f, "val", "train")).astype(object)
-    if holdout["val"] or holdout["test"]:
-        log.warning(
-            "chromosome hold-out: windows of whole chromosomes go to val/test; a model cannot learn "
-            "a chromosome block for chromosomes it never trains on"
-        )
-        for name in ("val", "test"):
-            listed = holdout[name]
-            mapping = harmonise_chrom_names(listed, uniq)
-            split[np.isin(chrom, list(mapping.values()))] = name
-    return split
 
 
 def _write_genome(

@@ -12,7 +12,9 @@ import pytest
 from conftest import make_config
 from seqae.cli import main
 from seqae.errors import InputError
-from seqae.extract import assign_split, extract_windows, gc_matched_sample
+from seqae.background import gc_matched_sample
+from seqae.extract import extract_windows
+from seqae.splits import assign_split
 from seqae.genome import decode
 from seqae.store import read_labels, read_schema, read_windows
 

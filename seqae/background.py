@@ -1,0 +1,146 @@
+"""Background windows: random genomic windows whose GC distribution matches the peak windows'."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqae.errors import InputError
+from seqae.genome import Genome, gather_windows, gc_and_n_fraction
+from seqae.intervals import overlaps_any
+
+# Background candidates drawn per background window needed: enough to fill
+# the GC bins at the tails of the peak GC distribution.
+_CANDIDATES_PER_BACKGROUND = 20
+_MIN_CANDIDATES = 5_000
+
+
+def measure_and_sample_background(
+    genome: Genome,
+    windows: pd.DataFrame,
+    blacklist: pd.DataFrame | None,
+    settings: Mapping[str, Any],
+    rng: np.random.Generator,
+    report: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measure GC/N of peak windows, drop N-rich ones, and draw GC-matched background windows.
+
+    Returns:
+        ``(peak windows with gc and n_fraction, background windows)``.
+    """
+    window_len, flank, chunk = settings["window_len"], settings["max_jitter"], settings["chunk_windows"]
+    sizes = genome.chrom_sizes
+    n_wanted = int(round(settings["background_ratio"] * len(windows)))
+    n_candidates = 0 if n_wanted == 0 else max(_CANDIDATES_PER_BACKGROUND * n_wanted, _MIN_CANDIDATES)
+    usable = {c: max(0, s - window_len - 2 * flank) for c, s in sizes.items()}
+    total_usable = sum(usable.values())
+
+    gc = np.full(len(windows), np.nan)
+    n_frac = np.ones(len(windows))
+    cand_frames = []
+    by_chrom = windows.groupby("chrom", sort=False).indices
+    for chrom in genome.chroms:
+        rows = by_chrom.get(chrom)
+        n_cand = int(round(n_candidates * usable[chrom] / total_usable)) if total_usable else 0
+        if rows is None and n_cand == 0:
+            continue
+        codes = genome.chrom_codes(chrom)
+        if rows is not None:
+            starts = windows["start"].to_numpy()[rows]
+            gc[rows], n_frac[rows] = _gc_chunked(codes, starts, window_len, chunk)
+        if n_cand:
+            starts = np.sort(rng.integers(flank, flank + usable[chrom], size=n_cand, endpoint=True))
+            c_gc, c_n = _gc_chunked(codes, starts, window_len, chunk)
+            cand_frames.append(pd.DataFrame({"chrom": chrom, "start": starts, "gc": c_gc, "n_fraction": c_n}))
+        del codes
+
+    windows = windows.assign(gc=gc, n_fraction=n_frac)
+    too_many_n = windows["n_fraction"].to_numpy() > settings["max_n_fraction"]
+    report["dropped_n_fraction"] = int(too_many_n.sum())
+    windows = windows[~too_many_n].reset_index(drop=True)
+    report["n_peak_windows"] = len(windows)
+    if not len(windows):
+        raise InputError(genome.path, "no peak window is left after filtering (chromosome ends, blacklist, N fraction)")
+
+    n_wanted = int(round(settings["background_ratio"] * len(windows)))
+    background = _empty_background(windows)
+    if n_wanted and cand_frames:
+        cands = pd.concat(cand_frames, ignore_index=True)
+        ok = cands["n_fraction"].to_numpy() <= settings["max_n_fraction"]
+        ends = cands["start"].to_numpy() + window_len
+        peak_iv = windows[["chrom", "start", "end"]]
+        ok &= ~overlaps_any(cands["chrom"].to_numpy(), cands["start"].to_numpy(), ends, peak_iv)
+        if blacklist is not None:
+            ok &= ~overlaps_any(cands["chrom"].to_numpy(), cands["start"].to_numpy(), ends, blacklist)
+        cands = cands[ok].reset_index(drop=True)
+        chosen = gc_matched_sample(windows["gc"].to_numpy(), cands["gc"].to_numpy(), n_wanted, settings["gc_bins"], rng)
+        picked = cands.iloc[chosen]
+        background = pd.DataFrame(
+            {
+                "species": windows["species"].iloc[0],
+                "chrom": picked["chrom"].to_numpy(),
+                "start": picked["start"].to_numpy(),
+                "end": picked["start"].to_numpy() + window_len,
+                "summit": picked["start"].to_numpy() + window_len // 2,
+                "kind": "background",
+                "peak_set": "background",
+                "peak_name": "",
+                "score": 0.0,
+                "n_merged": 0,
+                "gc": picked["gc"].to_numpy(),
+                "n_fraction": picked["n_fraction"].to_numpy(),
+            }
+        )
+    report["n_background_wanted"] = n_wanted
+    report["n_background_windows"] = len(background)
+    return windows, background
+
+
+def _empty_background(like: pd.DataFrame) -> pd.DataFrame:
+    return like.iloc[:0].copy()
+
+
+def _gc_chunked(codes: np.ndarray, starts: np.ndarray, length: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """GC and N fraction of windows ``[start, start + length)``, computed ``chunk`` windows at a time."""
+    gc = np.empty(len(starts))
+    n_frac = np.empty(len(starts))
+    for lo in range(0, len(starts), chunk):
+        block = gather_windows(codes, starts[lo : lo + chunk], length)
+        gc[lo : lo + chunk], n_frac[lo : lo + chunk] = gc_and_n_fraction(block)
+    return gc, n_frac
+
+
+def gc_matched_sample(
+    target_gc: np.ndarray, candidate_gc: np.ndarray, n: int, n_bins: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices of candidates whose GC histogram follows the target's.
+
+    The GC range [0, 1] is cut into ``n_bins`` equal bins; each bin receives
+    ``n`` times the target's share of that bin, drawn without replacement
+    (fewer where the bin has too few candidates).
+
+    Returns:
+        ``int64 [<= n]`` sorted candidate indices.
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    target_bin = np.clip(np.digitize(target_gc, edges[1:-1]), 0, n_bins - 1)
+    cand_bin = np.clip(np.digitize(np.nan_to_num(candidate_gc, nan=-1.0), edges[1:-1]), 0, n_bins - 1)
+    cand_bin[np.isnan(candidate_gc)] = -1
+    share = np.bincount(target_bin, minlength=n_bins) / max(len(target_gc), 1)
+    wanted = np.floor(share * n).astype(np.int64)
+    # Hand the rounding remainder to the bins with the largest fractional parts.
+    remainder = n - int(wanted.sum())
+    if remainder > 0:
+        wanted[np.argsort(-(share * n - wanted), kind="stable")[:remainder]] += 1
+    order = np.argsort(cand_bin, kind="stable")
+    bounds = np.searchsorted(cand_bin[order], np.arange(-1, n_bins + 1))
+    picked = []
+    for b in range(n_bins):
+        pool = order[bounds[b + 1] : bounds[b + 2]]
+        take = min(int(wanted[b]), len(pool))
+        if take:
+            picked.append(rng.choice(pool, size=take, replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
