@@ -1,0 +1,170 @@
+"""Baseline trees for a family: distance NJ and FastTree, each timed.
+
+* ``nj_p``: neighbor joining (:mod:`seqae.phylo.nj`) on p-distances.
+* ``nj_jc69``: neighbor joining on JC69 distances.
+* ``fasttree``: FastTree 2 (``-nt -gtr -gamma``, approximately-maximum-
+  likelihood under GTR + Gamma(20 categories)) run as a subprocess on a
+  temporary FASTA, when the binary is installed (Debian/Ubuntu package
+  ``fasttree``: ``fasttree`` or ``FastTree``); otherwise the result has no
+  tree and says why.
+
+Times are wall-clock seconds of the whole method (distances + NJ + tree
+building; for FastTree writing the FASTA, the run and parsing its Newick).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqae.errors import SeqaeError
+from seqae.phylo.alphabet import decode
+from seqae.phylo.compare import normalized_rf
+from seqae.phylo.distance import jc69_distance, p_distance
+from seqae.phylo.nj import neighbor_joining
+
+__all__ = ["BaselineResult", "fasttree", "find_fasttree", "nj_jc69", "nj_p_distance", "run_baselines"]
+
+FASTTREE_NAMES = ("FastTree", "fasttree")
+
+
+@dataclass
+class BaselineResult:
+    """One baseline tree.
+
+    Attributes:
+        method: ``"nj_p"``, ``"nj_jc69"`` or ``"fasttree"``.
+        tree: an ``ete3.Tree`` (unrooted: multifurcating root), or None when
+            the method could not run.
+        seconds: wall-clock time of the method (NaN when it did not run).
+        reason: why there is no tree (None otherwise).
+        nrf: normalised Robinson–Foulds distance to a reference tree, when one
+            was given to :func:`run_baselines`.
+    """
+
+    method: str
+    tree: object | None
+    seconds: float
+    reason: str | None = None
+    nrf: float | None = None
+
+
+def _check(codes: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    arr = np.asarray(codes)
+    if arr.ndim != 2 or arr.shape[0] != len(names):
+        raise ValueError(f"codes must be [n, L] with one row per name; got {arr.shape} for {len(names)} names")
+    return arr
+
+
+def nj_p_distance(codes: np.ndarray, names: Sequence[str]) -> BaselineResult:
+    """Neighbor joining on p-distances of an alignment ``[n, L]``."""
+    arr = _check(codes, names)
+    start = time.perf_counter()
+    tree = neighbor_joining(p_distance(arr, names), names)
+    return BaselineResult("nj_p", tree, time.perf_counter() - start)
+
+
+def nj_jc69(codes: np.ndarray, names: Sequence[str]) -> BaselineResult:
+    """Neighbor joining on JC69 distances of an alignment ``[n, L]``."""
+    arr = _check(codes, names)
+    start = time.perf_counter()
+    tree = neighbor_joining(jc69_distance(arr, names), names)
+    return BaselineResult("nj_jc69", tree, time.perf_counter() - start)
+
+
+def find_fasttree() -> str | None:
+    """Path of the FastTree binary on PATH, or None."""
+    for name in FASTTREE_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def fasttree(
+    codes: np.ndarray,
+    names: Sequence[str],
+    extra_args: Sequence[str] = ("-gtr", "-gamma"),
+    timeout: float | None = None,
+) -> BaselineResult:
+    """FastTree on an alignment ``[n, L]``: ``FastTree -nt <extra_args> aln.fa``.
+
+    Args:
+        codes: alignment codes (missing codes are written as ``N``).
+        names: sequence names (safe for Newick, as :func:`~seqae.phylo.io.read_family`
+            ensures).
+        extra_args: model options; default GTR + Gamma.
+        timeout: seconds before the run is stopped.
+
+    Returns:
+        The tree, or ``tree=None`` and ``reason`` when FastTree is not
+        installed.
+
+    Raises:
+        SeqaeError: FastTree ran and failed (its last message line is shown).
+    """
+    from ete3 import Tree
+
+    arr = _check(codes, names)
+    binary = find_fasttree()
+    if binary is None:
+        return BaselineResult(
+            "fasttree", None, float("nan"), reason="FastTree is not installed (apt-get install fasttree)"
+        )
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="seqae-fasttree-") as folder:
+        fasta = Path(folder) / "family.fa"
+        fasta.write_text("".join(f">{name}\n{decode(row)}\n" for name, row in zip(names, arr)))
+        cmd = [binary, "-nt", "-quiet", "-nopr", *extra_args, str(fasta)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise SeqaeError(f"FastTree did not finish within {timeout} s") from None
+    if done.returncode != 0 or not done.stdout.strip():
+        lines = [x for x in (done.stderr or "").strip().splitlines() if x.strip()]
+        last = lines[-1] if lines else "no output"
+        raise SeqaeError(f"FastTree failed (exit status {done.returncode}): {last}")
+    tree = Tree(done.stdout.strip(), format=1)
+    # FastTree writes local support values as internal labels; keep them as support.
+    for node in tree.traverse():
+        if not node.is_leaf() and node.name:
+            try:
+                node.support = float(node.name)
+                node.name = ""
+            except ValueError:
+                pass
+    return BaselineResult("fasttree", tree, time.perf_counter() - start)
+
+
+def run_baselines(
+    codes: np.ndarray,
+    names: Sequence[str],
+    reference=None,
+    methods: Sequence[str] = ("nj_p", "nj_jc69", "fasttree"),
+) -> list[BaselineResult]:
+    """Run the baselines; with a reference tree, fill in each result's nRF.
+
+    Args:
+        codes: ``[n, L]`` alignment codes.
+        names: ``n`` sequence names.
+        reference: the true or reference ``ete3.Tree`` on the same names.
+        methods: any of ``"nj_p"``, ``"nj_jc69"``, ``"fasttree"``.
+    """
+    runners = {"nj_p": nj_p_distance, "nj_jc69": nj_jc69, "fasttree": fasttree}
+    unknown = [m for m in methods if m not in runners]
+    if unknown:
+        raise ValueError(f"unknown baseline methods {unknown}; choose from {list(runners)}")
+    results = []
+    for method in methods:
+        result = runners[method](codes, names)
+        if reference is not None and result.tree is not None:
+            result.nrf = normalized_rf(result.tree, reference)
+        results.append(result)
+    return results

@@ -1,0 +1,319 @@
+"""Files of the tree stage: FASTA families in, Newick/NHX trees in and out.
+
+Reading checks the input and raises :class:`seqae.errors.InputError`, one
+line ``<path>:<line>: <what>``, for each problem a user can fix: an empty
+file, sequence text before the first header, a header without a name, a name
+that a Newick tree cannot hold, a duplicate name, a character outside IUPAC
+DNA (with its line and column), a record without sequence, fewer than 4
+sequences, unequal lengths where an alignment is required; for trees, text
+that is not one Newick tree and leaves that do not match the family.
+
+Writing goes through :func:`seqae.fileio.atomic_output` (temporary file, then
+rename). Newick is written with branch lengths (12 significant digits) and
+internal node names where there are any; NHX adds ``[&&NHX:key=value:...]``
+per node. Both read back with ete3 and with ``Bio.Phylo.read(path,
+"newick")`` (which keeps the NHX block as each clade's ``comment``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqae.errors import InputError
+from seqae.fileio import atomic_output, require_file
+from seqae.phylo.alphabet import VALID_BYTES, encode
+
+__all__ = [
+    "MIN_FAMILY_SIZE",
+    "Family",
+    "read_family",
+    "read_tree",
+    "write_family",
+    "write_newick",
+    "write_nhx",
+]
+
+#: A family needs this many sequences: an unrooted tree of 3 has no topology.
+MIN_FAMILY_SIZE = 4
+#: Characters a Newick label cannot hold unquoted (plus whitespace).
+NEWICK_SPECIAL = "()[]:;,'\""
+_NAME_BAD = re.compile(r"[()\[\]:;,'\"\s]")
+#: NHX values must not contain these.
+_NHX_BAD = re.compile(r"[()\[\]:;,=\s]")
+_DIST_FORMAT = "%0.12g"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of homologous sequences read from FASTA.
+
+    Attributes:
+        names: the record names (first word of each header), unique.
+        sequences: the sequences in upper case, gaps kept.
+        path: the file read.
+    """
+
+    names: list[str]
+    sequences: list[str]
+    path: Path | None = None
+
+    @property
+    def aligned(self) -> bool:
+        """True when all sequences have the same length."""
+        return len({len(s) for s in self.sequences}) == 1
+
+    def codes(self) -> np.ndarray:
+        """``[n, L]`` uint8 codes (A=0 C=1 G=2 T=3, gap/ambiguous=4).
+
+        Raises:
+            ValueError: the sequences are not aligned (unequal lengths).
+        """
+        if not self.aligned:
+            raise ValueError("the family is not aligned (sequences of unequal lengths)")
+        return np.stack([encode(s) for s in self.sequences])
+
+    def as_dict(self) -> dict[str, str]:
+        """name -> sequence."""
+        return dict(zip(self.names, self.sequences))
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "has no name"
+    bad = _NAME_BAD.search(name)
+    if bad:
+        return f"name {name!r} contains {bad.group()!r}, which a Newick tree cannot hold"
+    return None
+
+
+def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> Family:
+    """Read a FASTA family of homologous DNA sequences, checking it.
+
+    Args:
+        path: FASTA file; lines may wrap; lower case, IUPAC ambiguity codes,
+            ``U`` and gaps (``-``, ``.``) are accepted.
+        aligned_required: all sequences must have the same length.
+
+    Returns:
+        :class:`Family` with at least :data:`MIN_FAMILY_SIZE` sequences.
+
+    Raises:
+        InputError: one line naming the file, the line and the problem.
+    """
+    p = require_file(path, "FASTA file")
+    raw = p.read_bytes()
+    if not raw.strip():
+        raise InputError(p, "empty file: no FASTA records")
+    names: list[str] = []
+    header_line: list[int] = []
+    chunks: list[list[bytes]] = []
+    first_seen: dict[str, int] = {}
+    delete_valid = bytes(VALID_BYTES)
+    for number, line in enumerate(raw.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(b">"):
+            words = line[1:].split()
+            name = words[0].decode("utf-8", "replace") if words else ""
+            problem = _name_problem(name)
+            if problem:
+                raise InputError(p, f"FASTA header {problem}", number)
+            if name in first_seen:
+                raise InputError(p, f"duplicate sequence name {name!r} (first at line {first_seen[name]})", number)
+            first_seen[name] = number
+            names.append(name)
+            header_line.append(number)
+            chunks.append([])
+            continue
+        if not names:
+            raise InputError(p, "sequence text before the first '>' header", number)
+        bad = line.translate(None, delete_valid)
+        if bad:
+            column = line.index(bad[:1]) + 1
+            char = bad[:1].decode("latin-1")
+            raise InputError(
+                p, f"character {char!r} at column {column} of record {names[-1]!r} is not IUPAC DNA", number
+            )
+        chunks[-1].append(line)
+    if not names:
+        raise InputError(p, "no FASTA records (no line starts with '>')")
+    sequences = [b"".join(parts).decode("ascii").upper() for parts in chunks]
+    for name, seq, number in zip(names, sequences, header_line):
+        if not seq:
+            raise InputError(p, f"record {name!r} has no sequence", number)
+    if len(names) < MIN_FAMILY_SIZE:
+        raise InputError(p, f"only {len(names)} sequences; a family needs at least {MIN_FAMILY_SIZE}")
+    if aligned_required:
+        length = len(sequences[0])
+        for name, seq, number in zip(names, sequences, header_line):
+            if len(seq) != length:
+                raise InputError(
+                    p,
+                    f"record {name!r} has {len(seq)} characters but {names[0]!r} has {length}; "
+                    "an alignment needs sequences of equal length",
+                    number,
+                )
+    return Family(names=names, sequences=sequences, path=p)
+
+
+def write_family(records: Family | Mapping[str, str], path: str | os.PathLike[str], line_width: int = 60) -> Path:
+    """Write sequences as FASTA (atomically), ``line_width`` characters a line."""
+    items: Iterable[tuple[str, str]] = (
+        zip(records.names, records.sequences) if isinstance(records, Family) else records.items()
+    )
+    with atomic_output(path) as tmp, open(tmp, "w") as handle:
+        for name, seq in items:
+            handle.write(f">{name}\n")
+            handle.writelines(seq[start : start + line_width] + "\n" for start in range(0, len(seq), line_width))
+    return Path(path)
+
+
+def _mask_comments(text: str) -> str:
+    """``text`` with ``[...]`` comments blanked (same length) for structure checks."""
+    return re.sub(r"\[[^\]]*\]", lambda m: " " * len(m.group()), text)
+
+
+def _newick_problem(text: str) -> str | None:
+    """Why ``text`` is not one rooted Newick tree, or None (ete3 is lenient)."""
+    plain = _mask_comments(text).strip()
+    if "[" in plain or "]" in plain:
+        return "unbalanced '[' ']' comment brackets"
+    if not plain.endswith(";"):
+        return "the tree does not end with ';'"
+    if plain.count(";") > 1:
+        return f"{plain.count(';')} ';' found; expected exactly one tree"
+    if not plain.startswith("("):
+        return "the tree does not start with '('"
+    depth = 0
+    closed_at = -1  # where the outermost '(' closes
+    for pos, char in enumerate(plain):
+        if char == "(":
+            if depth == 0 and closed_at >= 0:
+                return f"text after the outermost ')' at character {closed_at + 1} is not the root's label"
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return f"unmatched ')' at character {pos + 1}"
+            if depth == 0:
+                closed_at = pos
+        elif char == "," and depth == 0:
+            return f"text after the outermost ')' at character {closed_at + 1} is not the root's label"
+    if depth != 0:
+        return f"{depth} '(' not closed"
+    return None
+
+
+def _few(names: Iterable[str], k: int = 5) -> str:
+    items = sorted(names)
+    more = f" and {len(items) - k} more" if len(items) > k else ""
+    return ", ".join(map(repr, items[:k])) + more
+
+
+def read_tree(path: str | os.PathLike[str], leaf_names: Sequence[str] | None = None):
+    """Read one Newick/NHX tree, checking it.
+
+    Args:
+        path: a file with one tree (branch lengths and NHX attributes
+            optional; internal labels are read as node names). NHX values are
+            read as text.
+        leaf_names: if given, the tree's leaves must be exactly these names
+            (e.g. the family's sequence names).
+
+    Returns:
+        ``ete3.Tree``.
+
+    Raises:
+        InputError: empty file, not one Newick tree (with ete3's or our
+            reason), unnamed or duplicate leaves, or leaves that differ from
+            ``leaf_names`` (a few of each side are listed).
+    """
+    from ete3 import Tree
+    from ete3.parser.newick import NewickError
+
+    p = require_file(path, "tree file")
+    text = p.read_text(errors="replace").strip()
+    if not text:
+        raise InputError(p, "empty file: no Newick tree")
+    problem = _newick_problem(text)
+    if problem:
+        raise InputError(p, f"not a valid Newick tree: {problem}")
+    try:
+        tree = Tree(text, format=1)
+    except (NewickError, ValueError, TypeError) as exc:
+        reason = " ".join(str(exc).split()).split(" You may want to check")[0]
+        raise InputError(p, f"not a valid Newick tree: {reason}") from None
+    names = [leaf.name for leaf in tree.get_leaves()]
+    if any(not name for name in names):
+        raise InputError(p, f"{sum(1 for x in names if not x)} leaves have no name")
+    seen: set[str] = set()
+    dups = {x for x in names if x in seen or seen.add(x)}
+    if dups:
+        raise InputError(p, f"duplicate leaf names: {_few(dups)}")
+    if leaf_names is not None:
+        expected = set(leaf_names)
+        only_tree, only_family = seen - expected, expected - seen
+        if only_tree or only_family:
+            parts = []
+            if only_tree:
+                parts.append(f"{len(only_tree)} only in the tree ({_few(only_tree)})")
+            if only_family:
+                parts.append(f"{len(only_family)} only in the FASTA ({_few(only_family)})")
+            raise InputError(p, "tree leaves do not match the FASTA: " + "; ".join(parts))
+    return tree
+
+
+def _check_writable(tree, features: Sequence[str] = ()) -> None:
+    for node in tree.traverse():
+        if node.is_leaf():
+            problem = _name_problem(node.name)
+            if problem:
+                raise ValueError(f"leaf {problem}")
+        elif node.name and _NAME_BAD.search(node.name):
+            raise ValueError(f"internal node name {node.name!r} contains a character Newick cannot hold")
+        for key in features:
+            if hasattr(node, key) and _NHX_BAD.search(str(getattr(node, key))):
+                raise ValueError(f"NHX value {key}={getattr(node, key)!r} contains a reserved character")
+
+
+def write_newick(tree, path: str | os.PathLike[str]) -> Path:
+    """Write an ete3 tree as Newick: leaf names, internal names, branch lengths.
+
+    Atomic (temporary file, then rename). Branch lengths keep 12 significant
+    digits.
+
+    Raises:
+        ValueError: a leaf without a name or with a Newick special character.
+    """
+    _check_writable(tree)
+    with atomic_output(path) as tmp:
+        tree.write(outfile=str(tmp), format=1, dist_formatter=_DIST_FORMAT)
+    return Path(path)
+
+
+def write_nhx(tree, path: str | os.PathLike[str], features: Sequence[str]) -> Path:
+    """Write an ete3 tree as NHX: Newick plus ``[&&NHX:key=value...]`` per node.
+
+    Args:
+        tree: nodes carry the ``features`` as attributes (``node.add_feature``),
+            e.g. ``disc_score`` or a leaf ``label``; nodes without one skip it.
+            The root's attributes are written too.
+        path: output file (written atomically).
+        features: attribute names to write.
+
+    Raises:
+        ValueError: bad leaf names, or a value containing one of ``()[]:;,=``
+            or whitespace.
+    """
+    features = list(features)
+    _check_writable(tree, features)
+    with atomic_output(path) as tmp:
+        tree.write(outfile=str(tmp), format=1, features=features, dist_formatter=_DIST_FORMAT, format_root_node=True)
+    return Path(path)

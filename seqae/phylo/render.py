@@ -1,0 +1,166 @@
+"""Tree figures with ete3, drawn off screen (PNG, SVG or PDF).
+
+ete3 draws with Qt. On a machine without a display Qt must use its
+``offscreen`` platform, which this module selects (``QT_QPA_PLATFORM``) before
+ete3's drawing code is imported, unless the caller chose a platform already.
+Qt then needs, besides the PyQt5 wheel: the system libraries libGL
+(``libgl1``), fontconfig/freetype (``libfontconfig1``), GLib
+(``libglib2.0-0``) and a font (``fonts-dejavu-core``).
+
+Leaves can be coloured by a label (a legend maps colours to labels); the
+figure has a scale bar (branch length units) and an optional title. The file
+is drawn to a temporary name with the same extension beside the target and
+renamed into place, so a failed drawing never leaves a partial figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from seqae.errors import SeqaeError
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+__all__ = ["FORMATS", "PALETTE", "label_colors", "render_tree"]
+
+#: Qualitative colours (matplotlib's tab10), cycled for more labels.
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+UNLABELLED_COLOR = "#b0b0b0"
+FORMATS = (".png", ".svg", ".pdf")
+LAYOUTS = {"rectangular": "r", "circular": "c"}
+
+
+def label_colors(labels: Mapping[str, str]) -> dict[str, str]:
+    """label -> colour, labels in sorted order, palette cycled."""
+    return {label: PALETTE[k % len(PALETTE)] for k, label in enumerate(sorted(set(labels.values())))}
+
+
+def _nice_length(tree) -> float | None:
+    """A round scale-bar length near a fifth of the tree's depth (1, 2 or 5 x 10^k)."""
+    import math
+
+    depth = max((tree.get_distance(leaf) for leaf in tree.iter_leaves()), default=0.0)
+    if not depth > 0:
+        return None
+    raw = depth / 5
+    power = 10 ** math.floor(math.log10(raw))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= raw * 0.75)
+
+
+def _tree_style(tree, labels: Mapping[str, str] | None, layout: str, title: str | None, font_size: int, colors):
+    from ete3 import CircleFace, NodeStyle, TextFace, TreeStyle
+
+    style = TreeStyle()
+    style.mode = LAYOUTS[layout]
+    style.show_leaf_name = False
+    style.show_scale = True
+    style.scale_length = _nice_length(tree)
+    style.margin_left = style.margin_right = style.margin_top = style.margin_bottom = 10
+    if title:
+        style.title.add_face(TextFace(title, fsize=font_size + 4, bold=True), column=0)
+    unlabelled = False
+    for node in tree.traverse():
+        node_style = NodeStyle()
+        node_style["hz_line_width"] = node_style["vt_line_width"] = 1
+        if node.is_leaf():
+            label = labels.get(node.name) if labels else None
+            color = (
+                colors.get(label, UNLABELLED_COLOR)
+                if label is not None
+                else ("#000000" if not labels else UNLABELLED_COLOR)
+            )
+            unlabelled |= bool(labels) and label is None
+            node_style["size"] = 6
+            node_style["fgcolor"] = color
+            node.add_face(TextFace(f" {node.name}", fsize=font_size, fgcolor=color), column=0, position="branch-right")
+        else:
+            node_style["size"] = 0
+        node.set_style(node_style)
+    if labels:
+        for label, color in colors.items():
+            style.legend.add_face(CircleFace(radius=5, color=color), column=0)
+            style.legend.add_face(TextFace(f" {label}", fsize=font_size), column=1)
+        if unlabelled:
+            style.legend.add_face(CircleFace(radius=5, color=UNLABELLED_COLOR), column=0)
+            style.legend.add_face(TextFace(" (no label)", fsize=font_size), column=1)
+        style.legend_position = 4  # bottom right
+    return style
+
+
+def render_tree(
+    tree,
+    path: str | os.PathLike[str],
+    labels: Mapping[str, str] | None = None,
+    layout: str = "rectangular",
+    title: str | None = None,
+    width: int = 800,
+    font_size: int = 10,
+    colors: Mapping[str, str] | None = None,
+    dpi: int = 90,
+) -> Path:
+    """Draw a tree to PNG, SVG or PDF (chosen by the extension of ``path``).
+
+    Args:
+        tree: ``ete3.Tree`` with branch lengths (not modified: a copy is drawn).
+        path: output file, ``.png``, ``.svg`` or ``.pdf``.
+        labels: leaf name -> label; leaves are coloured by label and a legend
+            is added. Leaves without a label are grey.
+        layout: ``"rectangular"`` or ``"circular"``.
+        title: text above the tree.
+        width: figure width in pixels (the height follows the tree).
+        font_size: leaf name size in points.
+        colors: label -> colour (``"#rrggbb"`` or a Qt colour name); default
+            :func:`label_colors`.
+        dpi: resolution written into PNG/PDF files.
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        ValueError: unknown extension or layout.
+        SeqaeError: the figure could not be written.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"figure format must be one of {', '.join(FORMATS)}, got {target.name!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    drawn = tree.copy()
+    colors = dict(colors) if colors is not None else label_colors(labels or {})
+    style = _tree_style(drawn, labels, layout, title, font_size, colors)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        drawn.render(str(tmp), tree_style=style, w=width, units="px", dpi=dpi)
+        if tmp.stat().st_size == 0:
+            raise SeqaeError(f"{target}: ete3 wrote an empty figure")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return target
