@@ -62,6 +62,67 @@ def _cmd_plot_extract(args: argparse.Namespace) -> None:
     log.info("QC figure written to %s", args.out)
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    config = _config_from(args)
+    from seqae.train import resolve_model, train_model
+
+    resolve_model(config, args.model)  # unknown model or bad settings: one line before any data is read
+    result = train_model(config, args.model, args.windows, args.outdir, resume=args.resume, progress=not args.quiet)
+    log.info(
+        "%s: training %s after %d epochs (%d steps); best val loss %.4g at epoch %d; model: %s",
+        args.model,
+        "complete" if result["finished"] else "stopped",
+        result["epochs_completed"],
+        result["steps"],
+        result["best_val_loss"],
+        result["best_epoch"],
+        Path(args.outdir) / "best.pt",
+    )
+
+
+def _cmd_embed(args: argparse.Namespace) -> None:
+    from seqae.embed import embed_windows
+
+    result = embed_windows(
+        args.model,
+        args.windows,
+        args.outdir,
+        batch_size=args.batch_size,
+        device=args.device,
+        splits=args.splits,
+        progress=not args.quiet,
+        chrom_sizes=args.chrom_sizes,
+        recon_tracks=not args.no_recon_tracks,
+    )
+    s = result.summary
+    log.info(
+        "%d windows embedded in %.1f s (%.0f windows/s on %s); outputs in %s",
+        s["n_windows"], s["seconds"], s["windows_per_second"], s["device"], args.outdir,
+    )  # fmt: skip
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from seqae.evaluate import evaluate_model
+
+    settings = None
+    if args.config is not None or args.config_json is not None:
+        settings = _config_from(args).get("evaluate")
+    metrics = evaluate_model(
+        args.model, args.windows, args.outdir, settings=settings, device=args.device, progress=not args.quiet
+    )
+    log.info(
+        "%s evaluated on %d test windows in %.1f s; metrics.json and figures in %s",
+        metrics["model"]["name"], metrics["data"]["n_test"], metrics["timings"]["total"], args.outdir,
+    )  # fmt: skip
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from seqae.compare import compare_models
+
+    table = compare_models(args.metrics, args.out, args.png)
+    log.info("%d models compared: %s (+ .md, figure)", len(table), args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqae", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"seqae {__version__}")
@@ -84,6 +145,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
     p.add_argument("--out", type=Path, required=True, help="figure path; the format follows the extension")
     p.set_defaults(func=_cmd_plot_extract)
+
+    p = sub.add_parser("train", help="train one configured model on a windows file (on the GPU when there is one)")
+    _add_config_args(p)
+    p.add_argument("--model", required=True, help="name of a model under `models:` in the config")
+    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
+    p.add_argument(
+        "--outdir",
+        type=Path,
+        required=True,
+        help="folder for checkpoint.pt, best.pt, model.json, metrics.csv, loss_curves.png and tensorboard/",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from OUTDIR/checkpoint.pt where it stopped, if it exists"
+    )
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("embed", help="embed windows with a trained model: latents + anomaly scores (Parquet), tracks (bigWig)")
+    p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by `seqae train`")
+    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
+    p.add_argument(
+        "--outdir", type=Path, required=True,
+        help="folder for embeddings.parquet, recon_<track>.bw, anomaly.bw and embed_summary.json",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=512, help="windows per forward pass (default 512)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one")
+    p.add_argument("--splits", nargs="+", metavar="SPLIT", help="embed only these splits (e.g. test); default all windows")
+    p.add_argument(
+        "--chrom-sizes", type=Path,
+        help="UCSC chrom.sizes for the bigWig headers; without it a chromosome's size is the last base the windows file holds "
+        "(genome browsers need the real sizes for whole-genome views)",
+    )  # fmt: skip
+    p.add_argument("--no-recon-tracks", action="store_true", help="skip the recon_<track>.bw files (the slowest output)")
+    p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained model on the test split: probes vs baselines, swaps, AUROC, figures")
+    p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by `seqae train`")
+    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
+    p.add_argument(
+        "--outdir", type=Path, required=True,
+        help="folder for metrics.json, probe_matrix.tsv and the figures (probe_matrix.png, latent_<block>.png, anomaly_scores.png)",
+    )  # fmt: skip
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--config", type=Path, help="YAML configuration whose `evaluate:` settings apply (optional)")
+    group.add_argument("--config-json", help="the configuration as a JSON string (used by the Snakemake rules)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("compare", help="tabulate several models' metrics.json side by side (TSV, Markdown, bar figure)")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.json files written by `seqae evaluate`")
+    p.add_argument("--out", type=Path, required=True, help="comparison table (TSV); the Markdown table goes beside it as .md")
+    p.add_argument("--png", type=Path, help="grouped bar figure (default: --out with suffix .png)")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

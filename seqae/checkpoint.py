@@ -1,0 +1,257 @@
+"""Checkpoints of training runs and trained models: write atomically, read, check compatibility.
+
+Two kinds of file, both ``torch.save`` dicts of plain types and tensors
+(loadable with ``torch.load(..., weights_only=True)``):
+
+``checkpoint.pt`` (``format="seqae-checkpoint"``): everything needed to
+continue a run exactly where it stopped::
+
+    model_name, model_init (SequenceAutoencoder's arguments, settings filled in),
+    model_state, optimizer_state, scheduler_state,
+    training (effective training settings), seed,
+    data {schema (WindowsSchema.to_dict()), label_categories, n_train, n_val},
+    rng {torch, cuda, numpy, python}, epoch (completed), step (optimiser steps),
+    best_val_loss, best_epoch, epochs_without_improvement,
+    history (one dict per epoch = the rows of metrics.csv),
+    finished, stop_reason, seqae_version
+
+``best.pt`` (``format="seqae-model"``): the model at its best validation
+loss, what ``embed`` and ``evaluate`` load (:func:`load_model`)::
+
+    model_name, model_init, model_state, training, seed, data,
+    epoch, step, val_loss, seqae_version
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqae.errors import SeqaeError
+from seqae.fileio import atomic_output
+
+CHECKPOINT_FORMAT = "seqae-checkpoint"
+MODEL_FORMAT = "seqae-model"
+FORMAT_VERSION = 1
+
+# Training keys that may change between a run and its resumption: they do not
+# change what is computed (only where, how fast, how often it is saved or when
+# the run gives up).
+RUN_ONLY_TRAINING_KEYS = frozenset(
+    {
+        "num_workers",
+        "log_every_steps",
+        "checkpoint_every_epochs",
+        "stage_on_device",
+        "device",
+        "early_stopping_patience",
+    }
+)
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a kill never leaves half a checkpoint."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        torch.save(dict(state), tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], expect: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint or model file onto the CPU.
+
+    Args:
+        path: ``checkpoint.pt`` or ``best.pt``.
+        expect: ``CHECKPOINT_FORMAT`` or ``MODEL_FORMAT`` to require one kind; None accepts both.
+
+    Raises:
+        SeqaeError: missing, unreadable, or not a seqae checkpoint (of the expected kind).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SeqaeError(f"{path}: checkpoint does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling problem is one user-facing line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeqaeError(f"{path}: not a readable checkpoint ({first})") from None
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if fmt not in (CHECKPOINT_FORMAT, MODEL_FORMAT):
+        raise SeqaeError(f"{path}: not a seqae checkpoint")
+    if expect is not None and fmt != expect:
+        raise SeqaeError(f"{path}: is a {fmt} file, expected a {expect} file")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise SeqaeError(
+            f"{path}: checkpoint format version {state.get('format_version')}; "
+            f"this seqae reads version {FORMAT_VERSION}"
+        )
+    return state
+
+
+def build_model(state: Mapping[str, Any], device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The :class:`~seqae.models.SequenceAutoencoder` of a checkpoint or model file, weights loaded, in eval mode."""
+    from seqae.models import SequenceAutoencoder
+
+    model = SequenceAutoencoder(**state["model_init"])
+    model.load_state_dict(state["model_state"])
+    return model.to(device).eval()
+
+
+def load_model(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load a trained model (``best.pt`` or ``checkpoint.pt``) for embedding or evaluation.
+
+    Returns:
+        ``(model in eval mode on device, metadata)``; metadata is the file's
+        dict without the tensors: ``model_name``, ``model_init`` (settings,
+        ``window_len``, ``n_tracks``, ``label_classes``, ``track_transform``),
+        ``data`` (``schema``, ``label_categories``), ``training``, ``epoch``, ...
+    """
+    state = load_checkpoint(path)
+    model = build_model(state, device)
+    skip = {"model_state", "optimizer_state", "scheduler_state", "rng"}
+    return model, {k: v for k, v in state.items() if k not in skip}
+
+
+# ---------------------------------------------------------------------- RNG state
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states (torch CPU and every CUDA device, NumPy, Python) as plain types and tensors."""
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np.asarray(np_state["state"]["key"], dtype=np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned. CUDA states are restored when CUDA is present
+    (a CPU-saved state leaves the CUDA generators as seeded)."""
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    n = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": n["bit_generator"],
+            "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+            "has_gauss": n["has_gauss"],
+            "gauss": n["gauss"],
+        }
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# ---------------------------------------------------------------------- compatibility
+
+
+def first_difference(old: Any, new: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted key at which two nested dicts differ, with both values; None when equal.
+
+    Numbers compare by value (``1`` equals ``1.0``); lists and tuples compare alike.
+    """
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in list(old) + [k for k in new if k not in old]:
+            here = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                return here, old.get(key, "<absent>"), new.get(key, "<absent>")
+            diff = first_difference(old[key], new[key], here)
+            if diff is not None:
+                return diff
+        return None
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        return None if list(old) == list(new) else (prefix, list(old), list(new))
+    if isinstance(old, bool) or isinstance(new, bool):
+        return None if old is new else (prefix, old, new)
+    return None if old == new else (prefix, old, new)
+
+
+def check_resumable(
+    state: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    model_name: str,
+    model_settings: Mapping[str, Any],
+    training: Mapping[str, Any],
+    seed: int,
+) -> None:
+    """Raise a one-line :class:`SeqaeError` naming the first setting in which a checkpoint differs from this run.
+
+    Keys in :data:`RUN_ONLY_TRAINING_KEYS` may differ.
+    """
+    hint = "; train with a new --outdir to start afresh"
+    if state["model_name"] != model_name:
+        raise SeqaeError(f"{path}: is a checkpoint of model {state['model_name']!r}, not {model_name!r}{hint}")
+    diff = first_difference(state["model_init"]["settings"], dict(model_settings), f"models.{model_name}")
+    if diff is not None:
+        key, old, new = diff
+        raise SeqaeError(f"{path}: was trained with {key}={old!r}, this config says {new!r}{hint}")
+    old_blocks, new_blocks = list(state["model_init"]["settings"]["blocks"]), list(model_settings["blocks"])
+    if old_blocks != new_blocks:  # same blocks in another order: another latent layout
+        raise SeqaeError(
+            f"{path}: was trained with the latent blocks {old_blocks} (models.{model_name}.blocks), "
+            f"this config gives {new_blocks}{hint}"
+        )
+    keep = {k: v for k, v in state["training"].items() if k not in RUN_ONLY_TRAINING_KEYS}
+    now = {k: v for k, v in training.items() if k not in RUN_ONLY_TRAINING_KEYS}
+    diff = first_difference(keep, now, "training")
+    if diff is not None:
+        key, old, new = diff
+        raise SeqaeError(f"{path}: was trained with {key}={old!r}, this config says {new!r}{hint}")
+    if state["seed"] != seed:
+        raise SeqaeError(f"{path}: was trained with seed={state['seed']!r}, this config says {seed!r}{hint}")
+
+
+def check_data(
+    state: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    windows: str | os.PathLike[str],
+    schema: Mapping[str, Any],
+    label_categories: Mapping[str, list[str]] | None = None,
+) -> None:
+    """Raise a one-line :class:`SeqaeError` when a windows file does not match the data a checkpoint was trained on.
+
+    Args:
+        state: the checkpoint (or model file) dict.
+        path: its path, for the message.
+        windows: the windows file, for the message.
+        schema: ``WindowsSchema.to_dict()`` of the windows file.
+        label_categories: label column -> categories of the windows file (only
+            the columns the checkpoint used are compared); None skips the check.
+    """
+    diff = first_difference(state["data"]["schema"], dict(schema))
+    if diff is not None:
+        key, old, new = diff
+        raise SeqaeError(
+            f"{windows}: windows file schema differs from the one {path} was trained on: "
+            f"{key} {old!r} there, {new!r} here"
+        )
+    if label_categories is not None:
+        for column, old in state["data"]["label_categories"].items():
+            new = label_categories.get(column)
+            if new is not None and list(new) != list(old):
+                extra = sorted(set(new) - set(old))
+                missing = sorted(set(old) - set(new))
+                detail = f"new {extra[:3]}" if extra else f"missing {missing[:3]}" if missing else "in another order"
+                raise SeqaeError(
+                    f"{windows}: label {column!r} has other categories than the windows "
+                    f"{path} was trained on ({detail})"
+                )

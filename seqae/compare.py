@@ -1,0 +1,195 @@
+"""Side-by-side comparison of evaluated models: one row per ``metrics.json``.
+
+``compare_models(["eval/plain/metrics.json", "eval/vq/metrics.json"], "comparison.tsv", "comparison.png")``
+writes ``comparison.tsv``, the same table as Markdown in ``comparison.md``,
+and a grouped bar figure of the 0..1 headline numbers.
+
+Columns (NaN / empty where a model has no such number):
+
+* ``model``, ``kind``, ``n_test``, ``metrics`` (the file read);
+* ``recon_accuracy`` vs ``pca_recon_accuracy`` (PCA with the same latent size);
+* per labelled block ``<b>`` (e.g. ``chrom``, ``gene``): ``<b>_label``,
+  ``<b>_probe`` (held-out probe accuracy of the block on its label),
+  ``<b>_kmer`` (the k-mer baseline), ``<b>_residual`` (the ``residual`` block,
+  or the first unlabelled block, on that label), ``<b>_chance``,
+  ``<b>_recoverable`` (the k-mer baseline beats chance);
+* ``swap_<b>_donor`` / ``swap_<b>_recipient``: fraction of swapped windows the
+  judge assigns to the donor's / recipient's label (empty when not computed);
+* ``mig``, ``dci_disentanglement``;
+* ``auroc_shuffled``, ``auroc_foreign`` (and ``pca_auroc_*``);
+* VQ: ``vq_perplexity`` (mean over blocks), ``vq_usage``;
+* VAE: ``vae_spectrum_k<k>`` (generated vs test) and ``vae_spectrum_k<k>_ref`` (train vs test).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqae.errors import InputError
+from seqae.fileio import atomic_output, require_file, write_tsv
+
+__all__ = ["compare_models", "comparison_row", "markdown_table"]
+
+
+def _get(data: Any, *keys: Any, default: Any = None) -> Any:
+    for key in keys:
+        if not isinstance(data, Mapping) or key not in data or data[key] is None:
+            return default
+        data = data[key]
+    return data
+
+
+def _num(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out
+
+
+def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparison columns (see the module docstring) of one evaluation's metrics dict."""
+    row: dict[str, Any] = {
+        "model": _get(metrics, "model", "name", default=""),
+        "kind": _get(metrics, "model", "kind", default=""),
+        "n_test": _get(metrics, "data", "n_test", default=float("nan")),
+        "recon_accuracy": _num(_get(metrics, "reconstruction", "base_accuracy")),
+        "pca_recon_accuracy": _num(_get(metrics, "reconstruction", "pca_base_accuracy")),
+    }
+    blocks = _get(metrics, "model", "blocks", default={}) or {}
+    unlabelled = [name for name, b in blocks.items() if not _get(b, "label")]
+    residual_block = "residual" if "residual" in unlabelled else (unlabelled[0] if unlabelled else None)
+    probe_blocks = _get(metrics, "probes", "blocks", default={}) or {}
+    accuracy = _get(metrics, "probes", "accuracy", default={}) or {}
+    for block, entry in probe_blocks.items():
+        label = entry.get("label")
+        row[f"{block}_label"] = label
+        row[f"{block}_probe"] = _num(entry.get("probe"))
+        row[f"{block}_kmer"] = _num(entry.get("kmer_baseline"))
+        residual = float("nan")
+        if residual_block is not None:
+            residual = _num(_get(entry, "residual", residual_block, default=_get(accuracy, residual_block, label)))
+        row[f"{block}_residual"] = residual
+        row[f"{block}_chance"] = _num(entry.get("chance"))
+        row[f"{block}_recoverable"] = entry.get("recoverable")
+    for block, entry in (_get(metrics, "swap", default={}) or {}).items():
+        computed = bool(entry.get("computed"))
+        row[f"swap_{block}_donor"] = _num(entry.get("donor_fraction")) if computed else float("nan")
+        row[f"swap_{block}_recipient"] = _num(entry.get("recipient_fraction")) if computed else float("nan")
+    row["mig"] = _num(_get(metrics, "disentanglement", "mig", "latent"))
+    row["dci_disentanglement"] = _num(_get(metrics, "disentanglement", "dci", "latent", "disentanglement"))
+    for key in ("auroc_shuffled", "auroc_foreign", "pca_auroc_shuffled", "pca_auroc_foreign"):
+        row[key] = _num(_get(metrics, "anomaly", key))
+    vq = _get(metrics, "vq")
+    row["vq_perplexity"] = (
+        float(np.mean([_num(v) for v in vq["perplexity"].values()])) if vq and vq.get("perplexity") else float("nan")
+    )
+    row["vq_usage"] = (
+        float(np.mean([_num(v) for v in vq["usage"].values()])) if vq and vq.get("usage") else float("nan")
+    )
+    for k, entry in (_get(metrics, "vae", "spectrum_distance", default={}) or {}).items():
+        row[f"vae_spectrum_k{k}"] = _num(entry.get("generated_vs_test"))
+        row[f"vae_spectrum_k{k}_ref"] = _num(entry.get("train_vs_test"))
+    return row
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float | np.floating):
+        return f"{value:.3f}"
+    return str(value).replace("|", "\\|")
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub-flavoured Markdown table (floats to 3 decimals, missing values empty)."""
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    numeric = [
+        pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c]) for c in table.columns
+    ]
+    rule = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def _read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = require_file(path, "metrics file")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(p, f"not a JSON metrics file ({exc})") from None
+    if not isinstance(data, dict) or "model" not in data:
+        raise InputError(p, "not a seqae metrics.json (no 'model' entry)")
+    return data
+
+
+# Bars of the comparison figure: every column on a 0..1 scale, in this order.
+def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
+    cols = [("recon_accuracy", "recon accuracy"), ("pca_recon_accuracy", "PCA recon accuracy")]
+    blocks = [c[: -len("_probe")] for c in table.columns if c.endswith("_probe")]
+    for b in blocks:
+        cols += [
+            (f"{b}_probe", f"{b} block probe"),
+            (f"{b}_kmer", f"{b}: k-mer baseline"),
+            (f"{b}_residual", f"{b}: residual probe"),
+            (f"{b}_chance", f"{b}: chance"),
+        ]
+    for b in blocks:
+        cols += [(f"swap_{b}_donor", f"swap {b}: donor"), (f"swap_{b}_recipient", f"swap {b}: recipient")]
+    cols += [("auroc_shuffled", "AUROC shuffled"), ("auroc_foreign", "AUROC foreign")]
+    return cols
+
+
+def compare_models(
+    metrics_paths: Sequence[str | os.PathLike[str]],
+    out_tsv: str | os.PathLike[str],
+    out_png: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """Tabulate several evaluations side by side.
+
+    Args:
+        metrics_paths: ``metrics.json`` files written by :func:`seqae.evaluate.evaluate_model`.
+        out_tsv: the table (tab-separated); the Markdown version goes beside it with suffix ``.md``.
+        out_png: grouped bar figure (format from the extension); None: ``out_tsv`` with suffix ``.png``.
+
+    Returns:
+        The table, one row per file in the order given. Duplicate model names get
+        the metrics file's folder appended (``plain (run2)``).
+
+    Raises:
+        SeqaeError: no file given, a missing or unreadable metrics file.
+    """
+    from seqae.errors import SeqaeError
+
+    if not metrics_paths:
+        raise SeqaeError("compare needs at least one metrics.json")
+    rows = []
+    for path in metrics_paths:
+        row = comparison_row(_read_metrics(path))
+        row["metrics"] = str(path)
+        rows.append(row)
+    names = [r["model"] or Path(r["metrics"]).parent.name for r in rows]
+    duplicated = {n for n in names if names.count(n) > 1}
+    for r, n in zip(rows, names, strict=True):
+        r["model"] = f"{n} ({Path(r['metrics']).parent.name})" if n in duplicated else n
+    # Columns in first-seen order across rows, metrics path last.
+    columns = list(dict.fromkeys(c for r in rows for c in r if c != "metrics")) + ["metrics"]
+    table = pd.DataFrame.from_records(rows, columns=columns)
+    out_tsv = Path(out_tsv)
+    write_tsv(table, out_tsv)
+    with atomic_output(out_tsv.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown_table(table.drop(columns=["metrics"])))
+    from seqae.report_plots import draw_comparison
+
+    draw_comparison(table, _figure_columns(table), out_png if out_png is not None else out_tsv.with_suffix(".png"))
+    return table

@@ -1,0 +1,945 @@
+"""Embed every window of a windows file with a trained model: latents, anomaly scores, reconstructed tracks.
+
+:func:`embed_windows` runs a model file (``best.pt``) over the windows of a
+windows file (all of them, or some splits) and writes into ``outdir``:
+
+``embeddings.parquet``
+    One row per window, in file order: every label column of the windows
+    file, then one float32 column per latent coordinate named
+    ``<block>_<i>`` (``chrom_00``, ``chrom_01``, ..., the index zero-padded to
+    the block's width), then ``anomaly_score`` (the model's reconstruction
+    error, :meth:`~seqae.models.SequenceAutoencoder.anomaly_score`: sequence
+    cross-entropy in nats per non-N base plus ``weights.tracks`` x the track
+    error), ``anomaly_rank`` (1 = most anomalous; ties keep file order) and
+    ``seq_recon_accuracy`` (fraction of the non-N bases whose arg-max logit is
+    the stored base; NaN for a window without a called base). Plain Parquet
+    (zstd), opened by pandas, Polars or R's arrow without options; the
+    key-value metadata ``seqae`` holds the model, the latent blocks and the
+    windows file as JSON.
+``recon_<track>.bw``
+    The decoder's per-base track on the bigWig's own scale (the stored
+    transform inverted, no clamping), over the window proper of every window.
+``anomaly.bw``
+    The window's anomaly score as a constant over its window proper.
+``embed_summary.json``
+    ``n_windows``, ``seconds``, ``windows_per_second``, ``device`` and the inputs.
+
+Overlapping windows in the bigWigs (entries of a bigWig may not overlap): a
+base takes the value of the window whose centre (``start + window_len // 2``)
+is nearest; at equal distance, and for windows with the same start, the
+later window (larger start, then later in the file) wins. Equivalently each
+window keeps the part of its window proper between the midpoints to its
+neighbours' centres, so every window owns at least its own centre.
+
+Chromosome names and sizes: with one species in the windows file the
+bigWigs use the FASTA's chromosome names; with several (the ``species``
+label) every name is prefixed ``<species>:`` so that chromosomes of different
+genomes stay apart. The windows file does not store chromosome lengths, so
+by default a chromosome's size in the bigWig header is the furthest base the
+file holds on it (largest window end plus the stored flank). That is enough
+to view the windows, but genome browsers need the real sizes to place the
+tracks on a whole-genome view and to overlay them with other tracks of the
+assembly: pass ``chrom_sizes`` (a UCSC ``chrom.sizes`` file: name and length,
+tab-separated; with several species the names may carry the ``species:``
+prefix, else the bare name is used).
+
+Performance: windows are read in blocks of ``_BLOCK_ROWS`` rows; the HDF5
+chunks of a block are decompressed in parallel threads while the previous
+block is on the model, and outputs are written by a background thread, so
+neither reading nor writing holds up the model. Writing a per-base bigWig
+costs libBigWig about 0.4 ms per window and track (compression and zoom
+levels, in one thread, holding the GIL), which is slower than a GPU embeds;
+for large inputs each reconstructed track is therefore written by its own
+process (see :class:`_ProcessRunWriter`). ``recon_tracks=False`` skips them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pyBigWig
+
+from seqae.errors import InputError, SeqaeError
+
+try:  # ISA-L's inflate reads the same zlib streams as the stdlib's, several times faster.
+    from isal.isal_zlib import decompress as _inflate
+except ImportError:  # pragma: no cover - isal is a dependency; zlib reads the same data
+    from zlib import decompress as _inflate
+
+# Rows read from the windows file per block (and per Parquet row group): large
+# enough that reads and device transfers are few and big, small enough that
+# a block's reconstructed tracks ([rows, T, window_len] float32) stay ~100 MB.
+_BLOCK_ROWS = 8192
+# Zoom levels of the bigWigs (libBigWig's default is 10). Each level costs
+# writing time; 6 levels summarise down to ~4 kb per value, enough for a
+# browser to draw a whole chromosome of windows without reading every base.
+_ZOOM_LEVELS = 6
+# From this many windows on, each reconstructed-track bigWig is written by its
+# own process (a few hundred ms to start; libBigWig holds the GIL).
+_PROCESS_WRITERS_MIN_WINDOWS = 2_000
+_H5Z_FILTER_DEFLATE = 1
+_H5Z_FILTER_SHUFFLE = 2
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """What :func:`embed_windows` wrote.
+
+    Attributes:
+        paths: ``embeddings`` (Parquet), ``anomaly`` (bigWig), ``recon_<track>``
+            (bigWig, one per track), ``summary`` (JSON).
+        summary: ``n_windows``, ``seconds``, ``windows_per_second``, ``device``,
+            and the inputs; the content of ``embed_summary.json``.
+    """
+
+    paths: dict[str, Path]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- public API
+
+
+def embed_windows(
+    model_path: str | os.PathLike[str],
+    windows_path: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    batch_size: int = 512,
+    device: str | Any | None = None,
+    splits: Sequence[str] | str | None = None,
+    progress: bool = True,
+    chrom_sizes: str | os.PathLike[str] | None = None,
+    recon_tracks: bool = True,
+) -> EmbedResult:
+    """Embed the windows of a windows file; write Parquet, bigWigs and a summary (see the module docstring).
+
+    Args:
+        model_path: a model file (``best.pt``) or training checkpoint.
+        windows_path: the windows HDF5 file.
+        outdir: output folder (created if needed); every file in it is
+            written to a temporary name and renamed when complete.
+        batch_size: windows per forward pass.
+        device: ``auto``/None (CUDA when available), ``cpu``, ``cuda`` or a
+            ``torch.device``. On CUDA the model runs under bf16 autocast.
+        splits: split names to embed (``train``, ``val``, ``test``); None embeds all.
+        progress: show a tqdm bar.
+        chrom_sizes: UCSC ``chrom.sizes`` file for the bigWig headers (see the
+            module docstring); None derives sizes from the windows.
+        recon_tracks: write ``recon_<track>.bw`` files.
+
+    Returns:
+        :class:`EmbedResult`.
+
+    Raises:
+        SeqaeError: the model does not fit the windows file (window length,
+            tracks or track transform, named in one line), unknown splits, no
+            window selected, a bad chrom.sizes file, CUDA asked for but absent.
+    """
+    from seqae.checkpoint import load_model
+    from seqae.fileio import atomic_output
+    from seqae.store import read_labels, read_schema
+
+    started = time.perf_counter()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SeqaeError(f"batch size must be a positive integer, got {batch_size!r}")
+    outdir = Path(outdir)
+    torch_device = resolve_device(device)
+    schema = read_schema(windows_path)
+    model, metadata = load_model(model_path, torch_device)
+    check_model_fits(metadata, schema, model_path, windows_path)
+    labels = read_labels(windows_path)
+    rows = select_rows(labels, splits, windows_path)
+    placement = place_windows(labels, rows, schema.window_len, schema.flank, chrom_sizes)
+    tracks_out = {name: outdir / f"recon_{_file_safe(name)}.bw" for name in schema.track_names} if recon_tracks else {}
+    paths = {"embeddings": outdir / "embeddings.parquet", "anomaly": outdir / "anomaly.bw"}
+    paths.update({f"recon_{name}": path for name, path in tracks_out.items()})
+    paths["summary"] = outdir / "embed_summary.json"
+    column_names = latent_column_names(model.layout.sizes)
+
+    n = len(rows)
+    use_processes = len(tracks_out) > 0 and n >= _PROCESS_WRITERS_MIN_WINDOWS
+    passes = 1 if placement.genome_sorted or not tracks_out else 2
+    bar = _progress_bar(n * passes, enabled=progress)
+    scores = np.empty(n, dtype=np.float32)
+    with contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
+        tmp_parquet = stack.enter_context(atomic_output(paths["embeddings"]))
+        tmp_anomaly = stack.enter_context(atomic_output(paths["anomaly"]))
+        tmp_tracks = {name: stack.enter_context(atomic_output(path)) for name, path in tracks_out.items()}
+        scratch = stack.enter_context(_scratch_file(outdir, ".embeddings.parquet.", ".part"))
+        # Entered last, so closed (or, after an error, abandoned) before the renames above.
+        writers = [
+            stack.enter_context(_open_run_writer(tmp, placement.header, use_processes)) for tmp in tmp_tracks.values()
+        ]
+        rows_table = _LabelRows(labels, rows)
+        parquet = _ParquetRows(scratch, rows_table.schema, column_names)
+        stack.callback(parquet.close)
+        reader = stack.enter_context(_WindowReader(windows_path))
+        # Exits before the writers and the reader: waits for the task in flight.
+        background = stack.enter_context(_Background())
+        runner = _BlockRunner(model, torch_device, schema.window_len, batch_size, bar)
+
+        # Pass 1, file order: Parquet rows; bigWig entries too when file order is genome order.
+        block_rows = max(_BLOCK_ROWS, batch_size)
+        blocks = stack.enter_context(contextlib.closing(_prefetched(reader, rows, block_rows)))
+        for lo, hi, seq, tracks in blocks:
+            out = runner.run(seq, tracks, want_tracks=bool(writers) and placement.genome_sorted)
+            scores[lo:hi] = out.score
+            background.submit(parquet.write, rows_table.slice(lo, hi), out.latent, out.score, out.accuracy)
+            if out.tracks is not None:
+                background.submit(_send_tracks, writers, placement, np.arange(lo, hi), out.tracks, schema.track_transform)
+        background.drain()
+        parquet.close()
+        # Pass 2, only for a file not in genome order: tracks in genome order.
+        if passes == 2:
+            blocks = stack.enter_context(contextlib.closing(_prefetched(reader, rows, block_rows, placement.order)))
+            for lo, hi, seq, tracks in blocks:
+                out = runner.run(seq, tracks, want_tracks=True)
+                idx = placement.order[lo:hi]
+                background.submit(_send_tracks, writers, placement, idx, out.tracks, schema.track_transform)
+            background.drain()
+        for writer in writers:
+            writer.close()
+        _write_anomaly_bigwig(tmp_anomaly, placement, scores)
+        metadata_json = {
+            "model": str(model_path),
+            "model_name": metadata.get("model_name"),
+            "windows": str(windows_path),
+            "splits": None if splits is None else list([splits] if isinstance(splits, str) else splits),
+            "latent_blocks": {name: [s.start, s.stop] for name in model.layout.names for s in [model.layout.slice(name)]},
+        }
+        _finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(metadata_json)})
+
+    seconds = time.perf_counter() - started
+    summary = {
+        "n_windows": n,
+        "seconds": round(seconds, 3),
+        "windows_per_second": round(n / seconds, 1) if seconds > 0 else None,
+        "device": str(torch_device),
+        "batch_size": batch_size,
+        **metadata_json,
+        "latent_dim": model.layout.dim,
+        "outputs": {key: path.name for key, path in paths.items()},
+    }
+    with atomic_output(paths["summary"]) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    return EmbedResult(paths=paths, summary=summary)
+
+
+def resolve_device(device: str | Any | None) -> Any:
+    """``None``/``auto``: CUDA when available, else the CPU; ``cpu``, ``cuda`` or a ``torch.device`` as given.
+
+    Raises:
+        SeqaeError: ``cuda`` asked for but not available, or an unknown name.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    name = "auto" if device is None else str(device)
+    if name == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SeqaeError(f"device {name!r} asked for but no CUDA device is available (use auto or cpu)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SeqaeError(f"unknown device {name!r} (expected auto, cpu or cuda)") from None
+
+
+def check_model_fits(metadata: dict[str, Any], schema: Any, model_path: Any, windows_path: Any) -> None:
+    """Raise a one-line :class:`SeqaeError` naming the first of window length, tracks, track transform
+    in which a model (its ``load_model`` metadata) differs from a windows file's :class:`~seqae.store.WindowsSchema`.
+
+    The flank may differ: the model reads the centre crop.
+    """
+    init = metadata.get("model_init", {})
+    trained = dict(metadata.get("data", {}).get("schema", {}))
+    trained.setdefault("window_len", init.get("window_len"))
+    trained.setdefault("track_transform", init.get("track_transform"))
+    model_tracks = trained.get("track_names")
+    here = f"{windows_path}: does not fit the model {model_path}"
+    if trained["window_len"] != schema.window_len or init.get("window_len", schema.window_len) != schema.window_len:
+        raise SeqaeError(f"{here}: window_len is {schema.window_len} here, {trained['window_len']} for the model")
+    if init.get("n_tracks", len(schema.track_names)) != len(schema.track_names) or (
+        model_tracks is not None and list(model_tracks) != list(schema.track_names)
+    ):
+        theirs = list(model_tracks) if model_tracks is not None else f"{init.get('n_tracks')} tracks"
+        raise SeqaeError(f"{here}: tracks are {list(schema.track_names)} here, {theirs} for the model")
+    if trained["track_transform"] != schema.track_transform:
+        raise SeqaeError(
+            f"{here}: track_transform is {schema.track_transform!r} here, {trained['track_transform']!r} for the model"
+        )
+
+
+def select_rows(labels: Any, splits: Sequence[str] | str | None, windows_path: Any = "windows file") -> np.ndarray:
+    """File rows (``int64``, increasing) of the windows in ``splits`` (all when None).
+
+    Raises:
+        SeqaeError: a split name absent from the file, or no window selected.
+    """
+    if splits is None:
+        rows = np.arange(len(labels), dtype=np.int64)
+    else:
+        wanted = [splits] if isinstance(splits, str) else list(splits)
+        present = sorted(labels["split"].astype(str).unique()) if "split" in labels else []
+        unknown = [s for s in wanted if s not in present]
+        if unknown:
+            raise SeqaeError(f"{windows_path}: no split {unknown[0]!r} (splits: {', '.join(present) or 'none'})")
+        rows = np.flatnonzero(labels["split"].isin(wanted).to_numpy()).astype(np.int64)
+    if len(rows) == 0:
+        raise SeqaeError(f"{windows_path}: no windows to embed")
+    return rows
+
+
+def latent_column_names(sizes: dict[str, int]) -> list[str]:
+    """``<block>_<i>`` for every latent coordinate in layout order, ``i`` zero-padded to the block's width (>= 2)."""
+    names = []
+    for block, size in sizes.items():
+        width = max(2, len(str(size - 1)))
+        names.extend(f"{block}_{i:0{width}d}" for i in range(size))
+    return names
+
+
+def read_chrom_sizes(path: str | os.PathLike[str]) -> dict[str, int]:
+    """A UCSC ``chrom.sizes`` file: ``name<TAB>length`` per line (extra columns and ``#`` lines ignored).
+
+    Raises:
+        InputError: missing file, a line without a positive integer length, a name given twice.
+    """
+    from seqae.fileio import require_file
+
+    p = require_file(path, "chrom sizes file")
+    sizes: dict[str, int] = {}
+    with open(p) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.split()
+            if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) < 1:
+                raise InputError(p, "expected a chromosome name and a positive length", number)
+            if fields[0] in sizes:
+                raise InputError(p, f"chromosome {fields[0]!r} given twice", number)
+            sizes[fields[0]] = int(fields[1])
+    if not sizes:
+        raise InputError(p, "no chromosome sizes in the file")
+    return sizes
+
+
+# ---------------------------------------------------------------------- genome placement
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the selected windows go in the bigWigs.
+
+    Attributes (arrays indexed by selected window, in file order):
+        header: ``(name, size)`` per bigWig chromosome, in the order entries are written.
+        chrom: ``int64`` index into ``header``.
+        start: ``int64`` start of the window proper.
+        own_start, own_end: ``int64`` the bases this window writes (empty when equal);
+            disjoint, see the module docstring for the rule.
+        order: ``int64`` window indices in genome order (header order, then start; stable).
+        genome_sorted: whether file order already is genome order (``order`` is the identity).
+    """
+
+    header: list[tuple[str, int]]
+    chrom: np.ndarray
+    start: np.ndarray
+    own_start: np.ndarray
+    own_end: np.ndarray
+    order: np.ndarray
+    genome_sorted: bool
+
+
+def place_windows(
+    labels: Any,
+    rows: np.ndarray,
+    window_len: int,
+    flank: int = 0,
+    chrom_sizes: str | os.PathLike[str] | dict[str, int] | None = None,
+) -> Placement:
+    """Chromosome names, header sizes and owned intervals of the windows ``rows`` of a label table.
+
+    Names are ``species:chrom`` when the file holds several species. Chromosomes
+    are ordered by first appearance in the file (the FASTA's order for files
+    written by ``seqae extract``).
+
+    Raises:
+        SeqaeError: with ``chrom_sizes``, a chromosome missing from it or shorter than a window's end.
+    """
+    import pandas as pd
+
+    chrom = labels["chrom"].astype(str).to_numpy()
+    if "species" in labels and labels["species"].nunique() > 1:
+        names = (labels["species"].astype(str) + ":" + labels["chrom"].astype(str)).to_numpy()
+    else:
+        names = chrom
+    codes, uniques = pd.factorize(names)
+    codes = codes.astype(np.int64)
+    ends = labels["end"].to_numpy(dtype=np.int64)
+    furthest = np.zeros(len(uniques), dtype=np.int64)
+    np.maximum.at(furthest, codes, ends)
+    if chrom_sizes is None:
+        sizes = (furthest + flank).tolist()
+    else:
+        given = chrom_sizes if isinstance(chrom_sizes, dict) else read_chrom_sizes(chrom_sizes)
+        first_row = np.unique(codes, return_index=True)[1]
+        sizes = []
+        for k, name in enumerate(uniques):
+            bare = chrom[first_row[k]]
+            size = given.get(name, given.get(bare))
+            if size is None:
+                raise SeqaeError(f"{chrom_sizes}: no size for chromosome {name!r} of the windows file")
+            if size < furthest[k]:
+                raise SeqaeError(f"{chrom_sizes}: {name!r} is {size} bp but a window ends at {furthest[k]}")
+            sizes.append(int(size))
+    header = [(str(name), int(size)) for name, size in zip(uniques, sizes, strict=True)]
+
+    code = codes[rows]
+    start = labels["start"].to_numpy(dtype=np.int64)[rows]
+    order = np.lexsort((start, code)).astype(np.int64)  # stable
+    genome_sorted = bool(np.array_equal(order, np.arange(len(order))))
+    own_start = np.empty_like(start)
+    own_end = np.empty_like(start)
+    own_start[order], own_end[order] = owned_intervals(code[order], start[order], window_len)
+    return Placement(header, code, start, own_start, own_end, order, genome_sorted)
+
+
+def owned_intervals(chrom: np.ndarray, start: np.ndarray, window_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bases each window writes to a bigWig, for windows in genome order: ``(own_start, own_end)``, ``int64 [n]``.
+
+    Base ``p`` goes to the window whose centre ``start + window_len // 2`` is
+    nearest, the later one at equal distance; a window with the same start as
+    the next one owns nothing (the later wins). Intervals are disjoint, lie in
+    their windows proper and cover their union.
+    """
+    start = np.asarray(start, dtype=np.int64)
+    chrom = np.asarray(chrom)
+    n = len(start)
+    own_start, own_end = start.copy(), start.copy()
+    if n == 0:
+        return own_start, own_end
+    same_next = np.r_[chrom[1:] == chrom[:-1], False]
+    keep = ~(same_next & np.r_[start[1:] == start[:-1], False])
+    c, s = chrom[keep], start[keep]
+    e = s + window_len
+    centre = s + window_len // 2
+    same = c[1:] == c[:-1]
+    # Bases at or past the cut are nearer the next centre (or tied): they go to the next window.
+    cut = (centre[:-1] + centre[1:] + 1) // 2
+    lo, hi = s.copy(), e.copy()
+    hi[:-1] = np.where(same, np.minimum(e[:-1], cut), e[:-1])
+    lo[1:] = np.where(same, np.maximum(s[1:], cut), s[1:])
+    own_start[keep], own_end[keep] = lo, hi
+    return own_start, own_end
+
+
+# ---------------------------------------------------------------------- reading
+
+
+class _WindowReader:
+    """Rows of ``/seq`` and ``/tracks``, their HDF5 chunks decompressed in parallel threads.
+
+    h5py decompresses a read in one thread; here each chunk is fetched raw
+    (``read_direct_chunk``) and inflated (and un-shuffled) in a thread pool,
+    which is what the file's gzip/shuffle filters do, several chunks at a
+    time. Datasets with other filters are read through h5py.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        from seqae.store import open_windows_file
+
+        self.file = open_windows_file(path)
+        self.pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="inflate")
+        self.seq = self.file["seq"]
+        self.tracks = self.file.get("tracks")
+        self.n_tracks = len(json.loads(self.file.attrs["track_names"]))
+
+    def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(seq uint8 [n, seq_len], tracks [n, T, seq_len])`` of increasing file ``rows``."""
+        seq = _read_rows(self.seq, rows, self.pool)
+        if self.tracks is None:
+            tracks = np.zeros((len(rows), self.n_tracks, self.seq.shape[1]), dtype=np.float16)
+        else:
+            tracks = _read_rows(self.tracks, rows, self.pool)
+        return seq, tracks
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _deflate_pipeline(ds: Any) -> bool | None:
+    """For a dataset whose chunks span whole rows and whose filters are (shuffle,) deflate:
+    whether it is shuffled. None when chunks cannot be decoded here."""
+    if ds.chunks is None or tuple(ds.chunks[1:]) != tuple(ds.shape[1:]) or not ds.dtype.isnative:
+        return None
+    plist = ds.id.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    if filters == [_H5Z_FILTER_DEFLATE]:
+        return False
+    if filters == [_H5Z_FILTER_SHUFFLE, _H5Z_FILTER_DEFLATE]:
+        return True
+    return None
+
+
+def _read_rows(ds: Any, rows: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:
+    """``ds[rows]`` for increasing ``rows``, chunk by chunk in ``pool`` when the filters allow."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
+    if len(rows) == 0:
+        return out
+    shuffled = _deflate_pipeline(ds)
+    if shuffled is None:
+        if rows[-1] - rows[0] + 1 == len(rows):
+            ds.read_direct(out, np.s_[int(rows[0]) : int(rows[-1]) + 1])
+        else:
+            out[:] = ds[rows]
+        return out
+    chunk_rows = ds.chunks[0]
+    chunk = rows // chunk_rows
+    bounds = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, len(rows)]
+    futures = []
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        first = int(chunk[lo]) * chunk_rows
+        try:
+            mask, raw = ds.id.read_direct_chunk((first,) + (0,) * (ds.ndim - 1))
+        except Exception:  # noqa: BLE001 - e.g. a chunk never written: let h5py fill it
+            mask, raw = -1, b""
+        futures.append(pool.submit(_decode_chunk, ds, raw, mask, shuffled, rows[lo:hi], first, out, lo))
+    for future in futures:
+        future.result()
+    return out
+
+
+def _decode_chunk(
+    ds: Any, raw: bytes, mask: int, shuffled: bool, rows: np.ndarray, first: int, out: np.ndarray, at: int
+) -> None:
+    """Inflate (and un-shuffle) one raw chunk; copy its ``rows`` into ``out[at:]``."""
+    if mask != 0:  # a filter was skipped for this chunk, or no chunk: h5py knows what to do
+        out[at : at + len(rows)] = ds[rows] if rows[-1] - rows[0] + 1 != len(rows) else ds[rows[0] : rows[-1] + 1]
+        return
+    data = np.frombuffer(_inflate(raw), dtype=np.uint8)
+    size = ds.dtype.itemsize
+    if shuffled and size > 1:
+        # HDF5's shuffle stores byte k of every element together, for k = 0, 1, ...
+        data = np.ascontiguousarray(data.reshape(size, -1).T)
+    block = data.view(ds.dtype).reshape(ds.chunks)
+    out[at : at + len(rows)] = block[rows - first]
+
+
+def _prefetched(
+    reader: _WindowReader, rows: np.ndarray, block_rows: int, order: np.ndarray | None = None
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """``(lo, hi, seq, tracks)`` per block of selected windows ``order[lo:hi]`` (identity when None),
+    the next block read in a thread while the caller works on this one."""
+    n = len(rows)
+
+    def load(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        if order is None:
+            return reader.read(rows[lo:hi])
+        idx = order[lo:hi]
+        by_row = np.argsort(rows[idx], kind="stable")
+        seq, tracks = reader.read(rows[idx][by_row])
+        back = np.empty_like(by_row)
+        back[by_row] = np.arange(len(by_row))
+        return seq[back], tracks[back]
+
+    starts = list(range(0, n, block_rows))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = pool.submit(load, 0, min(block_rows, n))
+        for k, lo in enumerate(starts):
+            hi = min(lo + block_rows, n)
+            seq, tracks = pending.result()
+            if k + 1 < len(starts):
+                pending = pool.submit(load, hi, min(hi + block_rows, n))
+            yield lo, hi, seq, tracks
+
+
+# ---------------------------------------------------------------------- the model
+
+
+@dataclass
+class _BlockOutput:
+    latent: np.ndarray  # float32 [n, D]
+    score: np.ndarray  # float32 [n]
+    accuracy: np.ndarray  # float32 [n]
+    tracks: np.ndarray | None  # float32 [n, T, L] on the stored scale, or None
+
+
+class _BlockRunner:
+    """Runs the model over a block of stored windows in batches; results come back to the host once per block."""
+
+    def __init__(self, model: Any, device: Any, window_len: int, batch_size: int, bar: Any):
+        self.model = model.eval()
+        self.device = device
+        self.window_len = window_len
+        self.batch_size = batch_size
+        self.bar = bar
+        settings = model.settings
+        self.track_loss = settings["track_loss"]
+        self.track_weight = settings["weights"]["tracks"]
+
+    def run(self, seq: np.ndarray, tracks: np.ndarray, want_tracks: bool) -> _BlockOutput:
+        """``seq uint8 [n, seq_len]``, ``tracks [n, T, seq_len]`` as stored -> outputs of the centre crops."""
+        import torch
+
+        from seqae.models.augment import centre_crop
+        from seqae.models.objectives import N_CODE, reconstruction_error
+
+        model, device = self.model, self.device
+        autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            if device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        latents, scores, accuracies, recon = [], [], [], []
+        with torch.inference_mode():
+            seq_all = torch.from_numpy(seq).to(device, non_blocking=True)
+            tracks_all = torch.from_numpy(tracks).to(device, non_blocking=True)
+            seq_all, tracks_all = centre_crop(seq_all, tracks_all, self.window_len)
+            for lo in range(0, seq_all.shape[0], self.batch_size):
+                s = seq_all[lo : lo + self.batch_size].long()
+                t = tracks_all[lo : lo + self.batch_size].float()
+                with autocast:
+                    z = model.encode(s, t)
+                    logits, tracks_pred = model.decode(z)
+                # = model.anomaly_score(s, t), without running the network twice.
+                scores.append(
+                    reconstruction_error(
+                        logits, tracks_pred, s, t, self.track_loss, model.track_transform, self.track_weight
+                    )
+                )
+                called = s < N_CODE
+                right = (logits.argmax(1) == s) & called
+                n_called = called.sum(1)
+                accuracies.append(
+                    torch.where(n_called > 0, right.sum(1).float() / n_called.clamp_min(1), float("nan"))
+                )
+                latents.append(z.float())
+                if want_tracks:
+                    recon.append(model.tracks_to_stored(tracks_pred))
+                self.bar.update(s.shape[0])
+            host = [torch.cat(x).cpu().numpy() for x in (latents, scores, accuracies)]
+            stored = torch.cat(recon).cpu().numpy() if want_tracks else None
+        return _BlockOutput(
+            latent=host[0].astype(np.float32, copy=False),
+            score=host[1].astype(np.float32, copy=False),
+            accuracy=host[2].astype(np.float32, copy=False),
+            tracks=stored,
+        )
+
+
+# ---------------------------------------------------------------------- Parquet
+
+
+class _LabelRows:
+    """The label table of the selected rows as Arrow, sliced per block with one schema for every slice."""
+
+    def __init__(self, labels: Any, rows: np.ndarray):
+        import pyarrow as pa
+
+        selected = labels.iloc[rows].reset_index(drop=True)
+        # One conversion up front: a slice whose text column happens to be all
+        # empty must not come out with another type.
+        self.table = pa.Table.from_pandas(selected, preserve_index=False).replace_schema_metadata(None)
+        self.schema = self.table.schema
+
+    def slice(self, lo: int, hi: int) -> Any:
+        return self.table.slice(lo, hi - lo)
+
+
+class _ParquetRows:
+    """Streams row groups (labels, latent columns, score, accuracy) to a Parquet file."""
+
+    def __init__(self, path: Path, label_schema: Any, latent_columns: list[str]):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        fields = list(label_schema) + [pa.field(name, pa.float32()) for name in latent_columns]
+        fields += [pa.field("anomaly_score", pa.float32()), pa.field("seq_recon_accuracy", pa.float32())]
+        self.schema = pa.schema(fields)
+        self.n_latent = len(latent_columns)
+        self.writer: Any = pq.ParquetWriter(str(path), self.schema, compression="zstd")
+
+    def write(self, labels: Any, latent: np.ndarray, score: np.ndarray, accuracy: np.ndarray) -> None:
+        import pyarrow as pa
+
+        columns = list(labels.columns)
+        columns += [pa.array(latent[:, j]) for j in range(self.n_latent)]
+        columns += [pa.array(score), pa.array(accuracy)]
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _finish_parquet(scratch: Path, target: Path, scores: np.ndarray, metadata: dict[str, str]) -> None:
+    """Copy the scratch Parquet row group by row group, adding ``anomaly_rank`` after ``anomaly_score``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rank = np.empty(len(scores), dtype=np.int64)
+    # Descending score, NaN last, ties in file order.
+    key = np.where(np.isnan(scores), -np.inf, scores.astype(np.float64))
+    rank[np.argsort(-key, kind="stable")] = np.arange(1, len(scores) + 1)
+    source = pq.ParquetFile(str(scratch))
+    at = source.schema_arrow.get_field_index("anomaly_score") + 1
+    schema = source.schema_arrow.insert(at, pa.field("anomaly_rank", pa.int64())).with_metadata(metadata)
+    done = 0
+    with pq.ParquetWriter(str(target), schema, compression="zstd") as writer:
+        for g in range(source.num_row_groups):
+            table = source.read_row_group(g)
+            table = table.add_column(at, "anomaly_rank", pa.array(rank[done : done + table.num_rows]))
+            writer.write_table(table.replace_schema_metadata(metadata))
+            done += table.num_rows
+
+
+# ---------------------------------------------------------------------- bigWig
+
+
+class _RunWriter:
+    """Appends runs of per-base values to one bigWig; runs arrive in header order, then position."""
+
+    def __init__(self, path: str | os.PathLike[str], header: list[tuple[str, int]]):
+        self.names = [name for name, _ in header]
+        self.bw = pyBigWig.open(str(path), "w")
+        if self.bw is None:
+            raise SeqaeError(f"{path}: cannot write a bigWig here")
+        self.bw.addHeader([(name, int(size)) for name, size in header], maxZooms=_ZOOM_LEVELS)
+
+    def add(self, chrom: np.ndarray, start: np.ndarray, length: np.ndarray, values: np.ndarray) -> None:
+        """Run ``k``: ``values[offset_k : offset_k + length[k]]`` at bases ``start[k]...`` of chromosome ``chrom[k]``."""
+        offsets = np.r_[0, np.cumsum(length)].tolist()
+        names = self.names
+        for k, (c, s) in enumerate(zip(chrom.tolist(), start.tolist(), strict=True)):
+            self.bw.addEntries(names[c], s, values=values[offsets[k] : offsets[k + 1]], span=1, step=1)
+
+    def close(self) -> None:
+        if self.bw is not None:
+            self.bw.close()
+            self.bw = None
+
+    def abandon(self) -> None:
+        self.close()
+
+
+def _run_writer_stdio() -> None:
+    """Body of a writer process: ``(path, header)``, then runs, then None, pickled on stdin;
+    answers ``ok`` or the error on stdout."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        path, header = pickle.load(stdin)
+        writer = _RunWriter(path, header)
+        while (message := pickle.load(stdin)) is not None:
+            writer.add(*message)
+        writer.close()
+        stdout.write(b"ok")
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+        stdout.write(f"{type(exc).__name__}: {exc}".encode())
+    stdout.flush()
+
+
+class _ProcessRunWriter:
+    """A :class:`_RunWriter` in a child process, so that several bigWigs compress at once.
+
+    A plain ``python -c`` child fed pickles through its stdin: unlike
+    ``multiprocessing`` it never re-imports the parent's ``__main__`` (scripts
+    read from stdin, notebooks) and never forks a process holding CUDA state
+    or threads. ``add`` blocks while the child is behind (pipe back-pressure);
+    ``close`` waits until the file is complete.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: list[tuple[str, int]]):
+        self.path = path
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from seqae.embed import _run_writer_stdio; _run_writer_stdio()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self.closed = False
+        self._send((str(path), header))
+
+    def _send(self, message: Any) -> None:
+        try:
+            pickle.dump(message, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._finish()  # the child stopped: raise its error
+            raise SeqaeError(f"{self.path}: the bigWig writer process stopped early") from None
+
+    def add(self, *arrays: np.ndarray) -> None:
+        self._send(arrays)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._send(None)
+            self._finish()
+
+    def _finish(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        answer = self.process.stdout.read().decode(errors="replace").strip()
+        self.process.stdout.close()
+        code = self.process.wait()
+        if code != 0 or answer != "ok":
+            raise SeqaeError(f"{self.path}: writing the bigWig failed ({answer or f'exit status {code}'})")
+
+    def abandon(self) -> None:
+        self.closed = True
+        self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+@contextlib.contextmanager
+def _open_run_writer(path: Path, header: list[tuple[str, int]], own_process: bool) -> Iterator[Any]:
+    """A run writer, abandoned (process stopped, file closed) when the block raises; the caller closes it."""
+    writer = _ProcessRunWriter(path, header) if own_process else _RunWriter(path, header)
+    try:
+        yield writer
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.abandon()
+        raise
+    writer.close()
+
+
+def _send_tracks(
+    writers: list[Any], placement: Placement, idx: np.ndarray, stored: np.ndarray, transform: str
+) -> None:
+    """Owned bases of windows ``idx`` (genome order), tracks ``stored [n, T, L]`` -> one batch of runs per writer."""
+    from seqae.tracks import invert_transform
+
+    lo, hi = placement.own_start[idx], placement.own_end[idx]
+    keep = hi > lo
+    if not keep.any():
+        return
+    idx, lo, hi, stored = idx[keep], lo[keep], hi[keep], stored[keep]
+    chrom, start = placement.chrom[idx], placement.start[idx]
+    offset = np.arange(stored.shape[-1])
+    owned = (offset >= (lo - start)[:, None]) & (offset < (hi - start)[:, None])  # [n, L]
+    # Consecutive windows whose owned bases abut form one run (one bigWig call).
+    new_run = np.r_[True, (chrom[1:] != chrom[:-1]) | (lo[1:] != hi[:-1])]
+    first = np.flatnonzero(new_run)
+    length = np.add.reduceat(hi - lo, first)
+    for t, writer in enumerate(writers):
+        values = invert_transform(stored[:, t, :][owned], transform).astype(np.float32, copy=False)
+        writer.add(chrom[first], lo[first], length, values)
+
+
+def _write_anomaly_bigwig(path: Path, placement: Placement, scores: np.ndarray) -> None:
+    """The score of each window as a constant over the bases it owns."""
+    order = placement.order
+    lo, hi = placement.own_start[order], placement.own_end[order]
+    chrom, score = placement.chrom[order], scores[order].astype(np.float64)
+    keep = (hi > lo) & np.isfinite(score)
+    lo, hi, chrom, score = lo[keep], hi[keep], chrom[keep], score[keep]
+    bw = pyBigWig.open(str(path), "w")
+    try:
+        bw.addHeader(placement.header, maxZooms=_ZOOM_LEVELS)
+        bounds = np.r_[0, np.flatnonzero(np.diff(chrom)) + 1, len(chrom)]
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            if b > a:
+                name = placement.header[int(chrom[a])][0]
+                bw.addEntries([name] * (b - a), lo[a:b], ends=hi[a:b], values=score[a:b])
+    finally:
+        bw.close()
+
+
+# ---------------------------------------------------------------------- small helpers
+
+
+class _Background:
+    """Runs tasks one at a time, in submission order, in a thread; at most ``depth`` wait.
+
+    A task's exception is raised by a later ``submit`` or by ``drain``.
+    """
+
+    def __init__(self, depth: int = 2):
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-writer")
+        self.pending: deque[Future[Any]] = deque()
+        self.depth = depth
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.pending.append(self.pool.submit(fn, *args))
+        while len(self.pending) > self.depth or (self.pending and self.pending[0].done()):
+            self.pending.popleft().result()
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future in self.pending:
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _scratch_file(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
+    """A temporary file in ``folder``, removed on the way out whatever happens."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "track"
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="embed", unit="window", dynamic_ncols=True, disable=not enabled, leave=False)
+
+
+__all__ = [
+    "EmbedResult",
+    "Placement",
+    "check_model_fits",
+    "embed_windows",
+    "latent_column_names",
+    "owned_intervals",
+    "place_windows",
+    "read_chrom_sizes",
+    "resolve_device",
+    "select_rows",
+]

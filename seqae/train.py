@@ -1,0 +1,977 @@
+"""Training stage: fit one configured model on a windows file, with exact resumption.
+
+``train_model(config, "vq", "windows.h5", "results/models/vq")`` writes into the output folder::
+
+    checkpoint.pt       the run's state after the last saved epoch (see seqae.checkpoint);
+                        `resume=True` continues from it
+    best.pt             the model at its lowest validation loss (what embed/evaluate load)
+    model.json          settings, data schema, label categories, parameter count, outcome
+    metrics.csv         one row per epoch: epoch, step, lr, train_* and val_* means
+                        (loss, loss/<component>, every model metric), seconds, samples_per_s
+    loss_curves.png     train vs validation loss and its main components per epoch
+    tensorboard/        event files (when torch.utils.tensorboard imports)
+
+Reproducibility: everything random is seeded from ``config["seed"]``. The
+shuffling of epoch ``e`` and its augmentation draws (jitter offsets,
+reverse-complement coin flips, on the device) come from generators seeded by
+``(seed, e)``, so a resumed run needs no generator state for them; the global
+torch (CPU and CUDA), NumPy and Python RNGs (dropout, VAE sampling, denoising
+corruption, VQ restarts) are saved in every checkpoint and restored. A run
+stopped after epoch ``k`` and resumed therefore ends with the same parameters
+and the same metrics.csv rows (but the timings) as an uninterrupted run, on
+the same device and software.
+
+Speed: the train and validation windows are staged on the device when they
+fit (``training.stage_on_device``), so a step only gathers rows on the device;
+metrics accumulate on the device and reach the host only every
+``training.log_every_steps`` steps and at the end of an epoch. Non-finite
+losses are tracked on the device too: the error names the exact step.
+
+Data parallelism (DDP) is not implemented; the seams are ``_Run.model`` (the
+module that runs forward passes, to be wrapped) vs ``_Run.module`` (the one
+saved), ``_Data.train_batches`` (the global permutation, to be sharded by
+rank) and ``_Run.is_main`` (the only process that writes files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seqae import __version__
+from seqae.checkpoint import (
+    CHECKPOINT_FORMAT,
+    FORMAT_VERSION,
+    MODEL_FORMAT,
+    check_data,
+    check_resumable,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from seqae.config import Config, validate_config
+from seqae.errors import SeqaeError
+from seqae.fileio import atomic_output
+
+log = logging.getLogger("seqae")
+
+# Label values that mean "unknown" (code -1, ignored by the heads): a window
+# without a nearest gene has an empty gene label.
+UNKNOWN_LABELS = frozenset({"", "nan", "None"})
+# Stage the data when it takes at most this fraction of the free device memory
+# (the rest is for the model, its activations and the optimiser).
+STAGE_MEMORY_FRACTION = 0.4
+# Redraw loss_curves.png at most this often during a run (and always at its end).
+PLOT_EVERY_SECONDS = 30.0
+
+CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"
+
+
+# ---------------------------------------------------------------------- settings
+
+
+def configured_models(config: Config) -> list[str]:
+    """Names of the models in ``config["models"]``, in order."""
+    return list((config.get("models") or {}).keys())
+
+
+def resolve_model(config: Config, model_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Full model settings and effective training settings of one configured model.
+
+    The model's own ``training:`` entry overrides the top-level ``training``
+    keys (``augment`` key by key).
+
+    Raises:
+        SeqaeError: no such model (the message lists the configured ones).
+        ConfigError: invalid model settings, named as ``models.<name>.<key>``.
+    """
+    models = config.get("models") or {}
+    if model_name not in models:
+        names = ", ".join(models) or "none"
+        raise SeqaeError(f"no model {model_name!r} in the config (configured models: {names})")
+    from seqae.models import model_settings
+
+    entry = copy.deepcopy(dict(models[model_name] or {}))
+    override = entry.pop("training", None) or {}
+    settings = model_settings(entry, where=f"models.{model_name}")
+    training = copy.deepcopy(dict(config["training"]))
+    for key, value in override.items():
+        if key == "augment":
+            training["augment"] = {**training["augment"], **value}
+        else:
+            training[key] = value
+    return settings, training
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str) -> float:
+    """Learning-rate multiplier before optimiser step ``step`` (0-based).
+
+    Linear warm-up ``(step + 1) / warmup_steps``, then 1 (``constant``) or a
+    cosine decay reaching 0 at ``total_steps`` (``cosine``).
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """A 63-bit seed for one random stream (0 shuffle, 1 augmentation) of one epoch."""
+    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+def select_device(name: str) -> torch.device:
+    """``auto``: the GPU when CUDA is available, else the CPU.
+
+    Raises:
+        SeqaeError: ``cuda`` asked for but not available.
+    """
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SeqaeError("training.device is 'cuda' but no CUDA device is available (use auto or cpu)")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a ``training.precision`` on a device (None: full fp32)."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    return torch.bfloat16
+
+
+# ---------------------------------------------------------------------- data
+
+
+def _free_memory(device: torch.device) -> int | None:
+    """Free bytes on the device (available RAM for the CPU); None when unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class _BatchOrder:
+    """Batch sampler: batches of positions ``0..n-1`` in the order of ``randperm(n, generator)``
+    (file order when ``generator`` is None), drawn anew at every ``iter()``.
+
+    The same order as :meth:`StagedWindows.batches`, so staged and streamed
+    runs see the same batches. Set ``generator`` before each epoch.
+    """
+
+    def __init__(self, n: int, batch_size: int, drop_last: bool):
+        self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
+        self.generator: torch.Generator | None = None
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
+        order = order.tolist()
+        for lo in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[lo : lo + self.batch_size]
+
+
+@dataclass
+class _Data:
+    """The train and validation windows of one run, and how batches reach the device.
+
+    Staged: both splits live on the device; a batch is a gather there.
+    Streamed: a DataLoader per split (persistent workers, pinned memory on
+    CUDA) reads each batch from the HDF5 file in one call.
+    """
+
+    path: str
+    device: torch.device
+    batch_size: int
+    train: Any  # WindowDataset
+    val: Any  # WindowDataset
+    label_codes: dict[str, torch.Tensor]  # column -> int64 [n_windows in file] on device, -1 unknown
+    label_categories: dict[str, list[str]]
+    staged: bool
+    num_workers: int
+    track_dtype: torch.dtype
+    staged_train: Any = None
+    staged_val: Any = None
+    drop_last: bool = field(init=False)
+    _loaders: dict[str, tuple[_BatchOrder, Any]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A ragged last batch is dropped (each epoch drops other windows); a
+        # batch of one window would also break BatchNorm.
+        self.drop_last = len(self.train) > self.batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.train)
+        return n // self.batch_size if self.drop_last else int(n > 0)
+
+    def _loader(self, split: str) -> tuple[_BatchOrder, Any]:
+        if split not in self._loaders:
+            dataset = self.train if split == "train" else self.val
+            order = _BatchOrder(len(dataset), self.batch_size, self.drop_last and split == "train")
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_sampler=order,
+                num_workers=self.num_workers,
+                pin_memory=self.device.type == "cuda",
+                persistent_workers=self.num_workers > 0,
+                # Seeds the workers without drawing from the global RNG.
+                generator=torch.Generator().manual_seed(0),
+            )
+            self._loaders[split] = (order, loader)
+        return self._loaders[split]
+
+    def _streamed(self, split: str, generator: torch.Generator | None) -> Iterator[dict[str, torch.Tensor]]:
+        order, loader = self._loader(split)
+        order.generator = generator
+        for batch in loader:
+            yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def train_batches(self, epoch_generator: torch.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        """This epoch's training batches on the device, in the order of ``randperm(n, epoch_generator)``.
+
+        DDP seam: shard this permutation by rank.
+        """
+        if self.staged:
+            return self.staged_train.batches(
+                self.batch_size, shuffle=True, generator=epoch_generator, drop_last=self.drop_last
+            )
+        return self._streamed("train", epoch_generator)
+
+    def val_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Validation batches on the device, in file order."""
+        if self.staged:
+            return self.staged_val.batches(self.batch_size, shuffle=False)
+        return self._streamed("val", None)
+
+    def close(self) -> None:
+        self._loaders.clear()  # persistent workers end with their loader
+        self.train.close()
+        self.val.close()
+
+
+def _label_codes(
+    train: Any, val: Any, columns: list[str], windows: str
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Codes of every label column over the whole file (``int64 [n]``, -1 unknown) and the known categories."""
+    n_file = len(train.labels)
+    codes_out, categories_out = {}, {}
+    for column in columns:
+        if column not in train.labels.columns:
+            raise SeqaeError(
+                f"{windows}: no label column {column!r} for a latent block (columns: {', '.join(train.labels.columns)})"
+            )
+        full = np.full(n_file, -1, dtype=np.int64)
+        categories: list[str] = []
+        for ds in (train, val):
+            codes, categories = ds.label_codes(column)
+            full[ds.rows] = codes.numpy()
+        known = [c for c in categories if c not in UNKNOWN_LABELS]
+        if not known:
+            raise SeqaeError(
+                f"{windows}: label column {column!r} is empty for every window; "
+                "give its latent block `label: null` (or extract with an annotation)"
+            )
+        remap = np.array([-1 if c in UNKNOWN_LABELS else known.index(c) for c in categories], dtype=np.int64)
+        codes_out[column] = np.where(full >= 0, remap[np.maximum(full, 0)], -1)
+        categories_out[column] = known
+    return codes_out, categories_out
+
+
+def _open_data(windows: str, training: Mapping[str, Any], label_columns: list[str], device: torch.device) -> _Data:
+    from seqae.dataset import WindowDataset
+    from seqae.store import open_windows_file
+
+    train = WindowDataset(windows, "train")
+    val = WindowDataset(windows, "val")
+    if len(train) == 0:
+        raise SeqaeError(f"{windows}: no windows in the train split")
+    codes, categories = _label_codes(train, val, label_columns, windows)
+    with open_windows_file(windows) as f:
+        stored = np.dtype(f["tracks"].dtype) if "tracks" in f else np.dtype(np.float16)
+    # Staged tracks keep the stored precision, so staged and lazy batches are identical.
+    track_dtype = torch.float32 if stored == np.float32 else torch.float16
+    stage = training["stage_on_device"]
+    if stage == "auto":
+        schema = train.schema
+        per_window = schema.seq_len * (1 + len(schema.track_names) * torch.finfo(track_dtype).bits // 8) + 8
+        need = (len(train) + len(val)) * per_window
+        free = _free_memory(device)
+        stage = free is None or need <= STAGE_MEMORY_FRACTION * free
+    data = _Data(
+        path=windows,
+        device=device,
+        batch_size=training["batch_size"],
+        train=train,
+        val=val,
+        label_codes={c: torch.from_numpy(v).to(device) for c, v in codes.items()},
+        label_categories=categories,
+        staged=bool(stage),
+        num_workers=training["num_workers"],
+        track_dtype=track_dtype,
+    )
+    if data.staged:
+        data.staged_train = train.stage(device, track_dtype=track_dtype)
+        data.staged_val = val.stage(device, track_dtype=track_dtype)
+        # The HDF5 handle is not needed any more once the rows are on the device.
+        train.close()
+        val.close()
+    return data
+
+
+# ---------------------------------------------------------------------- metrics
+
+
+class _DeviceMeans:
+    """Batch-size-weighted means of 0-dim device tensors, accumulated without host synchronisation.
+
+    Values of one step are stacked into one vector, so a step adds one
+    kernel; the host reads them only in :meth:`means` / :meth:`interval_means`.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, ...], torch.Tensor] = {}
+        self.counts: dict[tuple[str, ...], int] = {}
+        self._mark: dict[tuple[str, ...], tuple[torch.Tensor, int]] = {}
+
+    def add(self, items: Mapping[str, torch.Tensor], n: int) -> None:
+        keys = tuple(items)
+        vec = torch.stack([v.detach().float().reshape(()) for v in items.values()])
+        if keys in self.sums:
+            self.sums[keys].add_(vec, alpha=n)
+            self.counts[keys] += n
+        else:
+            self.sums[keys] = vec * n
+            self.counts[keys] = n
+
+    def means(self) -> dict[str, float]:
+        """All means so far (one device-to-host transfer per key set)."""
+        out: dict[str, float] = {}
+        for keys, total in self.sums.items():
+            values = (total / max(self.counts[keys], 1)).tolist()
+            out.update(zip(keys, values, strict=True))
+        return out
+
+    def interval_means(self) -> dict[str, float]:
+        """Means since the previous call (for step-level logging)."""
+        out: dict[str, float] = {}
+        for keys, total in self.sums.items():
+            last, last_n = self._mark.get(keys, (torch.zeros_like(total), 0))
+            n = self.counts[keys] - last_n
+            if n:
+                out.update(zip(keys, ((total - last) / n).tolist(), strict=True))
+            self._mark[keys] = (total.clone(), self.counts[keys])
+        return out
+
+
+def _step_items(out: Any) -> dict[str, torch.Tensor]:
+    """Loss, weighted components (``loss/<name>``) and metrics of a ModelOutput, as detached tensors."""
+    return {"loss": out.loss.detach(), **{f"loss/{k}": v for k, v in out.losses.items()}, **out.metrics}
+
+
+class _NonFinite(Exception):
+    def __init__(self, what: str, step: int, epoch: int):
+        super().__init__(f"{what} at step {step} (epoch {epoch})")
+
+
+# ---------------------------------------------------------------------- the run
+
+
+class _Run:
+    """One training run of one model; see :func:`train_model`."""
+
+    def __init__(
+        self,
+        config: Config,
+        model_name: str,
+        windows: str,
+        outdir: Path,
+        resume: bool,
+        progress: bool,
+    ):
+        from seqae.models import SequenceAutoencoder
+
+        self.model_name = model_name
+        self.windows = windows
+        self.outdir = outdir
+        self.progress = progress
+        self.is_main = True  # DDP seam: only rank 0 writes files
+        self.settings, self.training = resolve_model(config, model_name)
+        self.seed = int(config["seed"])
+        t = self.training
+        self.checkpoint_path = outdir / CHECKPOINT_NAME
+        self.best_path = outdir / BEST_NAME
+
+        previous = None
+        if self.checkpoint_path.exists():
+            if not resume:
+                raise SeqaeError(
+                    f"{self.checkpoint_path}: a training run is already here; "
+                    "pass --resume to continue it, or choose another --outdir"
+                )
+            previous = load_checkpoint(self.checkpoint_path, expect=CHECKPOINT_FORMAT)
+            check_resumable(
+                previous,
+                self.checkpoint_path,
+                model_name=model_name,
+                model_settings=self.settings,
+                training=self.training,
+                seed=self.seed,
+            )
+        elif resume:
+            log.info("%s: no checkpoint in %s; starting a new run", model_name, outdir)
+
+        from seqae.store import read_schema
+
+        self.schema = read_schema(windows)
+        if previous is not None:
+            check_data(previous, self.checkpoint_path, windows, self.schema.to_dict())
+
+        self.device = select_device(t["device"])
+        self.amp_dtype = autocast_dtype(t["precision"], self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        label_columns = list(dict.fromkeys(b["label"] for b in self.settings["blocks"].values() if b["label"]))
+        self.data = _open_data(windows, t, label_columns, self.device)
+        if previous is not None:
+            check_data(previous, self.checkpoint_path, windows, self.schema.to_dict(), self.data.label_categories)
+
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        torch.manual_seed(self.seed)
+        label_classes = {c: len(cats) for c, cats in self.data.label_categories.items()}
+        self.module = SequenceAutoencoder(
+            self.settings,
+            n_tracks=len(self.schema.track_names),
+            window_len=self.schema.window_len,
+            label_classes=label_classes,
+            track_transform=self.schema.track_transform,
+        ).to(self.device)
+        self.model = self.module  # DDP seam: wrap here; forward through self.model, save self.module
+        self.n_parameters = sum(p.numel() for p in self.module.parameters())
+
+        decay, no_decay = [], []
+        for p in self.module.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)
+        self.params = decay + no_decay
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": t["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=t["lr"],
+            fused=self.device.type == "cuda",
+        )
+        steps = self.data.steps_per_epoch
+        self.total_steps = steps * t["epochs"]
+        if t["max_steps"] is not None:
+            self.total_steps = min(self.total_steps, t["max_steps"])
+        if t["warmup_steps"] >= self.total_steps and previous is None:
+            log.warning(
+                "%s: warmup_steps (%d) >= total steps (%d): the learning rate never reaches training.lr",
+                model_name,
+                t["warmup_steps"],
+                self.total_steps,
+            )
+        warmup, total, schedule = t["warmup_steps"], self.total_steps, t["schedule"]
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, warmup, total, schedule)
+        )
+
+        self.epoch = 0
+        self.step = 0
+        self.best_val_loss = math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.history: list[dict[str, Any]] = []
+        self.finished = False
+        self.stop_reason: str | None = None
+        self.resumed = previous is not None
+        if previous is not None:
+            self.module.load_state_dict(previous["model_state"])
+            self.optimizer.load_state_dict(previous["optimizer_state"])
+            self.scheduler.load_state_dict(previous["scheduler_state"])
+            self.epoch = int(previous["epoch"])
+            self.step = int(previous["step"])
+            self.best_val_loss = float(previous["best_val_loss"])
+            self.best_epoch = int(previous["best_epoch"])
+            self.bad_epochs = int(previous["epochs_without_improvement"])
+            self.history = list(previous["history"])
+            self.finished = bool(previous["finished"])
+            self.stop_reason = previous["stop_reason"]
+            set_rng_state(previous["rng"])
+        self.tensorboard: Any = None  # opened in run(), once there is something to train
+        self._last_plot = time.monotonic()
+        self._plotted_epoch = -1
+
+    # ------------------------------------------------------------------ pieces
+
+    def _open_tensorboard(self) -> Any:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # noqa: BLE001 - tensorboard is optional: any import failure means none
+            return None
+        return SummaryWriter(str(self.outdir / "tensorboard"), purge_step=self.step if self.resumed else None)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _labels(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {column: codes[index] for column, codes in self.data.label_codes.items()}
+
+    def _train_inputs(
+        self, batch: Mapping[str, torch.Tensor], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        from seqae.models.augment import centre_crop, random_crop, random_reverse_complement
+
+        augment = self.training["augment"]
+        seq, tracks, window_len = batch["seq"], batch["tracks"], self.schema.window_len
+        if augment["jitter"] and seq.shape[-1] > window_len:
+            seq, tracks = random_crop(seq, tracks, window_len, generator=generator)
+        else:
+            seq, tracks = centre_crop(seq, tracks, window_len)
+        if augment["reverse_complement"]:
+            seq, tracks = random_reverse_complement(seq, tracks, generator=generator)
+        return seq, tracks
+
+    def _model_json(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "kind": self.settings["kind"],
+            "seqae_version": __version__,
+            "settings": self.settings,
+            "training": self.training,
+            "seed": self.seed,
+            "schema": self.schema.to_dict(),
+            "label_categories": self.data.label_categories,
+            "label_classes": {c: len(v) for c, v in self.data.label_categories.items()},
+            "latent_blocks": {n: b["size"] for n, b in self.settings["blocks"].items()},
+            "n_parameters": self.n_parameters,
+            "windows": str(self.windows),
+            "n_train": len(self.data.train),
+            "n_val": len(self.data.val),
+            "device": str(self.device),
+            "precision": "fp32" if self.amp_dtype is None else "bf16",
+            "epochs_completed": self.epoch,
+            "steps": self.step,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
+            "finished": self.finished,
+            "stop_reason": self.stop_reason,
+        }
+
+    def _data_record(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema.to_dict(),
+            "label_categories": self.data.label_categories,
+            "n_train": len(self.data.train),
+            "n_val": len(self.data.val),
+        }
+
+    def _common_record(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "seqae_version": __version__,
+            "model_name": self.model_name,
+            "model_init": self.module.init_kwargs,
+            "model_state": self.module.state_dict(),
+            "training": self.training,
+            "seed": self.seed,
+            "data": self._data_record(),
+            "epoch": self.epoch,
+            "step": self.step,
+        }
+
+    def _save_checkpoint(self) -> None:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            **self._common_record(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "best_val_loss": self.best_val_loss,
+            "best_epoch": self.best_epoch,
+            "epochs_without_improvement": self.bad_epochs,
+            "history": self.history,
+            "finished": self.finished,
+            "stop_reason": self.stop_reason,
+        }
+        save_checkpoint(state, self.checkpoint_path)
+
+    def _save_best(self, val_loss: float) -> None:
+        save_checkpoint({"format": MODEL_FORMAT, **self._common_record(), "val_loss": val_loss}, self.best_path)
+
+    def _write_json(self) -> None:
+        with atomic_output(self.outdir / "model.json") as tmp:
+            tmp.write_text(json.dumps(self._model_json(), indent=2) + "\n")
+
+    def _write_metrics(self) -> None:
+        # Rewritten whole from the history kept in the checkpoint, so after a
+        # resumption metrics.csv never holds rows of epochs that were replayed.
+        with atomic_output(self.outdir / "metrics.csv") as tmp:
+            pd.DataFrame(self.history).to_csv(tmp, index=False)
+
+    def _plot(self, force: bool) -> None:
+        """Redraw loss_curves.png when forced or stale; never twice for the same epochs."""
+        if not self.history or self._plotted_epoch == self.epoch:
+            return
+        if not force and time.monotonic() - self._last_plot < PLOT_EVERY_SECONDS:
+            return
+        plot_loss_curves(self.history, self.outdir / "loss_curves.png", title=self.model_name)
+        self._last_plot = time.monotonic()
+        self._plotted_epoch = self.epoch
+
+    # ------------------------------------------------------------------ epochs
+
+    def _train_epoch(self, epoch: int) -> tuple[dict[str, float], int, float]:
+        """One pass over the training batches; returns (means, windows seen, seconds)."""
+        t = self.training
+        self.model.train()
+        start = time.perf_counter()
+        shuffle = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, 0))
+        augment = torch.Generator(device=self.device).manual_seed(epoch_seed(self.seed, epoch, 1))
+        sums = _DeviceMeans()
+        n_steps = self.data.steps_per_epoch
+        if t["max_steps"] is not None:
+            n_steps = min(n_steps, t["max_steps"] - self.step)
+        # Step numbers (1-based) of this epoch on the device, to record the first
+        # non-finite loss without a host synchronisation.
+        step_numbers = torch.arange(self.step + 1, self.step + n_steps + 1, device=self.device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        bad_value = torch.zeros((), device=self.device)
+        clip = t["grad_clip_norm"]
+        seen = 0
+        bar = _progress_bar(n_steps, f"{self.model_name} {epoch}/{t['epochs']}", self.progress)
+        try:
+            for i, batch in enumerate(itertools.islice(self.data.train_batches(shuffle), n_steps)):
+                seq, tracks = self._train_inputs(batch, augment)
+                labels = self._labels(batch["index"])
+                with self._autocast():
+                    out = self.model(seq, tracks, labels, step=self.step)
+                self.optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.params, clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                n = seq.shape[0]
+                seen += n
+                loss = out.loss.detach()
+                new_bad = (first_bad < 0) & ~torch.isfinite(loss)
+                first_bad = torch.where(new_bad, step_numbers[i], first_bad)
+                bad_value = torch.where(new_bad, loss.float(), bad_value)
+                sums.add(_step_items(out), n)
+                if self.step % t["log_every_steps"] == 0:
+                    self._raise_if_bad(first_bad, bad_value, epoch)
+                    self._log_steps(sums.interval_means(), bar)
+                bar.update(1)
+        finally:
+            bar.close()
+        means = sums.means()  # synchronises: the time below includes the device's work
+        self._raise_if_bad(first_bad, bad_value, epoch)
+        return means, seen, time.perf_counter() - start
+
+    def _raise_if_bad(self, first_bad: torch.Tensor, bad_value: torch.Tensor, epoch: int) -> None:
+        step = int(first_bad)
+        if step >= 0:
+            raise _NonFinite(f"loss is {float(bad_value)}", step, epoch)
+
+    def _log_steps(self, means: Mapping[str, float], bar: Any) -> None:
+        lr = self.scheduler.get_last_lr()[0]
+        if self.progress:
+            shown = {"loss": means.get("loss", math.nan)}
+            shown.update({k.split("/", 1)[1]: v for k, v in means.items() if k.startswith("loss/")})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()} | {"lr": f"{lr:.2e}"}, refresh=False)
+        if self.tensorboard is not None:
+            for key, value in means.items():
+                self.tensorboard.add_scalar(f"train_step/{key}", value, self.step)
+            self.tensorboard.add_scalar("train_step/lr", lr, self.step)
+
+    @torch.inference_mode()
+    def _validate(self) -> dict[str, float]:
+        from seqae.models.augment import centre_crop
+
+        self.model.eval()
+        sums = _DeviceMeans()
+        for batch in self.data.val_batches():
+            seq, tracks = centre_crop(batch["seq"], batch["tracks"], self.schema.window_len)
+            with self._autocast():
+                out = self.model(seq, tracks, self._labels(batch["index"]), step=self.step)
+            sums.add(_step_items(out), seq.shape[0])
+        return sums.means()
+
+    def run(self, stop_after: int | None) -> dict[str, Any]:
+        t = self.training
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        if self.finished:
+            log.info(
+                "%s: training is already complete (%d epochs, %s); nothing to do",
+                self.model_name,
+                self.epoch,
+                self.stop_reason,
+            )
+            self._finish_outputs()
+            return self.summary()
+        if self.is_main:
+            self.tensorboard = self._open_tensorboard()
+            self._write_json()
+            if self.resumed:
+                self._write_metrics()  # drop rows of epochs after the checkpoint
+                log.info("%s: resuming after epoch %d (step %d)", self.model_name, self.epoch, self.step)
+        log.info(
+            "%s: %s model, %s parameters, %d train / %d val windows, %s%s, %s data",
+            self.model_name,
+            self.settings["kind"],
+            f"{self.n_parameters:,}",
+            len(self.data.train),
+            len(self.data.val),
+            self.device,
+            "" if self.amp_dtype is None else " bf16",
+            "staged" if self.data.staged else "streamed",
+        )
+        if not len(self.data.val):
+            log.warning(
+                "%s: no validation windows; best.pt and early stopping follow the training loss", self.model_name
+            )
+        epochs_run = 0
+        for epoch in range(self.epoch + 1, t["epochs"] + 1):
+            start = time.perf_counter()
+            try:
+                train, seen, train_seconds = self._train_epoch(epoch)
+            except _NonFinite as exc:
+                raise SeqaeError(f"{exc}; {self._last_good()}") from None
+            val = self._validate() if len(self.data.val) else {}
+            val_loss = val.get("loss", train["loss"])
+            if not math.isfinite(val_loss):
+                raise SeqaeError(
+                    f"validation loss is {val_loss} after epoch {epoch} (step {self.step}); {self._last_good()}"
+                )
+            row: dict[str, Any] = {"epoch": epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0]}
+            row.update({f"train_{k}": v for k, v in train.items()})
+            row.update({f"val_{k}": v for k, v in val.items()})
+            row["seconds"] = time.perf_counter() - start
+            row["samples_per_s"] = seen / train_seconds if train_seconds > 0 else math.nan
+            self.history.append(row)
+            self.epoch = epoch
+            improved = val_loss < self.best_val_loss
+            if improved:
+                self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
+            else:
+                self.bad_epochs += 1
+            if t["max_steps"] is not None and self.step >= t["max_steps"]:
+                self.stop_reason = "max_steps"
+            elif t["early_stopping_patience"] and self.bad_epochs >= t["early_stopping_patience"]:
+                self.stop_reason = "early_stopping"
+            elif epoch == t["epochs"]:
+                self.stop_reason = "epochs"
+            self.finished = self.stop_reason is not None
+            epochs_run += 1
+            stopping = self.finished or (stop_after is not None and epochs_run >= stop_after)
+            if self.is_main:
+                if improved:
+                    self._save_best(val_loss)
+                if self.finished or epoch % t["checkpoint_every_epochs"] == 0:
+                    self._save_checkpoint()
+                self._write_metrics()
+                self._plot(force=stopping)
+                if self.tensorboard is not None:
+                    for key, value in row.items():
+                        if key not in ("epoch", "step"):
+                            self.tensorboard.add_scalar(f"epoch/{key}", value, epoch)
+                    self.tensorboard.flush()
+            log.info(
+                "%s epoch %d/%d: train loss %.4g, val loss %.4g%s (%.1f s, %.0f windows/s)",
+                self.model_name,
+                epoch,
+                t["epochs"],
+                train["loss"],
+                val_loss,
+                " *" if improved else "",
+                row["seconds"],
+                row["samples_per_s"],
+            )
+            if stopping:
+                break
+        if self.finished:
+            log.info(
+                "%s: training complete after %d epochs (%s); best val loss %.4g at epoch %d",
+                self.model_name,
+                self.epoch,
+                self.stop_reason,
+                self.best_val_loss,
+                self.best_epoch,
+            )
+        self._finish_outputs()
+        return self.summary()
+
+    def _last_good(self) -> str:
+        if self.checkpoint_path.exists():
+            return f"last good checkpoint: {self.checkpoint_path}"
+        return "no checkpoint was written (lower training.lr, or check the data)"
+
+    def _finish_outputs(self) -> None:
+        if not self.is_main:
+            return
+        self._write_json()
+        if self.history:
+            self._write_metrics()
+            if not (self.outdir / "loss_curves.png").exists():
+                self._plotted_epoch = -1
+            self._plot(force=True)
+
+    def summary(self) -> dict[str, Any]:
+        last = dict(self.history[-1]) if self.history else {}
+        return {
+            **last,
+            "model": self.model_name,
+            "epochs_completed": self.epoch,
+            "steps": self.step,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "finished": self.finished,
+            "stop_reason": self.stop_reason,
+            "n_parameters": self.n_parameters,
+            "outdir": str(self.outdir),
+        }
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        self.data.close()
+
+
+def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=not enabled)
+
+
+# ---------------------------------------------------------------------- public API
+
+
+def train_model(
+    config: Config,
+    model_name: str,
+    windows_path: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train the configured model ``model_name`` on a windows file.
+
+    Args:
+        config: the pipeline configuration (validated here, defaults filled);
+            uses ``seed``, ``training`` and ``models[model_name]``.
+        model_name: a key of ``config["models"]``.
+        windows_path: the windows HDF5 file (its ``train`` and ``val`` splits are used).
+        outdir: output folder (see the module docstring for its files).
+        resume: continue from ``outdir/checkpoint.pt`` when it exists (a
+            finished run is reported complete; with no checkpoint a new run starts).
+            Without ``resume`` an existing checkpoint is an error, never overwritten.
+        progress: show a tqdm bar per epoch.
+        stop_after: end this call after this many epochs, as if the process
+            were killed there (for tests; the run stays resumable).
+
+    Returns:
+        The last epoch's metrics.csv row (``epoch``, ``step``, ``lr``,
+        ``train_*``, ``val_*``, ``seconds``, ``samples_per_s``) plus
+        ``model``, ``epochs_completed``, ``steps``, ``best_epoch``,
+        ``best_val_loss``, ``finished``, ``stop_reason``, ``n_parameters``, ``outdir``.
+
+    Raises:
+        SeqaeError: unknown model, bad settings, a checkpoint from another
+            config or data schema, a non-finite loss (naming the step; the last
+            good checkpoint is kept).
+    """
+    config = validate_config(copy.deepcopy(dict(config)))
+    run = _Run(config, model_name, str(windows_path), Path(outdir), resume, progress)
+    try:
+        with _deterministic_cpu(run.device):
+            return run.run(stop_after)
+    finally:
+        run.close()
+
+
+@contextlib.contextmanager
+def _deterministic_cpu(device: torch.device) -> Iterator[None]:
+    """Deterministic algorithms on the CPU for the duration of a run (the previous mode is restored).
+
+    On CUDA this would need CUBLAS_WORKSPACE_CONFIG and slower kernels, so it is left off.
+    The NaN-filling of new tensors that deterministic mode turns on by default
+    is turned off: it is a debugging aid, and costs a fill per allocation.
+    """
+    import torch.utils.deterministic as deterministic
+
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        deterministic.fill_uninitialized_memory,
+    )
+    try:
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            deterministic.fill_uninitialized_memory = False
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        deterministic.fill_uninitialized_memory = before[2]
+
+
+def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Train vs validation loss per epoch (left) and the loss components (right), log scale when positive."""
+    from seqae.plots import plt, save_figure
+
+    table = pd.DataFrame(history)
+    epochs = table["epoch"].to_numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for split, style in (("train", "-"), ("val", "--")):
+        if f"{split}_loss" in table:
+            axes[0].plot(epochs, table[f"{split}_loss"], style, marker="o", ms=3, color="black", label=split)
+    axes[0].set_title(f"{title} total loss".strip())
+    components = sorted({c.split("/", 1)[1] for c in table.columns if c.startswith("train_loss/")})
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, name in enumerate(components):
+        colour = colours[i % len(colours)]
+        for split, style in (("train", "-"), ("val", "--")):
+            column = f"{split}_loss/{name}"
+            if column in table:
+                axes[1].plot(epochs, table[column], style, color=colour, label=f"{name} ({split})")
+    axes[1].set_title("loss components (weighted; dashed: validation)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        values = [line.get_ydata() for line in ax.get_lines()]
+        if values and all(np.all(np.asarray(v, float) > 0) for v in values):
+            ax.set_yscale("log")
+        if ax.get_lines():
+            ax.legend(frameon=False, fontsize=7, ncols=2 if ax is axes[1] else 1)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,349 @@
+"""Embedding stage: Parquet of latents and scores, reconstructed-track and anomaly bigWigs, checks, atomicity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pyBigWig
+import pytest
+import torch
+
+from seqae import __version__, embed
+from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, save_checkpoint
+from seqae.cli import main
+from seqae.embed import embed_windows, latent_column_names, owned_intervals, place_windows
+from seqae.errors import SeqaeError
+from seqae.extract import extract_windows
+from seqae.models import SequenceAutoencoder
+from seqae.store import WindowsWriter, read_labels, read_schema, read_windows
+from seqae.tracks import invert_transform
+
+TINY_SETTINGS = {
+    "channels": 16,
+    "n_res_blocks": 1,
+    "head_hidden": 8,
+    "blocks": {
+        "chrom": {"size": 4, "label": "chrom"},
+        "gene": {"size": 4, "label": "gene_family"},
+        "residual": {"size": 4, "label": None},
+    },
+}
+
+
+def save_model(path: Path, windows: Path, window_len: int | None = None, track_names=None, seed: int = 0) -> Path:
+    """A tiny untrained model in the ``best.pt`` layout, fitted to ``windows`` unless told otherwise."""
+    schema = read_schema(windows)
+    labels = read_labels(windows)
+    torch.manual_seed(seed)
+    model = SequenceAutoencoder(
+        TINY_SETTINGS,
+        n_tracks=len(schema.track_names),
+        window_len=window_len or schema.window_len,
+        label_classes={"chrom": labels["chrom"].nunique(), "gene_family": 3},
+        track_transform=schema.track_transform,
+    )
+    # A few BatchNorm statistics away from their init, so eval mode is not the identity.
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    data_schema = schema.to_dict()
+    if window_len is not None:
+        data_schema["window_len"] = window_len
+    if track_names is not None:
+        data_schema["track_names"] = list(track_names)
+    state = {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "seqae_version": __version__,
+        "model_name": "tiny",
+        "model_init": model.init_kwargs,
+        "model_state": model.state_dict(),
+        "training": {},
+        "seed": seed,
+        "data": {"schema": data_schema, "label_categories": {}},
+        "epoch": 0,
+        "step": 0,
+        "val_loss": 1.0,
+    }
+    save_checkpoint(state, path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors gain nothing from threads, and spinning OpenMP threads crawl on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def inputs(tiny_inputs):
+    windows = tiny_inputs["dir"] / "windows.h5"
+    extract_windows(tiny_inputs["config"], windows, progress=False)
+    model = save_model(tiny_inputs["dir"] / "best.pt", windows)
+    return {"windows": windows, "model": model, "dir": tiny_inputs["dir"]}
+
+
+@pytest.fixture
+def embedded(inputs):
+    result = embed_windows(inputs["model"], inputs["windows"], inputs["dir"] / "emb", batch_size=4, progress=False)
+    return {**inputs, "result": result, "out": inputs["dir"] / "emb"}
+
+
+def reference_outputs(model_path: Path, windows: Path):
+    """Latent, score, accuracy and bigWig-scale tracks computed here, window by window of the file."""
+    model = SequenceAutoencoder(**torch.load(model_path, weights_only=True)["model_init"])
+    model.load_state_dict(torch.load(model_path, weights_only=True)["model_state"])
+    model.eval()
+    schema = read_schema(windows)
+    seq, tracks = read_windows(windows)
+    crop = slice(schema.flank, schema.flank + schema.window_len)
+    s = torch.from_numpy(seq[:, crop].astype(np.int64))
+    t = torch.from_numpy(tracks[:, :, crop].astype(np.float32))
+    with torch.inference_mode():
+        latent = model.encode(s, t)
+        score = model.anomaly_score(s, t)
+        logits, tracks_pred = model.decode(latent)
+        stored = model.tracks_to_stored(tracks_pred).numpy()
+    called = s < 4
+    accuracy = ((logits.argmax(1) == s) & called).sum(1) / called.sum(1)
+    return {
+        "model": model,
+        "latent": latent.numpy(),
+        "score": score.numpy(),
+        "accuracy": accuracy.numpy(),
+        "tracks": invert_transform(stored, schema.track_transform),
+    }
+
+
+def test_parquet_has_labels_latents_and_scores(embedded):
+    result, windows = embedded["result"], embedded["windows"]
+    table = pd.read_parquet(result.paths["embeddings"])
+    labels = read_labels(windows)
+    ref = reference_outputs(embedded["model"], windows)
+    assert len(table) == len(labels) > 10
+    pd.testing.assert_frame_equal(table[list(labels.columns)], labels, check_dtype=False)
+    latent_columns = latent_column_names(ref["model"].layout.sizes)
+    assert latent_columns[:5] == ["chrom_00", "chrom_01", "chrom_02", "chrom_03", "gene_00"]
+    expected_columns = list(labels.columns) + latent_columns + ["anomaly_score", "anomaly_rank", "seq_recon_accuracy"]
+    assert list(table.columns) == expected_columns
+    assert all(table[c].dtype == np.float32 for c in latent_columns)
+    np.testing.assert_allclose(table[latent_columns].to_numpy(), ref["latent"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(table["anomaly_score"], ref["score"], rtol=1e-5)
+    np.testing.assert_allclose(table["seq_recon_accuracy"], ref["accuracy"], rtol=1e-6)
+    # Rank: a permutation of 1..N, 1 for the highest score.
+    rank = table["anomaly_rank"].to_numpy()
+    assert sorted(rank) == list(range(1, len(table) + 1))
+    assert np.all(np.diff(table["anomaly_score"].to_numpy()[np.argsort(rank)]) <= 0)
+
+    summary = json.loads(result.paths["summary"].read_text())
+    assert summary["n_windows"] == len(labels)
+    assert summary["device"] == "cpu" and summary["windows_per_second"] > 0
+    assert summary == result.summary
+    metadata = json.loads(pq.read_schema(result.paths["embeddings"]).metadata[b"seqae"])
+    assert metadata["latent_blocks"] == {"chrom": [0, 4], "gene": [4, 8], "residual": [8, 12]}
+
+
+def test_bigwigs_hold_reconstruction_and_scores(embedded):
+    result, windows = embedded["result"], embedded["windows"]
+    schema = read_schema(windows)
+    labels = read_labels(windows)
+    ref = reference_outputs(embedded["model"], windows)
+    sizes = (labels.groupby("chrom", sort=False)["end"].max() + schema.flank).to_dict()
+    placement = place_windows(labels, np.arange(len(labels)), schema.window_len, schema.flank)
+    alone = np.flatnonzero(
+        (placement.own_start == labels["start"].to_numpy()) & (placement.own_end == labels["end"].to_numpy())
+    )
+    assert len(alone) > 5
+    anomaly = pyBigWig.open(str(result.paths["anomaly"]))
+    assert anomaly.chroms() == sizes
+    for t, name in enumerate(schema.track_names):
+        bw = pyBigWig.open(str(result.paths[f"recon_{name}"]))
+        assert bw.chroms() == sizes
+        for i in alone:
+            chrom, start, end = labels.loc[i, ["chrom", "start", "end"]]
+            got = np.array(bw.values(chrom, int(start), int(end)))
+            np.testing.assert_allclose(got, ref["tracks"][i, t], rtol=1e-4, atol=1e-5)
+        bw.close()
+    for i in range(len(labels)):
+        lo, hi = int(placement.own_start[i]), int(placement.own_end[i])
+        if hi > lo:
+            got = np.array(anomaly.values(labels.loc[i, "chrom"], lo, hi))
+            np.testing.assert_allclose(got, ref["score"][i], rtol=1e-5)
+    # Bases outside every window have no data.
+    first = labels.iloc[0]
+    assert np.isnan(anomaly.values(first["chrom"], int(first["start"]) - 1, int(first["start"]))[0])
+
+
+def test_anomalous_window_scores_higher(inputs):
+    odd = inputs["dir"] / "odd.h5"
+    shutil.copy(inputs["windows"], odd)
+    target = 3
+    with h5py.File(odd, "r+") as f:
+        # Signal far above anything in the file, over the whole stored window.
+        f["tracks"][target] = np.full(f["tracks"].shape[1:], 8.0, dtype=f["tracks"].dtype)
+        f["seq"][target] = 0  # and poly-A
+    normal = embed_windows(inputs["model"], inputs["windows"], inputs["dir"] / "a", progress=False)
+    changed = embed_windows(inputs["model"], odd, inputs["dir"] / "b", progress=False)
+    before = pd.read_parquet(normal.paths["embeddings"])
+    after = pd.read_parquet(changed.paths["embeddings"])
+    assert after.loc[target, "anomaly_score"] > 5 * before.loc[target, "anomaly_score"]
+    assert after.loc[target, "anomaly_rank"] == 1
+    others = np.arange(len(after)) != target
+    np.testing.assert_allclose(after.loc[others, "anomaly_score"], before.loc[others, "anomaly_score"], rtol=1e-5)
+
+
+def test_splits_keep_file_order(inputs):
+    labels = read_labels(inputs["windows"])
+    result = embed_windows(inputs["model"], inputs["windows"], inputs["dir"] / "train", splits=["train"], progress=False)
+    table = pd.read_parquet(result.paths["embeddings"])
+    assert table["window_id"].tolist() == labels.loc[labels["split"] == "train", "window_id"].tolist()
+    assert sorted(table["anomaly_rank"]) == list(range(1, len(table) + 1))
+    with pytest.raises(SeqaeError, match="no split 'holdout'"):
+        embed_windows(inputs["model"], inputs["windows"], inputs["dir"] / "x", splits="holdout", progress=False)
+
+
+def test_model_must_fit_the_windows(inputs):
+    other_len = save_model(inputs["dir"] / "len.pt", inputs["windows"], window_len=160)
+    with pytest.raises(SeqaeError, match="window_len is 200 here, 160 for the model") as info:
+        embed_windows(other_len, inputs["windows"], inputs["dir"] / "x", progress=False)
+    assert "\n" not in str(info.value)
+    other_tracks = save_model(inputs["dir"] / "tracks.pt", inputs["windows"], track_names=["TFA", "TFC"])
+    with pytest.raises(SeqaeError, match=r"tracks are \['TFA', 'TFB'\] here, \['TFA', 'TFC'\] for the model"):
+        embed_windows(other_tracks, inputs["windows"], inputs["dir"] / "x", progress=False)
+    assert not (inputs["dir"] / "x").exists() or not any((inputs["dir"] / "x").iterdir())
+
+
+def test_failure_leaves_no_partial_outputs(inputs, monkeypatch):
+    out = inputs["dir"] / "emb"
+    embed_windows(inputs["model"], inputs["windows"], out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = {"n": 0}
+    decode = SequenceAutoencoder.decode
+
+    def failing_decode(self, latent):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("device lost")
+        return decode(self, latent)
+
+    monkeypatch.setattr(SequenceAutoencoder, "decode", failing_decode)
+    monkeypatch.setattr(embed, "_BLOCK_ROWS", 4)  # several blocks: outputs were being written when it failed
+    with pytest.raises(RuntimeError, match="device lost"):
+        embed_windows(inputs["model"], inputs["windows"], out, batch_size=2, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_process_writers_and_unsorted_file_give_the_same_tracks(inputs, monkeypatch):
+    schema = read_schema(inputs["windows"])
+    labels = read_labels(inputs["windows"])
+    seq, tracks = read_windows(inputs["windows"])
+    # The same windows in another order: the bigWigs need a second pass in genome order.
+    perm = np.random.default_rng(0).permutation(len(labels))
+    shuffled = inputs["dir"] / "shuffled.h5"
+    with WindowsWriter(shuffled, schema, track_dtype="float16") as writer:
+        writer.append(seq[perm], tracks[perm])
+        writer.write_labels(labels.iloc[perm].reset_index(drop=True))
+    plain = embed_windows(inputs["model"], inputs["windows"], inputs["dir"] / "a", progress=False)
+    monkeypatch.setattr(embed, "_PROCESS_WRITERS_MIN_WINDOWS", 1)
+    monkeypatch.setattr(embed, "_BLOCK_ROWS", 8)
+    other = embed_windows(inputs["model"], shuffled, inputs["dir"] / "b", batch_size=8, progress=False)
+    table = pd.read_parquet(other.paths["embeddings"])
+    assert table["window_id"].tolist() == labels["window_id"].iloc[perm].tolist()
+    for key in ["anomaly", *(f"recon_{name}" for name in schema.track_names)]:
+        a, b = pyBigWig.open(str(plain.paths[key])), pyBigWig.open(str(other.paths[key]))
+        assert a.chroms() == b.chroms()
+        for chrom in a.chroms():
+            ia, ib = a.intervals(chrom), b.intervals(chrom)
+            assert [x[:2] for x in ia] == [x[:2] for x in ib]
+            np.testing.assert_allclose([x[2] for x in ia], [x[2] for x in ib], rtol=1e-4, atol=1e-5)
+
+
+def test_owned_intervals_follow_the_nearest_centre():
+    rng = np.random.default_rng(1)
+    window_len = 10
+    start = np.sort(rng.integers(0, 60, size=12))
+    start[4] = start[5]  # two windows at the same place: the later one wins
+    chrom = np.zeros(len(start), dtype=np.int64)
+    chrom[8:] = 1  # a second chromosome
+    lo, hi = owned_intervals(chrom, start, window_len)
+    assert hi[4] == lo[4]
+    centre = start + window_len // 2
+    for c in (0, 1):
+        rows = np.flatnonzero(chrom == c)
+        for p in range(start[rows].min() - 2, start[rows].max() + window_len + 2):
+            covering = [i for i in rows if start[i] <= p < start[i] + window_len]
+            owner = [i for i in rows if lo[i] <= p < hi[i]]
+            if not covering:
+                assert owner == []
+                continue
+            distance = np.abs(p - centre[covering])
+            # nearest centre; among equals the last one (larger start, later row)
+            expected = max(i for i, d in zip(covering, distance, strict=True) if d == distance.min())
+            assert owner == [expected], (p, covering)
+
+
+def test_chromosome_names_and_sizes(tmp_path):
+    labels = pd.DataFrame(
+        {
+            "species": ["human", "human", "mouse"],
+            "chrom": ["chr1", "chr1", "chr1"],
+            "start": [100, 150, 500],
+            "end": [200, 250, 600],
+        }
+    )
+    placement = place_windows(labels, np.arange(3), 100, flank=10)
+    assert placement.header == [("human:chr1", 260), ("mouse:chr1", 610)]
+    assert placement.genome_sorted
+    sizes = tmp_path / "sizes.txt"
+    sizes.write_text("human:chr1\t1000\nchr1\t900\n")
+    assert place_windows(labels, np.arange(3), 100, chrom_sizes=sizes).header == [
+        ("human:chr1", 1000),
+        ("mouse:chr1", 900),
+    ]
+    sizes.write_text("chr1\t550\n")
+    with pytest.raises(SeqaeError, match="'mouse:chr1' is 550 bp but a window ends at 600"):
+        place_windows(labels, np.arange(3), 100, chrom_sizes=sizes)
+    one = labels.assign(species="human", chrom=["chr1", "chr2", "chr2"])
+    assert [name for name, _ in place_windows(one, np.arange(3), 100).header] == ["chr1", "chr2"]
+    with pytest.raises(SeqaeError, match="no size for chromosome 'chr2'"):
+        place_windows(one, np.arange(3), 100, chrom_sizes={"chr1": 5000})
+
+
+def test_parallel_reader_matches_h5py(inputs):
+    n = len(read_labels(inputs["windows"]))
+    rows = np.sort(np.random.default_rng(2).choice(n, 9, replace=False))
+    with embed._WindowReader(inputs["windows"]) as reader:
+        seq, tracks = reader.read(rows)
+    with h5py.File(inputs["windows"]) as f:
+        np.testing.assert_array_equal(seq, f["seq"][rows])
+        np.testing.assert_array_equal(tracks, f["tracks"][rows])
+
+
+def test_cli(inputs, tmp_path, capsys):
+    out = tmp_path / "cli"
+    sizes = tmp_path / "genome.sizes"
+    sizes.write_text("chr1\t6000\nchr2\t5000\nchr3\t3000\n")
+    status = main(
+        ["-q", "embed", "--model", str(inputs["model"]), "--windows", str(inputs["windows"]), "--outdir", str(out),
+         "--batch-size", "8", "--device", "cpu", "--chrom-sizes", str(sizes)]
+    )  # fmt: skip
+    assert status == 0
+    assert {p.name for p in out.iterdir()} == {
+        "embeddings.parquet", "anomaly.bw", "recon_TFA.bw", "recon_TFB.bw", "embed_summary.json"
+    }  # fmt: skip
+    assert pyBigWig.open(str(out / "anomaly.bw")).chroms() == {"chr1": 6000, "chr2": 5000, "chr3": 3000}
+    bad = save_model(tmp_path / "bad.pt", inputs["windows"], window_len=160)
+    status = main(["embed", "--model", str(bad), "--windows", str(inputs["windows"]), "--outdir", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "window_len" in err[0]
