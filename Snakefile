@@ -24,3 +24,4 @@ rule all:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"

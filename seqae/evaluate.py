@@ -7,7 +7,7 @@ the train split only) and writes into the output folder::
     metrics.json         every number below, each beside its baseline (see METRICS_KEYS)
     probe_matrix.tsv     the linear-probe matrix in long format (one row per feature set x label)
     probe_matrix.png     heatmap of held-out probe accuracy; chance and not-recoverable labels marked
-    latent_<block>.png   2-D PCA (and UMAP when ``umap`` imports) of each block's test embedding,
+    latent/latent_<block>.png  2-D PCA (and UMAP when ``umap`` imports) of each block's test embedding,
                          coloured by the block labels (chromosome, gene label)
     anomaly_scores.png   anomaly-score histograms: real vs dinucleotide-shuffled vs foreign windows
     loss_curves.png      copied from the training folder when it is there
@@ -965,10 +965,12 @@ def _draw_figures(
         probes.accuracy, probes.chance, flags["recoverable"], outdir / "probe_matrix.png", title=name
     ).name
     for block in model.layout.names:
-        figures[f"latent_{block}"] = report_plots.draw_latent_embedding(
-            test_latent[:, model.layout.slice(block)], colours, outdir / f"latent_{block}.png",
+        # One folder for the per-block figures: their number depends on the model's blocks.
+        path = report_plots.draw_latent_embedding(
+            test_latent[:, model.layout.slice(block)], colours, outdir / "latent" / f"latent_{block}.png",
             title=f"{name} block {block!r} (test windows)", seed=seed,
-        ).name  # fmt: skip
+        )  # fmt: skip
+        figures[f"latent_{block}"] = f"latent/{path.name}"
     figures["anomaly_scores"] = report_plots.draw_anomaly_scores(
         scores,
         {"shuffled": anomaly["auroc_shuffled"], "foreign": anomaly["auroc_foreign"]},

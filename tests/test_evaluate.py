@@ -343,9 +343,9 @@ def test_figures_are_non_blank_pngs(evaluated: dict[str, Any]) -> None:
     outdir = evaluated["outdir"]["plain"]
     names = [
         "probe_matrix.png",
-        "latent_chrom.png",
-        "latent_gene.png",
-        "latent_residual.png",
+        "latent/latent_chrom.png",
+        "latent/latent_gene.png",
+        "latent/latent_residual.png",
         "anomaly_scores.png",
         "loss_curves.png",
     ]

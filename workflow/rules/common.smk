@@ -51,7 +51,20 @@ LOGS = f"{RESULTS}/logs"
 DEMO_DIR = f"{RESULTS}/demo_data"
 WINDOWS_DIR = f"{RESULTS}/windows"
 
+MODELS_DIR = f"{RESULTS}/models"
+
 DEMO_TFS = [tf["name"] for tf in config["simulate"]["tfs"]]
+MODELS = list(config["models"])
+# Track names of the windows file: one per TF with a bigWig, in order of first
+# appearance (as seqae extract orders them).
+TRACKS = list(
+    dict.fromkeys(
+        tf["name"]
+        for genome in config["genomes"]
+        for tf in genome["tfs"]
+        if tf["bigwig"]
+    )
+)
 DEMO_TRUTH_TABLES = ["sites", "peaks", "chromosomes", "genes"]
 
 # The seqae command line of every rule. It puts this checkout first on
@@ -78,6 +91,20 @@ def cli_config(*sections):
     return config_to_json({key: config[key] for key in keys})
 
 
+def model_cli_config(model):
+    """The config JSON for training one model: only that model's entry, so that
+    changing one model's settings reruns only its own jobs."""
+    keys = ["results", "seed", "genomes", "training"]
+    subset = {key: config[key] for key in keys}
+    subset["models"] = {model: config["models"][model]}
+    return config_to_json(subset)
+
+
+def train_gpus(wildcards):
+    """GPUs a model job asks the scheduler for: none when training.device is cpu."""
+    return 0 if config["training"]["device"] == "cpu" else 1
+
+
 def genome_files():
     """Every input file named in config["genomes"] (null entries skipped).
 
@@ -102,12 +129,27 @@ def extract_targets():
     ]
 
 
+def model_targets():
+    """Per model: the trained model, its embeddings and evaluation; and the comparison."""
+    targets = []
+    for model in MODELS:
+        targets += [
+            f"{MODELS_DIR}/{model}/best.pt",
+            f"{MODELS_DIR}/{model}/embed/embeddings.parquet",
+            f"{MODELS_DIR}/{model}/evaluate/metrics.json",
+        ]
+    if MODELS:
+        targets.append(f"{MODELS_DIR}/comparison.tsv")
+    return targets
+
+
 def all_targets():
     """The targets of rule all, one list per stage in pipeline order.
 
-    A new stage (train/embed/evaluate per model, trees) adds a function like
-    extract_targets() and one line here.
+    A new stage (e.g. trees) adds a function like extract_targets() and one
+    line here.
     """
     targets = []
     targets += extract_targets()
+    targets += model_targets()
     return targets

@@ -1,0 +1,136 @@
+# Model stage: train every model of config["models"], embed the windows with
+# it, evaluate it on the test split against the baselines, and compare models.
+
+
+rule train_model:
+    """Train one model on the windows (GPU when present); resumes from its checkpoint after a kill."""
+    input:
+        h5=f"{WINDOWS_DIR}/windows.h5",
+    output:
+        best=f"{MODELS_DIR}/{{model}}/best.pt",
+        metrics=f"{MODELS_DIR}/{{model}}/metrics.csv",
+        info=f"{MODELS_DIR}/{{model}}/model.json",
+        curves=report(
+            f"{MODELS_DIR}/{{model}}/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="Training",
+            subcategory="{model}",
+        ),
+    log:
+        f"{LOGS}/train_{{model}}.log",
+    conda:
+        "../../envs/seqae.yaml"
+    threads: min(4, workflow.cores)
+    resources:
+        gpu=train_gpus,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
+    params:
+        seqae=SEQAE,
+        cfg=lambda wildcards: model_cli_config(wildcards.model),
+        outdir=lambda wildcards, output: os.path.dirname(output.best),
+    shell:
+        # checkpoint.pt is not an output: Snakemake would delete it before a
+        # retry, and --resume continues from it (or starts afresh without one).
+        "{params.seqae} train --config-json {params.cfg:q} --model {wildcards.model:q}"
+        " --windows {input.h5:q} --outdir {params.outdir:q} --resume > {log:q} 2>&1"
+
+
+rule embed_model:
+    """Embed every window: latent blocks, anomaly scores (Parquet) and reconstructed tracks (bigWig)."""
+    input:
+        model=f"{MODELS_DIR}/{{model}}/best.pt",
+        h5=f"{WINDOWS_DIR}/windows.h5",
+    output:
+        parquet=f"{MODELS_DIR}/{{model}}/embed/embeddings.parquet",
+        anomaly=f"{MODELS_DIR}/{{model}}/embed/anomaly.bw",
+        recon=expand(
+            "{dir}/{{model}}/embed/recon_{track}.bw", dir=MODELS_DIR, track=TRACKS
+        ),
+        summary=f"{MODELS_DIR}/{{model}}/embed/embed_summary.json",
+    log:
+        f"{LOGS}/embed_{{model}}.log",
+    conda:
+        "../../envs/seqae.yaml"
+    threads: min(4, workflow.cores)
+    resources:
+        gpu=train_gpus,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        seqae=SEQAE,
+        outdir=lambda wildcards, output: os.path.dirname(output.parquet),
+    shell:
+        "{params.seqae} embed --model {input.model:q} --windows {input.h5:q}"
+        " --outdir {params.outdir:q} > {log:q} 2>&1"
+
+
+rule evaluate_model:
+    """Evaluate one model on the test split against PCA and k-mer baselines; write metrics and figures."""
+    input:
+        model=f"{MODELS_DIR}/{{model}}/best.pt",
+        h5=f"{WINDOWS_DIR}/windows.h5",
+    output:
+        metrics=f"{MODELS_DIR}/{{model}}/evaluate/metrics.json",
+        probes=f"{MODELS_DIR}/{{model}}/evaluate/probe_matrix.tsv",
+        probe_png=report(
+            f"{MODELS_DIR}/{{model}}/evaluate/probe_matrix.png",
+            caption="../report/probe_matrix.rst",
+            category="Evaluation",
+            subcategory="{model}",
+        ),
+        anomaly_png=report(
+            f"{MODELS_DIR}/{{model}}/evaluate/anomaly_scores.png",
+            caption="../report/anomaly_scores.rst",
+            category="Evaluation",
+            subcategory="{model}",
+        ),
+        latent_png=report(
+            directory(f"{MODELS_DIR}/{{model}}/evaluate/latent"),
+            patterns=["latent_{block}.png"],
+            caption="../report/latent.rst",
+            category="Evaluation",
+            subcategory="{model}",
+        ),
+    log:
+        f"{LOGS}/evaluate_{{model}}.log",
+    conda:
+        "../../envs/seqae.yaml"
+    threads: min(4, workflow.cores)
+    resources:
+        gpu=train_gpus,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        seqae=SEQAE,
+        cfg=cli_config("evaluate"),
+        outdir=lambda wildcards, output: os.path.dirname(output.metrics),
+    shell:
+        "{params.seqae} evaluate --config-json {params.cfg:q} --model {input.model:q}"
+        " --windows {input.h5:q} --outdir {params.outdir:q} > {log:q} 2>&1"
+
+
+rule compare_models:
+    """Tabulate every model's metrics side by side (TSV, Markdown, grouped bar figure)."""
+    input:
+        expand("{dir}/{model}/evaluate/metrics.json", dir=MODELS_DIR, model=MODELS),
+    output:
+        tsv=f"{MODELS_DIR}/comparison.tsv",
+        md=f"{MODELS_DIR}/comparison.md",
+        png=report(
+            f"{MODELS_DIR}/comparison.png",
+            caption="../report/comparison.rst",
+            category="Evaluation",
+        ),
+    log:
+        f"{LOGS}/compare_models.log",
+    conda:
+        "../../envs/seqae.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        seqae=SEQAE,
+    shell:
+        "{params.seqae} compare --metrics {input:q} --out {output.tsv:q}"
+        " --png {output.png:q} > {log:q} 2>&1"
