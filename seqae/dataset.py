@@ -98,19 +98,37 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def stage(self, device: torch.device | str = "cpu", track_dtype: torch.dtype = torch.float16) -> StagedWindows:
         """Load this dataset's rows onto ``device`` in one go (see :class:`StagedWindows`)."""
-        f = self._h5()
-        seq = f["seq"][self.rows] if len(self.rows) else np.zeros((0, self.schema.seq_len), np.uint8)
+        seq = self._read_rows("seq", np.zeros((0, self.schema.seq_len), np.uint8))
         n_tracks = len(self.schema.track_names)
-        tracks = (
-            f["tracks"][self.rows]
-            if n_tracks and len(self.rows)
-            else np.zeros((len(self.rows), n_tracks, self.schema.seq_len), np.float16)
-        )
+        if n_tracks:
+            tracks = self._read_rows("tracks", np.zeros((0, n_tracks, self.schema.seq_len), np.float16))
+        else:
+            tracks = np.zeros((len(self.rows), 0, self.schema.seq_len), np.float16)
         return StagedWindows(
             seq=torch.from_numpy(seq).to(device),
             tracks=torch.from_numpy(np.asarray(tracks)).to(device=device, dtype=track_dtype),
             index=torch.from_numpy(self.rows).to(device),
         )
+
+    def _read_rows(self, name: str, empty: np.ndarray) -> np.ndarray:
+        """This dataset's rows of ``/<name>``, read as contiguous blocks.
+
+        h5py's fancy indexing reads row by row; reading each run of the
+        (sorted) rows' span in blocks and selecting in NumPy is several times
+        faster, at the cost of a block of memory.
+        """
+        if not len(self.rows):
+            return empty
+        dset = self._h5()[name]
+        out = np.empty((len(self.rows), *dset.shape[1:]), dtype=dset.dtype)
+        block = 16384
+        lo = 0
+        while lo < len(self.rows):
+            first = int(self.rows[lo])
+            hi = int(np.searchsorted(self.rows, first + block, side="left"))
+            out[lo:hi] = dset[first : int(self.rows[hi - 1]) + 1][self.rows[lo:hi] - first]
+            lo = hi
+        return out
 
     def close(self) -> None:
         """Close the HDF5 handle, if open."""

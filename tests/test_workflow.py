@@ -30,6 +30,18 @@ def tiny_demo_config(results: str = "results") -> dict:
     genome["tfs"] = [tf for tf in genome["tfs"] if tf["name"] in ("CTCF", "GATA1")]
     demo["extract"]["window_len"] = 200
     demo["extract"]["max_jitter"] = 10
+    demo["training"].update(epochs=1, batch_size=16, warmup_steps=2, device="cpu")
+    demo["models"] = {
+        "tiny": {
+            "kind": "plain",
+            "channels": 8,
+            "n_res_blocks": 1,
+            "dilations": [1],
+            "head_hidden": 8,
+            "blocks": {"chrom": {"size": 2, "label": "chrom"}, "residual": {"size": 2, "label": None}},
+        }
+    }
+    demo["evaluate"] = {"test_max": 100, "train_max": 300, "pca_train_max": 300, "judge_max": 300, "swap_max": 50}
     return demo
 
 
@@ -65,6 +77,13 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
     assert set(labels["kind"]) == {"peak", "background"}
     assert set(labels["chrom"]) <= {"chr1", "chr2", "chr3"}
     assert (tmp_path / "results" / "logs" / "extract_windows.log").exists()
+    model = tmp_path / "results" / "models" / "tiny"
+    for name in ("best.pt", "metrics.csv", "loss_curves.png", "embed/embeddings.parquet", "embed/anomaly.bw",
+                 "embed/recon_CTCF.bw", "evaluate/metrics.json", "evaluate/probe_matrix.png",
+                 "evaluate/latent/latent_chrom.png"):
+        assert (model / name).stat().st_size > 0, name
+    comparison = (tmp_path / "results" / "models" / "comparison.tsv").read_text().splitlines()
+    assert len(comparison) == 2 and comparison[1].startswith("tiny")
     # Nothing left to do: the outputs are complete and up to date.
     again = run_snakemake(tmp_path, tiny_demo_config(), "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
