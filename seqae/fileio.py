@@ -19,16 +19,17 @@ from seqae.errors import InputError, SeqaeError
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; rename it to ``path`` on success.
 
     The folder is created if needed. On any exception the temporary file is
-    removed and the exception propagates; ``path`` is untouched.
+    removed and the exception propagates; ``path`` is untouched. ``suffix``
+    ends the temporary name, for writers that choose the format by extension.
     """
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     except OSError as exc:
         raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
     os.close(fd)

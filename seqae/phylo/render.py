@@ -15,13 +15,12 @@ renamed into place, so a failed drawing never leaves a partial figure.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from seqae.errors import SeqaeError
+from seqae.fileio import atomic_output
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -144,23 +143,9 @@ def render_tree(
     drawn = tree.copy()
     colors = dict(colors) if colors is not None else label_colors(labels or {})
     style = _tree_style(drawn, labels, layout, title, font_size, colors)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
-    except OSError as exc:
-        raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
+    # ete3 picks the format from the extension, so the temporary file keeps it.
+    with atomic_output(target, suffix=suffix) as tmp:
         drawn.render(str(tmp), tree_style=style, w=width, units="px", dpi=dpi)
         if tmp.stat().st_size == 0:
             raise SeqaeError(f"{target}: ete3 wrote an empty figure")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
     return target
