@@ -123,6 +123,21 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     log.info("%d models compared: %s (+ .md, figure)", len(table), args.out)
 
 
+def _cmd_trees(args: argparse.Namespace) -> None:
+    """``seqae trees`` (one family) and ``seqae trees-gather`` (rows -> trees.tsv)."""
+    from seqae.phylo.stage import gather_trees, run_family
+
+    if args.command == "trees-gather":
+        table = gather_trees(args.rows, args.out)
+        log.info("%d family rows gathered into %s", len(table), args.out)
+        return
+    config = _config_from(args)
+    settings = {**config.get("trees", {}), "seed": config["seed"]}
+    row = run_family(args.fasta, args.outdir, settings, reference_tree=args.reference, labels=args.labels,
+                     family=args.family, progress=not args.quiet)  # fmt: skip
+    log.info("%s: latent tree and figures written to %s", row["family"], args.outdir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqae", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"seqae {__version__}")
@@ -197,6 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="comparison table (TSV); the Markdown table goes beside it as .md")
     p.add_argument("--png", type=Path, help="grouped bar figure (default: --out with suffix .png)")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("trees", help="tree autoencoder for one aligned family: latent tree (Newick/NHX), figures, summary row")
+    _add_config_args(p)
+    p.add_argument("--family", required=True, help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
+    p.add_argument("--fasta", type=Path, required=True, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)")
+    p.add_argument("--reference", type=Path, help="reference/true tree (Newick) of the family, for the nRF columns")
+    p.add_argument("--labels", type=Path, help="leaf labels: two-column TSV (sequence name, label) for the figures and NHX")
+    p.add_argument("--outdir", type=Path, required=True, help="folder for the family's outputs")
+    p.set_defaults(func=_cmd_trees)
+    p = sub.add_parser("trees-gather", help="concatenate the families' one-row TSVs of `seqae trees` into trees.tsv")
+    p.add_argument("--rows", type=Path, nargs="+", required=True, help="NAME.tsv files written by `seqae trees`")
+    p.add_argument("--out", type=Path, required=True, help="trees.tsv to write")
+    p.set_defaults(func=_cmd_trees)
     return parser
 
 

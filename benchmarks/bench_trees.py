@@ -1,0 +1,180 @@
+"""Benchmark: the tree autoencoder's latent tree against NJ and FastTree on simulated families.
+
+Two settings, as in the issue (HKY85 kappa = 2, discrete Gamma alpha = 0.5,
+4 categories; Yule trees with a strict clock):
+
+* ``20x1000``: 20 taxa x 1000 sites, root-to-tip height 0.5 substitutions/site;
+* ``50x300``: 50 taxa x 300 sites, height 1.0.
+
+For each replicate family it runs the tree autoencoder
+(:func:`seqae.phylo.treeae.fit_tree_autoencoder`, the stage's settings from
+``--config`` or the defaults) and the baselines (NJ on p-distances, NJ on
+JC69 distances, FastTree ``-gtr -gamma`` when installed), and prints per
+setting the mean normalised Robinson–Foulds distance (nRF) of each method's
+tree to the true tree (with its standard error, and the latent tree's wins /
+ties / losses against NJ-p per family), the discriminator's held-out AUC
+(reference vs latent trees) before and after adversarial training (co-trained
+and refitted from scratch), and seconds per family on this machine.
+
+    python benchmarks/bench_trees.py                   # 20 replicates per setting
+    python benchmarks/bench_trees.py --quick           # 5 replicates, shorter training
+    python benchmarks/bench_trees.py --replicates 50 --settings 50x300
+    python benchmarks/bench_trees.py --set adversarial_weight=0 --set geometry=poincare
+
+Replicate ``r`` of a setting uses seed ``seed + r`` (the same families for
+every configuration compared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+SETTINGS = {
+    "20x1000": {"n": 20, "n_sites": 1000, "height": 0.5},
+    "50x300": {"n": 50, "n_sites": 300, "height": 1.0},
+}
+METHODS = ("latent", "nj_p", "nj_jc69", "fasttree")
+
+
+def _parse_set(items: list[str]) -> dict:
+    out: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        target = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = parsed
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def run_setting(name: str, replicates: int, settings: dict, seed: int, verbose: bool) -> dict:
+    import torch
+
+    from seqae.phylo.baselines import run_baselines
+    from seqae.phylo.compare import normalized_rf
+    from seqae.phylo.simulate import SubstitutionModel, simulate_family
+    from seqae.phylo.treeae import fit_tree_autoencoder
+
+    torch.set_num_threads(1)
+    spec = SETTINGS[name]
+    model = SubstitutionModel.hky85(2.0, alpha=0.5)
+    rows = []
+    for r in range(replicates):
+        rng = np.random.default_rng(seed + r)
+        fam = simulate_family(spec["n"], spec["n_sites"], rng, model=model, height=spec["height"])
+        start = time.perf_counter()
+        result = fit_tree_autoencoder(fam.codes, fam.names, {**settings, "seed": seed + r})
+        seconds = time.perf_counter() - start
+        row = {"latent": normalized_rf(result.tree, fam.tree), "seconds": seconds}
+        for b in run_baselines(fam.codes, fam.names, fam.tree):
+            row[b.method] = np.nan if b.nrf is None else b.nrf
+            row[f"seconds_{b.method}"] = b.seconds
+        row.update(
+            auc_before=result.auc_before, auc_after=result.auc_after, auc_after_cotrained=result.auc_after_cotrained,
+            disc_score=result.disc_score,
+        )  # fmt: skip
+        rows.append(row)
+        if verbose:
+            print(
+                f"  {name} #{r:02d}: latent {row['latent']:.3f}  nj_p {row['nj_p']:.3f}  nj_jc69 {row['nj_jc69']:.3f}"
+                f"  fasttree {row['fasttree']:.3f}  AUC {row['auc_before']:.2f} -> {row['auc_after']:.2f}"
+                f" (co-trained {row['auc_after_cotrained']:.2f})  {seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return {"name": name, "rows": rows}
+
+
+def summarise(out: dict) -> list[str]:
+    rows = out["rows"]
+    k = len(rows)
+
+    def col(key):
+        return np.array([r[key] for r in rows], dtype=float)
+
+    lines = [f"{out['name']} ({k} replicates)"]
+    for m in METHODS:
+        v = col(m)
+        if np.isnan(v).all():
+            lines.append(f"  {m:<10} n/a")
+            continue
+        se = np.nanstd(v, ddof=1) / np.sqrt(np.sum(~np.isnan(v))) if k > 1 else float("nan")
+        secs = col("seconds" if m == "latent" else f"seconds_{m}")
+        lines.append(f"  {m:<10} nRF {np.nanmean(v):.4f} +- {se:.4f}   {np.nanmean(secs):7.2f} s/family")
+    diff = col("latent") - col("nj_p")
+    lines.append(
+        f"  latent vs nj_p per family: {int((diff < 0).sum())} better, {int((diff == 0).sum())} tied, "
+        f"{int((diff > 0).sum())} worse; mean difference {diff.mean():+.4f}"
+    )
+    lines.append(
+        f"  discriminator AUC: before {np.nanmean(col('auc_before')):.3f}, after {np.nanmean(col('auc_after')):.3f}"
+        f" (judge), {np.nanmean(col('auc_after_cotrained')):.3f} (co-trained adversary);"
+        f" final score {np.nanmean(col('disc_score')):.3f}"
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=20, help="families per setting (default 20)")
+    parser.add_argument("--quick", action="store_true", help="5 replicates and a shorter training (a smoke run)")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--config", help="YAML config whose `trees:` section sets the model (default: the schema defaults)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a trees setting, e.g. --set adversarial_weight=0 --set discriminator.steps=100")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--json", help="also write every replicate's numbers to this JSON file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="one line per family on stderr")
+    args = parser.parse_args(argv)
+
+    from seqae.phylo.baselines import find_fasttree
+    from seqae.phylo.stage import stage_settings
+
+    settings: dict = {}
+    if args.config:
+        from seqae.config import load_config
+
+        cfg = load_config(args.config)
+        settings = {k: v for k, v in cfg["trees"].items() if k not in ("families", "baselines", "render", "figure_width", "real_trees")}
+    replicates = args.replicates
+    if args.quick:
+        replicates = min(replicates, 5)
+        settings = _merge(settings, {"epochs": 400, "adversarial_epochs": 100, "discriminator": {"steps": 150}})
+    settings = _merge(settings, _parse_set(args.set))
+    model, _ = stage_settings(settings)  # validates
+    print(f"tree-AE settings: {json.dumps(model.as_dict(), sort_keys=True)}")
+    print(f"FastTree: {find_fasttree() or 'not installed'}; torch threads 1; CPU count {os.cpu_count()}")
+    results = []
+    for name in args.settings:
+        out = run_setting(name, replicates, settings, args.seed, args.verbose)
+        results.append(out)
+        print("\n".join(summarise(out)), flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"settings": model.as_dict(), "results": results}, handle, indent=1, default=float)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

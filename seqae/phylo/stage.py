@@ -1,0 +1,310 @@
+"""The tree stage for one family: FASTA in; latent tree, figures and a summary row out.
+
+:func:`run_family` is what ``seqae trees`` (and the Snakemake rule) runs for
+each family of ``config["trees"]["families"]``; :func:`gather_trees`
+concatenates the families' rows into ``trees.tsv`` (``seqae trees-gather``).
+
+Files written for a family ``F`` under ``outdir`` (each atomically: a
+temporary file renamed into place; the summary row last, so its presence
+means the family is complete):
+
+=======================  ==========================================================
+``F.nwk``                the latent tree, Newick with branch lengths (units of the
+                         distance target: differences per site for ``p``); unrooted
+                         (neighbor joining's trifurcating root)
+``F.nhx``                the same tree in NHX: ``disc_score`` (and ``geometry``)
+                         on the root, ``label`` on the leaves when labels are given
+``F.png``, ``F.svg``     the tree drawn by ete3, rectangular, midpoint-rooted
+``F.circular.png/.svg``  the same, circular layout
+``F.tsv``                one row, columns :data:`TREES_COLUMNS`
+=======================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqae.errors import ConfigError, InputError, SeqaeError
+from seqae.fileio import require_file, write_tsv
+from seqae.phylo.baselines import run_baselines
+from seqae.phylo.distance import patristic_distances
+from seqae.phylo.io import read_family, read_tree, write_newick, write_nhx
+from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
+
+__all__ = ["BASELINE_METHODS", "TREES_COLUMNS", "gather_trees", "read_labels", "run_family", "stage_settings"]
+
+log = logging.getLogger("seqae")
+
+#: Columns of ``<family>.tsv`` and ``trees.tsv``, in order.
+TREES_COLUMNS = (
+    "family",  # family name
+    "n_taxa",  # sequences
+    "n_sites",  # alignment columns
+    "geometry",  # latent geometry
+    "device",  # where the tree-AE trained
+    "nrf_latent",  # nRF of the latent tree to the reference tree (empty without one)
+    "nrf_nj_p",  # nRF of NJ on p-distances
+    "nrf_nj_jc69",  # nRF of NJ on JC69 distances
+    "nrf_fasttree",  # nRF of FastTree -gtr -gamma (empty when not installed)
+    "disc_score",  # the judge's probability that the final latent metric is a real tree's
+    "disc_auc_before",  # the judge's held-out AUC, reference trees vs latent metric, before the adversarial phase
+    "disc_auc_after",  # the same after it (closer to 0.5: more tree-like)
+    "disc_auc_after_cotrained",  # the co-trained adversary's AUC on the final latent
+    "epochs",  # training steps run (warm-up + adversarial)
+    "seconds",  # wall-clock seconds of the tree-AE fit
+    "seconds_total",  # the whole family: reading, fit, baselines, figures, files
+)
+BASELINE_METHODS = ("nj_p", "nj_jc69", "fasttree")
+_FAMILY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NHX_RESERVED = re.compile(r"[()\[\]:;,=\s]+")
+#: Keys of ``config["trees"]`` that belong to the stage, not to the model.
+STAGE_KEYS = ("families", "baselines", "render", "figure_width", "real_trees")
+
+
+def stage_settings(settings: Mapping[str, Any] | None) -> tuple[TreeAESettings, dict[str, Any]]:
+    """Split ``config["trees"]`` (plus ``seed``) into model settings and stage options.
+
+    Raises:
+        ConfigError: an unknown or invalid key, one line.
+    """
+    values = dict(settings or {})
+    stage = {
+        "baselines": list(values.get("baselines", BASELINE_METHODS)),
+        "render": bool(values.get("render", True)),
+        "figure_width": int(values.get("figure_width", 800)),
+        "real_trees": list(values.get("real_trees", []) or []),
+    }
+    unknown = [m for m in stage["baselines"] if m not in BASELINE_METHODS]
+    if unknown:
+        raise ConfigError(f"trees.baselines: unknown method {unknown[0]!r} (choose from {', '.join(BASELINE_METHODS)})")
+    model_values = {k: v for k, v in values.items() if k not in STAGE_KEYS}
+    try:
+        model = TreeAESettings.from_mapping(model_values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"trees: {exc}") from None
+    return model, stage
+
+
+def read_labels(labels: Mapping[str, str] | str | os.PathLike[str] | None, names: Sequence[str]) -> dict[str, str]:
+    """Leaf labels from a mapping or a two-column TSV (name, label; no header).
+
+    Labels are made safe for NHX (reserved characters and whitespace -> ``_``).
+
+    Raises:
+        InputError: a TSV line without two fields, or a name not in the family.
+    """
+    if labels is None:
+        return {}
+    if isinstance(labels, Mapping):
+        raw = {str(k): str(v) for k, v in labels.items()}
+        source: str | Path = "labels"
+    else:
+        source = require_file(labels, "labels file")
+        raw = {}
+        for number, line in enumerate(Path(source).read_text().splitlines(), start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 2 or not fields[0]:
+                raise InputError(source, "expected two tab-separated fields: sequence name, label", number)
+            raw[fields[0]] = fields[1]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise InputError(source, f"labels name sequences not in the family: {', '.join(map(repr, unknown[:3]))}{more}")
+    return {k: (_NHX_RESERVED.sub("_", v).strip("_") or "_") for k, v in raw.items()}
+
+
+def _finite(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def run_family(
+    fasta: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    settings: Mapping[str, Any] | None = None,
+    reference_tree=None,
+    labels: Mapping[str, str] | str | os.PathLike[str] | None = None,
+    *,
+    family: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train the tree autoencoder on one family and write its tree, figures and row.
+
+    The family must be **aligned**: every sequence the same length (the
+    encoder reads the alignment row by row, site ``k`` of every sequence
+    being homologous). Align unaligned families first, e.g. with MAFFT
+    (``mafft --auto family.fa > family.aln.fa``). Gaps (``-``, ``.``) and
+    ambiguity codes are allowed; they are treated as missing.
+
+    Args:
+        fasta: aligned FASTA of the family (at least 4 sequences).
+        outdir: output folder (created).
+        settings: ``config["trees"]`` plus ``seed`` (model, training,
+            discriminator and stage keys; see config/README.md).
+        reference_tree: the family's reference or true tree (Newick path or
+            ``ete3.Tree``; leaves = the sequence names), used to report nRF.
+            It is not shown to the discriminator (that would leak the answer);
+            pass real trees for it as ``settings["real_trees"]``.
+        labels: leaf labels (mapping or two-column TSV) for the figures and NHX.
+        family: the family's name (default: the FASTA file's stem).
+        progress: show the training progress bar.
+
+    Returns:
+        The summary row (:data:`TREES_COLUMNS`) plus ``paths``: output name -> path.
+
+    Raises:
+        InputError: bad FASTA (fewer than 4 sequences, unequal lengths,
+            non-DNA characters, ...), reference tree or labels; one line,
+            nothing written.
+        ConfigError: a bad setting, one line, nothing written.
+    """
+    t_start = time.perf_counter()
+    fasta = Path(fasta)
+    name = family if family is not None else fasta.name.split(".")[0]
+    if not _FAMILY_NAME.match(name or ""):
+        raise ConfigError(f"family name {name!r} may hold only letters, digits, '_', '.' and '-'")
+    model_settings, stage = stage_settings(settings)
+    fam = read_family(fasta, aligned_required=True)
+    codes = fam.codes()
+    overlap = _check_overlap(codes, fam.names)
+    if overlap:
+        raise InputError(fasta, overlap)
+    reference = None
+    if reference_tree is not None:
+        if isinstance(reference_tree, (str, os.PathLike)):
+            reference = read_tree(reference_tree, leaf_names=fam.names)
+        else:
+            reference = reference_tree
+            leaves = {leaf.name for leaf in reference.get_leaves()}
+            if leaves != set(fam.names):
+                raise InputError(fasta, "the reference tree's leaves do not match the FASTA's sequence names")
+    real_trees = []
+    for path in stage["real_trees"]:
+        tree = read_tree(path)
+        if len(tree) >= 4:
+            real_trees.append(patristic_distances(tree)[0])
+    leaf_labels = read_labels(labels, fam.names)
+
+    try:
+        result = fit_tree_autoencoder(codes, fam.names, model_settings, reference_trees=real_trees, progress=progress)
+    except ValueError as exc:  # e.g. device 'cuda' without a GPU
+        raise ConfigError(f"trees: {exc}") from None
+    nrfs = {m: float("nan") for m in BASELINE_METHODS}
+    nrf_latent = float("nan")
+    if stage["baselines"]:
+        try:
+            baselines = run_baselines(codes, fam.names, reference, methods=stage["baselines"])
+        except SeqaeError as exc:  # FastTree failed: keep the other baselines
+            log.warning("%s: %s; FastTree left out", name, exc)
+            baselines = run_baselines(codes, fam.names, reference, [m for m in stage["baselines"] if m != "fasttree"])
+        for b in baselines:
+            nrfs[b.method] = _finite(b.nrf)
+            if b.tree is None and b.reason:
+                log.info("%s: %s", name, b.reason)
+    if reference is not None:
+        from seqae.phylo.compare import normalized_rf
+
+        nrf_latent = normalized_rf(result.tree, reference)
+
+    out = Path(outdir)
+    tree = result.tree
+    tree.add_feature("disc_score", f"{result.disc_score:.4g}" if math.isfinite(result.disc_score) else "NA")
+    tree.add_feature("geometry", model_settings.geometry)
+    for leaf in tree.iter_leaves():
+        if leaf.name in leaf_labels:
+            leaf.add_feature("label", leaf_labels[leaf.name])
+    paths: dict[str, Path] = {}
+    if stage["render"]:
+        paths.update(_render(tree, out, name, leaf_labels, stage["figure_width"]))
+    paths["nwk"] = write_newick(tree, out / f"{name}.nwk")
+    paths["nhx"] = write_nhx(tree, out / f"{name}.nhx", features=["disc_score", "geometry", "label"])
+    row = {
+        "family": name,
+        "n_taxa": int(codes.shape[0]),
+        "n_sites": int(codes.shape[1]),
+        "geometry": model_settings.geometry,
+        "device": result.device,
+        "nrf_latent": nrf_latent,
+        "nrf_nj_p": nrfs["nj_p"],
+        "nrf_nj_jc69": nrfs["nj_jc69"],
+        "nrf_fasttree": nrfs["fasttree"],
+        "disc_score": result.disc_score,
+        "disc_auc_before": result.auc_before,
+        "disc_auc_after": result.auc_after,
+        "disc_auc_after_cotrained": result.auc_after_cotrained,
+        "epochs": result.epochs_run,
+        "seconds": round(result.seconds, 3),
+        "seconds_total": round(time.perf_counter() - t_start, 3),
+    }
+    paths["tsv"] = write_tsv(pd.DataFrame([row], columns=list(TREES_COLUMNS)), out / f"{name}.tsv")
+    log.info(
+        "%s: %d taxa x %d sites, nRF latent %.3f (NJ-p %.3f, FastTree %.3f), AUC %.2f -> %.2f, %.1f s",
+        name, row["n_taxa"], row["n_sites"], nrf_latent, nrfs["nj_p"], nrfs["fasttree"],
+        result.auc_before, result.auc_after, row["seconds"],
+    )  # fmt: skip
+    return {**row, "paths": paths}
+
+
+def _check_overlap(codes: np.ndarray, names: Sequence[str]) -> str | None:
+    from seqae.phylo.distance import pair_counts
+
+    sites = pair_counts(codes).sites
+    np.fill_diagonal(sites, 1)
+    if (sites == 0).any():
+        i, j = (int(x) for x in np.argwhere(sites == 0)[0])
+        return f"sequences {names[i]!r} and {names[j]!r} share no site where both have a definite base"
+    return None
+
+
+def _render(tree, out: Path, name: str, labels: Mapping[str, str], width: int) -> dict[str, Path]:
+    from seqae.phylo.render import render_tree
+
+    drawn = tree.copy()
+    outgroup = drawn.get_midpoint_outgroup()
+    if outgroup is not None and outgroup is not drawn:
+        drawn.set_outgroup(outgroup)
+    paths = {}
+    for layout, stem in (("rectangular", name), ("circular", f"{name}.circular")):
+        for ext in (".png", ".svg"):
+            key = f"{'' if layout == 'rectangular' else 'circular_'}{ext[1:]}"
+            paths[key] = render_tree(drawn, out / f"{stem}{ext}", labels=labels or None, layout=layout, title=name,
+                                     width=width)  # fmt: skip
+    return paths
+
+
+def gather_trees(rows: Sequence[str | os.PathLike[str]], out_tsv: str | os.PathLike[str]) -> pd.DataFrame:
+    """Concatenate one-row family TSVs (from :func:`run_family`) into ``trees.tsv``.
+
+    Raises:
+        InputError: no rows given, a file that is not a family row (columns
+            differ from :data:`TREES_COLUMNS`), or a family listed twice.
+    """
+    if not rows:
+        raise InputError(out_tsv, "no family rows to gather")
+    frames = []
+    for path in rows:
+        p = require_file(path, "family row file")
+        try:
+            frame = pd.read_csv(p, sep="\t")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputError(p, f"not a tab-separated table ({str(exc).splitlines()[0]})") from None
+        if tuple(frame.columns) != TREES_COLUMNS:
+            raise InputError(p, f"columns are not those of a family row ({', '.join(TREES_COLUMNS[:3])}, ...)")
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    twice = table["family"][table["family"].duplicated()].tolist()
+    if twice:
+        raise InputError(out_tsv, f"family {twice[0]!r} appears in more than one row file")
+    write_tsv(table, out_tsv)
+    return table

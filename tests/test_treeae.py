@@ -1,0 +1,313 @@
+"""Tests of the tree stage: tree autoencoder, phylogeny discriminator, per-family
+outputs, trees.tsv, the demo families stage and the command line. Tiny inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ete3 import Tree
+
+from seqae.cli import main
+from seqae.errors import InputError
+from seqae.phylo.discriminator import (
+    DiscriminatorSettings,
+    PhylogenyDiscriminator,
+    auc,
+    eval_sizes,
+    heldout_auc,
+    random_subsets,
+    reference_metrics,
+    row_profiles,
+    sample_reference_trees,
+    train_discriminator,
+    tree_arrays_metric,
+)
+from seqae.phylo.distance import patristic_distances
+from seqae.phylo.io import read_family, read_tree, write_family
+from seqae.phylo.simulate import SubstitutionModel, simulate_family
+from seqae.phylo.stage import TREES_COLUMNS, gather_trees, run_family
+from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
+
+#: Settings small enough for a test: a few hundred full-batch steps of 8 sequences.
+TINY = {
+    "epochs": 150,
+    "adversarial_epochs": 15,
+    "hidden": 32,
+    "latent_dim": 8,
+    "discriminator": {"steps": 25, "n_reference": 24, "batch": 16, "hidden": 16},
+    "seed": 3,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny problems: one thread (the fits set this themselves; the discriminator tests need it too)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def family():
+    rng = np.random.default_rng(11)
+    return simulate_family(8, 200, rng, SubstitutionModel.hky85(2.0, alpha=0.5), height=0.5)
+
+
+@pytest.fixture(scope="module")
+def family_files(tmp_path_factory, family):
+    folder = tmp_path_factory.mktemp("fam")
+    fasta = write_family(family.sequences(), folder / "famA.fa")
+    tree = folder / "famA.nwk"
+    tree.write_text(family.newick() + "\n")
+    labels = folder / "labels.tsv"
+    labels.write_text("".join(f"{name}\t{'clade one' if k % 2 else 'B'}\n" for k, name in enumerate(family.names)))
+    return fasta, tree, labels
+
+
+@pytest.fixture(scope="module")
+def family_run(tmp_path_factory, family_files):
+    fasta, tree, labels = family_files
+    out = tmp_path_factory.mktemp("out")
+    row = run_family(fasta, out, TINY, reference_tree=tree, labels=labels, family="famA", progress=False)
+    return out, row
+
+
+# ---------------------------------------------------------------- tree autoencoder
+
+
+@pytest.mark.parametrize("geometry", ["euclidean", "poincare"])
+def test_fit_returns_tree_on_the_family(family, geometry: str) -> None:
+    result = fit_tree_autoencoder(family.codes, family.names, {**TINY, "geometry": geometry})
+    assert sorted(result.tree.get_leaf_names()) == sorted(family.names)
+    assert result.distances.shape == (8, 8) and np.isfinite(result.distances).all()
+    assert np.allclose(result.distances, result.distances.T) and (np.diag(result.distances) == 0).all()
+    assert result.latent.shape == (8, 8)
+    if geometry == "poincare":
+        assert (np.linalg.norm(result.latent, axis=1) < 1).all()
+    for value in (result.auc_before, result.auc_after, result.auc_after_cotrained, result.disc_score):
+        assert 0.0 <= value <= 1.0
+    assert result.epochs_run == TINY["epochs"] + TINY["adversarial_epochs"]
+    # Training lowered the distance loss.
+    assert result.history["distance"][-1] < 0.5 * result.history["distance"][0]
+
+
+def test_fit_is_seeded(family) -> None:
+    settings = {**TINY, "adversarial_epochs": 0, "epochs": 40}
+    a = fit_tree_autoencoder(family.codes, family.names, settings)
+    b = fit_tree_autoencoder(family.codes, family.names, settings)
+    assert np.array_equal(a.distances, b.distances)
+
+
+def test_settings_reject_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        TreeAESettings.from_mapping({"latent_dims": 3})
+    with pytest.raises(ValueError, match="geometry"):
+        TreeAESettings.from_mapping({"geometry": "spherical"})
+
+
+# ---------------------------------------------------------------- discriminator
+
+
+def _caterpillar(n: int, rng: np.random.Generator) -> np.ndarray:
+    names = [f"t{i}" for i in range(n)]
+    root = node = Tree()
+    for i in range(n - 1):
+        node.add_child(name=names[i], dist=rng.uniform(0.5, 1.5))
+        node = node.add_child(dist=rng.uniform(0.5, 1.5))
+    node.name = names[-1]
+    return patristic_distances(root, names)[0]
+
+
+def _balanced(n: int, rng: np.random.Generator) -> np.ndarray:
+    names = [f"t{i}" for i in range(n)]
+
+    def build(leaves):
+        if len(leaves) == 1:
+            return Tree(name=leaves[0])
+        node = Tree()
+        half = len(leaves) // 2
+        for part in (leaves[:half], leaves[half:]):
+            node.add_child(build(part), dist=rng.uniform(0.5, 1.5))
+        return node
+
+    return patristic_distances(build(names), names)[0]
+
+
+def _pool(make, n: int, count: int, rng) -> torch.Tensor:
+    return torch.tensor(np.stack([make(n, rng) for _ in range(count)]), dtype=torch.float32)
+
+
+def test_discriminator_separates_caterpillars_from_balanced_trees() -> None:
+    rng = np.random.default_rng(0)
+    n = 12
+    cat, bal = _pool(_caterpillar, n, 64, rng), _pool(_balanced, n, 64, rng)
+    cat_test, bal_test = _pool(_caterpillar, n, 64, rng), _pool(_balanced, n, 64, rng)
+    settings = DiscriminatorSettings(steps=80, batch=32, hidden=32)
+    disc = train_discriminator(cat, bal, settings, seed=0)
+    assert heldout_auc(disc, cat_test, bal_test, eval_sizes(n, 8)) > 0.9
+
+
+def test_discriminator_is_at_chance_on_identical_distributions() -> None:
+    rng = np.random.default_rng(1)
+    n = 12
+    a, b = _pool(_caterpillar, n, 64, rng), _pool(_caterpillar, n, 64, rng)
+    a_test, b_test = _pool(_caterpillar, n, 128, rng), _pool(_caterpillar, n, 128, rng)
+    disc = train_discriminator(a, b, DiscriminatorSettings(steps=80, batch=32, hidden=32), seed=0)
+    assert abs(heldout_auc(disc, a_test, b_test, eval_sizes(n, 8), per_size=128) - 0.5) < 0.12
+
+
+def test_discriminator_input_is_invariant_to_leaf_order_scale_and_rooting() -> None:
+    rng = np.random.default_rng(2)
+    arrays = sample_reference_trees(9, 1, rng)[0]
+    dist = tree_arrays_metric(arrays)
+    # Path lengths of the TreeArrays match ete3's, whatever the root.
+    tree = arrays.to_ete()
+    assert np.allclose(dist, patristic_distances(tree, arrays.names)[0])
+    tree.set_outgroup(tree.get_leaves()[3])
+    assert np.allclose(dist, patristic_distances(tree, arrays.names)[0])
+    disc = PhylogenyDiscriminator(n_quantiles=8, hidden=8)
+    x = torch.tensor(dist, dtype=torch.float32)[None]
+    perm = torch.as_tensor(rng.permutation(9))
+    y = 3.7 * x[:, perm][:, :, perm]
+    with torch.no_grad():
+        assert torch.allclose(disc(x), disc(y), atol=1e-5)
+    assert row_profiles(x, 8).shape == (1, 9, 8)
+    sub = random_subsets(x[0], 5, 4)
+    assert sub.shape == (4, 5, 5) and torch.all(sub.diagonal(dim1=1, dim2=2) == 0)
+    assert reference_metrics(6, 3, rng).shape == (3, 6, 6)
+
+
+def test_auc() -> None:
+    assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.array([0.0]), np.array([1.0])) == 0.0
+    assert auc(np.ones(5), np.ones(5)) == 0.5
+
+
+# ---------------------------------------------------------------- per-family stage
+
+
+def test_run_family_writes_trees_that_round_trip(family_run, family) -> None:
+    out, row = family_run
+    names = sorted(family.names)
+    for suffix in (".nwk", ".nhx", ".png", ".svg", ".circular.png", ".circular.svg", ".tsv"):
+        assert (out / f"famA{suffix}").stat().st_size > 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    ete = Tree(str(out / "famA.nwk"), format=1)
+    assert sorted(ete.get_leaf_names()) == names
+    assert all(node.dist >= 0 for node in ete.traverse())
+    from Bio import Phylo
+
+    for suffix in (".nwk", ".nhx"):
+        bio = Phylo.read(str(out / f"famA{suffix}"), "newick")
+        assert sorted(c.name for c in bio.get_terminals()) == names
+    # The written tree is the one read back (same topology and lengths).
+    assert read_tree(out / "famA.nwk", leaf_names=family.names).robinson_foulds(ete, unrooted_trees=True)[0] == 0
+    assert 0.0 <= row["nrf_latent"] <= 1.0
+
+
+def test_nhx_carries_attributes(family_run, family) -> None:
+    out, row = family_run
+    nhx = Tree(str(out / "famA.nhx"), format=1)
+    assert float(nhx.disc_score) == pytest.approx(row["disc_score"], rel=1e-3)
+    assert nhx.geometry == "euclidean"
+    labels = {leaf.name: leaf.label for leaf in nhx.iter_leaves()}
+    assert labels[family.names[1]] == "clade_one" and labels[family.names[0]] == "B"
+    text = (out / "famA.nhx").read_text()
+    assert "[&&NHX:disc_score=" in text and ":label=B" in text
+
+
+def test_png_is_not_blank(family_run) -> None:
+    from PIL import Image
+
+    out, _ = family_run
+    for name in ("famA.png", "famA.circular.png"):
+        pixels = np.asarray(Image.open(out / name).convert("L"))
+        assert pixels.shape[0] > 50 and pixels.shape[1] > 50
+        assert (pixels < 128).mean() > 0.001  # some ink
+        assert (pixels > 200).mean() > 0.5  # mostly background
+
+
+def test_rows_have_the_documented_columns_and_gather(family_run, tmp_path) -> None:
+    out, row = family_run
+    one = pd.read_csv(out / "famA.tsv", sep="\t")
+    assert tuple(one.columns) == TREES_COLUMNS and len(one) == 1
+    assert one.loc[0, "n_taxa"] == 8 and one.loc[0, "n_sites"] == 200
+    other = one.assign(family="famB")
+    other.to_csv(tmp_path / "famB.tsv", sep="\t", index=False)
+    table = gather_trees([out / "famA.tsv", tmp_path / "famB.tsv"], tmp_path / "trees.tsv")
+    back = pd.read_csv(tmp_path / "trees.tsv", sep="\t")
+    assert tuple(back.columns) == TREES_COLUMNS and back["family"].tolist() == ["famA", "famB"] and len(table) == 2
+    with pytest.raises(InputError, match="more than one"):
+        gather_trees([out / "famA.tsv", out / "famA.tsv"], tmp_path / "again.tsv")
+    (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
+    with pytest.raises(InputError, match="columns"):
+        gather_trees([tmp_path / "bad.tsv"], tmp_path / "again.tsv")
+    assert not (tmp_path / "again.tsv").exists()
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ({"a": "ACGT", "b": "ACGA", "c": "ACGG"}, "at least 4"),
+        ({"a": "ACGT", "b": "ACGA", "c": "ACGG", "d": "ACG"}, "equal length"),
+    ],
+)
+def test_bad_family_is_one_line_and_writes_nothing(tmp_path, records, message) -> None:
+    fasta = write_family(records, tmp_path / "bad.fa")
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=message) as err:
+        run_family(fasta, out, TINY, progress=False)
+    assert "\n" not in str(err.value) and str(fasta) in str(err.value)
+    assert not out.exists()
+    # The command line: status 2, one line, no traceback.
+    cfg = json.dumps({"genomes": [{"species": "x", "fasta": "x.fa", "tfs": [{"name": "T", "peaks": "p.bed"}]}]})
+    argv = ["-q", "trees", "--config-json", cfg, "--family", "bad", "--fasta", str(fasta), "--outdir", str(out)]
+    stderr = io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stderr(stderr):
+        assert main(argv) == 2
+    lines = [x for x in stderr.getvalue().splitlines() if x.strip()]
+    assert len(lines) == 1 and message in lines[0]
+    assert not out.exists()
+
+
+def test_reference_with_other_leaves_is_rejected(tmp_path, family_files) -> None:
+    fasta, _, _ = family_files
+    wrong = tmp_path / "wrong.nwk"
+    wrong.write_text("((a:1,b:1):1,(c:1,d:1):1);\n")
+    with pytest.raises(InputError, match="do not match"):
+        run_family(fasta, tmp_path / "out", TINY, reference_tree=wrong, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- demo families stage
+
+
+def test_demo_families_stage(tmp_path) -> None:
+    from seqae.simulate import DEFAULT_STAGES
+    from seqae.simulate.context import SimContext
+    from seqae.simulate.families import STAGES, simulate_families
+
+    settings = {"seed": 5, "families": {"n_families": 2, "n_taxa": 6, "n_sites": 50}}
+    ctx = SimContext(settings=settings, outdir=tmp_path / "a")
+    simulate_families(ctx)
+    for i in range(2):
+        fam = read_family(tmp_path / "a" / "families" / f"fam_{i}.fa")
+        assert len(fam.names) == 6 and fam.aligned and len(fam.sequences[0]) == 50
+        tree = read_tree(tmp_path / "a" / "families" / f"fam_{i}.nwk", leaf_names=fam.names)
+        assert sorted(tree.get_leaf_names()) == sorted(fam.names)
+        assert ctx.outputs[f"families/fam_{i}"] == tmp_path / "a" / "families" / f"fam_{i}.fa"
+    # Same seed, same bytes; the stage is added without moving the others.
+    again = SimContext(settings=settings, outdir=tmp_path / "b")
+    simulate_families(again)
+    for name in ("fam_0.fa", "fam_1.nwk"):
+        assert (tmp_path / "a" / "families" / name).read_bytes() == (tmp_path / "b" / "families" / name).read_bytes()
+    assert [n for n, _ in STAGES if n != "families"] == [n for n, _ in DEFAULT_STAGES]
