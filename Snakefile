@@ -25,3 +25,4 @@ rule all:
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/trees.smk"

@@ -36,7 +36,7 @@ import time
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 SETTINGS = {
     "20x1000": {"n": 20, "n_sites": 1000, "height": 0.5},

@@ -13,7 +13,14 @@ continue a run exactly where it stopped::
     rng {torch, cuda, numpy, python}, epoch (completed), step (optimiser steps),
     best_val_loss, best_epoch, epochs_without_improvement,
     history (one dict per epoch = the rows of metrics.csv),
-    finished, stop_reason, seqae_version
+    finished, stop_reason, seqae_version,
+    world_size (processes of the run that wrote it),
+    rng_ranks (data-parallel runs only: every process's rng, in rank order;
+               ``rng`` is rank 0's)
+
+``model_state`` is the bare module's ``state_dict`` (never a DDP wrapper's,
+whose keys carry a ``module.`` prefix), so a checkpoint written by N
+processes resumes in any number of processes and loads for embedding as it is.
 
 ``best.pt`` (``format="seqae-model"``): the model at its best validation
 loss, what ``embed`` and ``evaluate`` load (:func:`load_model`)::
@@ -51,6 +58,9 @@ RUN_ONLY_TRAINING_KEYS = frozenset(
         "stage_on_device",
         "device",
         "early_stopping_patience",
+        # GPUs (processes) of a data-parallel run: batch_size is the global batch, so
+        # only batch-size effects change (resuming with another count is not exact).
+        "gpus",
     }
 )
 
@@ -116,7 +126,7 @@ def load_model(
     """
     state = load_checkpoint(path)
     model = build_model(state, device)
-    skip = {"model_state", "optimizer_state", "scheduler_state", "rng"}
+    skip = {"model_state", "optimizer_state", "scheduler_state", "rng", "rng_ranks"}
     return model, {k: v for k, v in state.items() if k not in skip}
 
 

@@ -64,20 +64,23 @@ def _cmd_plot_extract(args: argparse.Namespace) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     config = _config_from(args)
+    from seqae.distributed import env_world
     from seqae.train import resolve_model, train_model
 
     resolve_model(config, args.model)  # unknown model or bad settings: one line before any data is read
+    # Under torchrun every process runs this; they train data-parallel and rank 0 reports.
     result = train_model(config, args.model, args.windows, args.outdir, resume=args.resume, progress=not args.quiet)
-    log.info(
-        "%s: training %s after %d epochs (%d steps); best val loss %.4g at epoch %d; model: %s",
-        args.model,
-        "complete" if result["finished"] else "stopped",
-        result["epochs_completed"],
-        result["steps"],
-        result["best_val_loss"],
-        result["best_epoch"],
-        Path(args.outdir) / "best.pt",
-    )
+    if env_world().is_main:
+        log.info(
+            "%s: training %s after %d epochs (%d steps); best val loss %.4g at epoch %d; model: %s",
+            args.model,
+            "complete" if result["finished"] else "stopped",
+            result["epochs_completed"],
+            result["steps"],
+            result["best_val_loss"],
+            result["best_epoch"],
+            Path(args.outdir) / "best.pt",
+        )
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:

@@ -27,16 +27,29 @@ metrics accumulate on the device and reach the host only every
 ``training.log_every_steps`` steps and at the end of an epoch. Non-finite
 losses are tracked on the device too: the error names the exact step.
 
-Data parallelism (DDP) is not implemented; the seams are ``_Run.model`` (the
-module that runs forward passes, to be wrapped) vs ``_Run.module`` (the one
-saved), ``_Data.train_batches`` (the global permutation, to be sharded by
-rank) and ``_Run.is_main`` (the only process that writes files).
+Several GPUs (data parallelism): ``torchrun --standalone --nproc_per_node N
+-m seqae train ...`` runs one process per GPU (``train_model`` joins the
+process group that torchrun's environment describes, see
+:mod:`seqae.distributed`). ``training.batch_size`` stays the global batch
+(``batch_size / N`` windows per process; it must be divisible by N): each
+step's batch is the single-process batch of the same global permutation, cut
+into N parts, and ``DistributedDataParallel`` averages the gradients, so the
+steps, the learning-rate schedule, the validation metrics and the early
+stopping are those of one GPU, and the parameters follow the same path up to
+batch-size effects (BatchNorm statistics and the means over known labels
+are taken over each process's part; augmentation, dropout and sampling draw
+from per-process streams). Only rank 0 writes files and logs; each
+checkpoint holds every process's RNG state, so resuming with the same number
+of processes is exact, and a checkpoint from N processes resumes in any other
+number (it stores the bare module's state, never DDP's). On the CPU the
+same runs with the gloo backend (how the tests run it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import itertools
 import json
 import logging
@@ -53,7 +66,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqae import __version__
+from seqae import __version__, distributed
 from seqae.checkpoint import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
@@ -134,10 +147,30 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str) -> 
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """A 63-bit seed for one random stream (0 shuffle, 1 augmentation) of one epoch."""
-    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(2, np.uint32)
+def epoch_seed(seed: int, epoch: int, stream: int, rank: int = 0) -> int:
+    """A 63-bit seed for one random stream (0 shuffle, 1 augmentation) of one epoch.
+
+    ``rank``: the process of a data-parallel run, for streams that must differ
+    between processes (augmentation); rank 0 has the single-process seed.
+    """
+    entropy = [seed, epoch, stream] if rank == 0 else [seed, epoch, stream, rank]
+    state = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+def seed_process_rngs(seed: int, rank: int, epoch: int) -> None:
+    """Seed the global torch, NumPy and Python RNGs of process ``rank`` > 0 of a data-parallel run.
+
+    Dropout, VAE sampling, denoising corruption and VQ restarts draw from the
+    global RNGs; drawn alike in every process, the parts of a global batch
+    would all get the same noise. Rank 0 keeps the single-process stream.
+    ``epoch``: the epoch the stream starts after (0 for a new run).
+    """
+    state = np.random.SeedSequence([seed, 1 << 20, rank, epoch]).generate_state(2, np.uint32)
+    value = int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+    random.seed(value)
+    np.random.seed(value % 2**32)
+    torch.manual_seed(value)
 
 
 def select_device(name: str) -> torch.device:
@@ -174,25 +207,34 @@ def _free_memory(device: torch.device) -> int | None:
 
 
 class _BatchOrder:
-    """Batch sampler: batches of positions ``0..n-1`` in the order of ``randperm(n, generator)``
-    (file order when ``generator`` is None), drawn anew at every ``iter()``.
+    """Batch sampler yielding the position batches set in ``batches`` (set them before each epoch).
 
-    The same order as :meth:`StagedWindows.batches`, so staged and streamed
-    runs see the same batches. Set ``generator`` before each epoch.
+    The streamed runs get the same batches as the staged ones
+    (:meth:`_Data.train_index_batches`, :meth:`_Data.val_index_batches`).
     """
 
-    def __init__(self, n: int, batch_size: int, drop_last: bool):
-        self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
-        self.generator: torch.Generator | None = None
+    def __init__(self) -> None:
+        self.batches: list[torch.Tensor] = []
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
-        order = order.tolist()
-        for lo in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[lo : lo + self.batch_size]
+        for batch in self.batches:
+            yield batch.tolist()
+
+
+def _staged_batches(staged: Any, batches: list[torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches gathered on the device from staged windows (as :meth:`StagedWindows.batches` does);
+    the positions go to the device in one transfer."""
+    if not batches:
+        return
+    flat = torch.cat(batches).to(staged.device)
+    lo = 0
+    for batch in batches:
+        idx = flat[lo : lo + batch.numel()]
+        lo += batch.numel()
+        yield {"seq": staged.seq[idx].long(), "tracks": staged.tracks[idx].float(), "index": staged.index[idx]}
 
 
 @dataclass
@@ -216,6 +258,7 @@ class _Data:
     track_dtype: torch.dtype
     staged_train: Any = None
     staged_val: Any = None
+    ctx: distributed.Dist = distributed.SINGLE
     drop_last: bool = field(init=False)
     _loaders: dict[str, tuple[_BatchOrder, Any]] = field(init=False, default_factory=dict)
 
@@ -226,13 +269,28 @@ class _Data:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch (global batches; the same for every process)."""
         n = len(self.train)
-        return n // self.batch_size if self.drop_last else int(n > 0)
+        if self.drop_last:
+            return n // self.batch_size
+        return int(n >= self.ctx.world_size and n > 0)
+
+    def train_index_batches(self, generator: torch.Generator) -> list[torch.Tensor]:
+        """This process's part of every training batch of the epoch: the global batches follow
+        ``randperm(n, generator)``, the same in every process (see :func:`distributed.shard_batches`)."""
+        order = torch.randperm(len(self.train), generator=generator)
+        return distributed.shard_batches(
+            order, self.batch_size, self.ctx.rank, self.ctx.world_size, self.drop_last
+        )
+
+    def val_index_batches(self) -> list[torch.Tensor]:
+        """This process's validation batches, in file order (see :func:`distributed.round_robin_batches`)."""
+        return distributed.round_robin_batches(len(self.val), self.batch_size, self.ctx.rank, self.ctx.world_size)
 
     def _loader(self, split: str) -> tuple[_BatchOrder, Any]:
         if split not in self._loaders:
             dataset = self.train if split == "train" else self.val
-            order = _BatchOrder(len(dataset), self.batch_size, self.drop_last and split == "train")
+            order = _BatchOrder()
             loader = torch.utils.data.DataLoader(
                 dataset,
                 batch_sampler=order,
@@ -245,28 +303,27 @@ class _Data:
             self._loaders[split] = (order, loader)
         return self._loaders[split]
 
-    def _streamed(self, split: str, generator: torch.Generator | None) -> Iterator[dict[str, torch.Tensor]]:
+    def _streamed(self, split: str, batches: list[torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
         order, loader = self._loader(split)
-        order.generator = generator
+        order.batches = batches
+        if not batches:
+            return
         for batch in loader:
             yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def train_batches(self, epoch_generator: torch.Generator) -> Iterator[dict[str, torch.Tensor]]:
-        """This epoch's training batches on the device, in the order of ``randperm(n, epoch_generator)``.
-
-        DDP seam: shard this permutation by rank.
-        """
+        """This epoch's training batches on the device (this process's part of each: :meth:`train_index_batches`)."""
+        batches = self.train_index_batches(epoch_generator)
         if self.staged:
-            return self.staged_train.batches(
-                self.batch_size, shuffle=True, generator=epoch_generator, drop_last=self.drop_last
-            )
-        return self._streamed("train", epoch_generator)
+            return _staged_batches(self.staged_train, batches)
+        return self._streamed("train", batches)
 
     def val_batches(self) -> Iterator[dict[str, torch.Tensor]]:
-        """Validation batches on the device, in file order."""
+        """This process's validation batches on the device, in file order."""
+        batches = self.val_index_batches()
         if self.staged:
-            return self.staged_val.batches(self.batch_size, shuffle=False)
-        return self._streamed("val", None)
+            return _staged_batches(self.staged_val, batches)
+        return self._streamed("val", batches)
 
     def close(self) -> None:
         self._loaders.clear()  # persistent workers end with their loader
@@ -302,7 +359,13 @@ def _label_codes(
     return codes_out, categories_out
 
 
-def _open_data(windows: str, training: Mapping[str, Any], label_columns: list[str], device: torch.device) -> _Data:
+def _open_data(
+    windows: str,
+    training: Mapping[str, Any],
+    label_columns: list[str],
+    device: torch.device,
+    ctx: distributed.Dist = distributed.SINGLE,
+) -> _Data:
     from seqae.dataset import WindowDataset
     from seqae.store import open_windows_file
 
@@ -310,6 +373,8 @@ def _open_data(windows: str, training: Mapping[str, Any], label_columns: list[st
     val = WindowDataset(windows, "val")
     if len(train) == 0:
         raise SeqaeError(f"{windows}: no windows in the train split")
+    if len(train) < ctx.world_size:
+        raise SeqaeError(f"{windows}: {len(train)} train windows cannot be shared by {ctx.world_size} processes")
     codes, categories = _label_codes(train, val, label_columns, windows)
     with open_windows_file(windows) as f:
         stored = np.dtype(f["tracks"].dtype) if "tracks" in f else np.dtype(np.float16)
@@ -333,6 +398,7 @@ def _open_data(windows: str, training: Mapping[str, Any], label_columns: list[st
         staged=bool(stage),
         num_workers=training["num_workers"],
         track_dtype=track_dtype,
+        ctx=ctx,
     )
     if data.staged:
         data.staged_train = train.stage(device, track_dtype=track_dtype)
@@ -387,6 +453,20 @@ class _DeviceMeans:
             self._mark[keys] = (total.clone(), self.counts[keys])
         return out
 
+    def totals(self) -> dict[tuple[str, ...], tuple[list[float], int]]:
+        """All sums and counts so far, on the host (to merge processes' means with :func:`distributed.merge_totals`)."""
+        return {keys: (total.tolist(), self.counts[keys]) for keys, total in self.sums.items()}
+
+    def interval_totals(self) -> dict[tuple[str, ...], tuple[list[float], int]]:
+        """Sums and counts since the previous call (of this or :meth:`interval_means`)."""
+        out = {}
+        for keys, total in self.sums.items():
+            last, last_n = self._mark.get(keys, (torch.zeros_like(total), 0))
+            if self.counts[keys] - last_n:
+                out[keys] = ((total - last).tolist(), self.counts[keys] - last_n)
+            self._mark[keys] = (total.clone(), self.counts[keys])
+        return out
+
 
 def _step_items(out: Any) -> dict[str, torch.Tensor]:
     """Loss, weighted components (``loss/<name>``) and metrics of a ModelOutput, as detached tensors."""
@@ -412,17 +492,24 @@ class _Run:
         outdir: Path,
         resume: bool,
         progress: bool,
+        ctx: distributed.Dist = distributed.SINGLE,
     ):
         from seqae.models import SequenceAutoencoder
 
         self.model_name = model_name
         self.windows = windows
         self.outdir = outdir
-        self.progress = progress
-        self.is_main = True  # DDP seam: only rank 0 writes files
+        self.ctx = ctx
+        self.is_main = ctx.is_main  # only rank 0 writes files (and shows the progress bar)
+        self.progress = progress and self.is_main
         self.settings, self.training = resolve_model(config, model_name)
         self.seed = int(config["seed"])
         t = self.training
+        if t["batch_size"] % ctx.world_size:
+            raise SeqaeError(
+                f"training.batch_size {t['batch_size']} is the global batch of a step and must be divisible "
+                f"by the number of processes, {ctx.world_size} (torchrun --nproc_per_node)"
+            )
         self.checkpoint_path = outdir / CHECKPOINT_NAME
         self.best_path = outdir / BEST_NAME
 
@@ -459,7 +546,7 @@ class _Run:
             torch.backends.cudnn.allow_tf32 = True
 
         label_columns = list(dict.fromkeys(b["label"] for b in self.settings["blocks"].values() if b["label"]))
-        self.data = _open_data(windows, t, label_columns, self.device)
+        self.data = _open_data(windows, t, label_columns, self.device, ctx)
         if previous is not None:
             check_data(previous, self.checkpoint_path, windows, self.schema.to_dict(), self.data.label_categories)
 
@@ -474,7 +561,6 @@ class _Run:
             label_classes=label_classes,
             track_transform=self.schema.track_transform,
         ).to(self.device)
-        self.model = self.module  # DDP seam: wrap here; forward through self.model, save self.module
         self.n_parameters = sum(p.numel() for p in self.module.parameters())
 
         decay, no_decay = [], []
@@ -507,6 +593,11 @@ class _Run:
         self.step = 0
         self.best_val_loss = math.inf
         self.best_epoch = 0
+        # The weights at best_epoch, on the CPU, kept in checkpoint.pt so that
+        # best.pt can be rewritten after a resumption: Snakemake deletes a
+        # failed job's outputs (best.pt among them) before it retries the job,
+        # and the resumed run may never improve on the best epoch again.
+        self.best_state: dict[str, torch.Tensor] | None = None
         self.bad_epochs = 0
         self.history: list[dict[str, Any]] = []
         self.finished = False
@@ -520,11 +611,33 @@ class _Run:
             self.step = int(previous["step"])
             self.best_val_loss = float(previous["best_val_loss"])
             self.best_epoch = int(previous["best_epoch"])
+            self.best_state = previous.get("best_model_state")
             self.bad_epochs = int(previous["epochs_without_improvement"])
             self.history = list(previous["history"])
             self.finished = bool(previous["finished"])
             self.stop_reason = previous["stop_reason"]
-            set_rng_state(previous["rng"])
+            ranks = previous.get("rng_ranks")
+            if ranks is not None and len(ranks) == ctx.world_size:
+                set_rng_state(ranks[ctx.rank])  # same number of processes: each continues its own streams
+            else:
+                set_rng_state(previous["rng"])
+                if ctx.rank > 0:
+                    seed_process_rngs(self.seed, ctx.rank, self.epoch)
+        elif ctx.rank > 0:
+            seed_process_rngs(self.seed, ctx.rank, 0)
+        # Forward passes go through self.model (DDP's wrapper in a data-parallel
+        # run); self.module is what is saved, so checkpoints never hold DDP's
+        # "module." prefix and load in any number of processes.
+        self.model: torch.nn.Module = _data_parallel(self.module, self.device) if ctx.enabled else self.module
+        self.buffers = distributed.BufferSync(self.module, ctx)
+        if ctx.world_size == 1 and int(t.get("gpus", 1)) > 1 and self.device.type == "cuda":
+            log.warning(
+                "%s: training.gpus is %d but this is a single process; start it with "
+                "`torchrun --standalone --nproc_per_node %d -m seqae train ...` to use them (the workflow does)",
+                model_name,
+                t["gpus"],
+                t["gpus"],
+            )
         self.tensorboard: Any = None  # opened in run(), once there is something to train
         self._last_plot = time.monotonic()
         self._plotted_epoch = -1
@@ -578,6 +691,7 @@ class _Run:
             "n_train": len(self.data.train),
             "n_val": len(self.data.val),
             "device": str(self.device),
+            "processes": self.ctx.world_size,
             "precision": "fp32" if self.amp_dtype is None else "bf16",
             "epochs_completed": self.epoch,
             "steps": self.step,
@@ -609,24 +723,41 @@ class _Run:
             "step": self.step,
         }
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, rng_ranks: list[dict[str, Any]] | None = None) -> None:
+        """Write checkpoint.pt; ``rng_ranks``: every process's RNG state in a data-parallel run."""
         state = {
             "format": CHECKPOINT_FORMAT,
             **self._common_record(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict(),
             "rng": rng_state(),
+            "world_size": self.ctx.world_size,
             "best_val_loss": self.best_val_loss,
             "best_epoch": self.best_epoch,
+            "best_model_state": self.best_state,
             "epochs_without_improvement": self.bad_epochs,
             "history": self.history,
             "finished": self.finished,
             "stop_reason": self.stop_reason,
         }
+        if rng_ranks is not None:
+            state["rng_ranks"] = rng_ranks
         save_checkpoint(state, self.checkpoint_path)
 
     def _save_best(self, val_loss: float) -> None:
+        """Write best.pt from the current weights and keep a CPU copy of them for the checkpoint."""
+        self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
         save_checkpoint({"format": MODEL_FORMAT, **self._common_record(), "val_loss": val_loss}, self.best_path)
+
+    def _restore_best_file(self) -> None:
+        """Rewrite a missing best.pt from the best weights kept in the checkpoint."""
+        if self.best_path.exists() or self.best_state is None:
+            return
+        steps = [row["step"] for row in self.history if row["epoch"] == self.best_epoch]
+        record = {**self._common_record(), "model_state": self.best_state, "epoch": self.best_epoch}
+        record["step"] = int(steps[0]) if steps else self.step
+        save_checkpoint({"format": MODEL_FORMAT, **record, "val_loss": self.best_val_loss}, self.best_path)
+        log.info("%s: best.pt rewritten from the checkpoint (epoch %d)", self.model_name, self.best_epoch)
 
     def _write_json(self) -> None:
         with atomic_output(self.outdir / "model.json") as tmp:
@@ -655,8 +786,9 @@ class _Run:
         t = self.training
         self.model.train()
         start = time.perf_counter()
+        # The same permutation in every process (each takes its part of each batch); its own augmentation draws.
         shuffle = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, 0))
-        augment = torch.Generator(device=self.device).manual_seed(epoch_seed(self.seed, epoch, 1))
+        augment = torch.Generator(device=self.device).manual_seed(epoch_seed(self.seed, epoch, 1, self.ctx.rank))
         sums = _DeviceMeans()
         n_steps = self.data.steps_per_epoch
         if t["max_steps"] is not None:
@@ -673,13 +805,15 @@ class _Run:
             for i, batch in enumerate(itertools.islice(self.data.train_batches(shuffle), n_steps)):
                 seq, tracks = self._train_inputs(batch, augment)
                 labels = self._labels(batch["index"])
+                self.buffers.before_step()
                 with self._autocast():
                     out = self.model(seq, tracks, labels, step=self.step)
                 self.optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+                out.loss.backward()  # in a data-parallel run DDP averages the gradients over the processes here
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.params, clip)
                 self.optimizer.step()
+                self.buffers.after_step()
                 self.scheduler.step()
                 self.step += 1
                 n = seq.shape[0]
@@ -690,19 +824,45 @@ class _Run:
                 bad_value = torch.where(new_bad, loss.float(), bad_value)
                 sums.add(_step_items(out), n)
                 if self.step % t["log_every_steps"] == 0:
-                    self._raise_if_bad(first_bad, bad_value, epoch)
-                    self._log_steps(sums.interval_means(), bar)
+                    if self.ctx.enabled:
+                        self._log_steps(self._gather_check(first_bad, bad_value, epoch, sums.interval_totals()), bar)
+                    else:
+                        self._raise_if_bad(first_bad, bad_value, epoch)
+                        self._log_steps(sums.interval_means(), bar)
                 bar.update(1)
         finally:
             bar.close()
-        means = sums.means()  # synchronises: the time below includes the device's work
-        self._raise_if_bad(first_bad, bad_value, epoch)
+        if self.ctx.enabled:
+            means = self._gather_check(first_bad, bad_value, epoch, sums.totals())
+            seen *= self.ctx.world_size  # every process saw as many windows
+            self.buffers.average_rest()  # BatchNorm statistics, before validation and the checkpoint
+        else:
+            means = sums.means()  # synchronises: the time below includes the device's work
+            self._raise_if_bad(first_bad, bad_value, epoch)
         return means, seen, time.perf_counter() - start
 
     def _raise_if_bad(self, first_bad: torch.Tensor, bad_value: torch.Tensor, epoch: int) -> None:
         step = int(first_bad)
         if step >= 0:
             raise _NonFinite(f"loss is {float(bad_value)}", step, epoch)
+
+    def _gather_check(
+        self,
+        first_bad: torch.Tensor,
+        bad_value: torch.Tensor,
+        epoch: int,
+        totals: Mapping[tuple[str, ...], tuple[list[float], int]],
+    ) -> dict[str, float]:
+        """Data-parallel: the non-finite check and the metric means over every process, in one gather.
+
+        Every process raises for the same (earliest) step, so none is left
+        waiting in a collective; every process gets the same means.
+        """
+        parts = distributed.all_gather_objects(self.ctx, ((int(first_bad), float(bad_value)), dict(totals)))
+        step, value = distributed.first_bad_step([part[0] for part in parts])
+        if step >= 0:
+            raise _NonFinite(f"loss is {value}", step, epoch)
+        return distributed.merge_totals([part[1] for part in parts])
 
     def _log_steps(self, means: Mapping[str, float], bar: Any) -> None:
         lr = self.scheduler.get_last_lr()[0]
@@ -719,13 +879,17 @@ class _Run:
     def _validate(self) -> dict[str, float]:
         from seqae.models.augment import centre_crop
 
-        self.model.eval()
+        # The bare module: each process evaluates its own whole batches, with no collective in
+        # the forward pass; the sums are merged below.
+        self.module.eval()
         sums = _DeviceMeans()
         for batch in self.data.val_batches():
             seq, tracks = centre_crop(batch["seq"], batch["tracks"], self.schema.window_len)
             with self._autocast():
-                out = self.model(seq, tracks, self._labels(batch["index"]), step=self.step)
+                out = self.module(seq, tracks, self._labels(batch["index"]), step=self.step)
             sums.add(_step_items(out), seq.shape[0])
+        if self.ctx.enabled:
+            return distributed.merge_totals(distributed.all_gather_objects(self.ctx, sums.totals()))
         return sums.means()
 
     def run(self, stop_after: int | None) -> dict[str, Any]:
@@ -739,6 +903,7 @@ class _Run:
                 self.stop_reason,
             )
             self._finish_outputs()
+            distributed.barrier(self.ctx)
             return self.summary()
         if self.is_main:
             self.tensorboard = self._open_tensorboard()
@@ -747,7 +912,7 @@ class _Run:
                 self._write_metrics()  # drop rows of epochs after the checkpoint
                 log.info("%s: resuming after epoch %d (step %d)", self.model_name, self.epoch, self.step)
         log.info(
-            "%s: %s model, %s parameters, %d train / %d val windows, %s%s, %s data",
+            "%s: %s model, %s parameters, %d train / %d val windows, %s%s, %s data%s",
             self.model_name,
             self.settings["kind"],
             f"{self.n_parameters:,}",
@@ -756,6 +921,11 @@ class _Run:
             self.device,
             "" if self.amp_dtype is None else " bf16",
             "staged" if self.data.staged else "streamed",
+            (
+                f", {self.ctx.world_size} processes ({t['batch_size'] // self.ctx.world_size} windows each per step)"
+                if self.ctx.enabled
+                else ""
+            ),
         )
         if not len(self.data.val):
             log.warning(
@@ -795,11 +965,17 @@ class _Run:
             self.finished = self.stop_reason is not None
             epochs_run += 1
             stopping = self.finished or (stop_after is not None and epochs_run >= stop_after)
+            save = self.finished or epoch % t["checkpoint_every_epochs"] == 0
+            rngs = None
+            if self.ctx.enabled:
+                distributed.check_replicas(self.ctx, self.module)
+                if save:  # every process's RNG state, for an exact resumption (all take part in the gather)
+                    rngs = distributed.all_gather_objects(self.ctx, rng_state())
             if self.is_main:
                 if improved:
                     self._save_best(val_loss)
-                if self.finished or epoch % t["checkpoint_every_epochs"] == 0:
-                    self._save_checkpoint()
+                if save:
+                    self._save_checkpoint(rngs)
                 self._write_metrics()
                 self._plot(force=stopping)
                 if self.tensorboard is not None:
@@ -830,6 +1006,7 @@ class _Run:
                 self.best_epoch,
             )
         self._finish_outputs()
+        distributed.barrier(self.ctx)  # when any process returns, rank 0's files are written
         return self.summary()
 
     def _last_good(self) -> str:
@@ -840,6 +1017,7 @@ class _Run:
     def _finish_outputs(self) -> None:
         if not self.is_main:
             return
+        self._restore_best_file()
         self._write_json()
         if self.history:
             self._write_metrics()
@@ -866,6 +1044,34 @@ class _Run:
         if self.tensorboard is not None:
             self.tensorboard.close()
         self.data.close()
+
+
+def _data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` wrapped in DistributedDataParallel (the process group is initialised).
+
+    * ``find_unused_parameters=False``: every parameter gets a gradient at every
+      step - heads whose loss weight is 0, whose labels are all unknown in a batch
+      or whose gradient reversal is still 0 contribute zeros, not nothing
+      (tests/test_ddp.py checks it for every model kind) - so DDP need not walk
+      the autograd graph each step. Should a parameter ever go unused, DDP
+      fails loudly at the next step instead of averaging wrong gradients.
+    * Buffers are not broadcast from rank 0 before each forward pass:
+      :class:`distributed.BufferSync` averages them over the processes (VQ
+      codebooks after every step, BatchNorm statistics once per epoch), which
+      keeps what every process's windows contributed. The parameters and buffers
+      are still made equal once, when wrapping.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    kwargs: dict[str, Any] = {
+        "device_ids": [device.index] if device.type == "cuda" else None,
+        "find_unused_parameters": False,
+    }
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        kwargs["forward_sync_buffers"] = False  # torch >= 2.13 (broadcast_buffers is deprecated)
+    else:
+        kwargs["broadcast_buffers"] = False
+    return DistributedDataParallel(module, **kwargs)
 
 
 def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
@@ -901,6 +1107,11 @@ def train_model(
         stop_after: end this call after this many epochs, as if the process
             were killed there (for tests; the run stays resumable).
 
+    Under torchrun (``WORLD_SIZE`` > 1) every process calls this with the
+    same arguments; they train data-parallel (see the module docstring), and
+    only rank 0 writes files and logs below warnings. A process group the
+    caller initialised is used as it is.
+
     Returns:
         The last epoch's metrics.csv row (``epoch``, ``step``, ``lr``,
         ``train_*``, ``val_*``, ``seconds``, ``samples_per_s``) plus
@@ -913,12 +1124,28 @@ def train_model(
             good checkpoint is kept).
     """
     config = validate_config(copy.deepcopy(dict(config)))
-    run = _Run(config, model_name, str(windows_path), Path(outdir), resume, progress)
+    device_type = select_device(resolve_model(config, model_name)[1]["device"]).type
+    with distributed.process_group(device_type) as ctx, _quiet_unless_main(ctx):
+        run = _Run(config, model_name, str(windows_path), Path(outdir), resume, progress, ctx)
+        try:
+            with _deterministic_cpu(run.device):
+                return run.run(stop_after)
+        finally:
+            run.close()
+
+
+@contextlib.contextmanager
+def _quiet_unless_main(ctx: distributed.Dist) -> Iterator[None]:
+    """Only warnings from the processes other than rank 0 (their info lines would repeat rank 0's)."""
+    if ctx.is_main:
+        yield
+        return
+    before = log.level
+    log.setLevel(max(before, logging.WARNING))
     try:
-        with _deterministic_cpu(run.device):
-            return run.run(stop_after)
+        yield
     finally:
-        run.close()
+        log.setLevel(before)
 
 
 @contextlib.contextmanager

@@ -57,6 +57,7 @@ def test_outputs_returned_and_present(demo):
     out, outputs = demo
     expected = {"fasta", "annotation", "blacklist", "truth_sites", "truth_peaks", "truth_chromosomes", "truth_genes"}
     expected |= {f"peaks/{tf}" for tf in TFS} | {f"tracks/{tf}" for tf in TFS}
+    expected |= {f"families/fam_{i}{kind}" for i in range(4) for kind in ("", "_tree")}  # the default 4 families
     assert expected <= set(outputs)
     for path in outputs.values():
         assert path.is_file() and path.stat().st_size > 0 and path.is_relative_to(out)

@@ -413,6 +413,23 @@ def test_resume_a_finished_run_reports_it_complete(windows, tmp_path, uninterrup
     assert (out / "checkpoint.pt").stat().st_mtime_ns == before
 
 
+def test_resume_rewrites_a_deleted_best_model(windows, tmp_path, uninterrupted):
+    """Snakemake deletes a failed job's outputs, best.pt among them, before retrying it:
+    the resumed run writes best.pt again even when no later epoch improves on it."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted["vae"], out)
+    original = load_checkpoint(out / "best.pt")
+    (out / "best.pt").unlink()
+    train_model(make_config(RESUME_MODELS), "vae", windows, out, resume=True, progress=False)
+    restored = load_checkpoint(out / "best.pt")
+    assert restored["epoch"] == original["epoch"] and restored["step"] == original["step"]
+    assert restored["val_loss"] == original["val_loss"]
+    for key, value in original["model_state"].items():
+        assert torch.equal(restored["model_state"][key], value), key
+
+
 def test_existing_run_is_not_overwritten_without_resume(windows, uninterrupted):
     with pytest.raises(SeqaeError, match=r"checkpoint\.pt: a training run is already here; pass --resume"):
         train_model(make_config(RESUME_MODELS), "vae", windows, uninterrupted["vae"], progress=False)

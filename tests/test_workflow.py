@@ -42,13 +42,17 @@ def tiny_demo_config(results: str = "results") -> dict:
         }
     }
     demo["evaluate"] = {"test_max": 100, "train_max": 300, "pca_train_max": 300, "judge_max": 300, "swap_max": 50}
+    demo["simulate"]["families"] = {"n_families": 2, "n_taxa": 8, "n_sites": 60}
+    demo["trees"]["families"] = demo["trees"]["families"][:2]
+    demo["trees"].update(epochs=40, adversarial_epochs=10, figure_width=300, discriminator={"steps": 20, "n_reference": 32})
     return demo
 
 
-def run_snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+def snakemake_command(workdir: Path, config: dict, *args: str, cores: int | None = 2) -> list[str]:
+    """The snakemake command line of this checkout's workflow on ``config`` (written to workdir/tiny.yaml)."""
     cfg = workdir / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    cmd = [
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -58,10 +62,13 @@ def run_snakemake(workdir: Path, config: dict, *args: str) -> subprocess.Complet
         str(workdir),
         "--configfile",
         str(cfg),
-        "--cores",
-        "2",
+        *(["--cores", str(cores)] if cores else []),
         *args,
     ]
+
+
+def run_snakemake(workdir: Path, config: dict, *args: str, cores: int | None = 2) -> subprocess.CompletedProcess:
+    cmd = snakemake_command(workdir, config, *args, cores=cores)
     return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=600)
 
 
@@ -84,6 +91,19 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
         assert (model / name).stat().st_size > 0, name
     comparison = (tmp_path / "results" / "models" / "comparison.tsv").read_text().splitlines()
     assert len(comparison) == 2 and comparison[1].startswith("tiny")
+    trees = tmp_path / "results" / "trees"
+    for family in ("fam_0", "fam_1"):
+        for suffix in (".nwk", ".nhx", ".png", ".svg", ".circular.png", ".tsv"):
+            assert (trees / family / f"{family}{suffix}").stat().st_size > 0, family + suffix
+    table = (trees / "trees.tsv").read_text().splitlines()
+    assert len(table) == 3 and table[1].startswith("fam_0") and table[2].startswith("fam_1")
+    # The report gathers every stage's figures with their captions (the
+    # README's command: no --cores).
+    report = run_snakemake(tmp_path, tiny_demo_config(), "--report", "report.html", cores=None)
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    for expected in ("extract_qc.png", "loss_curves.png", "probe_matrix.png", "fam_0.png", "comparison.png"):
+        assert expected in html, expected
     # Nothing left to do: the outputs are complete and up to date.
     again = run_snakemake(tmp_path, tiny_demo_config(), "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

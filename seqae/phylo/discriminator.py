@@ -360,7 +360,7 @@ def sample_real(
     user_fraction: float = 0.0,
 ) -> torch.Tensor:
     """``count`` reference metrics of ``size`` leaves: subsets of pool trees, some of the user's tree."""
-    n_user = int(round(count * user_fraction)) if user is not None else 0
+    n_user = round(count * user_fraction) if user is not None else 0
     idx = torch.randint(pool.shape[0], (count - n_user,), generator=generator).to(pool.device)
     parts = [random_subsets(pool[idx], size, count - n_user, generator)]
     if n_user:
@@ -451,4 +451,4 @@ def heldout_auc(
 def eval_sizes(n: int, subset_min: int) -> list[int]:
     """Subset sizes used for held-out AUCs: up to four sizes from ``subset_min`` to ``n``."""
     low = max(4, min(subset_min, n))
-    return sorted({int(round(x)) for x in np.linspace(low, n, 4)})
+    return sorted({round(float(x)) for x in np.linspace(low, n, 4)})

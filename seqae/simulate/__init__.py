@@ -8,11 +8,11 @@ layout        chromosome GC targets; spans of genes, N runs, satellite
 sequence      background (isochores, CpG depletion), repeat families
 genes         exon models, family promoter grammar (GC shift, motifs)
 peaks         TF summits, planted motif instances, scores
+families      homologous sequence families with their true trees (families/)
 write_*       genome.fa(+.fai), genes.gtf, blacklist.bed, peaks/, tracks/, truth/
 ============  =========================================================
 
-A later sub-generator (e.g. families of homologous sequences with their true
-trees) plugs in as one more stage: a function ``stage(ctx) -> None`` that
+A further sub-generator plugs in as one more stage: a function ``stage(ctx) -> None`` that
 draws from ``ctx.rng("<its name>")`` (a stream of its own, so the other
 stages' output does not change), edits ``ctx.genome`` while respecting
 ``ctx.planted``, and writes its own files with ``atomic_output``, recording
@@ -33,6 +33,7 @@ from typing import Any
 from seqae.config import config_schema
 from seqae.errors import ConfigError
 from seqae.simulate.context import SimContext
+from seqae.simulate.families import simulate_families
 from seqae.simulate.genes import build_genes
 from seqae.simulate.layout import plan_layout
 from seqae.simulate.motifs import shipped_motifs
@@ -57,6 +58,8 @@ DEFAULT_STAGES: tuple[tuple[str, Stage], ...] = (
     ("sequence", simulate_sequence),
     ("genes", build_genes),
     ("peaks", build_peaks),
+    # Draws from its own stream and edits no genome: the other files stay byte-identical.
+    ("families", simulate_families),
     # Stages that edit the genome go here, before it is written.
     ("write_genome", write_genome),
     ("write_annotation", write_annotation),
@@ -136,7 +139,8 @@ def simulate_demo(
         output key -> path: ``fasta``, ``annotation``, ``blacklist``,
         ``peaks/<TF>``, ``tracks/<TF>``, ``truth_sites``, ``truth_peaks``,
         ``truth_chromosomes``, ``truth_genes``, ``truth_repeats``,
-        ``truth_promoter_sites``, ``truth_families``.
+        ``truth_promoter_sites``, ``truth_families``, and ``families/fam_<i>``
+        (FASTA) and ``families/fam_<i>_tree`` (Newick) per demo family.
     Raises:
         ConfigError: unknown motif id, duplicated TF, chromosomes too short.
         SeqaeError: ``outdir`` cannot be written.

@@ -14,8 +14,8 @@ under HKY85 (``kappa``) + discrete Gamma (``gamma_alpha``, 4 categories) by
 
 The stage draws only from ``ctx.rng("families")`` and does not touch the
 genome, so adding it leaves every other demo file byte-identical for the same
-seed. Plug it in with :data:`STAGES` (``simulate_demo(settings, outdir,
-stages=STAGES)``), i.e. ``with_stage("families", simulate_families)``.
+seed. It is one of :data:`seqae.simulate.DEFAULT_STAGES`; ``n_families: 0``
+writes no family.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from __future__ import annotations
 from seqae.fileio import atomic_output
 from seqae.phylo.io import write_family
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
-from seqae.simulate import DEFAULT_STAGES, with_stage
 from seqae.simulate.context import SimContext
 
-__all__ = ["FAMILY_DEFAULTS", "STAGES", "family_settings", "simulate_families"]
+__all__ = ["FAMILY_DEFAULTS", "family_settings", "simulate_families"]
 
 #: Defaults of ``simulate.families`` (the schema's defaults, for callers that pass partial settings).
 FAMILY_DEFAULTS = {"n_families": 4, "n_taxa": 12, "n_sites": 300, "height": 0.5, "kappa": 2.0, "gamma_alpha": 0.5}
@@ -75,6 +74,3 @@ def simulate_families(ctx: SimContext) -> None:
         families.append({"name": f"fam_{i}", "fasta": fasta, "reference": tree, "params": fam.params})
     ctx.extra["sequence_families"] = families
 
-
-#: The demo generator's stages with this one added (it edits no genome; placed before the writers).
-STAGES = with_stage("families", simulate_families, stages=DEFAULT_STAGES)

@@ -52,6 +52,7 @@ DEMO_DIR = f"{RESULTS}/demo_data"
 WINDOWS_DIR = f"{RESULTS}/windows"
 
 MODELS_DIR = f"{RESULTS}/models"
+TREES_DIR = f"{RESULTS}/trees"
 
 DEMO_TFS = [tf["name"] for tf in config["simulate"]["tfs"]]
 MODELS = list(config["models"])
@@ -66,10 +67,14 @@ TRACKS = list(
     )
 )
 DEMO_TRUTH_TABLES = ["sites", "peaks", "chromosomes", "genes"]
+DEMO_FAMILIES = [
+    f"fam_{i}" for i in range(config["simulate"]["families"]["n_families"])
+]
+FAMILIES = {family["name"]: family for family in config["trees"]["families"]}
 
 # The seqae command line of every rule. It puts this checkout first on
 # PYTHONPATH so that a job runs the same seqae in the venv of `make venv`
-# (where it is installed editable) and in a conda env of envs/seqae.yaml (which
+# (where it is installed editable) and in a conda env of envs/ (which
 # holds only the dependencies; Snakemake clears PYTHONPATH there). The path is
 # relative to the working directory, where jobs run, so that moving a checkout
 # does not change the rules' params and rerun everything.
@@ -103,6 +108,93 @@ def model_cli_config(model):
 def train_gpus(wildcards):
     """GPUs a model job asks the scheduler for: none when training.device is cpu."""
     return 0 if config["training"]["device"] == "cpu" else 1
+
+
+def train_job_gpus(wildcards):
+    """GPUs of one model's training job: training.gpus (the model's own
+    ``training:`` entry wins; 1 without the key), none when training.device is
+    cpu. More than one: the job trains data-parallel (see train_launcher)."""
+    training = dict(config["training"])
+    training.update((config["models"][wildcards.model] or {}).get("training") or {})
+    if training["device"] == "cpu":
+        return 0
+    return int(training.get("gpus", 1))
+
+
+def train_mem_mb(wildcards, attempt):
+    """Memory of a training job (MB): 8 GB per process, as every process reads
+    the windows before staging them on its GPU; more on each retry."""
+    return 8000 * attempt * max(1, train_job_gpus(wildcards))
+
+
+def train_launcher(wildcards, resources):
+    """The command that starts ``seqae`` for a training job: SEQAE with at
+    most one GPU; with more, torchrun (``python -m torch.distributed.run``),
+    which starts one process per GPU of the job's node (``--standalone``: its
+    own rendezvous on a free local port), with SEQAE's PYTHONPATH. Follows the
+    job's gpu resource, so a profile's set-resources can raise it too."""
+    n = int(resources.gpu)
+    if n <= 1:
+        return SEQAE
+    launcher = SEQAE.replace(
+        " python -m seqae ",
+        f" python -m torch.distributed.run --standalone --nproc_per_node {n} -m seqae ",
+    )
+    assert launcher != SEQAE, "SEQAE no longer runs `python -m seqae`"
+    return launcher
+
+
+def tree_gpus(wildcards):
+    """GPUs a tree job asks the scheduler for: none unless trees.device is cuda
+    (families are small; the CPU is the default where no GPU is requested)."""
+    return 1 if config["trees"]["device"] == "cuda" else 0
+
+
+def family_inputs(wildcards):
+    """The files of one family: its FASTA, and its reference tree and labels
+    when given; the real trees shown to the discriminator."""
+    family = FAMILIES[wildcards.family]
+    inputs = {"fasta": family["fasta"]}
+    for key in ("reference", "labels"):
+        if family[key] is not None:
+            inputs[key] = family[key]
+    if config["trees"]["real_trees"]:
+        inputs["real_trees"] = config["trees"]["real_trees"]
+    return inputs
+
+
+def family_cli_options(wildcards, input):
+    """``--reference``/``--labels`` options of ``seqae trees`` for the inputs given."""
+    return "".join(
+        f" --{key} {shlex.quote(input[key])}"
+        for key in ("reference", "labels")
+        if key in input.keys()
+    )
+
+
+def family_outputs():
+    """Outputs of the tree_family rule: tree files, summary row, and the figures
+    (registered for the report) unless trees.render is false."""
+    stem = f"{TREES_DIR}/{{family}}/{{family}}"
+    outputs = {
+        "nwk": f"{stem}.nwk",
+        "nhx": f"{stem}.nhx",
+        "tsv": f"{stem}.tsv",
+    }
+    if config["trees"]["render"]:
+        for key, suffix in (
+            ("png", ".png"),
+            ("svg", ".svg"),
+            ("circular_png", ".circular.png"),
+        ):
+            outputs[key] = report(
+                f"{stem}{suffix}",
+                caption="../report/tree_family.rst",
+                category="Trees",
+                subcategory="{family}",
+            )
+        outputs["circular_svg"] = f"{stem}.circular.svg"
+    return outputs
 
 
 def genome_files():
@@ -143,13 +235,23 @@ def model_targets():
     return targets
 
 
+def tree_targets():
+    """Per family: the latent tree and its figures; and the table across families."""
+    targets = []
+    for family in FAMILIES:
+        targets += [f"{TREES_DIR}/{family}/{family}.nwk"]
+    if FAMILIES:
+        targets.append(f"{TREES_DIR}/trees.tsv")
+    return targets
+
+
 def all_targets():
     """The targets of rule all, one list per stage in pipeline order.
 
-    A new stage (e.g. trees) adds a function like extract_targets() and one
-    line here.
+    A new stage adds a function like extract_targets() and one line here.
     """
     targets = []
     targets += extract_targets()
     targets += model_targets()
+    targets += tree_targets()
     return targets

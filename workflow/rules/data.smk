@@ -4,7 +4,7 @@
 if config["simulate"]["enabled"]:
 
     rule simulate_demo:
-        """Write the demo genome, genes, blacklist, and peaks, tracks and truth per TF."""
+        """Write the demo genome, genes, blacklist, peaks, tracks and truth per TF, and the homologous families with their true trees."""
         output:
             fasta=f"{DEMO_DIR}/genome.fa",
             fai=f"{DEMO_DIR}/genome.fa.fai",
@@ -15,10 +15,16 @@ if config["simulate"]["enabled"]:
             truth=expand(
                 "{dir}/truth/{table}.tsv", dir=DEMO_DIR, table=DEMO_TRUTH_TABLES
             ),
+            families=expand(
+                "{dir}/families/{family}.{ext}",
+                dir=DEMO_DIR,
+                family=DEMO_FAMILIES,
+                ext=["fa", "nwk"],
+            ),
         log:
             f"{LOGS}/simulate_demo.log",
         conda:
-            "../../envs/seqae.yaml"
+            "../../envs/data.yaml"
         resources:
             mem_mb=lambda wildcards, attempt: 2000 * attempt,
             runtime=15,
@@ -43,7 +49,7 @@ rule extract_windows:
     log:
         f"{LOGS}/extract_windows.log",
     conda:
-        "../../envs/seqae.yaml"
+        "../../envs/data.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
@@ -68,7 +74,7 @@ rule plot_extract_qc:
     log:
         f"{LOGS}/plot_extract_qc.log",
     conda:
-        "../../envs/seqae.yaml"
+        "../../envs/data.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=10,

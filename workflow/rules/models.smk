@@ -19,19 +19,23 @@ rule train_model:
     log:
         f"{LOGS}/train_{{model}}.log",
     conda:
-        "../../envs/seqae.yaml"
-    threads: min(4, workflow.cores)
+        "../../envs/models.yaml"
+    # Scaled down to --cores when fewer (Snakemake does that for every job).
+    threads: 4
     resources:
-        gpu=train_gpus,
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        # More than one GPU (training.gpus): one process per GPU, data-parallel.
+        gpu=train_job_gpus,
+        mem_mb=train_mem_mb,
         runtime=lambda wildcards, attempt: 240 * attempt,
     params:
-        seqae=SEQAE,
+        seqae=train_launcher,
         cfg=lambda wildcards: model_cli_config(wildcards.model),
         outdir=lambda wildcards, output: os.path.dirname(output.best),
     shell:
         # checkpoint.pt is not an output: Snakemake would delete it before a
         # retry, and --resume continues from it (or starts afresh without one).
+        # With several GPUs params.seqae is torchrun starting `-m seqae` per GPU;
+        # training.batch_size stays the global batch.
         "{params.seqae} train --config-json {params.cfg:q} --model {wildcards.model:q}"
         " --windows {input.h5:q} --outdir {params.outdir:q} --resume > {log:q} 2>&1"
 
@@ -51,8 +55,9 @@ rule embed_model:
     log:
         f"{LOGS}/embed_{{model}}.log",
     conda:
-        "../../envs/seqae.yaml"
-    threads: min(4, workflow.cores)
+        "../../envs/models.yaml"
+    # Scaled down to --cores when fewer (Snakemake does that for every job).
+    threads: 4
     resources:
         gpu=train_gpus,
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
@@ -95,8 +100,9 @@ rule evaluate_model:
     log:
         f"{LOGS}/evaluate_{{model}}.log",
     conda:
-        "../../envs/seqae.yaml"
-    threads: min(4, workflow.cores)
+        "../../envs/models.yaml"
+    # Scaled down to --cores when fewer (Snakemake does that for every job).
+    threads: 4
     resources:
         gpu=train_gpus,
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
@@ -125,7 +131,7 @@ rule compare_models:
     log:
         f"{LOGS}/compare_models.log",
     conda:
-        "../../envs/seqae.yaml"
+        "../../envs/models.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
