@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -231,12 +233,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised as an exception (not an Exception: nothing may catch it on the way)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``seqae`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="seqae %(levelname)s: %(message)s", stream=sys.stderr)
     func: Callable[[argparse.Namespace], None] = args.func
+    # A scheduler stops a job with SIGTERM (SLURM at a time limit or on
+    # scancel), whose default action ends the process on the spot. As an
+    # exception it unwinds instead: every atomic_output removes its temporary
+    # file, so no half-written file is left beside the outputs.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         func(args)
     except SeqaeError as exc:
@@ -245,6 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"seqae {args.command}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"seqae {args.command}: terminated (SIGTERM); unfinished files removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

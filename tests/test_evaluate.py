@@ -494,3 +494,37 @@ def test_cli_evaluate_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.pt" in err[0]
+
+
+def test_foreign_control_carries_real_tracks(monkeypatch) -> None:
+    """Foreign windows get other test windows' tracks, not zeros (which reconstruct almost perfectly
+    and would make foreign windows look more normal than real ones)."""
+    from types import SimpleNamespace
+
+    from seqae import evaluate
+
+    seen: list[np.ndarray] = []
+
+    def fake_scores(model, seq, tracks, batch_size, device):
+        seen.append(tracks)
+        return np.zeros(len(seq), np.float32), np.zeros(len(seq), np.float32)
+
+    monkeypatch.setattr(evaluate, "_scores", fake_scores)
+    monkeypatch.setattr(evaluate, "_pca_apply", lambda pca, codes: (None, np.zeros(len(codes), np.float32)))
+    rng = np.random.default_rng(0)
+    n, t, length = 12, 2, 30
+    data = SimpleNamespace(
+        test_seq=rng.integers(0, 4, (n, length)).astype(np.uint8),
+        train_seq=rng.integers(0, 4, (n, length)).astype(np.uint8),
+        test_tracks=rng.random((n, t, length)).astype(np.float16),
+    )
+    test_out = {"score": np.ones(n, np.float32), "seq_score": np.ones(n, np.float32)}
+    cfg = {"seed": 0, "batch_size": 4}
+    evaluate._anomaly(None, data, test_out, {"pca": None, "test_err": np.ones(n)}, cfg, torch.device("cpu"))
+    shuffled_tracks, foreign_tracks = seen
+    assert shuffled_tracks is data.test_tracks
+    assert foreign_tracks.shape == data.test_tracks.shape and foreign_tracks.any()
+    # A permutation of the real windows' tracks: the same rows, in another order.
+    as_rows = lambda a: sorted(map(bytes, a.reshape(n, -1)))  # noqa: E731
+    assert as_rows(foreign_tracks) == as_rows(data.test_tracks)
+    assert not np.array_equal(foreign_tracks, data.test_tracks)

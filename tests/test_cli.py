@@ -1,0 +1,29 @@
+"""The seqae command line as a process: exit statuses and signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from seqae import cli
+from seqae.fileio import atomic_output
+
+
+def test_sigterm_removes_the_file_being_written(tmp_path, monkeypatch, capsys):
+    """A job stopped by its scheduler (SIGTERM) leaves no temporary file beside its outputs."""
+    target = tmp_path / "out" / "metrics.csv"
+
+    def writes_then_is_terminated(args) -> None:
+        with atomic_output(target) as tmp:
+            Path(tmp).write_text("half a table")
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered here, mid-write
+            Path(tmp).write_text("the whole table")
+
+    monkeypatch.setattr(cli, "_cmd_compare", writes_then_is_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    status = cli.main(["compare", "--metrics", "m.json", "--out", str(tmp_path / "c.tsv")])
+    assert status == 128 + signal.SIGTERM
+    assert "terminated (SIGTERM)" in capsys.readouterr().err
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
