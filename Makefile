@@ -18,14 +18,15 @@ BIN := $(VENV)/bin
 # The venv's bin first on PATH, so that Snakemake's jobs run its python too.
 RUN := PATH="$(abspath $(BIN)):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))"
 
-.PHONY: help venv demo test lint clean
+.PHONY: help venv demo report test lint clean
 
 help:
 	@echo "make demo   run the pipeline on the embedded demo data (results/)"
+	@echo "make report gather the demo's figures into report.html (after make demo)"
 	@echo "make test   run the test suite"
 	@echo "make lint   snakemake --lint and snakefmt --check"
 	@echo "make venv   create $(VENV) with seqae, Snakemake and the test tools"
-	@echo "make clean  remove results/ and .snakemake/"
+	@echo "make clean  remove results/, .snakemake/ and report.html"
 
 venv: $(VENV)/.installed
 
@@ -39,6 +40,9 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 
+report: venv
+	$(RUN) snakemake --report report.html
+
 test: venv
 	$(RUN) python -m pytest -q
 
@@ -47,4 +51,4 @@ lint: venv
 	$(RUN) snakefmt --check .
 
 clean:
-	rm -rf results/ .snakemake/
+	rm -rf results/ .snakemake/ report.html
