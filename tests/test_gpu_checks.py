@@ -1,0 +1,54 @@
+"""scripts/gpu_checks.py: the config merge and the quality bars read from a comparison row."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("gpu_checks", REPO / "scripts" / "gpu_checks.py")
+gpu_checks = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = gpu_checks
+_spec.loader.exec_module(gpu_checks)
+
+
+def test_overlay_merges_like_snakemake():
+    base = {"training": {"epochs": 2, "batch_size": 64}, "models": {"plain": {"kind": "plain"}}, "genomes": [1, 2]}
+    overlay = {"training": {"epochs": 30}, "models": {"plain": {"size": "large"}}, "genomes": [3]}
+    merged = gpu_checks.merge_configs(base, overlay)
+    assert merged == {
+        "training": {"epochs": 30, "batch_size": 64},
+        "models": {"plain": {"kind": "plain", "size": "large"}},
+        "genomes": [3],
+    }
+    assert base["training"]["epochs"] == 2  # inputs untouched
+
+
+def test_relocate_moves_only_paths_under_the_results_folder():
+    config = {"results": "results", "genomes": [{"fasta": "results/demo_data/genome.fa", "peaks": "data/p.bed"}],
+              "note": "results_elsewhere/x"}  # fmt: skip
+    moved = gpu_checks.relocate(config, "results", "/scratch/run/results")
+    assert moved["genomes"][0] == {"fasta": "/scratch/run/results/demo_data/genome.fa", "peaks": "data/p.bed"}
+    assert moved["note"] == "results_elsewhere/x" and moved["results"] == "results"
+
+
+def test_quality_bars_pass_fail_and_missing():
+    row = {
+        "model": "vq", "kind": "vq", "recon_accuracy": 0.9, "pca_recon_accuracy": 0.5,
+        "chrom_label": "chrom", "chrom_probe": 0.60, "chrom_kmer": 0.55, "chrom_residual": 0.31, "chrom_chance": 0.25,
+        "gene_label": "gene_family", "gene_probe": 0.10, "gene_kmer": 0.20, "gene_residual": 0.20, "gene_chance": 0.20,
+        "swap_chrom_donor": float("nan"), "auroc_shuffled": 0.95, "vq_perplexity": 10.0,
+    }  # fmt: skip
+    bars = {b["bar"]: b for b in gpu_checks.quality_bars(row, codebook_size=64)}
+    assert bars["chrom block probe on chrom >= k-mer"]["passed"] is True
+    assert bars["residual probe on chrom <= chance + 0.05"]["passed"] is False  # 0.31 > 0.30
+    assert bars["gene block probe on gene_family >= k-mer"]["passed"] is False
+    assert bars["residual probe on gene_family <= chance + 0.05"]["passed"] is True
+    assert bars["reconstruction accuracy > PCA"]["passed"] is True
+    assert bars["swap: donor's chromosome"]["passed"] is None and math.isnan(bars["swap: donor's chromosome"]["value"])
+    assert bars["anomaly AUROC vs shuffled"]["passed"] is True
+    assert bars["VQ perplexity >= 0.3 x codebook"]["passed"] is False  # 10 < 19.2
+    plain = gpu_checks.quality_bars({**row, "kind": "plain"}, codebook_size=None)
+    assert not any(b["bar"].startswith("VQ") for b in plain)
