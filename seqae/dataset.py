@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqae.store import WindowsSchema, open_windows_file, read_labels, read_schema
+from seqae.store import WindowsSchema, open_windows_file, qualify_chromosomes, read_labels, read_schema
 
 # HDF5 chunk cache per open file: holds many compressed chunks so that batches
 # of nearby rows do not decompress the same chunk twice.
@@ -38,7 +38,8 @@ class WindowDataset(torch.utils.data.Dataset):
     def __init__(self, path: str | os.PathLike[str], splits: Sequence[str] | str | None = None):
         self.path = str(path)
         self.schema: WindowsSchema = read_schema(path)
-        self.labels: pd.DataFrame = read_labels(path)
+        # Chromosome labels are species-qualified when the file holds several genomes.
+        self.labels: pd.DataFrame = qualify_chromosomes(read_labels(path))
         if isinstance(splits, str):
             splits = [splits]
         keep = np.ones(len(self.labels), bool) if splits is None else self.labels["split"].isin(splits).to_numpy()

@@ -605,11 +605,11 @@ def _load_data(
     cfg: Mapping[str, Any],
     block_labels: Mapping[str, str],
 ) -> _Data:
-    from seqae.store import read_labels, read_schema
+    from seqae.store import qualify_chromosomes, read_labels, read_schema
 
     schema = read_schema(windows)
     _check_compatible(model, meta, model_path, windows, schema)
-    table = read_labels(windows)
+    table = qualify_chromosomes(read_labels(windows))  # as in training: species:chrom with several genomes
     if "split" not in table.columns:
         raise SeqaeError(f"{windows}: no 'split' label column")
     split = table["split"].astype(str).to_numpy()

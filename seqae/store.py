@@ -380,6 +380,21 @@ def read_labels(path: str | os.PathLike[str], columns: Sequence[str] | None = No
     return pd.DataFrame(data)
 
 
+def qualify_chromosomes(labels: pd.DataFrame) -> pd.DataFrame:
+    """The label table with ``chrom`` as ``<species>:<chrom>`` when it holds several species.
+
+    The windows file keeps each genome's own sequence names (so that BED and
+    bigWig outputs match its FASTA); models and probes read chromosome labels
+    through this function, so that ``chr1`` of one genome is not the same
+    class as ``chr1`` of another. With one species the table is returned as is.
+    """
+    if "species" not in labels or "chrom" not in labels or labels["species"].nunique() < 2:
+        return labels
+    out = labels.copy()
+    out["chrom"] = labels["species"].astype(str) + ":" + labels["chrom"].astype(str)
+    return out
+
+
 def read_summary(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """The ``/summary`` arrays of a windows file, by path below ``/summary`` (e.g. ``mean_profile/peak``)."""
     arrays: dict[str, np.ndarray] = {}

@@ -1,0 +1,108 @@
+"""Several genomes in one windows file: species labels, species-qualified chromosomes, a species block.
+
+Two demo genomes of different composition (GC 0.36 and 0.50, the same
+chromosome names) are extracted into one file, then a tiny model with a
+``species`` block and a ``chrom`` block is trained and evaluated on it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqae.checkpoint import load_checkpoint
+from seqae.config import validate_config
+from seqae.evaluate import evaluate_model
+from seqae.extract import extract_windows
+from seqae.simulate import simulate_demo
+from seqae.store import qualify_chromosomes, read_labels
+from seqae.train import train_model
+
+GENOME = {
+    "n_chromosomes": 2,
+    "chromosome_length": 60000,
+    "n_genes": 8,
+    "n_gene_families": 2,
+    "tfs": [{"name": "CTCF", "motif": "MA0139.2", "n_peaks": 60}],
+    "families": {"n_families": 0},
+}
+SPECIES = {"sp_at": {"seed": 3, "gc_mean": 0.36}, "sp_gc": {"seed": 4, "gc_mean": 0.50}}
+MODEL = {
+    "channels": 16,
+    "n_res_blocks": 1,
+    "dilations": [1, 2],
+    "head_hidden": 16,
+    "blocks": {
+        "species": {"size": 2, "label": "species"},
+        "chrom": {"size": 2, "label": "chrom"},
+        "residual": {"size": 4, "label": None},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def two_genomes(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("two_genomes")
+    genomes = []
+    for species, settings in SPECIES.items():
+        out = simulate_demo({**copy.deepcopy(GENOME), **settings}, root / species)
+        genomes.append({
+            "species": species,
+            "fasta": str(out["fasta"]),
+            "annotation": str(out["annotation"]),
+            "tfs": [{"name": "CTCF", "peaks": str(out["peaks/CTCF"]), "bigwig": str(out["tracks/CTCF"])}],
+        })  # fmt: skip
+    config = validate_config({
+        "genomes": genomes,
+        "extract": {"window_len": 200, "max_jitter": 10, "split": {"val_fraction": 0.15, "test_fraction": 0.25}},
+        "models": {"tiny": MODEL},
+        "training": {"epochs": 2, "batch_size": 16, "warmup_steps": 2, "device": "cpu"},
+    })  # fmt: skip
+    h5 = root / "windows" / "windows.h5"
+    report = extract_windows(config, h5, progress=False)
+    return {"root": root, "config": config, "h5": h5, "report": report}
+
+
+def test_windows_carry_species_and_each_genomes_own_names(two_genomes):
+    labels = read_labels(two_genomes["h5"])
+    assert set(labels["species"]) == set(SPECIES)
+    # The file keeps each FASTA's names (BED and bigWig outputs match the genome)...
+    assert set(labels.loc[labels.species == "sp_at", "chrom"]) == {"chr1", "chr2"}
+    assert set(labels.loc[labels.species == "sp_gc", "chrom"]) == {"chr1", "chr2"}
+    # ... and models see species-qualified chromosomes.
+    qualified = qualify_chromosomes(labels)
+    assert set(qualified["chrom"]) == {"sp_at:chr1", "sp_at:chr2", "sp_gc:chr1", "sp_gc:chr2"}
+    assert qualify_chromosomes(labels[labels.species == "sp_at"])["chrom"].tolist() == labels.loc[
+        labels.species == "sp_at", "chrom"
+    ].tolist()
+    # The extraction report has one entry per genome.
+    per_genome = {g["species"]: g for g in two_genomes["report"]["genomes"]}
+    assert set(per_genome) == set(SPECIES)
+    assert all(g["n_chromosomes"] == 2 for g in per_genome.values())
+
+
+def test_species_block_trains_and_is_probed(two_genomes):
+    torch.set_num_threads(1)
+    out = two_genomes["root"] / "tiny"
+    train_model(two_genomes["config"], "tiny", two_genomes["h5"], out, progress=False)
+    meta = load_checkpoint(out / "best.pt")
+    categories = meta["data"]["label_categories"]
+    assert categories["species"] == sorted(SPECIES)
+    assert categories["chrom"] == ["sp_at:chr1", "sp_at:chr2", "sp_gc:chr1", "sp_gc:chr2"]
+
+    settings = {"judge_k": [3], "dci_max_train": 200, "batch_size": 64, "figures": False}
+    metrics = evaluate_model(out / "best.pt", two_genomes["h5"], out / "evaluate", settings, progress=False)
+    probes = metrics["probes"]
+    assert {"species", "chrom"} <= set(probes["labels"])
+    species = probes["blocks"]["species"]
+    assert species["label"] == "species"
+    # Species differ in GC by 0.14: the k-mer baseline reads them from sequence.
+    assert probes["recoverable"]["species"] is True
+    assert species["kmer_baseline"] > probes["chance"]["species"] + 0.2
+    for key in ("probe", "kmer_baseline", "chance"):
+        assert 0.0 <= species[key] <= 1.0
+    assert np.isfinite(probes["accuracy"]["residual"]["species"])
