@@ -39,6 +39,7 @@ __all__ = [
     "birth_death_tree",
     "coalescent_tree",
     "evolve",
+    "evolve_sites",
     "gamma_category_rates",
     "simulate_family",
 ]
@@ -360,14 +361,49 @@ def coalescent_tree(
     return _tree_from_merges(merges, heights, n, rng, height, clock_sd, prefix)
 
 
+def evolve_sites(
+    root: np.ndarray,
+    tree: TreeArrays,
+    model: SubstitutionModel,
+    rng: np.random.Generator,
+    category: np.ndarray | None = None,
+) -> np.ndarray:
+    """Evolve given root states down a tree.
+
+    Each child draws all its sites at once from ``P(branch)[category, parent
+    base, :]`` (one vectorised draw per branch, no loop over sites).
+
+    Args:
+        root: ``[L]`` root base codes (0..3).
+        tree: the tree (parents numbered before children).
+        model: substitution model.
+        rng: the random source.
+        category: ``[L]`` rate category of each site (default: all 0; needed
+            only for a model with Gamma categories).
+
+    Returns:
+        ``uint8 [n_leaves, L]`` leaf states in ``tree.names`` order.
+    """
+    n_sites = root.size
+    probs = model.transition_matrices(tree.length)  # [m, C, 4, 4]
+    cumulative = np.cumsum(probs, axis=-1)[..., :3]  # the 4th bound is 1
+    if category is None:
+        category = np.zeros(n_sites, dtype=np.int64)
+    states = np.empty((tree.parent.size, n_sites), dtype=np.uint8)
+    states[0] = root
+    for node in range(1, tree.parent.size):
+        bounds = cumulative[node][category, states[tree.parent[node]]]  # [L, 3]
+        states[node] = (rng.random(n_sites)[:, None] >= bounds).sum(axis=1)
+    return states[tree.leaf_nodes]
+
+
 def evolve(
     tree: TreeArrays, model: SubstitutionModel, n_sites: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Evolve sequences down a tree.
+    """Evolve sequences down a tree from a root drawn at the stationary frequencies.
 
-    The root sequence is drawn from the stationary frequencies; each site
-    draws a rate category (equal probabilities); each child draws all its
-    sites at once from ``P(branch)[category, parent base, :]``.
+    Each site draws a rate category (equal probabilities); see
+    :func:`evolve_sites` for the branches.
 
     Args:
         tree: the tree (parents numbered before children).
@@ -380,17 +416,10 @@ def evolve(
     """
     if n_sites < 1:
         raise ValueError(f"n_sites must be >= 1, got {n_sites}")
-    n_nodes = tree.parent.size
-    probs = model.transition_matrices(tree.length)  # [m, C, 4, 4]
-    cumulative = np.cumsum(probs, axis=-1)[..., :3]  # the 4th bound is 1
-    n_cat = probs.shape[1]
+    n_cat = model.category_rates().size
     category = rng.integers(n_cat, size=n_sites) if n_cat > 1 else np.zeros(n_sites, dtype=np.int64)
-    states = np.empty((n_nodes, n_sites), dtype=np.uint8)
-    states[0] = np.searchsorted(np.cumsum(model.freqs)[:3], rng.random(n_sites), side="right")
-    for node in range(1, n_nodes):
-        bounds = cumulative[node][category, states[tree.parent[node]]]  # [L, 3]
-        states[node] = (rng.random(n_sites)[:, None] >= bounds).sum(axis=1)
-    return states[tree.leaf_nodes], category
+    root = np.searchsorted(np.cumsum(model.freqs)[:3], rng.random(n_sites), side="right").astype(np.uint8)
+    return evolve_sites(root, tree, model, rng, category), category
 
 
 @dataclass

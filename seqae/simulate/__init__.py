@@ -10,6 +10,8 @@ genes         exon models, family promoter grammar (GC shift, motifs)
 peaks         TF summits, planted motif instances, scores
 families      homologous sequence families with their true trees (families/)
 write_*       genome.fa(+.fai), genes.gtf, blacklist.bed, peaks/, tracks/, truth/
+species       with simulate.species.n_species >= 2: species evolved from this
+              genome along a species tree (species/<sp>/..., species_tree.nwk)
 ============  =========================================================
 
 A further sub-generator plugs in as one more stage: a function ``stage(ctx) -> None`` that
@@ -47,6 +49,7 @@ from seqae.simulate.outputs import (
 )
 from seqae.simulate.peaks import MIN_SPACING, build_peaks
 from seqae.simulate.sequence import simulate_sequence
+from seqae.simulate.species import evolve_species
 
 __all__ = ["DEFAULT_STAGES", "SimContext", "Stage", "check_settings", "fill_defaults", "simulate_demo", "with_stage"]
 
@@ -67,6 +70,8 @@ DEFAULT_STAGES: tuple[tuple[str, Stage], ...] = (
     ("write_peaks", write_peaks),
     ("write_tracks", write_tracks),
     ("write_truth", write_truth),
+    # Last: the ancestor's files above are the same with and without species.
+    ("species", evolve_species),
 )
 
 
@@ -140,7 +145,9 @@ def simulate_demo(
         ``peaks/<TF>``, ``tracks/<TF>``, ``truth_sites``, ``truth_peaks``,
         ``truth_chromosomes``, ``truth_genes``, ``truth_repeats``,
         ``truth_promoter_sites``, ``truth_families``, and ``families/fam_<i>``
-        (FASTA) and ``families/fam_<i>_tree`` (Newick) per demo family.
+        (FASTA) and ``families/fam_<i>_tree`` (Newick) per demo family; with
+        species, ``species_tree``, ``truth_species_peaks`` and
+        ``species/<sp>/<key>`` (the keys above) per species.
     Raises:
         ConfigError: unknown motif id, duplicated TF, chromosomes too short.
         SeqaeError: ``outdir`` cannot be written.

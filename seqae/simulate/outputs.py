@@ -154,3 +154,8 @@ def write_truth(ctx: SimContext) -> None:
     _tsv(ctx, "truth_repeats", "repeats.tsv", ctx.repeats)
     _tsv(ctx, "truth_promoter_sites", "promoter_sites.tsv", ctx.promoter_sites)
     _tsv(ctx, "truth_families", "families.tsv", family_table(ctx))
+
+
+#: The writer stages in order: the demo generator's last stages, and what the
+#: species stage runs on each species' copy of the context.
+WRITERS = (write_genome, write_annotation, write_blacklist, write_peaks, write_tracks, write_truth)

@@ -1,0 +1,166 @@
+"""Demo stage: several species evolved from the demo genome along a known species tree.
+
+With ``simulate.species.n_species >= 2``, ``evolve_species(ctx)`` (the last
+stage, after the ancestor's files are written) draws a Yule species tree of
+``height`` substitutions per site, evolves the demo genome down it, and
+writes for every species ``sp<k>``::
+
+    species_tree.nwk                      the true species tree (leaves sp0, sp1, ...)
+    species/sp<k>/genome.fa (+ .fai)      the species' genome
+    species/sp<k>/genes.gtf               genes (the ancestor's coordinates: no indels)
+    species/sp<k>/blacklist.bed
+    species/sp<k>/peaks/<TF>.narrowPeak   the peaks this species kept or gained
+    species/sp<k>/tracks/<TF>.bw          their signal
+    species/sp<k>/truth/*.tsv             the ancestor's truth tables, restricted to this species' peaks
+    truth/species_peaks.tsv               every TF peak x species: present (1) or absent (0)
+
+**Substitutions**: HKY85 (``kappa``, no rate heterogeneity) down every branch,
+all sites at once per branch (:func:`seqae.phylo.simulate.evolve_sites`).
+Bases under ``ctx.planted`` (N runs, the satellite, every planted TF and
+promoter motif instance) are conserved, like functional sites under
+purifying selection, so that motif instances stay true in every species.
+
+**TF-site turnover**: each peak's presence is a two-state chain down the
+tree. A peak present at the root is lost on a branch of length ``t`` with
+probability ``1 - (1 - turnover) ** (t / height)`` (so about ``turnover`` of
+the peaks are lost from root to tip); ``gain_fraction`` of the peaks start
+absent at the root and are gained at the same per-branch rate. A species'
+peak table holds the peaks present at its leaf; the motif instances of its
+absent peaks are overwritten with random bases in that species (the site is
+gone), and its tracks are simulated from its own peaks with a signal stream
+of its own.
+
+Orthologous regions share coordinates across species (no indels), which is
+what ``truth/species_peaks.tsv`` records. The stage draws from
+``ctx.rng("species")`` and runs after every writer, so the ancestor's files
+(``genome.fa`` ...) are byte-identical with and without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqae.fileio import atomic_output
+from seqae.phylo.simulate import SubstitutionModel, birth_death_tree, evolve_sites
+from seqae.simulate.context import SimContext
+
+__all__ = ["SPECIES_DEFAULTS", "evolve_species", "species_settings"]
+
+#: Defaults of ``simulate.species`` (the schema's defaults).
+SPECIES_DEFAULTS = {"n_species": 0, "height": 0.05, "kappa": 2.0, "turnover": 0.2, "gain_fraction": 0.1}
+
+
+def species_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings["species"]`` with :data:`SPECIES_DEFAULTS` filled in; checked.
+
+    Raises:
+        ValueError: an unknown key or an out-of-range value (the schema catches
+            these first when the settings come from a config file).
+    """
+    values = {**SPECIES_DEFAULTS, **(settings.get("species") or {})}
+    unknown = sorted(set(values) - set(SPECIES_DEFAULTS))
+    if unknown:
+        raise ValueError(f"simulate.species: unknown keys {unknown}")
+    n = int(values["n_species"])
+    if n < 0 or n == 1:
+        raise ValueError("simulate.species.n_species must be 0 (no species) or >= 2")
+    if not float(values["height"]) > 0 or not float(values["kappa"]) > 0:
+        raise ValueError("simulate.species.height and kappa must be > 0")
+    for key in ("turnover", "gain_fraction"):
+        if not 0.0 <= float(values[key]) < 1.0:
+            raise ValueError(f"simulate.species.{key} must be in [0, 1)")
+    return values
+
+
+def _presence(
+    n_nodes: int, parent: np.ndarray, length: np.ndarray, n_peaks: int, s: dict[str, Any], rng: np.random.Generator
+) -> np.ndarray:
+    """``bool [n_nodes, n_peaks]``: each peak's presence at every node (parents before children)."""
+    present = np.empty((n_nodes, n_peaks), dtype=bool)
+    present[0] = rng.random(n_peaks) >= float(s["gain_fraction"])
+    per_unit = np.log1p(-float(s["turnover"])) / float(s["height"])  # log survival per substitution/site
+    for node in range(1, n_nodes):
+        flip = rng.random(n_peaks) < -np.expm1(per_unit * length[node])
+        present[node] = present[parent[node]] ^ flip
+    return present
+
+
+def _evolve_genome(
+    ctx: SimContext, tree, model: SubstitutionModel, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Chromosome -> ``uint8 [n_species, length]`` leaf genomes (tree.names order)."""
+    leaves = {}
+    for info in ctx.chromosomes:
+        root = ctx.genome[info.name]
+        evolvable = (root < 4) & ~ctx.planted[info.name]
+        states = evolve_sites(root[evolvable], tree, model, rng)  # [n_leaves, n_evolvable]
+        out = np.repeat(root[None, :], len(tree.names), axis=0)
+        out[:, evolvable] = states
+        leaves[info.name] = out
+    return leaves
+
+
+def _site_spans(ctx: SimContext) -> pd.DataFrame:
+    """Planted TF motif instances with their peak: ``tf, peak_name, chrom, start, end``."""
+    if ctx.sites is None or ctx.sites.empty:
+        return pd.DataFrame(columns=["tf", "peak_name", "chrom", "start", "end"])
+    return ctx.sites[["tf", "peak_name", "chrom", "start", "end"]]
+
+
+def evolve_species(ctx: SimContext) -> None:
+    """Write the species' files (see the module docstring); a no-op when ``n_species`` is 0."""
+    from seqae.simulate.outputs import WRITERS
+
+    s = species_settings(ctx.settings)
+    n_species = int(s["n_species"])
+    if n_species == 0:
+        return
+    rng = ctx.rng("species")
+    tree = birth_death_tree(n_species, rng, height=float(s["height"]), prefix="sp")
+    model = SubstitutionModel.hky85(float(s["kappa"]))
+    genomes = _evolve_genome(ctx, tree, model, rng)
+
+    peaks = pd.concat(list(ctx.peaks.values()), ignore_index=True)
+    present_nodes = _presence(tree.parent.size, tree.parent, tree.length, len(peaks), s, rng)
+    present = present_nodes[tree.leaf_nodes]  # [n_species, n_peaks]
+    sites = _site_spans(ctx)
+    site_peak = pd.Index(peaks["name"]).get_indexer(sites["peak_name"])
+
+    for k, name in enumerate(tree.names):
+        genome = {chrom: codes[k].copy() for chrom, codes in genomes.items()}
+        # The motif instances of the peaks this species does not have are gone.
+        gone = sites[(site_peak >= 0) & ~present[k, np.maximum(site_peak, 0)]]
+        for chrom, start, end in zip(gone["chrom"], gone["start"], gone["end"], strict=True):
+            genome[chrom][start:end] = rng.integers(0, 4, end - start, dtype=np.uint8)
+        kept_names = set(peaks["name"][present[k]])
+        child = dataclasses.replace(
+            ctx,
+            # A seed of its own: the species' signal noise differs from the ancestor's.
+            settings={**ctx.settings, "seed": (ctx.seed + zlib.crc32(name.encode())) % 2**32},
+            outdir=ctx.outdir / "species" / name,
+            genome=genome,
+            peaks={tf: frame[frame["name"].isin(kept_names)].reset_index(drop=True) for tf, frame in ctx.peaks.items()},
+            sites=None if ctx.sites is None else ctx.sites[ctx.sites["peak_name"].isin(kept_names)].reset_index(drop=True),
+            outputs={},
+        )
+        for writer in WRITERS:
+            writer(child)
+        ctx.outputs.update({f"species/{name}/{key}": path for key, path in child.outputs.items()})
+
+    tree_path = ctx.outdir / "species_tree.nwk"
+    with atomic_output(tree_path) as tmp:
+        tmp.write_text(tree.newick() + "\n")
+    ctx.outputs["species_tree"] = tree_path
+    table = peaks[["tf", "name", "chrom", "start", "end", "summit"]].copy()
+    for k, name in enumerate(tree.names):
+        table[name] = present[k].astype(np.int8)
+    table_path = ctx.outdir / "truth" / "species_peaks.tsv"
+    with atomic_output(table_path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    ctx.outputs["truth_species_peaks"] = table_path
+    ctx.extra["species_tree"] = tree

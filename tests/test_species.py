@@ -1,0 +1,115 @@
+"""The species stage of the demo generator: genomes evolved along a known species tree."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyfaidx
+import pytest
+
+from seqae.phylo.compare import normalized_rf
+from seqae.phylo.distance import p_distance
+from seqae.phylo.io import read_tree
+from seqae.phylo.nj import neighbor_joining
+from seqae.simulate import simulate_demo
+from seqae.simulate.species import species_settings
+
+BASE = {
+    "seed": 11,
+    "n_chromosomes": 2,
+    "chromosome_length": 60000,
+    "n_genes": 8,
+    "n_gene_families": 2,
+    "tfs": [{"name": "CTCF", "motif": "MA0139.2", "n_peaks": 60}, {"name": "GATA1", "motif": "MA0035.5", "n_peaks": 40}],
+    "families": {"n_families": 0},
+}
+SPECIES = {"n_species": 4, "height": 0.08, "turnover": 0.3, "gain_fraction": 0.1}
+_LUT = np.full(256, 4, dtype=np.uint8)
+for _i, _b in enumerate(b"ACGT"):
+    _LUT[_b] = _i
+
+
+def genome_codes(path: Path) -> dict[str, np.ndarray]:
+    fasta = pyfaidx.Fasta(str(path))
+    return {name: _LUT[np.frombuffer(str(fasta[name][:]).upper().encode(), dtype=np.uint8)] for name in fasta.keys()}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    out = tmp_path_factory.mktemp("species")
+    return out, simulate_demo({**copy.deepcopy(BASE), "species": SPECIES}, out)
+
+
+def test_files_per_species_and_the_tree(demo):
+    out, outputs = demo
+    tree = read_tree(outputs["species_tree"])
+    names = sorted(tree.get_leaf_names())
+    assert names == ["sp0", "sp1", "sp2", "sp3"]
+    for sp in names:
+        for key in ("fasta", "annotation", "blacklist", "peaks/CTCF", "tracks/GATA1", "truth_sites", "truth_peaks"):
+            path = outputs[f"species/{sp}/{key}"]
+            assert path.is_file() and path.stat().st_size > 0 and path.is_relative_to(out / "species" / sp)
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_ancestor_files_do_not_change_with_species(demo, tmp_path):
+    out, _ = demo
+    alone = simulate_demo(copy.deepcopy(BASE), tmp_path)
+    for name in ("genome.fa", "genes.gtf", "peaks/CTCF.narrowPeak", "truth/sites.tsv"):
+        assert hashlib.md5((out / name).read_bytes()).digest() == hashlib.md5((tmp_path / name).read_bytes()).digest()
+    assert "species_tree" not in alone and not (tmp_path / "species").exists()
+
+
+def test_genomes_diverge_and_conserve_planted_sites(demo):
+    out, outputs = demo
+    ancestor = genome_codes(outputs["fasta"])
+    sites = pd.read_csv(outputs["truth_sites"], sep="\t")
+    for sp in ("sp0", "sp1", "sp2", "sp3"):
+        genome = genome_codes(outputs[f"species/{sp}/fasta"])
+        assert {k: v.size for k, v in genome.items()} == {k: v.size for k, v in ancestor.items()}  # no indels
+        called = np.concatenate([ancestor[c] < 4 for c in ancestor])
+        differ = np.concatenate([genome[c] != ancestor[c] for c in ancestor])
+        assert not differ[~called].any()  # N runs stay N
+        # About the tree height of substitutions from the root (motifs, satellites conserved; HKY saturation).
+        assert 0.03 < differ[called].mean() < 0.09
+        kept = pd.read_csv(outputs[f"species/{sp}/truth_sites"], sep="\t")
+        assert 0 < len(kept) < len(sites)
+        for chrom, start, end in zip(kept["chrom"], kept["start"], kept["end"], strict=True):
+            assert np.array_equal(genome[chrom][start:end], ancestor[chrom][start:end])
+
+
+def test_peak_turnover_matches_the_presence_table(demo):
+    out, outputs = demo
+    table = pd.read_csv(outputs["truth_species_peaks"], sep="\t")
+    all_peaks = pd.read_csv(outputs["truth_peaks"], sep="\t")
+    assert len(table) == len(all_peaks)
+    present = table[["sp0", "sp1", "sp2", "sp3"]].to_numpy()
+    # Some peaks are lost or gained on the tree, most are shared.
+    assert 0.5 < present.mean() < 0.95 and (present.sum(axis=1) == 4).any() and (present.sum(axis=1) < 4).any()
+    for k, sp in enumerate(("sp0", "sp1", "sp2", "sp3")):
+        names = set()
+        for tf in ("CTCF", "GATA1"):
+            peaks = pd.read_csv(outputs[f"species/{sp}/peaks/{tf}"], sep="\t", header=None)
+            names |= set(peaks[3])
+        assert names == set(table.loc[present[:, k] == 1, "name"])
+
+
+def test_whole_genome_distances_recover_the_species_tree(demo):
+    out, outputs = demo
+    names = ["sp0", "sp1", "sp2", "sp3"]
+    genomes = [genome_codes(outputs[f"species/{sp}/fasta"]) for sp in names]
+    codes = np.stack([np.concatenate([g[c] for c in sorted(g)]) for g in genomes])
+    tree = neighbor_joining(p_distance(codes, names), names)
+    assert normalized_rf(tree, read_tree(outputs["species_tree"])) == 0.0
+
+
+def test_settings_are_checked():
+    assert species_settings({})["n_species"] == 0
+    with pytest.raises(ValueError, match="n_species"):
+        species_settings({"species": {"n_species": 1}})
+    with pytest.raises(ValueError, match="unknown keys"):
+        species_settings({"species": {"n_species": 2, "rate": 1}})
