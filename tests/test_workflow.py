@@ -117,3 +117,32 @@ def test_config_error_is_one_line_naming_the_key(tmp_path):
     lines = [line for line in done.stderr.splitlines() if "extract.windw_len" in line]
     assert len(lines) == 1 and "unknown key" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_species_overlay_runs_end_to_end(tmp_path):
+    """Several species from the demo generator, one windows file, a model with a species block."""
+    config = tiny_demo_config()
+    species = ["sp0", "sp1", "sp2"]
+    config["simulate"]["species"] = {"n_species": len(species), "height": 0.05}
+    config["simulate"]["families"] = {"n_families": 0}
+    config["trees"]["families"] = []
+    template = config["genomes"][0]
+    config["genomes"] = [
+        yaml.safe_load(yaml.safe_dump(template).replace("results/demo_data/", f"results/demo_data/species/{sp}/"))
+        | {"species": sp}
+        for sp in species
+    ]
+    config["models"]["tiny"]["blocks"] = {
+        "species": {"size": 2, "label": "species"},
+        "chrom": {"size": 2, "label": "chrom"},
+        "residual": {"size": 2, "label": None},
+    }
+    done = run_snakemake(tmp_path, config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    labels = read_labels(tmp_path / "results" / "windows" / "windows.h5")
+    assert set(labels["species"]) == set(species)
+    metrics = yaml.safe_load((tmp_path / "results" / "models" / "tiny" / "evaluate" / "metrics.json").read_text())
+    assert metrics["probes"]["blocks"]["species"]["label"] == "species"
+    assert {"species", "chrom"} <= set(metrics["probes"]["labels"])
+    assert (tmp_path / "results" / "demo_data" / "species_tree.nwk").stat().st_size > 0
+    assert not (tmp_path / "results" / "trees").exists()

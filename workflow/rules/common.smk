@@ -71,6 +71,7 @@ DEMO_FAMILIES = [
     f"fam_{i}" for i in range(config["simulate"]["families"]["n_families"])
 ]
 FAMILIES = {family["name"]: family for family in config["trees"]["families"]}
+DEMO_SPECIES = [f"sp{i}" for i in range(config["simulate"]["species"]["n_species"])]
 
 # The seqae command line of every rule. It puts this checkout first on
 # PYTHONPATH so that a job runs the same seqae in the venv of `make venv`
@@ -142,6 +143,26 @@ def train_launcher(wildcards, resources):
     )
     assert launcher != SEQAE, "SEQAE no longer runs `python -m seqae`"
     return launcher
+
+
+def demo_species_files():
+    """The files of every demo species (simulate.species), empty without species."""
+    if not DEMO_SPECIES:
+        return []
+    files = [
+        f"{DEMO_DIR}/species_tree.nwk",
+        f"{DEMO_DIR}/truth/species_peaks.tsv",
+    ]
+    for species in DEMO_SPECIES:
+        folder = f"{DEMO_DIR}/species/{species}"
+        files += [
+            f"{folder}/genome.fa",
+            f"{folder}/genes.gtf",
+            f"{folder}/blacklist.bed",
+        ]
+        for tf in DEMO_TFS:
+            files += [f"{folder}/peaks/{tf}.narrowPeak", f"{folder}/tracks/{tf}.bw"]
+    return files
 
 
 def tree_gpus(wildcards):

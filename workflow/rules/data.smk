@@ -21,6 +21,7 @@ if config["simulate"]["enabled"]:
                 family=DEMO_FAMILIES,
                 ext=["fa", "nwk"],
             ),
+            species=demo_species_files(),
         log:
             f"{LOGS}/simulate_demo.log",
         conda:
