@@ -27,7 +27,8 @@ BASE = {
     "tfs": [{"name": "CTCF", "motif": "MA0139.2", "n_peaks": 60}, {"name": "GATA1", "motif": "MA0035.5", "n_peaks": 40}],
     "families": {"n_families": 0},
 }
-SPECIES = {"n_species": 4, "height": 0.08, "turnover": 0.3, "gain_fraction": 0.1}
+# Composition drift off here, so that divergence from the root is the tree's; see test_species_differ_in_composition.
+SPECIES = {"n_species": 4, "height": 0.08, "turnover": 0.3, "gain_fraction": 0.1, "gc_shift_sd": 0.0, "cpg_loss": 0.0}
 _LUT = np.full(256, 4, dtype=np.uint8)
 for _i, _b in enumerate(b"ACGT"):
     _LUT[_b] = _i
@@ -105,6 +106,29 @@ def test_whole_genome_distances_recover_the_species_tree(demo):
     codes = np.stack([np.concatenate([g[c] for c in sorted(g)]) for g in genomes])
     tree = neighbor_joining(p_distance(codes, names), names)
     assert normalized_rf(tree, read_tree(outputs["species_tree"])) == 0.0
+
+
+def test_species_differ_in_composition(tmp_path):
+    """Lineage GC drift and CpG loss make species' compositions differ, as the truth table says."""
+    outputs = simulate_demo({**copy.deepcopy(BASE), "species": {"n_species": 4, "cpg_loss": 0.8, "gc_shift_sd": 0.1}},
+                            tmp_path)  # fmt: skip
+    truth = pd.read_csv(outputs["truth_species"], sep="\t").set_index("species")
+    assert sorted(truth.index) == ["sp0", "sp1", "sp2", "sp3"]
+    ancestor = genome_codes(outputs["fasta"])
+    seq = np.concatenate([ancestor[c] for c in sorted(ancestor)])
+    ancestral_cpg = ((seq[:-1] == 1) & (seq[1:] == 2)).sum() / (seq < 4).sum() * 1000
+    for sp, row in truth.iterrows():
+        genome = genome_codes(outputs[f"species/{sp}/fasta"])
+        seq = np.concatenate([genome[c] for c in sorted(genome)])
+        called = seq[seq < 4]
+        assert abs(np.isin(called, (1, 2)).mean() - row["gc_observed"]) < 1e-4
+        assert abs(((seq[:-1] == 1) & (seq[1:] == 2)).sum() / called.size * 1000 - row["cpg_per_kb"]) < 1e-3
+    # More CpG loss, fewer CpGs left (GC drift moves CpG too, so compare the extremes).
+    most, least = truth["cpg_loss"].idxmax(), truth["cpg_loss"].idxmin()
+    if truth.loc[most, "cpg_loss"] - truth.loc[least, "cpg_loss"] > 0.3:
+        assert truth.loc[most, "cpg_per_kb"] < truth.loc[least, "cpg_per_kb"]
+    assert truth["cpg_per_kb"].min() < ancestral_cpg
+    assert truth["equilibrium_gc"].std() > 0.01
 
 
 def test_settings_are_checked():

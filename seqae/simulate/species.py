@@ -13,12 +13,20 @@ writes for every species ``sp<k>``::
     species/sp<k>/tracks/<TF>.bw          their signal
     species/sp<k>/truth/*.tsv             the ancestor's truth tables, restricted to this species' peaks
     truth/species_peaks.tsv               every TF peak x species: present (1) or absent (0)
+    truth/species.tsv                     per species: equilibrium GC of its branch, CpG loss,
+                                          observed GC and CpG frequency
 
 **Substitutions**: HKY85 (``kappa``, no rate heterogeneity) down every branch,
-all sites at once per branch (:func:`seqae.phylo.simulate.evolve_sites`).
-Bases under ``ctx.planted`` (N runs, the satellite, every planted TF and
-promoter motif instance) are conserved, like functional sites under
-purifying selection, so that motif instances stay true in every species.
+all sites of a branch in one draw. Each branch has its own equilibrium GC,
+the parent branch's plus a normal step of sd ``gc_shift_sd * sqrt(t /
+height)`` (the root's: the ancestor's GC), as lineages differ in mutational
+bias; then each species loses a fraction, uniform in ``[0, cpg_loss]``, of
+its CpGs to TpG or CpA (methylation-driven decay differs between lineages).
+Both make species differ in composition, which is what lets a k-mer
+profile of a 1 kb window tell species apart. Bases under ``ctx.planted`` (N
+runs, the satellite, every planted TF and promoter motif instance) are
+conserved, like functional sites under purifying selection, so that motif
+instances stay true in every species.
 
 **TF-site turnover**: each peak's presence is a two-state chain down the
 tree. A peak present at the root is lost on a branch of length ``t`` with
@@ -46,13 +54,21 @@ import numpy as np
 import pandas as pd
 
 from seqae.fileio import atomic_output
-from seqae.phylo.simulate import SubstitutionModel, birth_death_tree, evolve_sites
+from seqae.phylo.simulate import SubstitutionModel, birth_death_tree
 from seqae.simulate.context import SimContext
 
 __all__ = ["SPECIES_DEFAULTS", "evolve_species", "species_settings"]
 
 #: Defaults of ``simulate.species`` (the schema's defaults).
-SPECIES_DEFAULTS = {"n_species": 0, "height": 0.05, "kappa": 2.0, "turnover": 0.2, "gain_fraction": 0.1}
+SPECIES_DEFAULTS = {
+    "n_species": 0,
+    "height": 0.1,
+    "kappa": 2.0,
+    "gc_shift_sd": 0.1,
+    "cpg_loss": 0.6,
+    "turnover": 0.2,
+    "gain_fraction": 0.1,
+}
 
 
 def species_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +87,9 @@ def species_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("simulate.species.n_species must be 0 (no species) or >= 2")
     if not float(values["height"]) > 0 or not float(values["kappa"]) > 0:
         raise ValueError("simulate.species.height and kappa must be > 0")
-    for key in ("turnover", "gain_fraction"):
+    if float(values["gc_shift_sd"]) < 0:
+        raise ValueError("simulate.species.gc_shift_sd must be >= 0")
+    for key in ("turnover", "gain_fraction", "cpg_loss"):
         if not 0.0 <= float(values[key]) < 1.0:
             raise ValueError(f"simulate.species.{key} must be in [0, 1)")
     return values
@@ -90,17 +108,52 @@ def _presence(
     return present
 
 
+def _branch_models(ctx: SimContext, tree, s: dict[str, Any], rng: np.random.Generator) -> list[SubstitutionModel]:
+    """One HKY85 model per node (index 0, the root, unused): equilibrium GC drifting down the tree."""
+    codes = np.concatenate([ctx.genome[c.name] for c in ctx.chromosomes])
+    called = codes[codes < 4]
+    gc = np.empty(tree.parent.size)
+    gc[0] = np.isin(called, (1, 2)).mean()
+    models = [SubstitutionModel.hky85(float(s["kappa"]))]
+    for node in range(1, tree.parent.size):
+        step = float(s["gc_shift_sd"]) * np.sqrt(tree.length[node] / float(s["height"]))
+        gc[node] = np.clip(gc[tree.parent[node]] + rng.normal(0.0, step), 0.2, 0.8)
+        at = 1.0 - gc[node]
+        models.append(SubstitutionModel.hky85(float(s["kappa"]), freqs=(at / 2, gc[node] / 2, gc[node] / 2, at / 2)))
+    return models
+
+
 def _evolve_genome(
-    ctx: SimContext, tree, model: SubstitutionModel, rng: np.random.Generator
+    ctx: SimContext, tree, models: list[SubstitutionModel], cpg_loss: np.ndarray, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Chromosome -> ``uint8 [n_species, length]`` leaf genomes (tree.names order)."""
+    """Chromosome -> ``uint8 [n_species, length]`` leaf genomes (tree.names order).
+
+    Evolvable sites (called, not planted) change down each branch by that
+    branch's model; then species ``k`` turns a fraction ``cpg_loss[k]`` of its
+    evolvable CpGs into TpG or CpA.
+    """
+    # Cumulative transition rows per node: [m, 4, 3] (no rate categories).
+    cumulative = np.stack(
+        [np.cumsum(m.transition_matrices([t])[0, 0], axis=-1)[:, :3] for m, t in zip(models, tree.length, strict=True)]
+    )
     leaves = {}
     for info in ctx.chromosomes:
         root = ctx.genome[info.name]
         evolvable = (root < 4) & ~ctx.planted[info.name]
-        states = evolve_sites(root[evolvable], tree, model, rng)  # [n_leaves, n_evolvable]
+        states = np.empty((tree.parent.size, int(evolvable.sum())), dtype=np.uint8)
+        states[0] = root[evolvable]
+        for node in range(1, tree.parent.size):
+            bounds = cumulative[node][states[tree.parent[node]]]  # [L, 3]
+            states[node] = (rng.random(states.shape[1])[:, None] >= bounds).sum(axis=1)
         out = np.repeat(root[None, :], len(tree.names), axis=0)
-        out[:, evolvable] = states
+        out[:, evolvable] = states[tree.leaf_nodes]
+        for k in range(len(tree.names)):
+            seq = out[k]
+            cpg = np.flatnonzero((seq[:-1] == 1) & (seq[1:] == 2) & evolvable[:-1] & evolvable[1:])
+            hit = cpg[rng.random(cpg.size) < cpg_loss[k]]
+            to_tpg = rng.random(hit.size) < 0.5  # C->T on this strand, or G->A (C->T on the other)
+            seq[hit[to_tpg]] = 3
+            seq[hit[~to_tpg] + 1] = 0
         leaves[info.name] = out
     return leaves
 
@@ -122,8 +175,10 @@ def evolve_species(ctx: SimContext) -> None:
         return
     rng = ctx.rng("species")
     tree = birth_death_tree(n_species, rng, height=float(s["height"]), prefix="sp")
-    model = SubstitutionModel.hky85(float(s["kappa"]))
-    genomes = _evolve_genome(ctx, tree, model, rng)
+    models = _branch_models(ctx, tree, s, rng)
+    leaf_gc = [float(models[node].freqs[1] * 2) for node in tree.leaf_nodes]
+    cpg_loss = rng.uniform(0.0, float(s["cpg_loss"]), size=n_species)
+    genomes = _evolve_genome(ctx, tree, models, cpg_loss, rng)
 
     peaks = pd.concat(list(ctx.peaks.values()), ignore_index=True)
     present_nodes = _presence(tree.parent.size, tree.parent, tree.length, len(peaks), s, rng)
@@ -131,12 +186,18 @@ def evolve_species(ctx: SimContext) -> None:
     sites = _site_spans(ctx)
     site_peak = pd.Index(peaks["name"]).get_indexer(sites["peak_name"])
 
+    rows = []
     for k, name in enumerate(tree.names):
         genome = {chrom: codes[k].copy() for chrom, codes in genomes.items()}
         # The motif instances of the peaks this species does not have are gone.
         gone = sites[(site_peak >= 0) & ~present[k, np.maximum(site_peak, 0)]]
         for chrom, start, end in zip(gone["chrom"], gone["start"], gone["end"], strict=True):
             genome[chrom][start:end] = rng.integers(0, 4, end - start, dtype=np.uint8)
+        seq = np.concatenate([genome[c.name] for c in ctx.chromosomes])
+        called = seq[seq < 4]
+        rows.append({"species": name, "equilibrium_gc": leaf_gc[k], "cpg_loss": float(cpg_loss[k]),
+                     "gc_observed": float(np.isin(called, (1, 2)).mean()),
+                     "cpg_per_kb": float(((seq[:-1] == 1) & (seq[1:] == 2)).sum() / called.size * 1000)})  # fmt: skip
         kept_names = set(peaks["name"][present[k]])
         child = dataclasses.replace(
             ctx,
@@ -163,4 +224,9 @@ def evolve_species(ctx: SimContext) -> None:
     with atomic_output(table_path) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     ctx.outputs["truth_species_peaks"] = table_path
+    species_path = ctx.outdir / "truth" / "species.tsv"
+    with atomic_output(species_path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False, float_format="%.5f")
+    ctx.outputs["truth_species"] = species_path
     ctx.extra["species_tree"] = tree
+    ctx.extra["species_cpg_loss"] = dict(zip(tree.names, cpg_loss.tolist(), strict=True))
