@@ -103,14 +103,7 @@ def bench_tensors(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    seconds = time.perf_counter() - t0
+    seconds = _time_steps(step, steps, warmup, device)
     with ctx():
         flops = flops_per_step(model, seq, tracks, labels)
     return steps * batch / seconds, flops / batch
@@ -142,6 +135,12 @@ def bench_bpnet(batch: int, window_len: int, steps: int, warmup: int, device: to
         (mnll + mse).backward()
         optimizer.step()
 
+    seconds = _time_steps(step, steps, warmup, device)
+    return {"samples_per_s": steps * batch / seconds, "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def _time_steps(step, steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds of ``steps`` calls of ``step()`` after ``warmup`` untimed ones (device work included)."""
     for _ in range(warmup):
         step()
     _sync(device)
@@ -149,7 +148,7 @@ def bench_bpnet(batch: int, window_len: int, steps: int, warmup: int, device: to
     for _ in range(steps):
         step()
     _sync(device)
-    return {"samples_per_s": steps * batch / (time.perf_counter() - t0), "parameters": sum(p.numel() for p in model.parameters())}
+    return time.perf_counter() - t0
 
 
 def _sync(device: torch.device) -> None:

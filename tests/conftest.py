@@ -10,9 +10,21 @@ from typing import Any
 import numpy as np
 import pyBigWig
 import pytest
+import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny models (``pytest.mark.usefixtures``):
+    they gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
+    threads contending with other processes make every op many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_fasta(path: Path, records: Mapping[str, str], line_width: int = 60) -> Path:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from seqae.checkpoint import load_checkpoint
 from seqae.config import validate_config
@@ -85,8 +84,8 @@ def test_windows_carry_species_and_each_genomes_own_names(two_genomes):
     assert all(g["n_chromosomes"] == 2 for g in per_genome.values())
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_species_block_trains_and_is_probed(two_genomes):
-    torch.set_num_threads(1)
     out = two_genomes["root"] / "tiny"
     train_model(two_genomes["config"], "tiny", two_genomes["h5"], out, progress=False)
     meta = load_checkpoint(out / "best.pt")

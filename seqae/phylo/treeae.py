@@ -635,17 +635,7 @@ def _current_distances(model: TreeAutoencoder, onehot: torch.Tensor, train_mode:
     return dist
 
 
-class _NoBar:
-    def update(self, k: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="epoch", leave=False)
+    return tqdm(total=total, desc=desc, unit="epoch", leave=False, disable=not enabled)

@@ -158,6 +158,13 @@ def _evolve_genome(
     return leaves
 
 
+def _span_positions(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Every position of the half-open spans ``[starts[i], ends[i])``, concatenated (no loop per span)."""
+    lengths = ends - starts
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return offsets + np.arange(lengths.sum())
+
+
 def _site_spans(ctx: SimContext) -> pd.DataFrame:
     """Planted TF motif instances with their peak: ``tf, peak_name, chrom, start, end``."""
     if ctx.sites is None or ctx.sites.empty:
@@ -191,8 +198,9 @@ def evolve_species(ctx: SimContext) -> None:
         genome = {chrom: codes[k].copy() for chrom, codes in genomes.items()}
         # The motif instances of the peaks this species does not have are gone.
         gone = sites[(site_peak >= 0) & ~present[k, np.maximum(site_peak, 0)]]
-        for chrom, start, end in zip(gone["chrom"], gone["start"], gone["end"], strict=True):
-            genome[chrom][start:end] = rng.integers(0, 4, end - start, dtype=np.uint8)
+        for chrom, spans in gone.groupby("chrom", sort=False):
+            idx = _span_positions(spans["start"].to_numpy(), spans["end"].to_numpy())
+            genome[chrom][idx] = rng.integers(0, 4, idx.size, dtype=np.uint8)
         seq = np.concatenate([genome[c.name] for c in ctx.chromosomes])
         called = seq[seq < 4]
         rows.append({"species": name, "equilibrium_gc": leaf_gc[k], "cpg_loss": float(cpg_loss[k]),
