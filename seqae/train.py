@@ -4,7 +4,8 @@
 
     checkpoint.pt       the run's state after the last saved epoch (see seqae.checkpoint);
                         `resume=True` continues from it
-    best.pt             the model at its lowest validation loss (what embed/evaluate load)
+    best.pt             the model at its lowest validation selection loss (:func:`selection_loss`;
+                        what embed/evaluate load)
     model.json          settings, data schema, label categories, parameter count, outcome
     metrics.csv         one row per epoch: epoch, step, lr, train_* and val_* means
                         (loss, loss/<component>, every model metric), seconds, samples_per_s
@@ -466,6 +467,17 @@ class _DeviceMeans:
                 out[keys] = ((total - last).tolist(), self.counts[keys] - last_n)
             self._mark[keys] = (total.clone(), self.counts[keys])
         return out
+
+
+def selection_loss(means: Mapping[str, float]) -> float:
+    """The loss that picks ``best.pt`` and drives early stopping: the total
+    without the adversaries' own cross-entropy (``loss/adversarial``).
+
+    The encoder works *against* the adversaries (gradient reversal), so a
+    lower adversarial loss means a *less* disentangled latent; counting it
+    would favour the epochs where the adversaries win.
+    """
+    return float(means["loss"]) - float(means.get("loss/adversarial", 0.0))
 
 
 def _step_items(out: Any) -> dict[str, torch.Tensor]:
@@ -939,7 +951,7 @@ class _Run:
             except _NonFinite as exc:
                 raise SeqaeError(f"{exc}; {self._last_good()}") from None
             val = self._validate() if len(self.data.val) else {}
-            val_loss = val.get("loss", train["loss"])
+            val_loss = selection_loss(val if val else train)
             if not math.isfinite(val_loss):
                 raise SeqaeError(
                     f"validation loss is {val_loss} after epoch {epoch} (step {self.step}); {self._last_good()}"
@@ -947,6 +959,7 @@ class _Run:
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0]}
             row.update({f"train_{k}": v for k, v in train.items()})
             row.update({f"val_{k}": v for k, v in val.items()})
+            row["selection_loss"] = val_loss
             row["seconds"] = time.perf_counter() - start
             row["samples_per_s"] = seen / train_seconds if train_seconds > 0 else math.nan
             self.history.append(row)
@@ -984,11 +997,12 @@ class _Run:
                             self.tensorboard.add_scalar(f"epoch/{key}", value, epoch)
                     self.tensorboard.flush()
             log.info(
-                "%s epoch %d/%d: train loss %.4g, val loss %.4g%s (%.1f s, %.0f windows/s)",
+                "%s epoch %d/%d: train loss %.4g, val loss %.4g, selection loss %.4g%s (%.1f s, %.0f windows/s)",
                 self.model_name,
                 epoch,
                 t["epochs"],
                 train["loss"],
+                val.get("loss", math.nan),
                 val_loss,
                 " *" if improved else "",
                 row["seconds"],
@@ -998,7 +1012,7 @@ class _Run:
                 break
         if self.finished:
             log.info(
-                "%s: training complete after %d epochs (%s); best val loss %.4g at epoch %d",
+                "%s: training complete after %d epochs (%s); best selection loss %.4g at epoch %d",
                 self.model_name,
                 self.epoch,
                 self.stop_reason,
@@ -1175,7 +1189,7 @@ def _deterministic_cpu(device: torch.device) -> Iterator[None]:
 
 def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
     """Train vs validation loss per epoch (left) and the loss components (right), log scale when positive."""
-    from seqae.plots import plt, save_figure
+    from seqae.figure import plt, save_figure
 
     table = pd.DataFrame(history)
     epochs = table["epoch"].to_numpy()

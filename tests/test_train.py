@@ -264,8 +264,10 @@ def test_run_writes_documented_outputs(windows, tmp_path):
 
     model, info = load_model(out / "best.pt")
     assert isinstance(model, SequenceAutoencoder) and not model.training
-    assert info["epoch"] == table.loc[table["val_loss"].idxmin(), "epoch"]
-    assert info["val_loss"] == pytest.approx(table["val_loss"].min())
+    # best.pt follows the selection loss: the validation loss without the adversaries' own cross-entropy.
+    np.testing.assert_allclose(table["selection_loss"], table["val_loss"] - table["val_loss/adversarial"], rtol=1e-6)
+    assert info["epoch"] == table.loc[table["selection_loss"].idxmin(), "epoch"]
+    assert info["val_loss"] == pytest.approx(table["selection_loss"].min())
     with torch.no_grad():
         assert model.encode(torch.zeros(2, 64, dtype=torch.long), torch.zeros(2, 2, 64)).shape == (2, 16)
 
@@ -523,6 +525,16 @@ def test_cli_unknown_model_lists_the_configured_ones(windows, tmp_path, capsys):
     assert main([*argv, "--model", "vae"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "seqae train: error: no model 'vae' in the config (configured models: plain, vq)"
+
+
+def test_cli_block_with_a_missing_label_column_is_one_line(windows, tmp_path, capsys):
+    blocks = {"tf": {"size": 4, "label": "tf_name"}, "residual": {"size": 4, "label": None}}
+    config = make_config({"plain": tiny(blocks=blocks)}, epochs=1)
+    argv = ["train", "--config-json", config_to_json(config), "--model", "plain", "--windows", str(windows)]
+    assert main([*argv, "--outdir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{windows}: no label column 'tf_name' for a latent block (columns: chrom," in err[0]
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_cli_trains_and_resumes(windows, tmp_path, capsys):
