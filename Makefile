@@ -21,12 +21,12 @@ RUN := PATH="$(abspath $(BIN)):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))"
 .PHONY: help venv demo report test lint clean
 
 help:
-	@echo "make demo   run the pipeline on the embedded demo data (results/)"
-	@echo "make report gather the demo's figures into report.html (after make demo)"
+	@echo "make demo   run the pipeline on the embedded demo data (results/, then results/species/)"
+	@echo "make report gather the demo's figures into report.html and report_species.html (after make demo)"
 	@echo "make test   run the test suite"
 	@echo "make lint   snakemake --lint and snakefmt --check"
 	@echo "make venv   create $(VENV) with seqae, Snakemake and the test tools"
-	@echo "make clean  remove results/, .snakemake/ and report.html"
+	@echo "make clean  remove results/, .snakemake/ and the reports"
 
 venv: $(VENV)/.installed
 
@@ -37,11 +37,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -e '.[workflow,dev]'
 	touch $@
 
+# The single-genome demo into results/, then the four-species demo
+# (config/species.yaml: species blocks, trees of orthologous windows) into
+# results/species/.
+SPECIES_DEMO := --configfile config/config.yaml config/species.yaml
+
 demo: venv
 	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
+	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local $(SPECIES_DEMO)
 
 report: venv
 	$(RUN) snakemake --report report.html
+	$(RUN) snakemake --report report_species.html $(SPECIES_DEMO)
 
 test: venv
 	$(RUN) python -m pytest -q
@@ -51,4 +58,4 @@ lint: venv
 	$(RUN) snakefmt --check .
 
 clean:
-	rm -rf results/ .snakemake/ report.html
+	rm -rf results/ .snakemake/ report.html report_species.html

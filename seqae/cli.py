@@ -74,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     result = train_model(config, args.model, args.windows, args.outdir, resume=args.resume, progress=not args.quiet)
     if env_world().is_main:
         log.info(
-            "%s: training %s after %d epochs (%d steps); best val loss %.4g at epoch %d; model: %s",
+            "%s: training %s after %d epochs (%d steps); best selection loss %.4g at epoch %d; model: %s",
             args.model,
             "complete" if result["finished"] else "stopped",
             result["epochs_completed"],
@@ -135,12 +135,33 @@ def _cmd_trees(args: argparse.Namespace) -> None:
     if args.command == "trees-gather":
         table = gather_trees(args.rows, args.out)
         log.info("%d family rows gathered into %s", len(table), args.out)
+        if args.summary is not None:
+            import json
+
+            from seqae.fileio import atomic_output
+            from seqae.phylo.stage import summarise_trees
+
+            summary = summarise_trees(table)
+            with atomic_output(args.summary) as tmp:
+                tmp.write_text(json.dumps(summary, indent=2) + "\n")
+            log.info("mean nRF: latent %s, NJ-p %s (latent better/tied/worse: %s)",
+                     summary["nrf_latent"]["mean"], summary["nrf_nj_p"]["mean"], summary["latent_vs_nj_p"])  # fmt: skip
+        if args.figure is not None:
+            from seqae.phylo.stage import draw_tree_summary
+
+            draw_tree_summary(table, args.figure, title=args.title)
         return
     config = _config_from(args)
     settings = {**config.get("trees", {}), "seed": config["seed"]}
     row = run_family(args.fasta, args.outdir, settings, reference_tree=args.reference, labels=args.labels,
                      family=args.family, progress=not args.quiet)  # fmt: skip
     log.info("%s: latent tree and figures written to %s", row["family"], args.outdir)
+
+
+def _cmd_orthologs(args: argparse.Namespace) -> None:
+    from seqae.orthologs import build_ortholog_families
+
+    build_ortholog_families(_config_from(args), args.outdir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", type=Path, help="grouped bar figure (default: --out with suffix .png)")
     p.set_defaults(func=_cmd_compare)
 
+    p = sub.add_parser("orthologs", help="families of orthologous windows across the genomes (one FASTA per family) for `seqae trees`")
+    _add_config_args(p)
+    p.add_argument(
+        "--outdir", type=Path, required=True,
+        help="folder for <family>.fa, <family>.nwk (pruned species tree), members.tsv, families.tsv and report.json",
+    )  # fmt: skip
+    p.set_defaults(func=_cmd_orthologs)
+
     p = sub.add_parser("trees", help="tree autoencoder for one aligned family: latent tree (Newick/NHX), figures, summary row")
     _add_config_args(p)
     p.add_argument("--family", required=True, help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
@@ -229,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trees-gather", help="concatenate the families' one-row TSVs of `seqae trees` into trees.tsv")
     p.add_argument("--rows", type=Path, nargs="+", required=True, help="NAME.tsv files written by `seqae trees`")
     p.add_argument("--out", type=Path, required=True, help="trees.tsv to write")
+    p.add_argument("--summary", type=Path, help="JSON of mean nRF per method and latent vs NJ-p counts")
+    p.add_argument("--figure", type=Path, help="bar figure of mean nRF per method (PNG or SVG)")
+    p.add_argument("--title", default="Trees", help="the figure's title (default: Trees)")
     p.set_defaults(func=_cmd_trees)
     return parser
 

@@ -93,6 +93,11 @@ def validate_config(config: Config, source: str = "config") -> Config:
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ConfigError(f"{source}: genomes[{i}].tfs: TF {twice[0]!r} is listed more than once")
+    tf = config.get("orthologs", {}).get("tf")
+    if tf is not None:
+        lacking = [g["species"] for g in config["genomes"] if tf not in {t["name"] for t in g["tfs"]}]
+        if lacking:
+            raise ConfigError(f"{source}: orthologs.tf: genome {lacking[0]!r} has no TF {tf!r}")
     return config
 
 

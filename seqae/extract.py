@@ -31,13 +31,19 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from seqae.annotation import annotate_positions, read_genes
+from seqae.annotation import annotate_positions
+from seqae.background import measure_and_sample_background
 from seqae.config import Config
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, write_tsv
-from seqae.background import measure_and_sample_background
 from seqae.genome import Genome, gather_windows, harmonise_chrom_names
-from seqae.intervals import merge_close_summits, overlaps_any, read_bed_intervals, read_peaks, rename_chromosomes
+from seqae.genome_inputs import read_genome_genes, read_genome_peaks
+from seqae.intervals import (
+    merge_close_summits,
+    overlaps_any,
+    read_bed_intervals,
+    rename_chromosomes,
+)
 from seqae.splits import assign_split
 from seqae.store import WindowsSchema, WindowsWriter
 from seqae.tracks import BigWigTrack, read_windows
@@ -196,7 +202,7 @@ def _plan_genome(
     sizes = genome.chrom_sizes
     report: dict[str, Any] = {"species": species, "fasta": str(genome.path), "n_chromosomes": len(sizes)}
 
-    peaks, peak_report = _read_all_peaks(genome_cfg, genome)
+    peaks, peak_report = read_genome_peaks(genome_cfg, genome)
     report["peaks"] = peak_report
     merged = merge_close_summits(peaks, settings["merge_distance"])
     report["n_summits"] = len(peaks)
@@ -243,7 +249,7 @@ def _plan_genome(
         .reset_index(drop=True)
     )
 
-    genes = _read_genes(genome_cfg.get("annotation"), sizes, report)
+    genes = read_genome_genes(genome_cfg.get("annotation"), sizes, report)
     centre = windows["start"].to_numpy() + window_len // 2
     if genes is not None:
         gene_labels = annotate_positions(
@@ -263,57 +269,12 @@ def _plan_genome(
     return GenomePlan(species=species, genome=genome, windows=windows, tracks=tracks, report=report)
 
 
-def _read_all_peaks(genome_cfg: Mapping[str, Any], genome: Genome) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Peaks of every TF of one genome, chromosome names mapped onto the FASTA's."""
-    frames, per_file = [], {}
-    for tf in genome_cfg["tfs"]:
-        peaks = read_peaks(tf["peaks"], peak_set=tf["name"])
-        mapping = harmonise_chrom_names(peaks["chrom"].unique(), genome.chroms)
-        if not mapping:
-            shown = ", ".join(sorted(peaks["chrom"].unique())[:5])
-            raise InputError(
-                tf["peaks"],
-                f"no chromosome name in common with the FASTA {genome.path} "
-                f"(peaks on: {shown}; FASTA has: {', '.join(genome.chroms[:5])})",
-            )
-        renamed, dropped = rename_chromosomes(peaks, mapping)
-        if len(dropped):
-            log.warning(
-                "%s: %d peaks on %d chromosomes absent from the FASTA were skipped (%s)",
-                tf["peaks"],
-                int(dropped.sum()),
-                len(dropped),
-                ", ".join(f"{k}: {v}" for k, v in dropped.head(5).items()),
-            )
-        per_file[tf["name"]] = {
-            "file": str(tf["peaks"]),
-            "n_peaks": len(peaks),
-            "n_on_absent_chromosomes": int(dropped.sum()),
-            "absent_chromosomes": {str(k): int(v) for k, v in dropped.items()},
-        }
-        frames.append(renamed)
-    return pd.concat(frames, ignore_index=True), per_file
-
-
 def _read_blacklist(path: str | None, sizes: Mapping[str, int]) -> pd.DataFrame | None:
     if not path:
         return None
     intervals = read_bed_intervals(path)
     mapping = harmonise_chrom_names(intervals["chrom"].unique(), sizes)
     renamed, _ = rename_chromosomes(intervals, mapping)
-    return renamed
-
-
-def _read_genes(path: str | None, sizes: Mapping[str, int], report: dict[str, Any]) -> pd.DataFrame | None:
-    if not path:
-        report["genes"] = None
-        return None
-    genes = read_genes(path)
-    mapping = harmonise_chrom_names(genes["chrom"].unique(), sizes)
-    if not mapping:
-        raise InputError(path, "no chromosome name in common with the FASTA")
-    renamed, dropped = rename_chromosomes(genes, mapping)
-    report["genes"] = {"file": str(path), "n_genes": len(genes), "n_on_absent_chromosomes": int(dropped.sum())}
     return renamed
 
 

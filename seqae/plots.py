@@ -1,4 +1,4 @@
-"""Figures (PNG/SVG) written by the pipeline stages; headless (Agg backend)."""
+"""Figures (PNG/SVG) of the extraction stage; headless (see :mod:`seqae.figure`)."""
 
 from __future__ import annotations
 
@@ -6,29 +6,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from seqae.fileio import atomic_output  # noqa: E402
+from seqae.figure import plt, save_figure
 
 if TYPE_CHECKING:
     from seqae.store import WindowsSchema
 
 KIND_COLOURS = {"peak": "#c0392b", "background": "#7f8c8d"}
-
-
-def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    """Save ``fig`` atomically; the format follows the file extension."""
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        # No bbox_inches="tight": it renders the figure twice; callers lay out with tight_layout.
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_extract_qc(windows_path: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:

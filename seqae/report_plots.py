@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqae.plots import plt, save_figure
+from seqae.figure import plt, save_figure
 
 __all__ = ["draw_anomaly_scores", "draw_comparison", "draw_latent_embedding", "draw_probe_matrix"]
 

@@ -52,7 +52,7 @@ PIP_TO_CONDA = {
     "PyQt5": {"pyqt"},
 }
 #: conda packages that are not Python requirements of seqae.
-NOT_PYTHON = {"python", "fasttree"}
+NOT_PYTHON = {"python", "fasttree", "mafft"}
 #: ``seqae`` subcommand -> the module its ``_cmd_*`` function imports (seqae/cli.py).
 COMMAND_MODULE = {
     "simulate": "seqae.simulate",
@@ -64,6 +64,7 @@ COMMAND_MODULE = {
     "compare": "seqae.compare",
     "trees": "seqae.phylo.stage",
     "trees-gather": "seqae.phylo.stage",
+    "orthologs": "seqae.orthologs",
 }
 _SPEC = re.compile(r"^([A-Za-z0-9_.-]+)\s*(.*)$")
 
@@ -89,8 +90,8 @@ def rules_envs_and_commands() -> list[tuple[str, str, str | None]]:
     found = []
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         text = smk.read_text()
-        for block in re.split(r"\n(?=\s*rule \w+:)", text):
-            rule = re.search(r"^\s*rule (\w+):", block, re.M)
+        for block in re.split(r"\n(?=\s*(?:rule|checkpoint) \w+:)", text):
+            rule = re.search(r"^\s*(?:rule|checkpoint) (\w+):", block, re.M)
             if rule is None:
                 continue
             env = re.search(r'conda:\s*\n\s*"\.\./\.\./envs/([\w.-]+)"', block)

@@ -110,20 +110,38 @@ def _windows_file(path: Path, seed: int = 0) -> pd.DataFrame:
     return labels
 
 
-def _model_file(path: Path, windows: Path, labels: pd.DataFrame, kind: str, train_steps: int, seed: int = 0) -> Path:
-    """A tiny model of ``kind``, trained ``train_steps`` Adam steps on the train windows, saved as a model file."""
+def _train_windows(windows: Path, labels: pd.DataFrame) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """The train split's rows, base codes ``[N, L]`` (0-3) and tracks ``[N, T, L]``, flanks cropped."""
     from seqae.store import read_windows
 
+    rows = np.flatnonzero(labels["split"] == "train")
+    seq, tracks = read_windows(windows, rows)
+    seq_t = torch.from_numpy(seq[:, FLANK : FLANK + WINDOW_LEN].astype(np.int64))
+    tracks_t = torch.from_numpy(tracks[:, :, FLANK : FLANK + WINDOW_LEN].astype(np.float32))
+    return rows, seq_t, tracks_t
+
+
+def _model_file(
+    path: Path,
+    windows: Path,
+    labels: pd.DataFrame,
+    kind: str,
+    train_steps: int,
+    seed: int = 0,
+    blocks: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """A tiny model of ``kind`` (latent ``blocks``, default TINY's), trained ``train_steps`` Adam steps on the
+    train windows, saved as a model file."""
     torch.manual_seed(seed)
-    categories = {c: sorted(x for x in labels[c].astype(str).unique() if x) for c in ("chrom", "gene_family")}
     settings = copy.deepcopy(TINY)
     settings["kind"] = kind
+    if blocks is not None:
+        settings["blocks"] = copy.deepcopy(blocks)
+    names = dict.fromkeys(b["label"] for b in settings["blocks"].values() if b["label"] is not None)
+    categories = {c: sorted(x for x in labels[c].astype(str).unique() if x) for c in names}
     model = SequenceAutoencoder(settings, len(TRACKS), WINDOW_LEN, {c: len(v) for c, v in categories.items()}, "log1p")
     if train_steps:
-        rows = np.flatnonzero(labels["split"] == "train")
-        seq, tracks = read_windows(windows, rows)
-        seq = torch.from_numpy(seq[:, FLANK : FLANK + WINDOW_LEN].astype(np.int64))
-        tracks = torch.from_numpy(tracks[:, :, FLANK : FLANK + WINDOW_LEN].astype(np.float32))
+        rows, seq, tracks = _train_windows(windows, labels)
         codes = {
             c: torch.tensor([cats.index(v) if v in cats else -1 for v in labels[c].astype(str).to_numpy()[rows]])
             for c, cats in categories.items()
@@ -170,7 +188,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         outdir = root / f"eval_{kind}"
         if kind == "plain":
             # A training folder's loss curves are copied beside the evaluation.
-            from seqae.plots import plt, save_figure
+            from seqae.figure import plt, save_figure
 
             fig, ax = plt.subplots()
             ax.plot([3, 2, 1.5], marker="o")
@@ -316,6 +334,35 @@ def test_shuffled_label_is_not_recoverable(evaluated: dict[str, Any]) -> None:
     assert probes["flag"]["chrom_shuffled"] == NOT_RECOVERABLE
     table = pd.read_csv(evaluated["outdir"]["plain"] / "probe_matrix.tsv", sep="\t", keep_default_na=False)
     assert set(table.loc[table.label == "chrom_shuffled", "flag"]) == {NOT_RECOVERABLE}
+
+
+def test_block_trained_on_shuffled_label_probes_at_chance(evaluated: dict[str, Any], tmp_path: Path) -> None:
+    """A block whose supervised head is trained on a label with no sequence signal can only memorise the
+    training windows: its held-out probe must stay at chance (it would not if probes were scored on the
+    windows the model and the probe were fitted on, where both read the label well above chance)."""
+    from seqae.checkpoint import load_model
+    from seqae.metrics import linear_probe
+
+    windows, labels = evaluated["windows"], evaluated["labels"]
+    blocks = {"shuffled": {"size": 4, "label": "chrom_shuffled"}, "residual": {"size": 8, "label": None}}
+    path = _model_file(tmp_path / "best.pt", windows, labels, "plain", 100, blocks=blocks)
+    run = {**FAST, "labels": ["chrom_shuffled"], "figures": False}
+    probes = evaluate_model(path, windows, tmp_path / "eval", settings=run, device="cpu", progress=False)["probes"]
+    block = probes["blocks"]["shuffled"]
+    assert block["label"] == "chrom_shuffled" and block["recoverable"] is False
+    assert block["probe"] == pytest.approx(probes["accuracy"]["shuffled"]["chrom_shuffled"])
+    assert block["probe"] <= probes["chance"]["chrom_shuffled"] + 0.05
+    # It did memorise: on its own training windows the head, and a probe scored there, beat chance by far.
+    model, meta = load_model(path, "cpu")
+    rows, seq, tracks = _train_windows(windows, labels)
+    y = labels["chrom_shuffled"].to_numpy()[rows]
+    with torch.inference_mode():
+        z = model.eval().encode(seq, tracks)[:, model.layout.slice("shuffled")]
+        head = model.supervised_heads["shuffled"](z).argmax(1).numpy()
+    cats = meta["data"]["label_categories"]["chrom_shuffled"]
+    train_chance = pd.Series(y).value_counts(normalize=True).max()
+    assert np.mean(np.asarray(cats)[head] == y) > train_chance + 0.2
+    assert linear_probe(z.numpy(), y, z.numpy(), y).accuracy > train_chance + 0.2
 
 
 def test_swap_success_reported(evaluated: dict[str, Any]) -> None:
@@ -520,6 +567,6 @@ def test_foreign_control_carries_real_tracks(monkeypatch) -> None:
     assert shuffled_tracks is data.test_tracks
     assert foreign_tracks.shape == data.test_tracks.shape and foreign_tracks.any()
     # A permutation of the real windows' tracks: the same rows, in another order.
-    as_rows = lambda a: sorted(map(bytes, a.reshape(n, -1)))  # noqa: E731
+    as_rows = lambda a: sorted(map(bytes, a.reshape(n, -1)))
     assert as_rows(foreign_tracks) == as_rows(data.test_tracks)
     assert not np.array_equal(foreign_tracks, data.test_tracks)

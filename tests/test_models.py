@@ -610,6 +610,32 @@ def test_anomaly_score_is_higher_for_unfamiliar_windows() -> None:
 # ---------------------------------------------------------------- settings
 
 
+def test_heads_follow_the_configured_blocks() -> None:
+    """Blocks come from the config's list: a supervised head per labelled block, and an adversary
+    for every block against every other block's label (the residual against all), for any label names."""
+    blocks = {
+        "species": {"size": 2, "label": "species"},
+        "region": {"size": 3, "label": "region_class"},
+        "tf": {"size": 2, "label": "tf"},
+        "rest": {"size": 4, "label": None},
+    }
+    classes = {"species": 4, "region_class": 5, "tf": 3}
+    blocked = tiny_settings()
+    blocked["blocks"] = blocks
+    model = SequenceAutoencoder(blocked, 1, 64, classes, "log1p")
+    assert model.layout.names == ("species", "region", "tf", "rest") and model.layout.dim == 11
+    assert {b: h.net[-1].out_features for b, h in model.supervised_heads.items()} == {"species": 4, "region": 5, "tf": 3}
+    pairs = {(block, label) for _key, block, label in model.adversary_pairs}
+    labels = set(classes)
+    assert pairs == {(b, lab) for b in blocks for lab in labels if blocks[b]["label"] != lab}
+    assert len(pairs) == 3 * 2 + 3  # each labelled block against the two other labels; the residual against all
+    out = model(*batch(b=4, length=64, n_tracks=1)[:2], {"species": torch.tensor([0, 1, 2, 3]),
+                "region_class": torch.tensor([0, 4, -1, 2]), "tf": torch.tensor([2, 1, 0, -1])})  # fmt: skip
+    assert torch.isfinite(out.loss) and {k: v.shape[1] for k, v in out.blocks.items()} == {"species": 2, "region": 3, "tf": 2, "rest": 4}
+    with pytest.raises(ValueError, match="tf"):
+        SequenceAutoencoder(blocked, 1, 64, {"species": 4, "region_class": 5}, "log1p")
+
+
 def test_model_settings_defaults_presets_and_errors() -> None:
     settings = model_settings()
     assert settings == DEFAULT_MODEL_SETTINGS and settings is not DEFAULT_MODEL_SETTINGS

@@ -30,7 +30,7 @@ from seqae.phylo.discriminator import (
 from seqae.phylo.distance import patristic_distances
 from seqae.phylo.io import read_family, read_tree, write_family
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
-from seqae.phylo.stage import TREES_COLUMNS, gather_trees, run_family
+from seqae.phylo.stage import TREES_COLUMNS, draw_tree_summary, gather_trees, run_family, summarise_trees
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
 
 #: Settings small enough for a test: a few hundred full-batch steps of 8 sequences.
@@ -244,6 +244,30 @@ def test_rows_have_the_documented_columns_and_gather(family_run, tmp_path) -> No
     with pytest.raises(InputError, match="columns"):
         gather_trees([tmp_path / "bad.tsv"], tmp_path / "again.tsv")
     assert not (tmp_path / "again.tsv").exists()
+
+
+def test_summary_of_hand_made_rows(tmp_path) -> None:
+    """Means per method and latent-vs-NJ-p counts; a family without reference has no nRF and is left out."""
+    from PIL import Image
+
+    table = pd.DataFrame({column: [np.nan] * 4 for column in TREES_COLUMNS})
+    table["family"] = ["a", "b", "c", "d"]
+    table["nrf_latent"] = [0.0, 0.2, 0.4, np.nan]
+    table["nrf_nj_p"] = [0.2, 0.2, 0.2, np.nan]
+    table["nrf_fasttree"] = [0.0, 0.0, 0.2, np.nan]
+    table["disc_auc_before"], table["disc_auc_after"] = [0.8, 0.9, 0.7, 0.6], [0.6, 0.5, 0.7, 0.6]
+    summary = summarise_trees(table)
+    assert summary["n_families"] == 4 and summary["n_with_reference"] == 3
+    assert summary["nrf_latent"]["mean"] == pytest.approx(0.2) and summary["nrf_latent"]["n"] == 3
+    assert summary["nrf_latent"]["sem"] == pytest.approx(0.2 / np.sqrt(3))
+    assert summary["nrf_nj_jc69"] == {"mean": None, "sem": None, "n": 0}
+    assert summary["latent_vs_nj_p"] == {"better": 1, "tied": 1, "worse": 1, "latent_le_nj_p": True}
+    assert summary["mean_disc_auc_before"] == pytest.approx(0.75) and summary["mean_disc_auc_after"] == pytest.approx(0.6)
+    path = draw_tree_summary(table, tmp_path / "nrf.png")
+    pixels = np.asarray(Image.open(path).convert("L"))
+    assert (pixels < 128).mean() > 0.005  # bars and axes drawn
+    empty = draw_tree_summary(table.assign(nrf_latent=np.nan, nrf_nj_p=np.nan, nrf_fasttree=np.nan), tmp_path / "none.png")
+    assert empty.stat().st_size > 0
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -102,7 +104,7 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
     report = run_snakemake(tmp_path, tiny_demo_config(), "--report", "report.html", cores=None)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "report.html").read_text(errors="replace")
-    for expected in ("extract_qc.png", "loss_curves.png", "probe_matrix.png", "fam_0.png", "comparison.png"):
+    for expected in ("extract_qc.png", "loss_curves.png", "probe_matrix.png", "fam_0.png", "comparison.png", "trees_nrf.png"):
         assert expected in html, expected
     # Nothing left to do: the outputs are complete and up to date.
     again = run_snakemake(tmp_path, tiny_demo_config(), "-n")
@@ -120,9 +122,10 @@ def test_config_error_is_one_line_naming_the_key(tmp_path):
 
 
 def test_species_overlay_runs_end_to_end(tmp_path):
-    """Several species from the demo generator, one windows file, a model with a species block."""
+    """Several species from the demo generator, one windows file, a model with a species block,
+    and trees of orthologous windows compared with the species tree."""
     config = tiny_demo_config()
-    species = ["sp0", "sp1", "sp2"]
+    species = ["sp0", "sp1", "sp2", "sp3"]
     config["simulate"]["species"] = {"n_species": len(species), "height": 0.05}
     config["simulate"]["families"] = {"n_families": 0}
     config["trees"]["families"] = []
@@ -137,6 +140,13 @@ def test_species_overlay_runs_end_to_end(tmp_path):
         "chrom": {"size": 2, "label": "chrom"},
         "residual": {"size": 2, "label": None},
     }
+    config["orthologs"] = {
+        "enabled": True,
+        "table": "results/demo_data/truth/orthologs.tsv",
+        "species_tree": "results/demo_data/species_tree.nwk",
+        "align": "none",
+        "max_families": 3,
+    }
     done = run_snakemake(tmp_path, config)
     assert done.returncode == 0, done.stderr[-3000:]
     labels = read_labels(tmp_path / "results" / "windows" / "windows.h5")
@@ -146,3 +156,17 @@ def test_species_overlay_runs_end_to_end(tmp_path):
     assert {"species", "chrom"} <= set(metrics["probes"]["labels"])
     assert (tmp_path / "results" / "demo_data" / "species_tree.nwk").stat().st_size > 0
     assert not (tmp_path / "results" / "trees").exists()
+    orthologs = tmp_path / "results" / "orthologs"
+    families = pd.read_csv(orthologs / "families" / "families.tsv", sep="\t")
+    assert len(families) == 3 and set(families["n_species"]) == {4}
+    table = pd.read_csv(orthologs / "trees.tsv", sep="\t")
+    assert sorted(table["family"]) == sorted(families["family"])
+    assert table["n_taxa"].eq(4).all() and table["nrf_latent"].between(0, 1).all()
+    for family in families["family"]:
+        assert (orthologs / "trees" / family / f"{family}.png").stat().st_size > 0
+    summary = json.loads((orthologs / "trees_summary.json").read_text())
+    assert summary["n_with_reference"] == 3
+    assert (orthologs / "trees_nrf.png").stat().st_size > 0
+    report = run_snakemake(tmp_path, config, "--report", "report.html", cores=None)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "Orthologous windows" in (tmp_path / "report.html").read_text(errors="replace")

@@ -41,7 +41,16 @@ from seqae.phylo.distance import patristic_distances
 from seqae.phylo.io import read_family, read_tree, write_newick, write_nhx
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
 
-__all__ = ["BASELINE_METHODS", "TREES_COLUMNS", "gather_trees", "read_labels", "run_family", "stage_settings"]
+__all__ = [
+    "BASELINE_METHODS",
+    "TREES_COLUMNS",
+    "draw_tree_summary",
+    "gather_trees",
+    "read_labels",
+    "run_family",
+    "stage_settings",
+    "summarise_trees",
+]
 
 log = logging.getLogger("seqae")
 
@@ -65,6 +74,8 @@ TREES_COLUMNS = (
     "seconds_total",  # the whole family: reading, fit, baselines, figures, files
 )
 BASELINE_METHODS = ("nj_p", "nj_jc69", "fasttree")
+#: nRF columns of trees.tsv and the names the summary gives them.
+NRF_COLUMNS = {"nrf_latent": "latent", "nrf_nj_p": "NJ p-distance", "nrf_nj_jc69": "NJ JC69", "nrf_fasttree": "FastTree"}
 _FAMILY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _NHX_RESERVED = re.compile(r"[()\[\]:;,=\s]+")
 #: Keys of ``config["trees"]`` that belong to the stage, not to the model.
@@ -308,3 +319,66 @@ def gather_trees(rows: Sequence[str | os.PathLike[str]], out_tsv: str | os.PathL
         raise InputError(out_tsv, f"family {twice[0]!r} appears in more than one row file")
     write_tsv(table, out_tsv)
     return table
+
+
+def summarise_trees(table: pd.DataFrame) -> dict[str, Any]:
+    """Mean nRF to the reference per method, and how the latent trees fare against NJ on p-distances.
+
+    Args:
+        table: ``trees.tsv`` (:data:`TREES_COLUMNS`).
+
+    Returns:
+        ``n_families``, ``n_with_reference``; per nRF column ``mean``, ``sem``
+        and ``n`` (families with a value); ``latent_vs_nj_p``: families where
+        the latent tree is ``better``, ``tied`` or ``worse`` than NJ-p, and
+        ``latent_le_nj_p`` (mean latent nRF <= mean NJ-p nRF; None without a
+        reference); the mean discriminator AUC before and after.
+    """
+    summary: dict[str, Any] = {"n_families": len(table),
+                               "n_with_reference": int(table["nrf_latent"].notna().sum())}  # fmt: skip
+    for column in NRF_COLUMNS:
+        values = table[column].dropna().to_numpy(float)
+        sem = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
+        summary[column] = {"mean": float(values.mean()) if values.size else None,
+                           "sem": sem if math.isfinite(sem) else None, "n": int(values.size)}  # fmt: skip
+    both = table[["nrf_latent", "nrf_nj_p"]].dropna()
+    diff = both["nrf_latent"] - both["nrf_nj_p"]
+    summary["latent_vs_nj_p"] = {
+        "better": int((diff < -1e-9).sum()),
+        "tied": int((diff.abs() <= 1e-9).sum()),
+        "worse": int((diff > 1e-9).sum()),
+        "latent_le_nj_p": bool(diff.mean() <= 1e-9) if len(both) else None,
+    }
+    for column in ("disc_auc_before", "disc_auc_after"):
+        values = table[column].dropna()
+        summary[f"mean_{column}"] = float(values.mean()) if len(values) else None
+    return summary
+
+
+def draw_tree_summary(table: pd.DataFrame, path: str | os.PathLike[str], title: str = "Trees") -> Path:
+    """Bar figure of the mean nRF to the reference per method (± s.e.m.), one point per family.
+
+    Families without a reference have no nRF; with none at all the figure
+    says so instead of drawing empty bars.
+    """
+    from seqae.figure import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    columns = [c for c in NRF_COLUMNS if table[c].notna().any()]
+    if not columns:
+        ax.text(0.5, 0.5, "no reference trees: no nRF to show", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    else:
+        rng = np.random.default_rng(0)  # fixed jitter: the same table draws the same figure
+        for i, column in enumerate(columns):
+            values = table[column].dropna().to_numpy(float)
+            sem = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
+            ax.bar(i, values.mean(), yerr=sem, color="#2c7fb8" if column == "nrf_latent" else "#bdbdbd",
+                   edgecolor="black", capsize=4, zorder=1)  # fmt: skip
+            ax.scatter(i + rng.uniform(-0.25, 0.25, values.size), values, s=10, color="black", alpha=0.6, zorder=2)
+        ax.set_xticks(range(len(columns)), [NRF_COLUMNS[c] for c in columns])
+        ax.set_ylabel("normalised RF to the reference")
+        ax.set_ylim(0, max(1.0, float(np.nanmax(table[columns].to_numpy(float))) * 1.05))
+    ax.set_title(f"{title}: {len(table)} families (mean ± s.e.m.; dots: families)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -146,7 +146,7 @@ def simulate_demo(
         ``truth_chromosomes``, ``truth_genes``, ``truth_repeats``,
         ``truth_promoter_sites``, ``truth_families``, and ``families/fam_<i>``
         (FASTA) and ``families/fam_<i>_tree`` (Newick) per demo family; with
-        species, ``species_tree``, ``truth_species_peaks`` and
+        species, ``species_tree``, ``truth_species_peaks``, ``truth_orthologs`` and
         ``species/<sp>/<key>`` (the keys above) per species.
     Raises:
         ConfigError: unknown motif id, duplicated TF, chromosomes too short.

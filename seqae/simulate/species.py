@@ -13,6 +13,7 @@ writes for every species ``sp<k>``::
     species/sp<k>/tracks/<TF>.bw          their signal
     species/sp<k>/truth/*.tsv             the ancestor's truth tables, restricted to this species' peaks
     truth/species_peaks.tsv               every TF peak x species: present (1) or absent (0)
+    truth/orthologs.tsv                   the ortholog table: a row per gene, its gene_id per species
     truth/species.tsv                     per species: equilibrium GC of its branch, CpG loss,
                                           observed GC and CpG frequency
 
@@ -232,6 +233,12 @@ def evolve_species(ctx: SimContext) -> None:
     with atomic_output(table_path) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     ctx.outputs["truth_species_peaks"] = table_path
+    # Every species keeps every ancestral gene under the ancestor's gene id.
+    orthologs = pd.DataFrame({"family": ctx.genes["gene_id"], **{name: ctx.genes["gene_id"] for name in tree.names}})
+    orthologs_path = ctx.outdir / "truth" / "orthologs.tsv"
+    with atomic_output(orthologs_path) as tmp:
+        orthologs.to_csv(tmp, sep="\t", index=False)
+    ctx.outputs["truth_orthologs"] = orthologs_path
     species_path = ctx.outdir / "truth" / "species.tsv"
     with atomic_output(species_path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False, float_format="%.5f")

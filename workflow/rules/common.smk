@@ -53,6 +53,7 @@ WINDOWS_DIR = f"{RESULTS}/windows"
 
 MODELS_DIR = f"{RESULTS}/models"
 TREES_DIR = f"{RESULTS}/trees"
+ORTHOLOGS_DIR = f"{RESULTS}/orthologs"
 
 DEMO_TFS = [tf["name"] for tf in config["simulate"]["tfs"]]
 MODELS = list(config["models"])
@@ -95,6 +96,14 @@ def cli_config(*sections):
     """
     keys = ["results", "seed", "genomes", *sections]
     return config_to_json({key: config[key] for key in keys})
+
+
+def tree_cli_config():
+    """The config JSON for one tree job: the trees settings without the list
+    of families, so that adding a family does not rerun the others."""
+    subset = {key: config[key] for key in ("results", "seed", "genomes")}
+    subset["trees"] = {k: v for k, v in config["trees"].items() if k != "families"}
+    return config_to_json(subset)
 
 
 def model_cli_config(model):
@@ -152,6 +161,7 @@ def demo_species_files():
     files = [
         f"{DEMO_DIR}/species_tree.nwk",
         f"{DEMO_DIR}/truth/species_peaks.tsv",
+        f"{DEMO_DIR}/truth/orthologs.tsv",
     ]
     for species in DEMO_SPECIES:
         folder = f"{DEMO_DIR}/species/{species}"
@@ -193,10 +203,11 @@ def family_cli_options(wildcards, input):
     )
 
 
-def family_outputs():
-    """Outputs of the tree_family rule: tree files, summary row, and the figures
-    (registered for the report) unless trees.render is false."""
-    stem = f"{TREES_DIR}/{{family}}/{{family}}"
+def family_outputs(trees_dir, caption=None):
+    """Outputs of a tree job under ``trees_dir``: tree files, summary row, and
+    the figures unless trees.render is false; with a ``caption``, the figures
+    are registered for the report (one subcategory per family)."""
+    stem = f"{trees_dir}/{{family}}/{{family}}"
     outputs = {
         "nwk": f"{stem}.nwk",
         "nhx": f"{stem}.nhx",
@@ -207,15 +218,53 @@ def family_outputs():
             ("png", ".png"),
             ("svg", ".svg"),
             ("circular_png", ".circular.png"),
+            ("circular_svg", ".circular.svg"),
         ):
-            outputs[key] = report(
-                f"{stem}{suffix}",
-                caption="../report/tree_family.rst",
-                category="Trees",
-                subcategory="{family}",
-            )
-        outputs["circular_svg"] = f"{stem}.circular.svg"
+            outputs[key] = f"{stem}{suffix}"
+            if caption and key != "circular_svg":
+                outputs[key] = report(
+                    outputs[key],
+                    caption=caption,
+                    category="Trees",
+                    subcategory="{family}",
+                )
     return outputs
+
+
+def ortholog_inputs():
+    """What seqae orthologs reads: every genome's FASTA and annotation, the
+    peaks when windows are anchored on them, the ortholog table and the
+    species tree when given."""
+    settings = config["orthologs"]
+    paths = []
+    for genome in config["genomes"]:
+        paths += [genome["fasta"], genome["annotation"]]
+        if settings["anchor"] == "peak":
+            paths += [tf["peaks"] for tf in genome["tfs"]]
+    paths += [settings["table"], settings["species_tree"]]
+    return list(dict.fromkeys(p for p in paths if p is not None))
+
+
+def ortholog_family_inputs(wildcards):
+    """One ortholog family's FASTA, its pruned species tree when there is one,
+    and the real trees shown to the discriminator."""
+    stem = f"{ORTHOLOGS_DIR}/families/{wildcards.family}"
+    inputs = {"fasta": f"{stem}.fa"}
+    if config["orthologs"]["species_tree"] is not None:
+        inputs["reference"] = f"{stem}.nwk"
+    if config["trees"]["real_trees"]:
+        inputs["real_trees"] = config["trees"]["real_trees"]
+    return inputs
+
+
+def ortholog_tree_rows(wildcards):
+    """The summary rows of every ortholog family; known once the
+    ortholog_families checkpoint has written its folder."""
+    folder = checkpoints.ortholog_families.get().output[0]
+    names = glob_wildcards(os.path.join(folder, "{family}.fa")).family
+    return expand(
+        "{dir}/trees/{family}/{family}.tsv", dir=ORTHOLOGS_DIR, family=sorted(names)
+    )
 
 
 def genome_files():
@@ -262,8 +311,19 @@ def tree_targets():
     for family in FAMILIES:
         targets += [f"{TREES_DIR}/{family}/{family}.nwk"]
     if FAMILIES:
-        targets.append(f"{TREES_DIR}/trees.tsv")
+        targets += [f"{TREES_DIR}/trees.tsv", f"{TREES_DIR}/trees_nrf.png"]
     return targets
+
+
+def ortholog_targets():
+    """The trees of the orthologous-window families, their table and summary."""
+    if not config["orthologs"]["enabled"]:
+        return []
+    return [
+        f"{ORTHOLOGS_DIR}/trees.tsv",
+        f"{ORTHOLOGS_DIR}/trees_summary.json",
+        f"{ORTHOLOGS_DIR}/trees_nrf.png",
+    ]
 
 
 def all_targets():
@@ -275,4 +335,5 @@ def all_targets():
     targets += extract_targets()
     targets += model_targets()
     targets += tree_targets()
+    targets += ortholog_targets()
     return targets

@@ -1,5 +1,8 @@
-# Tree stage: one job per family of config["trees"]["families"] (a cluster
-# runs them in parallel), then one table across families.
+# Tree stage: one job per family (a cluster runs them in parallel), then one
+# table across families. Two sources of families: config["trees"]["families"]
+# (FASTAs the user lists) and, with orthologs.enabled, the orthologous windows
+# of the genomes (ortholog_families writes them; how many is known only then,
+# hence a checkpoint).
 
 
 rule tree_family:
@@ -7,7 +10,7 @@ rule tree_family:
     input:
         unpack(family_inputs),
     output:
-        **family_outputs(),
+        **family_outputs(TREES_DIR, caption="../report/tree_family.rst"),
     log:
         f"{LOGS}/trees_{{family}}.log",
     conda:
@@ -19,7 +22,7 @@ rule tree_family:
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         seqae=SEQAE,
-        cfg=cli_config("trees"),
+        cfg=tree_cli_config(),
         optional=family_cli_options,
         outdir=lambda wildcards, output: os.path.dirname(output.tsv),
     shell:
@@ -29,11 +32,17 @@ rule tree_family:
 
 
 rule gather_trees:
-    """Gather the families' summary rows into one table (trees.tsv)."""
+    """Gather the families' summary rows into one table (trees.tsv), with the mean nRF per method (JSON, figure)."""
     input:
         expand("{dir}/{family}/{family}.tsv", dir=TREES_DIR, family=FAMILIES),
     output:
-        f"{TREES_DIR}/trees.tsv",
+        tsv=f"{TREES_DIR}/trees.tsv",
+        summary=f"{TREES_DIR}/trees_summary.json",
+        png=report(
+            f"{TREES_DIR}/trees_nrf.png",
+            caption="../report/trees_nrf.rst",
+            category="Trees",
+        ),
     log:
         f"{LOGS}/gather_trees.log",
     conda:
@@ -44,4 +53,80 @@ rule gather_trees:
     params:
         seqae=SEQAE,
     shell:
-        "{params.seqae} trees-gather --rows {input:q} --out {output:q} > {log:q} 2>&1"
+        "{params.seqae} trees-gather --rows {input:q} --out {output.tsv:q}"
+        " --summary {output.summary:q} --figure {output.png:q}"
+        " --title 'Families vs their reference trees' > {log:q} 2>&1"
+
+
+checkpoint ortholog_families:
+    """Group orthologous windows of the genomes into families: one FASTA per family (a window per species), the species tree pruned to it."""
+    input:
+        ortholog_inputs(),
+    output:
+        directory(f"{ORTHOLOGS_DIR}/families"),
+    log:
+        f"{LOGS}/ortholog_families.log",
+    conda:
+        "../../envs/trees.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        seqae=SEQAE,
+        cfg=cli_config("extract", "orthologs"),
+    shell:
+        "{params.seqae} orthologs --config-json {params.cfg:q} --outdir {output:q}"
+        " > {log:q} 2>&1"
+
+
+rule ortholog_tree:
+    """Fit the tree autoencoder to one family of orthologous windows; its tree is compared with the species tree."""
+    input:
+        unpack(ortholog_family_inputs),
+    output:
+        **family_outputs(f"{ORTHOLOGS_DIR}/trees"),
+    log:
+        f"{LOGS}/ortholog_trees_{{family}}.log",
+    conda:
+        "../../envs/trees.yaml"
+    threads: 1
+    resources:
+        gpu=tree_gpus,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    params:
+        seqae=SEQAE,
+        cfg=tree_cli_config(),
+        optional=family_cli_options,
+        outdir=lambda wildcards, output: os.path.dirname(output.tsv),
+    shell:
+        "{params.seqae} trees --config-json {params.cfg:q} --family {wildcards.family:q}"
+        " --fasta {input.fasta:q}{params.optional} --outdir {params.outdir:q}"
+        " > {log:q} 2>&1"
+
+
+rule gather_ortholog_trees:
+    """Gather the ortholog families' rows (trees.tsv): how well each method's tree recovers the species tree (JSON, figure)."""
+    input:
+        ortholog_tree_rows,
+    output:
+        tsv=f"{ORTHOLOGS_DIR}/trees.tsv",
+        summary=f"{ORTHOLOGS_DIR}/trees_summary.json",
+        png=report(
+            f"{ORTHOLOGS_DIR}/trees_nrf.png",
+            caption="../report/ortholog_trees.rst",
+            category="Orthologous windows",
+        ),
+    log:
+        f"{LOGS}/gather_ortholog_trees.log",
+    conda:
+        "../../envs/trees.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        seqae=SEQAE,
+    shell:
+        "{params.seqae} trees-gather --rows {input:q} --out {output.tsv:q}"
+        " --summary {output.summary:q} --figure {output.png:q}"
+        " --title 'Orthologous windows vs the species tree' > {log:q} 2>&1"
