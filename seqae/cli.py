@@ -270,6 +270,11 @@ class _Terminated(BaseException):
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
+    # Once: a scheduler may signal the job's processes more than once (SLURM's
+    # `scancel --full` reaches the batch step and its children), and a second
+    # exception raised inside the first one's clean-up would leave its
+    # temporary file behind. SIGKILL still follows after the grace time.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise _Terminated(signum)
 
 

@@ -32,13 +32,13 @@ def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     except OSError as exc:
         raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
-    os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates the file 0600; give the output the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
+    try:  # from the moment the file exists: an exception anywhere below removes it
+        os.close(fd)
+        # mkstemp creates the file 0600; give the output the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         os.replace(tmp, target)
     except BaseException:

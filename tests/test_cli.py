@@ -27,3 +27,25 @@ def test_sigterm_removes_the_file_being_written(tmp_path, monkeypatch, capsys):
     assert "terminated (SIGTERM)" in capsys.readouterr().err
     assert not target.exists() and list(target.parent.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+
+
+def test_a_second_sigterm_does_not_interrupt_the_clean_up(tmp_path, monkeypatch, capsys):
+    """Schedulers may signal a job twice; the second SIGTERM must not cut the first one's clean-up short."""
+    target = tmp_path / "out" / "checkpoint.pt"
+
+    def terminated_twice(args) -> None:
+        with atomic_output(target) as tmp:
+            Path(tmp).write_text("half a checkpoint")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    real_unlink = Path.unlink
+
+    def unlink_after_another_sigterm(self, *a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the temporary file is being removed
+        return real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(cli, "_cmd_compare", terminated_twice)
+    monkeypatch.setattr(Path, "unlink", unlink_after_another_sigterm)
+    status = cli.main(["compare", "--metrics", "m.json", "--out", str(tmp_path / "c.tsv")])
+    assert status == 128 + signal.SIGTERM
+    assert list(target.parent.iterdir()) == []
