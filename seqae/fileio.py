@@ -8,9 +8,10 @@ or no file, never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
-import tempfile
-from collections.abc import Iterator
+import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,33 +19,73 @@ import pandas as pd
 from seqae.errors import InputError, SeqaeError
 
 
+def _create_temporary(target: Path, suffix: str) -> Path:
+    """Create an empty, new file ``.<name>.<random><suffix>`` beside ``target``.
+
+    The name is drawn *before* the file is created, so that a signal turned
+    into an exception at any point (Python runs signal handlers between any
+    two bytecodes, e.g. just after ``os.open`` returned) still knows which
+    file to remove; ``tempfile.mkstemp`` would lose the name in that instant.
+    """
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            # O_EXCL: a new file of our own; mode 0o666 less the umask: the usual permissions.
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue  # another writer's name: draw again
+        except OSError:
+            raise
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; rename it to ``path`` on success.
 
-    The folder is created if needed. On any exception the temporary file is
-    removed and the exception propagates; ``path`` is untouched. ``suffix``
-    ends the temporary name, for writers that choose the format by extension.
+    The folder is created if needed. On any exception (SIGTERM included, see
+    ``seqae.cli``) the temporary file is removed and the exception
+    propagates; ``path`` is untouched. ``suffix`` ends the temporary name,
+    for writers that choose the format by extension.
     """
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        tmp = _create_temporary(target, suffix)
     except OSError as exc:
         raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
-    tmp = Path(tmp_name)
-    try:  # from the moment the file exists: an exception anywhere below removes it
-        os.close(fd)
-        # mkstemp creates the file 0600; give the output the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+    try:
         yield tmp
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_output` left beside ``folder/<name>``.
+
+    A process killed outright (SIGKILL: a scheduler ending the job, the
+    out-of-memory killer) cannot remove the file it was writing. The next run
+    that owns ``folder`` calls this first, so that only complete outputs
+    remain. Only ``.<name>.*`` files of the given output names are touched.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    for name in names:
+        for stale in Path(folder).glob(f".{glob.escape(name)}.*"):
+            if stale.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+                    removed.append(stale)
+    return removed
 
 
 def require_file(path: str | os.PathLike[str], what: str = "input file") -> Path:

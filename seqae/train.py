@@ -81,7 +81,7 @@ from seqae.checkpoint import (
 )
 from seqae.config import Config, validate_config
 from seqae.errors import SeqaeError
-from seqae.fileio import atomic_output
+from seqae.fileio import atomic_output, remove_stale_temporaries
 
 log = logging.getLogger("seqae")
 
@@ -96,6 +96,8 @@ PLOT_EVERY_SECONDS = 30.0
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
+#: The files a run writes into its folder (their stale temporaries are removed when a run starts).
+OUTPUT_NAMES = (CHECKPOINT_NAME, BEST_NAME, "model.json", "metrics.csv", "loss_curves.png")
 
 
 # ---------------------------------------------------------------------- settings
@@ -907,6 +909,11 @@ class _Run:
     def run(self, stop_after: int | None) -> dict[str, Any]:
         t = self.training
         self.outdir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            stale = remove_stale_temporaries(self.outdir, OUTPUT_NAMES)
+            if stale:
+                log.info("%s: removed %d temporary files of a killed run (%s)", self.model_name, len(stale),
+                         ", ".join(p.name for p in stale[:3]))  # fmt: skip
         if self.finished:
             log.info(
                 "%s: training is already complete (%d epochs, %s); nothing to do",
