@@ -26,6 +26,8 @@ wall seconds per part and the quality-bar table.
 
     python scripts/gpu_checks.py --out gpu_run                  # every part
     python scripts/gpu_checks.py --out gpu_run --parts models   # after `data`, on the same folder
+    python scripts/gpu_checks.py --out gpu_species --parts data models \
+        --overlay config/species.yaml config/gpu.yaml               # the four-species demo at GPU size
 
 Needs seqae's dependencies without Snakemake (pyfaidx, pyBigWig, biopython,
 ete3, isal, jsonschema and the rest of pyproject.toml); PyQt5 only for tree
@@ -240,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the results, logs and gpu_checks.md")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    parser.add_argument("--overlay", type=Path, default=REPO / "config" / "gpu.yaml")
+    parser.add_argument("--overlay", type=Path, nargs="+", default=[REPO / "config" / "gpu.yaml"],
+                        help="config files merged onto config/config.yaml in order, as Snakemake merges "
+                        "--configfile (default: config/gpu.yaml)")  # fmt: skip
     parser.add_argument("--tree-replicates", type=int, default=10, help="families per setting of the tree benchmark")
     parser.add_argument("--ddp-model", default="plain")
     args = parser.parse_args(argv)
@@ -249,8 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    config = merge_configs(yaml.safe_load((REPO / "config" / "config.yaml").read_text()),
-                           yaml.safe_load(args.overlay.read_text()) or {})  # fmt: skip
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for overlay in args.overlay:
+        config = merge_configs(config, yaml.safe_load(overlay.read_text()) or {})
     # Results (and the demo files the config points at) go under --out.
     config = relocate(config, config["results"], str(out / "results"))
     config["results"] = str(out / "results")
