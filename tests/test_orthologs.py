@@ -277,3 +277,11 @@ def test_cli_error_is_one_line(species_demo, tmp_path, capsys):
     assert main(["orthologs", "--config", str(config), "--outdir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.tsv" in err[0] and err[0].startswith("seqae orthologs: error:")
+
+
+def test_without_a_species_tree_no_reference_is_written(species_demo, tmp_path):
+    config = validate_config({"genomes": species_demo["genomes"],
+                              "orthologs": {"enabled": True, "align": "none", "max_families": 2}})  # fmt: skip
+    report = build_ortholog_families(config, tmp_path / "out")
+    assert report["source"] == "gene-name match" and report["families_written"] == 2
+    assert len(list((tmp_path / "out").glob("*.fa"))) == 2 and not list((tmp_path / "out").glob("*.nwk"))
