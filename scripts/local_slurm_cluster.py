@@ -6,10 +6,10 @@ starts one per test module, and it can be started by hand to try the profile::
 
     # as root (slurmd starts jobs as the submitting user), in the venv:
     apt-get install slurmctld slurmd slurmdbd slurm-client munge mariadb-server
-    python scripts/local_slurm_cluster.py start     # prints its folder and the line below
-    export SLURM_CONF=/tmp/seqae-slurm-XXXX/etc/slurm.conf PATH="/tmp/seqae-slurm-XXXX/bin:$PATH"
+    python scripts/local_slurm_cluster.py start     # prints its folder DIR and the export line for it
+    export SLURM_CONF="$DIR/etc/slurm.conf" PATH="$DIR/bin:$PATH"
     snakemake --workflow-profile workflow/profiles/slurm
-    python scripts/local_slurm_cluster.py stop /tmp/seqae-slurm-XXXX
+    python scripts/local_slurm_cluster.py stop "$DIR"
 
 What runs, each in the foreground of its own session, with every file (keys,
 configuration, databases, spool, logs, sockets, PID files) under one
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import getpass
 import json
 import os
@@ -566,10 +567,10 @@ StorageLoc={DB_NAME}
 
     def stop(self, timeout: float = 20) -> None:
         """Cancel left-over jobs, then stop every daemon started here by its PID: SIGTERM, wait, SIGKILL."""
-        try:
+        # Best effort: a controller that is already down has no jobs to cancel,
+        # and the daemons below must be stopped either way.
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
             self.cancel_all()
-        except (subprocess.SubprocessError, OSError):
-            pass
         for name in reversed(DAEMONS):
             pid = self.pids.get(name)
             if pid is None or not self._owns(name, pid):

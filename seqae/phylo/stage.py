@@ -364,7 +364,8 @@ def draw_tree_summary(table: pd.DataFrame, path: str | os.PathLike[str], title: 
     from seqae.figure import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    columns = [c for c in NRF_COLUMNS if table[c].notna().any()]
+    summary = summarise_trees(table)
+    columns = [c for c in NRF_COLUMNS if summary[c]["n"]]
     if not columns:
         ax.text(0.5, 0.5, "no reference trees: no nRF to show", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -372,9 +373,8 @@ def draw_tree_summary(table: pd.DataFrame, path: str | os.PathLike[str], title: 
         rng = np.random.default_rng(0)  # fixed jitter: the same table draws the same figure
         for i, column in enumerate(columns):
             values = table[column].dropna().to_numpy(float)
-            sem = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
-            ax.bar(i, values.mean(), yerr=sem, color="#2c7fb8" if column == "nrf_latent" else "#bdbdbd",
-                   edgecolor="black", capsize=4, zorder=1)  # fmt: skip
+            ax.bar(i, summary[column]["mean"], yerr=summary[column]["sem"] or 0.0, edgecolor="black", capsize=4,
+                   color="#2c7fb8" if column == "nrf_latent" else "#bdbdbd", zorder=1)  # fmt: skip
             ax.scatter(i + rng.uniform(-0.25, 0.25, values.size), values, s=10, color="black", alpha=0.6, zorder=2)
         ax.set_xticks(range(len(columns)), [NRF_COLUMNS[c] for c in columns])
         ax.set_ylabel("normalised RF to the reference")

@@ -52,10 +52,11 @@ rule gather_trees:
         runtime=10,
     params:
         seqae=SEQAE,
+        title="Families vs their reference trees",
     shell:
         "{params.seqae} trees-gather --rows {input:q} --out {output.tsv:q}"
         " --summary {output.summary:q} --figure {output.png:q}"
-        " --title 'Families vs their reference trees' > {log:q} 2>&1"
+        " --title {params.title:q} > {log:q} 2>&1"
 
 
 checkpoint ortholog_families:
@@ -79,34 +80,16 @@ checkpoint ortholog_families:
         " > {log:q} 2>&1"
 
 
-rule ortholog_tree:
-    """Fit the tree autoencoder to one family of orthologous windows; its tree is compared with the species tree."""
+use rule tree_family as ortholog_tree with:
     input:
         unpack(ortholog_family_inputs),
     output:
         **family_outputs(f"{ORTHOLOGS_DIR}/trees"),
     log:
         f"{LOGS}/ortholog_trees_{{family}}.log",
-    conda:
-        "../../envs/trees.yaml"
-    threads: 1
-    resources:
-        gpu=tree_gpus,
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
-    params:
-        seqae=SEQAE,
-        cfg=tree_cli_config(),
-        optional=family_cli_options,
-        outdir=lambda wildcards, output: os.path.dirname(output.tsv),
-    shell:
-        "{params.seqae} trees --config-json {params.cfg:q} --family {wildcards.family:q}"
-        " --fasta {input.fasta:q}{params.optional} --outdir {params.outdir:q}"
-        " > {log:q} 2>&1"
 
 
-rule gather_ortholog_trees:
-    """Gather the ortholog families' rows (trees.tsv): how well each method's tree recovers the species tree (JSON, figure)."""
+use rule gather_trees as gather_ortholog_trees with:
     input:
         ortholog_tree_rows,
     output:
@@ -119,14 +102,6 @@ rule gather_ortholog_trees:
         ),
     log:
         f"{LOGS}/gather_ortholog_trees.log",
-    conda:
-        "../../envs/trees.yaml"
-    resources:
-        mem_mb=1000,
-        runtime=10,
     params:
         seqae=SEQAE,
-    shell:
-        "{params.seqae} trees-gather --rows {input:q} --out {output.tsv:q}"
-        " --summary {output.summary:q} --figure {output.png:q}"
-        " --title 'Orthologous windows vs the species tree' > {log:q} 2>&1"
+        title="Orthologous windows vs the species tree",
