@@ -28,6 +28,7 @@ wall seconds per part and the quality-bar table.
     python scripts/gpu_checks.py --out gpu_run --parts models   # after `data`, on the same folder
     python scripts/gpu_checks.py --out gpu_species --parts data models \
         --overlay config/species.yaml config/gpu.yaml               # the four-species demo at GPU size
+    python scripts/gpu_checks.py --out gpu_run --parts data models --model-jobs 4  # four models at once
 
 Needs seqae's dependencies without Snakemake (pyfaidx, pyBigWig, biopython,
 ete3, isal, jsonschema and the rest of pyproject.toml); PyQt5 only for tree
@@ -153,26 +154,44 @@ def part_bench_train(out: Path) -> dict[str, Any]:
     return {"seconds": _run([sys.executable, "benchmarks/bench_train.py"], log)}
 
 
-def part_models(out: Path, config: Mapping[str, Any], cfg_path: Path) -> dict[str, Any]:
+def _train_embed_evaluate(model: str, results: Path, cfg_path: Path, log: Path) -> dict[str, float]:
+    """``seqae train`` (resumable), ``embed`` and ``evaluate`` of one model; wall seconds of each."""
+    windows = results / "windows" / "windows.h5"
+    model_dir = results / "models" / model
+    seconds = {
+        f"{model}.train": _run(
+            _seqae("train", "--config", cfg_path, "--model", model, "--windows", windows, "--outdir", model_dir,
+                   "--resume"), log)  # fmt: skip
+    }
+    seconds[f"{model}.embed"] = _run(
+        _seqae("embed", "--model", model_dir / "best.pt", "--windows", windows, "--outdir", model_dir / "embed"), log
+    )
+    seconds[f"{model}.evaluate"] = _run(
+        _seqae("evaluate", "--config", cfg_path, "--model", model_dir / "best.pt", "--windows", windows,
+               "--outdir", model_dir / "evaluate"), log)  # fmt: skip
+    return seconds
+
+
+def part_models(out: Path, config: Mapping[str, Any], cfg_path: Path, jobs: int = 1) -> dict[str, Any]:
+    """Every model trained, embedded and evaluated; ``jobs`` models at a time (they share the GPU).
+
+    One model's training leaves most of an H100 idle (the large model ran at
+    about 33 TFLOP/s), so several at once finish the set sooner; each model's
+    commands go to ``models.<model>.log``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pandas as pd
 
     log = out / "models.log"
     results = Path(config["results"])
-    windows = results / "windows" / "windows.h5"
     seconds: dict[str, float] = {}
-    metrics = []
-    for model in config["models"]:
-        model_dir = results / "models" / model
-        seconds[f"{model}.train"] = _run(
-            _seqae("train", "--config", cfg_path, "--model", model, "--windows", windows, "--outdir", model_dir,
-                   "--resume"), log)  # fmt: skip
-        seconds[f"{model}.embed"] = _run(
-            _seqae("embed", "--model", model_dir / "best.pt", "--windows", windows, "--outdir", model_dir / "embed"), log
-        )
-        seconds[f"{model}.evaluate"] = _run(
-            _seqae("evaluate", "--config", cfg_path, "--model", model_dir / "best.pt", "--windows", windows,
-                   "--outdir", model_dir / "evaluate"), log)  # fmt: skip
-        metrics.append(model_dir / "evaluate" / "metrics.json")
+    models = list(config["models"])
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(_train_embed_evaluate, m, results, cfg_path, out / f"models.{m}.log") for m in models]
+        for future in futures:
+            seconds.update(future.result())
+    metrics = [results / "models" / m / "evaluate" / "metrics.json" for m in models]
     table_path = results / "models" / "comparison.tsv"
     seconds["compare"] = _run(_seqae("compare", "--metrics", *metrics, "--out", table_path), log)
     table = pd.read_csv(table_path, sep="\t")
@@ -247,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "--configfile (default: config/gpu.yaml)")  # fmt: skip
     parser.add_argument("--tree-replicates", type=int, default=10, help="families per setting of the tree benchmark")
     parser.add_argument("--ddp-model", default="plain")
+    parser.add_argument("--model-jobs", type=int, default=1,
+                        help="models trained at the same time on the one GPU (the models part)")  # fmt: skip
     args = parser.parse_args(argv)
 
     import torch
@@ -278,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif part == "bench_train":
                 result = part_bench_train(out)
             elif part == "models":
-                result = part_models(out, config, cfg_path)
+                result = part_models(out, config, cfg_path, args.model_jobs)
             elif part == "trees":
                 result = part_trees(out, args.tree_replicates)
             else:

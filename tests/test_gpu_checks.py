@@ -52,3 +52,51 @@ def test_quality_bars_pass_fail_and_missing():
     assert bars["VQ perplexity >= 0.3 x codebook"]["passed"] is False  # 10 < 19.2
     plain = gpu_checks.quality_bars({**row, "kind": "plain"}, codebook_size=None)
     assert not any(b["bar"].startswith("VQ") for b in plain)
+
+
+def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatch):
+    """--model-jobs 2: two models train at once; each model's train -> embed -> evaluate stays in order."""
+    import json
+    import threading
+    import time
+
+    import pandas as pd
+
+    events: list[tuple[str, str, str]] = []  # (model, step, start|end)
+    lock = threading.Lock()
+    results = tmp_path / "results"
+
+    def fake_run(cmd, log, env=None):
+        step = cmd[cmd.index("--quiet") + 1]
+        if step == "compare":
+            rows = [{"model": m, "kind": "plain", "recon_accuracy": 0.5} for m in ("a", "b", "c")]
+            pd.DataFrame(rows).to_csv(cmd[cmd.index("--out") + 1], sep="\t", index=False)
+            return 0.0
+        model = Path(cmd[cmd.index("--outdir") + 1]).relative_to(results / "models").parts[0]
+        with lock:
+            events.append((model, step, "start"))
+        time.sleep(0.2 if step == "train" else 0.01)
+        if step == "train":
+            (results / "models" / model).mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"samples_per_s": [10.0, 20.0]}).to_csv(results / "models" / model / "metrics.csv", index=False)
+        if step == "evaluate":
+            (results / "models" / model / "evaluate").mkdir(parents=True, exist_ok=True)
+            (results / "models" / model / "evaluate" / "metrics.json").write_text(json.dumps({}))
+        with lock:
+            events.append((model, step, "end"))
+        return 0.2
+
+    monkeypatch.setattr(gpu_checks, "_run", fake_run)
+    config = {"results": str(results), "models": {"a": {}, "b": {}, "c": {}}}
+    out = gpu_checks.part_models(tmp_path, config, tmp_path / "config.yaml", jobs=2)
+
+    assert sorted(out["bars"]) == ["a", "b", "c"] and out["train_samples_per_s"] == {"a": 20.0, "b": 20.0, "c": 20.0}
+    for model in "abc":
+        steps = [step for m, step, what in events if m == model and what == "start"]
+        assert steps == ["train", "embed", "evaluate"]
+    running, most = 0, 0
+    for _, step, what in events:
+        if step == "train":
+            running += 1 if what == "start" else -1
+            most = max(most, running)
+    assert most == 2  # two trainings overlapped, never three

@@ -177,6 +177,7 @@ class SequenceAutoencoder(nn.Module):
             downsample=s["downsample"],
             stem_kernel_size=s["stem_kernel_size"],
             pooling=s["pooling"],
+            window_len=window_len,
             **arch,
         )
         self.decoder = SequenceDecoder(

@@ -31,10 +31,12 @@ class SequenceEncoder(nn.Module):
         -> S stages; stage i: norm, GELU, stride-2 conv (k=3) w_{i-1} -> w_i, one residual block (dilation 1)
         -> dilated tower: n_res_blocks residual blocks of width C at L' (dilations cycled)
         -> norm, GELU                             = features [B, C, L']
-        -> pooling (mean+max or attention), linear = latent [B, out_dim]
+        -> pooling (positional, mean+max or attention), linear = latent [B, out_dim]
 
-    Any input length works: each stride-2 conv maps ``n -> ceil(n / 2)``, so
-    ``L' = ceil(L / downsample)``; nothing needs to divide evenly.
+    Each stride-2 conv maps ``n -> ceil(n / 2)``, so ``L' = ceil(L / downsample)``;
+    nothing needs to divide evenly. ``positional`` pooling (the default) keeps
+    where features sit and so needs the window length ``window_len``; the other
+    two take any input length.
 
     Args:
         n_tracks: T, signal channels next to the 4 base channels.
@@ -46,7 +48,10 @@ class SequenceEncoder(nn.Module):
         downsample: total length reduction, a power of two (8 -> 1000 bp becomes 125 positions).
         stem_kernel_size: odd width of the first conv (bp), about a motif's length.
         norm: ``batch`` or ``group``.
-        pooling: ``meanmax`` or ``attention``.
+        pooling: ``positional`` (position-specific linear map of all positions' features),
+            ``meanmax`` or ``attention`` (position-free summaries; see
+            :class:`~seqae.models.layers.PositionalPool` for why the default keeps positions).
+        window_len: L, input length (bp); required by ``positional`` pooling.
         dropout: dropout inside the residual blocks.
     """
 
@@ -61,8 +66,9 @@ class SequenceEncoder(nn.Module):
         downsample: int = 8,
         stem_kernel_size: int = 15,
         norm: str = "batch",
-        pooling: str = "meanmax",
+        pooling: str = "positional",
         dropout: float = 0.0,
+        window_len: int | None = None,
     ):
         super().__init__()
         self.n_tracks = n_tracks
@@ -86,7 +92,7 @@ class SequenceEncoder(nn.Module):
             )
         )
         self.out_norm = make_norm(norm, channels)
-        self.pool = make_pool(pooling, channels)
+        self.pool = make_pool(pooling, channels, None if window_len is None else self.output_length(window_len))
         self.to_latent = nn.Linear(self.pool.out_dim, out_dim)
 
     def output_length(self, length: int) -> int:

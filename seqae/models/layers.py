@@ -87,11 +87,42 @@ class AttentionPool(nn.Module):
         return pooled.flatten(1)
 
 
-POOLINGS = ("meanmax", "attention")
+class PositionalPool(nn.Module):
+    """Keeps where each feature sits: ``[B, C, L] -> [B, width * L]``.
+
+    A 1x1 conv narrows the C channels to ``width``, then the positions are
+    flattened, so the linear map to the latent that follows is position-specific
+    (the mirror of the decoder's first layer). Mean/max or attention pooling
+    forget positions: a latent made that way can carry a window's composition
+    and which motifs it holds, but not where its bases are, so it cannot
+    reconstruct the sequence better than a composition model can. Needs a fixed
+    input length ``length`` (positions after downsampling).
+    """
+
+    def __init__(self, channels: int, length: int, width: int = 16):
+        super().__init__()
+        self.length = length
+        self.narrow = nn.Conv1d(channels, width, 1)
+        self.out_dim = width * length
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.length:
+            raise ValueError(f"positional pooling was built for {self.length} positions, got {x.shape[-1]}")
+        return self.narrow(x).flatten(1)
 
 
-def make_pool(kind: str, channels: int) -> MeanMaxPool | AttentionPool:
-    """``meanmax`` or ``attention`` pooling over positions; ``.out_dim`` is the pooled size."""
+POOLINGS = ("positional", "meanmax", "attention")
+
+
+def make_pool(kind: str, channels: int, length: int | None = None) -> MeanMaxPool | AttentionPool | PositionalPool:
+    """``positional``, ``meanmax`` or ``attention`` pooling over ``length`` positions; ``.out_dim`` is the pooled size.
+
+    ``length`` is needed by ``positional`` only (the others take any length).
+    """
+    if kind == "positional":
+        if length is None:
+            raise ValueError("positional pooling needs the number of positions (a fixed window length)")
+        return PositionalPool(channels, length)
     if kind == "meanmax":
         return MeanMaxPool(channels)
     if kind == "attention":

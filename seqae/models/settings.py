@@ -27,7 +27,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "dilations": [1, 2, 4, 8],
     "downsample": 8,
     "norm": "batch",
-    "pooling": "meanmax",
+    "pooling": "positional",
     "upsample_mode": "nearest",
     "dropout": 0.0,
     "head_hidden": 64,
@@ -55,9 +55,9 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
 }
 
 # Architecture overrides per size; applied over the defaults and under the user's keys.
-# small: CPU-friendly (0.83 M parameters with 3 tracks at 1000 bp; forward + backward
+# small: CPU-friendly (0.95 M parameters with 3 tracks at 1000 bp; forward + backward
 # of 8 windows ~0.1 s on one CPU core). large: the GPU configuration (channels 256,
-# 8 tower blocks; 9.4 M parameters), about 30x the compute per window.
+# 8 tower blocks; 9.5 M parameters), about 30x the compute per window.
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "small": {},
     "large": {
@@ -80,7 +80,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "dilations": "Dilations of the tower blocks, cycled (positions at 1/downsample resolution).",
     "downsample": "Total length reduction of the encoder, a power of two (8: 1000 bp -> 125 positions).",
     "norm": "Normalisation: batch (BatchNorm) or group (GroupNorm, batch-independent).",
-    "pooling": "Pooling over positions before the latent: meanmax or attention.",
+    "pooling": "From per-position features to the latent: positional (keeps where bases are; needed to reconstruct them), meanmax or attention (position-free).",
     "upsample_mode": "Decoder upsampling: nearest (nearest-neighbour x2 + conv) or transposed (transposed conv).",
     "dropout": "Dropout inside the residual blocks.",
     "head_hidden": "Hidden width of the supervised and adversarial classifier heads.",
@@ -119,7 +119,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "kind": KINDS,
     "size": tuple(SIZE_PRESETS),
     "norm": ("batch", "group"),
-    "pooling": ("meanmax", "attention"),
+    "pooling": ("positional", "meanmax", "attention"),
     "upsample_mode": ("nearest", "transposed"),
     "track_loss": ("mse", "poisson"),
     "adversarial_schedule.shape": ("sigmoid", "linear"),
