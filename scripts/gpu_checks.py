@@ -29,6 +29,8 @@ wall seconds per part and the quality-bar table.
     python scripts/gpu_checks.py --out gpu_species --parts data models \
         --overlay config/species.yaml config/gpu.yaml               # the four-species demo at GPU size
     python scripts/gpu_checks.py --out gpu_run --parts data models --model-jobs 4  # four models at once
+    python scripts/gpu_checks.py --out gpu_weights --parts data models --model-jobs 8 \
+        --overlay config/gpu.yaml benchmarks/loss_weights_sweep.yaml       # loss weights side by side
 
 Needs seqae's dependencies without Snakemake (pyfaidx, pyBigWig, biopython,
 ete3, isal, jsonschema and the rest of pyproject.toml); PyQt5 only for tree

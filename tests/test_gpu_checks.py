@@ -100,3 +100,19 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
             running += 1 if what == "start" else -1
             most = max(most, running)
     assert most == 2  # two trainings overlapped, never three
+
+
+def test_loss_weights_sweep_overlay_is_a_valid_config():
+    """benchmarks/loss_weights_sweep.yaml merges onto the GPU demo and validates (12 models)."""
+    import yaml
+
+    from seqae.config import validate_config
+    from seqae.models import model_settings
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for overlay in ("config/gpu.yaml", "benchmarks/loss_weights_sweep.yaml"):
+        config = gpu_checks.merge_configs(config, yaml.safe_load((REPO / overlay).read_text()))
+    config = validate_config(config)
+    assert len(config["models"]) == 12
+    for name, settings in config["models"].items():
+        model_settings({k: v for k, v in settings.items() if k != "training"}, where=f"models.{name}")
