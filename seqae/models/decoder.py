@@ -8,8 +8,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqae.models.layers import ResidualBlock, level_widths, make_norm
-
-UPSAMPLE_MODES = ("nearest", "transposed")
+from seqae.models.settings import UPSAMPLE_MODES
 
 
 class SequenceDecoder(nn.Module):

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-NORMS = ("batch", "group")
+from seqae.models.settings import NORMS, POOLINGS
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -109,9 +109,6 @@ class PositionalPool(nn.Module):
         if x.shape[-1] != self.length:
             raise ValueError(f"positional pooling was built for {self.length} positions, got {x.shape[-1]}")
         return self.narrow(x).flatten(1)
-
-
-POOLINGS = ("positional", "meanmax", "attention")
 
 
 def make_pool(kind: str, channels: int, length: int | None = None) -> MeanMaxPool | AttentionPool | PositionalPool:

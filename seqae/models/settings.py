@@ -16,6 +16,11 @@ from typing import Any
 from seqae.errors import ConfigError
 
 KINDS = ("plain", "vae", "vq")
+# Choices of the architecture keys, defined here (torch-free) for the config
+# checks and imported by the layers that build them.
+NORMS = ("batch", "group")
+POOLINGS = ("positional", "meanmax", "attention")
+UPSAMPLE_MODES = ("nearest", "transposed")
 
 DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "kind": "plain",
@@ -118,9 +123,9 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "kind": KINDS,
     "size": tuple(SIZE_PRESETS),
-    "norm": ("batch", "group"),
-    "pooling": ("positional", "meanmax", "attention"),
-    "upsample_mode": ("nearest", "transposed"),
+    "norm": NORMS,
+    "pooling": POOLINGS,
+    "upsample_mode": UPSAMPLE_MODES,
     "track_loss": ("mse", "poisson"),
     "adversarial_schedule.shape": ("sigmoid", "linear"),
 }
