@@ -16,7 +16,9 @@ Columns (NaN / empty where a model has no such number):
 * ``swap_<b>_donor`` / ``swap_<b>_recipient``: fraction of swapped windows the
   judge assigns to the donor's / recipient's label (empty when not computed);
 * ``mig``, ``dci_disentanglement``;
-* ``auroc_shuffled``, ``auroc_foreign`` (and ``pca_auroc_*``);
+* ``auroc_shuffled``, ``auroc_foreign`` (and ``pca_auroc_*``,
+  ``seq_corrected_auroc_shuffled`` of the sequence error less an order-1
+  chain's, and ``markov_auroc_*`` of the model-free Markov baseline);
 * VQ: ``vq_perplexity`` (mean over blocks), ``vq_usage``;
 * VAE: ``vae_spectrum_k<k>`` (generated vs test) and ``vae_spectrum_k<k>_ref`` (train vs test).
 """
@@ -86,7 +88,15 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[f"swap_{block}_recipient"] = _num(entry.get("recipient_fraction")) if computed else float("nan")
     row["mig"] = _num(_get(metrics, "disentanglement", "mig", "latent"))
     row["dci_disentanglement"] = _num(_get(metrics, "disentanglement", "dci", "latent", "disentanglement"))
-    for key in ("auroc_shuffled", "auroc_foreign", "pca_auroc_shuffled", "pca_auroc_foreign"):
+    for key in (
+        "auroc_shuffled",
+        "auroc_foreign",
+        "pca_auroc_shuffled",
+        "pca_auroc_foreign",
+        "seq_corrected_auroc_shuffled",
+        "markov_auroc_shuffled",
+        "markov_auroc_foreign",
+    ):
         row[key] = _num(_get(metrics, "anomaly", key))
     vq = _get(metrics, "vq")
     row["vq_perplexity"] = (
@@ -146,7 +156,11 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
         ]
     for b in blocks:
         cols += [(f"swap_{b}_donor", f"swap {b}: donor"), (f"swap_{b}_recipient", f"swap {b}: recipient")]
-    cols += [("auroc_shuffled", "AUROC shuffled"), ("auroc_foreign", "AUROC foreign")]
+    cols += [
+        ("auroc_shuffled", "AUROC shuffled"),
+        ("markov_auroc_shuffled", "shuffled: Markov baseline"),
+        ("auroc_foreign", "AUROC foreign"),
+    ]
     return cols
 
 

@@ -34,8 +34,14 @@ What is measured, and against what:
 * **Anomaly AUROC**: the model's anomaly score of real test windows against
   dinucleotide-shuffled copies (same tracks) and against foreign i.i.d.
   windows at the train windows' GC (with the tracks of other real test
-  windows); also for the score's
-  sequence part alone, and PCA's one-hot reconstruction error beside them.
+  windows). Beside it: the score's sequence part alone; that part less an
+  order-1 Markov chain's error (``seq_corrected_``, the background correction
+  of likelihood-ratio out-of-distribution detection); PCA's one-hot
+  reconstruction error; and a model-free baseline, the likelihood ratio of an
+  order-``markov_order`` to an order-1 Markov chain fitted on the train
+  windows (:mod:`seqae.metrics.markov`). Also per kind of window (``peak`` /
+  ``background``): a window made of order-1 background sequence cannot be
+  told from its dinucleotide shuffle by any score.
 * **VAE**: k-mer spectrum distance (k = 3, 4, 5) of prior samples vs real test
   windows, with train vs test as the floor. **VQ**: per-block perplexity and
   code usage on the test windows.
@@ -106,6 +112,7 @@ DEFAULT_EVALUATE_SETTINGS: dict[str, Any] = {
     "batch_size": 256,
     "blas_threads": 1,
     "figures": True,
+    "markov_order": 5,
     "seed": 0,
 }
 
@@ -131,6 +138,7 @@ EVALUATE_SETTINGS_HELP: dict[str, str] = {
     "batch_size": "Windows per model forward pass.",
     "blas_threads": "BLAS threads of the scikit-learn and NumPy metrics (probes, PCA, DCI); null leaves the libraries' default. One thread is fastest for these small problems and immune to oversubscription on a busy machine.",
     "figures": "Draw the figures (false: metrics.json and probe_matrix.tsv only).",
+    "markov_order": "Order k of the Markov-chain anomaly baseline: the likelihood ratio of an order-k to an order-1 chain fitted on the train windows (what k-mer statistics alone tell from shuffled windows).",
     "seed": "Seed of every random draw (subsets, shuffles, foreign windows, donors, VAE samples).",
 }
 
@@ -179,6 +187,12 @@ METRICS_KEYS: tuple[str, ...] = (
     "anomaly.seq_auroc_foreign",
     "anomaly.pca_auroc_shuffled",
     "anomaly.pca_auroc_foreign",
+    "anomaly.seq_corrected_auroc_shuffled",
+    "anomaly.seq_corrected_auroc_foreign",
+    "anomaly.markov_order",
+    "anomaly.markov_auroc_shuffled",
+    "anomaly.markov_auroc_foreign",
+    "anomaly.by_kind",
     "anomaly.mean_score",
     "anomaly.mean_seq_score",
     "anomaly.pca_mean_error",
@@ -234,6 +248,9 @@ def evaluate_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, A
         or settings["generate_n"] < 0
     ):
         raise ConfigError(f"evaluate.generate_n: must be a non-negative integer, got {settings['generate_n']!r}")
+    order = settings["markov_order"]
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 8:
+        raise ConfigError(f"evaluate.markov_order: must be an integer from 1 to 8, got {order!r}")
     for key in ("kmer_k", "judge_k", "spectrum_k"):
         ks = _as_ks(settings[key], key)
         settings[key] = ks[0] if isinstance(settings[key], int) else ks
@@ -574,6 +591,7 @@ class _Data:
     label_names: list[str]
     y_test: dict[str, np.ndarray]
     y_train: dict[str, np.ndarray]
+    test_kind: np.ndarray | None = None
 
 
 def _check_compatible(model: Any, meta: Mapping[str, Any], model_path: Any, windows: str, schema: Any) -> None:
@@ -639,6 +657,8 @@ def _load_data(
         label_names=names,
         y_test={n: v[test_rows] for n, v in values.items()},
         y_train={n: v[train_rows] for n, v in values.items()},
+        # peak / background: the anomaly AUROC is also reported per kind of window.
+        test_kind=table["kind"].astype(str).to_numpy()[test_rows] if "kind" in table.columns else None,
     )
 
 
@@ -862,7 +882,7 @@ def _anomaly(
     device: torch.device,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """AUROC of real test windows vs dinucleotide-shuffled and foreign windows; returns (metrics, scores, sequence scores)."""
-    from seqae.metrics import auroc, dinucleotide_shuffle, foreign_windows
+    from seqae.metrics import auroc, dinucleotide_shuffle, fit_markov, foreign_windows, markov_ratio_score
 
     rng = np.random.default_rng([cfg["seed"], 5])
     shuffled = dinucleotide_shuffle(data.test_seq, rng)
@@ -884,10 +904,37 @@ def _anomaly(
         "shuffled": _pca_apply(pca["pca"], shuffled)[1],
         "foreign": _pca_apply(pca["pca"], foreign)[1],
     }
-    metrics: dict[str, Any] = {}
-    for prefix, values in (("", scores), ("seq_", seq_scores), ("pca_", pca_err)):
+    order = cfg["markov_order"]
+    high, low = fit_markov(data.train_seq, order), fit_markov(data.train_seq, 1)
+    controls = {"real": data.test_seq, "shuffled": shuffled, "foreign": foreign}
+    markov = {k: markov_ratio_score(high, low, codes) for k, codes in controls.items()}
+    # The sequence error less an order-1 chain's (both nats per base): the
+    # background-model correction of likelihood-ratio OOD detection. A window
+    # and its dinucleotide shuffle have the same order-1 likelihood, so this
+    # only removes the between-window spread that composition puts into the
+    # raw error (AT-rich windows are easy to rebuild, shuffled or not).
+    corrected = {k: seq_scores[k] + low.log_likelihood(codes) for k, codes in controls.items()}
+    families = (
+        ("", scores),
+        ("seq_", seq_scores),
+        ("seq_corrected_", corrected),
+        ("pca_", pca_err),
+        ("markov_", markov),
+    )
+    metrics: dict[str, Any] = {"markov_order": order}
+    for prefix, values in families:
         for control in ("shuffled", "foreign"):
             metrics[f"{prefix}auroc_{control}"] = auroc(values["real"], values[control])
+    # Per kind of window (peak / background), each window against its own shuffle:
+    # background windows have little beyond dinucleotides to tell them from one.
+    metrics["by_kind"] = {}
+    if data.test_kind is not None:
+        for kind in sorted(set(data.test_kind)):
+            rows = data.test_kind == kind
+            entry: dict[str, Any] = {"n": int(rows.sum())}
+            for prefix, values in families:
+                entry[f"{prefix}auroc_shuffled"] = auroc(values["real"][rows], values["shuffled"][rows])
+            metrics["by_kind"][kind] = entry
     metrics["mean_score"] = {k: float(np.mean(v)) for k, v in scores.items()}
     metrics["mean_seq_score"] = {k: float(np.mean(v)) for k, v in seq_scores.items()}
     metrics["pca_mean_error"] = {k: float(np.mean(v)) for k, v in pca_err.items()}

@@ -94,6 +94,7 @@ def _windows_file(path: Path, seed: int = 0) -> pd.DataFrame:
     labels.insert(1, "start", np.arange(len(labels)) * 100)
     labels.insert(2, "end", labels["start"] + WINDOW_LEN)
     labels["chrom_shuffled"] = rng.permutation(labels["chrom"].to_numpy())
+    labels["kind"] = np.where(np.arange(len(labels)) % 3 == 0, "background", "peak")
     n = len(labels)
     seq_len = WINDOW_LEN + 2 * FLANK
     gc = labels["chrom"].map({c: v[0] for c, v in CHROMS.items()}).to_numpy()
@@ -264,6 +265,8 @@ def test_settings_defaults_documented_and_checked() -> None:
         evaluate_settings({"test_max": 0})
     with pytest.raises(ConfigError, match="evaluate.tss_bins"):
         evaluate_settings({"tss_bins": [10, 5]})
+    with pytest.raises(ConfigError, match="evaluate.markov_order"):
+        evaluate_settings({"markov_order": 0})
 
 
 # ---------------------------------------------------------------- evaluate_model
@@ -281,8 +284,18 @@ def test_metrics_json_has_every_documented_key(evaluated: dict[str, Any]) -> Non
         assert 0.0 <= on_disk["reconstruction"]["base_accuracy"] <= 1.0
         assert 0.0 <= on_disk["reconstruction"]["pca_base_accuracy"] <= 1.0
         assert set(on_disk["reconstruction"]["track_pearson"]) == set(TRACKS)
-        for key in ("auroc_shuffled", "auroc_foreign", "pca_auroc_shuffled", "pca_auroc_foreign"):
-            assert 0.0 <= on_disk["anomaly"][key] <= 1.0
+        anomaly = on_disk["anomaly"]
+        for prefix in ("", "seq_", "seq_corrected_", "pca_", "markov_"):
+            for control in ("shuffled", "foreign"):
+                assert 0.0 <= anomaly[f"{prefix}auroc_{control}"] <= 1.0
+        assert anomaly["markov_order"] == DEFAULT_EVALUATE_SETTINGS["markov_order"]
+        # Every test window is a peak or a background window, each kind scored against its own shuffles.
+        assert set(anomaly["by_kind"]) == {"background", "peak"}
+        assert sum(entry["n"] for entry in anomaly["by_kind"].values()) == N_WINDOWS["test"]
+        for entry in anomaly["by_kind"].values():
+            assert all(
+                0.0 <= entry[f"{p}auroc_shuffled"] <= 1.0 for p in ("", "seq_", "seq_corrected_", "pca_", "markov_")
+            )
         assert 0.0 <= on_disk["disentanglement"]["mig"]["latent"] <= 1.0
         assert 0.0 <= on_disk["disentanglement"]["dci"]["latent"]["informativeness"] <= 1.0
     assert evaluated["metrics"]["plain"]["vae"] is None and evaluated["metrics"]["plain"]["vq"] is None
@@ -559,9 +572,10 @@ def test_foreign_control_carries_real_tracks(monkeypatch) -> None:
         test_seq=rng.integers(0, 4, (n, length)).astype(np.uint8),
         train_seq=rng.integers(0, 4, (n, length)).astype(np.uint8),
         test_tracks=rng.random((n, t, length)).astype(np.float16),
+        test_kind=None,
     )
     test_out = {"score": np.ones(n, np.float32), "seq_score": np.ones(n, np.float32)}
-    cfg = {"seed": 0, "batch_size": 4}
+    cfg = {"seed": 0, "batch_size": 4, "markov_order": 2}
     evaluate._anomaly(None, data, test_out, {"pca": None, "test_err": np.ones(n)}, cfg, torch.device("cpu"))
     shuffled_tracks, foreign_tracks = seen
     assert shuffled_tracks is data.test_tracks

@@ -7,6 +7,7 @@ No model code and no file I/O here; one concern per module:
 * :mod:`~seqae.metrics.baselines` — PCA on one-hot windows, k-mer baseline features.
 * :mod:`~seqae.metrics.disentangle` — MIG and DCI.
 * :mod:`~seqae.metrics.anomaly` — AUROC, dinucleotide shuffle, foreign-genome windows.
+* :mod:`~seqae.metrics.markov` — Markov chains of sequence; their likelihood ratio, the model-free anomaly baseline.
 * :mod:`~seqae.metrics.judge` — a raw-sequence label classifier that judges block swaps.
 * :mod:`~seqae.metrics.reconstruction` — base accuracy, track Pearson r, codebook perplexity.
 
@@ -27,6 +28,7 @@ from seqae.metrics.kmers import (
     pooled_kmer_counts,
     reverse_complement_index,
 )
+from seqae.metrics.markov import MarkovModel, fit_markov, markov_ratio_score
 from seqae.metrics.probes import (
     NOT_RECOVERABLE,
     ProbeMatrix,
@@ -40,6 +42,7 @@ from seqae.metrics.reconstruction import perplexity, sequence_accuracy, track_pe
 __all__ = [
     "NOT_RECOVERABLE",
     "Judge",
+    "MarkovModel",
     "ProbeMatrix",
     "ProbeResult",
     "auroc",
@@ -49,6 +52,7 @@ __all__ = [
     "dinucleotide_counts",
     "dinucleotide_shuffle",
     "discretize",
+    "fit_markov",
     "foreign_windows",
     "kmer_baseline_features",
     "kmer_counts",
@@ -56,6 +60,7 @@ __all__ = [
     "kmer_names",
     "kmer_spectrum_distance",
     "linear_probe",
+    "markov_ratio_score",
     "mig",
     "mig_per_factor",
     "multi_k_frequencies",
