@@ -101,6 +101,38 @@ def test_gc_per_chromosome(demo, fasta):
     assert observed == sorted(observed)
 
 
+def test_interspersed_repeats_are_shared_by_every_chromosome(demo, fasta):
+    """SINE/LINE-like families cover ~interspersed_repeat_density of each chromosome, the same
+    families on all of them; each copy is its family's consensus 3' end, diverged by the stated rate."""
+    out, _ = demo
+    density = fill_defaults({})["interspersed_repeat_density"]
+    chroms = tsv(out / "truth" / "chromosomes.tsv").set_index("chrom")
+    repeats = tsv(out / "truth" / "repeats.tsv")
+    shared = repeats[repeats["family"].str.match(r"^(SINE|LINE)\d+$")]
+    assert set(shared["chrom"]) == set(chroms.index)
+    for chrom, rows in shared.groupby("chrom"):
+        covered = int((rows["end"] - rows["start"]).sum())
+        assert covered / SMALL["chromosome_length"] == pytest.approx(density, abs=0.02)
+        assert chroms.loc[chrom, "interspersed_fraction"] == pytest.approx(covered / SMALL["chromosome_length"], abs=1e-4)
+    by_family = shared.groupby("family")["chrom"].nunique()
+    assert (by_family >= 2).sum() >= 3  # families span chromosomes
+    # Two copies of a family on different chromosomes share their 3' ends: aligned on it, they
+    # agree far more often than unrelated sequence (1/4 plus composition).
+    fam = shared.groupby("family").filter(lambda g: g["chrom"].nunique() >= 2)
+    fam = fam[fam["family"] == fam["family"].iloc[0]]
+
+    def copy_codes(row) -> np.ndarray:
+        c = codes(fasta, row.chrom)[row.start : row.end]
+        return c if row.strand == "+" else (3 - c[::-1])
+
+    a, b = (fam[fam["chrom"] == chrom].iloc[0] for chrom in fam["chrom"].unique()[:2])
+    ca, cb = copy_codes(a), copy_codes(b)
+    n = min(len(ca), len(cb))
+    identity = float(np.mean(ca[-n:] == cb[-n:]))
+    assert identity > 0.45, identity
+    assert (1 - a.divergence) * (1 - b.divergence) > 0.5
+
+
 def test_gtf_and_genes(demo, fasta):
     out, _ = demo
     genes = tsv(out / "truth" / "genes.tsv")

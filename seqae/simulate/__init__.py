@@ -5,7 +5,7 @@
 
 ============  =========================================================
 layout        chromosome GC targets; spans of genes, N runs, satellite
-sequence      background (isochores, CpG depletion), repeat families
+sequence      background (isochores, CpG depletion), interspersed (shared) and per-chromosome repeat families
 genes         exon models, family promoter grammar (GC shift, motifs)
 peaks         TF summits, planted motif instances, scores
 families      homologous sequence families with their true trees (families/)

@@ -45,6 +45,8 @@ class ChromosomeInfo:
     repeat_families: dict[str, int] = field(default_factory=dict)
     #: Repeat family name -> bp covered by its copies.
     repeat_bp: dict[str, int] = field(default_factory=dict)
+    #: bp covered by copies of the interspersed families shared by all chromosomes.
+    interspersed_bp: int = 0
 
 
 @dataclass

@@ -102,6 +102,7 @@ def chromosome_table(ctx: SimContext) -> pd.DataFrame:
                 "repeat_consensus_bp": ",".join(str(c.repeat_families[f]) for f in fams),
                 "repeat_bp": ",".join(str(c.repeat_bp[f]) for f in fams),
                 "repeat_fraction": sum(c.repeat_bp.values()) / c.length,
+                "interspersed_fraction": c.interspersed_bp / c.length,
                 "satellite": f"{c.satellite[0]}-{c.satellite[1]}" if c.satellite else "",
             }
         )

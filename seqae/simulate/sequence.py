@@ -9,10 +9,19 @@ can tell them apart clearly above chance but far from perfectly:
 * CpG dinucleotides are depleted everywhere, as in vertebrate genomes (by
   turning C->T or G->A, as methylated-CpG deamination does);
 * each chromosome carries 2-3 repeat families of its own (100-400 bp
-  consensus sequences), inserted as diverged, often truncated copies.
+  consensus sequences), inserted as diverged, often truncated copies;
+* interspersed repeat families shared by every chromosome, as SINEs and LINEs
+  are in real genomes (about half of a mammalian genome), cover
+  ``interspersed_repeat_density`` of each chromosome: SINE-like 250-350 bp
+  and LINE-like 1.5-3 kb consensus sequences, copies 5-25 % diverged (old and
+  young insertions), LINE copies 5'-truncated to at most 1 kb, their CpGs
+  decayed as the background's. They give a window sequence structure beyond
+  its dinucleotide composition that is not specific to a chromosome (a
+  window's dinucleotide shuffle keeps its composition and loses them), and
+  the background's GC is drawn so that each chromosome keeps its GC target.
 
 Everything is vectorised over bases; loops run per chromosome, per repeat
-family or per repeat copy (a few hundred per chromosome).
+family or per repeat copy (a few thousand per Mb).
 """
 
 from __future__ import annotations
@@ -38,6 +47,15 @@ CPG_DEPLETION_SPREAD = 0.08
 REPEAT_DIVERGENCE = (0.10, 0.20)
 #: Divergence between the units of the satellite array.
 SATELLITE_DIVERGENCE = 0.03
+#: Interspersed families shared by all chromosomes: (name prefix, count, consensus length range in bp,
+#: relative copy number per family). SINEs are the most numerous copies, as Alu elements are.
+INTERSPERSED_FAMILIES = (("SINE", 3, (250, 350), 3.0), ("LINE", 3, (1500, 3000), 1.0))
+#: Divergence of interspersed copies from their consensus.
+INTERSPERSED_DIVERGENCE = (0.05, 0.25)
+#: Longest interspersed copy (bp).
+INTERSPERSED_MAX_COPY = 1000
+#: Spread of the interspersed families' GC around the genome mean.
+INTERSPERSED_GC_SPREAD = 0.08
 #: FASTA line width.
 LINE_WIDTH = 60
 
@@ -90,6 +108,16 @@ def isochore_gc(rng: np.random.Generator, length: int, gc_mean: float) -> np.nda
     return np.repeat(np.clip(block_gc, 0.05, 0.95), sizes)
 
 
+def interspersed_families(rng: np.random.Generator, gc_mean: float) -> dict[str, np.ndarray]:
+    """The genome's shared repeat families, name -> consensus codes (uint8), see :data:`INTERSPERSED_FAMILIES`."""
+    families = {}
+    for prefix, count, (low, high), _ in INTERSPERSED_FAMILIES:
+        for k in range(count):
+            gc = float(np.clip(gc_mean + rng.uniform(-INTERSPERSED_GC_SPREAD, INTERSPERSED_GC_SPREAD), 0.2, 0.8))
+            families[f"{prefix}{k + 1}"] = random_bases(rng, gc, int(rng.integers(low, high + 1)))
+    return families
+
+
 def background(rng: np.random.Generator, length: int, gc_mean: float, cpg_depletion: float) -> np.ndarray:
     """Background sequence of one chromosome, shape ``(length,)``, uint8 codes (no N)."""
     gc = isochore_gc(rng, length, gc_mean)
@@ -117,7 +145,57 @@ def gc_fraction(seq: np.ndarray) -> float:
     return float(np.isin(acgt, (C, G)).mean()) if len(acgt) else float("nan")
 
 
-def _insert_repeats(ctx: SimContext, rng: np.random.Generator, name: str, seq: np.ndarray) -> list[dict]:
+def _blocked_for_repeats(ctx: SimContext, name: str) -> np.ndarray:
+    """``bool [length]``: where no repeat copy may go: N runs, the satellite and the promoter windows
+    (the promoter grammar is written there later and must stay intact)."""
+    blocked = ctx.reserved[name].copy()
+    for start, end, strand in ctx.layout[name]:
+        a, b = promoter_window(start, end, strand)
+        blocked[a:b] = True
+    return blocked
+
+
+def _plan_interspersed(
+    ctx: SimContext, rng: np.random.Generator, name: str, families: dict[str, np.ndarray], blocked: np.ndarray
+) -> list[tuple[int, np.ndarray, dict]]:
+    """Copies of the shared families covering ~``interspersed_repeat_density`` of chromosome ``name``.
+
+    Returns ``(start, codes, truth row)`` per copy; marks the copies in ``blocked``.
+    """
+    info = ctx.chrom(name)
+    length = info.length
+    target_bp = int(ctx.settings["interspersed_repeat_density"] * length)
+    names = list(families)
+    copy_number = {prefix: weight for prefix, _, _, weight in INTERSPERSED_FAMILIES}
+    weights = rng.dirichlet(np.full(len(names), 4.0)) * [copy_number[n.rstrip("0123456789")] for n in names]
+    weights /= weights.sum()
+    copies: list[tuple[int, np.ndarray, dict]] = []
+    covered, tries = 0, 0
+    while covered < target_bp and tries < 20 * max(1, target_bp // 100):
+        tries += 1
+        fam = names[int(rng.choice(len(names), p=weights))]
+        cons = families[fam]
+        frag = min(INTERSPERSED_MAX_COPY, max(50, int(len(cons) * rng.uniform(0.3, 1.0))))
+        # 5' truncation: copies keep the consensus' 3' end.
+        off = len(cons) - frag
+        start = int(rng.integers(0, length - frag))
+        if blocked[start : start + frag].any():
+            continue
+        div = float(rng.uniform(*INTERSPERSED_DIVERGENCE))
+        copy = mutate(rng, cons[off:], div)
+        deplete_cpg(rng, copy, info.cpg_depletion)
+        strand = "+" if rng.random() < 0.5 else "-"
+        blocked[start : start + frag] = True
+        covered += frag
+        row = {"family": fam, "chrom": name, "start": start, "end": start + frag, "strand": strand, "divergence": div}
+        copies.append((start, copy if strand == "+" else reverse_complement(copy), row))
+    info.interspersed_bp = covered
+    return copies
+
+
+def _insert_repeats(
+    ctx: SimContext, rng: np.random.Generator, name: str, seq: np.ndarray, blocked: np.ndarray
+) -> list[dict]:
     """Create this chromosome's repeat families and insert copies covering ~``repeat_density``."""
     info = ctx.chrom(name)
     length = len(seq)
@@ -133,13 +211,6 @@ def _insert_repeats(ctx: SimContext, rng: np.random.Generator, name: str, seq: n
         info.repeat_families[fam] = cons_len
         info.repeat_bp[fam] = 0
     weights = rng.dirichlet(np.full(n_fam, 2.0))
-
-    # Keep copies out of N runs, the satellite and promoter windows (the
-    # promoter grammar is written there later and must stay intact).
-    blocked = ctx.reserved[name].copy()
-    for start, end, strand in ctx.layout[name]:
-        a, b = promoter_window(start, end, strand)
-        blocked[a:b] = True
     rows: list[dict] = []
     covered, tries = 0, 0
     while covered < target_bp and tries < 20 * max(1, target_bp // 100):
@@ -184,12 +255,22 @@ def simulate_sequence(ctx: SimContext) -> None:
     # chromosomes happen to share one and the order is unrelated to GC.
     n = len(ctx.chromosomes)
     levels = np.linspace(-1.0, 1.0, n)[ctx.rng("sequence/cpg").permutation(n)]
+    shared = interspersed_families(ctx.rng("sequence/interspersed"), ctx.settings["gc_mean"])
     for info, level in zip(ctx.chromosomes, levels, strict=True):
         info.cpg_depletion = float(CPG_DEPLETION + CPG_DEPLETION_SPREAD * level)
         # One stream per chromosome: chromosomes do not depend on each other's draws.
         rng = ctx.rng(f"sequence/{info.name}")
-        seq = background(rng, info.length, info.gc_target, info.cpg_depletion)
-        rows += _insert_repeats(ctx, rng, info.name, seq)
+        blocked = _blocked_for_repeats(ctx, info.name)
+        copies = _plan_interspersed(ctx, ctx.rng(f"sequence/interspersed/{info.name}"), info.name, shared, blocked)
+        # Background GC such that background plus shared copies meet the chromosome's target.
+        copy_bp = sum(len(c) for _, c, _ in copies)
+        copy_gc = sum(int(np.isin(c, (C, G)).sum()) for _, c, _ in copies)
+        gc = (info.gc_target * info.length - copy_gc) / max(1, info.length - copy_bp)
+        seq = background(rng, info.length, float(np.clip(gc, 0.1, 0.9)), info.cpg_depletion)
+        for start, codes, row in copies:
+            seq[start : start + len(codes)] = codes
+            rows.append(row)
+        rows += _insert_repeats(ctx, rng, info.name, seq, blocked)
         if info.satellite is not None:
             _write_satellite(rng, seq, *info.satellite)
         for a, b in info.n_runs:
