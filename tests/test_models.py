@@ -16,7 +16,13 @@ from seqae.errors import ConfigError
 from seqae.models import DEFAULT_MODEL_SETTINGS, LatentLayout, SequenceAutoencoder, model_settings
 from seqae.models.augment import centre_crop, corrupt, random_crop, random_reverse_complement, reverse_complement
 from seqae.models.encoder import SequenceEncoder, one_hot
-from seqae.models.heads import AdversarialHead, GradientReversal, adversarial_lambda, reverse_gradient
+from seqae.models.heads import (
+    AdversarialHead,
+    GradientReversal,
+    adversarial_lambda,
+    confusion_loss,
+    reverse_gradient,
+)
 from seqae.models.objectives import (
     CPCHead,
     InfoMaxDiscriminator,
@@ -201,6 +207,28 @@ def test_positional_pooling_keeps_where_a_base_is() -> None:
             positional(torch.zeros(1, 80, dtype=torch.long))
 
 
+def test_positional_meanmax_pooling_reads_positions_and_composition() -> None:
+    """positional_meanmax: the positional features plus mean and max over positions; a moved motif
+    still changes the latent, and the pooled vector ends with the window's mean and max features."""
+    torch.manual_seed(0)
+    kwargs = dict(n_tracks=0, out_dim=8, channels=16, n_res_blocks=1, dilations=(1,), downsample=4, norm="group")
+    encoder = SequenceEncoder(**kwargs, pooling="positional_meanmax", window_len=64).eval()
+    assert encoder.pool.out_dim == 16 * 16 + 2 * 16
+    seqs = torch.zeros(2, 64, dtype=torch.long)
+    seqs[0, 8:16] = encode_str("CGTGCGTG")
+    seqs[1, 40:48] = encode_str("CGTGCGTG")
+    with torch.no_grad():
+        latent, features = encoder(seqs)
+        assert not torch.allclose(latent[0], latent[1], atol=1e-4)
+        pooled = encoder.pool(features)
+        torch.testing.assert_close(pooled[:, -32:-16], features.mean(-1))
+        torch.testing.assert_close(pooled[:, -16:], features.amax(-1))
+        with pytest.raises(ValueError, match="built for 16 positions"):
+            encoder(torch.zeros(1, 80, dtype=torch.long))
+    with pytest.raises(ValueError, match="positional_meanmax pooling needs the number of positions"):
+        SequenceEncoder(**kwargs, pooling="positional_meanmax")
+
+
 def test_one_hot_n_is_all_zero() -> None:
     x = one_hot(encode_str("ACGTN").unsqueeze(0))
     assert x.shape == (1, 4, 5)
@@ -254,6 +282,50 @@ def test_adversarial_head_trains_head_and_reverses_for_features() -> None:
     for a, b in zip(grads_head, head.classifier.parameters(), strict=True):
         torch.testing.assert_close(a, b.grad)  # the head itself descends its loss
     torch.testing.assert_close(grad_z, -0.5 * z.grad)  # the features ascend it
+
+
+def test_confusion_loss_is_zero_at_the_label_frequencies() -> None:
+    target = torch.tensor([0, 0, 0, 1, -1, -1])  # frequencies 3/4, 1/4; unknown rows ignored
+    prior_logits = torch.log(torch.tensor([0.75, 0.25, 1e-9])).expand(6, 3)
+    assert confusion_loss(prior_logits, target).item() == pytest.approx(0.0, abs=1e-6)
+    confident = torch.tensor([[9.0, 0.0, 0.0]] * 3 + [[0.0, 9.0, 0.0]] + [[0.0, 0.0, 9.0]] * 2)
+    assert confusion_loss(confident, target).item() > 1.0  # a block that gives the label away
+    assert confusion_loss(confident, torch.full((6,), -1)).item() == 0.0  # no known label: nothing to hide
+
+
+def test_confusion_objective_trains_the_adversary_and_hides_the_label_from_it() -> None:
+    """confusion: the adversaries descend their cross-entropy, as with reversal; the encoder gets
+    lambda x the gradient of the KL to the label frequencies, and the adversaries none of it."""
+    torch.manual_seed(0)
+    lam = 0.8
+    settings = tiny_settings(
+        weights={"seq": 0.0, "tracks": 0.0, "supervised": 0.0, "adversarial": lam},
+        adversarial_schedule={"warmup_steps": 0},
+        adversarial_objective="confusion",
+    )
+    model = SequenceAutoencoder(settings, 2, 64, LABELS)
+    seq, tracks, labels = batch(8, 64)
+    model(seq, tracks, labels, step=1).loss.backward()
+    enc_total = [p.grad.clone() for p in model.encoder.parameters()]
+    head_total = [p.grad.clone() for p in model.adversaries.parameters()]
+
+    model.zero_grad()
+    _adversary_loss(model, seq, tracks, labels).backward()
+    for a, p in zip(head_total, model.adversaries.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-7)
+
+    model.zero_grad()
+    h, _ = model.encoder(seq, tracks)
+    blocks = model.layout.split(h)
+    kl = sum(
+        confusion_loss(model.adversaries[key].classifier(blocks[block]), labels[label])
+        for key, block, label in model.adversary_pairs
+    )
+    (lam * kl).backward()
+    for a, p in zip(enc_total, model.encoder.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ConfigError, match="adversarial_objective"):
+        model_settings({"adversarial_objective": "minimax"})
 
 
 def test_adversarial_ramp() -> None:

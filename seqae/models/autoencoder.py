@@ -8,6 +8,7 @@ Loss (each term already weighted; ``w`` = ``settings["weights"]``)::
     vq_commitment  w.vq_commitment * sum over blocks of beta * ||z - sg(q)||^2   (vq)
     supervised     w.supervised * sum over labelled blocks of CE(head(block), its label)
     adversarial    sum over (block, other label) of CE(adversary(block), label)
+                   (+ lambda * KL(label frequencies || adversary(block)) with the confusion objective)
     infomax        w.infomax * BCE of the (features, latent) discriminator   (infomax.enabled)
     cpc            w.cpc * InfoNCE of future-chunk prediction                (cpc.enabled)
 
@@ -19,7 +20,10 @@ accuracy is the leak probe, also when ``w.adversarial`` is 0); the gradient
 reversal in front of them hands the encoder ``-lambda`` times their gradient,
 with ``lambda`` ramping from 0 to ``w.adversarial`` over
 ``adversarial_schedule.warmup_steps`` (sigmoid DANN ramp by default, see
-:func:`~seqae.models.heads.adversarial_lambda`).
+:func:`~seqae.models.heads.adversarial_lambda`). With ``adversarial_objective:
+confusion`` the encoder instead descends ``lambda`` times the KL from the label
+frequencies to the adversary's prediction (bounded, zero once the block tells
+the adversary nothing; :func:`~seqae.models.heads.confusion_loss`).
 
 Heads read the *deterministic* latent (the one :meth:`SequenceAutoencoder.encode`
 returns: the VAE mean, the VQ quantised vector), because that is the
@@ -43,7 +47,7 @@ from torch import Tensor, nn
 from seqae.models.augment import corrupt
 from seqae.models.decoder import SequenceDecoder
 from seqae.models.encoder import SequenceEncoder
-from seqae.models.heads import AdversarialHead, ClassifierHead, adversarial_lambda
+from seqae.models.heads import AdversarialHead, ClassifierHead, adversarial_lambda, confusion_loss
 from seqae.models.layout import LatentLayout
 from seqae.models.objectives import (
     TRACK_TRANSFORMS,
@@ -281,13 +285,18 @@ class SequenceAutoencoder(nn.Module):
             terms["supervised"] = w["supervised"] * torch.stack(supervised).sum()
         schedule = self.settings["adversarial_schedule"]
         lam = adversarial_lambda(step, w["adversarial"], schedule["warmup_steps"], schedule["shape"])
+        confusion = self.settings["adversarial_objective"] == "confusion"
         adversarial = []
         for key, block, label in self.adversary_pairs:
             if label not in labels:
                 continue
             head = self.adversaries[key]
-            head.set_lambda(lam)
+            # With confusion the reversal layer passes nothing back (lambda 0):
+            # the adversary learns from its cross-entropy, the encoder from the KL.
+            head.set_lambda(0.0 if confusion else lam)
             loss, acc = masked_cross_entropy(head(blocks[block]), labels[label])
+            if confusion:
+                loss = loss + lam * confusion_loss(head.encoder_logits(blocks[block]), labels[label])
             adversarial.append(loss)
             metrics[f"adversary_acc/{block}/{label}"] = acc.detach()
         if adversarial:

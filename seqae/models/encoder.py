@@ -31,12 +31,12 @@ class SequenceEncoder(nn.Module):
         -> S stages; stage i: norm, GELU, stride-2 conv (k=3) w_{i-1} -> w_i, one residual block (dilation 1)
         -> dilated tower: n_res_blocks residual blocks of width C at L' (dilations cycled)
         -> norm, GELU                             = features [B, C, L']
-        -> pooling (positional, mean+max or attention), linear = latent [B, out_dim]
+        -> pooling (positional, positional + mean/max, mean+max or attention), linear = latent [B, out_dim]
 
     Each stride-2 conv maps ``n -> ceil(n / 2)``, so ``L' = ceil(L / downsample)``;
-    nothing needs to divide evenly. ``positional`` pooling (the default) keeps
-    where features sit and so needs the window length ``window_len``; the other
-    two take any input length.
+    nothing needs to divide evenly. ``positional`` pooling (the default) and
+    ``positional_meanmax`` keep where features sit and so need the window
+    length ``window_len``; the other two take any input length.
 
     Args:
         n_tracks: T, signal channels next to the 4 base channels.
@@ -49,9 +49,10 @@ class SequenceEncoder(nn.Module):
         stem_kernel_size: odd width of the first conv (bp), about a motif's length.
         norm: ``batch`` or ``group``.
         pooling: ``positional`` (position-specific linear map of all positions' features),
+            ``positional_meanmax`` (that plus mean and max over positions),
             ``meanmax`` or ``attention`` (position-free summaries; see
             :class:`~seqae.models.layers.PositionalPool` for why the default keeps positions).
-        window_len: L, input length (bp); required by ``positional`` pooling.
+        window_len: L, input length (bp); required by the positional poolings.
         dropout: dropout inside the residual blocks.
     """
 

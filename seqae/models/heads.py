@@ -6,6 +6,14 @@ the head itself learns to predict the label (minimising its cross-entropy),
 while the gradient reversal layer in front of it hands the encoder the
 negated, scaled gradient, so the encoder learns to make that prediction fail
 (Ganin & Lempitsky 2015, domain-adversarial training).
+
+The *confusion* objective is the bounded alternative (Tzeng et al. 2015;
+Alvi et al. 2018): the adversary still learns the label, but the encoder
+descends the KL divergence from the label frequencies to the adversary's
+prediction, which is zero once the block tells the adversary nothing. Gradient
+reversal instead ascends the adversary's cross-entropy without bound: an
+encoder can keep raising it by making the block confidently misleading, which
+is information too, and the growing gradient can swamp the reconstruction.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -102,6 +111,36 @@ class AdversarialHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.grl(x))
+
+    def encoder_logits(self, x: Tensor) -> Tensor:
+        """Logits through the classifier with its parameters frozen for this pass:
+        gradients reach ``x`` (the encoder), never the adversary."""
+        params = {name: p.detach() for name, p in self.classifier.named_parameters()}
+        return torch.func.functional_call(self.classifier, params, (x,))
+
+
+def confusion_loss(logits: Tensor, target: Tensor, ignore: int = -1) -> Tensor:
+    """KL divergence from the label frequencies to the predicted distribution, mean over known rows (nats).
+
+    Args:
+        logits: ``[B, n_classes]`` adversary logits.
+        target: ``int [B]`` labels; ``ignore`` marks unknown ones (left out,
+            also of the frequencies).
+
+    Returns:
+        A float32 scalar >= 0; 0 when every known row's prediction equals the
+        batch's label frequencies (the adversary has learnt nothing from the
+        block), and when no row has a label.
+    """
+    known = target != ignore
+    n_classes = logits.shape[-1]
+    counts = F.one_hot(target.clamp_min(0).long(), n_classes).float() * known[:, None]
+    prior = counts.sum(0) / counts.sum().clamp_min(1.0)
+    log_q = F.log_softmax(logits.float(), dim=-1)
+    # sum_c p_c (log p_c - log q_c), with 0 log 0 = 0
+    log_p = torch.where(prior > 0, prior.clamp_min(1e-12).log(), torch.zeros_like(prior))
+    kl = (prior * (log_p - log_q)).sum(-1)
+    return (kl * known).sum() / known.sum().clamp_min(1)
 
 
 RAMP_SHAPES = ("sigmoid", "linear")

@@ -111,15 +111,38 @@ class PositionalPool(nn.Module):
         return self.narrow(x).flatten(1)
 
 
-def make_pool(kind: str, channels: int, length: int | None = None) -> MeanMaxPool | AttentionPool | PositionalPool:
-    """``positional``, ``meanmax`` or ``attention`` pooling over ``length`` positions; ``.out_dim`` is the pooled size.
+class PositionalMeanMaxPool(nn.Module):
+    """:class:`PositionalPool` and :class:`MeanMaxPool` side by side: ``[B, C, L] -> [B, width * L + 2C]``.
 
-    ``length`` is needed by ``positional`` only (the others take any length).
+    Window-level labels (species, chromosome, gene family) are mostly a
+    matter of composition, which a mean over positions hands the latent
+    directly; a position-specific map has to learn to sum 125 positions for
+    it. Reconstruction needs the positions. With both, the latent's linear
+    map reads either.
     """
-    if kind == "positional":
+
+    def __init__(self, channels: int, length: int, width: int = 16):
+        super().__init__()
+        self.positional = PositionalPool(channels, length, width)
+        self.meanmax = MeanMaxPool(channels)
+        self.out_dim = self.positional.out_dim + self.meanmax.out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.positional(x), self.meanmax(x)], dim=-1)
+
+
+def make_pool(
+    kind: str, channels: int, length: int | None = None
+) -> MeanMaxPool | AttentionPool | PositionalPool | PositionalMeanMaxPool:
+    """``positional``, ``positional_meanmax``, ``meanmax`` or ``attention`` pooling over ``length`` positions;
+    ``.out_dim`` is the pooled size.
+
+    ``length`` is needed by the positional kinds only (the others take any length).
+    """
+    if kind in ("positional", "positional_meanmax"):
         if length is None:
-            raise ValueError("positional pooling needs the number of positions (a fixed window length)")
-        return PositionalPool(channels, length)
+            raise ValueError(f"{kind} pooling needs the number of positions (a fixed window length)")
+        return PositionalPool(channels, length) if kind == "positional" else PositionalMeanMaxPool(channels, length)
     if kind == "meanmax":
         return MeanMaxPool(channels)
     if kind == "attention":

@@ -19,8 +19,9 @@ KINDS = ("plain", "vae", "vq")
 # Choices of the architecture keys, defined here (torch-free) for the config
 # checks and imported by the layers that build them.
 NORMS = ("batch", "group")
-POOLINGS = ("positional", "meanmax", "attention")
+POOLINGS = ("positional", "positional_meanmax", "meanmax", "attention")
 UPSAMPLE_MODES = ("nearest", "transposed")
+ADVERSARIAL_OBJECTIVES = ("reversal", "confusion")
 
 DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "kind": "plain",
@@ -54,6 +55,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
         "cpc": 0.1,
     },
     "adversarial_schedule": {"shape": "sigmoid", "warmup_steps": 2000},
+    "adversarial_objective": "reversal",
     "vq": {"codebook_size": 64, "n_groups": 4, "commitment": 0.25, "decay": 0.99, "dead_code_steps": 200},
     "infomax": {"enabled": False, "hidden": 128},
     "cpc": {"enabled": False, "n_future": 4, "chunk": 32, "dim": 64},
@@ -85,7 +87,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "dilations": "Dilations of the tower blocks, cycled (positions at 1/downsample resolution).",
     "downsample": "Total length reduction of the encoder, a power of two (8: 1000 bp -> 125 positions).",
     "norm": "Normalisation: batch (BatchNorm) or group (GroupNorm, batch-independent).",
-    "pooling": "From per-position features to the latent: positional (keeps where bases are; needed to reconstruct them), meanmax or attention (position-free).",
+    "pooling": "From per-position features to the latent: positional (keeps where bases are; needed to reconstruct them), positional_meanmax (positions plus the mean and max over them, for composition-level labels), meanmax or attention (position-free).",
     "upsample_mode": "Decoder upsampling: nearest (nearest-neighbour x2 + conv) or transposed (transposed conv).",
     "dropout": "Dropout inside the residual blocks.",
     "head_hidden": "Hidden width of the supervised and adversarial classifier heads.",
@@ -107,6 +109,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "weights.cpc": "Weight of the CPC InfoNCE loss.",
     "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
+    "adversarial_objective": "What the encoder does against the adversaries: reversal (gradient reversal: ascend their cross-entropy, unbounded) or confusion (descend the KL from the batch's label frequencies to their predictions, zero once they learn nothing).",
     "vq.codebook_size": "Codes per codebook.",
     "vq.n_groups": "Groups per block, each with its own codebook (block sizes must divide by it).",
     "vq.commitment": "beta of the commitment loss ||z - sg(q)||^2.",
@@ -128,6 +131,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "upsample_mode": UPSAMPLE_MODES,
     "track_loss": ("mse", "poisson"),
     "adversarial_schedule.shape": ("sigmoid", "linear"),
+    "adversarial_objective": ADVERSARIAL_OBJECTIVES,
 }
 
 
