@@ -281,8 +281,11 @@ def test_run_writes_documented_outputs(windows, tmp_path):
 def test_loss_goes_down(windows, tmp_path):
     train_model(make_config(epochs=8, lr=1e-2), "plain", windows, tmp_path, progress=False)
     table = metrics(tmp_path)
-    # 24 steps: the track reconstruction is learned first (the heads and the bases take longer).
-    assert table["val_loss"].iloc[-1] < 0.9 * table["val_loss"].iloc[0]
+    # 24 steps on random bases and labels: only the tracks can be learned (the bases and heads
+    # stay near chance on validation windows). The adversaries' own cross-entropy is left out: it
+    # sits near its starting value while they learn and the encoder works against them.
+    learned = table["val_loss"] - table["val_loss/adversarial"]
+    assert learned.iloc[-1] < learned.iloc[0]
     assert table["val_loss/tracks"].iloc[-1] < 0.6 * table["val_loss/tracks"].iloc[0]
     assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0]
 
