@@ -26,6 +26,7 @@ family or per repeat copy (a few thousand per Mb).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,60 @@ def _blocked_for_repeats(ctx: SimContext, name: str) -> np.ndarray:
     return blocked
 
 
+def _place_copies(
+    rng: np.random.Generator,
+    chrom: str,
+    families: dict[str, np.ndarray],
+    weights: np.ndarray,
+    target_bp: int,
+    blocked: np.ndarray,
+    fragment: Callable[[np.random.Generator, int], tuple[int, int]],
+    divergence: tuple[float, float],
+    cpg_depletion: float | None = None,
+) -> list[tuple[int, np.ndarray, dict]]:
+    """Diverged copies of ``families`` (name -> consensus) at free places of ``blocked`` until ~``target_bp``.
+
+    ``fragment(rng, consensus length) -> (offset, length)`` picks the part of the
+    consensus a copy keeps; ``cpg_depletion`` decays the copy's CpGs. Returns
+    ``(start, codes as written on the + strand, truth row)`` per copy; marks the
+    copies in ``blocked``. One loop iteration per copy (a few thousand per Mb).
+    """
+    names = list(families)
+    length = len(blocked)
+    copies: list[tuple[int, np.ndarray, dict]] = []
+    covered, tries = 0, 0
+    while covered < target_bp and tries < 20 * max(1, target_bp // 100):
+        tries += 1
+        fam = names[int(rng.choice(len(names), p=weights))]
+        cons = families[fam]
+        off, frag = fragment(rng, len(cons))
+        start = int(rng.integers(0, length - frag))
+        if blocked[start : start + frag].any():
+            continue
+        div = float(rng.uniform(*divergence))
+        copy = mutate(rng, cons[off : off + frag], div)
+        if cpg_depletion is not None:
+            deplete_cpg(rng, copy, cpg_depletion)
+        strand = "+" if rng.random() < 0.5 else "-"
+        blocked[start : start + frag] = True
+        covered += frag
+        row = {"family": fam, "chrom": chrom, "start": start, "end": start + frag, "strand": strand, "divergence": div}
+        copies.append((start, copy if strand == "+" else reverse_complement(copy), row))
+    return copies
+
+
+def _three_prime_fragment(rng: np.random.Generator, cons_len: int) -> tuple[int, int]:
+    """Interspersed copies: 5'-truncated (they keep the consensus' 3' end), at most INTERSPERSED_MAX_COPY bp."""
+    frag = min(INTERSPERSED_MAX_COPY, max(50, int(cons_len * rng.uniform(0.3, 1.0))))
+    return cons_len - frag, frag
+
+
+def _any_fragment(rng: np.random.Generator, cons_len: int) -> tuple[int, int]:
+    """Chromosome-specific copies: most are fragments, from anywhere in the consensus."""
+    frag = max(50, int(cons_len * rng.uniform(0.5, 1.0)))
+    return int(rng.integers(0, cons_len - frag + 1)), frag
+
+
 def _plan_interspersed(
     ctx: SimContext, rng: np.random.Generator, name: str, families: dict[str, np.ndarray], blocked: np.ndarray
 ) -> list[tuple[int, np.ndarray, dict]]:
@@ -163,33 +218,12 @@ def _plan_interspersed(
     Returns ``(start, codes, truth row)`` per copy; marks the copies in ``blocked``.
     """
     info = ctx.chrom(name)
-    length = info.length
-    target_bp = int(ctx.settings["interspersed_repeat_density"] * length)
-    names = list(families)
+    target_bp = int(ctx.settings["interspersed_repeat_density"] * info.length)
     copy_number = {prefix: weight for prefix, _, _, weight in INTERSPERSED_FAMILIES}
-    weights = rng.dirichlet(np.full(len(names), 4.0)) * [copy_number[n.rstrip("0123456789")] for n in names]
-    weights /= weights.sum()
-    copies: list[tuple[int, np.ndarray, dict]] = []
-    covered, tries = 0, 0
-    while covered < target_bp and tries < 20 * max(1, target_bp // 100):
-        tries += 1
-        fam = names[int(rng.choice(len(names), p=weights))]
-        cons = families[fam]
-        frag = min(INTERSPERSED_MAX_COPY, max(50, int(len(cons) * rng.uniform(0.3, 1.0))))
-        # 5' truncation: copies keep the consensus' 3' end.
-        off = len(cons) - frag
-        start = int(rng.integers(0, length - frag))
-        if blocked[start : start + frag].any():
-            continue
-        div = float(rng.uniform(*INTERSPERSED_DIVERGENCE))
-        copy = mutate(rng, cons[off:], div)
-        deplete_cpg(rng, copy, info.cpg_depletion)
-        strand = "+" if rng.random() < 0.5 else "-"
-        blocked[start : start + frag] = True
-        covered += frag
-        row = {"family": fam, "chrom": name, "start": start, "end": start + frag, "strand": strand, "divergence": div}
-        copies.append((start, copy if strand == "+" else reverse_complement(copy), row))
-    info.interspersed_bp = covered
+    weights = rng.dirichlet(np.full(len(families), 4.0)) * [copy_number[n.rstrip("0123456789")] for n in families]
+    copies = _place_copies(rng, name, families, weights / weights.sum(), target_bp, blocked, _three_prime_fragment,
+                           INTERSPERSED_DIVERGENCE, info.cpg_depletion)  # fmt: skip
+    info.interspersed_bp = sum(len(codes) for _, codes, _ in copies)
     return copies
 
 
@@ -198,43 +232,22 @@ def _insert_repeats(
 ) -> list[dict]:
     """Create this chromosome's repeat families and insert copies covering ~``repeat_density``."""
     info = ctx.chrom(name)
-    length = len(seq)
-    target_bp = int(ctx.settings["repeat_density"] * length)
+    target_bp = int(ctx.settings["repeat_density"] * len(seq))
     n_fam = int(rng.integers(2, 4))
-    consensus = []
+    families = {}
     for k in range(n_fam):
         fam = f"{name}_rep{k + 1}"
         cons_len = int(rng.integers(100, 401))
         # Families differ in composition (AT-rich LINE-like to GC-rich SINE-like).
-        cons = random_bases(rng, float(np.clip(info.gc_target + rng.uniform(-0.12, 0.12), 0.2, 0.8)), cons_len)
-        consensus.append(cons)
+        families[fam] = random_bases(rng, float(np.clip(info.gc_target + rng.uniform(-0.12, 0.12), 0.2, 0.8)), cons_len)
         info.repeat_families[fam] = cons_len
         info.repeat_bp[fam] = 0
     weights = rng.dirichlet(np.full(n_fam, 2.0))
-    rows: list[dict] = []
-    covered, tries = 0, 0
-    while covered < target_bp and tries < 20 * max(1, target_bp // 100):
-        tries += 1
-        k = int(rng.choice(n_fam, p=weights))
-        cons = consensus[k]
-        # Most copies are fragments, as for real transposable elements.
-        frag = max(50, int(len(cons) * rng.uniform(0.5, 1.0)))
-        off = int(rng.integers(0, len(cons) - frag + 1))
-        start = int(rng.integers(0, length - frag))
-        if blocked[start : start + frag].any():
-            continue
-        div = float(rng.uniform(*REPEAT_DIVERGENCE))
-        copy = mutate(rng, cons[off : off + frag], div)
-        strand = "+" if rng.random() < 0.5 else "-"
-        seq[start : start + frag] = copy if strand == "+" else reverse_complement(copy)
-        blocked[start : start + frag] = True
-        fam = f"{name}_rep{k + 1}"
-        info.repeat_bp[fam] += frag
-        covered += frag
-        rows.append(
-            {"family": fam, "chrom": name, "start": start, "end": start + frag, "strand": strand, "divergence": div}
-        )
-    return rows
+    copies = _place_copies(rng, name, families, weights, target_bp, blocked, _any_fragment, REPEAT_DIVERGENCE)
+    for start, codes, row in copies:
+        seq[start : start + len(codes)] = codes
+        info.repeat_bp[row["family"]] += len(codes)
+    return [row for _, _, row in copies]
 
 
 def _write_satellite(rng: np.random.Generator, seq: np.ndarray, a: int, b: int) -> None:
