@@ -42,7 +42,7 @@ SETTINGS = {
     "20x1000": {"n": 20, "n_sites": 1000, "height": 0.5},
     "50x300": {"n": 50, "n_sites": 300, "height": 1.0},
 }
-METHODS = ("latent", "nj_p", "nj_jc69", "fasttree")
+METHODS = ("latent", "nj_p", "bme_p", "nj_jc69", "fasttree")
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -97,7 +97,8 @@ def run_setting(name: str, replicates: int, settings: dict, seed: int, verbose: 
         rows.append(row)
         if verbose:
             print(
-                f"  {name} #{r:02d}: latent {row['latent']:.3f}  nj_p {row['nj_p']:.3f}  nj_jc69 {row['nj_jc69']:.3f}"
+                f"  {name} #{r:02d}: latent {row['latent']:.3f}  nj_p {row['nj_p']:.3f}  bme_p {row['bme_p']:.3f}"
+                f"  nj_jc69 {row['nj_jc69']:.3f}"
                 f"  fasttree {row['fasttree']:.3f}  AUC {row['auc_before']:.2f} -> {row['auc_after']:.2f}"
                 f" (co-trained {row['auc_after_cotrained']:.2f})  {seconds:.1f} s",
                 file=sys.stderr,

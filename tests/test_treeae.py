@@ -31,7 +31,7 @@ from seqae.phylo.distance import patristic_distances
 from seqae.phylo.io import read_family, read_tree, write_family
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
 from seqae.phylo.stage import TREES_COLUMNS, draw_tree_summary, gather_trees, run_family, summarise_trees
-from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
+from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder, read_latent_tree
 
 #: Settings small enough for a test: a few hundred full-batch steps of 8 sequences.
 TINY = {
@@ -104,6 +104,26 @@ def test_settings_reject_unknown_keys() -> None:
         TreeAESettings.from_mapping({"latent_dims": 3})
     with pytest.raises(ValueError, match="geometry"):
         TreeAESettings.from_mapping({"geometry": "spherical"})
+    with pytest.raises(ValueError, match="tree_search"):
+        TreeAESettings.from_mapping({"tree_search": "spr"})
+
+
+def test_latent_tree_search() -> None:
+    """``nj`` is neighbor joining as is; ``bme_nni`` refines it and never lengthens it under BME."""
+    from seqae.phylo.compare import normalized_rf
+    from seqae.phylo.nj import neighbor_joining
+    from seqae.phylo.nni import bme_length
+
+    rng = np.random.default_rng(11)
+    names = [f"t{i}" for i in range(30)]
+    x = rng.random((30, 30))
+    dist = x + x.T
+    np.fill_diagonal(dist, 0.0)
+    nj = neighbor_joining(dist, names)
+    assert normalized_rf(read_latent_tree(dist, names, "nj"), nj) == 0.0
+    refined = read_latent_tree(dist, names, "bme_nni")
+    assert normalized_rf(refined, nj) > 0  # random distances: NJ is not a BME local optimum
+    assert bme_length(refined, dist, names) < bme_length(nj, dist, names)
 
 
 # ---------------------------------------------------------------- discriminator

@@ -9,11 +9,13 @@ One module per concern:
 * :mod:`~seqae.phylo.distance` — p-distance, JC69, path lengths on a tree,
   Euclidean and Poincaré-ball distances between latent vectors.
 * :mod:`~seqae.phylo.nj` — neighbor joining (exact, pruned search, numpy).
+* :mod:`~seqae.phylo.nni` — balanced minimum evolution: tree length, branch
+  lengths and NNI refinement of a tree (FastME's criterion).
 * :mod:`~seqae.phylo.compare` — normalised Robinson–Foulds distance.
 * :mod:`~seqae.phylo.io` — FASTA families in (checked, one-line errors),
   Newick/NHX trees in and out.
 * :mod:`~seqae.phylo.render` — tree figures with ete3, off screen.
-* :mod:`~seqae.phylo.baselines` — NJ and FastTree baseline trees, timed.
+* :mod:`~seqae.phylo.baselines` — NJ, BME-NNI and FastTree baseline trees, timed.
 
 Trees are ``ete3.Tree`` objects with branch lengths in ``dist`` (expected
 substitutions per site for sequence distances). ete3 is imported only by the
@@ -21,7 +23,15 @@ functions that build, read or draw trees.
 """
 
 from seqae.phylo.alphabet import BASES, CODE_MISSING, decode, encode
-from seqae.phylo.baselines import BaselineResult, fasttree, find_fasttree, nj_jc69, nj_p_distance, run_baselines
+from seqae.phylo.baselines import (
+    BaselineResult,
+    bme_p_distance,
+    fasttree,
+    find_fasttree,
+    nj_jc69,
+    nj_p_distance,
+    run_baselines,
+)
 from seqae.phylo.compare import RFResult, normalized_rf, robinson_foulds
 from seqae.phylo.distance import (
     PairCounts,
@@ -34,6 +44,7 @@ from seqae.phylo.distance import (
 )
 from seqae.phylo.io import Family, read_family, read_tree, write_family, write_newick, write_nhx
 from seqae.phylo.nj import NJLinkage, linkage_to_tree, neighbor_joining, nj_linkage
+from seqae.phylo.nni import NNIResult, bme_length, bme_nni
 from seqae.phylo.simulate import (
     SimulatedFamily,
     SubstitutionModel,
@@ -51,12 +62,16 @@ __all__ = [
     "BaselineResult",
     "Family",
     "NJLinkage",
+    "NNIResult",
     "PairCounts",
     "RFResult",
     "SimulatedFamily",
     "SubstitutionModel",
     "TreeArrays",
     "birth_death_tree",
+    "bme_length",
+    "bme_nni",
+    "bme_p_distance",
     "coalescent_tree",
     "decode",
     "encode",

@@ -1,6 +1,9 @@
 """Baseline trees for a family: distance NJ and FastTree, each timed.
 
 * ``nj_p``: neighbor joining (:mod:`seqae.phylo.nj`) on p-distances.
+* ``bme_p``: the same NJ tree refined by nearest-neighbour interchanges
+  under balanced minimum evolution (:mod:`seqae.phylo.nni`), the search the
+  latent tree uses by default, here on the raw p-distances.
 * ``nj_jc69``: neighbor joining on JC69 distances.
 * ``fasttree``: FastTree 2 (``-nt -gtr -gamma``, approximately-maximum-
   likelihood under GTR + Gamma(20 categories)) run as a subprocess on a
@@ -29,8 +32,9 @@ from seqae.phylo.alphabet import decode
 from seqae.phylo.compare import normalized_rf
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
+from seqae.phylo.nni import bme_nni
 
-__all__ = ["BaselineResult", "fasttree", "find_fasttree", "nj_jc69", "nj_p_distance", "run_baselines"]
+__all__ = ["BaselineResult", "bme_p_distance", "fasttree", "find_fasttree", "nj_jc69", "nj_p_distance", "run_baselines"]
 
 FASTTREE_NAMES = ("FastTree", "fasttree")
 
@@ -40,7 +44,7 @@ class BaselineResult:
     """One baseline tree.
 
     Attributes:
-        method: ``"nj_p"``, ``"nj_jc69"`` or ``"fasttree"``.
+        method: ``"nj_p"``, ``"bme_p"``, ``"nj_jc69"`` or ``"fasttree"``.
         tree: an ``ete3.Tree`` (unrooted: multifurcating root), or None when
             the method could not run.
         seconds: wall-clock time of the method (NaN when it did not run).
@@ -69,6 +73,17 @@ def nj_p_distance(codes: np.ndarray, names: Sequence[str]) -> BaselineResult:
     start = time.perf_counter()
     tree = neighbor_joining(p_distance(arr, names), names)
     return BaselineResult("nj_p", tree, time.perf_counter() - start)
+
+
+def bme_p_distance(codes: np.ndarray, names: Sequence[str]) -> BaselineResult:
+    """Neighbor joining on p-distances, refined by BME nearest-neighbour interchanges."""
+    arr = _check(codes, names)
+    start = time.perf_counter()
+    dist = p_distance(arr, names)
+    tree = neighbor_joining(dist, names)
+    if len(names) >= 4:
+        tree = bme_nni(tree, dist, names).tree
+    return BaselineResult("bme_p", tree, time.perf_counter() - start)
 
 
 def nj_jc69(codes: np.ndarray, names: Sequence[str]) -> BaselineResult:
@@ -147,7 +162,7 @@ def run_baselines(
     codes: np.ndarray,
     names: Sequence[str],
     reference=None,
-    methods: Sequence[str] = ("nj_p", "nj_jc69", "fasttree"),
+    methods: Sequence[str] = ("nj_p", "bme_p", "nj_jc69", "fasttree"),
 ) -> list[BaselineResult]:
     """Run the baselines; with a reference tree, fill in each result's nRF.
 
@@ -155,9 +170,9 @@ def run_baselines(
         codes: ``[n, L]`` alignment codes.
         names: ``n`` sequence names.
         reference: the true or reference ``ete3.Tree`` on the same names.
-        methods: any of ``"nj_p"``, ``"nj_jc69"``, ``"fasttree"``.
+        methods: any of ``"nj_p"``, ``"bme_p"``, ``"nj_jc69"``, ``"fasttree"``.
     """
-    runners = {"nj_p": nj_p_distance, "nj_jc69": nj_jc69, "fasttree": fasttree}
+    runners = {"nj_p": nj_p_distance, "bme_p": bme_p_distance, "nj_jc69": nj_jc69, "fasttree": fasttree}
     unknown = [m for m in methods if m not in runners]
     if unknown:
         raise ValueError(f"unknown baseline methods {unknown}; choose from {list(runners)}")

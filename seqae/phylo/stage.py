@@ -63,6 +63,7 @@ TREES_COLUMNS = (
     "device",  # where the tree-AE trained
     "nrf_latent",  # nRF of the latent tree to the reference tree (empty without one)
     "nrf_nj_p",  # nRF of NJ on p-distances
+    "nrf_bme_p",  # nRF of NJ on p-distances refined by BME NNIs (the latent tree's search, on raw distances)
     "nrf_nj_jc69",  # nRF of NJ on JC69 distances
     "nrf_fasttree",  # nRF of FastTree -gtr -gamma (empty when not installed)
     "disc_score",  # the judge's probability that the final latent metric is a real tree's
@@ -73,9 +74,15 @@ TREES_COLUMNS = (
     "seconds",  # wall-clock seconds of the tree-AE fit
     "seconds_total",  # the whole family: reading, fit, baselines, figures, files
 )
-BASELINE_METHODS = ("nj_p", "nj_jc69", "fasttree")
+BASELINE_METHODS = ("nj_p", "bme_p", "nj_jc69", "fasttree")
 #: nRF columns of trees.tsv and the names the summary gives them.
-NRF_COLUMNS = {"nrf_latent": "latent", "nrf_nj_p": "NJ p-distance", "nrf_nj_jc69": "NJ JC69", "nrf_fasttree": "FastTree"}
+NRF_COLUMNS = {
+    "nrf_latent": "latent",
+    "nrf_nj_p": "NJ p-distance",
+    "nrf_bme_p": "BME-NNI p-distance",
+    "nrf_nj_jc69": "NJ JC69",
+    "nrf_fasttree": "FastTree",
+}
 _FAMILY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _NHX_RESERVED = re.compile(r"[()\[\]:;,=\s]+")
 #: Keys of ``config["trees"]`` that belong to the stage, not to the model.
@@ -248,6 +255,7 @@ def run_family(
         "device": result.device,
         "nrf_latent": nrf_latent,
         "nrf_nj_p": nrfs["nj_p"],
+        "nrf_bme_p": nrfs["bme_p"],
         "nrf_nj_jc69": nrfs["nj_jc69"],
         "nrf_fasttree": nrfs["fasttree"],
         "disc_score": result.disc_score,

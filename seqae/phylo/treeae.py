@@ -43,8 +43,11 @@ cycle, and a discriminator of real trees judges the middle):
   (times a learned scale) and the family's evolutionary distances
   (``distance_target``: ``p``-distance by default, or ``jc69``):
   ``sum (s D - T)^2 / sum T^2`` over pairs. The tree is read from the latent
-  distances by :func:`seqae.phylo.nj.neighbor_joining`; branch lengths are in
-  the target's units (differences per site for ``p``).
+  distances by :func:`seqae.phylo.nj.neighbor_joining`, then refined by
+  nearest-neighbour interchanges under balanced minimum evolution
+  (``tree_search: bme_nni``, :mod:`seqae.phylo.nni`; NJ is a greedy step
+  towards that criterion, the NNIs finish the job); branch lengths are in the
+  target's units (differences per site for ``p``).
 * (c) **Adversarial term**: the non-saturating GAN loss
   ``softplus(-disc(D_subset))`` on random leaf subsets of ``D``.
 
@@ -59,8 +62,9 @@ autoencoder steps on (a) + (b) + (c) for ``adversarial_epochs`` steps; the
 judge's AUC on the final latent is AUC *after* (the co-trained adversary's
 AUC is reported too).
 
-Where a gain over NJ on p-distances could come from, honestly: none was
-found on clock-like simulated families. NJ on *uncorrected* p-distances is
+Where a gain over NJ on p-distances could come from, honestly: not from the
+latent's distances on clock-like simulated families, but from the tree
+search. NJ on *uncorrected* p-distances is
 already at the level of FastTree there (corrected distances, JC69 or
 Gamma-aware, even with the true per-site rates, are noisier at long range and
 do worse; so does dropping fast sites), and every smoothing of the distance
@@ -74,7 +78,13 @@ optimisation precision (with reconstruction and adversarial weights 0 the
 latent tree ties NJ-p on 40 of 40 benchmark families); the reconstruction
 and adversarial terms are on with small weights, and
 ``benchmarks/bench_trees.py --set adversarial_weight=...`` shows the trade-off
-(the judge's AUC moves towards 0.5 as nRF rises).
+(the judge's AUC moves towards 0.5 as nRF rises). Reading the tree with NJ
+alone, those small terms flipped near-ties a little more often the wrong way
+(100 families of 20 x 1000: nRF 0.0759 vs 0.0753 for NJ-p); the BME NNIs
+settle such near-ties by the whole tree's length, not by NJ's greedy order
+(0.0747 on the same families; 50 x 300, 20 families: 0.110 vs 0.116). The
+``bme_p`` baseline, the same search on the raw p-distances, shows how much of
+that is the search (20 x 1000: 0.0753 over 100 families; 50 x 300: 0.110).
 
 Everything runs on CUDA when available (``device: auto``); the family is one
 batch on the device, and only the final distance matrix goes back to the CPU
@@ -110,6 +120,7 @@ from seqae.phylo.discriminator import (
 )
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
+from seqae.phylo.nni import bme_nni
 
 __all__ = [
     "GEOMETRIES",
@@ -117,12 +128,14 @@ __all__ = [
     "TreeAESettings",
     "TreeAutoencoder",
     "fit_tree_autoencoder",
+    "read_latent_tree",
     "resolve_device",
 ]
 
 GEOMETRIES = ("sqeuclidean", "euclidean", "poincare", "l1")
 DISTANCE_TARGETS = ("p", "jc69")
 DECODERS = ("relatives", "mlp")
+TREE_SEARCHES = ("bme_nni", "nj")
 #: Gamma shape used to turn the path lengths of user-given real trees into p-/JC69-like distances.
 _USER_TREE_ALPHA = 0.5
 #: Largest norm of a Poincaré point, as a fraction of the ball's radius.
@@ -151,6 +164,10 @@ class TreeAESettings:
             100 : 0.1 : 0.001 keeps the stress in charge (the stress of an
             exact fit is ~1e-8, a GAN loss ~1).
         adversarial_weight: weight of the generator's GAN loss.
+        tree_search: how the tree is read from the latent distances:
+            ``"bme_nni"`` (neighbor joining, then nearest-neighbour
+            interchanges under balanced minimum evolution, as FastME does;
+            :mod:`seqae.phylo.nni`) or ``"nj"`` (neighbor joining alone).
         input_dropout: fraction of sites masked in the encoder's input.
         max_seconds: wall-clock bound of the whole fit; phases stop early
             (the adversarial phase keeps at least its share of the remainder).
@@ -177,6 +194,7 @@ class TreeAESettings:
     recon_weight: float = 0.1
     distance_weight: float = 100.0
     adversarial_weight: float = 1e-3
+    tree_search: str = "bme_nni"
     input_dropout: float = 0.0
     max_seconds: float = 600.0
     device: str = "auto"
@@ -191,6 +209,8 @@ class TreeAESettings:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.tree_search not in TREE_SEARCHES:
+            raise ValueError(f"tree_search must be one of {TREE_SEARCHES}, got {self.tree_search!r}")
         if self.distance_target not in DISTANCE_TARGETS:
             raise ValueError(f"distance_target must be one of {DISTANCE_TARGETS}, got {self.distance_target!r}")
         if (self.latent_dim is not None and self.latent_dim < 1) or self.hidden < 1:
@@ -599,7 +619,7 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
     d = dist.double().cpu().numpy()
     d = 0.5 * (d + d.T)
     np.fill_diagonal(d, 0.0)
-    tree = neighbor_joining(d, names)
+    tree = read_latent_tree(d, names, s.tree_search)
     return TreeAEResult(
         tree=tree,
         names=names,
@@ -615,6 +635,14 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
         device=str(device),
         model=model if keep_model else None,
     )
+
+
+def read_latent_tree(dist: np.ndarray, names: Sequence[str], search: str = "bme_nni"):
+    """The tree of a latent distance matrix ``[n, n]``: NJ, refined by BME NNIs unless ``search == "nj"``."""
+    tree = neighbor_joining(dist, names)
+    if search == "bme_nni" and len(names) >= 4:
+        tree = bme_nni(tree, dist, names).tree
+    return tree
 
 
 def _sample_real_user(pool, size, ds: DiscriminatorSettings, gen, user):
