@@ -86,3 +86,37 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("seqae extract: error:") and "genomes" in err[0]
+
+
+@pytest.mark.parametrize(
+    "overlays",
+    [("gpu.yaml",), ("cpu.yaml",), ("species.yaml",), ("species.yaml", "cpu.yaml"), ("species.yaml", "gpu.yaml")],
+)
+def test_shipped_overlays_validate(overlays: tuple[str, ...]) -> None:
+    """Every overlay in config/ merges onto the demo config (as Snakemake merges --configfile) into a valid config."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    from seqae.models import model_settings
+
+    def merge(base: dict, extra: dict) -> dict:
+        out = copy.deepcopy(base)
+        for key, value in extra.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    folder = Path(__file__).resolve().parents[1] / "config"
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    for name in overlays:
+        config = merge(config, yaml.safe_load((folder / name).read_text()))
+    config = validate_config(config)
+    for name, settings in config["models"].items():
+        model_settings({k: v for k, v in settings.items() if k != "training"}, where=f"models.{name}")
+    if "cpu.yaml" in overlays:
+        assert config["training"]["epochs"] == 20
+        assert all(m["adversarial_schedule"]["warmup_steps"] == 600 for m in config["models"].values())
+    if "species.yaml" in overlays:
+        assert all(m["composition_k"] == 4 and "species" in m["blocks"] for m in config["models"].values())
+        assert all(m["adversarial_objective"] == "decorrelation" for m in config["models"].values())

@@ -15,12 +15,13 @@ from torch.nn import functional as F
 from seqae.errors import ConfigError
 from seqae.models import DEFAULT_MODEL_SETTINGS, LatentLayout, SequenceAutoencoder, model_settings
 from seqae.models.augment import centre_crop, corrupt, random_crop, random_reverse_complement, reverse_complement
-from seqae.models.encoder import SequenceEncoder, one_hot
+from seqae.models.encoder import SequenceEncoder, kmer_spectrum, one_hot
 from seqae.models.heads import (
     AdversarialHead,
     GradientReversal,
     adversarial_lambda,
     confusion_loss,
+    label_correlation_loss,
     reverse_gradient,
 )
 from seqae.models.objectives import (
@@ -229,6 +230,42 @@ def test_positional_meanmax_pooling_reads_positions_and_composition() -> None:
         SequenceEncoder(**kwargs, pooling="positional_meanmax")
 
 
+def test_kmer_spectrum_matches_the_baseline_frequencies() -> None:
+    """The encoder's k-mer spectrum equals the k-mer baseline's frequencies (N-containing k-mers skipped)."""
+    import numpy as np
+
+    from seqae.metrics.kmers import kmer_frequencies
+
+    gen = torch.Generator().manual_seed(3)
+    seqs = torch.randint(0, 4, (5, 120), generator=gen)
+    seqs[1, 10:14] = 4  # an N run
+    seqs[2] = 4  # all N: no k-mer
+    for k in (1, 2, 4):
+        got = kmer_spectrum(seqs, k).numpy()
+        want = kmer_frequencies(seqs.numpy().astype(np.uint8), k)
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert kmer_spectrum(seqs, 4)[2].sum() == 0 and torch.allclose(kmer_spectrum(seqs, 3)[0].sum(), torch.tensor(1.0))
+
+
+def test_composition_pathway_feeds_the_latent() -> None:
+    """composition_k: the spectrum joins the pooled features; the latent then moves with composition
+    even where the convolutions are blind (zeroed), and bad k is a clear error."""
+    torch.manual_seed(0)
+    kwargs = dict(n_tracks=0, out_dim=8, channels=16, n_res_blocks=1, dilations=(1,), downsample=4, norm="group")
+    encoder = SequenceEncoder(**kwargs, pooling="meanmax", composition_k=2).eval()
+    assert encoder.to_latent.in_features == encoder.pool.out_dim + 16
+    with torch.no_grad():
+        encoder.to_latent.weight[:, : encoder.pool.out_dim] = 0.0
+        gc = encode_str("GC" * 32).unsqueeze(0)
+        at = encode_str("AT" * 32).unsqueeze(0)
+        assert not torch.allclose(encoder(gc)[0], encoder(at)[0])
+    model = SequenceAutoencoder(tiny_settings(composition_k=3), 2, 64, LABELS)
+    seq, tracks, labels = batch(2, 64)
+    assert model(seq, tracks, labels).loss.isfinite()
+    with pytest.raises(ConfigError, match="composition_k"):
+        model_settings({"composition_k": 7})
+
+
 def test_one_hot_n_is_all_zero() -> None:
     x = one_hot(encode_str("ACGTN").unsqueeze(0))
     assert x.shape == (1, 4, 5)
@@ -293,15 +330,28 @@ def test_confusion_loss_is_zero_at_the_label_frequencies() -> None:
     assert confusion_loss(confident, torch.full((6,), -1)).item() == 0.0  # no known label: nothing to hide
 
 
-def test_confusion_objective_trains_the_adversary_and_hides_the_label_from_it() -> None:
-    """confusion: the adversaries descend their cross-entropy, as with reversal; the encoder gets
-    lambda x the gradient of the KL to the label frequencies, and the adversaries none of it."""
+def _encoder_term(model: SequenceAutoencoder, blocks, labels, objective: str) -> torch.Tensor:
+    """What the encoder descends against the adversaries, by hand: the confusion KLs or the label correlations."""
+    if objective == "confusion":
+        terms = [confusion_loss(model.adversaries[key].classifier(blocks[block]), labels[label])
+                 for key, block, label in model.adversary_pairs]  # fmt: skip
+    else:
+        terms = [label_correlation_loss(blocks[block], labels[label], model.label_classes[label])
+                 for _, block, label in model.adversary_pairs]  # fmt: skip
+    return torch.stack(terms).sum()
+
+
+@pytest.mark.parametrize("objective", ["confusion", "decorrelation"])
+def test_bounded_objectives_train_the_adversary_and_give_the_encoder_their_own_gradient(objective: str) -> None:
+    """confusion / decorrelation: the adversaries descend their cross-entropy, as with reversal; the
+    encoder gets lambda x the gradient of the KL to the label frequencies (confusion) or of the
+    block-label correlations (decorrelation), and nothing of the adversaries' cross-entropy."""
     torch.manual_seed(0)
     lam = 0.8
     settings = tiny_settings(
         weights={"seq": 0.0, "tracks": 0.0, "supervised": 0.0, "adversarial": lam},
         adversarial_schedule={"warmup_steps": 0},
-        adversarial_objective="confusion",
+        adversarial_objective=objective,
     )
     model = SequenceAutoencoder(settings, 2, 64, LABELS)
     seq, tracks, labels = batch(8, 64)
@@ -316,16 +366,37 @@ def test_confusion_objective_trains_the_adversary_and_hides_the_label_from_it() 
 
     model.zero_grad()
     h, _ = model.encoder(seq, tracks)
-    blocks = model.layout.split(h)
-    kl = sum(
-        confusion_loss(model.adversaries[key].classifier(blocks[block]), labels[label])
-        for key, block, label in model.adversary_pairs
-    )
-    (lam * kl).backward()
+    (lam * _encoder_term(model, model.layout.split(h), labels, objective)).backward()
     for a, p in zip(enc_total, model.encoder.parameters(), strict=True):
-        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-6)
     with pytest.raises(ConfigError, match="adversarial_objective"):
         model_settings({"adversarial_objective": "minimax"})
+
+
+def test_label_correlation_loss_on_hand_made_blocks() -> None:
+    """Zero when every class has the same mean on every coordinate; the block's size when each
+    coordinate is a class indicator; unknown rows left out."""
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    balanced = torch.tensor([[1.0, 2.0], [-1.0, -2.0], [3.0, 0.5], [-3.0, -0.5], [0.2, 1.0], [-0.2, -1.0]])
+    assert label_correlation_loss(balanced, y, 3).item() == pytest.approx(0.0, abs=1e-6)
+    indicators = F.one_hot(y, 3).float()
+    # Each indicator coordinate correlates fully with its class and partly with the others.
+    want = sum(torch.corrcoef(torch.stack([indicators[:, j], indicators[:, c]]))[0, 1] ** 2
+               for j in range(3) for c in range(3)) / 3  # fmt: skip
+    assert label_correlation_loss(indicators, y, 3).item() == pytest.approx(float(want), rel=1e-5)
+    noisy = torch.cat([balanced, torch.tensor([[50.0, 50.0]])])
+    assert label_correlation_loss(noisy, torch.cat([y, torch.tensor([-1])]), 3).item() == pytest.approx(0.0, abs=1e-6)
+    assert label_correlation_loss(balanced[:1], y[:1], 3).item() == 0.0
+    # One class in the batch, or none known, and a constant coordinate: 0, with a finite gradient.
+    z = torch.randn(6, 3, requires_grad=True)
+    with_constant = torch.cat([z, torch.zeros(6, 1)], dim=1)
+    for target in (torch.zeros(6, dtype=torch.long), torch.full((6,), -1)):
+        loss = label_correlation_loss(with_constant, target, 3)
+        loss.backward()
+        assert loss.item() == 0.0 and torch.isfinite(z.grad).all()
+    z.grad = None
+    label_correlation_loss(with_constant, y, 3).backward()
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
 
 
 def test_adversarial_ramp() -> None:

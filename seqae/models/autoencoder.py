@@ -8,7 +8,8 @@ Loss (each term already weighted; ``w`` = ``settings["weights"]``)::
     vq_commitment  w.vq_commitment * sum over blocks of beta * ||z - sg(q)||^2   (vq)
     supervised     w.supervised * sum over labelled blocks of CE(head(block), its label)
     adversarial    sum over (block, other label) of CE(adversary(block), label)
-                   (+ lambda * KL(label frequencies || adversary(block)) with the confusion objective)
+                   (+ lambda * KL(label frequencies || adversary(block)) with the confusion objective,
+                    + lambda * squared block-label correlations with the decorrelation objective)
     infomax        w.infomax * BCE of the (features, latent) discriminator   (infomax.enabled)
     cpc            w.cpc * InfoNCE of future-chunk prediction                (cpc.enabled)
 
@@ -23,7 +24,12 @@ with ``lambda`` ramping from 0 to ``w.adversarial`` over
 :func:`~seqae.models.heads.adversarial_lambda`). With ``adversarial_objective:
 confusion`` the encoder instead descends ``lambda`` times the KL from the label
 frequencies to the adversary's prediction (bounded, zero once the block tells
-the adversary nothing; :func:`~seqae.models.heads.confusion_loss`).
+the adversary nothing; :func:`~seqae.models.heads.confusion_loss`). With
+``decorrelation`` it descends ``lambda`` times the squared correlations
+between the block's coordinates and the label's classes on the batch
+(:func:`~seqae.models.heads.label_correlation_loss`): zero exactly when no
+linear read-out of the block carries the label, which is what the held-out
+linear probes of the evaluation test.
 
 Heads read the *deterministic* latent (the one :meth:`SequenceAutoencoder.encode`
 returns: the VAE mean, the VQ quantised vector), because that is the
@@ -47,7 +53,13 @@ from torch import Tensor, nn
 from seqae.models.augment import corrupt
 from seqae.models.decoder import SequenceDecoder
 from seqae.models.encoder import SequenceEncoder
-from seqae.models.heads import AdversarialHead, ClassifierHead, adversarial_lambda, confusion_loss
+from seqae.models.heads import (
+    AdversarialHead,
+    ClassifierHead,
+    adversarial_lambda,
+    confusion_loss,
+    label_correlation_loss,
+)
 from seqae.models.layout import LatentLayout
 from seqae.models.objectives import (
     TRACK_TRANSFORMS,
@@ -182,6 +194,7 @@ class SequenceAutoencoder(nn.Module):
             stem_kernel_size=s["stem_kernel_size"],
             pooling=s["pooling"],
             window_len=window_len,
+            composition_k=s["composition_k"],
             **arch,
         )
         self.decoder = SequenceDecoder(
@@ -285,18 +298,22 @@ class SequenceAutoencoder(nn.Module):
             terms["supervised"] = w["supervised"] * torch.stack(supervised).sum()
         schedule = self.settings["adversarial_schedule"]
         lam = adversarial_lambda(step, w["adversarial"], schedule["warmup_steps"], schedule["shape"])
-        confusion = self.settings["adversarial_objective"] == "confusion"
+        objective = self.settings["adversarial_objective"]
         adversarial = []
         for key, block, label in self.adversary_pairs:
             if label not in labels:
                 continue
             head = self.adversaries[key]
-            # With confusion the reversal layer passes nothing back (lambda 0):
-            # the adversary learns from its cross-entropy, the encoder from the KL.
-            head.set_lambda(0.0 if confusion else lam)
+            # Only gradient reversal passes the adversary's gradient back; with
+            # the other objectives the adversary learns from its cross-entropy
+            # (its accuracy stays the leak probe) and the encoder from the
+            # confusion KL or the label correlations.
+            head.set_lambda(lam if objective == "reversal" else 0.0)
             loss, acc = masked_cross_entropy(head(blocks[block]), labels[label])
-            if confusion:
+            if objective == "confusion":
                 loss = loss + lam * confusion_loss(head.encoder_logits(blocks[block]), labels[label])
+            elif objective == "decorrelation":
+                loss = loss + lam * label_correlation_loss(blocks[block], labels[label], self.label_classes[label])
             adversarial.append(loss)
             metrics[f"adversary_acc/{block}/{label}"] = acc.detach()
         if adversarial:

@@ -19,6 +19,29 @@ def one_hot(seq: Tensor) -> Tensor:
     return F.one_hot(seq.long().clamp(0, 4), 5)[..., :4].transpose(1, 2).float()
 
 
+def kmer_spectrum(seq: Tensor, k: int) -> Tensor:
+    """k-mer frequencies of each window: base codes ``int [B, L]`` -> ``float32 [B, 4**k]``.
+
+    Counts the k-mers without N (codes >= 4) at every offset and divides by
+    their number, so a row sums to 1 (0 for a window without any). k-mer
+    index ``sum_i code_i 4^(k-1-i)``, the order of
+    :func:`seqae.metrics.kmers.kmer_frequencies`. One pass per offset within
+    the k-mer (k <= 6), vectorised over windows and positions.
+    """
+    codes = seq.long()
+    n_pos = codes.shape[1] - k + 1
+    if n_pos < 1:
+        return codes.new_zeros((codes.shape[0], 4**k), dtype=torch.float32)
+    index = torch.zeros_like(codes[:, :n_pos])
+    valid = torch.ones_like(index, dtype=torch.bool)
+    for offset in range(k):
+        part = codes[:, offset : offset + n_pos]
+        index = index * 4 + part.clamp(0, 3)
+        valid &= (part >= 0) & (part < 4)
+    counts = torch.zeros(codes.shape[0], 4**k, device=codes.device).scatter_add_(1, index, valid.float())
+    return counts / counts.sum(1, keepdim=True).clamp_min(1.0)
+
+
 class SequenceEncoder(nn.Module):
     """Convolutional encoder over ``4 + T`` input channels.
 
@@ -31,7 +54,9 @@ class SequenceEncoder(nn.Module):
         -> S stages; stage i: norm, GELU, stride-2 conv (k=3) w_{i-1} -> w_i, one residual block (dilation 1)
         -> dilated tower: n_res_blocks residual blocks of width C at L' (dilations cycled)
         -> norm, GELU                             = features [B, C, L']
-        -> pooling (positional, positional + mean/max, mean+max or attention), linear = latent [B, out_dim]
+        -> pooling (positional, positional + mean/max, mean+max or attention)
+        [++ k-mer spectrum of the window, 4^k, when composition_k > 0]
+        -> linear = latent [B, out_dim]
 
     Each stride-2 conv maps ``n -> ceil(n / 2)``, so ``L' = ceil(L / downsample)``;
     nothing needs to divide evenly. ``positional`` pooling (the default) and
@@ -54,6 +79,12 @@ class SequenceEncoder(nn.Module):
             :class:`~seqae.models.layers.PositionalPool` for why the default keeps positions).
         window_len: L, input length (bp); required by the positional poolings.
         dropout: dropout inside the residual blocks.
+        composition_k: k of a k-mer spectrum of the input window handed to
+            the latent's linear map beside the pooled features (0: none).
+            Labels written in composition (species; isochores) are then one
+            linear map away, as for the k-mer baseline the blocks are
+            judged against, instead of having to be summed out of
+            convolution features.
     """
 
     def __init__(
@@ -70,6 +101,7 @@ class SequenceEncoder(nn.Module):
         pooling: str = "positional",
         dropout: float = 0.0,
         window_len: int | None = None,
+        composition_k: int = 0,
     ):
         super().__init__()
         self.n_tracks = n_tracks
@@ -94,7 +126,10 @@ class SequenceEncoder(nn.Module):
         )
         self.out_norm = make_norm(norm, channels)
         self.pool = make_pool(pooling, channels, None if window_len is None else self.output_length(window_len))
-        self.to_latent = nn.Linear(self.pool.out_dim, out_dim)
+        if not 0 <= composition_k <= 6:
+            raise ValueError(f"composition_k must be 0 to 6, got {composition_k}")
+        self.composition_k = composition_k
+        self.to_latent = nn.Linear(self.pool.out_dim + (4**composition_k if composition_k else 0), out_dim)
 
     def output_length(self, length: int) -> int:
         """``L'`` for an input of ``length`` bp: ``ceil(length / downsample)``."""
@@ -123,4 +158,9 @@ class SequenceEncoder(nn.Module):
         for stage in self.stages:
             h = stage(h)
         features = F.gelu(self.out_norm(self.tower(h)))
-        return self.to_latent(self.pool(features)), features
+        pooled = self.pool(features)
+        if self.composition_k:
+            # Frequencies times 4^k: about 1 per k-mer, the scale of the pooled features.
+            spectrum = kmer_spectrum(seq, self.composition_k) * float(4**self.composition_k)
+            pooled = torch.cat([pooled, spectrum.to(pooled.dtype)], dim=-1)
+        return self.to_latent(pooled), features

@@ -143,6 +143,45 @@ def confusion_loss(logits: Tensor, target: Tensor, ignore: int = -1) -> Tensor:
     return (kl * known).sum() / known.sum().clamp_min(1)
 
 
+def label_correlation_loss(block: Tensor, target: Tensor, n_classes: int, ignore: int = -1) -> Tensor:
+    """Squared correlations between a block's coordinates and a label's class indicators, on the batch.
+
+    ``sum_j corr(z_j, 1[y = c])^2``, averaged over the classes present in the
+    batch (rows with ``ignore`` left out). Zero means the class-conditional
+    means of every coordinate are equal, and then no *linear* classifier of
+    the block beats a constant guess (linear guardedness; Belrose et al.
+    2023, LEACE): exactly what the held-out linear probes that judge a block
+    test. Unlike an adversary it cannot be fooled by hiding the label in
+    directions a trained head has not found yet, but it says nothing about
+    non-linear read-outs (the adversaries' accuracy, still logged, does).
+
+    Args:
+        block: ``[B, d]`` latent block.
+        target: ``int [B]`` labels in ``0..n_classes-1`` or ``ignore``.
+        n_classes: number of label classes.
+
+    Returns:
+        A float32 scalar in ``[0, d]`` (about ``d / B`` for a block unrelated
+        to the label: sampling noise); 0 with fewer than two known rows.
+    """
+    # Masks instead of boolean indexing: no host-device synchronisation in a training step.
+    known = (target != ignore).float()[:, None]  # [B, 1]
+    n = known.sum().clamp_min(1.0)
+    z = block.float()
+    z = (z - (known * z).sum(0) / n) * known
+    y = F.one_hot(target.clamp_min(0).long(), n_classes).float() * known
+    y = (y - y.sum(0) / n) * known
+    cov = z.T @ y / n  # [d, C]
+    # eps inside the root: a constant coordinate (or a class absent from the
+    # batch) has variance 0, where sqrt's gradient is infinite.
+    var_z = z.pow(2).sum(0) / n
+    var_y = y.pow(2).sum(0) / n
+    corr = cov / ((var_z[:, None] * var_y[None, :]) + 1e-12).sqrt()
+    # Classes absent from the batch (or all of it) have covariance 0: they add nothing.
+    present = (var_y > 0).sum().clamp_min(1)
+    return corr.pow(2).sum() / present
+
+
 RAMP_SHAPES = ("sigmoid", "linear")
 
 

@@ -21,7 +21,7 @@ KINDS = ("plain", "vae", "vq")
 NORMS = ("batch", "group")
 POOLINGS = ("positional", "positional_meanmax", "meanmax", "attention")
 UPSAMPLE_MODES = ("nearest", "transposed")
-ADVERSARIAL_OBJECTIVES = ("reversal", "confusion")
+ADVERSARIAL_OBJECTIVES = ("reversal", "confusion", "decorrelation")
 
 DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "kind": "plain",
@@ -34,6 +34,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "downsample": 8,
     "norm": "batch",
     "pooling": "positional_meanmax",
+    "composition_k": 0,
     "upsample_mode": "nearest",
     "dropout": 0.0,
     "head_hidden": 64,
@@ -88,6 +89,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "downsample": "Total length reduction of the encoder, a power of two (8: 1000 bp -> 125 positions).",
     "norm": "Normalisation: batch (BatchNorm) or group (GroupNorm, batch-independent).",
     "pooling": "From per-position features to the latent: positional (keeps where bases are; needed to reconstruct them), positional_meanmax (positions plus the mean and max over them, for composition-level labels), meanmax or attention (position-free).",
+    "composition_k": "k of the window's k-mer spectrum (4^k frequencies) fed to the latent beside the pooled features, so composition-level labels (species) are one linear map away; 0: none, at most 6.",
     "upsample_mode": "Decoder upsampling: nearest (nearest-neighbour x2 + conv) or transposed (transposed conv).",
     "dropout": "Dropout inside the residual blocks.",
     "head_hidden": "Hidden width of the supervised and adversarial classifier heads.",
@@ -109,7 +111,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "weights.cpc": "Weight of the CPC InfoNCE loss.",
     "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
-    "adversarial_objective": "What the encoder does against the adversaries: reversal (gradient reversal: ascend their cross-entropy, unbounded) or confusion (descend the KL from the batch's label frequencies to their predictions, zero once they learn nothing).",
+    "adversarial_objective": "What the encoder does against the adversaries: reversal (gradient reversal: ascend their cross-entropy, unbounded), confusion (descend the KL from the batch's label frequencies to their predictions, zero once they learn nothing) or decorrelation (descend the squared correlations between the block's coordinates and the label's classes on the batch, zero once no linear read-out carries the label; the adversaries still train and report their accuracy).",
     "vq.codebook_size": "Codes per codebook.",
     "vq.n_groups": "Groups per block, each with its own codebook (block sizes must divide by it).",
     "vq.commitment": "beta of the commitment loss ||z - sg(q)||^2.",
@@ -212,6 +214,8 @@ def _validate(s: dict[str, Any], where: str) -> None:
         fail("dilations", f"must be a non-empty list of positive integers, got {s['dilations']!r}")
     if not 0.0 <= s["dropout"] < 1.0:
         fail("dropout", f"must be in [0, 1), got {s['dropout']}")
+    if not 0 <= s["composition_k"] <= 6:
+        fail("composition_k", f"must be 0 (off) to 6, got {s['composition_k']}")
 
     blocks = s["blocks"]
     if not blocks:
