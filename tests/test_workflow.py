@@ -140,6 +140,8 @@ def test_species_overlay_runs_end_to_end(tmp_path):
         "chrom": {"size": 2, "label": "chrom"},
         "residual": {"size": 2, "label": None},
     }
+    # As config/species.yaml: the k-mer spectrum into the latent, decorrelation for the other blocks.
+    config["models"]["tiny"] |= {"composition_k": 3, "adversarial_objective": "decorrelation"}
     config["orthologs"] = {
         "enabled": True,
         "table": "results/demo_data/truth/orthologs.tsv",
