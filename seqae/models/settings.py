@@ -104,7 +104,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "weights.seq": "Weight of the sequence cross-entropy (nats per base).",
     "weights.tracks": "Weight of the track loss (also the track weight of the anomaly score).",
     "weights.supervised": "Weight of the supervised heads' cross-entropy (summed over labelled blocks).",
-    "weights.adversarial": "Final strength lambda of the adversarial objective: the encoder gets -lambda x the adversaries' gradient (reversal) or lambda x the confusion KL's.",
+    "weights.adversarial": "Final strength lambda of the adversarial objective: the encoder gets -lambda x the adversaries' gradient (reversal) or lambda x the confusion KL's or the label correlations' (the other objectives).",
     "weights.kl": "beta of the VAE: weight of the KL in nats per window (1/window_len matches the per-base ELBO).",
     "weights.vq_commitment": "Multiplier of the VQ commitment loss (beta itself is vq.commitment).",
     "weights.infomax": "Weight of the InfoMax discriminator loss.",

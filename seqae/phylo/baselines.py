@@ -32,7 +32,7 @@ from seqae.phylo.alphabet import decode
 from seqae.phylo.compare import normalized_rf
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
-from seqae.phylo.nni import bme_nni
+from seqae.phylo.nni import nj_bme_tree
 
 __all__ = ["BaselineResult", "bme_p_distance", "fasttree", "find_fasttree", "nj_jc69", "nj_p_distance", "run_baselines"]
 
@@ -79,10 +79,7 @@ def bme_p_distance(codes: np.ndarray, names: Sequence[str]) -> BaselineResult:
     """Neighbor joining on p-distances, refined by BME nearest-neighbour interchanges."""
     arr = _check(codes, names)
     start = time.perf_counter()
-    dist = p_distance(arr, names)
-    tree = neighbor_joining(dist, names)
-    if len(names) >= 4:
-        tree = bme_nni(tree, dist, names).tree
+    tree = nj_bme_tree(p_distance(arr, names), names)
     return BaselineResult("bme_p", tree, time.perf_counter() - start)
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NNIResult", "bme_length", "bme_nni", "refine_tree"]
+__all__ = ["NNIResult", "bme_length", "bme_nni", "nj_bme_tree"]
 
 
 @dataclass(frozen=True)
@@ -319,6 +319,9 @@ def bme_nni(tree, dist: np.ndarray, names: Sequence[str], max_interchanges: int 
     return NNIResult(_to_ete(top, r, names, lengths, clip_negative), done, before, float(lengths.sum()))
 
 
-def refine_tree(tree, dist: np.ndarray, names: Sequence[str]):
-    """The tree after BME NNI search on ``dist`` (just the ``ete3.Tree``)."""
-    return bme_nni(tree, dist, names).tree
+def nj_bme_tree(dist: np.ndarray, names: Sequence[str]):
+    """Neighbor joining on ``dist [n, n]``, refined by BME NNIs (n >= 4; fewer taxa have one tree): an ``ete3.Tree``."""
+    from seqae.phylo.nj import neighbor_joining
+
+    tree = neighbor_joining(dist, names)
+    return bme_nni(tree, dist, names).tree if len(names) >= 4 else tree

@@ -120,7 +120,7 @@ from seqae.phylo.discriminator import (
 )
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
-from seqae.phylo.nni import bme_nni
+from seqae.phylo.nni import nj_bme_tree
 
 __all__ = [
     "GEOMETRIES",
@@ -639,10 +639,7 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
 
 def read_latent_tree(dist: np.ndarray, names: Sequence[str], search: str = "bme_nni"):
     """The tree of a latent distance matrix ``[n, n]``: NJ, refined by BME NNIs unless ``search == "nj"``."""
-    tree = neighbor_joining(dist, names)
-    if search == "bme_nni" and len(names) >= 4:
-        tree = bme_nni(tree, dist, names).tree
-    return tree
+    return nj_bme_tree(dist, names) if search == "bme_nni" else neighbor_joining(dist, names)
 
 
 def _sample_real_user(pool, size, ds: DiscriminatorSettings, gen, user):
