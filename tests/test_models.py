@@ -20,6 +20,7 @@ from seqae.models.heads import (
     AdversarialHead,
     GradientReversal,
     adversarial_lambda,
+    cap_head_gradient,
     confusion_loss,
     label_correlation_loss,
     reverse_gradient,
@@ -351,6 +352,7 @@ def test_bounded_objectives_train_the_adversary_and_give_the_encoder_their_own_g
     settings = tiny_settings(
         weights={"seq": 0.0, "tracks": 0.0, "supervised": 0.0, "adversarial": lam},
         adversarial_schedule={"warmup_steps": 0},
+        head_gradient_cap=0.0,  # no decoder gradient to cap against: the heads' gradient as it is
         adversarial_objective=objective,
     )
     model = SequenceAutoencoder(settings, 2, 64, LABELS)
@@ -399,6 +401,55 @@ def test_label_correlation_loss_on_hand_made_blocks() -> None:
     assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
 
 
+def test_cap_head_gradient_scales_only_the_heads_share_and_only_down() -> None:
+    """Forward is the identity; backward scales the heads' gradient to cap x the decoder's norm when
+    it is larger, and leaves it alone when it is smaller; the decoder's gradient is never touched."""
+    x = torch.randn(5, 3, requires_grad=True)
+    decoder_grad = torch.randn(5, 3)
+    for heads_factor, cap in ((100.0, 0.5), (0.01, 0.5)):
+        heads_grad = heads_factor * torch.randn(5, 3)
+        dec, heads = cap_head_gradient(x, x, cap)
+        assert torch.equal(dec, x) and torch.equal(heads, x)
+        x.grad = None
+        ((dec * decoder_grad).sum() + (heads * heads_grad).sum()).backward()
+        scale = min(1.0, cap * decoder_grad.norm().item() / heads_grad.norm().item())
+        torch.testing.assert_close(x.grad, decoder_grad + scale * heads_grad)
+        assert (scale < 1.0) == (heads_factor == 100.0)
+    with pytest.raises(ValueError, match="cap must be > 0"):
+        cap_head_gradient(x, x, 0.0)
+    with pytest.raises(ConfigError, match="head_gradient_cap"):
+        model_settings({"head_gradient_cap": -1.0})
+
+
+@pytest.mark.parametrize("kind", ["plain", "vae", "vq"])
+def test_head_gradient_cap_in_the_model(kind: str) -> None:
+    """A cap too high to bind changes no gradient at all; a vanishing cap leaves the encoder the
+    gradient it gets without labels (the decoder's alone), while every head still learns from its
+    full loss; the heads' own parameters never see the cap."""
+    settings = tiny_settings(kind=kind, adversarial_schedule={"warmup_steps": 0}, dropout=0.0)
+    seq, tracks, labels = batch(8, 64)
+
+    def grads(cap: float, with_labels: bool = True) -> tuple[list, list]:
+        torch.manual_seed(0)  # the same initial weights and VAE noise in every model
+        model = SequenceAutoencoder({**settings, "head_gradient_cap": cap}, 2, 64, LABELS)
+        model(seq, tracks, labels if with_labels else None, step=1).loss.backward()
+        heads = [*model.supervised_heads.parameters(), *model.adversaries.parameters()]
+        return [p.grad for p in model.encoder.parameters()], [p.grad for p in heads]
+
+    enc_free, heads_free = grads(0.0)
+    enc_loose, heads_loose = grads(1e30)
+    enc_tight, heads_tight = grads(1e-30)
+    enc_unlabelled, _ = grads(0.0, with_labels=False)
+    for a, b in zip(enc_free, enc_loose, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b, c in zip(heads_free, heads_loose, heads_tight, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, c, rtol=0, atol=0)
+    for a, b in zip(enc_tight, enc_unlabelled, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
+    assert any(not torch.allclose(a, b) for a, b in zip(enc_free, enc_tight, strict=True))
+
+
 def test_adversarial_ramp() -> None:
     assert adversarial_lambda(0, 0.5, 100) == 0.0
     assert adversarial_lambda(100, 0.5, 100) == pytest.approx(0.5, abs=1e-4)
@@ -426,6 +477,7 @@ def test_model_adversaries_push_encoder_the_other_way() -> None:
     settings = tiny_settings(
         weights={"seq": 0.0, "tracks": 0.0, "supervised": 0.0, "adversarial": lam},
         adversarial_schedule={"warmup_steps": 0},
+        head_gradient_cap=0.0,  # no decoder gradient to cap against: the heads' gradient as it is
     )
     model = SequenceAutoencoder(settings, 2, 64, LABELS)
     assert {(b, label) for _, b, label in model.adversary_pairs} == {

@@ -286,7 +286,8 @@ def test_loss_goes_down(windows, tmp_path):
     # sits near its starting value while they learn and the encoder works against them.
     learned = table["val_loss"] - table["val_loss/adversarial"]
     assert learned.iloc[-1] < learned.iloc[0]
-    assert table["val_loss/tracks"].iloc[-1] < 0.6 * table["val_loss/tracks"].iloc[0]
+    # The tracks term falls by 38% (by 52% without the head gradient cap): ask for a third.
+    assert table["val_loss/tracks"].iloc[-1] < 0.67 * table["val_loss/tracks"].iloc[0]
     assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0]
 
 

@@ -31,6 +31,13 @@ between the block's coordinates and the label's classes on the batch
 linear read-out of the block carries the label, which is what the held-out
 linear probes of the evaluation test.
 
+The heads' push on the encoder is capped (``head_gradient_cap``, default 1):
+their gradient on the latent is scaled down, per batch, to at most that
+multiple of the decoder's gradient there (:func:`~seqae.models.heads.cap_head_gradient`).
+The sequence term is a mean over the window's bases, so without the cap the
+per-window head losses own the encoder and the sequence stays at its base
+composition; the heads' own parameters always learn from their full loss.
+
 Heads read the *deterministic* latent (the one :meth:`SequenceAutoencoder.encode`
 returns: the VAE mean, the VQ quantised vector), because that is the
 embedding whose blocks must be disentangled downstream; the decoder reads the
@@ -57,6 +64,7 @@ from seqae.models.heads import (
     AdversarialHead,
     ClassifierHead,
     adversarial_lambda,
+    cap_head_gradient,
     confusion_loss,
     label_correlation_loss,
 )
@@ -348,7 +356,10 @@ class SequenceAutoencoder(nn.Module):
             x_seq, x_tracks = corrupt(seq, tracks, d["substitution_rate"], d["mask_rate"], d["track_noise"])
         h, features = self.encoder(x_seq, x_tracks)
         b = self._bottleneck(h, sample=self.training, update=self.training)
-        seq_logits, tracks_pred = self.decoder(b.decoder_input)
+        decoder_input, head_input = b.decoder_input, b.latent
+        if labels and s["head_gradient_cap"] > 0 and torch.is_grad_enabled():
+            decoder_input, head_input = cap_head_gradient(decoder_input, head_input, s["head_gradient_cap"])
+        seq_logits, tracks_pred = self.decoder(decoder_input)
 
         metrics = dict(b.metrics)
         terms: dict[str, Tensor] = {}
@@ -363,7 +374,7 @@ class SequenceAutoencoder(nn.Module):
             terms["kl"] = w["kl"] * b.losses["kl"]
         if "vq_commitment" in b.losses:
             terms["vq_commitment"] = w["vq_commitment"] * b.losses["vq_commitment"]
-        blocks = self.layout.split(b.latent)
+        blocks = self.layout.split(head_input)
         if labels:
             terms.update(self._head_terms(blocks, labels, step, metrics))
         if self.infomax is not None:

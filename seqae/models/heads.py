@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch import distributed as dist
 from torch.nn import functional as F
 
 
@@ -64,6 +65,54 @@ class GradientReversal(nn.Module):
 
     def extra_repr(self) -> str:
         return f"lambda_={self.lambda_:g}"
+
+
+class _CapHeadGradient(torch.autograd.Function):
+    """Identity on (decoder input, latent); backward caps the latent's gradient relative to the decoder input's."""
+
+    @staticmethod
+    def forward(ctx: Any, decoder_input: Tensor, latent: Tensor, cap: float) -> tuple[Tensor, Tensor]:
+        ctx.cap = float(cap)
+        return decoder_input.view_as(decoder_input), latent.view_as(latent)
+
+    @staticmethod
+    def backward(ctx: Any, grad_decoder: Tensor, grad_heads: Tensor) -> tuple[Tensor, Tensor, None]:
+        squares = torch.stack([grad_decoder.float().pow(2).sum(), grad_heads.float().pow(2).sum()])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # The norms of the whole batch, not of this process's share: every
+            # process then scales by the same factor, as one process would.
+            dist.all_reduce(squares)
+        norms = squares.sqrt()
+        scale = (ctx.cap * norms[0] / norms[1].clamp_min(1e-30)).clamp(max=1.0)
+        return grad_decoder, grad_heads * scale.to(grad_heads.dtype), None
+
+
+def cap_head_gradient(decoder_input: Tensor, latent: Tensor, cap: float) -> tuple[Tensor, Tensor]:
+    """Both tensors unchanged forward; backward scales the gradient reaching ``latent`` so that
+    its norm is at most ``cap`` times the norm of the gradient reaching ``decoder_input``.
+
+    The heads read ``latent`` and the decoder reads ``decoder_input`` (the same
+    tensor for a plain or VQ model; the VAE's sample beside its mean). The
+    sequence cross-entropy is a mean over the window's bases, so its gradient
+    on the latent is tiny beside a per-window classification loss: on the
+    demo, after the first 100 steps of the small model, 1e-4 against the
+    supervised heads' 5e-2. The encoder, which sees the sum, then learns the
+    labels and not the sequence. Capping the heads' share per batch (norms
+    over the whole ``[B, D]`` gradient, summed over processes under
+    data-parallel training) keeps the two in proportion at any loss scale;
+    the heads' own parameters still learn from their full gradient.
+
+    Args:
+        decoder_input: ``[B, D]`` what the decoder reads.
+        latent: ``[B, D]`` what the heads read.
+        cap: the largest ratio of the two gradient norms, > 0.
+
+    Returns:
+        ``(decoder_input, latent)``, to be used in their place.
+    """
+    if cap <= 0:
+        raise ValueError(f"the head gradient cap must be > 0, got {cap}")
+    return _CapHeadGradient.apply(decoder_input, latent, cap)
 
 
 class ClassifierHead(nn.Module):

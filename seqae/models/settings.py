@@ -57,6 +57,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     },
     "adversarial_schedule": {"shape": "sigmoid", "warmup_steps": 2000},
     "adversarial_objective": "reversal",
+    "head_gradient_cap": 1.0,
     "vq": {"codebook_size": 64, "n_groups": 4, "commitment": 0.25, "decay": 0.99, "dead_code_steps": 200},
     "infomax": {"enabled": False, "hidden": 128},
     "cpc": {"enabled": False, "n_future": 4, "chunk": 32, "dim": 64},
@@ -112,6 +113,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
     "adversarial_objective": "What the encoder does against the adversaries: reversal (gradient reversal: ascend their cross-entropy, unbounded), confusion (descend the KL from the batch's label frequencies to their predictions, zero once they learn nothing) or decorrelation (descend the squared correlations between the block's coordinates and the label's classes on the batch, zero once no linear read-out carries the label; the adversaries still train and report their accuracy).",
+    "head_gradient_cap": "Cap on the heads' push on the encoder: the supervised and adversarial heads' gradient on the latent is scaled down, per batch, to at most this multiple of the decoder's gradient there (the sequence loss, a mean over bases, otherwise has a tiny share of it); 0: no cap.",
     "vq.codebook_size": "Codes per codebook.",
     "vq.n_groups": "Groups per block, each with its own codebook (block sizes must divide by it).",
     "vq.commitment": "beta of the commitment loss ||z - sg(q)||^2.",
@@ -247,6 +249,8 @@ def _validate(s: dict[str, Any], where: str) -> None:
     for key, value in s["weights"].items():
         if value < 0:
             fail(f"weights.{key}", f"must be >= 0, got {value}")
+    if s["head_gradient_cap"] < 0:
+        fail("head_gradient_cap", f"must be >= 0 (0: no cap), got {s['head_gradient_cap']}")
     if s["adversarial_schedule"]["warmup_steps"] < 0:
         fail("adversarial_schedule.warmup_steps", "must be >= 0")
 
