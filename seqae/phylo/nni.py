@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqae.phylo.nj import neighbor_joining
+
 __all__ = ["NNIResult", "bme_length", "bme_nni", "nj_bme_tree"]
 
 
@@ -321,7 +323,5 @@ def bme_nni(tree, dist: np.ndarray, names: Sequence[str], max_interchanges: int 
 
 def nj_bme_tree(dist: np.ndarray, names: Sequence[str]):
     """Neighbor joining on ``dist [n, n]``, refined by BME NNIs (n >= 4; fewer taxa have one tree): an ``ete3.Tree``."""
-    from seqae.phylo.nj import neighbor_joining
-
     tree = neighbor_joining(dist, names)
     return bme_nni(tree, dist, names).tree if len(names) >= 4 else tree
