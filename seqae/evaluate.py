@@ -29,8 +29,13 @@ What is measured, and against what:
   (:func:`seqae.swap.swap_latents`) are classified by a judge trained on raw
   train sequence (:func:`seqae.metrics.train_judge`); reported: the fraction
   assigned to the donor's label and the fraction still assigned to the
-  recipient's, over pairs with different labels. Only for labels the judge can
-  read on real test windows above chance.
+  recipient's, over pairs with different labels, and the judge's ceiling:
+  how often it still recognises the recipient's label in the plain
+  reconstruction. The decoder's output becomes bases by sampling its softmax
+  (``swap_decoding``), as a generator's would: the arg-max of a window
+  reconstructed near its base composition is one base nearly everywhere, a
+  k-mer spectrum the judge never saw. Only for labels the judge can read on
+  real test windows above chance.
 * **Anomaly AUROC**: the model's anomaly score of real test windows against
   dinucleotide-shuffled copies (same tracks) and against foreign i.i.d.
   windows at the train windows' GC (with the tracks of other real test
@@ -100,6 +105,7 @@ DEFAULT_EVALUATE_SETTINGS: dict[str, Any] = {
     "generate_n": 2000,
     "kmer_k": 4,
     "judge_k": [3, 4, 5],
+    "swap_decoding": "sample",
     "spectrum_k": [3, 4, 5],
     "labels": None,
     "tss_bins": [-10000, -1000, 1000, 10000],
@@ -126,6 +132,7 @@ EVALUATE_SETTINGS_HELP: dict[str, str] = {
     "generate_n": "VAE prior samples for the k-mer spectrum distance (at most the number of test windows).",
     "kmer_k": "k of the k-mer frequency baseline probed for every label: one k (e.g. 4) or a list (e.g. [3, 4, 5], concatenated).",
     "judge_k": "k-mer lengths whose frequencies the swap judge reads.",
+    "swap_decoding": "How swapped (and, for the judge's ceiling, plain) reconstructions become bases for the judge: sample (each base drawn from the decoder's softmax, seeded) or argmax (the most likely base, which at composition-level confidence is one base nearly everywhere).",
     "spectrum_k": "k-mer lengths of the VAE spectrum distance.",
     "labels": "Label columns probed; null: the blocks' labels, region_class and tss_bin (derived from tss_distance).",
     "tss_bins": "Increasing bin edges (bp) of the tss_bin label; windows without a gene get 'none'.",
@@ -263,6 +270,8 @@ def evaluate_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, A
         raise ConfigError(f"evaluate.tss_bins: must be a non-empty list of numbers, got {edges!r}")
     if any(b <= a for a, b in itertools.pairwise(edges)):
         raise ConfigError(f"evaluate.tss_bins: edges must increase, got {edges!r}")
+    if settings["swap_decoding"] not in ("sample", "argmax"):
+        raise ConfigError(f"evaluate.swap_decoding: {settings['swap_decoding']!r} is not one of ['sample', 'argmax']")
     if settings["dci_method"] not in ("logistic", "gbt"):
         raise ConfigError(f"evaluate.dci_method: {settings['dci_method']!r} is not one of ['logistic', 'gbt']")
     labels = settings["labels"]
@@ -808,13 +817,25 @@ def _swaps(
     block_labels: Mapping[str, str],
     probed: Sequence[str],
     test_latent: np.ndarray,
-    test_pred: np.ndarray,
     cfg: Mapping[str, Any],
     device: torch.device,
 ) -> dict[str, Any]:
-    """Swap success of every labelled block, judged by a raw-sequence classifier trained on train windows."""
+    """Swap success of every labelled block, judged by a raw-sequence classifier trained on train windows.
+
+    Swapped and plain reconstructions are turned into bases the same way
+    (``cfg["swap_decoding"]``), so the judge's ceiling (how often it still
+    recognises the recipient's label in the plain reconstruction) is measured
+    on the same kind of sequence as the swaps.
+    """
     from seqae.metrics import swap_success, train_judge
+    from seqae.models.decoder import bases_from_logits
     from seqae.swap import decode_latents, swap_latents
+
+    sample = cfg["swap_decoding"] == "sample"
+
+    def decoded_bases(latents: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+        logits, _ = decode_latents(model, latents, cfg["batch_size"])
+        return bases_from_logits(logits, sample, generator).to(torch.uint8).cpu().numpy()
 
     seed = cfg["seed"]
     latent = torch.from_numpy(test_latent).to(device)
@@ -859,15 +880,16 @@ def _swaps(
         recipients = _subsample(known_te, cfg["swap_max"], rng)
         recipient_y = y_te[recipients].astype(str)
         donors = _different_label_donors(recipient_y, rng)
-        swapped = swap_latents(model.layout, latent[torch.from_numpy(recipients).to(device)], donors, block)
-        logits, _ = decode_latents(model, swapped, cfg["batch_size"])
-        swapped_codes = logits.argmax(1).to(torch.uint8).cpu().numpy()
+        own = latent[torch.from_numpy(recipients).to(device)]
+        generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+        swapped_codes = decoded_bases(swap_latents(model.layout, own, donors, block), generator)
         result = swap_success(judge, swapped_codes, recipient_y[donors], recipient_y)
         # The ceiling: how often the judge still recognises the recipient's label in its plain reconstruction.
-        kept = judge.predict(test_pred[recipients]) == recipient_y
+        kept = judge.predict(decoded_bases(own, generator)) == recipient_y
         entry.update(
             {k: v for k, v in result.items() if not k.startswith("judge_")},
             computed=True,
+            decoding=cfg["swap_decoding"],
             reconstruction_kept_fraction=float(np.mean(kept)),
         )
     return out
@@ -1119,7 +1141,7 @@ def _evaluate(
     disentanglement = _disentanglement(data, factors, features, cfg)
     t = _stage(timings, "disentanglement", t)
 
-    swap = _swaps(model, data, block_labels, probes["labels"], test_latent, test_out["pred"], cfg, dev)
+    swap = _swaps(model, data, block_labels, probes["labels"], test_latent, cfg, dev)
     t = _stage(timings, "swap", t)
 
     anomaly, scores, seq_scores = _anomaly(model, data, test_out, pca, cfg, dev)

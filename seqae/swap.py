@@ -93,7 +93,7 @@ def swap_blocks(
     Returns:
         ``(seq_logits float32 [N, 4, L], tracks_pred float32 [N, T, L])`` on the
         model's device: exactly what ``model.decode`` returns for the swapped
-        latents (``seq_logits.argmax(1)`` gives the decoded bases;
+        latents (:func:`seqae.models.decoder.bases_from_logits` gives the decoded bases;
         ``model.tracks_to_stored(tracks_pred)`` the tracks on the stored scale).
 
     Raises:

@@ -267,6 +267,8 @@ def test_settings_defaults_documented_and_checked() -> None:
         evaluate_settings({"tss_bins": [10, 5]})
     with pytest.raises(ConfigError, match="evaluate.markov_order"):
         evaluate_settings({"markov_order": 0})
+    with pytest.raises(ConfigError, match="evaluate.swap_decoding"):
+        evaluate_settings({"swap_decoding": "greedy"})
 
 
 # ---------------------------------------------------------------- evaluate_model
@@ -387,6 +389,7 @@ def test_swap_success_reported(evaluated: dict[str, Any]) -> None:
     total = chrom["donor_fraction"] + chrom["recipient_fraction"] + chrom["other_fraction"]
     assert total == pytest.approx(1.0)
     assert 0.0 <= chrom["reconstruction_kept_fraction"] <= 1.0
+    assert chrom["decoding"] == "sample"
     gene = swap["gene"]
     assert gene["label"] == "gene_family"
     assert gene["computed"] or "cannot read" in gene["skipped"]

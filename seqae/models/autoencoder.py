@@ -58,7 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from seqae.models.augment import corrupt
-from seqae.models.decoder import SequenceDecoder
+from seqae.models.decoder import SequenceDecoder, bases_from_logits
 from seqae.models.encoder import SequenceEncoder
 from seqae.models.heads import (
     AdversarialHead,
@@ -460,9 +460,4 @@ class SequenceAutoencoder(nn.Module):
             raise ValueError(f"generator is on {generator.device.type}, the model on {device.type}")
         z = self.variational.sample_prior(n, generator, device=device)
         seq_logits, tracks_pred = self.decode(z)
-        probs = torch.softmax(seq_logits.float(), dim=1).transpose(1, 2).reshape(-1, 4)
-        if sample_bases:
-            codes = torch.multinomial(probs, 1, generator=generator).view(n, self.window_len)
-        else:
-            codes = probs.argmax(-1).view(n, self.window_len)
-        return codes, self.tracks_to_stored(tracks_pred)
+        return bases_from_logits(seq_logits, sample_bases, generator), self.tracks_to_stored(tracks_pred)

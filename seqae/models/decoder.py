@@ -4,11 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqae.models.layers import ResidualBlock, level_widths, make_norm
 from seqae.models.settings import UPSAMPLE_MODES
+
+
+def bases_from_logits(seq_logits: Tensor, sample: bool = True, generator: torch.Generator | None = None) -> Tensor:
+    """Decoded bases ``int64 [N, L]`` (codes 0..3 = A, C, G, T) from sequence logits ``[N, 4, L]``.
+
+    ``sample=True`` draws each base from the decoder's softmax, independently
+    per position; ``False`` takes the most likely base.  Sampling is what a
+    probabilistic decoder's output means: where the decoder is unsure (a
+    window reconstructed at about its base composition) the most likely base
+    is the same one nearly everywhere, and the arg-max window has a k-mer
+    spectrum no real window has, while samples keep the composition and every
+    position-specific preference the decoder learnt.
+
+    Args:
+        seq_logits: ``[N, 4, L]`` logits (any float dtype; softmax in float32).
+        sample: draw from the softmax (True) or take the arg-max (False).
+        generator: random generator on the logits' device (None: the default one); unused for the arg-max.
+    """
+    n, _, length = seq_logits.shape
+    if not sample:
+        return seq_logits.argmax(1)
+    probs = torch.softmax(seq_logits.float(), dim=1).transpose(1, 2).reshape(-1, 4)
+    return torch.multinomial(probs, 1, generator=generator).view(n, length)
 
 
 class SequenceDecoder(nn.Module):
