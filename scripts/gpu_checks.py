@@ -203,11 +203,14 @@ def part_models(out: Path, config: Mapping[str, Any], cfg_path: Path, jobs: int 
         evaluation = json.loads((results / "models" / row["model"] / "evaluate" / "metrics.json").read_text())
         codebook = (evaluation.get("vq") or {}).get("codebook_size")
         bars[row["model"]] = quality_bars(row, codebook)
-    throughput = {}
+    throughput, last_epoch = {}, {}
     for model in config["models"]:
         history = pd.read_csv(results / "models" / model / "metrics.csv")
         throughput[model] = float(history["samples_per_s"].iloc[1:].median() if len(history) > 1 else history["samples_per_s"].iloc[0])
-    return {"seconds": seconds, "bars": bars, "train_samples_per_s": throughput}
+        # How far the sequence got, and how hard head_gradient_cap held the heads back (1: not at all; absent: cap off).
+        last = history.iloc[-1]
+        last_epoch[model] = {key: _num(last.get(key)) for key in ("val_seq_ce", "train_head_gradient_scale")}
+    return {"seconds": seconds, "bars": bars, "train_samples_per_s": throughput, "last_epoch": last_epoch}
 
 
 def part_trees(out: Path, replicates: int) -> dict[str, Any]:
@@ -253,6 +256,9 @@ def write_summary(out: Path, summary: Mapping[str, Any]) -> None:
                 lines.append(f"| {model} | {bar['bar']} | {bar['value']:.3f} | {bar['target']} | {mark} |")
         lines += ["", "Training samples/s (median epoch): "
                   + ", ".join(f"{m} {v:.0f}" for m, v in models["train_samples_per_s"].items())]  # fmt: skip
+        lines += ["", "| model | val seq CE (last epoch) | head gradient scale (train, last epoch) |", "| --- | ---: | ---: |"]
+        for model, last in models.get("last_epoch", {}).items():
+            lines.append(f"| {model} | {last['val_seq_ce']:.4f} | {last['train_head_gradient_scale']:.3g} |")
     for part in ("bench_train", "trees", "ddp"):
         if part in summary["parts"]:
             lines += ["", f"{part}: see {part}.log", "```", json.dumps(summary["parts"][part], indent=1), "```"]

@@ -78,7 +78,10 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
         time.sleep(0.2 if step == "train" else 0.01)
         if step == "train":
             (results / "models" / model).mkdir(parents=True, exist_ok=True)
-            pd.DataFrame({"samples_per_s": [10.0, 20.0]}).to_csv(results / "models" / model / "metrics.csv", index=False)
+            history = {"samples_per_s": [10.0, 20.0], "val_seq_ce": [1.38, 1.30]}
+            if model == "a":  # the only model trained with head_gradient_cap on
+                history["train_head_gradient_scale"] = [0.5, 0.25]
+            pd.DataFrame(history).to_csv(results / "models" / model / "metrics.csv", index=False)
         if step == "evaluate":
             (results / "models" / model / "evaluate").mkdir(parents=True, exist_ok=True)
             (results / "models" / model / "evaluate" / "metrics.json").write_text(json.dumps({}))
@@ -91,6 +94,8 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
     out = gpu_checks.part_models(tmp_path, config, tmp_path / "config.yaml", jobs=2)
 
     assert sorted(out["bars"]) == ["a", "b", "c"] and out["train_samples_per_s"] == {"a": 20.0, "b": 20.0, "c": 20.0}
+    assert out["last_epoch"]["a"] == {"val_seq_ce": 1.30, "train_head_gradient_scale": 0.25}
+    assert out["last_epoch"]["b"]["val_seq_ce"] == 1.30 and math.isnan(out["last_epoch"]["b"]["train_head_gradient_scale"])
     for model in "abc":
         steps = [step for m, step, what in events if m == model and what == "start"]
         assert steps == ["train", "embed", "evaluate"]

@@ -409,12 +409,14 @@ def test_cap_head_gradient_scales_only_the_heads_share_and_only_down() -> None:
     decoder_grad = torch.randn(5, 3)
     for heads_factor, cap in ((100.0, 0.5), (0.01, 0.5)):
         heads_grad = heads_factor * torch.randn(5, 3)
-        dec, heads = cap_head_gradient(x, x, cap)
+        applied = torch.full((), float("nan"))
+        dec, heads = cap_head_gradient(x, x, cap, applied)
         assert torch.equal(dec, x) and torch.equal(heads, x)
         x.grad = None
         ((dec * decoder_grad).sum() + (heads * heads_grad).sum()).backward()
         scale = min(1.0, cap * decoder_grad.norm().item() / heads_grad.norm().item())
         torch.testing.assert_close(x.grad, decoder_grad + scale * heads_grad)
+        assert applied.item() == pytest.approx(scale)  # the factor applied, for the trainer's log
         assert (scale < 1.0) == (heads_factor == 100.0)
     with pytest.raises(ValueError, match="cap must be > 0"):
         cap_head_gradient(x, x, 0.0)
@@ -433,7 +435,15 @@ def test_head_gradient_cap_in_the_model(kind: str) -> None:
     def grads(cap: float, with_labels: bool = True) -> tuple[list, list]:
         torch.manual_seed(0)  # the same initial weights and VAE noise in every model
         model = SequenceAutoencoder({**settings, "head_gradient_cap": cap}, 2, 64, LABELS)
-        model(seq, tracks, labels if with_labels else None, step=1).loss.backward()
+        out = model(seq, tracks, labels if with_labels else None, step=1)
+        out.loss.backward()
+        # The factor the cap applied is logged: 1 when it cannot bind, tiny when it binds hard, absent when off.
+        scale = out.metric_floats().get("head_gradient_scale")
+        assert (scale is None) == (cap == 0.0 or not with_labels)
+        if cap == 1e30:
+            assert scale == 1.0
+        if cap == 1e-30:
+            assert 0.0 <= scale < 1e-20
         heads = [*model.supervised_heads.parameters(), *model.adversaries.parameters()]
         return [p.grad for p in model.encoder.parameters()], [p.grad for p in heads]
 

@@ -107,7 +107,10 @@ class ModelOutput:
         metrics: name -> detached 0-dim float tensor: ``seq_ce`` (nats per base),
             ``track_error``, ``supervised_acc/<block>``, ``adversary_acc/<block>/<label>``,
             ``grl_lambda``, ``kl/<block>`` (nats per window), ``vq_perplexity/<block>``,
-            ``vq_usage/<block>``, ``vq_restarted/<block>``, ``infomax_acc``, ``cpc_acc``.
+            ``vq_usage/<block>``, ``vq_restarted/<block>``, ``infomax_acc``, ``cpc_acc``,
+            ``head_gradient_scale`` (the factor ``head_gradient_cap`` applied to the
+            heads' gradient on the latent, 1 when it did not bind; written by the
+            backward pass, NaN before it; only when the cap is on and labels are given).
         codes: ``int64 [B, sum of groups]`` VQ code indices, blocks in layout order (vq only).
     """
 
@@ -357,11 +360,14 @@ class SequenceAutoencoder(nn.Module):
         h, features = self.encoder(x_seq, x_tracks)
         b = self._bottleneck(h, sample=self.training, update=self.training)
         decoder_input, head_input = b.decoder_input, b.latent
+        metrics = dict(b.metrics)
         if labels and s["head_gradient_cap"] > 0 and torch.is_grad_enabled():
-            decoder_input, head_input = cap_head_gradient(decoder_input, head_input, s["head_gradient_cap"])
+            # Filled by the backward pass (NaN until then): the factor the cap applied to the heads' gradient.
+            applied = torch.full((), float("nan"), device=decoder_input.device)
+            decoder_input, head_input = cap_head_gradient(decoder_input, head_input, s["head_gradient_cap"], applied)
+            metrics["head_gradient_scale"] = applied
         seq_logits, tracks_pred = self.decoder(decoder_input)
 
-        metrics = dict(b.metrics)
         terms: dict[str, Tensor] = {}
         seq_ce = sequence_loss(seq_logits, seq)
         terms["seq"] = w["seq"] * seq_ce

@@ -71,12 +71,15 @@ class _CapHeadGradient(torch.autograd.Function):
     """Identity on (decoder input, latent); backward caps the latent's gradient relative to the decoder input's."""
 
     @staticmethod
-    def forward(ctx: Any, decoder_input: Tensor, latent: Tensor, cap: float) -> tuple[Tensor, Tensor]:
+    def forward(
+        ctx: Any, decoder_input: Tensor, latent: Tensor, cap: float, applied: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         ctx.cap = float(cap)
+        ctx.applied = applied
         return decoder_input.view_as(decoder_input), latent.view_as(latent)
 
     @staticmethod
-    def backward(ctx: Any, grad_decoder: Tensor, grad_heads: Tensor) -> tuple[Tensor, Tensor, None]:
+    def backward(ctx: Any, grad_decoder: Tensor, grad_heads: Tensor) -> tuple[Tensor, Tensor, None, None]:
         squares = torch.stack([grad_decoder.float().pow(2).sum(), grad_heads.float().pow(2).sum()])
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             # The norms of the whole batch, not of this process's share: every
@@ -84,10 +87,14 @@ class _CapHeadGradient(torch.autograd.Function):
             dist.all_reduce(squares)
         norms = squares.sqrt()
         scale = (ctx.cap * norms[0] / norms[1].clamp_min(1e-30)).clamp(max=1.0)
-        return grad_decoder, grad_heads * scale.to(grad_heads.dtype), None
+        if ctx.applied is not None:
+            ctx.applied.copy_(scale)  # on the device: no synchronisation
+        return grad_decoder, grad_heads * scale.to(grad_heads.dtype), None, None
 
 
-def cap_head_gradient(decoder_input: Tensor, latent: Tensor, cap: float) -> tuple[Tensor, Tensor]:
+def cap_head_gradient(
+    decoder_input: Tensor, latent: Tensor, cap: float, applied: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Both tensors unchanged forward; backward scales the gradient reaching ``latent`` so that
     its norm is at most ``cap`` times the norm of the gradient reaching ``decoder_input``.
 
@@ -106,13 +113,16 @@ def cap_head_gradient(decoder_input: Tensor, latent: Tensor, cap: float) -> tupl
         decoder_input: ``[B, D]`` what the decoder reads.
         latent: ``[B, D]`` what the heads read.
         cap: the largest ratio of the two gradient norms, > 0.
+        applied: optional 0-dim float tensor; the backward pass writes into it
+            the factor it applied to the heads' gradient (1: the cap did not
+            bind), so a trainer can log how hard the cap works.
 
     Returns:
         ``(decoder_input, latent)``, to be used in their place.
     """
     if cap <= 0:
         raise ValueError(f"the head gradient cap must be > 0, got {cap}")
-    return _CapHeadGradient.apply(decoder_input, latent, cap)
+    return _CapHeadGradient.apply(decoder_input, latent, cap, applied)
 
 
 class ClassifierHead(nn.Module):

@@ -113,7 +113,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
     "adversarial_objective": "What the encoder does against the adversaries: reversal (gradient reversal: ascend their cross-entropy, unbounded), confusion (descend the KL from the batch's label frequencies to their predictions, zero once they learn nothing) or decorrelation (descend the squared correlations between the block's coordinates and the label's classes on the batch, zero once no linear read-out carries the label; the adversaries still train and report their accuracy).",
-    "head_gradient_cap": "Cap on the heads' push on the encoder: the supervised and adversarial heads' gradient on the latent is scaled down, per batch, to at most this multiple of the decoder's gradient there (the sequence loss, a mean over bases, otherwise has a tiny share of it); 0: no cap.",
+    "head_gradient_cap": "Cap on the heads' push on the encoder: the supervised and adversarial heads' gradient on the latent is scaled down, per batch, to at most this multiple of the decoder's gradient there (the sequence loss, a mean over bases, otherwise has a tiny share of it); 0: no cap. metrics.csv logs the mean factor applied per epoch (train_head_gradient_scale; 1: the cap did not bind).",
     "vq.codebook_size": "Codes per codebook.",
     "vq.n_groups": "Groups per block, each with its own codebook (block sizes must divide by it).",
     "vq.commitment": "beta of the commitment loss ||z - sg(q)||^2.",
