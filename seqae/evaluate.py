@@ -437,18 +437,31 @@ def _batches(n: int, batch_size: int) -> list[slice]:
 
 @torch.inference_mode()
 def _model_pass(
-    model: Any, seq: np.ndarray, tracks: np.ndarray, batch_size: int, device: torch.device, progress: bool, desc: str
+    model: Any,
+    seq: np.ndarray,
+    tracks: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+    desc: str,
+    sampler: torch.Generator | None = None,
 ) -> dict[str, np.ndarray | None]:
     """One eval-mode forward pass over windows, in batches; results gathered on the device, one transfer.
 
+    Args:
+        sampler: when given, a generator on ``device`` that also draws ``sampled`` bases.
+
     Returns:
         ``latent float32 [N, D]``, ``pred uint8 [N, L]`` (argmax bases),
+        ``sampled uint8 [N, L]`` (bases drawn from the decoder's softmax; None without ``sampler``),
         ``tracks_pred float32 [N, T, L]`` (stored scale), ``score float32 [N]``
         (anomaly score, as ``model.anomaly_score``), ``seq_score float32 [N]``
         (its sequence part: cross-entropy per non-N base), ``codes int64 [N, G]`` (VQ) or None.
     """
+    from seqae.models.decoder import bases_from_logits
+
     parts: dict[str, list[torch.Tensor]] = {
-        k: [] for k in ("latent", "pred", "tracks_pred", "score", "seq_score", "codes")
+        k: [] for k in ("latent", "pred", "sampled", "tracks_pred", "score", "seq_score", "codes")
     }
     slices = _batches(seq.shape[0], batch_size)
     for sl in _progress(slices, len(slices), desc, progress):
@@ -457,6 +470,8 @@ def _model_pass(
         out = model(x, t)
         parts["latent"].append(out.latent.float())
         parts["pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
+        if sampler is not None:
+            parts["sampled"].append(bases_from_logits(out.seq_logits, True, sampler).to(torch.uint8))
         parts["tracks_pred"].append(model.tracks_to_stored(out.tracks_pred).float())
         score, seq_score = _window_scores(model, out.seq_logits, out.tracks_pred, x, t)
         parts["score"].append(score)
@@ -967,9 +982,14 @@ def _anomaly(
 
 
 def _vae_spectra(
-    model: Any, data: _Data, test_pred: np.ndarray, cfg: Mapping[str, Any], device: torch.device
+    model: Any, data: _Data, reconstructed: np.ndarray, cfg: Mapping[str, Any], device: torch.device
 ) -> dict[str, Any]:
-    """k-mer spectrum distances: VAE prior samples, train windows and reconstructions, each vs the test windows."""
+    """k-mer spectrum distances: VAE prior samples, train windows and reconstructions, each vs the test windows.
+
+    ``reconstructed uint8 [N, L]``: the test windows' reconstructions, bases
+    drawn from the decoder's softmax as the prior samples' are (an arg-max
+    window's spectrum is dominated by runs of its most likely base).
+    """
     from seqae.metrics import kmer_spectrum_distance
 
     seed = cfg["seed"]
@@ -992,7 +1012,7 @@ def _vae_spectra(
             str(k): {
                 "generated_vs_test": kmer_spectrum_distance(generated, data.test_seq, k) if n_gen else float("nan"),
                 "train_vs_test": kmer_spectrum_distance(reference, data.test_seq, k),
-                "reconstruction_vs_test": kmer_spectrum_distance(test_pred, data.test_seq, k),
+                "reconstruction_vs_test": kmer_spectrum_distance(reconstructed, data.test_seq, k),
             }
             for k in ks
         },
@@ -1122,7 +1142,13 @@ def _evaluate(
     data = _load_data(model, meta, model_path, str(windows_path), cfg, block_labels)
     t = _stage(timings, "load", t)
 
-    test_out = _model_pass(model, data.test_seq, data.test_tracks, cfg["batch_size"], dev, progress, "evaluate test")
+    # A VAE's reconstructions are compared with its prior samples by k-mer spectrum: both are drawn from the softmax.
+    sampler = None
+    if model.kind == "vae":
+        sampler = torch.Generator(device=dev).manual_seed(int(np.random.default_rng([cfg["seed"], 8]).integers(2**62)))
+    test_out = _model_pass(
+        model, data.test_seq, data.test_tracks, cfg["batch_size"], dev, progress, "evaluate test", sampler
+    )
     train_latent = _latents(model, data.train_seq, data.train_tracks, cfg["batch_size"], dev, progress)
     test_latent = test_out["latent"]
     t = _stage(timings, "model_pass", t)
@@ -1148,7 +1174,7 @@ def _evaluate(
     anomaly, scores, seq_scores = _anomaly(model, data, test_out, pca, cfg, dev)
     t = _stage(timings, "anomaly", t)
 
-    vae = _vae_spectra(model, data, test_out["pred"], cfg, dev) if model.kind == "vae" else None
+    vae = _vae_spectra(model, data, test_out["sampled"], cfg, dev) if model.kind == "vae" else None
     vq = _vq_usage(model, test_out["codes"]) if model.kind == "vq" and test_out["codes"] is not None else None
     t = _stage(timings, "generative", t)
 
