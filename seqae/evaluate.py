@@ -29,13 +29,16 @@ What is measured, and against what:
   (:func:`seqae.swap.swap_latents`) are classified by a judge trained on raw
   train sequence (:func:`seqae.metrics.train_judge`); reported: the fraction
   assigned to the donor's label and the fraction still assigned to the
-  recipient's, over pairs with different labels, and the judge's ceiling:
-  how often it still recognises the recipient's label in the plain
-  reconstruction. The decoder's output becomes bases by sampling its softmax
-  (``swap_decoding``), as a generator's would: the arg-max of a window
-  reconstructed near its base composition is one base nearly everywhere, a
-  k-mer spectrum the judge never saw. Only for labels the judge can read on
-  real test windows above chance.
+  recipient's, over pairs with different labels; the judge's ceiling: how
+  often it still recognises the recipient's label in the plain
+  reconstruction; and whether the rest of the recipient is kept: the share
+  of positions where the swapped window's likeliest base is that of the
+  recipient's own reconstruction, beside the share for the donor's. The
+  judge reads bases sampled from the decoder's softmax (``swap_decoding``),
+  as a generator's would be: the arg-max of a window reconstructed near its
+  base composition is one base nearly everywhere, a k-mer spectrum the judge
+  never saw. Only for labels the judge can read on real test windows above
+  chance.
 * **Anomaly AUROC**: the model's anomaly score of real test windows against
   dinucleotide-shuffled copies (same tracks) and against foreign i.i.d.
   windows at the train windows' GC (with the tracks of other real test
@@ -848,9 +851,13 @@ def _swaps(
 
     sample = cfg["swap_decoding"] == "sample"
 
-    def decoded_bases(latents: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+    def decoded_bases(latents: torch.Tensor, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(bases the judge reads, arg-max bases)``, ``uint8 [N, L]`` each."""
         logits, _ = decode_latents(model, latents, cfg["batch_size"])
-        return bases_from_logits(logits, sample, generator).to(torch.uint8).cpu().numpy()
+        likeliest = logits.argmax(1).to(torch.uint8).cpu().numpy()
+        if not sample:
+            return likeliest, likeliest
+        return bases_from_logits(logits, True, generator).to(torch.uint8).cpu().numpy(), likeliest
 
     seed = cfg["seed"]
     latent = torch.from_numpy(test_latent).to(device)
@@ -897,15 +904,20 @@ def _swaps(
         donors = _different_label_donors(recipient_y, rng)
         own = latent[torch.from_numpy(recipients).to(device)]
         generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
-        swapped_codes = decoded_bases(swap_latents(model.layout, own, donors, block), generator)
+        swapped_codes, swapped_likeliest = decoded_bases(swap_latents(model.layout, own, donors, block), generator)
         result = swap_success(judge, swapped_codes, recipient_y[donors], recipient_y)
         # The ceiling: how often the judge still recognises the recipient's label in its plain reconstruction.
-        kept = judge.predict(decoded_bases(own, generator)) == recipient_y
+        own_codes, own_likeliest = decoded_bases(own, generator)
+        kept = judge.predict(own_codes) == recipient_y
         entry.update(
             {k: v for k, v in result.items() if not k.startswith("judge_")},
             computed=True,
             decoding=cfg["swap_decoding"],
             reconstruction_kept_fraction=float(np.mean(kept)),
+            # Is the rest of the recipient kept? Per-base agreement of the swapped window's
+            # likeliest bases with the recipient's own reconstruction and with the donor's.
+            recipient_base_agreement=float(np.mean(swapped_likeliest == own_likeliest)),
+            donor_base_agreement=float(np.mean(swapped_likeliest == own_likeliest[donors])),
         )
     return out
 

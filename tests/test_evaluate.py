@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from seqae import __version__
-from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, save_checkpoint
+from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, build_model, load_checkpoint, save_checkpoint
 from seqae.cli import main
 from seqae.compare import compare_models
 from seqae.errors import ConfigError
@@ -390,9 +390,40 @@ def test_swap_success_reported(evaluated: dict[str, Any]) -> None:
     assert total == pytest.approx(1.0)
     assert 0.0 <= chrom["reconstruction_kept_fraction"] <= 1.0
     assert chrom["decoding"] == "sample"
+    assert 0.0 <= chrom["donor_base_agreement"] <= 1.0 and 0.0 <= chrom["recipient_base_agreement"] <= 1.0
     gene = swap["gene"]
     assert gene["label"] == "gene_family"
     assert gene["computed"] or "cannot read" in gene["skipped"]
+
+
+@pytest.mark.parametrize("decoder_reads", ["all but chrom", "only chrom"])
+def test_swap_base_agreement_on_hand_made_decoders(
+    evaluated: dict[str, Any], tmp_path: Path, decoder_reads: str
+) -> None:
+    """The trained plain model with its decoder's input weights zeroed for some blocks: a decoder blind
+    to the chrom block rebuilds every recipient exactly whatever the swap; one that reads only the chrom
+    block rebuilds the donor."""
+    state = load_checkpoint(evaluated["model"]["plain"])
+    model = build_model(state)
+    chrom = model.layout.slice("chrom")
+    weight = state["model_state"]["decoder.from_latent.weight"].clone()  # [C * L0, D]
+    if decoder_reads == "all but chrom":
+        weight[:, chrom] = 0.0
+    else:
+        keep = weight[:, chrom].clone()
+        weight.zero_()
+        weight[:, chrom] = keep
+    state["model_state"]["decoder.from_latent.weight"] = weight
+    path = save_checkpoint(state, tmp_path / "best.pt")
+    settings = {**FAST, "labels": ["chrom"], "figures": False}
+    metrics = evaluate_model(
+        path, evaluated["windows"], tmp_path / "eval", settings=settings, device="cpu", progress=False
+    )
+    swap = metrics["swap"]["chrom"]
+    if decoder_reads == "all but chrom":
+        assert swap["recipient_base_agreement"] == 1.0 and swap["donor_base_agreement"] < 1.0
+    else:
+        assert swap["donor_base_agreement"] == 1.0 and swap["recipient_base_agreement"] < 1.0
 
 
 def test_figures_are_non_blank_pngs(evaluated: dict[str, Any]) -> None:
