@@ -15,6 +15,8 @@ Columns (NaN / empty where a model has no such number):
   ``<b>_recoverable`` (the k-mer baseline beats chance);
 * ``swap_<b>_donor`` / ``swap_<b>_recipient``: fraction of swapped windows the
   judge assigns to the donor's / recipient's label (empty when not computed);
+  ``swap_<b>_kept``: share of the swapped windows' likeliest bases that are
+  the recipient's own reconstruction's (what the swap keeps of the recipient);
 * ``mig``, ``dci_disentanglement``;
 * ``auroc_shuffled``, ``auroc_foreign`` (and ``pca_auroc_*``,
   ``seq_corrected_auroc_shuffled`` of the sequence error less an order-1
@@ -86,6 +88,7 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         computed = bool(entry.get("computed"))
         row[f"swap_{block}_donor"] = _num(entry.get("donor_fraction")) if computed else float("nan")
         row[f"swap_{block}_recipient"] = _num(entry.get("recipient_fraction")) if computed else float("nan")
+        row[f"swap_{block}_kept"] = _num(entry.get("recipient_base_agreement")) if computed else float("nan")
     row["mig"] = _num(_get(metrics, "disentanglement", "mig", "latent"))
     row["dci_disentanglement"] = _num(_get(metrics, "disentanglement", "dci", "latent", "disentanglement"))
     for key in (
@@ -155,7 +158,11 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
             (f"{b}_chance", f"{b}: chance"),
         ]
     for b in blocks:
-        cols += [(f"swap_{b}_donor", f"swap {b}: donor"), (f"swap_{b}_recipient", f"swap {b}: recipient")]
+        cols += [
+            (f"swap_{b}_donor", f"swap {b}: donor"),
+            (f"swap_{b}_recipient", f"swap {b}: recipient"),
+            (f"swap_{b}_kept", f"swap {b}: kept bases"),
+        ]
     cols += [
         ("auroc_shuffled", "AUROC shuffled"),
         ("markov_auroc_shuffled", "shuffled: Markov baseline"),

@@ -495,6 +495,7 @@ def _hand_metrics(
                 "computed": swap_donor is not None,
                 "donor_fraction": swap_donor,
                 "recipient_fraction": 0.1 if swap_donor is not None else None,
+                "recipient_base_agreement": 0.8 if swap_donor is not None else None,
             },
             "gene": {"computed": False, "skipped": "judge cannot read"},
         },
@@ -538,6 +539,7 @@ def test_compare_models_on_hand_made_metrics(tmp_path: Path) -> None:
     assert table["chrom_chance"].tolist() == [0.25, 0.25]
     assert table["gene_recoverable"].tolist() == [False, False]
     assert table["swap_chrom_donor"].iloc[0] == 0.7 and np.isnan(table["swap_chrom_donor"].iloc[1])
+    assert table["swap_chrom_kept"].iloc[0] == 0.8 and np.isnan(table["swap_chrom_kept"].iloc[1])
     assert table["swap_gene_donor"].isna().all()
     assert table["auroc_shuffled"].tolist() == [0.8, 0.8] and table["auroc_foreign"].tolist() == [0.95, 0.95]
     assert np.isnan(table["vq_perplexity"].iloc[0]) and table["vq_perplexity"].iloc[1] == pytest.approx(6.0)
