@@ -834,7 +834,7 @@ def _swaps(
     data: _Data,
     block_labels: Mapping[str, str],
     probed: Sequence[str],
-    test_latent: np.ndarray,
+    test_out: Mapping[str, Any],
     cfg: Mapping[str, Any],
     device: torch.device,
 ) -> dict[str, Any]:
@@ -843,24 +843,17 @@ def _swaps(
     Swapped and plain reconstructions are turned into bases the same way
     (``cfg["swap_decoding"]``), so the judge's ceiling (how often it still
     recognises the recipient's label in the plain reconstruction) is measured
-    on the same kind of sequence as the swaps.
+    on the same kind of sequence as the swaps. The plain reconstructions are
+    the test pass's (``test_out``: ``latent``, ``pred``, ``sampled``).
     """
     from seqae.metrics import swap_success, train_judge
     from seqae.models.decoder import bases_from_logits
     from seqae.swap import decode_latents, swap_latents
 
     sample = cfg["swap_decoding"] == "sample"
-
-    def decoded_bases(latents: torch.Tensor, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``(bases the judge reads, arg-max bases)``, ``uint8 [N, L]`` each."""
-        logits, _ = decode_latents(model, latents, cfg["batch_size"])
-        likeliest = logits.argmax(1).to(torch.uint8).cpu().numpy()
-        if not sample:
-            return likeliest, likeliest
-        return bases_from_logits(logits, True, generator).to(torch.uint8).cpu().numpy(), likeliest
-
     seed = cfg["seed"]
-    latent = torch.from_numpy(test_latent).to(device)
+    latent = torch.from_numpy(test_out["latent"]).to(device)
+    test_judged = test_out["sampled"] if sample else test_out["pred"]
     out: dict[str, Any] = {}
     for i, (block, label) in enumerate(block_labels.items()):
         entry: dict[str, Any] = {"label": label, "computed": False, "skipped": None}
@@ -903,12 +896,16 @@ def _swaps(
         recipient_y = y_te[recipients].astype(str)
         donors = _different_label_donors(recipient_y, rng)
         own = latent[torch.from_numpy(recipients).to(device)]
+        logits, _ = decode_latents(model, swap_latents(model.layout, own, donors, block), cfg["batch_size"])
         generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
-        swapped_codes, swapped_likeliest = decoded_bases(swap_latents(model.layout, own, donors, block), generator)
+        swapped_likeliest = logits.argmax(1).to(torch.uint8).cpu().numpy()
+        swapped_codes = (
+            bases_from_logits(logits, True, generator).to(torch.uint8).cpu().numpy() if sample else swapped_likeliest
+        )
         result = swap_success(judge, swapped_codes, recipient_y[donors], recipient_y)
         # The ceiling: how often the judge still recognises the recipient's label in its plain reconstruction.
-        own_codes, own_likeliest = decoded_bases(own, generator)
-        kept = judge.predict(own_codes) == recipient_y
+        kept = judge.predict(test_judged[recipients]) == recipient_y
+        own_likeliest = test_out["pred"][recipients]
         entry.update(
             {k: v for k, v in result.items() if not k.startswith("judge_")},
             computed=True,
@@ -1155,9 +1152,9 @@ def _evaluate(
     t = _stage(timings, "load", t)
 
     # A VAE's reconstructions are compared with its prior samples by k-mer spectrum: both are drawn from the softmax.
-    sampler = None
-    if model.kind == "vae":
-        sampler = torch.Generator(device=dev).manual_seed(int(np.random.default_rng([cfg["seed"], 8]).integers(2**62)))
+    # Reconstructions drawn from the softmax: what the swap judge reads (its ceiling) and
+    # what a VAE's prior samples are compared with by k-mer spectrum.
+    sampler = torch.Generator(device=dev).manual_seed(int(np.random.default_rng([cfg["seed"], 8]).integers(2**62)))
     test_out = _model_pass(
         model, data.test_seq, data.test_tracks, cfg["batch_size"], dev, progress, "evaluate test", sampler
     )
@@ -1180,7 +1177,7 @@ def _evaluate(
     disentanglement = _disentanglement(data, factors, features, cfg)
     t = _stage(timings, "disentanglement", t)
 
-    swap = _swaps(model, data, block_labels, probes["labels"], test_latent, cfg, dev)
+    swap = _swaps(model, data, block_labels, probes["labels"], test_out, cfg, dev)
     t = _stage(timings, "swap", t)
 
     anomaly, scores, seq_scores = _anomaly(model, data, test_out, pca, cfg, dev)
