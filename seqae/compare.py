@@ -15,12 +15,18 @@ Columns (NaN / empty where a model has no such number):
   ``<b>_recoverable`` (the k-mer baseline beats chance);
 * ``swap_<b>_donor`` / ``swap_<b>_recipient``: fraction of swapped windows the
   judge assigns to the donor's / recipient's label (empty when not computed);
-  ``swap_<b>_kept``: share of the swapped windows' likeliest bases that are
-  the recipient's own reconstruction's (what the swap keeps of the recipient);
+  ``swap_<b>_kept`` / ``swap_<b>_moved``: share of the swapped windows'
+  likeliest bases that are the recipient's / the donor's own
+  reconstruction's (what the swap keeps of the recipient, and how far its
+  bases moved to the donor's: a decoder that ignores the latent scores high
+  on both);
 * ``mig``, ``dci_disentanglement``;
 * ``auroc_shuffled``, ``auroc_foreign`` (and ``pca_auroc_*``,
   ``seq_corrected_auroc_shuffled`` of the sequence error less an order-1
   chain's, and ``markov_auroc_*`` of the model-free Markov baseline);
+  ``seq_gain_real`` / ``seq_gain_shuffled``: the mean sequence error's gain
+  over each window's own base-composition entropy (nats per base), on real
+  test windows and on their shuffles (the AUROC rests on the difference);
 * VQ: ``vq_perplexity`` (mean over blocks), ``vq_usage``;
 * VAE: ``vae_spectrum_k<k>`` (generated vs test) and ``vae_spectrum_k<k>_ref`` (train vs test).
 """
@@ -89,6 +95,7 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[f"swap_{block}_donor"] = _num(entry.get("donor_fraction")) if computed else float("nan")
         row[f"swap_{block}_recipient"] = _num(entry.get("recipient_fraction")) if computed else float("nan")
         row[f"swap_{block}_kept"] = _num(entry.get("recipient_base_agreement")) if computed else float("nan")
+        row[f"swap_{block}_moved"] = _num(entry.get("donor_base_agreement")) if computed else float("nan")
     row["mig"] = _num(_get(metrics, "disentanglement", "mig", "latent"))
     row["dci_disentanglement"] = _num(_get(metrics, "disentanglement", "dci", "latent", "disentanglement"))
     for key in (
@@ -101,6 +108,8 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         "markov_auroc_foreign",
     ):
         row[key] = _num(_get(metrics, "anomaly", key))
+    for control in ("real", "shuffled"):
+        row[f"seq_gain_{control}"] = _num(_get(metrics, "anomaly", "seq_gain_over_composition", control))
     vq = _get(metrics, "vq")
     row["vq_perplexity"] = (
         float(np.mean([_num(v) for v in vq["perplexity"].values()])) if vq and vq.get("perplexity") else float("nan")
@@ -162,6 +171,7 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
             (f"swap_{b}_donor", f"swap {b}: donor"),
             (f"swap_{b}_recipient", f"swap {b}: recipient"),
             (f"swap_{b}_kept", f"swap {b}: kept bases"),
+            (f"swap_{b}_moved", f"swap {b}: donor's bases"),
         ]
     cols += [
         ("auroc_shuffled", "AUROC shuffled"),

@@ -291,6 +291,11 @@ def test_metrics_json_has_every_documented_key(evaluated: dict[str, Any]) -> Non
             for control in ("shuffled", "foreign"):
                 assert 0.0 <= anomaly[f"{prefix}auroc_{control}"] <= 1.0
         assert anomaly["markov_order"] == DEFAULT_EVALUATE_SETTINGS["markov_order"]
+        # A window and its shuffle share their composition; the gain is the composition less the model's error.
+        composition = anomaly["composition_seq_score"]
+        assert composition["real"] == pytest.approx(composition["shuffled"]) and 0.0 < composition["real"] <= np.log(4)
+        for control, gain in anomaly["seq_gain_over_composition"].items():
+            assert gain == pytest.approx(composition[control] - anomaly["mean_seq_score"][control])
         # Every test window is a peak or a background window, each kind scored against its own shuffles.
         assert set(anomaly["by_kind"]) == {"background", "peak"}
         assert sum(entry["n"] for entry in anomaly["by_kind"].values()) == N_WINDOWS["test"]
@@ -496,11 +501,16 @@ def _hand_metrics(
                 "donor_fraction": swap_donor,
                 "recipient_fraction": 0.1 if swap_donor is not None else None,
                 "recipient_base_agreement": 0.8 if swap_donor is not None else None,
+                "donor_base_agreement": 0.35 if swap_donor is not None else None,
             },
             "gene": {"computed": False, "skipped": "judge cannot read"},
         },
         "disentanglement": {"mig": {"latent": 0.1}, "dci": {"latent": {"disentanglement": 0.5}}},
-        "anomaly": {"auroc_shuffled": 0.8, "auroc_foreign": 0.95},
+        "anomaly": {
+            "auroc_shuffled": 0.8,
+            "auroc_foreign": 0.95,
+            "seq_gain_over_composition": {"real": 0.06, "shuffled": 0.05, "foreign": 0.01},
+        },
         "vae": None,
         "vq": None,
         **extra,
@@ -540,8 +550,10 @@ def test_compare_models_on_hand_made_metrics(tmp_path: Path) -> None:
     assert table["gene_recoverable"].tolist() == [False, False]
     assert table["swap_chrom_donor"].iloc[0] == 0.7 and np.isnan(table["swap_chrom_donor"].iloc[1])
     assert table["swap_chrom_kept"].iloc[0] == 0.8 and np.isnan(table["swap_chrom_kept"].iloc[1])
+    assert table["swap_chrom_moved"].iloc[0] == 0.35 and np.isnan(table["swap_chrom_moved"].iloc[1])
     assert table["swap_gene_donor"].isna().all()
     assert table["auroc_shuffled"].tolist() == [0.8, 0.8] and table["auroc_foreign"].tolist() == [0.95, 0.95]
+    assert table["seq_gain_real"].tolist() == [0.06, 0.06] and table["seq_gain_shuffled"].tolist() == [0.05, 0.05]
     assert np.isnan(table["vq_perplexity"].iloc[0]) and table["vq_perplexity"].iloc[1] == pytest.approx(6.0)
     assert table["vq_usage"].iloc[1] == pytest.approx(0.75)
     md = out.with_suffix(".md").read_text().splitlines()

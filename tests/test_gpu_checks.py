@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -56,7 +57,6 @@ def test_quality_bars_pass_fail_and_missing():
 
 def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatch):
     """--model-jobs 2: two models train at once; each model's train -> embed -> evaluate stays in order."""
-    import json
     import threading
     import time
 
@@ -70,6 +70,7 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
         step = cmd[cmd.index("--quiet") + 1]
         if step == "compare":
             rows = [{"model": m, "kind": "plain", "recon_accuracy": 0.5} for m in ("a", "b", "c")]
+            rows[0].update(seq_gain_real=0.06, seq_gain_shuffled=0.05)
             pd.DataFrame(rows).to_csv(cmd[cmd.index("--out") + 1], sep="\t", index=False)
             return 0.0
         model = Path(cmd[cmd.index("--outdir") + 1]).relative_to(results / "models").parts[0]
@@ -94,7 +95,13 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
     out = gpu_checks.part_models(tmp_path, config, tmp_path / "config.yaml", jobs=2)
 
     assert sorted(out["bars"]) == ["a", "b", "c"] and out["train_samples_per_s"] == {"a": 20.0, "b": 20.0, "c": 20.0}
-    assert out["last_epoch"]["a"] == {"val_seq_ce": 1.30, "train_head_gradient_scale": 0.25}
+    assert out["last_epoch"]["a"] == {
+        "val_seq_ce": 1.30,
+        "train_head_gradient_scale": 0.25,
+        "seq_gain_real": 0.06,
+        "seq_gain_shuffled": 0.05,
+    }
+    assert math.isnan(out["last_epoch"]["b"]["seq_gain_real"])
     assert out["last_epoch"]["b"]["val_seq_ce"] == 1.30 and math.isnan(out["last_epoch"]["b"]["train_head_gradient_scale"])
     for model in "abc":
         steps = [step for m, step, what in events if m == model and what == "start"]
@@ -121,3 +128,14 @@ def test_loss_weights_sweep_overlay_is_a_valid_config():
     assert len(config["models"]) == 13
     for name, settings in config["models"].items():
         model_settings({k: v for k, v in settings.items() if k != "training"}, where=f"models.{name}")
+
+
+def test_write_summary_lists_bars_and_last_epoch(tmp_path):
+    bar = {"bar": "reconstruction accuracy > PCA", "value": 0.36, "target": "> 0.351", "passed": True}
+    last = {"val_seq_ce": 1.3119, "train_head_gradient_scale": 0.02, "seq_gain_real": 0.0590, "seq_gain_shuffled": 0.0541}
+    models = {"seconds": {"a": 5.0}, "bars": {"a": [bar]}, "train_samples_per_s": {"a": 110.0}, "last_epoch": {"a": last}}
+    gpu_checks.write_summary(tmp_path, {"device": "cpu", "parts": {"models": models}})
+    text = (tmp_path / "gpu_checks.md").read_text()
+    assert "| a | reconstruction accuracy > PCA | 0.360 | > 0.351 | yes |" in text
+    assert "| a | 1.3119 | 0.02 | 0.0590 | 0.0541 |" in text
+    assert json.loads((tmp_path / "gpu_checks.json").read_text())["parts"]["models"]["last_epoch"]["a"] == last

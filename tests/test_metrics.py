@@ -13,6 +13,7 @@ from seqae.metrics import (
     NOT_RECOVERABLE,
     auroc,
     canonical_kmer_indices,
+    composition_entropy,
     dci,
     dci_from_importance,
     dinucleotide_counts,
@@ -382,6 +383,17 @@ def test_sequence_accuracy_excludes_n() -> None:
     pred = codes_of("ACGAA", "AAAAC")
     assert sequence_accuracy(pred, true) == pytest.approx(7 / 8)
     assert np.isnan(sequence_accuracy(codes_of("A"), codes_of("N")))
+
+
+def test_composition_entropy_hand_made() -> None:
+    out = composition_entropy(codes_of("AAAA", "ACGT", "AACC", "ACNN", "NNNN"))
+    np.testing.assert_allclose(out[:4], [0.0, np.log(4), np.log(2), np.log(2)])  # nats; N left out
+    assert np.isnan(out[4])
+    # A shuffle keeps the composition, so it keeps the entropy.
+    window = codes_of("ACGTTTAGGCA" * 9)
+    shuffled = dinucleotide_shuffle(window, 3)
+    assert not np.array_equal(shuffled, window)
+    assert composition_entropy(shuffled)[0] == pytest.approx(composition_entropy(window)[0])
 
 
 def test_track_pearson_hand_made() -> None:

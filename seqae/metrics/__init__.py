@@ -9,7 +9,7 @@ No model code and no file I/O here; one concern per module:
 * :mod:`~seqae.metrics.anomaly` — AUROC, dinucleotide shuffle, foreign-genome windows.
 * :mod:`~seqae.metrics.markov` — Markov chains of sequence; their likelihood ratio, the model-free anomaly baseline.
 * :mod:`~seqae.metrics.judge` — a raw-sequence label classifier that judges block swaps.
-* :mod:`~seqae.metrics.reconstruction` — base accuracy, track Pearson r, codebook perplexity.
+* :mod:`~seqae.metrics.reconstruction` — base accuracy, track Pearson r, codebook perplexity, composition entropy.
 
 Base codes everywhere: ``uint8`` A=0 C=1 G=2 T=3 N=4 (``seqae.genome``).
 """
@@ -37,7 +37,7 @@ from seqae.metrics.probes import (
     probe_matrix,
     recoverability_flags,
 )
-from seqae.metrics.reconstruction import perplexity, sequence_accuracy, track_pearson
+from seqae.metrics.reconstruction import composition_entropy, perplexity, sequence_accuracy, track_pearson
 
 __all__ = [
     "NOT_RECOVERABLE",
@@ -47,6 +47,7 @@ __all__ = [
     "ProbeResult",
     "auroc",
     "canonical_kmer_indices",
+    "composition_entropy",
     "dci",
     "dci_from_importance",
     "dinucleotide_counts",

@@ -1,12 +1,12 @@
-"""Reconstruction quality: base accuracy, track correlation, codebook usage."""
+"""Reconstruction quality: base accuracy, track correlation, codebook usage, the composition reference."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from seqae.metrics._common import CODE_N
+from seqae.metrics._common import CODE_N, N_BASES, as_codes
 
-__all__ = ["sequence_accuracy", "track_pearson", "perplexity"]
+__all__ = ["composition_entropy", "sequence_accuracy", "track_pearson", "perplexity"]
 
 
 def sequence_accuracy(pred_codes: np.ndarray, true_codes: np.ndarray) -> float:
@@ -29,6 +29,35 @@ def sequence_accuracy(pred_codes: np.ndarray, true_codes: np.ndarray) -> float:
     if n == 0:
         return float("nan")
     return float(np.count_nonzero((pred == true) & called) / n)
+
+
+def composition_entropy(codes: np.ndarray) -> np.ndarray:
+    """Per-window entropy of the window's own base composition, ``float64 [N]`` (nats per called base).
+
+    The sequence cross-entropy of a decoder that knows only how many of each
+    base the window has: a reconstruction error below it means the latent
+    carries where the bases are, not only their counts. A window and any
+    shuffle of it have the same value, so a model's gain over it on real
+    windows *less* its gain on their shuffles is what the model reads of the
+    order beyond composition (motifs, repeats). N (codes >= 4) is left out;
+    a window with no called base gets NaN.
+
+    Args:
+        codes: base codes ``uint8 [N, L]``.
+    """
+    codes = as_codes(codes)
+    n = codes.shape[0]
+    called = codes < CODE_N
+    rows = np.broadcast_to(np.arange(n)[:, None], codes.shape)[called]
+    flat = rows * N_BASES + codes[called].astype(np.int64)
+    counts = np.bincount(flat, minlength=n * N_BASES).reshape(n, N_BASES).astype(np.float64)
+    total = counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        freq = counts / total
+        terms = np.where(counts > 0, -freq * np.log(np.where(counts > 0, freq, 1.0)), 0.0)
+    out = terms.sum(axis=1)
+    out[total[:, 0] == 0] = np.nan
+    return out
 
 
 def track_pearson(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndarray]:
