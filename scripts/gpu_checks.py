@@ -212,7 +212,9 @@ def part_models(out: Path, config: Mapping[str, Any], cfg_path: Path, jobs: int 
         throughput[model] = float(history["samples_per_s"].iloc[1:].median() if len(history) > 1 else history["samples_per_s"].iloc[0])
         # How far the sequence got, and how hard head_gradient_cap held the heads back (1: not at all; absent: cap off).
         last = history.iloc[-1]
-        last_epoch[model] = {key: _num(last.get(key)) for key in ("val_seq_ce", "train_head_gradient_scale")}
+        # val_auroc_shuffled: the validation windows against their shuffles, the anomaly bar's trend.
+        keys = ("val_seq_ce", "train_head_gradient_scale", "val_auroc_shuffled")
+        last_epoch[model] = {key: _num(last.get(key)) for key in keys}
         last_epoch[model].update(gains.get(model, {"seq_gain_real": math.nan, "seq_gain_shuffled": math.nan}))
     return {"seconds": seconds, "bars": bars, "train_samples_per_s": throughput, "last_epoch": last_epoch}
 
@@ -261,11 +263,13 @@ def write_summary(out: Path, summary: Mapping[str, Any]) -> None:
         lines += ["", "Training samples/s (median epoch): "
                   + ", ".join(f"{m} {v:.0f}" for m, v in models["train_samples_per_s"].items())]  # fmt: skip
         header = ("| model | val seq CE (last epoch) | head gradient scale (train, last epoch) "
+                  "| val AUROC vs shuffled (last epoch) "
                   "| test seq gain over composition, real (nats/base) | same, shuffled |")  # fmt: skip
-        lines += ["", header, "| --- | ---: | ---: | ---: | ---: |"]
+        lines += ["", header, "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for model, last in models.get("last_epoch", {}).items():
             gain_real, gain_shuffled = last.get("seq_gain_real", math.nan), last.get("seq_gain_shuffled", math.nan)
             lines.append(f"| {model} | {last['val_seq_ce']:.4f} | {last['train_head_gradient_scale']:.3g} "
+                         f"| {last.get('val_auroc_shuffled', math.nan):.3f} "
                          f"| {gain_real:.4f} | {gain_shuffled:.4f} |")  # fmt: skip
     for part in ("bench_train", "trees", "ddp"):
         if part in summary["parts"]:

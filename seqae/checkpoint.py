@@ -58,6 +58,8 @@ RUN_ONLY_TRAINING_KEYS = frozenset(
         "stage_on_device",
         "device",
         "early_stopping_patience",
+        # Validation extras: an eval-mode pass with its own generator, no training state touched.
+        "monitor_shuffled",
         # GPUs (processes) of a data-parallel run: batch_size is the global batch, so
         # only batch-size effects change (resuming with another count is not exact).
         "gpus",

@@ -8,8 +8,12 @@
                         what embed/evaluate load)
     model.json          settings, data schema, label categories, parameter count, outcome
     metrics.csv         one row per epoch: epoch, step, lr, train_* and val_* means
-                        (loss, loss/<component>, every model metric), seconds, samples_per_s
-    loss_curves.png     train vs validation loss and its main components per epoch
+                        (loss, loss/<component>, every model metric), seconds, samples_per_s;
+                        with ``training.monitor_shuffled``, the validation windows against
+                        their dinucleotide shuffles: val_shuffled_seq_ce, val_shuffle_gap
+                        (nats per base) and val_auroc_shuffled
+    loss_curves.png     train vs validation loss, its main components per epoch and the
+                        shuffle monitor
     tensorboard/        event files (when torch.utils.tensorboard imports)
 
 Reproducibility: everything random is seeded from ``config["seed"]``. The
@@ -896,15 +900,63 @@ class _Run:
         # The bare module: each process evaluates its own whole batches, with no collective in
         # the forward pass; the sums are merged below.
         self.module.eval()
+        monitor = bool(self.training["monitor_shuffled"])
         sums = _DeviceMeans()
+        real_errors: list[torch.Tensor] = []
+        shuffled_errors: list[torch.Tensor] = []
         for batch in self.data.val_batches():
             seq, tracks = centre_crop(batch["seq"], batch["tracks"], self.schema.window_len)
             with self._autocast():
                 out = self.module(seq, tracks, self._labels(batch["index"]), step=self.step)
-            sums.add(_step_items(out), seq.shape[0])
+            items = _step_items(out)
+            if monitor:
+                real, shuffled = self._shuffle_errors(seq, tracks, batch["index"], out.seq_logits)
+                items |= {"shuffled_seq_ce": shuffled.mean(), "shuffle_gap": (shuffled - real).mean()}
+                real_errors.append(real)
+                shuffled_errors.append(shuffled)
+            sums.add(items, seq.shape[0])
         if self.ctx.enabled:
-            return distributed.merge_totals(distributed.all_gather_objects(self.ctx, sums.totals()))
-        return sums.means()
+            means = distributed.merge_totals(distributed.all_gather_objects(self.ctx, sums.totals()))
+        else:
+            means = sums.means()
+        if monitor:  # every process takes part in the gather, with or without batches of its own
+            means["auroc_shuffled"] = self._gathered_auroc(real_errors, shuffled_errors)
+        return means
+
+    def _shuffle_errors(
+        self, seq: torch.Tensor, tracks: torch.Tensor, index: torch.Tensor, seq_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence cross-entropy (nats per base) of each validation window and of its dinucleotide shuffle, ``[B]`` each.
+
+        A shuffle keeps the window's composition and dinucleotides and loses its
+        higher-order structure (repeats, motifs), so the gap between the two is
+        what the model reads beyond composition: the quantity behind the anomaly
+        AUROC against shuffled windows that ``seqae evaluate`` reports on the test
+        split. The shuffles come from a generator seeded by the run's seed and the
+        batch's first window, so every epoch (and a resumed run) scores the same
+        control and the training RNG streams are not touched. Tracks stay the
+        window's own, as in ``seqae evaluate``.
+        """
+        from seqae.metrics import dinucleotide_shuffle
+        from seqae.models.objectives import sequence_error
+
+        # One draw per batch (vectorised over its windows), seeded by its first window:
+        # validation batches are fixed (file order), so every epoch gets the same shuffles.
+        rng = np.random.default_rng([self.seed, 11, int(index[0])])
+        shuffled = dinucleotide_shuffle(seq.to(torch.uint8).cpu().numpy(), rng)
+        x = torch.from_numpy(shuffled).to(seq.device).long()
+        with self._autocast():
+            shuffled_logits, _ = self.module.decode(self.module.encode(x, tracks))
+        return sequence_error(seq_logits, seq).float(), sequence_error(shuffled_logits, x).float()
+
+    def _gathered_auroc(self, real: list[torch.Tensor], shuffled: list[torch.Tensor]) -> float:
+        """AUROC of the shuffles' sequence error against the real windows', over every process's windows."""
+        from seqae.metrics import auroc
+
+        mine = tuple(torch.cat(e).cpu().numpy() if e else np.zeros(0, np.float32) for e in (real, shuffled))
+        parts = distributed.all_gather_objects(self.ctx, mine)
+        real_all, shuffled_all = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
+        return auroc(real_all, shuffled_all) if real_all.size else math.nan
 
     def run(self, stop_after: int | None) -> dict[str, Any]:
         t = self.training
@@ -1003,8 +1055,13 @@ class _Run:
                         if key not in ("epoch", "step"):
                             self.tensorboard.add_scalar(f"epoch/{key}", value, epoch)
                     self.tensorboard.flush()
+            shuffles = (
+                f", val vs shuffled: AUROC {val['auroc_shuffled']:.3f}, gap {val['shuffle_gap']:.4f} nats/base"
+                if "auroc_shuffled" in val
+                else ""
+            )
             log.info(
-                "%s epoch %d/%d: train loss %.4g, val loss %.4g, selection loss %.4g%s (%.1f s, %.0f windows/s)",
+                "%s epoch %d/%d: train loss %.4g, val loss %.4g, selection loss %.4g%s%s (%.1f s, %.0f windows/s)",
                 self.model_name,
                 epoch,
                 t["epochs"],
@@ -1012,6 +1069,7 @@ class _Run:
                 val.get("loss", math.nan),
                 val_loss,
                 " *" if improved else "",
+                shuffles,
                 row["seconds"],
                 row["samples_per_s"],
             )
@@ -1195,12 +1253,14 @@ def _deterministic_cpu(device: torch.device) -> Iterator[None]:
 
 
 def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
-    """Train vs validation loss per epoch (left) and the loss components (right), log scale when positive."""
+    """Train vs validation loss per epoch (left), the loss components (middle), log scale when positive,
+    and, when validation shuffles were scored (``training.monitor_shuffled``), their AUROC and gap (right)."""
     from seqae.figure import plt, save_figure
 
     table = pd.DataFrame(history)
     epochs = table["epoch"].to_numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    monitored = "val_auroc_shuffled" in table
+    fig, axes = plt.subplots(1, 3 if monitored else 2, figsize=(15 if monitored else 10, 3.8))
     for split, style in (("train", "-"), ("val", "--")):
         if f"{split}_loss" in table:
             axes[0].plot(epochs, table[f"{split}_loss"], style, marker="o", ms=3, color="black", label=split)
@@ -1214,7 +1274,9 @@ def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[s
             if column in table:
                 axes[1].plot(epochs, table[column], style, color=colour, label=f"{name} ({split})")
     axes[1].set_title("loss components (weighted; dashed: validation)")
-    for ax in axes:
+    if monitored:
+        _plot_shuffle_monitor(axes[2], epochs, table)
+    for ax in axes[:2]:
         ax.set_xlabel("epoch")
         values = [line.get_ydata() for line in ax.get_lines()]
         if values and all(np.all(np.asarray(v, float) > 0) for v in values):
@@ -1223,3 +1285,21 @@ def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[s
             ax.legend(frameon=False, fontsize=7, ncols=2 if ax is axes[1] else 1)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _plot_shuffle_monitor(ax: Any, epochs: np.ndarray, table: pd.DataFrame) -> None:
+    """Validation windows vs their dinucleotide shuffles: AUROC of the sequence error (left axis) and the
+    mean gap in cross-entropy, nats per base (right axis)."""
+    ax.plot(epochs, table["val_auroc_shuffled"], marker="o", ms=3, color="black", label="AUROC")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("AUROC, real vs shuffled")
+    ax.set_title("validation vs its dinucleotide shuffles")
+    if "val_shuffle_gap" in table:
+        gap_ax = ax.twinx()
+        gap_ax.plot(epochs, table["val_shuffle_gap"], "--", color="tab:red", label="CE gap")
+        gap_ax.set_ylabel("shuffled - real seq CE (nats/base)", color="tab:red")
+        lowest = np.nanmin(table["val_shuffle_gap"].to_numpy(float), initial=0.0)
+        gap_ax.set_ylim(bottom=min(0.0, float(lowest)))  # from 0: the gap's size, not its jitter
+        ax.legend(handles=ax.get_lines()[:1] + gap_ax.get_lines(), frameon=False, fontsize=7, loc="upper left")

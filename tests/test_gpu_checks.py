@@ -79,7 +79,7 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
         time.sleep(0.2 if step == "train" else 0.01)
         if step == "train":
             (results / "models" / model).mkdir(parents=True, exist_ok=True)
-            history = {"samples_per_s": [10.0, 20.0], "val_seq_ce": [1.38, 1.30]}
+            history = {"samples_per_s": [10.0, 20.0], "val_seq_ce": [1.38, 1.30], "val_auroc_shuffled": [0.51, 0.62]}
             if model == "a":  # the only model trained with head_gradient_cap on
                 history["train_head_gradient_scale"] = [0.5, 0.25]
             pd.DataFrame(history).to_csv(results / "models" / model / "metrics.csv", index=False)
@@ -98,6 +98,7 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
     assert out["last_epoch"]["a"] == {
         "val_seq_ce": 1.30,
         "train_head_gradient_scale": 0.25,
+        "val_auroc_shuffled": 0.62,
         "seq_gain_real": 0.06,
         "seq_gain_shuffled": 0.05,
     }
@@ -132,10 +133,16 @@ def test_loss_weights_sweep_overlay_is_a_valid_config():
 
 def test_write_summary_lists_bars_and_last_epoch(tmp_path):
     bar = {"bar": "reconstruction accuracy > PCA", "value": 0.36, "target": "> 0.351", "passed": True}
-    last = {"val_seq_ce": 1.3119, "train_head_gradient_scale": 0.02, "seq_gain_real": 0.0590, "seq_gain_shuffled": 0.0541}
+    last = {
+        "val_seq_ce": 1.3119,
+        "train_head_gradient_scale": 0.02,
+        "val_auroc_shuffled": 0.603,
+        "seq_gain_real": 0.0590,
+        "seq_gain_shuffled": 0.0541,
+    }
     models = {"seconds": {"a": 5.0}, "bars": {"a": [bar]}, "train_samples_per_s": {"a": 110.0}, "last_epoch": {"a": last}}
     gpu_checks.write_summary(tmp_path, {"device": "cpu", "parts": {"models": models}})
     text = (tmp_path / "gpu_checks.md").read_text()
     assert "| a | reconstruction accuracy > PCA | 0.360 | > 0.351 | yes |" in text
-    assert "| a | 1.3119 | 0.02 | 0.0590 | 0.0541 |" in text
+    assert "| a | 1.3119 | 0.02 | 0.603 | 0.0590 | 0.0541 |" in text
     assert json.loads((tmp_path / "gpu_checks.json").read_text())["parts"]["models"]["last_epoch"]["a"] == last

@@ -224,6 +224,9 @@ def test_run_writes_documented_outputs(windows, tmp_path):
         "val_loss/seq",
         "val_track_error",
         "val_adversary_acc/gene/chrom",
+        "val_shuffled_seq_ce",
+        "val_shuffle_gap",
+        "val_auroc_shuffled",
         "seconds",
         "samples_per_s",
     ]:
@@ -289,6 +292,58 @@ def test_loss_goes_down(windows, tmp_path):
     # The tracks term falls by 38% (by 52% without the head gradient cap): ask for a third.
     assert table["val_loss/tracks"].iloc[-1] < 0.67 * table["val_loss/tracks"].iloc[0]
     assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0]
+
+
+def test_shuffle_monitor_changes_nothing_but_its_columns(windows, tmp_path):
+    on, off = tmp_path / "on", tmp_path / "off"
+    train_model(make_config(epochs=2), "plain", windows, on, progress=False)
+    train_model(make_config(epochs=2, monitor_shuffled=False), "plain", windows, off, progress=False)
+    added = ["val_shuffled_seq_ce", "val_shuffle_gap", "val_auroc_shuffled"]
+    assert not set(added) & set(metrics(off).columns)
+    table = metrics(on)
+    assert table["val_auroc_shuffled"].between(0, 1).all() and np.isfinite(table["val_shuffle_gap"]).all()
+    # The gap is the shuffles' error less the real windows' (both means over windows).
+    real = table["val_shuffled_seq_ce"] - table["val_shuffle_gap"]
+    np.testing.assert_allclose(real, table["val_seq_ce"], atol=0.05)
+    for name in ("checkpoint.pt", "best.pt"):  # an eval-mode pass on its own generator: training is untouched
+        a, b = load_checkpoint(on / name)["model_state"], load_checkpoint(off / name)["model_state"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    pd.testing.assert_frame_equal(
+        table.drop(columns=TIMING + added), metrics(off).drop(columns=TIMING), check_exact=True
+    )
+
+
+def test_shuffle_errors_on_a_hand_made_decoder(windows, tmp_path, monkeypatch):
+    """A decoder that always predicts one window W, sure of each base (logit 10): W scores the
+    cross-entropy of a right base, and its shuffles score it plus 10 nats per base moved."""
+    from seqae.metrics import dinucleotide_counts
+    from seqae.train import _Run
+
+    run = _Run(make_config(), "plain", str(windows), tmp_path, resume=False, progress=False)
+    try:
+        length, batch = 64, 6
+        pattern = torch.from_numpy(np.random.default_rng(3).integers(0, 4, length)).long()
+        logits = 10.0 * torch.nn.functional.one_hot(pattern, 4).T.float()  # [4, L]
+        seen: list[torch.Tensor] = []
+        monkeypatch.setattr(run.module, "encode", lambda x, t: seen.append(x.clone()) or torch.zeros(x.shape[0], 16))
+        monkeypatch.setattr(run.module, "decode", lambda z: (logits.expand(z.shape[0], 4, length), None))
+        seq = pattern.expand(batch, length).clone()
+        tracks = torch.zeros(batch, 2, length)
+        rng_before = torch.get_rng_state()
+        real, shuffled = run._shuffle_errors(seq, tracks, torch.arange(10, 10 + batch), logits.expand(batch, 4, length))
+        again = run._shuffle_errors(seq, tracks, torch.arange(10, 10 + batch), logits.expand(batch, 4, length))[1]
+        assert torch.equal(torch.get_rng_state(), rng_before)
+        right = math.log1p(3 * math.exp(-10.0))  # -log softmax of the sure base
+        np.testing.assert_allclose(real.numpy(), right, atol=1e-6)
+        moved = (seen[0] != pattern).float().mean(1)
+        assert (moved > 0).all()
+        np.testing.assert_allclose(shuffled.numpy(), (right + 10.0 * moved).numpy(), rtol=1e-4)
+        assert torch.equal(seen[0], seen[1]) and torch.equal(shuffled, again)  # the same control every epoch
+        np.testing.assert_array_equal(
+            dinucleotide_counts(seen[0].numpy().astype(np.uint8)), dinucleotide_counts(seq.numpy().astype(np.uint8))
+        )
+    finally:
+        run.close()
 
 
 def test_staged_and_streamed_data_train_identically(windows, tmp_path):
