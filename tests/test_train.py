@@ -181,6 +181,17 @@ def test_per_model_training_override():
         resolve_model(config, "nope")
 
 
+def test_selection_loss_leaves_out_the_heads_it_is_told_to():
+    from seqae.train import selection_loss
+
+    means = {"loss": 10.0, "loss/seq": 1.5, "loss/supervised": 3.0, "loss/adversarial": 5.0, "loss/kl": 0.5}
+    assert selection_loss(means) == pytest.approx(2.0)  # seq + kl
+    assert selection_loss(means, "autoencoder_and_heads") == pytest.approx(5.0)  # + supervised
+    assert selection_loss({"loss": 4.0}) == 4.0  # no heads: the whole loss
+    with pytest.raises(ValueError, match="selection must be one of"):
+        selection_loss(means, "heads")
+
+
 def test_lr_schedule_and_epoch_seeds():
     assert lr_factor(0, 4, 100, "cosine") == pytest.approx(0.25)
     assert lr_factor(3, 4, 100, "cosine") == pytest.approx(1.0)
@@ -267,8 +278,9 @@ def test_run_writes_documented_outputs(windows, tmp_path):
 
     model, info = load_model(out / "best.pt")
     assert isinstance(model, SequenceAutoencoder) and not model.training
-    # best.pt follows the selection loss: the validation loss without the adversaries' own cross-entropy.
-    np.testing.assert_allclose(table["selection_loss"], table["val_loss"] - table["val_loss/adversarial"], rtol=1e-6)
+    # best.pt follows the selection loss: the validation loss without the heads' terms (training.selection).
+    heads = table["val_loss/adversarial"] + table["val_loss/supervised"]
+    np.testing.assert_allclose(table["selection_loss"], table["val_loss"] - heads, rtol=1e-6)
     assert info["epoch"] == table.loc[table["selection_loss"].idxmin(), "epoch"]
     assert info["val_loss"] == pytest.approx(table["selection_loss"].min())
     with torch.no_grad():
