@@ -116,7 +116,7 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
 
 
 def test_loss_weights_sweep_overlay_is_a_valid_config():
-    """benchmarks/loss_weights_sweep.yaml merges onto the GPU demo and validates (13 models)."""
+    """benchmarks/loss_weights_sweep.yaml merges onto the GPU demo and validates (14 models)."""
     import yaml
 
     from seqae.config import validate_config
@@ -126,7 +126,7 @@ def test_loss_weights_sweep_overlay_is_a_valid_config():
     for overlay in ("config/gpu.yaml", "benchmarks/loss_weights_sweep.yaml"):
         config = gpu_checks.merge_configs(config, yaml.safe_load((REPO / overlay).read_text()))
     config = validate_config(config)
-    assert len(config["models"]) == 13
+    assert len(config["models"]) == 14
     for name, settings in config["models"].items():
         model_settings({k: v for k, v in settings.items() if k != "training"}, where=f"models.{name}")
 
