@@ -1318,6 +1318,6 @@ def _plot_shuffle_monitor(ax: Any, epochs: np.ndarray, table: pd.DataFrame) -> N
         gap_ax = ax.twinx()
         gap_ax.plot(epochs, table["val_shuffle_gap"], "--", color="tab:red", label="CE gap")
         gap_ax.set_ylabel("shuffled - real seq CE (nats/base)", color="tab:red")
-        lowest = np.nanmin(table["val_shuffle_gap"].to_numpy(float), initial=0.0)
-        gap_ax.set_ylim(bottom=min(0.0, float(lowest)))  # from 0: the gap's size, not its jitter
+        # From 0 (or the lowest gap below it): the gap's size, not its jitter.
+        gap_ax.set_ylim(bottom=float(np.nanmin(table["val_shuffle_gap"].to_numpy(float), initial=0.0)))
         ax.legend(handles=ax.get_lines()[:1] + gap_ax.get_lines(), frameon=False, fontsize=7, loc="upper left")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqae.metrics._common import CODE_N, N_BASES, as_codes
+from seqae.metrics._common import CODE_N
+from seqae.metrics.kmers import kmer_counts
 
 __all__ = ["composition_entropy", "sequence_accuracy", "track_pearson", "perplexity"]
 
@@ -45,17 +46,12 @@ def composition_entropy(codes: np.ndarray) -> np.ndarray:
     Args:
         codes: base codes ``uint8 [N, L]``.
     """
-    codes = as_codes(codes)
-    n = codes.shape[0]
-    called = codes < CODE_N
-    rows = np.broadcast_to(np.arange(n)[:, None], codes.shape)[called]
-    flat = rows * N_BASES + codes[called].astype(np.int64)
-    counts = np.bincount(flat, minlength=n * N_BASES).reshape(n, N_BASES).astype(np.float64)
+    from scipy.special import xlogy
+
+    counts = kmer_counts(codes, 1).astype(np.float64)  # [N, 4], N left out
     total = counts.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        freq = counts / total
-        terms = np.where(counts > 0, -freq * np.log(np.where(counts > 0, freq, 1.0)), 0.0)
-    out = terms.sum(axis=1)
+    freq = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+    out = -xlogy(freq, freq).sum(axis=1)  # 0 log 0 = 0
     out[total[:, 0] == 0] = np.nan
     return out
 
