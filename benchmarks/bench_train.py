@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: training throughput of the default model, three ways, in one run.
+"""Benchmark: training throughput of the default (two-level) model, three ways, in one run.
 
 (a) ``seqae.train.train_model`` end to end on a windows file: the project's
     data path (staging, on-device jitter and reverse complement, label
@@ -32,6 +32,7 @@ import torch
 
 from seqae.config import validate_config
 from seqae.models import SequenceAutoencoder, model_settings
+from seqae.models.settings import TWO_LEVEL_SETTINGS
 from seqae.models.augment import random_crop
 from seqae.store import WindowsSchema, WindowsWriter
 from seqae.train import autocast_dtype, select_device, train_model
@@ -166,13 +167,18 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--quick", action="store_true", help="CPU smoke run: batch 16, small model, 4 steps")
+    parser.add_argument("--decoder", choices=["autoregressive", "conv"], default="autoregressive",
+                        help="autoregressive: the two-level model of the demo config (default); "
+                        "conv: the global latent decoded by upsampling convolutions")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.batch, args.size, args.steps, args.warmup = 16, "small", 4, 1
 
     device = select_device(args.device)
     torch.manual_seed(0)
-    settings = model_settings({"size": args.size})
+    overrides = copy.deepcopy(TWO_LEVEL_SETTINGS) if args.decoder == "autoregressive" else {}
+    overrides["size"] = args.size
+    settings = model_settings(overrides)
     label_classes = {"chrom": 4, "gene_family": 8}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -190,7 +196,7 @@ def main() -> None:
                     "early_stopping_patience": 0,
                     "log_every_steps": 1000,
                 },
-                "models": {"bench": {"size": args.size}},
+                "models": {"bench": overrides},
             }
         )
         train_model(copy.deepcopy(config), "bench", windows, tmp / "model", progress=False)
@@ -211,7 +217,8 @@ def main() -> None:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"device: {name}; model size {args.size} ({n_params / 1e6:.2f} M parameters); batch {args.batch} x {args.window_len} bp")
+    print(f"device: {name}; {args.decoder} decoder, model size {args.size} ({n_params / 1e6:.2f} M parameters); "
+          f"batch {args.batch} x {args.window_len} bp")  # fmt: skip
     print(f"{'path':<44}{'samples/s':>12}{'TFLOP/s':>10}")
     print(f"{'(a) seqae train (project data path)':<44}{data_path:>12.0f}{data_path * flops_per_sample / 1e12:>10.2f}")
     print(f"{'(b) same model on tensors on the device':<44}{tensors:>12.0f}{tensors * flops_per_sample / 1e12:>10.2f}")

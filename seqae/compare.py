@@ -19,7 +19,7 @@ Columns (NaN / empty where a model has no such number):
   likeliest bases that are the recipient's / the donor's own
   reconstruction's (what the swap keeps of the recipient, and how far its
   bases moved to the donor's: a decoder that ignores the latent scores high
-  on both);
+  on both); ``swap_<b>_judge``: the judge's accuracy on real test windows;
 * ``mig``, ``dci_disentanglement``;
 * ``auroc_shuffled``, ``auroc_foreign`` (and ``pca_auroc_*``,
   ``seq_corrected_auroc_shuffled`` of the sequence error less an order-1
@@ -27,6 +27,12 @@ Columns (NaN / empty where a model has no such number):
   ``seq_gain_real`` / ``seq_gain_shuffled``: the mean sequence error's gain
   over each window's own base-composition entropy (nats per base), on real
   test windows and on their shuffles (the AUROC rests on the difference);
+  ``latent_gain_real`` / ``latent_gain_shuffled``: an autoregressive
+  decoder's per-base log-likelihood with its latent minus without it (nats
+  per base), on real test windows and on their shuffles;
+* ``local_bits_per_base`` (capacity of a local latent sequence) and
+  ``pca_same_dims_recon_accuracy`` (PCA with one component per global
+  coordinate and per local code);
 * VQ: ``vq_perplexity`` (mean over blocks), ``vq_usage``;
 * VAE: ``vae_spectrum_k<k>`` (generated vs test) and ``vae_spectrum_k<k>_ref`` (train vs test).
 """
@@ -73,6 +79,10 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         "n_test": _get(metrics, "data", "n_test", default=float("nan")),
         "recon_accuracy": _num(_get(metrics, "reconstruction", "base_accuracy")),
         "pca_recon_accuracy": _num(_get(metrics, "reconstruction", "pca_base_accuracy")),
+        "local_bits_per_base": _num(_get(metrics, "reconstruction", "bottleneck", "local_bits_per_base")),
+        "pca_same_dims_recon_accuracy": _num(
+            _get(metrics, "reconstruction", "bottleneck", "pca_same_dims_base_accuracy")
+        ),
     }
     blocks = _get(metrics, "model", "blocks", default={}) or {}
     unlabelled = [name for name, b in blocks.items() if not _get(b, "label")]
@@ -96,11 +106,14 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[f"swap_{block}_recipient"] = _num(entry.get("recipient_fraction")) if computed else float("nan")
         row[f"swap_{block}_kept"] = _num(entry.get("recipient_base_agreement")) if computed else float("nan")
         row[f"swap_{block}_moved"] = _num(entry.get("donor_base_agreement")) if computed else float("nan")
+        # The judge's accuracy on real test windows: the ceiling a swap to the donor is measured against.
+        row[f"swap_{block}_judge"] = _num(entry.get("judge_heldout_accuracy"))
     row["mig"] = _num(_get(metrics, "disentanglement", "mig", "latent"))
     row["dci_disentanglement"] = _num(_get(metrics, "disentanglement", "dci", "latent", "disentanglement"))
     for key in (
         "auroc_shuffled",
         "auroc_foreign",
+        "seq_auroc_shuffled",
         "pca_auroc_shuffled",
         "pca_auroc_foreign",
         "seq_corrected_auroc_shuffled",
@@ -110,6 +123,9 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[key] = _num(_get(metrics, "anomaly", key))
     for control in ("real", "shuffled"):
         row[f"seq_gain_{control}"] = _num(_get(metrics, "anomaly", "seq_gain_over_composition", control))
+        row[f"latent_gain_{control}"] = _num(
+            _get(metrics, "anomaly", "latent_contribution", "nats_per_base", control)
+        )
     vq = _get(metrics, "vq")
     row["vq_perplexity"] = (
         float(np.mean([_num(v) for v in vq["perplexity"].values()])) if vq and vq.get("perplexity") else float("nan")
@@ -158,6 +174,8 @@ def _read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
 # Bars of the comparison figure: every column on a 0..1 scale, in this order.
 def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
     cols = [("recon_accuracy", "recon accuracy"), ("pca_recon_accuracy", "PCA recon accuracy")]
+    if "pca_same_dims_recon_accuracy" in table and table["pca_same_dims_recon_accuracy"].notna().any():
+        cols.append(("pca_same_dims_recon_accuracy", "PCA recon, same dims"))
     blocks = [c[: -len("_probe")] for c in table.columns if c.endswith("_probe")]
     for b in blocks:
         cols += [
@@ -175,6 +193,7 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
         ]
     cols += [
         ("auroc_shuffled", "AUROC shuffled"),
+        ("seq_corrected_auroc_shuffled", "AUROC shuffled, order-1 corrected"),
         ("markov_auroc_shuffled", "shuffled: Markov baseline"),
         ("auroc_foreign", "AUROC foreign"),
     ]

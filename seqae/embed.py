@@ -623,8 +623,8 @@ class _BlockRunner:
                 s = seq_all[lo : lo + self.batch_size].long()
                 t = tracks_all[lo : lo + self.batch_size].float()
                 with autocast:
-                    z = model.encode(s, t)
-                    logits, tracks_pred = model.decode(z)
+                    # Autoregressive decoders: each base's logits given the true previous bases.
+                    z, logits, tracks_pred = model.encode_reconstruct(s, t)
                 # = model.anomaly_score(s, t), without running the network twice.
                 scores.append(
                     reconstruction_error(

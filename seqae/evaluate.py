@@ -21,7 +21,8 @@ What is measured, and against what:
 * **Linear probes** (:func:`seqae.metrics.probe_matrix`): rows = every latent
   block, the full latent, the PCA embedding and the **k-mer frequency
   baseline** of the raw sequence; columns = the blocks' labels plus
-  ``region_class`` and ``tss_bin`` (TSS distance in bins, :func:`tss_distance_bins`).
+  ``peak_set`` (TF identity: which TF's peak, or background), ``region_class``
+  and ``tss_bin`` (TSS distance in bins, :func:`tss_distance_bins`).
   A label the k-mer baseline cannot read above chance is flagged *not
   recoverable from sequence*: no block can be asked to encode it.
 * **MIG and DCI** of the latent (and of PCA) against the block labels.
@@ -82,8 +83,8 @@ import pandas as pd
 import torch
 
 from seqae import __version__
-from seqae.errors import ConfigError, SeqaeError
-from seqae.fileio import atomic_output, write_tsv
+from seqae.errors import ConfigError, InputError, SeqaeError
+from seqae.fileio import atomic_output, require_file, write_tsv
 
 log = logging.getLogger("seqae")
 
@@ -126,6 +127,7 @@ DEFAULT_EVALUATE_SETTINGS: dict[str, Any] = {
     "blas_threads": 1,
     "figures": True,
     "markov_order": 5,
+    "truth_sites": None,
     "seed": 0,
 }
 
@@ -141,7 +143,7 @@ EVALUATE_SETTINGS_HELP: dict[str, str] = {
     "judge_k": "k-mer lengths whose frequencies the swap judge reads.",
     "swap_decoding": "How swapped (and, for the judge's ceiling, plain) reconstructions become bases for the judge: sample (each base drawn from the decoder's softmax, seeded) or argmax (the most likely base, which at composition-level confidence is one base nearly everywhere).",
     "spectrum_k": "k-mer lengths of the VAE spectrum distance.",
-    "labels": "Label columns probed; null: the blocks' labels, region_class and tss_bin (derived from tss_distance).",
+    "labels": "Label columns probed; null: the blocks' labels, peak_set (which TF's peak, or background), region_class and tss_bin (derived from tss_distance).",
     "tss_bins": "Increasing bin edges (bp) of the tss_bin label; windows without a gene get 'none'.",
     "probe_C": "Inverse L2 strength of the logistic-regression probes (standardised features).",
     "probe_max_iter": "lbfgs iteration limit of the probes.",
@@ -153,6 +155,7 @@ EVALUATE_SETTINGS_HELP: dict[str, str] = {
     "blas_threads": "BLAS threads of the scikit-learn and NumPy metrics (probes, PCA, DCI); null leaves the libraries' default. One thread is fastest for these small problems and immune to oversubscription on a busy machine.",
     "figures": "Draw the figures (false: metrics.json and probe_matrix.tsv only).",
     "markov_order": "Order k of the Markov-chain anomaly baseline: the likelihood ratio of an order-k to an order-1 chain fitted on the train windows (what k-mer statistics alone tell from shuffled windows).",
+    "truth_sites": "Tab-separated table of known sites (columns chrom, start, end, 0-based half-open, and tf), e.g. the demo's planted motifs (results/demo_data/truth/sites.tsv): reconstruction accuracy on site bases against the other bases, and the mutual information between the local code at each site and its TF; null: not computed.",
     "seed": "Seed of every random draw (subsets, shuffles, foreign windows, donors, VAE samples).",
 }
 
@@ -180,6 +183,7 @@ METRICS_KEYS: tuple[str, ...] = (
     "reconstruction.base_accuracy",
     "reconstruction.pca_base_accuracy",
     "reconstruction.pca_explained_variance",
+    "reconstruction.bottleneck",
     "reconstruction.track_pearson",
     "probes.baseline_row",
     "probes.feature_sets",
@@ -211,9 +215,11 @@ METRICS_KEYS: tuple[str, ...] = (
     "anomaly.mean_seq_score",
     "anomaly.composition_seq_score",
     "anomaly.seq_gain_over_composition",
+    "anomaly.latent_contribution",
     "anomaly.pca_mean_error",
     "anomaly.foreign_gc",
     "anomaly.n",
+    "sites",
     "vae",
     "vq",
     "figures",
@@ -288,6 +294,9 @@ def evaluate_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, A
         raise ConfigError(f"evaluate.labels: must be null or a list of label column names, got {labels!r}")
     if not isinstance(settings["figures"], bool):
         raise ConfigError(f"evaluate.figures: must be true or false, got {settings['figures']!r}")
+    sites = settings["truth_sites"]
+    if sites is not None and (not isinstance(sites, str) or not sites):
+        raise ConfigError(f"evaluate.truth_sites: must be null or a file path, got {sites!r}")
     if not isinstance(settings["seed"], int) or isinstance(settings["seed"], bool):
         raise ConfigError(f"evaluate.seed: must be an integer, got {settings['seed']!r}")
     return settings
@@ -373,7 +382,7 @@ def _derive_labels(
     if "tss_distance" in available:
         available.add("tss_bin")
     if settings["labels"] is None:
-        wanted = list(dict.fromkeys([*block_labels, "region_class", "tss_bin"]))
+        wanted = list(dict.fromkeys([*block_labels, "peak_set", "region_class", "tss_bin"]))
         skipped = [name for name in wanted if name not in available]
         if skipped:
             log.warning("evaluate: no label column %s in the windows file; not probed", ", ".join(map(repr, skipped)))
@@ -465,22 +474,50 @@ def _model_pass(
         ``sampled uint8 [N, L]`` (bases drawn from the decoder's softmax; None without ``sampler``),
         ``tracks_pred float32 [N, T, L]`` (stored scale), ``score float32 [N]``
         (anomaly score, as ``model.anomaly_score``), ``seq_score float32 [N]``
-        (its sequence part: cross-entropy per non-N base), ``codes int64 [N, G]`` (VQ) or None.
+        (its sequence part: cross-entropy per non-N base), ``codes int64 [N, G]`` (VQ) or None,
+        ``local_codes int64 [N, L']`` (local latent sequence) or None and, for an autoregressive
+        decoder, ``next_base_pred uint8 [N, L]`` (arg-max given the true previous bases; ``pred``
+        and ``sampled`` are then decoded from the latent alone, base after base).
     """
     from seqae.models.decoder import bases_from_logits
 
     parts: dict[str, list[torch.Tensor]] = {
-        k: [] for k in ("latent", "pred", "sampled", "tracks_pred", "score", "seq_score", "codes")
+        k: []
+        for k in (
+            "latent",
+            "pred",
+            "sampled",
+            "tracks_pred",
+            "score",
+            "seq_score",
+            "codes",
+            "local_codes",
+            "next_base_pred",
+        )
     }
+    autoregressive = bool(getattr(model, "autoregressive", False))
     slices = _batches(seq.shape[0], batch_size)
     for sl in _progress(slices, len(slices), desc, progress):
         x = torch.from_numpy(seq[sl]).to(device, non_blocking=True).long()
         t = torch.from_numpy(tracks[sl]).to(device, non_blocking=True).float()
         out = model(x, t)
         parts["latent"].append(out.latent.float())
-        parts["pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
-        if sampler is not None:
-            parts["sampled"].append(bases_from_logits(out.seq_logits, True, sampler).to(torch.uint8))
+        if autoregressive:
+            # Teacher-forced logits see the true previous bases: their arg-max is a
+            # next-base prediction, not a reconstruction. Reconstructions are decoded
+            # from the latent alone, base after base.
+            parts["next_base_pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
+            if out.local_codes is not None:
+                parts["local_codes"].append(out.local_codes)
+            greedy, _, _ = model.decode_bases(out.latent, out.local_codes, sample=False)
+            parts["pred"].append(greedy.to(torch.uint8))
+            if sampler is not None:
+                drawn, _, _ = model.decode_bases(out.latent, out.local_codes, sample=True, generator=sampler)
+                parts["sampled"].append(drawn.to(torch.uint8))
+        else:
+            parts["pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
+            if sampler is not None:
+                parts["sampled"].append(bases_from_logits(out.seq_logits, True, sampler).to(torch.uint8))
         parts["tracks_pred"].append(model.tracks_to_stored(out.tracks_pred).float())
         score, seq_score = _window_scores(model, out.seq_logits, out.tracks_pred, x, t)
         parts["score"].append(score)
@@ -531,13 +568,29 @@ def _scores(
     for sl in _batches(seq.shape[0], batch_size):
         x = torch.from_numpy(seq[sl]).to(device).long()
         t = torch.from_numpy(tracks[sl]).to(device).float()
-        seq_logits, tracks_pred = model.decode(model.encode(x, t))
+        seq_logits, tracks_pred = model.reconstruct(x, t)
         score, seq_score = _window_scores(model, seq_logits, tracks_pred, x, t)
         scores.append(score)
         seq_scores.append(seq_score)
     if not scores:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
     return torch.cat(scores).cpu().numpy(), torch.cat(seq_scores).cpu().numpy()
+
+
+@torch.inference_mode()
+def _latent_off_seq_scores(
+    model: Any, seq: np.ndarray, tracks: np.ndarray, batch_size: int, device: torch.device
+) -> np.ndarray:
+    """Sequence error ``float32 [N]`` (nats per non-N base) of an autoregressive decoder with its latent switched off."""
+    from seqae.models.objectives import sequence_error
+
+    parts = []
+    for sl in _batches(seq.shape[0], batch_size):
+        x = torch.from_numpy(seq[sl]).to(device).long()
+        t = torch.from_numpy(tracks[sl]).to(device).float()
+        seq_logits, _ = model.reconstruct(x, t, latent_off=True)
+        parts.append(sequence_error(seq_logits, x).float())
+    return torch.cat(parts).cpu().numpy() if parts else np.zeros(0, np.float32)
 
 
 def _pca_apply(pca: Any, codes: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -625,6 +678,9 @@ class _Data:
     y_test: dict[str, np.ndarray]
     y_train: dict[str, np.ndarray]
     test_kind: np.ndarray | None = None
+    # Genome position of each test window's first evaluated base: chromosome [n] and coordinate [n].
+    test_chrom: np.ndarray | None = None
+    test_first_base: np.ndarray | None = None
 
 
 def _check_compatible(model: Any, meta: Mapping[str, Any], model_path: Any, windows: str, schema: Any) -> None:
@@ -660,7 +716,9 @@ def _load_data(
 
     schema = read_schema(windows)
     _check_compatible(model, meta, model_path, windows, schema)
-    table = qualify_chromosomes(read_labels(windows))  # as in training: species:chrom with several genomes
+    raw = read_labels(windows)
+    raw_chrom = raw["chrom"].astype(str).to_numpy() if "chrom" in raw.columns else None  # as in the genome FASTA
+    table = qualify_chromosomes(raw)  # as in training: species:chrom with several genomes
     if "split" not in table.columns:
         raise SeqaeError(f"{windows}: no 'split' label column")
     split = table["split"].astype(str).to_numpy()
@@ -692,21 +750,57 @@ def _load_data(
         y_train={n: v[train_rows] for n, v in values.items()},
         # peak / background: the anomaly AUROC is also reported per kind of window.
         test_kind=table["kind"].astype(str).to_numpy()[test_rows] if "kind" in table.columns else None,
+        test_chrom=raw_chrom[test_rows] if raw_chrom is not None else None,
+        # The stored sequence starts flank bp before the window; the evaluated crop is its centre.
+        test_first_base=(
+            table["start"].to_numpy(np.int64)[test_rows] - schema.flank + (schema.seq_len - model.window_len) // 2
+            if "start" in table.columns
+            else None
+        ),
     )
 
 
 def _reconstruction(
-    data: _Data, test_out: Mapping[str, Any], latent_dim: int, cfg: Mapping[str, Any]
+    data: _Data, test_out: Mapping[str, Any], model: Any, cfg: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Model vs PCA reconstruction; returns the metrics and the PCA pieces (``pca``, embeddings, test error)."""
+    """Model vs PCA reconstruction; returns the metrics and the PCA pieces (``pca``, embeddings, test error).
+
+    PCA is fitted at the latent's size (its embedding is also the probes'
+    baseline). A model with a local latent sequence carries ``D`` global
+    coordinates plus one code per ``downsample`` bases; PCA is then also
+    fitted with ``D + L'`` components (one per local code), reported as
+    ``bottleneck.pca_same_dims_base_accuracy``, and the model's capacity is
+    given in bits per base.
+    """
     from seqae.metrics import pca_baseline, sequence_accuracy, track_pearson
 
     seed = cfg["seed"]
+    latent_dim = model.layout.dim
     rows = _subsample(np.arange(data.train_seq.shape[0]), cfg["pca_train_max"], np.random.default_rng([seed, 2]))
     n_components = min(latent_dim, rows.size, 4 * data.test_seq.shape[1])
     res = pca_baseline(data.train_seq[rows], data.test_seq, n_components, seed=seed, svd_solver="randomized")
     train_emb, _ = _pca_apply(res["pca"], data.train_seq)
     test_emb, test_err = _pca_apply(res["pca"], data.test_seq)
+    local_codes = test_out.get("local_codes")
+    n_local = int(local_codes.shape[1]) if local_codes is not None else 0
+    bottleneck: dict[str, Any] = {
+        "global_coordinates": int(latent_dim),
+        "global_kind": model.kind,
+        "local_codes": n_local,
+        "local_bits_per_base": float(getattr(model, "local_bits_per_base", 0.0)),
+        "decoder": model.settings.get("decoder", {}).get("kind", "conv"),
+        "decoding": "base after base from the latent alone"
+        if getattr(model, "autoregressive", False)
+        else "every base from the latent at once",
+    }
+    if n_local:
+        same = min(latent_dim + n_local, rows.size, 4 * data.test_seq.shape[1])
+        res_same = pca_baseline(data.train_seq[rows], data.test_seq, same, seed=seed, svd_solver="randomized")
+        bottleneck["pca_same_dims_n_components"] = int(same)
+        bottleneck["pca_same_dims_base_accuracy"] = res_same["base_accuracy"]
+    if test_out.get("next_base_pred") is not None:
+        # Given the true previous bases: how well the decoder predicts the next one (not a reconstruction).
+        bottleneck["next_base_accuracy"] = sequence_accuracy(test_out["next_base_pred"], data.test_seq)
     track_names = list(data.schema.track_names)
     pearson = track_pearson(test_out["tracks_pred"], data.test_tracks.astype(np.float32)) if track_names else None
     metrics = {
@@ -715,6 +809,7 @@ def _reconstruction(
         "pca_n_components": int(n_components),
         "pca_n_train": int(rows.size),
         "pca_explained_variance": float(np.sum(res["explained_variance_ratio"])),
+        "bottleneck": bottleneck,
         "track_pearson": {
             name: {
                 "mean_window_r": float(pearson["mean_window_r"][i]),
@@ -902,12 +997,23 @@ def _swaps(
         recipient_y = y_te[recipients].astype(str)
         donors = _different_label_donors(recipient_y, rng)
         own = latent[torch.from_numpy(recipients).to(device)]
-        logits, _ = decode_latents(model, swap_latents(model.layout, own, donors, block), cfg["batch_size"])
+        swapped = swap_latents(model.layout, own, donors, block)
         generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
-        swapped_likeliest = logits.argmax(1).to(torch.uint8).cpu().numpy()
-        swapped_codes = (
-            bases_from_logits(logits, True, generator).to(torch.uint8).cpu().numpy() if sample else swapped_likeliest
-        )
+        if getattr(model, "autoregressive", False):
+            # Decoded base after base from the recipient's local codes and the swapped global latent.
+            local = test_out["local_codes"]
+            own_local = torch.from_numpy(local[recipients]).to(device) if local is not None else None
+            swapped_likeliest, swapped_codes = _decode_swapped(
+                model, swapped, own_local, sample, generator, cfg["batch_size"]
+            )
+        else:
+            logits, _ = decode_latents(model, swapped, cfg["batch_size"])
+            swapped_likeliest = logits.argmax(1).to(torch.uint8).cpu().numpy()
+            swapped_codes = (
+                bases_from_logits(logits, True, generator).to(torch.uint8).cpu().numpy()
+                if sample
+                else swapped_likeliest
+            )
         result = swap_success(judge, swapped_codes, recipient_y[donors], recipient_y)
         # The ceiling: how often the judge still recognises the recipient's label in its plain reconstruction.
         kept = judge.predict(test_judged[recipients]) == recipient_y
@@ -923,6 +1029,32 @@ def _swaps(
             donor_base_agreement=float(np.mean(swapped_likeliest == own_likeliest[donors])),
         )
     return out
+
+
+@torch.inference_mode()
+def _decode_swapped(
+    model: Any,
+    latent: torch.Tensor,
+    local_codes: torch.Tensor | None,
+    sample: bool,
+    generator: torch.Generator,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """An autoregressive model's swapped windows: (likeliest ``uint8 [N, L]``, judged bases ``uint8 [N, L]``).
+
+    The likeliest bases are decoded greedily; the judged ones are drawn when
+    ``sample`` (each base given the bases drawn before it), else the greedy ones.
+    """
+    greedy, drawn = [], []
+    for sl in _batches(latent.shape[0], batch_size):
+        codes = None if local_codes is None else local_codes[sl]
+        g, _, _ = model.decode_bases(latent[sl], codes, sample=False)
+        greedy.append(g.to(torch.uint8))
+        if sample:
+            d, _, _ = model.decode_bases(latent[sl], codes, sample=True, generator=generator)
+            drawn.append(d.to(torch.uint8))
+    likeliest = torch.cat(greedy).cpu().numpy()
+    return likeliest, (torch.cat(drawn).cpu().numpy() if sample else likeliest)
 
 
 def _anomaly(
@@ -996,10 +1128,76 @@ def _anomaly(
     composition = {k: float(np.nanmean(composition_entropy(codes))) for k, codes in controls.items()}
     metrics["composition_seq_score"] = composition
     metrics["seq_gain_over_composition"] = {k: composition[k] - metrics["mean_seq_score"][k] for k in controls}
+    metrics["latent_contribution"] = None
+    if getattr(model, "autoregressive", False):
+        # Exact for a decoder that also learnt to run without its latent: the per-base
+        # log-likelihood with the latent minus without it. A shuffle keeps the
+        # dinucleotides, so real - shuffled is what the latent carries beyond them.
+        tracks_of = {"real": data.test_tracks, "shuffled": data.test_tracks, "foreign": foreign_tracks}
+        off = {k: _latent_off_seq_scores(model, codes, tracks_of[k], bs, device) for k, codes in controls.items()}
+        gain = {k: float(np.mean(off[k] - seq_scores[k])) for k in controls}
+        metrics["latent_contribution"] = {
+            "nats_per_base": gain,
+            "real_minus_shuffled": gain["real"] - gain["shuffled"],
+            "no_latent_mean_seq_score": {k: float(np.mean(v)) for k, v in off.items()},
+            "no_latent_auroc_shuffled": auroc(off["real"], off["shuffled"]),
+            "no_latent_auroc_foreign": auroc(off["real"], off["foreign"]),
+        }
     metrics["pca_mean_error"] = {k: float(np.mean(v)) for k, v in pca_err.items()}
     metrics["foreign_gc"] = gc
     metrics["n"] = int(data.test_seq.shape[0])
     return metrics, scores, seq_scores
+
+
+def _sites(
+    model: Any, data: _Data, test_out: Mapping[str, Any], pca: Mapping[str, Any], cfg: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Known sites (``cfg["truth_sites"]``): accuracy on site bases vs the rest, and code-TF information.
+
+    Reconstructions are the test pass's (decoded from the latent alone); PCA's
+    (arg-max of its inverse transform) are scored the same way beside them.
+    With a local latent sequence, the code whose stride holds each site's
+    centre is compared with the site's TF by mutual information.
+    """
+    from seqae.metrics.sites import accuracy_inside_outside, code_label_information, site_masks
+
+    path = cfg["truth_sites"]
+    if path is None:
+        return None
+    if data.test_chrom is None or data.test_first_base is None:
+        raise SeqaeError(f"{data.windows}: no chrom and start label columns to place evaluate.truth_sites on")
+    p = require_file(path, "evaluate.truth_sites")
+    try:
+        sites = pd.read_csv(p, sep="\t", dtype={"chrom": str})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(p, f"not a tab-separated sites table ({exc})") from None
+    missing = [c for c in ("chrom", "start", "end", "tf") if c not in sites.columns]
+    if missing:
+        raise InputError(p, f"no column {missing[0]!r} (needed: chrom, start, end, tf)")
+    masks = site_masks(data.test_chrom, data.test_first_base, model.window_len, sites, "tf")
+    length = data.test_seq.shape[1]
+    pca_pred = np.concatenate(
+        [
+            pca["pca"].inverse_transform(pca["test_emb"][lo : lo + 2048]).reshape(-1, length, 4).argmax(-1)
+            for lo in range(0, data.test_seq.shape[0], 2048)
+        ]
+    ) if data.test_seq.shape[0] else np.zeros_like(data.test_seq)
+    out: dict[str, Any] = {
+        "path": str(path),
+        "n_sites_in_windows": int(masks.window.size),
+        "reconstruction": accuracy_inside_outside(test_out["pred"], data.test_seq, masks.mask),
+        "pca_reconstruction": accuracy_inside_outside(pca_pred, data.test_seq, masks.mask),
+        "next_base": None,
+        "local_code_tf_information": None,
+    }
+    if test_out.get("next_base_pred") is not None:
+        out["next_base"] = accuracy_inside_outside(test_out["next_base_pred"], data.test_seq, masks.mask)
+    local = test_out.get("local_codes")
+    if local is not None and masks.window.size:
+        stride = model.settings["downsample"]
+        codes = local[masks.window, np.minimum(masks.centre // stride, local.shape[1] - 1)]
+        out["local_code_tf_information"] = code_label_information(codes, masks.label, seed=cfg["seed"])
+    return out
 
 
 def _vae_spectra(
@@ -1174,7 +1372,7 @@ def _evaluate(
     test_latent = test_out["latent"]
     t = _stage(timings, "model_pass", t)
 
-    reconstruction, pca = _reconstruction(data, test_out, model.layout.dim, cfg)
+    reconstruction, pca = _reconstruction(data, test_out, model, cfg)
     t = _stage(timings, "reconstruction_pca", t)
 
     features = {
@@ -1194,6 +1392,9 @@ def _evaluate(
 
     anomaly, scores, seq_scores = _anomaly(model, data, test_out, pca, cfg, dev)
     t = _stage(timings, "anomaly", t)
+
+    sites = _sites(model, data, test_out, pca, cfg)
+    t = _stage(timings, "sites", t)
 
     vae = _vae_spectra(model, data, test_out["sampled"], cfg, dev) if model.kind == "vae" else None
     vq = _vq_usage(model, test_out["codes"]) if model.kind == "vq" and test_out["codes"] is not None else None
@@ -1249,6 +1450,7 @@ def _evaluate(
         "disentanglement": disentanglement,
         "swap": swap,
         "anomaly": anomaly,
+        "sites": sites,
         "vae": vae,
         "vq": vq,
         "figures": figures,

@@ -964,7 +964,7 @@ class _Run:
         shuffled = dinucleotide_shuffle(seq.to(torch.uint8).cpu().numpy(), rng)
         x = torch.from_numpy(shuffled).to(seq.device).long()
         with self._autocast():
-            shuffled_logits, _ = self.module.decode(self.module.encode(x, tracks))
+            shuffled_logits, _ = self.module.reconstruct(x, tracks)
         return sequence_error(seq_logits, seq).float(), sequence_error(shuffled_logits, x).float()
 
     def _gathered_auroc(self, real: list[torch.Tensor], shuffled: list[torch.Tensor]) -> float:

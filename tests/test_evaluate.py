@@ -64,6 +64,12 @@ TINY = {
     "vq": {"codebook_size": 8, "n_groups": 2, "decay": 0.9},
 }
 FAST = {"judge_k": [3, 4], "dci_max_train": 200, "batch_size": 64}
+# The two-level model: a local code sequence (16 codes per 8 bases) and an autoregressive decoder.
+TWO_LEVEL = {
+    "decoder": {"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 1},
+    "local": {"enabled": True, "dim": 4, "codebook_size": 16},
+    "head_gradient_cap": 0.0,
+}
 
 
 # Tiny models: one torch thread (see conftest.one_torch_thread).
@@ -130,6 +136,7 @@ def _model_file(
     train_steps: int,
     seed: int = 0,
     blocks: dict[str, dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """A tiny model of ``kind`` (latent ``blocks``, default TINY's), trained ``train_steps`` Adam steps on the
     train windows, saved as a model file."""
@@ -138,6 +145,7 @@ def _model_file(
     settings["kind"] = kind
     if blocks is not None:
         settings["blocks"] = copy.deepcopy(blocks)
+    settings.update(copy.deepcopy(extra or {}))
     names = dict.fromkeys(b["label"] for b in settings["blocks"].values() if b["label"] is not None)
     categories = {c: sorted(x for x in labels[c].astype(str).unique() if x) for c in names}
     model = SequenceAutoencoder(settings, len(TRACKS), WINDOW_LEN, {c: len(v) for c, v in categories.items()}, "log1p")
@@ -160,7 +168,7 @@ def _model_file(
     state = {
         "format": MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
-        "model_name": f"tiny_{kind}",
+        "model_name": f"tiny_{kind}" if not extra else f"tiny_{kind}_{'_'.join(extra)}",
         "model_init": model.init_kwargs,
         "model_state": model.state_dict(),
         "training": {},
@@ -182,10 +190,18 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     labels = _windows_file(windows)
     out: dict[str, Any] = {"root": root, "windows": windows, "labels": labels, "metrics": {}, "outdir": {}, "model": {}}
     settings = {**FAST, "labels": ["chrom", "gene_family", "region_class", "tss_bin", "chrom_shuffled"]}
-    for kind, steps in (("plain", 25), ("vq", 5), ("vae", 0)):
+    # Known sites for the two-level model's site metrics: 8 bp into every third test window.
+    test = labels[labels["split"] == "test"].iloc[::3]
+    sites = root / "sites.tsv"
+    pd.DataFrame({"chrom": test["chrom"], "start": test["start"] + 10, "end": test["start"] + 18,
+                  "tf": np.where(np.arange(len(test)) % 2, "TF_A", "TF_B")}).to_csv(sites, sep="\t", index=False)  # fmt: skip
+    for kind, steps in (("plain", 25), ("vq", 5), ("vae", 0), ("ar", 25)):
         model_dir = root / kind
         model_dir.mkdir()
-        model_path = _model_file(model_dir / "best.pt", windows, labels, kind, steps)
+        if kind == "ar":
+            model_path = _model_file(model_dir / "best.pt", windows, labels, "plain", steps, extra=TWO_LEVEL)
+        else:
+            model_path = _model_file(model_dir / "best.pt", windows, labels, kind, steps)
         outdir = root / f"eval_{kind}"
         if kind == "plain":
             # A training folder's loss curves are copied beside the evaluation.
@@ -199,6 +215,8 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             run["kmer_k"] = [3, 4]  # the multi-k baseline
         if kind == "vae":
             run = {**FAST, "figures": False}  # default labels: the blocks' labels, region_class, tss_bin
+        if kind == "ar":
+            run = {**settings, "figures": False, "truth_sites": str(sites)}
         out["metrics"][kind] = evaluate_model(model_path, windows, outdir, settings=run, device="cpu", progress=False)
         out["outdir"][kind] = outdir
         out["model"][kind] = model_path
@@ -280,7 +298,7 @@ def test_metrics_json_has_every_documented_key(evaluated: dict[str, Any]) -> Non
         assert on_disk == metrics
         for key in METRICS_KEYS:
             _dotted(on_disk, key)
-        assert on_disk["model"]["kind"] == kind
+        assert on_disk["model"]["kind"] == ("plain" if kind == "ar" else kind)
         assert on_disk["data"]["n_test"] == N_WINDOWS["test"] and on_disk["data"]["n_train"] == N_WINDOWS["train"]
         assert set(on_disk["probes"]["blocks"]) == {"chrom", "gene"}
         assert 0.0 <= on_disk["reconstruction"]["base_accuracy"] <= 1.0
@@ -318,6 +336,38 @@ def test_metrics_json_has_every_documented_key(evaluated: dict[str, Any]) -> Non
         assert (
             0.0 <= entry["train_vs_test"] < entry["generated_vs_test"] <= 1.0
         )  # an untrained VAE is worse than real data
+
+
+def test_two_level_model_reports_its_bottleneck_latent_contribution_and_sites(evaluated: dict[str, Any]) -> None:
+    ar, plain = evaluated["metrics"]["ar"], evaluated["metrics"]["plain"]
+    bottleneck = ar["reconstruction"]["bottleneck"]
+    assert bottleneck["decoder"] == "autoregressive" and bottleneck["local_bits_per_base"] == pytest.approx(0.5)
+    assert bottleneck["local_codes"] == WINDOW_LEN // 8 and bottleneck["global_coordinates"] == 16
+    # PCA with one component per global coordinate and per local code, and next-base accuracy beside it.
+    assert bottleneck["pca_same_dims_n_components"] == 16 + WINDOW_LEN // 8
+    assert 0.0 <= bottleneck["pca_same_dims_base_accuracy"] <= 1.0 and 0.0 <= bottleneck["next_base_accuracy"] <= 1.0
+    assert plain["reconstruction"]["bottleneck"]["local_codes"] == 0 and plain["anomaly"]["latent_contribution"] is None
+    contribution = ar["anomaly"]["latent_contribution"]
+    # With the latent minus without it, per control; no-latent scores are the decoder's own order-k chain.
+    for control in ("real", "shuffled", "foreign"):
+        assert contribution["nats_per_base"][control] == pytest.approx(
+            contribution["no_latent_mean_seq_score"][control] - ar["anomaly"]["mean_seq_score"][control], abs=1e-5
+        )
+    assert contribution["real_minus_shuffled"] == pytest.approx(
+        contribution["nats_per_base"]["real"] - contribution["nats_per_base"]["shuffled"]
+    )
+    # Sites: 8 bp in every third test window; the local code at each site against its TF.
+    sites = ar["sites"]
+    assert sites["n_sites_in_windows"] == len(range(0, N_WINDOWS["test"], 3))
+    assert sites["reconstruction"]["n_site_bases"] == 8 * sites["n_sites_in_windows"]
+    assert sites["reconstruction"]["n_site_bases"] + sites["reconstruction"]["n_background_bases"] == (
+        N_WINDOWS["test"] * WINDOW_LEN
+    )
+    information = sites["local_code_tf_information"]
+    assert information["n_sites"] == sites["n_sites_in_windows"] and information["label_entropy_bits"] == pytest.approx(1.0)
+    assert plain["sites"] is None
+    # Swaps are decoded base after base from the recipient's local codes.
+    assert ar["swap"]["chrom"]["computed"] is True or ar["swap"]["chrom"]["skipped"]
 
 
 def test_probe_values_and_chance(evaluated: dict[str, Any]) -> None:

@@ -1,11 +1,18 @@
 """The sequence autoencoder: encoder, latent bottleneck (plain, VAE or VQ), decoder, heads and objectives.
 
+Two decoders (``decoder.kind``): ``conv`` renders the window from the global
+latent alone; ``autoregressive`` (:mod:`seqae.models.context_decoder`) renders
+each base from its k previous bases, a local latent *sequence* (one VQ code
+per ``downsample`` bases, ``local.enabled``) and the global blocks, and with
+its latent switched off is the decoder's own order-k chain.
+
 Loss (each term already weighted; ``w`` = ``settings["weights"]``)::
 
     seq            w.seq * cross-entropy per non-N base
     tracks         w.tracks * track loss (mse on stored values, or poisson on raw values)
     kl             w.kl * KL(q(z|x) || N(0, I)) in nats per window         (vae)
     vq_commitment  w.vq_commitment * sum over blocks of beta * ||z - sg(q)||^2   (vq)
+    local_commitment  w.vq_commitment * beta * ||z - sg(q)||^2 of the local code sequence  (local.enabled)
     supervised     w.supervised * sum over labelled blocks of CE(head(block), its label)
     adversarial    sum over (block, other label) of CE(adversary(block), label)
                    (+ lambda * KL(label frequencies || adversary(block)) with the confusion objective,
@@ -50,6 +57,7 @@ when the trainer logs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +66,7 @@ import torch
 from torch import Tensor, nn
 
 from seqae.models.augment import corrupt
+from seqae.models.context_decoder import ContextDecoder, LocalLatent
 from seqae.models.decoder import SequenceDecoder, bases_from_logits
 from seqae.models.encoder import SequenceEncoder
 from seqae.models.heads import (
@@ -112,6 +121,7 @@ class ModelOutput:
             heads' gradient on the latent, 1 when it did not bind; written by the
             backward pass, NaN before it; only when the cap is on and labels are given).
         codes: ``int64 [B, sum of groups]`` VQ code indices, blocks in layout order (vq only).
+        local_codes: ``int64 [B, L']`` the local latent sequence's codes (``local.enabled`` only).
     """
 
     latent: Tensor
@@ -122,6 +132,7 @@ class ModelOutput:
     losses: dict[str, Tensor] = field(default_factory=dict)
     metrics: dict[str, Tensor] = field(default_factory=dict)
     codes: Tensor | None = None
+    local_codes: Tensor | None = None
 
     def metric_floats(self) -> dict[str, float]:
         """``metrics`` and ``losses`` (as ``loss/<name>``) as Python floats, with one device transfer."""
@@ -208,11 +219,33 @@ class SequenceAutoencoder(nn.Module):
             composition_k=s["composition_k"],
             **arch,
         )
-        self.decoder = SequenceDecoder(
-            dim, n_tracks, window_len, upsample=s["downsample"], upsample_mode=s["upsample_mode"], **arch
-        )
-        self.variational = GaussianBottleneck(self.layout) if self.kind == "vae" else None
+        self.autoregressive = s["decoder"]["kind"] == "autoregressive"
         vq = s["vq"]
+        local = s["local"]
+        self.local: LocalLatent | None = None
+        if local["enabled"]:
+            self.local = LocalLatent(
+                s["channels"], local["dim"], local["codebook_size"], vq["commitment"], vq["decay"], vq["dead_code_steps"]
+            )
+        self.decoder: SequenceDecoder | ContextDecoder
+        if self.autoregressive:
+            dec = s["decoder"]
+            self.decoder = ContextDecoder(
+                window_len,
+                s["downsample"],
+                local["dim"] if self.local is not None else 0,
+                dim,
+                n_tracks,
+                dec["context"],
+                dec["hidden"],
+                dec["n_layers"],
+                dec["latent_layers"],
+            )
+        else:
+            self.decoder = SequenceDecoder(
+                dim, n_tracks, window_len, upsample=s["downsample"], upsample_mode=s["upsample_mode"], **arch
+            )
+        self.variational = GaussianBottleneck(self.layout) if self.kind == "vae" else None
         self.quantizers = (
             nn.ModuleDict(
                 {
@@ -366,7 +399,24 @@ class SequenceAutoencoder(nn.Module):
             applied = torch.full((), float("nan"), device=decoder_input.device)
             decoder_input, head_input = cap_head_gradient(decoder_input, head_input, s["head_gradient_cap"], applied)
             metrics["head_gradient_scale"] = applied
-        seq_logits, tracks_pred = self.decoder(decoder_input)
+        local_codes = None
+        if self.autoregressive:
+            local_q = None
+            if self.local is not None:
+                lo = self.local(features, update=self.training)
+                local_q, local_codes = lo.quantized, lo.codes
+                b.losses["local_commitment"] = lo.loss
+                metrics["local_perplexity"] = lo.perplexity.detach()
+                metrics["local_usage"] = lo.usage.detach()
+                metrics["local_restarted"] = lo.restarted.detach().float()
+            keep = None
+            if self.training and s["local"]["latent_dropout"] > 0:
+                # A share of windows is decoded without any latent, so the decoder also
+                # learns its no-latent order-k chain: the baseline of the latent's contribution.
+                keep = (torch.rand(seq.shape[0], device=seq.device) >= s["local"]["latent_dropout"]).float()
+            seq_logits, tracks_pred = self.decoder(seq, local_q, decoder_input, keep)
+        else:
+            seq_logits, tracks_pred = self.decoder(decoder_input)
 
         terms: dict[str, Tensor] = {}
         seq_ce = sequence_loss(seq_logits, seq)
@@ -380,6 +430,8 @@ class SequenceAutoencoder(nn.Module):
             terms["kl"] = w["kl"] * b.losses["kl"]
         if "vq_commitment" in b.losses:
             terms["vq_commitment"] = w["vq_commitment"] * b.losses["vq_commitment"]
+        if "local_commitment" in b.losses:
+            terms["local_commitment"] = w["vq_commitment"] * b.losses["local_commitment"]
         blocks = self.layout.split(head_input)
         if labels:
             terms.update(self._head_terms(blocks, labels, step, metrics))
@@ -401,6 +453,7 @@ class SequenceAutoencoder(nn.Module):
             losses={k: v.detach() for k, v in terms.items()},
             metrics=metrics,
             codes=b.codes,
+            local_codes=local_codes,
         )
 
     def encode(self, seq: Tensor, tracks: Tensor) -> Tensor:
@@ -412,11 +465,101 @@ class SequenceAutoencoder(nn.Module):
         h, _ = self.encoder(seq, tracks)
         return self._bottleneck(h, sample=False, update=False).latent.float()
 
+    def encode_local(self, seq: Tensor, tracks: Tensor) -> Tensor | None:
+        """The local latent sequence's codes ``int64 [B, L']`` (None without ``local.enabled``); no codebook update."""
+        if self.local is None:
+            return None
+        _, features = self.encoder(seq, tracks)
+        return self.local(features, update=False).codes
+
+    def _encode_both(self, seq: Tensor, tracks: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(deterministic global latent [B, D], local code vectors [B, d, L'] or None), one encoder pass."""
+        h, features = self.encoder(seq, tracks)
+        latent = self._bottleneck(h, sample=False, update=False).latent
+        local = self.local(features, update=False).quantized if self.local is not None else None
+        return latent, local
+
     def decode(self, latent: Tensor) -> tuple[Tensor, Tensor]:
-        """``latent [B, D]`` -> ``(seq_logits [B, 4, L], tracks_pred [B, T, L])`` (see :class:`ModelOutput`)."""
+        """``latent [B, D]`` -> ``(seq_logits [B, 4, L], tracks_pred [B, T, L])`` (see :class:`ModelOutput`).
+
+        Convolutional decoder only: an autoregressive decoder needs the bases it
+        conditions on (:meth:`reconstruct`) or decodes base after base
+        (:meth:`decode_bases`).
+        """
         if latent.shape[-1] != self.latent_dim:
             raise ValueError(f"latent must be [B, {self.latent_dim}], got {tuple(latent.shape)}")
+        if self.autoregressive:
+            raise ValueError(
+                "decode(latent) needs the convolutional decoder; this model decodes autoregressively "
+                "(use reconstruct(seq, tracks) for teacher-forced logits or decode_bases(latent, local_codes))"
+            )
         return self.decoder(latent)
+
+    def reconstruct(self, seq: Tensor, tracks: Tensor, latent_off: bool = False) -> tuple[Tensor, Tensor]:
+        """Deterministic encode + decode of windows: ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``.
+
+        For the autoregressive decoder the logits of each base are given the
+        true previous bases (teacher forcing): their cross-entropy is the
+        window's code length under the model, in nats per base.
+
+        Args:
+            latent_off: decode with the whole latent switched off (autoregressive
+                decoder only): the decoder's own order-k chain.
+        """
+        _, seq_logits, tracks_pred = self.encode_reconstruct(seq, tracks, latent_off)
+        return seq_logits, tracks_pred
+
+    def encode_reconstruct(
+        self, seq: Tensor, tracks: Tensor, latent_off: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`encode` and :meth:`reconstruct` in one encoder pass: ``(latent [B, D], seq_logits, tracks_pred)``."""
+        if not self.autoregressive:
+            if latent_off:
+                raise ValueError("latent_off needs decoder.kind: autoregressive")
+            latent = self.encode(seq, tracks)
+            return (latent, *self.decode(latent))
+        latent, local = self._encode_both(seq, tracks)
+        keep = torch.zeros(seq.shape[0], device=seq.device) if latent_off else None
+        assert isinstance(self.decoder, ContextDecoder)
+        seq_logits, tracks_pred = self.decoder(seq, local, latent, keep)
+        return latent.float(), seq_logits, tracks_pred
+
+    def decode_bases(
+        self,
+        latent: Tensor,
+        local_codes: Tensor | None = None,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Bases decoded from the latent alone: ``(bases int64 [B, L], seq_logits [B, 4, L], tracks_pred [B, T, L])``.
+
+        The autoregressive decoder decodes base after base, each given the bases
+        decoded before it; the convolutional decoder draws every base from its
+        logits independently (:func:`~seqae.models.decoder.bases_from_logits`).
+
+        Args:
+            latent: ``[B, D]`` global latent.
+            local_codes: ``int64 [B, L']`` local codes (required when ``local.enabled``).
+            sample: draw each base (True) or take the likeliest.
+            generator: random generator on the model's device.
+        """
+        if not self.autoregressive:
+            logits, tracks_pred = self.decode(latent)
+            return bases_from_logits(logits, sample, generator), logits, tracks_pred
+        local = None
+        if self.local is not None:
+            if local_codes is None:
+                raise ValueError("this model has a local latent sequence: pass its codes (encode_local)")
+            local = self.local.lookup(local_codes)
+        assert isinstance(self.decoder, ContextDecoder)
+        return self.decoder.sample(local, latent, latent.shape[0], greedy=not sample, generator=generator)
+
+    @property
+    def local_bits_per_base(self) -> float:
+        """Capacity of the local latent sequence, ``log2(codebook_size) / downsample`` bits per base (0 without one)."""
+        if self.local is None:
+            return 0.0
+        return math.log2(self.settings["local"]["codebook_size"]) / self.settings["downsample"]
 
     def tracks_to_stored(self, tracks_pred: Tensor) -> Tensor:
         """Decoder track output -> the windows file's stored scale (float32)."""
@@ -429,7 +572,7 @@ class SequenceAutoencoder(nn.Module):
         Call ``model.eval()`` (and ``torch.inference_mode()``) for scoring.
         """
         self._check_inputs(seq, tracks)
-        seq_logits, tracks_pred = self.decode(self.encode(seq, tracks))
+        seq_logits, tracks_pred = self.reconstruct(seq, tracks)
         return reconstruction_error(
             seq_logits,
             tracks_pred,
@@ -465,5 +608,12 @@ class SequenceAutoencoder(nn.Module):
         if generator is not None and generator.device.type != device.type:
             raise ValueError(f"generator is on {generator.device.type}, the model on {device.type}")
         z = self.variational.sample_prior(n, generator, device=device)
-        seq_logits, tracks_pred = self.decode(z)
-        return bases_from_logits(seq_logits, sample_bases, generator), self.tracks_to_stored(tracks_pred)
+        local_codes = None
+        if self.local is not None:
+            # The local codes have no learnt prior: each is drawn from the codebook's running usage.
+            positions = -(-self.window_len // self.settings["downsample"])
+            frequencies = self.local.code_frequencies().to(device)
+            local_codes = torch.multinomial(frequencies, n * positions, replacement=True, generator=generator)
+            local_codes = local_codes.view(n, positions)
+        bases, _, tracks_pred = self.decode_bases(z, local_codes, sample_bases, generator)
+        return bases, self.tracks_to_stored(tracks_pred)

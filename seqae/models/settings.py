@@ -16,6 +16,7 @@ from typing import Any
 from seqae.errors import ConfigError
 
 KINDS = ("plain", "vae", "vq")
+DECODER_KINDS = ("conv", "autoregressive")
 # Choices of the architecture keys, defined here (torch-free) for the config
 # checks and imported by the layers that build them.
 NORMS = ("batch", "group")
@@ -36,6 +37,8 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "pooling": "positional_meanmax",
     "composition_k": 0,
     "upsample_mode": "nearest",
+    "decoder": {"kind": "conv", "context": 5, "hidden": 128, "n_layers": 2, "latent_layers": 3},
+    "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.1},
     "dropout": 0.0,
     "head_hidden": 64,
     "blocks": {
@@ -63,10 +66,21 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "cpc": {"enabled": False, "n_future": 4, "chunk": 32, "dim": 64},
 }
 
+#: The two-level autoencoder, the demo's design (config/config.yaml): a local code sequence
+#: (1 bit per base) beside the global blocks, an autoregressive decoder over the 5 previous
+#: bases, and the heads' gradient uncapped. Merged under a model's own keys where a tool
+#: needs "the default model" (benchmarks/bench_train.py).
+TWO_LEVEL_SETTINGS: dict[str, Any] = {
+    "decoder": {"kind": "autoregressive", "context": 5},
+    "local": {"enabled": True, "codebook_size": 256},
+    "head_gradient_cap": 0.0,
+}
+
 # Architecture overrides per size; applied over the defaults and under the user's keys.
 # small: CPU-friendly (0.95 M parameters with 3 tracks at 1000 bp; forward + backward
 # of 8 windows ~0.1 s on one CPU core). large: the GPU configuration (channels 256,
-# 8 tower blocks; 9.5 M parameters), about 30x the compute per window.
+# 8 tower blocks; 9.5 M parameters), about 30x the compute per window; an
+# autoregressive decoder doubles its width and reads 4 dilated layers of codes.
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "small": {},
     "large": {
@@ -74,6 +88,7 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
         "n_res_blocks": 8,
         "dilations": [1, 2, 4, 8, 16],
         "head_hidden": 128,
+        "decoder": {"hidden": 256, "latent_layers": 4},
         "infomax": {"hidden": 256},
         "cpc": {"dim": 128},
     },
@@ -81,7 +96,7 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
 
 MODEL_SETTINGS_HELP: dict[str, str] = {
     "kind": "plain autoencoder, vae (Gaussian latent, KL to N(0, I)) or vq (vector-quantised latent).",
-    "size": "Preset for the architecture keys: small (CPU) or large (GPU: channels 256, 8 tower blocks); explicit keys win.",
+    "size": "Preset for the architecture keys: small (CPU) or large (GPU: channels 256, 8 tower blocks, autoregressive decoder width 256 with 4 latent layers); explicit keys win.",
     "channels": "Width of every convolution in the encoder and decoder.",
     "n_res_blocks": "Dilated residual blocks in the encoder's tower at the lowest resolution (and in the decoder's).",
     "kernel_size": "Width of the residual convolutions (odd, positions).",
@@ -92,6 +107,15 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "pooling": "From per-position features to the latent: positional (keeps where bases are; needed to reconstruct them), positional_meanmax (positions plus the mean and max over them, for composition-level labels), meanmax or attention (position-free).",
     "composition_k": "k of the window's k-mer spectrum (4^k frequencies) fed to the latent beside the pooled features, so composition-level labels (species) are one linear map away; 0: none, at most 6.",
     "upsample_mode": "Decoder upsampling: nearest (nearest-neighbour x2 + conv) or transposed (transposed conv).",
+    "decoder.kind": "conv (the latent alone is upsampled to per-base logits) or autoregressive (each base from its decoder.context previous bases, the local latent sequence and the global blocks; with the latent off it is an order-k Markov chain, so the latent's own contribution can be measured).",
+    "decoder.context": "Previous bases the autoregressive decoder reads (0 to 8; a table of 4^k learnt vectors). Structure beyond them must come through the latent.",
+    "decoder.hidden": "Width of the autoregressive decoder.",
+    "decoder.n_layers": "Residual per-position MLPs of the autoregressive decoder.",
+    "decoder.latent_layers": "Dilated residual convolutions (dilations 1, 2, 4, ...) over the local latent sequence in the autoregressive decoder, so that each base's conditioning sees several codes around it.",
+    "local.enabled": "Add a latent sequence: one VQ code per downsample bases (log2(codebook_size) / downsample bits per base) beside the global blocks (needs decoder.kind autoregressive).",
+    "local.dim": "Width of the local code vectors.",
+    "local.codebook_size": "Codes in the local codebook (256 at downsample 8: 1 bit per base).",
+    "local.latent_dropout": "Share of training windows decoded with the whole latent switched off, so the decoder also learns its no-latent order-k chain (the baseline of the latent's contribution).",
     "dropout": "Dropout inside the residual blocks.",
     "head_hidden": "Hidden width of the supervised and adversarial classifier heads.",
     "blocks": "Latent blocks in order, name -> {size, label}; replaces the default blocks as a whole.",
@@ -133,6 +157,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "norm": NORMS,
     "pooling": POOLINGS,
     "upsample_mode": UPSAMPLE_MODES,
+    "decoder.kind": DECODER_KINDS,
     "track_loss": ("mse", "poisson"),
     "adversarial_schedule.shape": ("sigmoid", "linear"),
     "adversarial_objective": ADVERSARIAL_OBJECTIVES,
@@ -266,6 +291,21 @@ def _validate(s: dict[str, Any], where: str) -> None:
         for name, block in blocks.items():
             if block["size"] % vq["n_groups"]:
                 fail(f"blocks.{name}.size", f"{block['size']} is not divisible by vq.n_groups = {vq['n_groups']}")
+
+    dec, local = s["decoder"], s["local"]
+    if not 0 <= dec["context"] <= 8:
+        fail("decoder.context", f"must be 0 to 8 bases, got {dec['context']}")
+    for key in ("hidden", "n_layers", "latent_layers"):
+        if dec[key] < (1 if key == "hidden" else 0):
+            fail(f"decoder.{key}", f"must be {'positive' if key == 'hidden' else '>= 0'}, got {dec[key]}")
+    if local["dim"] < 1:
+        fail("local.dim", f"must be positive, got {local['dim']}")
+    if local["codebook_size"] < 2:
+        fail("local.codebook_size", f"must be at least 2, got {local['codebook_size']}")
+    if not 0.0 <= local["latent_dropout"] < 1.0:
+        fail("local.latent_dropout", f"must be in [0, 1), got {local['latent_dropout']}")
+    if local["enabled"] and dec["kind"] != "autoregressive":
+        fail("local.enabled", "a local latent sequence needs decoder.kind: autoregressive")
 
     if s["infomax"]["hidden"] < 1:
         fail("infomax.hidden", "must be positive")

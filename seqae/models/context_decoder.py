@@ -1,0 +1,303 @@
+"""Two-level latent and its decoder: a latent *sequence* (one VQ code per stride) plus global blocks,
+rendered base by base by a decoder that reads only a bounded context of k previous bases.
+
+Why this shape. A global latent of about 64 numbers cannot carry 1000 bases,
+so a decoder that reads only it renders base composition and little else.
+Here the decoder gets two things besides the latent:
+
+* **a bounded local context**: the k previous bases (``decoder.context``),
+  looked up in a table of ``4^k`` learnt vectors. With the latent switched
+  off the decoder is an order-k Markov chain learnt from the training
+  windows, so the anomaly score starts at the Markov baseline;
+* **a local latent**: one code from ``local.codebook_size`` per
+  ``downsample`` bases (``log2(K) / downsample`` bits per base), read from the
+  encoder's features at that stride. Whatever lies beyond k bases (repeat
+  copies, motifs in register) has to come through it;
+* **the global blocks** (chrom, gene, residual, ...) modulate every position
+  (FiLM), so swapping a block changes how the whole window is rendered.
+
+``latent_dropout`` switches the whole latent (local and global) off for a
+share of training windows, so the same decoder also learns its no-latent
+order-k chain. The latent's own contribution is then exact: the per-base
+log-likelihood with the latent minus without it
+(:meth:`ContextDecoder.forward` with ``keep`` zero), on real windows and on
+their shuffles.
+
+Teacher forcing gives every position's logits in one parallel pass;
+:meth:`ContextDecoder.sample` decodes from the latent alone, base after
+base, for reconstructions, swaps and prior samples.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from seqae.models.quantize import QuantizerOutput, VectorQuantizer
+
+__all__ = ["ContextDecoder", "LocalLatent", "context_index"]
+
+
+def context_index(seq: Tensor, k: int) -> Tensor:
+    """Index of each position's k previous bases in a ``4^k + 1`` table: ``int [B, L] -> int64 [B, L]``.
+
+    The previous bases ``x[i-k] .. x[i-1]`` give ``sum_j x[i-j] 4^(j-1)``. A
+    context that reaches before the window or holds an N (code >= 4) gets the
+    last row, ``4^k`` (an unknown context). ``k = 0`` gives row 0 everywhere
+    (no context: the decoder reads the latent only).
+    """
+    codes = seq.long()
+    if k == 0:
+        return torch.zeros_like(codes)
+    batch, length = codes.shape
+    padded = F.pad(codes, (k, 0), value=4)
+    index = torch.zeros_like(codes)
+    valid = torch.ones_like(codes, dtype=torch.bool)
+    for j in range(1, k + 1):  # k <= 8 passes, each vectorised over windows and positions
+        part = padded[:, k - j : k - j + length]
+        index += part.clamp(0, 3) * (4 ** (j - 1))
+        valid &= part < 4
+    return torch.where(valid, index, torch.full_like(index, 4**k))
+
+
+class LocalLatent(nn.Module):
+    """Encoder features at stride s -> one VQ code per position: ``[B, C, L'] -> [B, dim, L']``.
+
+    Args:
+        channels: C, the encoder's feature width.
+        dim: width of each code vector.
+        codebook_size: K codes; the latent carries ``log2(K) / s`` bits per base.
+        commitment, decay, dead_code_steps: as for :class:`~seqae.models.quantize.VectorQuantizer`.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        dim: int,
+        codebook_size: int,
+        commitment: float = 0.25,
+        decay: float = 0.99,
+        dead_code_steps: int = 200,
+    ):
+        super().__init__()
+        self.dim = dim
+        self.proj = nn.Conv1d(channels, dim, 1)
+        self.quantizer = VectorQuantizer(dim, codebook_size, 1, commitment, decay, dead_code_steps)
+
+    def forward(self, features: Tensor, update: bool) -> QuantizerOutput:
+        """Quantise every position: a :class:`~seqae.models.quantize.QuantizerOutput` whose ``quantized``
+        is ``float32 [B, dim, L']`` (straight-through gradient) and ``codes`` ``int64 [B, L']``; the
+        commitment loss, perplexity and usage are over all positions of the batch."""
+        z = self.proj(features)  # [B, dim, L']
+        batch, dim, length = z.shape
+        out = self.quantizer(z.transpose(1, 2).reshape(batch * length, dim), update=update)
+        out.quantized = out.quantized.view(batch, length, dim).transpose(1, 2)
+        out.codes = out.codes.view(batch, length)
+        return out
+
+    def lookup(self, codes: Tensor) -> Tensor:
+        """Code indices ``int64 [B, L']`` -> code vectors ``float32 [B, dim, L']``."""
+        batch, length = codes.shape
+        return self.quantizer.lookup(codes.reshape(-1, 1)).view(batch, length, self.dim).transpose(1, 2)
+
+    def code_frequencies(self) -> Tensor:
+        """``float32 [K]``: the codebook's running usage (EMA counts), normalised; the prior of :meth:`ContextDecoder.sample`."""
+        counts = self.quantizer.ema_count[0].float().clamp_min(0)
+        return counts / counts.sum().clamp_min(1e-12)
+
+
+class _Layer(nn.Module):
+    """Residual MLP at each position, layer-normalised over channels per position (so one decoding step equals the parallel pass)."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden, 2 * hidden)
+        self.fc2 = nn.Linear(2 * hidden, hidden)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """``h [..., H]`` (channels last) -> same shape."""
+        normed = F.layer_norm(h, h.shape[-1:])
+        return h + self.fc2(F.gelu(self.fc1(normed)))
+
+
+class ContextDecoder(nn.Module):
+    """Per-base logits from a bounded context of previous bases, a local latent sequence and global blocks.
+
+    Layout (H = ``hidden``, s = ``stride``; channels last inside)::
+
+        context  [B, L]    -> table of 4^k + 1 vectors                    -> c [B, L, H]
+        local    [B, d, L']-> conv (k=3) and latent_layers dilated residual convs at stride s, repeat each s times,
+                              + a learnt vector per phase within the stride -> u [B, L, H]
+        global   [B, D]    -> linear                                      -> (gamma, beta) [B, H]
+        h = (c + keep * u) * (1 + keep * gamma) + keep * beta
+        -> n_layers residual per-position MLPs -> linear -> logits [B, 4, L]
+        tracks: conv (k=5) over keep * u, FiLM'd as h, -> [B, T, L]
+
+    ``keep`` (``[B]``, 1 or 0) switches the whole latent off for a window: the
+    logits are then a function of the k previous bases only, an order-k chain.
+
+    Args:
+        window_len: L (bp).
+        stride: s, bases per local code (the encoder's ``downsample``).
+        local_dim: d, width of the local code vectors (0: no local latent).
+        global_dim: D, size of the global latent (0: none).
+        n_tracks: T.
+        context: k previous bases read (0 to 8).
+        hidden: H.
+        n_layers: residual MLPs after the sum.
+        latent_layers: dilated residual convs (dilations 1, 2, 4, ...) over the local codes.
+    """
+
+    def __init__(
+        self,
+        window_len: int,
+        stride: int,
+        local_dim: int,
+        global_dim: int,
+        n_tracks: int,
+        context: int = 5,
+        hidden: int = 128,
+        n_layers: int = 2,
+        latent_layers: int = 3,
+    ):
+        super().__init__()
+        if not 0 <= context <= 8:
+            raise ValueError(f"context must be 0 to 8 bases, got {context}")
+        self.window_len = window_len
+        self.stride = stride
+        self.local_dim = local_dim
+        self.global_dim = global_dim
+        self.n_tracks = n_tracks
+        self.context = context
+        self.hidden = hidden
+        self.n_contexts = 4**context + 1
+        self.context_table = nn.Embedding(self.n_contexts, hidden)
+        self.local_in = nn.Conv1d(local_dim, hidden, 3, padding=1) if local_dim else None
+        # Dilated residual convs over the code sequence (at 1/stride resolution, cheap): each
+        # base's conditioning sees codes 2^(n+1) strides around it, so a repeat or motif spread
+        # over several codes can be recognised as a whole.
+        self.latent_tower = nn.ModuleList(
+            nn.Conv1d(hidden, hidden, 3, padding=2**i, dilation=2**i) for i in range(latent_layers if local_dim else 0)
+        )
+        self.phase = nn.Parameter(torch.zeros(stride, hidden))
+        self.film = nn.Linear(global_dim, 2 * hidden) if global_dim else None
+        if self.film is not None:
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+        self.layers = nn.ModuleList(_Layer(hidden) for _ in range(n_layers))
+        self.seq_head = nn.Linear(hidden, 4)
+        self.track_conv = nn.Conv1d(hidden, hidden, 5, padding=2) if n_tracks else None
+        self.track_head = nn.Linear(hidden, n_tracks) if n_tracks else None
+
+    # ------------------------------------------------------------------ latent side
+
+    def _latent_features(self, local: Tensor | None, batch: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """``[B, L, H]``: the local codes' contribution at every base (zeros without a local latent)."""
+        phase = self.phase.to(dtype).repeat(-(-self.window_len // self.stride), 1)[: self.window_len]
+        if self.local_in is None or local is None:
+            return phase.unsqueeze(0).expand(batch, -1, -1)
+        u = self.local_in(local.to(dtype))  # [B, H, L']
+        for conv in self.latent_tower:
+            u = u + conv(F.gelu(u))
+        u = u.repeat_interleave(self.stride, dim=2)[..., : self.window_len].transpose(1, 2)
+        return u + phase
+
+    def _film(self, global_latent: Tensor | None, batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        if self.film is None or global_latent is None:
+            zero = torch.zeros(batch, 1, self.hidden, device=device)
+            return zero, zero
+        gamma, beta = self.film(global_latent).unsqueeze(1).chunk(2, dim=-1)  # [B, 1, H] each
+        return gamma, beta
+
+    def _conditioning(
+        self, local: Tensor | None, global_latent: Tensor | None, keep: Tensor | None, batch: int, device: torch.device
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(u, gamma, beta) with the latent switched off where ``keep`` is 0; u ``[B, L, H]``, the others ``[B, 1, H]``."""
+        dtype = self.context_table.weight.dtype
+        u = self._latent_features(local, batch, device, dtype)
+        gamma, beta = self._film(global_latent, batch, device)
+        if keep is not None:
+            k = keep.view(-1, 1, 1).to(u.dtype)
+            u, gamma, beta = u * k, gamma * k, beta * k
+        return u, gamma, beta
+
+    def _head(self, h: Tensor) -> Tensor:
+        for layer in self.layers:
+            h = layer(h)
+        return self.seq_head(F.layer_norm(h, h.shape[-1:]))
+
+    def _tracks(self, u: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        batch = u.shape[0]
+        if self.track_conv is None or self.track_head is None:
+            return u.new_zeros(batch, 0, self.window_len)
+        t = self.track_conv(u.transpose(1, 2)).transpose(1, 2)
+        t = F.gelu(t * (1 + gamma) + beta)
+        return self.track_head(t).transpose(1, 2)
+
+    # ------------------------------------------------------------------ decoding
+
+    def forward(
+        self, seq: Tensor, local: Tensor | None, global_latent: Tensor | None, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Teacher-forced pass: every position's logits given the true previous bases.
+
+        Args:
+            seq: ``int [B, L]`` the window's base codes (the target; only previous bases are read).
+            local: ``float [B, d, L']`` local code vectors, or None.
+            global_latent: ``float [B, D]``, or None.
+            keep: ``[B]`` 1 = use the latent, 0 = switch it off (None: all 1).
+
+        Returns:
+            ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``.
+        """
+        batch = seq.shape[0]
+        u, gamma, beta = self._conditioning(local, global_latent, keep, batch, seq.device)
+        c = self.context_table(context_index(seq, self.context))  # [B, L, H]
+        h = (c + u) * (1 + gamma) + beta
+        return self._head(h).transpose(1, 2), self._tracks(u, gamma, beta)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        local: Tensor | None,
+        global_latent: Tensor | None,
+        batch: int,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Decode from the latent alone, base after base (each base's context is the bases decoded before it).
+
+        Args:
+            local: ``float [B, d, L']`` or None; global_latent: ``float [B, D]`` or None.
+            batch: B (needed when both are None).
+            greedy: take the likeliest base at every step instead of drawing it.
+            generator: random generator on the decoder's device for the draws.
+
+        Returns:
+            ``(bases int64 [B, L], seq_logits float32 [B, 4, L]`` (each step's logits),
+            ``tracks_pred [B, T, L])``. One step per base, each vectorised over the batch.
+        """
+        device = self.context_table.weight.device
+        u, gamma, beta = self._conditioning(local, global_latent, None, batch, device)
+        length, k = self.window_len, self.context
+        unknown = self.n_contexts - 1
+        bases = torch.zeros(batch, length, dtype=torch.long, device=device)
+        logits = torch.zeros(batch, 4, length, device=device)
+        index = torch.zeros(batch, dtype=torch.long, device=device)
+        table = self.context_table.weight
+        for i in range(length):
+            ctx = index if (k == 0 or i >= k) else torch.full_like(index, unknown)
+            h = (table[ctx] + u[:, i]) * (1 + gamma[:, 0]) + beta[:, 0]
+            step_logits = self._head(h).float()
+            if greedy:
+                base = step_logits.argmax(-1)
+            else:
+                base = torch.multinomial(torch.softmax(step_logits, -1), 1, generator=generator).squeeze(1)
+            bases[:, i] = base
+            logits[:, :, i] = step_logits
+            if k:
+                # The newest base becomes x[i-1] (weight 4^0), the others move up one power of 4
+                # and x[i-k] drops out: the index context_index gives at position i + 1.
+                index = (index % 4 ** (k - 1)) * 4 + base
+        return bases, logits, self._tracks(u, gamma, beta)

@@ -1,0 +1,169 @@
+"""The two-level latent (local code sequence + global blocks) and its bounded-context autoregressive decoder.
+
+Tiny models (L = 64, 16 channels) so that the file runs in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from seqae.errors import ConfigError
+from seqae.models import SequenceAutoencoder, model_settings
+from seqae.models.context_decoder import ContextDecoder, context_index
+
+L = 64
+LABELS = {"chrom": 3, "gene_family": 4}
+# The default blocks (chrom 16, gene 16, residual 32) on a tiny encoder.
+TINY_AR = {
+    "channels": 16,
+    "n_res_blocks": 1,
+    "head_hidden": 16,
+    "decoder": {"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 2},
+    "local": {"enabled": True, "dim": 4, "codebook_size": 16},
+}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _model(**overrides: object) -> SequenceAutoencoder:
+    torch.manual_seed(0)
+    settings = copy.deepcopy(TINY_AR)
+    settings.update(overrides)
+    return SequenceAutoencoder(settings, 2, L, LABELS)
+
+
+def _batch(n: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 4, (n, L), generator=g), torch.rand(n, 2, L, generator=g)
+
+
+def test_context_index_on_a_hand_made_window() -> None:
+    # A C G T A, k = 2: position i reads x[i-1] (weight 1) and x[i-2] (weight 4).
+    seq = torch.tensor([[0, 1, 2, 3, 0]])
+    unknown = 4**2
+    assert context_index(seq, 2).tolist() == [[unknown, unknown, 1 + 4 * 0, 2 + 4 * 1, 3 + 4 * 2]]
+    # An N anywhere in the context makes it unknown; k = 0 reads nothing.
+    with_n = torch.tensor([[0, 4, 2, 3, 1]])
+    assert context_index(with_n, 2).tolist() == [[unknown, unknown, unknown, unknown, 3 + 4 * 2]]
+    assert context_index(with_n, 0).tolist() == [[0, 0, 0, 0, 0]]
+
+
+def test_decoder_is_causal_and_reads_only_k_bases_without_the_latent() -> None:
+    torch.manual_seed(0)
+    k = 3
+    decoder = ContextDecoder(L, 8, 4, 6, 0, context=k, hidden=16, n_layers=1).eval()
+    seq, _ = _batch(2)
+    local, glob = torch.randn(2, 4, L // 8), torch.randn(2, 6)
+    # Nonzero FiLM weights, so that the global latent really enters the logits.
+    torch.nn.init.normal_(decoder.film.weight)
+    j = 40
+    changed = seq.clone()
+    changed[:, j] = (changed[:, j] + 1) % 4
+    with torch.no_grad():
+        a, _ = decoder(seq, local, glob)
+        b, _ = decoder(changed, local, glob)
+        off_a, _ = decoder(seq, local, glob, keep=torch.zeros(2))
+        off_other_latent, _ = decoder(seq, torch.randn(2, 4, L // 8), torch.randn(2, 6), keep=torch.zeros(2))
+        far = seq.clone()
+        far[:, j - k - 1] = (far[:, j - k - 1] + 1) % 4  # outside position j's k-base context
+        off_far, _ = decoder(far, local, glob, keep=torch.zeros(2))
+    # Teacher forcing: a base changes only the logits of the k positions after it.
+    torch.testing.assert_close(a[..., : j + 1], b[..., : j + 1])
+    assert not torch.allclose(a[..., j + 1 : j + 1 + k], b[..., j + 1 : j + 1 + k])
+    torch.testing.assert_close(a[..., j + 1 + k :], b[..., j + 1 + k :])
+    # With the latent off the logits do not depend on the latent, and position j reads only its k previous bases.
+    torch.testing.assert_close(off_a, off_other_latent)
+    torch.testing.assert_close(off_a[..., j], off_far[..., j])
+    assert not torch.allclose(a, off_a)
+
+
+def test_sampling_decodes_what_teacher_forcing_scores() -> None:
+    model = _model().eval()
+    seq, tracks = _batch()
+    with torch.no_grad():
+        latent, codes = model.encode(seq, tracks), model.encode_local(seq, tracks)
+        bases, step_logits, tracks_pred = model.decode_bases(latent, codes, generator=torch.Generator().manual_seed(3))
+        # Teacher forcing on the decoded bases gives the logits each step used.
+        forced, _ = model.decoder(bases, model.local.lookup(codes), latent)
+        greedy, greedy_logits, _ = model.decode_bases(latent, codes, sample=False)
+    assert bases.shape == (5, L) and int(bases.min()) >= 0 and int(bases.max()) <= 3
+    torch.testing.assert_close(step_logits, forced.float(), rtol=1e-4, atol=1e-4)
+    assert torch.equal(greedy, greedy_logits.argmax(1))
+    assert tracks_pred.shape == (5, 2, L)
+    with pytest.raises(ValueError, match="local latent sequence"):
+        model.decode_bases(latent, None)
+    with pytest.raises(ValueError, match="decodes autoregressively"):
+        model.decode(latent)
+
+
+def test_bottleneck_bit_count() -> None:
+    assert _model().local_bits_per_base == pytest.approx(4 / 8)  # 16 codes per 8 bases
+    assert _model(local={"enabled": True, "codebook_size": 256}).local_bits_per_base == pytest.approx(1.0)
+    assert _model(downsample=4, local={"enabled": True, "codebook_size": 16}).local_bits_per_base == pytest.approx(1.0)
+    no_local = _model(local={"enabled": False})
+    assert no_local.local_bits_per_base == 0.0 and no_local.local is None
+    seq, tracks = _batch()
+    with torch.no_grad():
+        assert _model().eval().encode_local(seq, tracks).shape == (5, L // 8)
+        assert no_local.eval().encode_local(seq, tracks) is None
+
+
+def test_latent_dropout_and_latent_off() -> None:
+    model = _model().eval()
+    seq, tracks = _batch()
+    with torch.no_grad():
+        on, _ = model.reconstruct(seq, tracks)
+        off, _ = model.reconstruct(seq, tracks, latent_off=True)
+        # Latent off = the decoder with every window's keep at 0.
+        direct, _ = model.decoder(seq, None, None, keep=torch.zeros(5))
+    torch.testing.assert_close(off, direct)
+    assert not torch.allclose(on, off)
+    # In training, latent_dropout switches the latent off for a share of the windows: with a
+    # dropout near 1 the training logits are (almost surely all) the no-latent chain's.
+    dropped = _model(local={"enabled": True, "dim": 4, "codebook_size": 16, "latent_dropout": 0.999999})
+    dropped.train()
+    out = dropped(seq, tracks)
+    with torch.no_grad():
+        chain, _ = dropped.decoder(seq, None, None, keep=torch.zeros(5))
+    torch.testing.assert_close(out.seq_logits, chain)
+    assert "local_commitment" in out.losses and out.local_codes is not None
+
+
+def test_training_step_reduces_the_loss_and_anomaly_score_is_teacher_forced() -> None:
+    model = _model()
+    seq, tracks = _batch(16)
+    labels = {"chrom": torch.randint(0, 3, (16,)), "gene_family": torch.randint(0, 4, (16,))}
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for step in range(30):
+        out = model(seq, tracks, labels, step=step)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        first = out.metrics["seq_ce"].item() if first is None else first
+    assert out.metrics["seq_ce"].item() < first
+    model.eval()
+    with torch.no_grad():
+        score = model.anomaly_score(seq, tracks)
+    assert score.shape == (16,) and torch.isfinite(score).all()
+
+
+def test_vae_prior_samples_with_a_local_latent() -> None:
+    model = _model(kind="vae").eval()
+    codes, tracks = model.generate(3, generator=torch.Generator().manual_seed(0))
+    assert codes.shape == (3, L) and tracks.shape == (3, 2, L)
+    assert int(codes.min()) >= 0 and int(codes.max()) <= 3
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="model.local.enabled: a local latent sequence needs decoder.kind"):
+        model_settings({"local": {"enabled": True}})
+    with pytest.raises(ConfigError, match="model.decoder.context: must be 0 to 8"):
+        model_settings({"decoder": {"kind": "autoregressive", "context": 9}})
+    with pytest.raises(ConfigError, match="model.decoder.kind"):
+        model_settings({"decoder": {"kind": "wavenet"}})
+    with pytest.raises(ConfigError, match="model.local.latent_dropout"):
+        model_settings({"decoder": {"kind": "autoregressive"}, "local": {"enabled": True, "latent_dropout": 1.0}})
