@@ -23,7 +23,9 @@ Columns (NaN / empty where a model has no such number):
 * ``mig``, ``dci_disentanglement``;
 * ``auroc_shuffled``, ``auroc_foreign`` (and ``pca_auroc_*``,
   ``seq_corrected_auroc_shuffled`` of the sequence error less an order-1
-  chain's, and ``markov_auroc_*`` of the model-free Markov baseline);
+  chain's, ``markov_auroc_*`` of the model-free Markov baseline (order-k
+  to order-1 likelihood ratio) and ``markov_raw_auroc_shuffled`` of the
+  order-k chain's own error, the reference of ``seq_auroc_shuffled``);
   ``seq_gain_real`` / ``seq_gain_shuffled``: the mean sequence error's gain
   over each window's own base-composition entropy (nats per base), on real
   test windows and on their shuffles (the AUROC rests on the difference);
@@ -118,6 +120,7 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         "pca_auroc_foreign",
         "seq_corrected_auroc_shuffled",
         "markov_auroc_shuffled",
+        "markov_raw_auroc_shuffled",
         "markov_auroc_foreign",
     ):
         row[key] = _num(_get(metrics, "anomaly", key))
@@ -195,6 +198,8 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
         ("auroc_shuffled", "AUROC shuffled"),
         ("seq_corrected_auroc_shuffled", "AUROC shuffled, order-1 corrected"),
         ("markov_auroc_shuffled", "shuffled: Markov baseline"),
+        ("seq_auroc_shuffled", "AUROC shuffled, sequence error"),
+        ("markov_raw_auroc_shuffled", "shuffled: Markov chain's error"),
         ("auroc_foreign", "AUROC foreign"),
     ]
     return cols

@@ -12,7 +12,10 @@ windows file (all of them, or some splits) and writes into ``outdir``:
     cross-entropy in nats per non-N base plus ``weights.tracks`` x the track
     error), ``anomaly_rank`` (1 = most anomalous; ties keep file order) and
     ``seq_recon_accuracy`` (fraction of the non-N bases whose arg-max logit is
-    the stored base; NaN for a window without a called base). Plain Parquet
+    the stored base; NaN for a window without a called base; for an
+    autoregressive decoder the logits are given the true previous bases, so
+    this is next-base accuracy, and ``seqae evaluate`` gives the accuracy of
+    bases decoded from the latent alone). Plain Parquet
     (zstd), opened by pandas, Polars or R's arrow without options; the
     key-value metadata ``seqae`` holds the model, the latent blocks and the
     windows file as JSON.

@@ -210,6 +210,8 @@ METRICS_KEYS: tuple[str, ...] = (
     "anomaly.markov_order",
     "anomaly.markov_auroc_shuffled",
     "anomaly.markov_auroc_foreign",
+    "anomaly.markov_raw_auroc_shuffled",
+    "anomaly.markov_raw_auroc_foreign",
     "anomaly.by_kind",
     "anomaly.mean_score",
     "anomaly.mean_seq_score",
@@ -1092,7 +1094,11 @@ def _anomaly(
     high, low = fit_markov(data.train_seq, order), fit_markov(data.train_seq, 1)
     controls = {"real": data.test_seq, "shuffled": shuffled, "foreign": foreign}
     low_ll = {k: low.log_likelihood(codes) for k, codes in controls.items()}  # nats per base, used twice below
-    markov = {k: low_ll[k] - high.log_likelihood(codes) for k, codes in controls.items()}  # = markov_ratio_score
+    high_ll = {k: high.log_likelihood(codes) for k, codes in controls.items()}
+    markov = {k: low_ll[k] - high_ll[k] for k in controls}  # = markov_ratio_score
+    # The order-k chain's own error, without the order-1 correction: what a model's raw
+    # sequence error (seq_auroc_*) is to be read against.
+    markov_raw = {k: -high_ll[k] for k in controls}
     # The sequence error less an order-1 chain's (both nats per base): the
     # background-model correction of likelihood-ratio OOD detection. A window
     # and its dinucleotide shuffle have the same order-1 likelihood, so this
@@ -1105,6 +1111,7 @@ def _anomaly(
         ("seq_corrected_", corrected),
         ("pca_", pca_err),
         ("markov_", markov),
+        ("markov_raw_", markov_raw),
     )
     metrics: dict[str, Any] = {"markov_order": order}
     for prefix, values in families:

@@ -115,7 +115,7 @@ def test_shipped_overlays_validate(overlays: tuple[str, ...]) -> None:
     for name, settings in config["models"].items():
         model_settings({k: v for k, v in settings.items() if k != "training"}, where=f"models.{name}")
     if "cpu.yaml" in overlays:
-        assert config["training"]["epochs"] == 20
+        assert config["training"]["epochs"] == 8
         assert all(m["adversarial_schedule"]["warmup_steps"] == 600 for m in config["models"].values())
     if "species.yaml" in overlays:
         assert all(m["composition_k"] == 4 and "species" in m["blocks"] for m in config["models"].values())

@@ -167,3 +167,36 @@ def test_settings_are_checked() -> None:
         model_settings({"decoder": {"kind": "wavenet"}})
     with pytest.raises(ConfigError, match="model.local.latent_dropout"):
         model_settings({"decoder": {"kind": "autoregressive"}, "local": {"enabled": True, "latent_dropout": 1.0}})
+
+
+def test_swap_decoding_keeps_the_recipients_codes_and_takes_the_donors_block() -> None:
+    from seqae.swap import swap_latents
+
+    model = _model().eval()
+    torch.nn.init.normal_(model.decoder.film.weight)  # the global blocks reach the logits
+    seq, tracks = _batch(6)
+    donors = torch.tensor([1, 0, 3, 2, 5, 4])
+    with torch.no_grad():
+        latent, codes = model.encode(seq, tracks), model.encode_local(seq, tracks)
+        own, own_logits, _ = model.decode_bases(latent, codes, sample=False)
+        swapped = swap_latents(model.layout, latent, donors, "chrom")
+        moved, moved_logits, _ = model.decode_bases(swapped, codes, sample=False)
+        # By hand: the recipient's codes, its own blocks but the donor's chrom block.
+        by_hand = latent.clone()
+        by_hand[:, model.layout.slice("chrom")] = latent[donors][:, model.layout.slice("chrom")]
+        want, _, _ = model.decode_bases(by_hand, codes, sample=False)
+        same, _, _ = model.decode_bases(swap_latents(model.layout, latent, torch.arange(6), "chrom"), codes, sample=False)
+    assert torch.equal(moved, want) and torch.equal(same, own)
+    assert not torch.allclose(moved_logits, own_logits)  # the donor's block changes how bases are rendered
+
+
+def test_evaluation_probes_tf_identity_by_default() -> None:
+    import pandas as pd
+
+    from seqae.evaluate import _derive_labels, evaluate_settings
+
+    table = pd.DataFrame({"chrom": ["c1", "c2"], "gene_family": ["F", "G"], "peak_set": ["CTCF", "background"],
+                          "region_class": ["promoter", "intergenic"], "tss_distance": [10.0, 5000.0]})  # fmt: skip
+    names, values = _derive_labels(table, evaluate_settings(), ["chrom", "gene_family"])
+    assert names == ["chrom", "gene_family", "peak_set", "region_class", "tss_bin"]
+    assert list(values["peak_set"]) == ["CTCF", "background"]
