@@ -190,6 +190,7 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
     for b in blocks:
         cols += [
             (f"swap_{b}_donor", f"swap {b}: donor"),
+            (f"swap_{b}_judge", f"swap {b}: judge on real windows"),
             (f"swap_{b}_recipient", f"swap {b}: recipient"),
             (f"swap_{b}_kept", f"swap {b}: kept bases"),
             (f"swap_{b}_moved", f"swap {b}: donor's bases"),
