@@ -50,7 +50,7 @@ def context_index(seq: Tensor, k: int) -> Tensor:
     codes = seq.long()
     if k == 0:
         return torch.zeros_like(codes)
-    batch, length = codes.shape
+    length = codes.shape[1]
     padded = F.pad(codes, (k, 0), value=4)
     index = torch.zeros_like(codes)
     valid = torch.ones_like(codes, dtype=torch.bool)
