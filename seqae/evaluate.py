@@ -563,36 +563,23 @@ def _latents(
 
 @torch.inference_mode()
 def _scores(
-    model: Any, seq: np.ndarray, tracks: np.ndarray, batch_size: int, device: torch.device
+    model: Any, seq: np.ndarray, tracks: np.ndarray, batch_size: int, device: torch.device, latent_off: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Anomaly scores and their sequence-only part, ``float32 [N]`` each (encode + decode in batches)."""
+    """Anomaly scores and their sequence-only part, ``float32 [N]`` each (encode + decode in batches).
+
+    ``latent_off``: an autoregressive decoder with its latent switched off (its own order-k chain).
+    """
     scores, seq_scores = [], []
     for sl in _batches(seq.shape[0], batch_size):
         x = torch.from_numpy(seq[sl]).to(device).long()
         t = torch.from_numpy(tracks[sl]).to(device).float()
-        seq_logits, tracks_pred = model.reconstruct(x, t)
+        seq_logits, tracks_pred = model.reconstruct(x, t, latent_off=latent_off)
         score, seq_score = _window_scores(model, seq_logits, tracks_pred, x, t)
         scores.append(score)
         seq_scores.append(seq_score)
     if not scores:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
     return torch.cat(scores).cpu().numpy(), torch.cat(seq_scores).cpu().numpy()
-
-
-@torch.inference_mode()
-def _latent_off_seq_scores(
-    model: Any, seq: np.ndarray, tracks: np.ndarray, batch_size: int, device: torch.device
-) -> np.ndarray:
-    """Sequence error ``float32 [N]`` (nats per non-N base) of an autoregressive decoder with its latent switched off."""
-    from seqae.models.objectives import sequence_error
-
-    parts = []
-    for sl in _batches(seq.shape[0], batch_size):
-        x = torch.from_numpy(seq[sl]).to(device).long()
-        t = torch.from_numpy(tracks[sl]).to(device).float()
-        seq_logits, _ = model.reconstruct(x, t, latent_off=True)
-        parts.append(sequence_error(seq_logits, x).float())
-    return torch.cat(parts).cpu().numpy() if parts else np.zeros(0, np.float32)
 
 
 def _pca_apply(pca: Any, codes: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -1141,7 +1128,7 @@ def _anomaly(
         # log-likelihood with the latent minus without it. A shuffle keeps the
         # dinucleotides, so real - shuffled is what the latent carries beyond them.
         tracks_of = {"real": data.test_tracks, "shuffled": data.test_tracks, "foreign": foreign_tracks}
-        off = {k: _latent_off_seq_scores(model, codes, tracks_of[k], bs, device) for k, codes in controls.items()}
+        off = {k: _scores(model, codes, tracks_of[k], bs, device, latent_off=True)[1] for k, codes in controls.items()}
         gain = {k: float(np.mean(off[k] - seq_scores[k])) for k in controls}
         metrics["latent_contribution"] = {
             "nats_per_base": gain,

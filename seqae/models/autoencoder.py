@@ -506,22 +506,22 @@ class SequenceAutoencoder(nn.Module):
             latent_off: decode with the whole latent switched off (autoregressive
                 decoder only): the decoder's own order-k chain.
         """
-        _, seq_logits, tracks_pred = self.encode_reconstruct(seq, tracks, latent_off)
-        return seq_logits, tracks_pred
+        if not latent_off:
+            _, seq_logits, tracks_pred = self.encode_reconstruct(seq, tracks)
+            return seq_logits, tracks_pred
+        if not isinstance(self.decoder, ContextDecoder):
+            raise ValueError("latent_off needs decoder.kind: autoregressive")
+        # The decoder's own chain reads no latent, so the encoder is not run.
+        return self.decoder(seq, None, None, torch.zeros(seq.shape[0], device=seq.device))
 
-    def encode_reconstruct(
-        self, seq: Tensor, tracks: Tensor, latent_off: bool = False
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def encode_reconstruct(self, seq: Tensor, tracks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`encode` and :meth:`reconstruct` in one encoder pass: ``(latent [B, D], seq_logits, tracks_pred)``."""
         if not self.autoregressive:
-            if latent_off:
-                raise ValueError("latent_off needs decoder.kind: autoregressive")
             latent = self.encode(seq, tracks)
             return (latent, *self.decode(latent))
         latent, local = self._encode_both(seq, tracks)
-        keep = torch.zeros(seq.shape[0], device=seq.device) if latent_off else None
         assert isinstance(self.decoder, ContextDecoder)
-        seq_logits, tracks_pred = self.decoder(seq, local, latent, keep)
+        seq_logits, tracks_pred = self.decoder(seq, local, latent)
         return latent.float(), seq_logits, tracks_pred
 
     def decode_bases(

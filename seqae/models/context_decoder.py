@@ -192,7 +192,7 @@ class ContextDecoder(nn.Module):
 
     # ------------------------------------------------------------------ latent side
 
-    def _latent_features(self, local: Tensor | None, batch: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    def _latent_features(self, local: Tensor | None, batch: int, dtype: torch.dtype) -> Tensor:
         """``[B, L, H]``: the local codes' contribution at every base (zeros without a local latent)."""
         phase = self.phase.to(dtype).repeat(-(-self.window_len // self.stride), 1)[: self.window_len]
         if self.local_in is None or local is None:
@@ -215,7 +215,7 @@ class ContextDecoder(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(u, gamma, beta) with the latent switched off where ``keep`` is 0; u ``[B, L, H]``, the others ``[B, 1, H]``."""
         dtype = self.context_table.weight.dtype
-        u = self._latent_features(local, batch, device, dtype)
+        u = self._latent_features(local, batch, dtype)
         gamma, beta = self._film(global_latent, batch, device)
         if keep is not None:
             k = keep.view(-1, 1, 1).to(u.dtype)
