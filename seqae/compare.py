@@ -32,6 +32,9 @@ Columns (NaN / empty where a model has no such number):
   ``latent_gain_real`` / ``latent_gain_shuffled``: an autoregressive
   decoder's per-base log-likelihood with its latent minus without it (nats
   per base), on real test windows and on their shuffles;
+  ``chain_auroc_shuffled`` / ``chain_corrected_auroc_shuffled`` /
+  ``chain_auroc_foreign``: the same decoder's error with its latent off (its
+  own learnt chain over ``decoder.context`` or ``decoder.reach`` bases);
 * ``local_bits_per_base`` (capacity of a local latent sequence) and
   ``pca_same_dims_recon_accuracy`` (PCA with one component per global
   coordinate and per local code);
@@ -129,6 +132,9 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[f"latent_gain_{control}"] = _num(
             _get(metrics, "anomaly", "latent_contribution", "nats_per_base", control)
         )
+    # An autoregressive decoder's own chain (latent off): a learnt anomaly score of its own.
+    for key in ("auroc_shuffled", "corrected_auroc_shuffled", "auroc_foreign"):
+        row[f"chain_{key}"] = _num(_get(metrics, "anomaly", "latent_contribution", f"no_latent_{key}"))
     vq = _get(metrics, "vq")
     row["vq_perplexity"] = (
         float(np.mean([_num(v) for v in vq["perplexity"].values()])) if vq and vq.get("perplexity") else float("nan")
@@ -201,6 +207,7 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
         ("markov_auroc_shuffled", "shuffled: Markov baseline"),
         ("seq_auroc_shuffled", "AUROC shuffled, sequence error"),
         ("markov_raw_auroc_shuffled", "shuffled: Markov chain's error"),
+        ("chain_corrected_auroc_shuffled", "AUROC shuffled, decoder's chain (latent off), order-1 corrected"),
         ("auroc_foreign", "AUROC foreign"),
     ]
     return cols

@@ -1136,6 +1136,10 @@ def _anomaly(
             "no_latent_mean_seq_score": {k: float(np.mean(v)) for k, v in off.items()},
             "no_latent_auroc_shuffled": auroc(off["real"], off["shuffled"]),
             "no_latent_auroc_foreign": auroc(off["real"], off["foreign"]),
+            # The decoder's own chain, less the order-1 chain's error: the counterpart
+            # of seq_corrected_auroc_* and of the Markov ratio.
+            "no_latent_corrected_auroc_shuffled": auroc(off["real"] + low_ll["real"], off["shuffled"] + low_ll["shuffled"]),
+            "no_latent_corrected_auroc_foreign": auroc(off["real"] + low_ll["real"], off["foreign"] + low_ll["foreign"]),
         }
     metrics["pca_mean_error"] = {k: float(np.mean(v)) for k, v in pca_err.items()}
     metrics["foreign_gc"] = gc

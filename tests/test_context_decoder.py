@@ -12,7 +12,7 @@ import torch
 
 from seqae.errors import ConfigError
 from seqae.models import SequenceAutoencoder, model_settings
-from seqae.models.context_decoder import ContextDecoder, context_index
+from seqae.models.context_decoder import CausalReach, ContextDecoder, context_index
 
 L = 64
 LABELS = {"chrom": 3, "gene_family": 4}
@@ -80,6 +80,52 @@ def test_decoder_is_causal_and_reads_only_k_bases_without_the_latent() -> None:
     assert not torch.allclose(a, off_a)
 
 
+def test_causal_reach_reads_exactly_the_previous_reach_bases_and_steps_as_the_parallel_pass() -> None:
+    torch.manual_seed(0)
+    reach = 8
+    net = CausalReach(reach, 6, 5)
+    for p in net.parameters():  # large weights, so that any leak would show
+        torch.nn.init.normal_(p, std=0.5)
+    seq, _ = _batch(3)
+    seq[1, 10] = 4  # an N reads as the start does
+    j = 30
+    with torch.no_grad():
+        out = net(seq)
+        for i, moved in ((j, 0), (j - 1, 1), (j - reach, 1), (j - reach - 1, 0)):
+            changed = seq.clone()
+            changed[:, i] = (changed[:, i] + 1) % 4
+            differs = not torch.allclose(net(changed)[:, j], out[:, j])
+            assert differs == bool(moved), f"position {j} {'must' if moved else 'must not'} read base {i}"
+        buffers = net.start(3, seq.device)
+        previous = torch.full((3,), 4, dtype=torch.long)
+        steps = []
+        for i in range(L):
+            steps.append(net.step(previous, i, buffers))
+            previous = seq[:, i]
+    torch.testing.assert_close(torch.stack(steps, 1), out, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="power of two"):
+        CausalReach(6, 4, 4)
+
+
+def test_sampling_with_a_reach_decodes_what_teacher_forcing_scores() -> None:
+    model = _model(decoder={**TINY_AR["decoder"], "reach": 16, "reach_width": 8}).eval()
+    for p in model.decoder.reach.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    seq, tracks = _batch()
+    with torch.no_grad():
+        latent, codes = model.encode(seq, tracks), model.encode_local(seq, tracks)
+        bases, step_logits, _ = model.decode_bases(latent, codes, generator=torch.Generator().manual_seed(3))
+        forced, _ = model.decoder(bases, model.local.lookup(codes), latent)
+        off, _ = model.reconstruct(seq, tracks, latent_off=True)
+        far = seq.clone()
+        far[:, 40 - 17] = (far[:, 40 - 17] + 1) % 4  # beyond both the 3-base table and the 16-base reach
+        off_far, _ = model.reconstruct(far, tracks, latent_off=True)
+    torch.testing.assert_close(step_logits, forced.float(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(off[..., 40], off_far[..., 40])
+    with pytest.raises(ConfigError, match="model.decoder.reach: must be 0 or a power of two"):
+        model_settings({"decoder": {"kind": "autoregressive", "reach": 12}})
+
+
 def test_sampling_decodes_what_teacher_forcing_scores() -> None:
     model = _model().eval()
     seq, tracks = _batch()
@@ -130,6 +176,17 @@ def test_latent_dropout_and_latent_off() -> None:
         chain, _ = dropped.decoder(seq, None, None, keep=torch.zeros(5))
     torch.testing.assert_close(out.seq_logits, chain)
     assert "local_commitment" in out.losses and out.local_codes is not None
+
+    # weights.chain trains the same chain on every window from the pass's own context
+    # features: its logits are exactly the latent-off decoder's.
+    model.train()
+    with torch.no_grad():
+        _, _, chain_logits = model.decoder.forward_with_chain(seq, None, None, keep=None)
+    torch.testing.assert_close(chain_logits, direct)
+    trained = model(seq, tracks)
+    assert trained.losses["chain"] > 0 and "chain_ce" in trained.metrics
+    no_chain = _model(weights={"chain": 0.0}).train()(seq, tracks)
+    assert "chain" not in no_chain.losses
 
 
 def test_training_step_reduces_the_loss_and_anomaly_score_is_teacher_forced() -> None:

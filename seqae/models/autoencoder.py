@@ -240,6 +240,8 @@ class SequenceAutoencoder(nn.Module):
                 dec["hidden"],
                 dec["n_layers"],
                 dec["latent_layers"],
+                dec["reach"],
+                dec["reach_width"],
             )
         else:
             self.decoder = SequenceDecoder(
@@ -414,14 +416,24 @@ class SequenceAutoencoder(nn.Module):
                 # A share of windows is decoded without any latent, so the decoder also
                 # learns its no-latent order-k chain: the baseline of the latent's contribution.
                 keep = (torch.rand(seq.shape[0], device=seq.device) >= s["local"]["latent_dropout"]).float()
-            seq_logits, tracks_pred = self.decoder(seq, local_q, decoder_input, keep)
+            # The decoder's own chain (latent off) is trained on every window beside the
+            # latent path, so that the no-latent baseline of the latent's contribution, and
+            # the chain's anomaly score, are fully trained rather than learnt from a share.
+            seq_logits, tracks_pred, chain_logits = self.decoder.forward_with_chain(
+                seq, local_q, decoder_input, keep, chain=w["chain"] > 0
+            )
         else:
             seq_logits, tracks_pred = self.decoder(decoder_input)
+            chain_logits = None
 
         terms: dict[str, Tensor] = {}
         seq_ce = sequence_loss(seq_logits, seq)
         terms["seq"] = w["seq"] * seq_ce
         metrics["seq_ce"] = seq_ce.detach()
+        if chain_logits is not None:
+            chain_ce = sequence_loss(chain_logits, seq)
+            terms["chain"] = w["chain"] * chain_ce
+            metrics["chain_ce"] = chain_ce.detach()
         if self.n_tracks:
             error = track_loss(tracks_pred, tracks, s["track_loss"], self.track_transform)
             terms["tracks"] = w["tracks"] * error

@@ -9,6 +9,12 @@ Here the decoder gets two things besides the latent:
   looked up in a table of ``4^k`` learnt vectors. With the latent switched
   off the decoder is an order-k Markov chain learnt from the training
   windows, so the anomaly score starts at the Markov baseline;
+* optionally **a longer reach** (``decoder.reach`` bases, e.g. 128): a causal
+  dilated convolution over the previous bases (kernel 2, dilations 1, 2, 4,
+  ..., as WaveNet), so repeat copies and motifs already begun are read by the
+  decoder itself. With it the latent-off decoder is an order-``reach`` neural
+  chain instead of an order-k table, and the latent's contribution is what
+  it adds on top of that chain;
 * **a local latent**: one code from ``local.codebook_size`` per
   ``downsample`` bases (``log2(K) / downsample`` bits per base), read from the
   encoder's features at that stride. Whatever lies beyond k bases (repeat
@@ -36,7 +42,7 @@ from torch.nn import functional as F
 
 from seqae.models.quantize import QuantizerOutput, VectorQuantizer
 
-__all__ = ["ContextDecoder", "LocalLatent", "context_index"]
+__all__ = ["CausalReach", "ContextDecoder", "LocalLatent", "context_index"]
 
 
 def context_index(seq: Tensor, k: int) -> Tensor:
@@ -107,6 +113,69 @@ class LocalLatent(nn.Module):
         return counts / counts.sum().clamp_min(1e-12)
 
 
+class CausalReach(nn.Module):
+    """Causal dilated convolutions over the previous bases: ``int [B, L] -> float [B, L, H]``.
+
+    Position i reads ``x[i - reach] .. x[i - 1]`` (never ``x[i]``): the input is
+    the one-hot of the previous base (zeros before the window and for N), then
+    ``log2(reach)`` residual layers, each a kernel-2 convolution at dilation
+    1, 2, 4, ..., ``reach / 2`` followed by a 1x1 convolution.
+
+    :meth:`step` runs the same network one position at a time with a buffer of
+    each layer's last ``dilation`` inputs (as "fast WaveNet"), so free-running
+    decoding costs one layer evaluation per base and layer, not a whole pass.
+
+    Args:
+        reach: bases read, a power of two >= 2.
+        width: C, channels of the convolutions.
+        hidden: H, width of the output (the decoder's width).
+    """
+
+    def __init__(self, reach: int, width: int, hidden: int):
+        super().__init__()
+        if reach < 2 or reach & (reach - 1):
+            raise ValueError(f"reach must be a power of two >= 2, got {reach}")
+        self.reach = reach
+        self.width = width
+        self.dilations = [2**i for i in range(reach.bit_length() - 1)]
+        self.inp = nn.Linear(4, width)
+        self.dilated = nn.ModuleList(nn.Conv1d(width, width, 2, dilation=d) for d in self.dilations)
+        self.mix = nn.ModuleList(nn.Conv1d(width, width, 1) for _ in self.dilations)
+        self.out = nn.Linear(width, hidden)
+
+    def _onehot(self, bases: Tensor) -> Tensor:
+        """``int [...]`` -> ``float [..., 4]``; N (code >= 4) and the start are all-zero rows."""
+        return F.one_hot(bases.long().clamp(0, 4), 5)[..., :4].to(self.inp.weight.dtype)
+
+    def forward(self, seq: Tensor) -> Tensor:
+        """``int [B, L]`` base codes -> ``float [B, L, H]``, position i from bases before i only."""
+        previous = F.pad(seq.long(), (1, -1), value=4)  # x[i-1] at i; the start reads as N
+        h = self.inp(self._onehot(previous)).transpose(1, 2)  # [B, C, L]
+        for d, conv, mix in zip(self.dilations, self.dilated, self.mix):
+            h = h + mix(F.gelu(conv(F.pad(h, (d, 0)))))
+        return self.out(h.transpose(1, 2))
+
+    def start(self, batch: int, device: torch.device) -> list[Tensor]:
+        """Empty buffers for :meth:`step`: per layer ``float [d, B, C]`` of zeros (the causal padding)."""
+        dtype = self.inp.weight.dtype
+        return [torch.zeros(d, batch, self.width, device=device, dtype=dtype) for d in self.dilations]
+
+    def step(self, previous: Tensor, position: int, buffers: list[Tensor]) -> Tensor:
+        """One position: ``previous`` ``int [B]`` (the base at ``position - 1``, or 4 at the start) -> ``[B, H]``.
+
+        ``buffers`` (from :meth:`start`) are updated in place; call with
+        positions 0, 1, 2, ... in order.
+        """
+        h = self.inp(self._onehot(previous))  # [B, C]
+        for d, conv, mix, buffer in zip(self.dilations, self.dilated, self.mix, buffers):
+            slot = position % d
+            past = buffer[slot].clone()  # the layer's input at position - d (zeros before the window)
+            buffer[slot] = h
+            z = past @ conv.weight[:, :, 0].T + h @ conv.weight[:, :, 1].T + conv.bias
+            h = h + F.gelu(z) @ mix.weight[:, :, 0].T + mix.bias
+        return self.out(h)
+
+
 class _Layer(nn.Module):
     """Residual MLP at each position, layer-normalised over channels per position (so one decoding step equals the parallel pass)."""
 
@@ -126,7 +195,7 @@ class ContextDecoder(nn.Module):
 
     Layout (H = ``hidden``, s = ``stride``; channels last inside)::
 
-        context  [B, L]    -> table of 4^k + 1 vectors                    -> c [B, L, H]
+        context  [B, L]    -> table of 4^k + 1 vectors (+ CausalReach over ``reach`` bases) -> c [B, L, H]
         local    [B, d, L']-> conv (k=3) and latent_layers dilated residual convs at stride s, repeat each s times,
                               + a learnt vector per phase within the stride -> u [B, L, H]
         global   [B, D]    -> linear                                      -> (gamma, beta) [B, H]
@@ -147,6 +216,8 @@ class ContextDecoder(nn.Module):
         hidden: H.
         n_layers: residual MLPs after the sum.
         latent_layers: dilated residual convs (dilations 1, 2, 4, ...) over the local codes.
+        reach: bases read by a causal dilated convolution besides the table (0: none; else a power of two).
+        reach_width: channels of that convolution.
     """
 
     def __init__(
@@ -160,6 +231,8 @@ class ContextDecoder(nn.Module):
         hidden: int = 128,
         n_layers: int = 2,
         latent_layers: int = 3,
+        reach: int = 0,
+        reach_width: int = 64,
     ):
         super().__init__()
         if not 0 <= context <= 8:
@@ -173,6 +246,7 @@ class ContextDecoder(nn.Module):
         self.hidden = hidden
         self.n_contexts = 4**context + 1
         self.context_table = nn.Embedding(self.n_contexts, hidden)
+        self.reach = CausalReach(reach, reach_width, hidden) if reach else None
         self.local_in = nn.Conv1d(local_dim, hidden, 3, padding=1) if local_dim else None
         # Dilated residual convs over the code sequence (at 1/stride resolution, cheap): each
         # base's conditioning sees codes 2^(n+1) strides around it, so a repeat or motif spread
@@ -251,11 +325,34 @@ class ContextDecoder(nn.Module):
         Returns:
             ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``.
         """
+        seq_logits, tracks_pred, _ = self.forward_with_chain(seq, local, global_latent, keep, chain=False)
+        return seq_logits, tracks_pred
+
+    def forward_with_chain(
+        self,
+        seq: Tensor,
+        local: Tensor | None,
+        global_latent: Tensor | None,
+        keep: Tensor | None = None,
+        chain: bool = True,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """:meth:`forward`, plus the same windows' logits with the latent off (``chain``).
+
+        The no-latent logits reuse the context features of the pass (only the
+        per-position MLPs run twice), so training the decoder's own chain on
+        every window costs a fraction of a second pass.
+
+        Returns:
+            ``(seq_logits [B, 4, L], tracks_pred [B, T, L], chain_logits [B, 4, L] or None)``.
+        """
         batch = seq.shape[0]
         u, gamma, beta = self._conditioning(local, global_latent, keep, batch, seq.device)
         c = self.context_table(context_index(seq, self.context))  # [B, L, H]
+        if self.reach is not None:
+            c = c + self.reach(seq)
         h = (c + u) * (1 + gamma) + beta
-        return self._head(h).transpose(1, 2), self._tracks(u, gamma, beta)
+        chain_logits = self._head(c).transpose(1, 2) if chain else None
+        return self._head(h).transpose(1, 2), self._tracks(u, gamma, beta), chain_logits
 
     @torch.no_grad()
     def sample(
@@ -286,9 +383,14 @@ class ContextDecoder(nn.Module):
         logits = torch.zeros(batch, 4, length, device=device)
         index = torch.zeros(batch, dtype=torch.long, device=device)
         table = self.context_table.weight
+        buffers = self.reach.start(batch, device) if self.reach is not None else []
+        previous = torch.full((batch,), 4, dtype=torch.long, device=device)
         for i in range(length):
             ctx = index if (k == 0 or i >= k) else torch.full_like(index, unknown)
-            h = (table[ctx] + u[:, i]) * (1 + gamma[:, 0]) + beta[:, 0]
+            c = table[ctx]
+            if self.reach is not None:
+                c = c + self.reach.step(previous, i, buffers)
+            h = (c + u[:, i]) * (1 + gamma[:, 0]) + beta[:, 0]
             step_logits = self._head(h).float()
             if greedy:
                 base = step_logits.argmax(-1)
@@ -296,6 +398,7 @@ class ContextDecoder(nn.Module):
                 base = torch.multinomial(torch.softmax(step_logits, -1), 1, generator=generator).squeeze(1)
             bases[:, i] = base
             logits[:, :, i] = step_logits
+            previous = base
             if k:
                 # The newest base becomes x[i-1] (weight 4^0), the others move up one power of 4
                 # and x[i-k] drops out: the index context_index gives at position i + 1.

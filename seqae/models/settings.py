@@ -37,8 +37,16 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "pooling": "positional_meanmax",
     "composition_k": 0,
     "upsample_mode": "nearest",
-    "decoder": {"kind": "conv", "context": 5, "hidden": 128, "n_layers": 2, "latent_layers": 3},
-    "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.1},
+    "decoder": {
+        "kind": "conv",
+        "context": 5,
+        "hidden": 128,
+        "n_layers": 2,
+        "latent_layers": 3,
+        "reach": 0,
+        "reach_width": 64,
+    },
+    "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.0},
     "dropout": 0.0,
     "head_hidden": 64,
     "blocks": {
@@ -57,6 +65,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
         "vq_commitment": 1.0,
         "infomax": 0.1,
         "cpc": 0.1,
+        "chain": 1.0,
     },
     "adversarial_schedule": {"shape": "sigmoid", "warmup_steps": 2000},
     "adversarial_objective": "reversal",
@@ -112,10 +121,12 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "decoder.hidden": "Width of the autoregressive decoder.",
     "decoder.n_layers": "Residual per-position MLPs of the autoregressive decoder.",
     "decoder.latent_layers": "Dilated residual convolutions (dilations 1, 2, 4, ...) over the local latent sequence in the autoregressive decoder, so that each base's conditioning sees several codes around it.",
+    "decoder.reach": "Previous bases read by a causal dilated convolution (kernel 2, dilations 1, 2, 4, ...) beside the context table: 0 (none) or a power of two up to 1024. With it the latent-off decoder is an order-reach neural chain.",
+    "decoder.reach_width": "Channels of the causal convolution over the previous bases (decoder.reach).",
     "local.enabled": "Add a latent sequence: one VQ code per downsample bases (log2(codebook_size) / downsample bits per base) beside the global blocks (needs decoder.kind autoregressive).",
     "local.dim": "Width of the local code vectors.",
     "local.codebook_size": "Codes in the local codebook (256 at downsample 8: 1 bit per base).",
-    "local.latent_dropout": "Share of training windows decoded with the whole latent switched off, so the decoder also learns its no-latent order-k chain (the baseline of the latent's contribution).",
+    "local.latent_dropout": "Share of training windows decoded with the whole latent switched off, so the decoder also learns its no-latent order-k chain (the baseline of the latent's contribution); mostly replaced by weights.chain, which trains that chain on every window.",
     "dropout": "Dropout inside the residual blocks.",
     "head_hidden": "Hidden width of the supervised and adversarial classifier heads.",
     "blocks": "Latent blocks in order, name -> {size, label}; replaces the default blocks as a whole.",
@@ -134,6 +145,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "weights.vq_commitment": "Multiplier of the VQ commitment loss (beta itself is vq.commitment).",
     "weights.infomax": "Weight of the InfoMax discriminator loss.",
     "weights.cpc": "Weight of the CPC InfoNCE loss.",
+    "weights.chain": "Weight of the autoregressive decoder's own chain loss: the same windows decoded with the latent off, on every training window, so the no-latent chain (the baseline of the latent's contribution and an anomaly score of its own) is fully trained. 0 turns it off (then local.latent_dropout trains the chain on a share of windows).",
     "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
     "adversarial_objective": "What the encoder does against the adversaries: reversal (gradient reversal: ascend their cross-entropy, unbounded), confusion (descend the KL from the batch's label frequencies to their predictions, zero once they learn nothing) or decorrelation (descend the squared correlations between the block's coordinates and the label's classes on the batch, zero once no linear read-out carries the label; the adversaries still train and report their accuracy).",
@@ -295,6 +307,11 @@ def _validate(s: dict[str, Any], where: str) -> None:
     dec, local = s["decoder"], s["local"]
     if not 0 <= dec["context"] <= 8:
         fail("decoder.context", f"must be 0 to 8 bases, got {dec['context']}")
+    reach = dec["reach"]
+    if reach and (reach < 2 or reach > 1024 or reach & (reach - 1)):
+        fail("decoder.reach", f"must be 0 or a power of two from 2 to 1024, got {reach}")
+    if dec["reach_width"] < 1:
+        fail("decoder.reach_width", f"must be positive, got {dec['reach_width']}")
     for key in ("hidden", "n_layers", "latent_layers"):
         if dec[key] < (1 if key == "hidden" else 0):
             fail(f"decoder.{key}", f"must be {'positive' if key == 'hidden' else '>= 0'}, got {dec[key]}")
