@@ -13,7 +13,9 @@ by the number of windows:
    nearby windows), and append both to the HDF5 file.
 
 Outputs, in the folder of ``out``: the windows file, ``windows.bed``,
-``windows.tsv`` and ``extract_report.json``. The QC figure is drawn from the
+``windows.tsv`` and ``extract_report.json``; ``genome_index/<species>/`` holds
+the FASTA indexes seqae builds (and the decompressed copy of a plain-gzip
+FASTA). The QC figure is drawn from the
 windows file by :func:`seqae.plots.plot_extract_qc` (``seqae plot-extract``).
 """
 
@@ -49,6 +51,10 @@ from seqae.store import WindowsSchema, WindowsWriter
 from seqae.tracks import BigWigTrack, read_windows
 
 log = logging.getLogger(__name__)
+
+#: Folder beside the windows file holding each genome's FASTA index (and the
+#: decompressed copy of a plain-gzip FASTA): seqae never writes beside its inputs.
+GENOME_DIR = "genome_index"
 
 LABEL_COLUMNS = [
     "window_id",
@@ -133,11 +139,25 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
     Raises:
         InputError: bad input files (one line: file, line, problem).
     """
-    settings = config["extract"]
     out = Path(out)
+    opened: list[Genome] = []
+    try:
+        return _extract(config, out, progress, opened)
+    except BaseException:
+        # Nothing a failed run made survives it: FASTA indexes and decompressed copies included.
+        for genome in opened:
+            genome.discard_created()
+        raise
+
+
+def _extract(config: Config, out: Path, progress: bool, opened: list[Genome]) -> dict[str, Any]:
+    settings = config["extract"]
     rng = np.random.default_rng(config["seed"])
     track_names = _track_names(config["genomes"])
-    plans = [_plan_genome(genome_cfg, track_names, settings, rng) for genome_cfg in config["genomes"]]
+    plans = [
+        _plan_genome(genome_cfg, track_names, settings, rng, out.parent / GENOME_DIR / genome_cfg["species"], opened)
+        for genome_cfg in config["genomes"]
+    ]
     labels = pd.concat([p.windows for p in plans], ignore_index=True)
     labels["window_id"] = "w" + pd.Series(np.arange(len(labels))).astype(str).str.zfill(7)
     labels = labels[LABEL_COLUMNS]
@@ -195,10 +215,16 @@ def _track_names(genomes: list[Mapping[str, Any]]) -> list[str]:
 
 
 def _plan_genome(
-    genome_cfg: Mapping[str, Any], track_names: list[str], settings: Mapping[str, Any], rng: np.random.Generator
+    genome_cfg: Mapping[str, Any],
+    track_names: list[str],
+    settings: Mapping[str, Any],
+    rng: np.random.Generator,
+    work_dir: Path,
+    opened: list[Genome],
 ) -> GenomePlan:
     species = genome_cfg["species"]
-    genome = Genome(genome_cfg["fasta"])
+    genome = Genome(genome_cfg["fasta"], work_dir=work_dir)
+    opened.append(genome)
     sizes = genome.chrom_sizes
     report: dict[str, Any] = {"species": species, "fasta": str(genome.path), "n_chromosomes": len(sizes)}
 

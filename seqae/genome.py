@@ -8,16 +8,22 @@ pyfaidx index, so extraction never fetches sequence window by window.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import json
+import logging
 import os
 import re
-from collections.abc import Iterable
+import shutil
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pyfaidx
 
 from seqae.errors import InputError
-from seqae.fileio import require_file
+from seqae.fileio import atomic_output, require_file
 
 BASES = "ACGTN"
 CODE_N = 4
@@ -83,46 +89,195 @@ def harmonise_chrom_names(names: Iterable[str], reference: Iterable[str]) -> dic
 
 _LINE_RE = re.compile(r"at line (\d+)")
 
+log = logging.getLogger("seqae")
+
+
+def fasta_compression(path: Path) -> str:
+    """``"plain"``, ``"bgzip"`` (blocked gzip, which pyfaidx reads in place) or ``"gzip"`` (any other gzip)."""
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    if head[:2] != b"\x1f\x8b":
+        return "plain"
+    # BGZF: gzip with the FEXTRA flag and a 'BC' subfield first (SAM/BAM specification, section 4.1).
+    return "bgzip" if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC" else "gzip"
+
+
+@contextlib.contextmanager
+def _fasta_errors(path: Path) -> Iterator[None]:
+    """pyfaidx's and the file system's exceptions as one-line :class:`InputError` lines about ``path``."""
+    try:
+        yield
+    except pyfaidx.FastaIndexingError as exc:
+        match = _LINE_RE.search(str(exc))
+        raise InputError(path, f"malformed FASTA: {exc}", line=int(match.group(1)) if match else None) from None
+    except ValueError as exc:  # pyfaidx: 'Duplicate key "chr1"'
+        raise InputError(path, f"malformed FASTA: {exc}") from None
+    except (EOFError, zlib.error) as exc:
+        raise InputError(path, f"truncated or corrupt bgzip data ({exc})") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read or index FASTA ({exc.strerror or exc})") from None
+
+
+def _is_fresh(index: Path, fasta: Path) -> bool:
+    return index.exists() and index.stat().st_mtime >= fasta.stat().st_mtime
+
+
+def _build_index(fasta: Path, fai: Path, gzi: Path | None) -> None:
+    """Index ``fasta`` into ``fai`` (and ``gzi`` for bgzip), atomically: a failed build leaves no index."""
+    with atomic_output(fai) as tmp_fai, (atomic_output(gzi) if gzi else contextlib.nullcontext()) as tmp_gzi:
+        # pyfaidx would read the empty placeholders as an index: it writes them itself.
+        tmp_fai.unlink()
+        if tmp_gzi is not None:
+            tmp_gzi.unlink()
+        with _fasta_errors(fasta):
+            pyfaidx.Faidx(
+                str(fasta), indexname=str(tmp_fai), gzi_indexname=str(tmp_gzi) if tmp_gzi else None, as_raw=True
+            ).close()
+
+
+def _decompressed_copy(source: Path, work_dir: Path) -> tuple[Path, list[Path]]:
+    """A plain copy of the gzip FASTA ``source`` in ``work_dir``, made once (remade when ``source`` changes).
+
+    Returns:
+        (the copy, the files made by this call: none when an earlier copy was reused).
+    """
+    name = source.name[: -len(".gz")] if source.name.endswith(".gz") else source.name + ".fa"
+    target = work_dir / name
+    stamp = work_dir / f"{name}.source.json"
+    st = source.stat()
+    want = {"source": str(source.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if target.exists() and stamp.exists():
+        with contextlib.suppress(ValueError):
+            if json.loads(stamp.read_text()) == want:
+                return target, []
+    log.info(
+        "%s: gzip-compressed but not bgzip, so it cannot be indexed in place; decompressing it once into %s "
+        "(to skip this, recompress it with `gunzip -c %s | bgzip > %s`)",
+        source, target, source.name, name + ".gz",
+    )  # fmt: skip
+    with atomic_output(target) as tmp:
+        try:
+            with gzip.open(source, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise InputError(source, f"is not a valid gzip file ({exc})") from None
+    with atomic_output(stamp) as tmp:
+        tmp.write_text(json.dumps(want) + "\n")
+    return target, [target, stamp]
+
 
 class Genome:
     """A FASTA genome opened through its pyfaidx index.
 
     Args:
-        fasta: path to a FASTA (plain or bgzip-compressed). Its ``.fai`` index
-            is built beside it when missing, which needs a writable folder.
+        fasta: path to a FASTA: plain, bgzip-compressed (read in place), or
+            gzip-compressed (decompressed once into ``work_dir``; refused
+            without one, with the command that bgzips it).
+        max_cached_bases: decoded chromosomes are kept while they fit.
+        work_dir: a folder seqae owns (e.g. under the results). The index
+            (``.fai``, and ``.gzi`` for bgzip) is used from beside the FASTA
+            or in ``work_dir`` when one is there and not older than the
+            FASTA; otherwise it is built beside the FASTA, or here when the
+            FASTA's folder is not writable (without a work_dir that is an
+            error). An index is built under a temporary name and renamed
+            when complete, so a failed build leaves none; the caller removes
+            what a failed run made with :meth:`discard_created`.
 
     Raises:
         InputError: missing file, malformed FASTA, duplicate record names,
             or no index and no permission to write one.
     """
 
-    def __init__(self, fasta: str | os.PathLike[str], max_cached_bases: int = 1 << 30):
-        self.path = require_file(fasta, "genome FASTA")
+    def __init__(
+        self,
+        fasta: str | os.PathLike[str],
+        max_cached_bases: int = 1 << 30,
+        work_dir: str | os.PathLike[str] | None = None,
+    ):
+        self.source = require_file(fasta, "genome FASTA")
         # Chromosomes already decoded are kept while they fit in this budget
         # (bytes = bases), so a second pass over the genome reads nothing again.
         self._max_cached_bases = max_cached_bases
         self._cache: dict[str, np.ndarray] = {}
-        index_path = Path(f"{self.path}.fai")
-        if not index_path.exists() and not os.access(self.path.parent, os.W_OK):
-            raise InputError(
-                self.path,
-                f"FASTA has no index ({index_path.name}) and its folder is not writable; "
-                "index it with `samtools faidx` or copy it to a writable folder",
-            )
+        self.created: list[Path] = []  # files made here; see discard_created
+        self._fasta = None
+        self._work = Path(work_dir) if work_dir is not None else None
         try:
-            self._fasta = pyfaidx.Fasta(str(self.path), as_raw=True, sequence_always_upper=False, rebuild=False)
-        except pyfaidx.FastaIndexingError as exc:
-            match = _LINE_RE.search(str(exc))
-            raise InputError(self.path, f"malformed FASTA: {exc}", line=int(match.group(1)) if match else None) from None
-        except ValueError as exc:  # pyfaidx: 'Duplicate key "chr1"'
-            raise InputError(self.path, f"malformed FASTA: {exc}") from None
-        except OSError as exc:
-            raise InputError(self.path, f"cannot read or index FASTA ({exc.strerror or exc})") from None
+            self._open(self._work)
+        except BaseException:
+            self.discard_created()
+            raise
+
+    def _open(self, work: Path | None) -> None:
+        compression = fasta_compression(self.source)
+        if compression == "gzip":
+            if work is None:
+                raise InputError(
+                    self.source,
+                    "FASTA is gzip-compressed, which cannot be indexed for random access; recompress it with "
+                    f"bgzip: `gunzip -c {self.source.name} | bgzip > {self.source.name}.bgz` (htslib)",
+                )
+            work.mkdir(parents=True, exist_ok=True)
+            self.path, made = _decompressed_copy(self.source, work)
+            self.created += made
+            compression = "plain"
+        else:
+            self.path = self.source
+        self._bgzip = compression == "bgzip"
+        fai, gzi = self._index_paths(work)
+        with _fasta_errors(self.path):
+            self._fasta = pyfaidx.Fasta(
+                str(self.path),
+                indexname=str(fai),
+                gzi_indexname=str(gzi) if gzi else None,
+                as_raw=True,
+                sequence_always_upper=False,
+                rebuild=False,
+                build_index=False,
+            )
+        self.index_path = fai
         self._index = self._fasta.faidx.index
         if not self._index:
             raise InputError(self.path, "FASTA holds no sequence records")
         self.chrom_sizes: dict[str, int] = {name: int(rec.rlen) for name, rec in self._index.items()}
-        self._bgzip = bool(getattr(self._fasta.faidx, "_bgzf", False))
+
+    def _index_paths(self, work: Path | None) -> tuple[Path, Path | None]:
+        """The index files to read (building them first if needed): beside the FASTA, or in ``work``."""
+        path = self.path
+
+        def named(folder: Path) -> tuple[Path, Path | None]:
+            return folder / f"{path.name}.fai", (folder / f"{path.name}.gzi" if self._bgzip else None)
+
+        for folder in [path.parent] + ([work] if work is not None and work != path.parent else []):
+            fai, gzi = named(folder)
+            if _is_fresh(fai, path) and (gzi is None or _is_fresh(gzi, path)):
+                return fai, gzi
+        if os.access(path.parent, os.W_OK):
+            fai, gzi = named(path.parent)
+        elif work is not None:
+            fai, gzi = named(work)
+            log.info("%s: the FASTA's folder is not writable; indexing it into %s", path, work)
+        else:
+            raise InputError(
+                path,
+                f"FASTA has no index ({path.name}.fai) and its folder is not writable; "
+                "index it with `samtools faidx` or copy it to a writable folder",
+            )
+        _build_index(path, fai, gzi)
+        self.created += [f for f in (fai, gzi) if f is not None]
+        return fai, gzi
+
+    def discard_created(self) -> None:
+        """Remove the files this object created (index, decompressed copy): a failed run leaves none."""
+        self.close()
+        for path in self.created:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self.created.clear()
+        if self._work is not None:
+            for folder in (self._work, self._work.parent):  # seqae's folders, when nothing else is in them
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     @property
     def chroms(self) -> list[str]:
@@ -175,7 +330,8 @@ class Genome:
     def close(self) -> None:
         """Release the FASTA file handle and the cached chromosomes."""
         self._cache.clear()
-        self._fasta.close()
+        if self._fasta is not None:
+            self._fasta.close()
 
     def __enter__(self) -> Genome:
         return self

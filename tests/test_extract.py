@@ -304,3 +304,53 @@ def test_tracks_without_bigwig_and_float32(tiny_inputs):
     seq, tracks = read_windows(out)
     assert tracks is None and seq.shape[1] == 100
     assert (read_labels(out)["kind"] == "peak").all()
+
+
+@pytest.mark.parametrize("compression", ["bgzip", "gzip"])
+def test_compressed_fasta(tiny_inputs, compression, caplog):
+    """bgzip is read in place; plain gzip is decompressed once beside the outputs, with a log line."""
+    import gzip
+
+    d = tiny_inputs["dir"]
+    fa_gz = d / "genome.fa.gz"
+    if compression == "bgzip":
+        from Bio import bgzf
+
+        with bgzf.BgzfWriter(str(fa_gz), "wb") as w:
+            w.write(tiny_inputs["fasta"].read_bytes())
+    else:
+        fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes()))
+    plain_out = d / "plain" / "windows.h5"
+    extract_windows(tiny_inputs["config"], plain_out, progress=False)
+    tiny_inputs["config"]["genomes"][0]["fasta"] = str(fa_gz)
+    out = d / "gz" / "windows.h5"
+    with caplog.at_level("INFO", logger="seqae"):
+        extract_windows(tiny_inputs["config"], out, progress=False)
+    assert np.array_equal(read_windows(out)[0], read_windows(plain_out)[0])
+    if compression == "bgzip":  # indexed in place, the folder being writable
+        assert (d / "genome.fa.gz.fai").exists() and (d / "genome.fa.gz.gzi").exists()
+        assert not (out.parent / "genome_index").exists()
+    else:
+        index = sorted(p.name for p in (out.parent / "genome_index" / "tiny").iterdir())
+        assert index == ["genome.fa", "genome.fa.fai", "genome.fa.source.json"]
+        assert "decompressing it once" in caplog.text
+        assert not (d / "genome.fa.gz.fai").exists()
+
+
+def test_failed_run_leaves_no_index_or_copy(tiny_inputs, capsys):
+    import gzip
+
+    d = tiny_inputs["dir"]
+    fa_gz = d / "genome.fa.gz"
+    fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes()))
+    config = tiny_inputs["config"]
+    config["genomes"][0]["fasta"] = str(fa_gz)
+    tiny_inputs["peaks"]["TFA"].write_text("chr1\t100\t200\tx\t5\t.\t1\t1\t1\t500\n")
+    out = d / "failed" / "windows.h5"
+    code, err = run_cli(config, out, capsys)
+    assert code == 2 and len(err) == 1 and "TFA.narrowPeak:1: summit" in err[0]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["c.yaml"]
+    # The same for an index beside a plain FASTA, built by the failed run.
+    config["genomes"][0]["fasta"] = str(tiny_inputs["fasta"])
+    code, err = run_cli(config, out, capsys)
+    assert code == 2 and not (d / "genome.fa.fai").exists()
