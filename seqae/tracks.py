@@ -17,7 +17,7 @@ import pyBigWig
 
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, require_file
-from seqae.genome import harmonise_chrom_names
+from seqae.genome import ChromAliases
 
 TRANSFORMS = ("none", "log1p")
 
@@ -29,10 +29,16 @@ class BigWigTrack:
         path: the bigWig file.
         name: the track's name (e.g. the TF).
         reference_chroms: FASTA chromosome names; bigWig names are matched to
-            them with :func:`seqae.genome.harmonise_chrom_names`.
+            them by ``aliases`` (:class:`seqae.genome.ChromAliases`, ``auto`` by default).
     """
 
-    def __init__(self, path: str | os.PathLike[str], name: str, reference_chroms: Sequence[str]):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        reference_chroms: Sequence[str],
+        aliases: ChromAliases | None = None,
+    ):
         self.path = require_file(path, "bigWig file")
         self.name = name
         try:
@@ -43,7 +49,8 @@ class BigWigTrack:
             raise InputError(self.path, "not a bigWig file (pyBigWig could not open it as one)")
         self._bw = handle
         own = handle.chroms()
-        to_reference = harmonise_chrom_names(own, reference_chroms)
+        to_reference = (aliases or ChromAliases(reference_chroms)).map_source(self.path, own)
+        self.chrom_names = {ref: mine for mine, ref in to_reference.items() if mine != ref}
         self._own_name = {ref: mine for mine, ref in to_reference.items()}
         self._own_size = {ref: int(own[mine]) for mine, ref in to_reference.items()}
 
