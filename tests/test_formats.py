@@ -160,3 +160,37 @@ def test_extraction_labels_match_hand_counts(name: str, compression: str | None,
         gene_id, gene_name, biotype = genes[letter]
         got = (row["gene_id"], row["gene_name"], row["gene_biotype"], row["tss_distance"], row["region_class"])
         assert got == (gene_id, gene_name, biotype, distance, region), (name, summit)
+
+
+def test_default_blocks_train_on_an_annotation_without_gene_lines(tmp_path: Path) -> None:
+    """The default model's blocks (chrom, gene: region_class, residual) have labels on a real annotation."""
+    import torch
+
+    from seqae.train import train_model
+
+    chrom = "scaffold_1"
+    rng = np.random.default_rng(4)
+    fasta = write_fasta(tmp_path / "genome.fa", {chrom: random_dna(rng, 20000), "scaffold_2": random_dna(rng, 6000)})
+    peaks = tmp_path / "tf.narrowPeak"
+    summits = list(range(300, 19700, 150)) + list(range(300, 5700, 300))
+    names = [chrom] * len(range(300, 19700, 150)) + ["scaffold_2"] * len(range(300, 5700, 300))
+    peaks.write_text("".join(f"{c}\t{s - 50}\t{s + 50}\tp{i}\t10\t.\t5\t5\t5\t50\n"
+                             for i, (c, s) in enumerate(zip(names, summits, strict=True))))  # fmt: skip
+    config = make_config(
+        fasta=fasta,
+        tfs=[("TF", peaks, None)],
+        annotation=FORMATS / "fungal_mrna_only.gff3",
+        extract={"window_len": 200, "max_jitter": 8, "split": {"bin_size": 500}},
+        models={"plain": {"channels": 16, "n_res_blocks": 1, "dilations": [1, 2], "head_hidden": 16}},
+        training={"batch_size": 16, "epochs": 1, "max_steps": 2, "warmup_steps": 1, "num_workers": 0},
+    )
+    out = tmp_path / "out" / "windows.h5"
+    extract_windows(config, out, progress=False)
+    assert set(read_labels(out)["region_class"]) == {"promoter", "gene_body", "intergenic"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train_model(config, "plain", out, tmp_path / "plain", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert result["steps"] == 2 and (tmp_path / "plain" / "best.pt").exists()
