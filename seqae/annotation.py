@@ -205,7 +205,7 @@ def _climb(own: np.ndarray, parent: np.ndarray, level: np.ndarray, max_steps: in
     first = ~keys.duplicated()  # discontinuous features (CDS pieces) share an ID
     index, at = keys[first], np.flatnonzero(has)[first]
     top = np.arange(len(level))
-    for _ in range(max_steps):
+    for _ in range(max_steps if len(at) else 0):
         cand = np.flatnonzero(level[top] > _GENE)
         if cand.size == 0:
             break

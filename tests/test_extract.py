@@ -228,9 +228,15 @@ def test_cli_runs(tiny_inputs, capsys):
         ("no_shared_names", r"TFA\.narrowPeak: no chromosome name in common with the FASTA"),
         ("missing_fasta", r"absent\.fa: genome FASTA does not exist"),
         ("bad_gtf", r"genes\.gtf:2: "),
+        ("truncated_bigwig", r"cut\.bw: not a bigWig file, or a truncated one"),
+        ("corrupt_gzip_fasta", r"genome\.fa\.gz: is not a valid gzip file"),
+        ("gff3_mrna_without_ids", r"genes\.gff3:2: mRNA line has neither ID nor Parent attribute"),
+        ("alias_table_naming_nothing", r"alias\.txt: no line names a sequence of the FASTA"),
+        ("every_peak_excluded", r"TFA\.narrowPeak: every peak is on a chromosome that extract\.chromosomes leaves out"),
     ],
 )
-def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capsys, breakage, message):
+def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, message):
+    """One line from seqae on stderr, read at the file-descriptor level (capfd), so native noise would show."""
     config = tiny_inputs["config"]
     genome = config["genomes"][0]
     d = tiny_inputs["dir"]
@@ -253,13 +259,30 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capsys, breakage, m
         lines = tiny_inputs["gtf"].read_text().splitlines()
         lines[1] = lines[1].replace("\t1001\t", "\tone\t")
         tiny_inputs["gtf"].write_text("\n".join(lines) + "\n")
+    elif breakage == "truncated_bigwig":
+        (d / "cut.bw").write_bytes(tiny_inputs["bigwigs"]["TFA"].read_bytes()[:300])
+        genome["tfs"][0]["bigwig"] = str(d / "cut.bw")
+    elif breakage == "corrupt_gzip_fasta":
+        import gzip
+
+        (d / "genome.fa.gz").write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes())[:400])
+        genome["fasta"] = str(d / "genome.fa.gz")
+    elif breakage == "gff3_mrna_without_ids":
+        (d / "genes.gff3").write_text("##gff-version 3\nchr1\tx\tmRNA\t10\t900\t.\t+\t.\tName=a\n")
+        genome["annotation"] = str(d / "genes.gff3")
+    elif breakage == "alias_table_naming_nothing":
+        (d / "alias.txt").write_text("scaffold_1\t1\n")
+        genome["chrom_aliases"] = str(d / "alias.txt")
+    elif breakage == "every_peak_excluded":
+        config["extract"]["chromosomes"] = {"include": "peaks", "exclude": ["chr*"]}
     out = d / "bad" / "windows.h5"
-    code, err = run_cli(config, out, capsys)
+    code, err = run_cli(config, out, capfd)
     assert code == 2
     assert len(err) == 1, err
     assert pytest.importorskip("re").search(message, err[0]), err[0]
     assert not out.exists()
     assert not list(out.parent.glob(".windows.h5*"))
+    assert not (out.parent / "genome_index").exists()
 
 
 def test_failure_while_writing_leaves_no_file(tiny_inputs, monkeypatch):
