@@ -43,9 +43,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "head_hidden": 64,
     "blocks": {
         "chrom": {"size": 16, "label": "chrom"},
-        # region_class (promoter / gene_body / intergenic) exists for any annotation;
-        # gene_family only where the annotation has such an attribute (the demo's).
-        "gene": {"size": 16, "label": "region_class"},
+        "gene": {"size": 16, "label": "gene_family"},
         "residual": {"size": 32, "label": None},
     },
     "denoise": {"enabled": False, "substitution_rate": 0.05, "mask_rate": 0.05, "track_noise": 0.1},
