@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,8 +25,12 @@ def measure_and_sample_background(
     settings: Mapping[str, Any],
     rng: np.random.Generator,
     report: dict[str, Any],
+    chromosomes: Collection[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Measure GC/N of peak windows, drop N-rich ones, and draw GC-matched background windows.
+
+    Background windows are drawn from ``chromosomes`` (default: every FASTA
+    sequence), in proportion to their usable length.
 
     Returns:
         ``(peak windows with gc and n_fraction, background windows)``.
@@ -35,7 +39,10 @@ def measure_and_sample_background(
     sizes = genome.chrom_sizes
     n_wanted = int(round(settings["background_ratio"] * len(windows)))
     n_candidates = 0 if n_wanted == 0 else max(_CANDIDATES_PER_BACKGROUND * n_wanted, _MIN_CANDIDATES)
-    usable = {c: max(0, s - window_len - 2 * flank) for c, s in sizes.items()}
+    usable = {
+        c: max(0, s - window_len - 2 * flank) if chromosomes is None or c in chromosomes else 0
+        for c, s in sizes.items()
+    }
     total_usable = sum(usable.values())
 
     gc = np.full(len(windows), np.nan)

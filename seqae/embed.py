@@ -6,7 +6,7 @@ windows file (all of them, or some splits) and writes into ``outdir``:
 ``embeddings.parquet``
     One row per window, in file order: every label column of the windows
     file, then one float32 column per latent coordinate named
-    ``<block>_<i>`` (``chrom_00``, ``chrom_01``, ..., the index zero-padded to
+    ``z_<block>_<i>`` (``z_chrom_00``, ``z_chrom_01``, ..., the index zero-padded to
     the block's width), then ``anomaly_score`` (the model's reconstruction
     error, :meth:`~seqae.models.SequenceAutoencoder.anomaly_score`: sequence
     cross-entropy in nats per non-N base plus ``weights.tracks`` x the track
@@ -310,11 +310,15 @@ def select_rows(labels: Any, splits: Sequence[str] | str | None, windows_path: A
 
 
 def latent_column_names(sizes: dict[str, int]) -> list[str]:
-    """``<block>_<i>`` for every latent coordinate in layout order, ``i`` zero-padded to the block's width (>= 2)."""
+    """``z_<block>_<i>`` for every latent coordinate in layout order, ``i`` zero-padded to the block's width (>= 2).
+
+    The ``z_`` prefix is one no label column has, so a block's columns are
+    selected by prefix (``z_gene_``) without catching ``gene_id`` or ``gene_name``.
+    """
     names = []
     for block, size in sizes.items():
         width = max(2, len(str(size - 1)))
-        names.extend(f"{block}_{i:0{width}d}" for i in range(size))
+        names.extend(f"z_{block}_{i:0{width}d}" for i in range(size))
     return names
 
 

@@ -13,12 +13,15 @@ by the number of windows:
    nearby windows), and append both to the HDF5 file.
 
 Outputs, in the folder of ``out``: the windows file, ``windows.bed``,
-``windows.tsv`` and ``extract_report.json``. The QC figure is drawn from the
+``windows.tsv`` and ``extract_report.json``; ``genome_index/<species>/`` holds
+the FASTA indexes seqae builds (and the decompressed copy of a plain-gzip
+FASTA). The QC figure is drawn from the
 windows file by :func:`seqae.plots.plot_extract_qc` (``seqae plot-extract``).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 from collections.abc import Mapping
@@ -36,8 +39,8 @@ from seqae.background import measure_and_sample_background
 from seqae.config import Config
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, write_tsv
-from seqae.genome import Genome, gather_windows, harmonise_chrom_names
-from seqae.genome_inputs import read_genome_genes, read_genome_peaks
+from seqae.genome import ChromAliases, Genome, gather_windows
+from seqae.genome_inputs import genome_aliases, read_genome_genes, read_genome_peaks
 from seqae.intervals import (
     merge_close_summits,
     overlaps_any,
@@ -49,6 +52,10 @@ from seqae.store import WindowsSchema, WindowsWriter
 from seqae.tracks import BigWigTrack, read_windows
 
 log = logging.getLogger(__name__)
+
+#: Folder beside the windows file holding each genome's FASTA index (and the
+#: decompressed copy of a plain-gzip FASTA): seqae never writes beside its inputs.
+GENOME_DIR = "genome_index"
 
 LABEL_COLUMNS = [
     "window_id",
@@ -133,11 +140,25 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
     Raises:
         InputError: bad input files (one line: file, line, problem).
     """
-    settings = config["extract"]
     out = Path(out)
+    opened: list[Genome] = []
+    try:
+        return _extract(config, out, progress, opened)
+    except BaseException:
+        # Nothing a failed run made survives it: FASTA indexes and decompressed copies included.
+        for genome in opened:
+            genome.discard_created()
+        raise
+
+
+def _extract(config: Config, out: Path, progress: bool, opened: list[Genome]) -> dict[str, Any]:
+    settings = config["extract"]
     rng = np.random.default_rng(config["seed"])
     track_names = _track_names(config["genomes"])
-    plans = [_plan_genome(genome_cfg, track_names, settings, rng) for genome_cfg in config["genomes"]]
+    plans = [
+        _plan_genome(genome_cfg, track_names, settings, rng, out.parent / GENOME_DIR / genome_cfg["species"], opened)
+        for genome_cfg in config["genomes"]
+    ]
     labels = pd.concat([p.windows for p in plans], ignore_index=True)
     labels["window_id"] = "w" + pd.Series(np.arange(len(labels))).astype(str).str.zfill(7)
     labels = labels[LABEL_COLUMNS]
@@ -195,15 +216,33 @@ def _track_names(genomes: list[Mapping[str, Any]]) -> list[str]:
 
 
 def _plan_genome(
-    genome_cfg: Mapping[str, Any], track_names: list[str], settings: Mapping[str, Any], rng: np.random.Generator
+    genome_cfg: Mapping[str, Any],
+    track_names: list[str],
+    settings: Mapping[str, Any],
+    rng: np.random.Generator,
+    work_dir: Path,
+    opened: list[Genome],
 ) -> GenomePlan:
     species = genome_cfg["species"]
-    genome = Genome(genome_cfg["fasta"])
+    genome = Genome(genome_cfg["fasta"], work_dir=work_dir)
+    opened.append(genome)
     sizes = genome.chrom_sizes
     report: dict[str, Any] = {"species": species, "fasta": str(genome.path), "n_chromosomes": len(sizes)}
 
-    peaks, peak_report = read_genome_peaks(genome_cfg, genome)
+    aliases = genome_aliases(genome_cfg, genome)
+    peaks, peak_report = read_genome_peaks(genome_cfg, genome, aliases)
     report["peaks"] = peak_report
+    peak_chroms, background_chroms = select_chromosomes(settings["chromosomes"], genome.chroms, peaks["chrom"])
+    excluded = ~peaks["chrom"].isin(peak_chroms).to_numpy()
+    report["dropped_excluded_chromosome"] = int(excluded.sum())
+    report["background_chromosomes"] = len(background_chroms)
+    if excluded.all():
+        raise InputError(
+            genome_cfg["tfs"][0]["peaks"],
+            f"every peak is on a chromosome that extract.chromosomes leaves out "
+            f"({', '.join(sorted(peaks['chrom'].unique())[:5])})",
+        )
+    peaks = peaks[~excluded].reset_index(drop=True)
     merged = merge_close_summits(peaks, settings["merge_distance"])
     report["n_summits"] = len(peaks)
     report["n_after_merge"] = len(merged)
@@ -228,7 +267,7 @@ def _plan_genome(
     report["dropped_chromosome_end"] = int((~inside).sum())
     windows = windows[inside]
 
-    blacklist = _read_blacklist(genome_cfg.get("blacklist"), sizes)
+    blacklist = _read_blacklist(genome_cfg.get("blacklist"), aliases)
     if blacklist is not None:
         hit = overlaps_any(
             windows["chrom"].to_numpy(), windows["start"].to_numpy(), windows["end"].to_numpy(), blacklist
@@ -239,7 +278,9 @@ def _plan_genome(
         report["dropped_blacklist"] = 0
 
     windows = windows.reset_index(drop=True)
-    windows, background = measure_and_sample_background(genome, windows, blacklist, settings, rng, report)
+    windows, background = measure_and_sample_background(
+        genome, windows, blacklist, settings, rng, report, chromosomes=background_chroms
+    )
     windows = pd.concat([windows, background], ignore_index=True)
     chrom_order = {c: i for i, c in enumerate(genome.chroms)}
     windows = (
@@ -249,7 +290,7 @@ def _plan_genome(
         .reset_index(drop=True)
     )
 
-    genes = read_genome_genes(genome_cfg.get("annotation"), sizes, report)
+    genes = read_genome_genes(genome_cfg.get("annotation"), sizes, report, aliases)
     centre = windows["start"].to_numpy() + window_len // 2
     if genes is not None:
         gene_labels = annotate_positions(
@@ -265,15 +306,46 @@ def _plan_genome(
         windows[column] = gene_labels[column].to_numpy()
     windows["split"] = assign_split(species, windows["chrom"].to_numpy(), windows["start"].to_numpy(), settings)
 
-    tracks = _open_tracks(genome_cfg, track_names, genome, windows)
+    tracks = _open_tracks(genome_cfg, track_names, aliases, windows)
+    report["bigwig_chrom_names"] = {
+        name: track.chrom_names for name, track in zip(track_names, tracks, strict=True) if track is not None
+    }
     return GenomePlan(species=species, genome=genome, windows=windows, tracks=tracks, report=report)
 
 
-def _read_blacklist(path: str | None, sizes: Mapping[str, int]) -> pd.DataFrame | None:
+def select_chromosomes(
+    rule: Mapping[str, Any], fasta_chroms: list[str], peak_chroms: pd.Series
+) -> tuple[set[str], set[str]]:
+    """The chromosomes whose peaks are kept and those background windows are drawn from (``extract.chromosomes``).
+
+    ``include``: ``peaks`` (the chromosomes that hold peaks: background
+    windows add no chromosome the peaks lack), ``all`` (every FASTA
+    sequence), or a list of names and shell-style patterns (``chr?``,
+    ``chr[0-9]*``); ``exclude``: names and patterns removed from both
+    (``chrM``, ``*_random``, ``chrUn_*``). Patterns are matched against the
+    FASTA's names.
+    """
+    def matching(patterns: list[str]) -> set[str]:
+        return {c for c in fasta_chroms if any(fnmatch.fnmatchcase(c, pat) for pat in patterns)}
+
+    excluded = matching(rule["exclude"])
+    with_peaks = set(pd.unique(peak_chroms))
+    include = rule["include"]
+    if include == "peaks":
+        peaks, background = with_peaks, with_peaks
+    elif include == "all":
+        peaks, background = with_peaks, set(fasta_chroms)
+    else:
+        chosen = matching(include)
+        peaks, background = with_peaks & chosen, chosen
+    return peaks - excluded, background - excluded
+
+
+def _read_blacklist(path: str | None, aliases: ChromAliases) -> pd.DataFrame | None:
     if not path:
         return None
     intervals = read_bed_intervals(path)
-    mapping = harmonise_chrom_names(intervals["chrom"].unique(), sizes)
+    mapping = aliases.map_source(path, intervals["chrom"].unique())
     renamed, _ = rename_chromosomes(intervals, mapping)
     return renamed
 
@@ -292,7 +364,7 @@ def _no_gene_labels(n: int) -> pd.DataFrame:
 
 
 def _open_tracks(
-    genome_cfg: Mapping[str, Any], track_names: list[str], genome: Genome, windows: pd.DataFrame
+    genome_cfg: Mapping[str, Any], track_names: list[str], aliases: ChromAliases, windows: pd.DataFrame
 ) -> list[BigWigTrack | None]:
     """Open this genome's bigWigs in track order; check they cover every window's chromosome."""
     by_name = {tf["name"]: tf.get("bigwig") for tf in genome_cfg["tfs"]}
@@ -303,7 +375,7 @@ def _open_tracks(
         if not path:
             tracks.append(None)
             continue
-        track = BigWigTrack(path, name, genome.chroms)
+        track = BigWigTrack(path, name, aliases.reference, aliases)
         for chrom, count in needed.items():
             if not track.has_chrom(str(chrom)):
                 raise InputError(path, f"bigWig has no chromosome {chrom!r}, which holds {count} windows")

@@ -8,16 +8,24 @@ pyfaidx index, so extraction never fetches sequence window by window.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import json
+import logging
 import os
 import re
-from collections.abc import Iterable
+import shutil
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pyfaidx
 
 from seqae.errors import InputError
-from seqae.fileio import require_file
+from seqae.fileio import atomic_output, require_file
+
+log = logging.getLogger("seqae")
 
 BASES = "ACGTN"
 CODE_N = 4
@@ -61,68 +69,297 @@ def chrom_key(name: str) -> str:
 
 
 def harmonise_chrom_names(names: Iterable[str], reference: Iterable[str]) -> dict[str, str]:
-    """Map each of ``names`` to the ``reference`` (FASTA) name it denotes.
+    """Map each of ``names`` to the ``reference`` (FASTA) name it denotes, by the ``auto`` rule.
 
     An exact match wins; otherwise names are matched by :func:`chrom_key`
     (``chr`` prefix and mitochondrion spelling ignored). Names with no
-    counterpart are left out of the mapping.
+    counterpart are left out of the mapping. See :class:`ChromAliases`.
     """
-    reference = list(reference)
+    return ChromAliases(reference).match(names)
+
+
+#: ``chrom_aliases`` values that are rules, not alias files.
+ALIAS_RULES = ("auto", "none")
+
+
+class ChromAliases:
+    """How chromosome names of peaks, annotations, blacklists and bigWigs meet the FASTA's (``chrom_aliases``).
+
+    An exact name always matches. Beyond that, ``rule`` is ``"auto"``
+    (``chr1`` / ``1`` / ``Chr1`` and ``chrM`` / ``MT`` / ``M`` meet, both ways),
+    ``"none"`` (exact names only), or the path of an alias table: UCSC's
+    ``chromAlias.txt`` layout, tab-separated, one line per sequence holding
+    every name of it (``#`` lines are headers); each name on a line whose
+    names include a FASTA name maps to that FASTA name. A name found on the
+    lines of two FASTA sequences is ambiguous and not used (logged).
+
+    Raises:
+        InputError: an alias file that is missing or names no FASTA sequence.
+    """
+
+    def __init__(self, reference: Iterable[str], rule: str = "auto"):
+        self.reference = list(reference)
+        self.rule = rule
+        self._exact = set(self.reference)
+        self._aliases: dict[str, str] = {}
+        if rule == "auto":
+            for ref in self.reference:
+                self._aliases.setdefault(chrom_key(ref), ref)
+        elif rule != "none":
+            self._aliases = _read_alias_table(rule, self.reference)
+
+    def _lookup(self, name: str) -> str | None:
+        if name in self._exact:
+            return name
+        if self.rule == "auto":
+            return self._aliases.get(chrom_key(name))
+        return self._aliases.get(name)
+
+    def match(self, names: Iterable[str]) -> dict[str, str]:
+        """``{name: FASTA name}`` for every one of ``names`` that has a counterpart."""
+        found = {name: self._lookup(name) for name in set(names)}
+        return {name: ref for name, ref in found.items() if ref is not None}
+
+    def map_source(self, source: str | os.PathLike[str], names: Iterable[str]) -> dict[str, str]:
+        """:meth:`match`, logging once the names of ``source`` that were renamed (the alias rule at work)."""
+        mapping = self.match(names)
+        renamed = sorted((name, ref) for name, ref in mapping.items() if name != ref)
+        if renamed:
+            how = f"chrom_aliases: {self.rule}" if self.rule in ALIAS_RULES else f"the alias table {self.rule}"
+            log.info(
+                "%s: %d chromosome names matched to the FASTA's by %s (%s%s)",
+                source,
+                len(renamed),
+                how,
+                ", ".join(f"{name} -> {ref}" for name, ref in renamed[:5]),
+                ", ..." if len(renamed) > 5 else "",
+            )
+        return mapping
+
+
+def _read_alias_table(path: str | os.PathLike[str], reference: list[str]) -> dict[str, str]:
+    """Alias -> FASTA name from a UCSC-style alias table (see :class:`ChromAliases`)."""
+    p = require_file(path, "chromosome alias table")
     exact = set(reference)
-    by_key: dict[str, str] = {}
-    for ref in reference:
-        by_key.setdefault(chrom_key(ref), ref)
-    mapping: dict[str, str] = {}
-    for name in set(names):
-        if name in exact:
-            mapping[name] = name
-        elif chrom_key(name) in by_key:
-            mapping[name] = by_key[chrom_key(name)]
-    return mapping
+    aliases: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    names_a_sequence = False
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(p, f"cannot read the chromosome alias table ({exc})") from None
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        names = [n.strip() for n in line.split("\t") if n.strip()]
+        refs = [n for n in names if n in exact]
+        if not refs:
+            continue
+        names_a_sequence = True
+        for name in names:
+            if name in exact:
+                continue
+            if aliases.setdefault(name, refs[0]) != refs[0]:
+                ambiguous.add(name)
+    if not names_a_sequence:
+        raise InputError(p, f"no line names a sequence of the FASTA (FASTA has: {', '.join(reference[:5])})")
+    for name in ambiguous:
+        del aliases[name]
+    if ambiguous:
+        log.warning("%s: %d names stand for several FASTA sequences and are not used (e.g. %s)",
+                    p, len(ambiguous), min(ambiguous))  # fmt: skip
+    return aliases
 
 
 _LINE_RE = re.compile(r"at line (\d+)")
+
+
+def fasta_compression(path: Path) -> str:
+    """``"plain"``, ``"bgzip"`` (blocked gzip, which pyfaidx reads in place) or ``"gzip"`` (any other gzip)."""
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    if head[:2] != b"\x1f\x8b":
+        return "plain"
+    # BGZF: gzip with the FEXTRA flag and a 'BC' subfield first (SAM/BAM specification, section 4.1).
+    return "bgzip" if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC" else "gzip"
+
+
+@contextlib.contextmanager
+def _fasta_errors(path: Path) -> Iterator[None]:
+    """pyfaidx's and the file system's exceptions as one-line :class:`InputError` lines about ``path``."""
+    try:
+        yield
+    except pyfaidx.FastaIndexingError as exc:
+        match = _LINE_RE.search(str(exc))
+        raise InputError(path, f"malformed FASTA: {exc}", line=int(match.group(1)) if match else None) from None
+    except ValueError as exc:  # pyfaidx: 'Duplicate key "chr1"'
+        raise InputError(path, f"malformed FASTA: {exc}") from None
+    except (EOFError, zlib.error) as exc:
+        raise InputError(path, f"truncated or corrupt bgzip data ({exc})") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read or index FASTA ({exc.strerror or exc})") from None
+
+
+def _is_fresh(index: Path, fasta: Path) -> bool:
+    return index.exists() and index.stat().st_mtime >= fasta.stat().st_mtime
+
+
+def _build_index(fasta: Path, fai: Path, gzi: Path | None) -> None:
+    """Index ``fasta`` into ``fai`` (and ``gzi`` for bgzip), atomically: a failed build leaves no index."""
+    with atomic_output(fai) as tmp_fai, (atomic_output(gzi) if gzi else contextlib.nullcontext()) as tmp_gzi:
+        # pyfaidx would read the empty placeholders as an index: it writes them itself.
+        tmp_fai.unlink()
+        if tmp_gzi is not None:
+            tmp_gzi.unlink()
+        with _fasta_errors(fasta):
+            pyfaidx.Faidx(
+                str(fasta), indexname=str(tmp_fai), gzi_indexname=str(tmp_gzi) if tmp_gzi else None, as_raw=True
+            ).close()
+
+
+def _decompressed_copy(source: Path, work_dir: Path) -> tuple[Path, list[Path]]:
+    """A plain copy of the gzip FASTA ``source`` in ``work_dir``, made once (remade when ``source`` changes).
+
+    Returns:
+        (the copy, the files made by this call: none when an earlier copy was reused).
+    """
+    name = source.name[: -len(".gz")] if source.name.endswith(".gz") else source.name + ".fa"
+    target = work_dir / name
+    stamp = work_dir / f"{name}.source.json"
+    st = source.stat()
+    want = {"source": str(source.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if target.exists() and stamp.exists():
+        with contextlib.suppress(ValueError):
+            if json.loads(stamp.read_text()) == want:
+                return target, []
+    log.info(
+        "%s: gzip-compressed but not bgzip, so it cannot be indexed in place; decompressing it once into %s "
+        "(to skip this, recompress it with `gunzip -c %s | bgzip > %s`)",
+        source, target, source.name, name + ".gz",
+    )  # fmt: skip
+    with atomic_output(target) as tmp:
+        try:
+            with gzip.open(source, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise InputError(source, f"is not a valid gzip file ({exc})") from None
+    with atomic_output(stamp) as tmp:
+        tmp.write_text(json.dumps(want) + "\n")
+    return target, [target, stamp]
 
 
 class Genome:
     """A FASTA genome opened through its pyfaidx index.
 
     Args:
-        fasta: path to a FASTA (plain or bgzip-compressed). Its ``.fai`` index
-            is built beside it when missing, which needs a writable folder.
+        fasta: path to a FASTA: plain, bgzip-compressed (read in place), or
+            gzip-compressed (decompressed once into ``work_dir``; refused
+            without one, with the command that bgzips it).
+        max_cached_bases: decoded chromosomes are kept while they fit.
+        work_dir: a folder seqae owns (e.g. under the results). The index
+            (``.fai``, and ``.gzi`` for bgzip) is used from beside the FASTA
+            or in ``work_dir`` when one is there and not older than the
+            FASTA; otherwise it is built beside the FASTA, or here when the
+            FASTA's folder is not writable (without a work_dir that is an
+            error). An index is built under a temporary name and renamed
+            when complete, so a failed build leaves none; the caller removes
+            what a failed run made with :meth:`discard_created`.
 
     Raises:
         InputError: missing file, malformed FASTA, duplicate record names,
             or no index and no permission to write one.
     """
 
-    def __init__(self, fasta: str | os.PathLike[str], max_cached_bases: int = 1 << 30):
-        self.path = require_file(fasta, "genome FASTA")
+    def __init__(
+        self,
+        fasta: str | os.PathLike[str],
+        max_cached_bases: int = 1 << 30,
+        work_dir: str | os.PathLike[str] | None = None,
+    ):
+        self.source = require_file(fasta, "genome FASTA")
         # Chromosomes already decoded are kept while they fit in this budget
         # (bytes = bases), so a second pass over the genome reads nothing again.
         self._max_cached_bases = max_cached_bases
         self._cache: dict[str, np.ndarray] = {}
-        index_path = Path(f"{self.path}.fai")
-        if not index_path.exists() and not os.access(self.path.parent, os.W_OK):
-            raise InputError(
-                self.path,
-                f"FASTA has no index ({index_path.name}) and its folder is not writable; "
-                "index it with `samtools faidx` or copy it to a writable folder",
-            )
+        self.created: list[Path] = []  # files made here; see discard_created
+        self._fasta = None
+        self._work = Path(work_dir) if work_dir is not None else None
         try:
-            self._fasta = pyfaidx.Fasta(str(self.path), as_raw=True, sequence_always_upper=False, rebuild=False)
-        except pyfaidx.FastaIndexingError as exc:
-            match = _LINE_RE.search(str(exc))
-            raise InputError(self.path, f"malformed FASTA: {exc}", line=int(match.group(1)) if match else None) from None
-        except ValueError as exc:  # pyfaidx: 'Duplicate key "chr1"'
-            raise InputError(self.path, f"malformed FASTA: {exc}") from None
-        except OSError as exc:
-            raise InputError(self.path, f"cannot read or index FASTA ({exc.strerror or exc})") from None
+            self._open(self._work)
+        except BaseException:
+            self.discard_created()
+            raise
+
+    def _open(self, work: Path | None) -> None:
+        compression = fasta_compression(self.source)
+        if compression == "gzip":
+            if work is None:
+                raise InputError(
+                    self.source,
+                    "FASTA is gzip-compressed, which cannot be indexed for random access; recompress it with "
+                    f"bgzip: `gunzip -c {self.source.name} | bgzip > {self.source.name}.bgz` (htslib)",
+                )
+            work.mkdir(parents=True, exist_ok=True)
+            self.path, made = _decompressed_copy(self.source, work)
+            self.created += made
+            compression = "plain"
+        else:
+            self.path = self.source
+        self._bgzip = compression == "bgzip"
+        fai, gzi = self._index_paths(work)
+        with _fasta_errors(self.path):
+            self._fasta = pyfaidx.Fasta(
+                str(self.path),
+                indexname=str(fai),
+                gzi_indexname=str(gzi) if gzi else None,
+                as_raw=True,
+                sequence_always_upper=False,
+                rebuild=False,
+                build_index=False,
+            )
+        self.index_path = fai
         self._index = self._fasta.faidx.index
         if not self._index:
             raise InputError(self.path, "FASTA holds no sequence records")
         self.chrom_sizes: dict[str, int] = {name: int(rec.rlen) for name, rec in self._index.items()}
-        self._bgzip = bool(getattr(self._fasta.faidx, "_bgzf", False))
+
+    def _index_paths(self, work: Path | None) -> tuple[Path, Path | None]:
+        """The index files to read (building them first if needed): beside the FASTA, or in ``work``."""
+        path = self.path
+
+        def named(folder: Path) -> tuple[Path, Path | None]:
+            return folder / f"{path.name}.fai", (folder / f"{path.name}.gzi" if self._bgzip else None)
+
+        for folder in [path.parent] + ([work] if work is not None and work != path.parent else []):
+            fai, gzi = named(folder)
+            if _is_fresh(fai, path) and (gzi is None or _is_fresh(gzi, path)):
+                return fai, gzi
+        if os.access(path.parent, os.W_OK):
+            fai, gzi = named(path.parent)
+        elif work is not None:
+            fai, gzi = named(work)
+            log.info("%s: the FASTA's folder is not writable; indexing it into %s", path, work)
+        else:
+            raise InputError(
+                path,
+                f"FASTA has no index ({path.name}.fai) and its folder is not writable; "
+                "index it with `samtools faidx` or copy it to a writable folder",
+            )
+        _build_index(path, fai, gzi)
+        self.created += [f for f in (fai, gzi) if f is not None]
+        return fai, gzi
+
+    def discard_created(self) -> None:
+        """Remove the files this object created (index, decompressed copy): a failed run leaves none."""
+        self.close()
+        for path in self.created:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self.created.clear()
+        if self._work is not None:
+            for folder in (self._work, self._work.parent):  # seqae's folders, when nothing else is in them
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     @property
     def chroms(self) -> list[str]:
@@ -175,7 +412,8 @@ class Genome:
     def close(self) -> None:
         """Release the FASTA file handle and the cached chromosomes."""
         self._cache.clear()
-        self._fasta.close()
+        if self._fasta is not None:
+            self._fasta.close()
 
     def __enter__(self) -> Genome:
         return self

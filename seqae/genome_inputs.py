@@ -1,8 +1,8 @@
 """One genome entry of the config (``genomes[i]``) read into tables on its FASTA's chromosome names.
 
 Peak files and annotations may name chromosomes differently from the FASTA
-(``chr1`` / ``1``); both are mapped onto the FASTA's names
-(:func:`seqae.genome.harmonise_chrom_names`). Used by the extraction
+(``chr1`` / ``1``); both are mapped onto the FASTA's names by the genome's
+``chrom_aliases`` rule (:class:`seqae.genome.ChromAliases`). Used by the extraction
 (:mod:`seqae.extract`) and the ortholog families (:mod:`seqae.orthologs`).
 """
 
@@ -16,26 +16,34 @@ import pandas as pd
 
 from seqae.annotation import read_genes
 from seqae.errors import InputError
-from seqae.genome import Genome, harmonise_chrom_names
+from seqae.genome import ChromAliases, Genome
 from seqae.intervals import read_peaks, rename_chromosomes
 
-__all__ = ["read_genome_genes", "read_genome_peaks"]
+__all__ = ["genome_aliases", "read_genome_genes", "read_genome_peaks"]
 
 log = logging.getLogger("seqae")
 
 
-def read_genome_peaks(genome_cfg: Mapping[str, Any], genome: Genome) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Peaks of every TF of one genome, chromosome names mapped onto the FASTA's."""
+def genome_aliases(genome_cfg: Mapping[str, Any], genome: Genome) -> ChromAliases:
+    """The chromosome-name rule of one genome entry (``chrom_aliases``: auto, none or an alias table)."""
+    return ChromAliases(genome.chroms, genome_cfg.get("chrom_aliases") or "auto")
+
+
+def read_genome_peaks(
+    genome_cfg: Mapping[str, Any], genome: Genome, aliases: ChromAliases | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Peaks of every TF of one genome, chromosome names mapped onto the FASTA's (``aliases``: the genome's rule)."""
+    aliases = aliases or genome_aliases(genome_cfg, genome)
     frames, per_file = [], {}
     for tf in genome_cfg["tfs"]:
         peaks = read_peaks(tf["peaks"], peak_set=tf["name"])
-        mapping = harmonise_chrom_names(peaks["chrom"].unique(), genome.chroms)
+        mapping = aliases.map_source(tf["peaks"], peaks["chrom"].unique())
         if not mapping:
             shown = ", ".join(sorted(peaks["chrom"].unique())[:5])
             raise InputError(
                 tf["peaks"],
                 f"no chromosome name in common with the FASTA {genome.path} "
-                f"(peaks on: {shown}; FASTA has: {', '.join(genome.chroms[:5])})",
+                f"(peaks on: {shown}; FASTA has: {', '.join(genome.chroms[:5])}; chrom_aliases: {aliases.rule})",
             )
         renamed, dropped = rename_chromosomes(peaks, mapping)
         if len(dropped):
@@ -48,6 +56,7 @@ def read_genome_peaks(genome_cfg: Mapping[str, Any], genome: Genome) -> tuple[pd
             )
         per_file[tf["name"]] = {
             "file": str(tf["peaks"]),
+            "chrom_names": {ref: name for name, ref in sorted(mapping.items()) if name != ref},
             "n_peaks": len(peaks),
             "n_on_absent_chromosomes": int(dropped.sum()),
             "absent_chromosomes": {str(k): int(v) for k, v in dropped.items()},
@@ -57,8 +66,10 @@ def read_genome_peaks(genome_cfg: Mapping[str, Any], genome: Genome) -> tuple[pd
 
 
 
-def read_genome_genes(path: str | None, sizes: Mapping[str, int], report: dict[str, Any]) -> pd.DataFrame | None:
-    """Genes of one genome's annotation, chromosomes named as in its FASTA (``sizes``).
+def read_genome_genes(
+    path: str | None, sizes: Mapping[str, int], report: dict[str, Any], aliases: ChromAliases | None = None
+) -> pd.DataFrame | None:
+    """Genes of one genome's annotation, chromosomes named as in its FASTA (``sizes``; ``aliases``: the rule, auto by default).
 
     Genes on chromosomes the FASTA lacks are dropped and counted in
     ``report["genes"]``; ``None`` (and ``report["genes"] = None``) without an
@@ -71,9 +82,20 @@ def read_genome_genes(path: str | None, sizes: Mapping[str, int], report: dict[s
         report["genes"] = None
         return None
     genes = read_genes(path)
-    mapping = harmonise_chrom_names(genes["chrom"].unique(), sizes)
+    aliases = aliases or ChromAliases(sizes)
+    mapping = aliases.map_source(path, genes["chrom"].unique())
     if not mapping:
-        raise InputError(path, "no chromosome name in common with the FASTA")
+        shown = ", ".join(sorted(genes["chrom"].unique())[:5])
+        raise InputError(
+            path,
+            f"no chromosome name in common with the FASTA (genes on: {shown}; "
+            f"FASTA has: {', '.join(list(sizes)[:5])}; chrom_aliases: {aliases.rule})",
+        )
     renamed, dropped = rename_chromosomes(genes, mapping)
-    report["genes"] = {"file": str(path), "n_genes": len(genes), "n_on_absent_chromosomes": int(dropped.sum())}
+    report["genes"] = {
+        "file": str(path),
+        "n_genes": len(genes),
+        "n_on_absent_chromosomes": int(dropped.sum()),
+        "chrom_names": {ref: name for name, ref in sorted(mapping.items()) if name != ref},
+    }
     return renamed

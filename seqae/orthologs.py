@@ -440,7 +440,9 @@ def _check_settings(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"orthologs: genome {no_annotation[0]!r} has no annotation; ortholog windows are placed on genes")
 
 
-def _place_windows(config: Mapping[str, Any], window_len: int) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+def _place_windows(
+    config: Mapping[str, Any], window_len: int, genome_dir: Path
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
     """Read the genomes, find the orthologs, place and cut their windows.
 
     Returns:
@@ -452,7 +454,7 @@ def _place_windows(config: Mapping[str, Any], window_len: int) -> tuple[pd.DataF
 
     settings = config["orthologs"]
     species = [g["species"] for g in config["genomes"]]
-    genomes = {g["species"]: Genome(g["fasta"]) for g in config["genomes"]}
+    genomes = {g["species"]: Genome(g["fasta"], work_dir=genome_dir / g["species"]) for g in config["genomes"]}
     try:
         sizes = {sp: genome.chrom_sizes for sp, genome in genomes.items()}
         genes = {g["species"]: read_genome_genes(g["annotation"], sizes[g["species"]], {}) for g in config["genomes"]}
@@ -553,7 +555,8 @@ def build_ortholog_families(config: Mapping[str, Any], outdir: str | os.PathLike
     species = [g["species"] for g in config["genomes"]]
     species_tree = _read_species_tree(settings["species_tree"], species) if settings.get("species_tree") else None
     window_len = int(settings.get("window_len") or config["extract"]["window_len"])
-    placed, seqs, found = _place_windows(config, window_len)
+    # FASTA indexes seqae builds go beside the output folder, which is replaced as a whole.
+    placed, seqs, found = _place_windows(config, window_len, Path(outdir).parent / "genome_index")
     members, counts = select_families(placed, species, int(settings["min_species"]), int(settings["max_families"]))
     report = {"anchor": settings["anchor"], "align": settings["align"], "window_len": window_len, **found, **counts}
     if members.empty:

@@ -8,8 +8,10 @@ large reads per chromosome instead of one read per window.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +19,32 @@ import pyBigWig
 
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, require_file
-from seqae.genome import harmonise_chrom_names
+from seqae.genome import ChromAliases
 
 TRANSFORMS = ("none", "log1p")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to /dev/null for the duration.
+
+    C libraries such as libBigWig report a bad file on the process's stderr
+    before returning an error; seqae reports it in one line of its own.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class BigWigTrack:
@@ -29,21 +54,29 @@ class BigWigTrack:
         path: the bigWig file.
         name: the track's name (e.g. the TF).
         reference_chroms: FASTA chromosome names; bigWig names are matched to
-            them with :func:`seqae.genome.harmonise_chrom_names`.
+            them by ``aliases`` (:class:`seqae.genome.ChromAliases`, ``auto`` by default).
     """
 
-    def __init__(self, path: str | os.PathLike[str], name: str, reference_chroms: Sequence[str]):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        reference_chroms: Sequence[str],
+        aliases: ChromAliases | None = None,
+    ):
         self.path = require_file(path, "bigWig file")
         self.name = name
         try:
-            handle = pyBigWig.open(str(self.path))
+            with _quiet_native_stderr():  # libBigWig prints '[bwOpen] ...' lines of its own before failing
+                handle = pyBigWig.open(str(self.path))
         except RuntimeError:
             handle = None
         if handle is None or not handle.isBigWig():
-            raise InputError(self.path, "not a bigWig file (pyBigWig could not open it as one)")
+            raise InputError(self.path, "not a bigWig file, or a truncated one (pyBigWig could not open it)")
         self._bw = handle
         own = handle.chroms()
-        to_reference = harmonise_chrom_names(own, reference_chroms)
+        to_reference = (aliases or ChromAliases(reference_chroms)).map_source(self.path, own)
+        self.chrom_names = {ref: mine for mine, ref in to_reference.items() if mine != ref}
         self._own_name = {ref: mine for mine, ref in to_reference.items()}
         self._own_size = {ref: int(own[mine]) for mine, ref in to_reference.items()}
 

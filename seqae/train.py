@@ -356,9 +356,10 @@ def _label_codes(
             full[ds.rows] = codes.numpy()
         known = [c for c in categories if c not in UNKNOWN_LABELS]
         if not known:
+            filled = [c for c in train.labels.columns if (~train.labels[c].astype(str).isin(UNKNOWN_LABELS)).any()]
             raise SeqaeError(
-                f"{windows}: label column {column!r} is empty for every window; "
-                "give its latent block `label: null` (or extract with an annotation)"
+                f"{windows}: label column {column!r} is empty for every window (labels with values: "
+                f"{', '.join(filled)}); give its latent block one of those or `label: null`"
             )
         remap = np.array([-1 if c in UNKNOWN_LABELS else known.index(c) for c in categories], dtype=np.int64)
         codes_out[column] = np.where(full >= 0, remap[np.maximum(full, 0)], -1)

@@ -127,7 +127,7 @@ def test_genes_missing_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "lines",
-    [[], ["#!only a header"], ['chr1\tsrc\tCDS\t1\t9\t.\t+\t0\tgene_id "G";']],
+    [[], ["#!only a header"], ['chr1\tsrc\trepeat_region\t1\t9\t.\t+\t.\tgene_id "G";']],
 )
 def test_no_genes(tmp_path: Path, lines: list[str]) -> None:
     path = write(tmp_path / "g.gtf", lines)
@@ -169,17 +169,23 @@ def test_wrong_extension_gets_a_hint(tmp_path: Path) -> None:
         read_genes(path)
 
 
-def test_exon_only_gene_on_two_chromosomes(tmp_path: Path) -> None:
+def test_gene_id_on_two_chromosomes_gives_two_genes(tmp_path: Path, caplog) -> None:
+    # UCSC GTFs repeat a gene id on alt contigs and PAR copies: one gene per chromosome and strand.
     path = write(
         tmp_path / "g.gtf",
         [
             'chr1\tsrc\texon\t10\t20\t.\t+\t.\tgene_id "GX";',
             'chr1\tsrc\texon\t30\t40\t.\t+\t.\tgene_id "GY";',
             'chr2\tsrc\texon\t50\t60\t.\t+\t.\tgene_id "GX";',
+            'chr1\tsrc\texon\t35\t45\t.\t+\t.\tgene_id "GY";',
         ],
     )
-    with raises_at(path, 3, "gene 'GX' is on chr2 + here but on chr1 + at line 1"):
-        read_genes(path)
+    with caplog.at_level("WARNING", logger="seqae"):
+        genes = read_genes(path)
+    assert genes[["gene_id", "chrom", "start", "end"]].values.tolist() == [
+        ["GX", "chr1", 9, 20], ["GY", "chr1", 29, 45], ["GX", "chr2", 49, 60]
+    ]
+    assert "1 gene IDs occur on several chromosomes or strands (e.g. 'GX' on chr1 +, chr2 +)" in caplog.text
 
 
 # --------------------------------------------------------------------------- annotate_positions
@@ -257,3 +263,77 @@ def test_annotate_positions_custom_promoter_and_no_genes() -> None:
     assert out["region_class"].tolist() == ["intergenic", "gene_body"]
     empty = annotate_positions(np.array(["chr1"]), np.array([5]), genes.iloc[:0])
     assert empty["gene_id"].tolist() == [""] and np.isnan(empty["tss_distance"].iloc[0])
+
+
+# --------------------------------------------------------------------------- flavours without gene lines, ID rules
+
+
+def test_mrna_only_gff3_logs_how_genes_were_made(tmp_path: Path, caplog) -> None:
+    path = write(
+        tmp_path / "fungus.gff3",
+        [
+            "##gff-version 3",
+            "scf1\tmaker\tmRNA\t101\t900\t.\t+\t.\tID=g1.t1;Parent=g1;Name=g1.t1",
+            "scf1\tmaker\tCDS\t101\t900\t.\t+\t0\tID=g1.t1.cds;Parent=g1.t1",
+            "scf1\tmaker\tmRNA\t51\t500\t.\t+\t.\tID=g1.t2;Parent=g1",
+            "scf1\tmaker\tmRNA\t2001\t3000\t.\t-\t.\tID=g2.t1;Name=Two",
+            "scf1\tmaker\tCDS\t2001\t3000\t.\t-\t0\tID=g2.t1.cds;Parent=g2.t1",
+        ],
+    )
+    with caplog.at_level("INFO", logger="seqae"):
+        genes = read_genes(path)
+    assert genes[["gene_id", "gene_name", "start", "end", "tss"]].values.tolist() == [
+        ["g1", "g1", 50, 900, 50],  # the mRNAs' Parent; Name= names the mRNA, not the gene
+        ["g2.t1", "Two", 2000, 3000, 2999],  # no Parent: the mRNA is the gene, and its Name= the gene's
+    ]
+    logged = [r.getMessage() for r in caplog.records if "no gene line" in r.getMessage()]
+    assert len(logged) == 1
+    assert "2 of 2 genes have no gene line" in logged[0] and "(1 genes)" in logged[0]
+
+
+def test_id_prefixes_removed_only_when_every_gene_has_one(tmp_path: Path, caplog) -> None:
+    lines = [
+        "chr1\ts\tgene\t1\t10\t.\t+\t.\tID=gene:A",
+        "chr1\ts\tmRNA\t1\t10\t.\t+\t.\tID=transcript:At;Parent=gene:A",
+        "chr1\ts\tmRNA\t21\t30\t.\t+\t.\tID=mRNA:Bt",  # no gene line, no parent: the gene is the mRNA
+    ]
+    with caplog.at_level("INFO", logger="seqae"):
+        genes = read_genes(write(tmp_path / "a.gff3", lines))
+    assert genes["gene_id"].tolist() == ["A", "Bt"]
+    assert "feature-type prefix (gene:, mRNA:); removed (e.g. gene:A -> A)" in caplog.text
+    mixed = read_genes(write(tmp_path / "b.gff3", [*lines, "chr1\ts\tgene\t41\t50\t.\t+\t.\tID=Plain"]))
+    assert mixed["gene_id"].tolist() == ["gene:A", "mRNA:Bt", "Plain"]
+
+
+def test_augustus_gtf_bare_word_gene_lines(tmp_path: Path) -> None:
+    genes = read_genes(
+        write(
+            tmp_path / "augustus.gtf",
+            [
+                "# AUGUSTUS 3.4 prediction",
+                "chr1\tAUGUSTUS\tgene\t101\t900\t0.9\t+\t.\tg1",
+                "chr1\tAUGUSTUS\ttranscript\t101\t900\t0.9\t+\t.\tg1.t1",
+                'chr1\tAUGUSTUS\tCDS\t101\t900\t0.9\t+\t0\ttranscript_id "g1.t1"; gene_id "g1";',
+            ],
+        )
+    )
+    assert genes[["gene_id", "start", "end"]].values.tolist() == [["g1", 100, 900]]
+
+
+def test_multi_parent_lines_and_url_escapes(tmp_path: Path) -> None:
+    genes = read_genes(
+        write(
+            tmp_path / "tair.gff3",
+            [
+                "Chr1\tTAIR10\tmRNA\t101\t900\t.\t-\t.\tID=AT1G01010.1;Parent=AT1G01010%2Ca;gene_name=NAC%3B001",
+                "Chr1\tTAIR10\tCDS\t201\t800\t.\t-\t0\tParent=AT1G01010.1,AT1G01010.1-Protein;",
+            ],
+        )
+    )
+    assert genes[["gene_id", "gene_name", "tss"]].values.tolist() == [["AT1G01010,a", "NAC;001", 899]]
+
+
+def test_transcript_without_id_or_parent(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.gff3", ["chr1\ts\tgene\t1\t10\t.\t+\t.\tID=A", "chr1\ts\tmRNA\t1\t10\t.\t+\t.\tName=x"])
+    with raises_at(path, 2, "mRNA line has neither ID nor Parent attribute"):
+        read_genes(path)

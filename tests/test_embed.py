@@ -134,7 +134,8 @@ def test_parquet_has_labels_latents_and_scores(embedded):
     assert len(table) == len(labels) > 10
     pd.testing.assert_frame_equal(table[list(labels.columns)], labels, check_dtype=False)
     latent_columns = latent_column_names(ref["model"].layout.sizes)
-    assert latent_columns[:5] == ["chrom_00", "chrom_01", "chrom_02", "chrom_03", "gene_00"]
+    assert latent_columns[:5] == ["z_chrom_00", "z_chrom_01", "z_chrom_02", "z_chrom_03", "z_gene_00"]
+    assert not any(c.startswith("z_") for c in labels.columns)
     expected_columns = list(labels.columns) + latent_columns + ["anomaly_score", "anomaly_rank", "seq_recon_accuracy"]
     assert list(table.columns) == expected_columns
     assert all(table[c].dtype == np.float32 for c in latent_columns)

@@ -228,9 +228,15 @@ def test_cli_runs(tiny_inputs, capsys):
         ("no_shared_names", r"TFA\.narrowPeak: no chromosome name in common with the FASTA"),
         ("missing_fasta", r"absent\.fa: genome FASTA does not exist"),
         ("bad_gtf", r"genes\.gtf:2: "),
+        ("truncated_bigwig", r"cut\.bw: not a bigWig file, or a truncated one"),
+        ("corrupt_gzip_fasta", r"genome\.fa\.gz: is not a valid gzip file"),
+        ("gff3_mrna_without_ids", r"genes\.gff3:2: mRNA line has neither ID nor Parent attribute"),
+        ("alias_table_naming_nothing", r"alias\.txt: no line names a sequence of the FASTA"),
+        ("every_peak_excluded", r"TFA\.narrowPeak: every peak is on a chromosome that extract\.chromosomes leaves out"),
     ],
 )
-def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capsys, breakage, message):
+def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, message):
+    """One line from seqae on stderr, read at the file-descriptor level (capfd), so native noise would show."""
     config = tiny_inputs["config"]
     genome = config["genomes"][0]
     d = tiny_inputs["dir"]
@@ -253,13 +259,30 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capsys, breakage, m
         lines = tiny_inputs["gtf"].read_text().splitlines()
         lines[1] = lines[1].replace("\t1001\t", "\tone\t")
         tiny_inputs["gtf"].write_text("\n".join(lines) + "\n")
+    elif breakage == "truncated_bigwig":
+        (d / "cut.bw").write_bytes(tiny_inputs["bigwigs"]["TFA"].read_bytes()[:300])
+        genome["tfs"][0]["bigwig"] = str(d / "cut.bw")
+    elif breakage == "corrupt_gzip_fasta":
+        import gzip
+
+        (d / "genome.fa.gz").write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes())[:400])
+        genome["fasta"] = str(d / "genome.fa.gz")
+    elif breakage == "gff3_mrna_without_ids":
+        (d / "genes.gff3").write_text("##gff-version 3\nchr1\tx\tmRNA\t10\t900\t.\t+\t.\tName=a\n")
+        genome["annotation"] = str(d / "genes.gff3")
+    elif breakage == "alias_table_naming_nothing":
+        (d / "alias.txt").write_text("scaffold_1\t1\n")
+        genome["chrom_aliases"] = str(d / "alias.txt")
+    elif breakage == "every_peak_excluded":
+        config["extract"]["chromosomes"] = {"include": "peaks", "exclude": ["chr*"]}
     out = d / "bad" / "windows.h5"
-    code, err = run_cli(config, out, capsys)
+    code, err = run_cli(config, out, capfd)
     assert code == 2
     assert len(err) == 1, err
     assert pytest.importorskip("re").search(message, err[0]), err[0]
     assert not out.exists()
     assert not list(out.parent.glob(".windows.h5*"))
+    assert not (out.parent / "genome_index").exists()
 
 
 def test_failure_while_writing_leaves_no_file(tiny_inputs, monkeypatch):
@@ -304,3 +327,53 @@ def test_tracks_without_bigwig_and_float32(tiny_inputs):
     seq, tracks = read_windows(out)
     assert tracks is None and seq.shape[1] == 100
     assert (read_labels(out)["kind"] == "peak").all()
+
+
+@pytest.mark.parametrize("compression", ["bgzip", "gzip"])
+def test_compressed_fasta(tiny_inputs, compression, caplog):
+    """bgzip is read in place; plain gzip is decompressed once beside the outputs, with a log line."""
+    import gzip
+
+    d = tiny_inputs["dir"]
+    fa_gz = d / "genome.fa.gz"
+    if compression == "bgzip":
+        from Bio import bgzf
+
+        with bgzf.BgzfWriter(str(fa_gz), "wb") as w:
+            w.write(tiny_inputs["fasta"].read_bytes())
+    else:
+        fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes()))
+    plain_out = d / "plain" / "windows.h5"
+    extract_windows(tiny_inputs["config"], plain_out, progress=False)
+    tiny_inputs["config"]["genomes"][0]["fasta"] = str(fa_gz)
+    out = d / "gz" / "windows.h5"
+    with caplog.at_level("INFO", logger="seqae"):
+        extract_windows(tiny_inputs["config"], out, progress=False)
+    assert np.array_equal(read_windows(out)[0], read_windows(plain_out)[0])
+    if compression == "bgzip":  # indexed in place, the folder being writable
+        assert (d / "genome.fa.gz.fai").exists() and (d / "genome.fa.gz.gzi").exists()
+        assert not (out.parent / "genome_index").exists()
+    else:
+        index = sorted(p.name for p in (out.parent / "genome_index" / "tiny").iterdir())
+        assert index == ["genome.fa", "genome.fa.fai", "genome.fa.source.json"]
+        assert "decompressing it once" in caplog.text
+        assert not (d / "genome.fa.gz.fai").exists()
+
+
+def test_failed_run_leaves_no_index_or_copy(tiny_inputs, capsys):
+    import gzip
+
+    d = tiny_inputs["dir"]
+    fa_gz = d / "genome.fa.gz"
+    fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes()))
+    config = tiny_inputs["config"]
+    config["genomes"][0]["fasta"] = str(fa_gz)
+    tiny_inputs["peaks"]["TFA"].write_text("chr1\t100\t200\tx\t5\t.\t1\t1\t1\t500\n")
+    out = d / "failed" / "windows.h5"
+    code, err = run_cli(config, out, capsys)
+    assert code == 2 and len(err) == 1 and "TFA.narrowPeak:1: summit" in err[0]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["c.yaml"]
+    # The same for an index beside a plain FASTA, built by the failed run.
+    config["genomes"][0]["fasta"] = str(tiny_inputs["fasta"])
+    code, err = run_cli(config, out, capsys)
+    assert code == 2 and not (d / "genome.fa.fai").exists()

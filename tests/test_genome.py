@@ -116,3 +116,106 @@ def test_unindexed_fasta_in_read_only_folder_as_any_user(tmp_path, monkeypatch):
     )
     with pytest.raises(InputError, match=r"g\.fa: FASTA has no index \(g\.fa\.fai\) and its folder is not writable"):
         Genome(fasta)
+
+
+# --------------------------------------------------------------------------- compressed FASTAs, where the index goes
+
+
+def _bgzip(source, target):
+    from Bio import bgzf
+
+    with bgzf.BgzfWriter(str(target), "wb") as out:
+        out.write(source.read_bytes())
+    return target
+
+
+def _read_only_folders(monkeypatch):
+    """Every folder reports itself unwritable to seqae.genome (independent of the user, root included)."""
+    real_access = os.access
+    monkeypatch.setattr(
+        "seqae.genome.os.access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
+    )
+
+
+def test_bgzip_fasta_read_in_place(tiny_inputs, tmp_path, monkeypatch):
+    (tmp_path / "in").mkdir()
+    fa_gz = _bgzip(tiny_inputs["fasta"], tmp_path / "in" / "genome.fa.gz")
+    genome = Genome(fa_gz)
+    assert genome.path == fa_gz and genome.chroms == ["chr1", "chr2", "chr3"]
+    for chrom, seq in tiny_inputs["seqs"].items():
+        assert decode(genome.chrom_codes(chrom)) == seq.upper()
+    genome.close()
+    assert genome.index_path == tmp_path / "in" / "genome.fa.gz.fai"
+    # In a read-only folder, the index (.fai and .gzi) goes to seqae's folder.
+    for index in (tmp_path / "in").glob("*.*i"):
+        index.unlink()
+    _read_only_folders(monkeypatch)
+    work = tmp_path / "work"
+    genome = Genome(fa_gz, work_dir=work)
+    assert decode(genome.chrom_codes("chr3")) == tiny_inputs["seqs"]["chr3"].upper()
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["genome.fa.gz"]
+    assert sorted(p.name for p in work.iterdir()) == ["genome.fa.gz.fai", "genome.fa.gz.gzi"]
+
+
+def test_plain_gzip_fasta_decompressed_once(tiny_inputs, tmp_path, caplog):
+    import gzip
+
+    fa_gz = tmp_path / "genome.fa.gz"
+    fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes()))
+    work = tmp_path / "work"
+    with caplog.at_level("INFO", logger="seqae"):
+        genome = Genome(fa_gz, work_dir=work)
+    assert genome.path == work / "genome.fa"
+    assert decode(genome.chrom_codes("chr2")) == tiny_inputs["seqs"]["chr2"].upper()
+    assert "gzip-compressed but not bgzip" in caplog.text and "bgzip" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="seqae"):
+        Genome(fa_gz, work_dir=work)  # the copy and its index are reused
+    assert "decompressing" not in caplog.text and "indexing" not in caplog.text
+
+
+def test_plain_gzip_fasta_refused_without_work_dir(tiny_inputs, tmp_path):
+    import gzip
+
+    fa_gz = tmp_path / "genome.fa.gz"
+    fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes()))
+    with pytest.raises(InputError, match=r"genome\.fa\.gz: FASTA is gzip-compressed.*`gunzip -c genome\.fa\.gz \| bgzip"):
+        Genome(fa_gz)
+
+
+def test_truncated_gzip_fasta(tiny_inputs, tmp_path):
+    import gzip
+
+    fa_gz = tmp_path / "genome.fa.gz"
+    fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes())[:500])
+    with pytest.raises(InputError, match=r"genome\.fa\.gz: is not a valid gzip file"):
+        Genome(fa_gz, work_dir=tmp_path / "work")
+    assert not (tmp_path / "work").exists()
+
+
+def test_read_only_input_folder_indexes_into_work_dir(tmp_path, monkeypatch):
+    fasta = write_fasta(tmp_path / "g.fa", {"a": "ACGT"})
+    _read_only_folders(monkeypatch)
+    genome = Genome(fasta, work_dir=tmp_path / "work")
+    assert genome.index_path == tmp_path / "work" / "g.fa.fai"
+    assert not (tmp_path / "g.fa.fai").exists()
+    genome.discard_created()  # what a failed run does: nothing of seqae's is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa"]
+
+
+def test_existing_index_beside_the_fasta_is_used(tmp_path):
+    fasta = write_fasta(tmp_path / "g.fa", {"a": "ACGT"})
+    Genome(fasta)  # builds g.fa.fai beside it (the folder is writable)
+    genome = Genome(fasta, work_dir=tmp_path / "work")
+    assert genome.index_path == tmp_path / "g.fa.fai" and not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("work", [False, True])
+def test_failed_index_build_leaves_no_index(tmp_path, work):
+    bad = tmp_path / "dup.fa"
+    bad.write_text(">a\nACGT\n>a\nACGT\n")
+    work_dir = tmp_path / "work" if work else None
+    with pytest.raises(InputError, match=r"dup\.fa: malformed FASTA: Duplicate key"):
+        Genome(bad, work_dir=work_dir)
+    left = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["dup.fa"], left

@@ -84,3 +84,19 @@ def test_write_bigwig_round_trip(tmp_path):
     np.testing.assert_array_equal(bw.values("c1", 5, 15, numpy=True), values[0])
     np.testing.assert_array_equal(bw.values("c2", 40, 50, numpy=True), values[1])
     assert np.isnan(bw.values("c1", 0, 5, numpy=True)).all()
+
+
+def test_truncated_bigwig_is_one_line_without_native_noise(tiny_inputs, capfd):
+    """libBigWig's own '[bwOpen] ...' lines never reach the terminal: only seqae's line does (fd level)."""
+    from test_extract import run_cli
+
+    d = tiny_inputs["dir"]
+    truncated = d / "truncated.bw"
+    truncated.write_bytes(tiny_inputs["bigwigs"]["TFA"].read_bytes()[:300])
+    tiny_inputs["config"]["genomes"][0]["tfs"][0]["bigwig"] = str(truncated)
+    out = d / "bad" / "windows.h5"
+
+    code, err = run_cli(tiny_inputs["config"], out, capfd)  # capfd: file descriptor 2, where C libraries write
+    assert code == 2
+    assert err == [f"seqae extract: error: {truncated}: not a bigWig file, or a truncated one (pyBigWig could not open it)"]
+    assert not out.exists()

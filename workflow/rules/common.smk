@@ -276,6 +276,8 @@ def genome_files():
     paths = []
     for genome in config["genomes"]:
         paths += [genome["fasta"], genome["annotation"], genome["blacklist"]]
+        if genome["chrom_aliases"] not in ("auto", "none"):
+            paths.append(genome["chrom_aliases"])  # an alias table
         for tf in genome["tfs"]:
             paths += [tf["peaks"], tf["bigwig"]]
     return list(dict.fromkeys(p for p in paths if p is not None))
