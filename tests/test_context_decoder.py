@@ -15,7 +15,7 @@ from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.context_decoder import CausalReach, ContextDecoder, context_index
 
 L = 64
-LABELS = {"chrom": 3, "gene_family": 4}
+LABELS = {"chrom": 3, "region_class": 4}
 # The default blocks (chrom 16, gene 16, residual 32) on a tiny encoder.
 TINY_AR = {
     "channels": 16,
@@ -192,7 +192,7 @@ def test_latent_dropout_and_latent_off() -> None:
 def test_training_step_reduces_the_loss_and_anomaly_score_is_teacher_forced() -> None:
     model = _model()
     seq, tracks = _batch(16)
-    labels = {"chrom": torch.randint(0, 3, (16,)), "gene_family": torch.randint(0, 4, (16,))}
+    labels = {"chrom": torch.randint(0, 3, (16,)), "region_class": torch.randint(0, 4, (16,))}
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
     for step in range(30):

@@ -162,11 +162,6 @@ def test_extraction_labels_match_hand_counts(name: str, compression: str | None,
         assert got == (gene_id, gene_name, biotype, distance, region), (name, summit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the default gene block's label is gene_family, which only the demo's annotation has; "
-    "changing the default (seqae/models/settings.py) waits for the models' tests that assume it",
-)
 def test_default_blocks_train_on_an_annotation_without_gene_lines(tmp_path: Path) -> None:
     """The default model's blocks (chrom, gene: region_class, residual) have labels on a real annotation."""
     import torch

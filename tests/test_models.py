@@ -909,7 +909,7 @@ def test_model_settings_defaults_presets_and_errors() -> None:
 
 
 def test_default_model_is_small_and_reports_its_parts() -> None:
-    model = SequenceAutoencoder({}, 3, 1000, {"chrom": 24, "gene_family": 50})
+    model = SequenceAutoencoder({}, 3, 1000, {"chrom": 24, "region_class": 3})
     n_params = sum(p.numel() for p in model.parameters())
     assert 2e5 < n_params < 3e6
     assert model.init_kwargs["settings"] == model.settings

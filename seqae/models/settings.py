@@ -51,7 +51,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "head_hidden": 64,
     "blocks": {
         "chrom": {"size": 16, "label": "chrom"},
-        "gene": {"size": 16, "label": "gene_family"},
+        "gene": {"size": 16, "label": "region_class"},
         "residual": {"size": 32, "label": None},
     },
     "denoise": {"enabled": False, "substitution_rate": 0.05, "mask_rate": 0.05, "track_noise": 0.1},
