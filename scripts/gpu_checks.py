@@ -100,7 +100,8 @@ def quality_bars(row: Mapping[str, Any], codebook_size: int | None = None) -> li
     chromosome to >= 0.9 x its accuracy on real donor windows; the anomaly
     AUROC against shuffled windows (sequence error less an order-1 chain's,
     the correction the Markov baseline also makes) >= the order-k Markov
-    baseline's; the latent's own contribution on real windows exceeds its
+    baseline's, for the error through the latent and, for an autoregressive
+    decoder, for its own chain (latent off); the latent's own contribution on real windows exceeds its
     contribution on their shuffles by >= 0.01 nats per base; VQ perplexity
     >= 0.3 x codebook size (VQ models, when ``codebook_size`` is given).
     """
@@ -126,6 +127,10 @@ def quality_bars(row: Mapping[str, Any], codebook_size: int | None = None) -> li
     add("swap: donor's chromosome >= 0.9 x judge", donor, judge, donor >= 0.9 * judge, f">= {0.9 * judge:.3f}")
     auroc, markov = _num(row.get("seq_corrected_auroc_shuffled")), _num(row.get("markov_auroc_shuffled"))
     add("anomaly AUROC vs shuffled (order-1 corrected) >= Markov", auroc, markov, auroc >= markov, f">= {markov:.3f}")
+    chain = _num(row.get("chain_corrected_auroc_shuffled"))
+    if not math.isnan(chain):  # an autoregressive decoder's own chain (latent off): its code length of the window
+        add("anomaly AUROC vs shuffled, decoder's chain (order-1 corrected) >= Markov", chain, markov, chain >= markov,
+            f">= {markov:.3f}")  # fmt: skip
     gain = _num(row.get("latent_gain_real")) - _num(row.get("latent_gain_shuffled"))
     add("latent contribution real - shuffled >= 0.01 nats/base", gain, 0.01, gain >= 0.01, ">= 0.010")
     if row.get("kind") == "vq" and codebook_size:
@@ -220,6 +225,7 @@ def part_models(out: Path, config: Mapping[str, Any], cfg_path: Path, jobs: int 
         # Two-level models: what the latent adds to the decoder's own order-k chain (nats/base), the
         # AUROC with the order-1 correction the Markov baseline also uses, and the bottleneck.
         for key in ("latent_gain_real", "latent_gain_shuffled", "seq_auroc_shuffled", "seq_corrected_auroc_shuffled",
+                    "chain_corrected_auroc_shuffled",
                     "markov_auroc_shuffled", "recon_accuracy", "pca_recon_accuracy", "pca_same_dims_recon_accuracy",
                     "local_bits_per_base"):  # fmt: skip
             gains[row["model"]][key] = _num(row.get(key))
@@ -290,12 +296,14 @@ def write_summary(out: Path, summary: Mapping[str, Any]) -> None:
                          f"| {last.get('val_auroc_shuffled', math.nan):.3f} "
                          f"| {gain_real:.4f} | {gain_shuffled:.4f} |")  # fmt: skip
         header = ("| model | epochs | local bits/base | recon | PCA, same dims | latent gain real (nats/base) "
-                  "| latent gain shuffled | AUROC shuffled, raw | order-1 corrected | Markov baseline |")  # fmt: skip
-        lines += ["", header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| latent gain shuffled | AUROC shuffled, raw | order-1 corrected | chain, corrected "
+                  "| Markov baseline |")  # fmt: skip
+        lines += ["", header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for model, last in models.get("last_epoch", {}).items():
             cells = [last.get(k, math.nan) for k in (
                 "local_bits_per_base", "recon_accuracy", "pca_same_dims_recon_accuracy", "latent_gain_real",
-                "latent_gain_shuffled", "seq_auroc_shuffled", "seq_corrected_auroc_shuffled", "markov_auroc_shuffled")]  # fmt: skip
+                "latent_gain_shuffled", "seq_auroc_shuffled", "seq_corrected_auroc_shuffled",
+                "chain_corrected_auroc_shuffled", "markov_auroc_shuffled")]  # fmt: skip
             lines.append(f"| {model} | {last.get('epochs', '')} | " + " | ".join(f"{v:.4g}" for v in cells) + " |")
     for part in ("bench_train", "trees", "ddp"):
         if part in summary["parts"]:

@@ -110,7 +110,7 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
         "seq_gain_shuffled": 0.05,
         "epochs": 2,
         **{key: out["last_epoch"]["a"][key] for key in out["last_epoch"]["a"] if key.startswith(("latent_", "pca_",
-           "recon_", "local_", "seq_auroc", "seq_corrected", "markov_"))},  # fmt: skip
+           "recon_", "local_", "seq_auroc", "seq_corrected", "chain_", "markov_"))},  # fmt: skip
     }
     assert math.isnan(out["last_epoch"]["b"]["seq_gain_real"])
     assert out["last_epoch"]["b"]["val_seq_ce"] == 1.30 and math.isnan(out["last_epoch"]["b"]["train_head_gradient_scale"])
