@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,19 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
     # Nothing left to do: the outputs are complete and up to date.
     again = run_snakemake(tmp_path, tiny_demo_config(), "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_users_config_with_one_model_plans_one_model(tmp_path):
+    """`snakemake --configfile my.yaml` over the demo's config/config.yaml: the models,
+    genomes and tree families my.yaml lists replace the demo's (a dry run)."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    mine = {"models": {"plain": None}, "trees": {"families": tiny_demo_config()["trees"]["families"][:1]}}
+    done = run_snakemake(tmp_path, mine, "-n", "--quiet", "rules")
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, flags=re.MULTILINE))
+    assert counts["train_model"] == "1" and counts["evaluate_model"] == "1", done.stdout
+    assert counts["tree_family"] == "1", done.stdout
 
 
 def test_config_error_is_one_line_naming_the_key(tmp_path):

@@ -11,7 +11,7 @@ from snakemake.utils import validate
 # environment that has only Snakemake (the jobs get the same via SEQAE below).
 sys.path.insert(0, workflow.basedir)
 
-from seqae.config import config_to_json, validate_config
+from seqae.config import config_to_json, merge_config_layers, validate_config
 from seqae.errors import ConfigError
 
 
@@ -28,6 +28,25 @@ def _config_sources():
         files.append("--config")
     return " + ".join(files) or "config"
 
+
+def _config_layers():
+    """Every config file in merge order (the Snakefile's configfile, then
+    --configfile's, then --config), each as read, for merge_config_layers."""
+    from snakemake.common.configfile import load_configfile
+
+    cli_files = [os.path.abspath(f) for f in workflow.overwrite_configfiles]
+    files = []
+    if not getattr(workflow.config_settings, "replace_workflow_config", False):
+        files = [f for f in workflow.configfiles if os.path.abspath(f) not in cli_files]
+    layers = [load_configfile(f) for f in files + cli_files]
+    return layers + [dict(workflow.config_settings.config or {})]
+
+
+# A user's `models:` names the models that run (Snakemake alone would merge it
+# into the demo's four); genomes and trees.families, lists, are replaced anyway.
+_models = merge_config_layers(_config_layers()).get("models")
+if _models is not None:
+    config["models"] = _models
 
 # seqae's own check first: it fills the defaults and stops at the first wrong
 # key or type with one line naming the key, e.g. "Error in the configuration:
