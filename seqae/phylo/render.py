@@ -62,7 +62,7 @@ def _nice_length(tree) -> float | None:
 
 
 def _tree_style(tree, labels: Mapping[str, str] | None, layout: str, title: str | None, font_size: int, colors):
-    from ete3 import CircleFace, NodeStyle, TextFace, TreeStyle
+    from seqae.phylo.ete import CircleFace, NodeStyle, TextFace, TreeStyle
 
     style = TreeStyle()
     style.mode = LAYOUTS[layout]
