@@ -811,7 +811,10 @@ class _Run:
             return
         if not force and time.monotonic() - self._last_plot < PLOT_EVERY_SECONDS:
             return
-        plot_loss_curves(self.history, self.outdir / "loss_curves.png", title=self.model_name)
+        from seqae.report_plots import training_note
+
+        note = training_note(self._model_json())
+        plot_loss_curves(self.history, self.outdir / "loss_curves.png", title=self.model_name, note=note)
         self._last_plot = time.monotonic()
         self._plotted_epoch = self.epoch
 
@@ -1270,10 +1273,16 @@ def _deterministic_cpu(device: torch.device) -> Iterator[None]:
         deterministic.fill_uninitialized_memory = before[2]
 
 
-def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
+def plot_loss_curves(
+    history: list[Mapping[str, Any]], path: str | os.PathLike[str], title: str = "", note: str | None = None
+) -> Path:
     """Train vs validation loss per epoch (left), the loss components (middle), log scale when positive,
-    and, when validation shuffles were scored (``training.monitor_shuffled``), their AUROC and gap (right)."""
+    and, when validation shuffles were scored (``training.monitor_shuffled``), their AUROC and gap (right).
+    ``note`` (how long the model trained, :func:`seqae.report_plots.training_note`) heads the figure."""
+    from matplotlib.ticker import MaxNLocator
+
     from seqae.figure import plt, save_figure
+    from seqae.report_plots import PlainLogFormatter
 
     table = pd.DataFrame(history)
     epochs = table["epoch"].to_numpy()
@@ -1294,13 +1303,21 @@ def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[s
     axes[1].set_title("loss components (weighted; dashed: validation)")
     if monitored:
         _plot_shuffle_monitor(axes[2], epochs, table)
+    axes[0].set_ylabel("loss (weighted sum of the terms)")
+    axes[1].set_ylabel("loss term × its weight")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs 1, 2, not 1.2, 1.4
     for ax in axes[:2]:
         ax.set_xlabel("epoch")
         values = [line.get_ydata() for line in ax.get_lines()]
         if values and all(np.all(np.asarray(v, float) > 0) for v in values):
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(PlainLogFormatter(ax.yaxis.get_major_formatter()))
+            ax.yaxis.set_minor_formatter(PlainLogFormatter(ax.yaxis.get_minor_formatter()))
         if ax.get_lines():
             ax.legend(frameon=False, fontsize=7, ncols=2 if ax is axes[1] else 1)
+    if note:
+        fig.suptitle(f"{title}: trained {note}".strip(": "), fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
