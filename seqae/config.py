@@ -168,3 +168,12 @@ def _merge(base: Any, extra: Any) -> Any:
     for key, value in extra.items():
         out[key] = _merge(out.get(key), value)
     return out
+
+
+def nvidia_gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU (its device files), without
+    importing torch: how the workflow resolves ``device: auto`` for the GPU
+    resource its jobs ask for."""
+    import glob
+
+    return bool(glob.glob("/dev/nvidia[0-9]*"))

@@ -97,6 +97,9 @@ UNKNOWN_LABELS = frozenset({"", "nan", "None"})
 STAGE_MEMORY_FRACTION = 0.4
 # Redraw loss_curves.png at most this often during a run (and always at its end).
 PLOT_EVERY_SECONDS = 30.0
+# Without progress bars (--quiet, as in the workflow), a line on the progress of
+# the epoch at most this often, so that a slow epoch is not minutes of silence.
+PROGRESS_EVERY_SECONDS = 60.0
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
@@ -840,6 +843,7 @@ class _Run:
         clip = t["grad_clip_norm"]
         seen = 0
         bar = _progress_bar(n_steps, f"{self.model_name} {epoch}/{t['epochs']}", self.progress)
+        last_line = start
         try:
             for i, batch in enumerate(itertools.islice(self.data.train_batches(shuffle), n_steps)):
                 seq, tracks = self._train_inputs(batch, augment)
@@ -869,6 +873,14 @@ class _Run:
                         self._raise_if_bad(first_bad, bad_value, epoch)
                         self._log_steps(sums.interval_means(), bar)
                 bar.update(1)
+                if not self.progress and self.is_main and time.perf_counter() - last_line >= PROGRESS_EVERY_SECONDS:
+                    last_line = time.perf_counter()
+                    rate = seen * self.ctx.world_size / (last_line - start)
+                    log.info(
+                        "%s epoch %d/%d: step %d/%d, %.0f windows/s, epoch ETA %s",
+                        self.model_name, epoch, t["epochs"], i + 1, n_steps, rate,
+                        _duration((last_line - start) / (i + 1) * (n_steps - i - 1)),
+                    )  # fmt: skip
         finally:
             bar.close()
         if self.ctx.enabled:
@@ -1024,6 +1036,7 @@ class _Run:
                 "%s: no validation windows; best.pt and early stopping follow the training loss", self.model_name
             )
         epochs_run = 0
+        run_seconds = 0.0  # of the epochs run by this process, for the ETA
         for epoch in range(self.epoch + 1, t["epochs"] + 1):
             start = time.perf_counter()
             try:
@@ -1057,6 +1070,7 @@ class _Run:
                 self.stop_reason = "epochs"
             self.finished = self.stop_reason is not None
             epochs_run += 1
+            run_seconds += row["seconds"]
             stopping = self.finished or (stop_after is not None and epochs_run >= stop_after)
             save = self.finished or epoch % t["checkpoint_every_epochs"] == 0
             rngs = None
@@ -1081,8 +1095,9 @@ class _Run:
                 if "auroc_shuffled" in val
                 else ""
             )
+            eta = "" if stopping else f", ETA {_duration(run_seconds / epochs_run * (t['epochs'] - epoch))}"
             log.info(
-                "%s epoch %d/%d: train loss %.4g, val loss %.4g, selection loss %.4g%s%s (%.1f s, %.0f windows/s)",
+                "%s epoch %d/%d: train loss %.4g, val loss %.4g, selection loss %.4g%s%s (%.1f s, %.0f windows/s%s)",
                 self.model_name,
                 epoch,
                 t["epochs"],
@@ -1093,6 +1108,7 @@ class _Run:
                 shuffles,
                 row["seconds"],
                 row["samples_per_s"],
+                eta,
             )
             if stopping:
                 break
@@ -1172,6 +1188,17 @@ def _data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Mo
     else:
         kwargs["broadcast_buffers"] = False
     return DistributedDataParallel(module, **kwargs)
+
+
+def _duration(seconds: float) -> str:
+    """A duration for a person: "40 s", "7 min", "1.5 h"."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _progress_bar(total: int, desc: str, enabled: bool) -> Any:

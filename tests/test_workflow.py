@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from seqae.config import nvidia_gpu_visible
 from seqae.store import read_labels, read_schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,6 +93,9 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
                  "embed/recon_CTCF.bw", "evaluate/metrics.json", "evaluate/probe_matrix.png",
                  "evaluate/latent/latent_chrom.png"):
         assert (model / name).stat().st_size > 0, name
+    # The training's lines reach the terminal (and its log) while Snakemake runs.
+    assert "tiny epoch 1/1: train loss" in done.stdout, done.stdout[-2000:]
+    assert "tiny epoch 1/1: train loss" in (tmp_path / "results" / "logs" / "train_tiny.log").read_text()
     comparison = (tmp_path / "results" / "models" / "comparison.tsv").read_text().splitlines()
     assert len(comparison) == 2 and comparison[1].startswith("tiny")
     trees = tmp_path / "results" / "trees"
@@ -123,6 +127,21 @@ def test_a_users_config_with_one_model_plans_one_model(tmp_path):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, flags=re.MULTILINE))
     assert counts["train_model"] == "1" and counts["evaluate_model"] == "1", done.stdout
     assert counts["tree_family"] == "1", done.stdout
+
+
+def test_shell_commands_are_short_and_no_gpu_is_asked_for_without_one(tmp_path):
+    """The commands Snakemake prints name a config file instead of holding the config; with
+    training.device auto, a machine without a GPU shows no gpu resource."""
+    config = tiny_demo_config()
+    config["training"]["device"] = "auto"
+    done = run_snakemake(tmp_path, config, "-n", "-p")
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout + done.stderr
+    commands = [line for line in out.splitlines() if "python -m seqae" in line]
+    assert len(commands) >= 8 and max(len(line) for line in commands) < 400, max(commands, key=len)
+    assert "--config results/config/train_tiny." in out
+    if not nvidia_gpu_visible():
+        assert "gpu=" not in out
 
 
 def test_config_error_is_one_line_naming_the_key(tmp_path):

@@ -35,9 +35,12 @@ rule train_model:
         # checkpoint.pt is not an output: Snakemake would delete it before a
         # retry, and --resume continues from it (or starts afresh without one).
         # With several GPUs params.seqae is torchrun starting `-m seqae` per GPU;
-        # training.batch_size stays the global batch.
-        "{params.seqae} train --config-json {params.cfg:q} --model {wildcards.model:q}"
-        " --windows {input.h5:q} --outdir {params.outdir:q} --resume > {log:q} 2>&1"
+        # training.batch_size stays the global batch. Its lines (one per epoch
+        # with the losses, windows/s and ETA, and one a minute within a long
+        # epoch) go to the log and to the terminal; Snakemake's shell has
+        # pipefail, so a failed training still fails the job.
+        "{params.seqae} train --config {params.cfg:q} --model {wildcards.model:q}"
+        " --windows {input.h5:q} --outdir {params.outdir:q} --resume 2>&1 | tee {log:q}"
 
 
 rule embed_model:
@@ -112,7 +115,7 @@ rule evaluate_model:
         cfg=cli_config("evaluate"),
         outdir=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
-        "{params.seqae} evaluate --config-json {params.cfg:q} --model {input.model:q}"
+        "{params.seqae} evaluate --config {params.cfg:q} --model {input.model:q}"
         " --windows {input.h5:q} --outdir {params.outdir:q} > {log:q} 2>&1"
 
 
