@@ -170,6 +170,28 @@ def _cmd_trees(args: argparse.Namespace) -> None:
     log.info("%s: latent tree and figures written to %s", row["family"], args.outdir)
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    import yaml
+
+    from seqae.config import merge_config_layers, validate_config
+    from seqae.report import build_report, summary_lines
+
+    config = None
+    if args.config:
+        layers = []
+        for path in args.config:
+            try:
+                layers.append(yaml.safe_load(path.read_text()))
+            except (OSError, yaml.YAMLError) as exc:
+                raise SeqaeError(f"{path}: cannot read the configuration ({exc})") from None
+        # Merged as the workflow merges --configfile (a later file's models replace the earlier's).
+        config = validate_config(merge_config_layers(layers), " + ".join(map(str, args.config)))
+    results = args.results if args.results is not None else Path(config["results"] if config else "results")
+    result = build_report(results, args.out, config=config, title=args.title)
+    for line in summary_lines(result, rerun_hint=args.rerun_hint):
+        log.info("%s", line)
+
+
 def _cmd_orthologs(args: argparse.Namespace) -> None:
     from seqae.orthologs import build_ortholog_families
 
@@ -267,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, help="leaf labels: two-column TSV (sequence name, label) for the figures and NHX")
     p.add_argument("--outdir", type=Path, required=True, help="folder for the family's outputs")
     p.set_defaults(func=_cmd_trees)
+    p = _command(sub, "report", help="an HTML report of the figures a run has written so far, listing what is missing")
+    p.add_argument(
+        "--config", type=Path, nargs="+",
+        help="the run's configuration files, merged in order as snakemake --configfile merges them; they say where "
+        "the results are and which models and families to expect (without: those found under --results)",
+    )  # fmt: skip
+    p.add_argument("--results", type=Path, help="the results folder (default: the configuration's results, else results)")
+    p.add_argument("--out", type=Path, required=True, help="the HTML file to write (figures embedded)")
+    p.add_argument("--title", default="seqae report", help="the page title")
+    p.add_argument("--rerun-hint", default="run the workflow again", help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_report)
+
     p = _command(sub, "trees-gather", help="concatenate the families' one-row TSVs of seqae trees into trees.tsv")
     p.add_argument("--rows", type=Path, nargs="+", required=True, help="NAME.tsv files written by seqae trees")
     p.add_argument("--out", type=Path, required=True, help="trees.tsv to write")

@@ -65,6 +65,7 @@ COMMAND_MODULE = {
     "trees": "seqae.phylo.stage",
     "trees-gather": "seqae.phylo.stage",
     "orthologs": "seqae.orthologs",
+    "report": "seqae.report",
 }
 _SPEC = re.compile(r"^([A-Za-z0-9_.-]+)\s*(.*)$")
 

@@ -144,6 +144,56 @@ def test_shell_commands_are_short_and_no_gpu_is_asked_for_without_one(tmp_path):
         assert "gpu=" not in out
 
 
+def test_report_after_an_interrupted_run(tmp_path):
+    """A run killed while a model trains: `snakemake --report` says in one line what to do, and
+    `seqae report` builds a report of what exists and names what is missing or incomplete."""
+    import os
+    import signal
+    import time
+
+    from seqae.report import incomplete_outputs
+
+    config = tiny_demo_config()
+    config["training"].update(epochs=500, early_stopping_patience=0)  # still training when the run is killed
+    config["simulate"]["families"] = {"n_families": 0}
+    config["trees"]["families"] = []
+    # One thread for training, so that the QC figure is drawn beside it on the two cores.
+    command = snakemake_command(tmp_path, config, "--set-threads", "train_model=1", cores=2)
+    run = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)  # fmt: skip
+    log = tmp_path / "results" / "logs" / "train_tiny.log"
+    qc = tmp_path / "results" / "windows" / "extract_qc.png"
+    try:
+        deadline = time.monotonic() + 300
+        while not (
+            log.is_file() and "epoch 1/500" in log.read_text() and qc.is_file()
+            and not any(p.endswith("extract_qc.png") for p in incomplete_outputs(tmp_path))
+        ):  # fmt: skip
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before training"
+            time.sleep(0.5)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)  # as a closed terminal or a lost node: no clean-up
+        run.wait()
+    assert "results/models/tiny/best.pt" in incomplete_outputs(tmp_path)
+
+    snakemake_report = run_snakemake(tmp_path, config, "--report", "report.html", cores=None)
+    assert snakemake_report.returncode == 1
+    lines = [line for line in snakemake_report.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "stopped before it finished" in lines[0] and "make report" in lines[0], lines
+
+    done = subprocess.run(
+        [sys.executable, "-m", "seqae", "report", "--config", "tiny.yaml", "--out", "report.html"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped before it finished" in done.stderr and "planned figures are not there yet" in done.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64" in page and "windows/extract_qc.png" in page
+    assert "results/models/tiny/best.pt" in page  # listed as incomplete
+    assert "results/models/comparison.png" in page  # listed as missing
+
+
 def test_config_error_is_one_line_naming_the_key(tmp_path):
     config = tiny_demo_config()
     config["extract"]["windw_len"] = 5

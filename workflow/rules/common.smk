@@ -19,6 +19,7 @@ from seqae.config import (
     validate_config,
 )
 from seqae.errors import ConfigError
+from seqae.report import incomplete_outputs
 
 
 # ---- configuration ---------------------------------------------------------
@@ -68,6 +69,21 @@ except ConfigError as exc:
 # The same schema, registered for Snakemake's own tooling; it passes whenever
 # the check above does.
 validate(config, schema="../schemas/config.schema.yaml")
+
+
+# `snakemake --report` after an interrupted run: one line on what to do instead
+# of Snakemake's IncompleteFilesException.
+if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
+    _incomplete = incomplete_outputs()
+    if _incomplete:
+        print(
+            f"The last run stopped before it finished ({len(_incomplete)} outputs"
+            f" incomplete, e.g. {_incomplete[0]}): run the workflow again to finish"
+            " it (training resumes from its checkpoint), or build a report of what"
+            " exists with `make report` (seqae report).",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 # ---- paths -------------------------------------------------------------------
