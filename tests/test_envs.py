@@ -26,6 +26,7 @@ CONDA_MODULE = {
     "numpy": "numpy",
     "pandas": "pandas",
     "pyarrow": "pyarrow",
+    "anndata": "anndata",
     "pyyaml": "yaml",
     "jsonschema": "jsonschema",
     "tqdm": "tqdm",

@@ -89,13 +89,23 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
     assert set(labels["chrom"]) <= {"chr1", "chr2", "chr3"}
     assert (tmp_path / "results" / "logs" / "extract_windows.log").exists()
     model = tmp_path / "results" / "models" / "tiny"
-    for name in ("best.pt", "metrics.csv", "loss_curves.png", "embed/embeddings.parquet", "embed/anomaly.bw",
+    for name in ("best.pt", "metrics.csv", "loss_curves.png", "embed/embeddings.parquet", "embed/embeddings.h5ad",
+                 "embed/anomaly.bw",
                  "embed/recon_CTCF.bw", "evaluate/metrics.json", "evaluate/probe_matrix.png",
                  "evaluate/latent/latent_chrom.png"):
         assert (model / name).stat().st_size > 0, name
     # The training's lines reach the terminal (and its log) while Snakemake runs.
     assert "tiny epoch 1/1: train loss" in done.stdout, done.stdout[-2000:]
     assert "tiny epoch 1/1: train loss" in (tmp_path / "results" / "logs" / "train_tiny.log").read_text()
+    try:  # the demo's AnnData in scanpy: neighbours and UMAP (the dev extra installs scanpy)
+        import scanpy as sc
+    except ImportError:
+        pass
+    else:
+        adata = sc.read_h5ad(model / "embed" / "embeddings.h5ad")
+        sc.pp.neighbors(adata, use_rep="X", n_neighbors=5)
+        sc.tl.umap(adata)
+        assert adata.obsm["X_umap"].shape == (adata.n_obs, 2) and "peak_set" in adata.obs
     comparison = (tmp_path / "results" / "models" / "comparison.tsv").read_text().splitlines()
     assert len(comparison) == 2 and comparison[1].startswith("tiny")
     trees = tmp_path / "results" / "trees"

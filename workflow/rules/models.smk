@@ -44,12 +44,13 @@ rule train_model:
 
 
 rule embed_model:
-    """Embed every window: latent blocks, anomaly scores (Parquet) and reconstructed tracks (bigWig)."""
+    """Embed every window: latent blocks, anomaly scores (Parquet, AnnData) and reconstructed tracks (bigWig)."""
     input:
         model=f"{MODELS_DIR}/{{model}}/best.pt",
         h5=f"{WINDOWS_DIR}/windows.h5",
     output:
         parquet=f"{MODELS_DIR}/{{model}}/embed/embeddings.parquet",
+        h5ad=f"{MODELS_DIR}/{{model}}/embed/embeddings.h5ad",
         anomaly=f"{MODELS_DIR}/{{model}}/embed/anomaly.bw",
         recon=expand(
             "{dir}/{{model}}/embed/recon_{track}.bw", dir=MODELS_DIR, track=TRACKS
