@@ -15,6 +15,7 @@ Every seqae module imports ete3's names from here::
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 from urllib.parse import parse_qs
@@ -22,10 +23,16 @@ from urllib.parse import parse_qs
 __all__ = ["NewickError", "Tree", "ete3"]
 
 
-def _import_ete3() -> types.ModuleType:
+def _cgi_importable() -> bool:
+    """Whether ``import cgi`` would work (up to Python 3.12, or with legacy-cgi), without importing it."""
     try:
-        import cgi  # noqa: F401  (present up to Python 3.12, or from legacy-cgi)
-    except ImportError:
+        return importlib.util.find_spec("cgi") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _import_ete3() -> types.ModuleType:
+    if not _cgi_importable():
         stand_in = types.ModuleType("cgi", "seqae's stand-in for the removed cgi module while ete3 is imported")
         stand_in.parse_qs = parse_qs
         missing = object()
