@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("scikit-bio is not installed: pip install -e '.[benchmark]'", file=sys.stderr)
         return 2
-    from ete3 import Tree
-
     from seqae.phylo.compare import normalized_rf
+    from seqae.phylo.ete import Tree
     from seqae.phylo.nj import neighbor_joining
 
     print(

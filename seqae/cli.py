@@ -1,7 +1,7 @@
 """The ``seqae`` command line; the Snakemake rules call these subcommands.
 
-Each subcommand reads the same configuration (``--config FILE`` or, from the
-rules, ``--config-json STRING``), validated against the schema. Problems with
+Each subcommand reads the same configuration (``--config FILE``, as the
+Snakemake rules pass it, or ``--config-json STRING``), validated against the schema. Problems with
 the user's input are printed as one line and exit with status 2; no
 traceback, no half-written output.
 """
@@ -23,10 +23,22 @@ from seqae.errors import SeqaeError
 log = logging.getLogger("seqae")
 
 
+DESCRIPTION = (
+    "seqae: sequence autoencoders for DNA windows around TF ChIP-seq peak summits. "
+    "The Snakemake workflow runs these commands one job at a time; run seqae COMMAND --help for the options of one."
+)
+
+
+def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line ``help`` (the list in ``seqae --help``) is also
+    the description at the top of ``seqae NAME --help``."""
+    return sub.add_parser(name, help=help, description=f"seqae {name}: {help}.")
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--config", type=Path, help="YAML configuration file (see config/README.md)")
-    group.add_argument("--config-json", help="the configuration as a JSON string (used by the Snakemake rules)")
+    group.add_argument("--config-json", help="the configuration as a JSON string")
 
 
 def _config_from(args: argparse.Namespace) -> Config:
@@ -158,6 +170,28 @@ def _cmd_trees(args: argparse.Namespace) -> None:
     log.info("%s: latent tree and figures written to %s", row["family"], args.outdir)
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    import yaml
+
+    from seqae.config import merge_config_layers, validate_config
+    from seqae.report import build_report, summary_lines
+
+    config = None
+    if args.config:
+        layers = []
+        for path in args.config:
+            try:
+                layers.append(yaml.safe_load(path.read_text()))
+            except (OSError, yaml.YAMLError) as exc:
+                raise SeqaeError(f"{path}: cannot read the configuration ({exc})") from None
+        # Merged as the workflow merges --configfile (a later file's models replace the earlier's).
+        config = validate_config(merge_config_layers(layers), " + ".join(map(str, args.config)))
+    results = args.results if args.results is not None else Path(config["results"] if config else "results")
+    result = build_report(results, args.out, config=config, title=args.title)
+    for line in summary_lines(result, rerun_hint=args.rerun_hint):
+        log.info("%s", line)
+
+
 def _cmd_orthologs(args: argparse.Namespace) -> None:
     from seqae.orthologs import build_ortholog_families
 
@@ -165,32 +199,32 @@ def _cmd_orthologs(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqae", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="seqae", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"seqae {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("simulate", help="write the embedded demo data (genome, genes, peaks, tracks, truth)")
+    p = _command(sub, "simulate", help="write the embedded demo data (genome, genes, peaks, tracks, truth)")
     _add_config_args(p)
     p.add_argument("--outdir", type=Path, required=True, help="folder for the demo data")
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("extract", help="extract summit-centred windows with tracks and labels into an HDF5 file")
+    p = _command(sub, "extract", help="extract summit-centred windows with tracks and labels into an HDF5 file")
     _add_config_args(p)
     p.add_argument(
         "--out", type=Path, required=True, help="windows HDF5 file; windows.bed, windows.tsv and extract_report.json go beside it"
     )
     p.set_defaults(func=_cmd_extract)
 
-    p = sub.add_parser("plot-extract", help="draw the extraction QC figure of a windows file (PNG or SVG)")
-    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
+    p = _command(sub, "plot-extract", help="draw the extraction QC figure of a windows file (PNG or SVG)")
+    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
     p.add_argument("--out", type=Path, required=True, help="figure path; the format follows the extension")
     p.set_defaults(func=_cmd_plot_extract)
 
-    p = sub.add_parser("train", help="train one configured model on a windows file (on the GPU when there is one)")
+    p = _command(sub, "train", help="train one configured model on a windows file (on the GPU when there is one)")
     _add_config_args(p)
-    p.add_argument("--model", required=True, help="name of a model under `models:` in the config")
-    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
+    p.add_argument("--model", required=True, help="name of a model under models: in the config")
+    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
     p.add_argument(
         "--outdir",
         type=Path,
@@ -202,9 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("embed", help="embed windows with a trained model: latents + anomaly scores (Parquet), tracks (bigWig)")
-    p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by `seqae train`")
-    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
+    p = _command(sub, "embed", help="embed windows with a trained model: latents + anomaly scores (Parquet), tracks (bigWig)")
+    p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by seqae train")
+    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
     p.add_argument(
         "--outdir", type=Path, required=True,
         help="folder for embeddings.parquet, recon_<track>.bw, anomaly.bw and embed_summary.json",
@@ -220,26 +254,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-recon-tracks", action="store_true", help="skip the recon_<track>.bw files (the slowest output)")
     p.set_defaults(func=_cmd_embed)
 
-    p = sub.add_parser("evaluate", help="evaluate a trained model on the test split: probes vs baselines, swaps, AUROC, figures")
-    p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by `seqae train`")
-    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by `seqae extract`")
+    p = _command(sub, "evaluate", help="evaluate a trained model on the test split: probes vs baselines, swaps, AUROC, figures")
+    p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by seqae train")
+    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
     p.add_argument(
         "--outdir", type=Path, required=True,
         help="folder for metrics.json, probe_matrix.tsv and the figures (probe_matrix.png, latent_<block>.png, anomaly_scores.png)",
     )  # fmt: skip
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--config", type=Path, help="YAML configuration whose `evaluate:` settings apply (optional)")
-    group.add_argument("--config-json", help="the configuration as a JSON string (used by the Snakemake rules)")
+    group.add_argument("--config", type=Path, help="YAML configuration whose evaluate: settings apply (optional)")
+    group.add_argument("--config-json", help="the configuration as a JSON string")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("compare", help="tabulate several models' metrics.json side by side (TSV, Markdown, bar figure)")
-    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.json files written by `seqae evaluate`")
+    p = _command(sub, "compare", help="tabulate several models' metrics.json side by side (TSV, Markdown, bar figure)")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.json files written by seqae evaluate")
     p.add_argument("--out", type=Path, required=True, help="comparison table (TSV); the Markdown table goes beside it as .md")
     p.add_argument("--png", type=Path, help="grouped bar figure (default: --out with suffix .png)")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("orthologs", help="families of orthologous windows across the genomes (one FASTA per family) for `seqae trees`")
+    p = _command(sub, "orthologs", help="families of orthologous windows across the genomes (one FASTA per family) for seqae trees")
     _add_config_args(p)
     p.add_argument(
         "--outdir", type=Path, required=True,
@@ -247,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.set_defaults(func=_cmd_orthologs)
 
-    p = sub.add_parser("trees", help="tree autoencoder for one aligned family: latent tree (Newick/NHX), figures, summary row")
+    p = _command(sub, "trees", help="tree autoencoder for one aligned family: latent tree (Newick/NHX), figures, summary row")
     _add_config_args(p)
     p.add_argument("--family", required=True, help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
     p.add_argument("--fasta", type=Path, required=True, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)")
@@ -255,8 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, help="leaf labels: two-column TSV (sequence name, label) for the figures and NHX")
     p.add_argument("--outdir", type=Path, required=True, help="folder for the family's outputs")
     p.set_defaults(func=_cmd_trees)
-    p = sub.add_parser("trees-gather", help="concatenate the families' one-row TSVs of `seqae trees` into trees.tsv")
-    p.add_argument("--rows", type=Path, nargs="+", required=True, help="NAME.tsv files written by `seqae trees`")
+    p = _command(sub, "report", help="an HTML report of the figures a run has written so far, listing what is missing")
+    p.add_argument(
+        "--config", type=Path, nargs="+",
+        help="the run's configuration files, merged in order as snakemake --configfile merges them; they say where "
+        "the results are and which models and families to expect (without: those found under --results)",
+    )  # fmt: skip
+    p.add_argument("--results", type=Path, help="the results folder (default: the configuration's results, else results)")
+    p.add_argument("--out", type=Path, required=True, help="the HTML file to write (figures embedded)")
+    p.add_argument("--title", default="seqae report", help="the page title")
+    p.add_argument("--rerun-hint", default="run the workflow again", help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_report)
+
+    p = _command(sub, "trees-gather", help="concatenate the families' one-row TSVs of seqae trees into trees.tsv")
+    p.add_argument("--rows", type=Path, nargs="+", required=True, help="NAME.tsv files written by seqae trees")
     p.add_argument("--out", type=Path, required=True, help="trees.tsv to write")
     p.add_argument("--summary", type=Path, help="JSON of mean nRF per method and latent vs NJ-p counts")
     p.add_argument("--figure", type=Path, help="bar figure of mean nRF per method (PNG or SVG)")

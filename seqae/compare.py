@@ -236,11 +236,16 @@ def compare_models(
 
     if not metrics_paths:
         raise SeqaeError("compare needs at least one metrics.json")
-    rows = []
+    from seqae.report_plots import draw_comparison, model_training_note
+
+    rows, notes = [], []
     for path in metrics_paths:
-        row = comparison_row(_read_metrics(path))
+        metrics = _read_metrics(path)
+        row = comparison_row(metrics)
         row["metrics"] = str(path)
         rows.append(row)
+        # How long the model trained (its model.json beside best.pt), for the figure's legend.
+        notes.append(model_training_note(_get(metrics, "model", "path", default="")) if _get(metrics, "model", "path") else None)
     names = [r["model"] or Path(r["metrics"]).parent.name for r in rows]
     duplicated = {n for n in names if names.count(n) > 1}
     for r, n in zip(rows, names, strict=True):
@@ -252,7 +257,6 @@ def compare_models(
     write_tsv(table, out_tsv)
     with atomic_output(out_tsv.with_suffix(".md")) as tmp:
         tmp.write_text(markdown_table(table.drop(columns=["metrics"])))
-    from seqae.report_plots import draw_comparison
-
-    draw_comparison(table, _figure_columns(table), out_png if out_png is not None else out_tsv.with_suffix(".png"))
+    png = out_png if out_png is not None else out_tsv.with_suffix(".png")
+    draw_comparison(table, _figure_columns(table), png, notes=dict(zip(table["model"], notes, strict=True)))
     return table

@@ -124,3 +124,56 @@ def load_config(path: str | Path | None = None, *, text: str | None = None) -> C
 def config_to_json(config: Config) -> str:
     """Compact JSON of a config, as passed by the Snakemake rules to ``seqae``."""
     return json.dumps(config, separators=(",", ":"), sort_keys=True)
+
+
+# Keys whose value in a later config file replaces the earlier one's as a
+# whole: what a user's file lists is what runs. Snakemake already replaces
+# lists (genomes, trees.families); `models` is a mapping, which it would merge.
+REPLACED_MAPPINGS = ("models",)
+
+
+def merge_config_layers(layers: list[Config | None]) -> Config:
+    """Merge config files in order, as ``snakemake --configfile`` does, except for ``models``.
+
+    Mappings merge key by key and lists (``genomes``, ``trees.families``, ...)
+    are replaced, as in Snakemake. ``models`` names the models to train: the
+    last layer that gives it decides which models there are (a demo model it
+    does not name is dropped), and a model named in several layers takes their
+    settings merged key by key, in order (so an overlay such as config/gpu.yaml
+    that lists every demo model changes their settings without redefining
+    them). A model given without settings (``plain:``) keeps those of the
+    earlier layers.
+    """
+    merged: Config = {}
+    for layer in layers:
+        if not layer:
+            continue
+        for key, value in layer.items():
+            if key in REPLACED_MAPPINGS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+                earlier = merged[key]
+                merged[key] = {
+                    name: _merge(earlier[name], settings or {}) if name in earlier else copy.deepcopy(settings)
+                    for name, settings in value.items()
+                }
+            else:
+                merged[key] = _merge(merged.get(key), value)
+    return merged
+
+
+def _merge(base: Any, extra: Any) -> Any:
+    """``extra`` over ``base``: mappings key by key, anything else replaced."""
+    if not (isinstance(base, dict) and isinstance(extra, dict)):
+        return copy.deepcopy(extra)
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = _merge(out.get(key), value)
+    return out
+
+
+def nvidia_gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU (its device files), without
+    importing torch: how the workflow resolves ``device: auto`` for the GPU
+    resource its jobs ask for."""
+    import glob
+
+    return bool(glob.glob("/dev/nvidia[0-9]*"))

@@ -19,6 +19,9 @@ windows file (all of them, or some splits) and writes into ``outdir``:
     (zstd), opened by pandas, Polars or R's arrow without options; the
     key-value metadata ``seqae`` holds the model, the latent blocks and the
     windows file as JSON.
+``embeddings.h5ad``
+    The same as AnnData for scanpy (:mod:`seqae.anndata_out`): labels and
+    scores in ``obs``, the latent in ``X``, one ``obsm`` matrix per block.
 ``recon_<track>.bw``
     The decoder's per-base track on the bigWig's own scale (the stored
     transform inverted, no clamping), over the window proper of every window.
@@ -170,6 +173,7 @@ def embed_windows(
     tracks_out = {name: outdir / f"recon_{_file_safe(name)}.bw" for name in schema.track_names} if recon_tracks else {}
     paths = {"embeddings": outdir / "embeddings.parquet", "anomaly": outdir / "anomaly.bw"}
     paths.update({f"recon_{name}": path for name, path in tracks_out.items()})
+    paths["h5ad"] = outdir / "embeddings.h5ad"  # seqae.anndata_out, from the Parquet
     paths["summary"] = outdir / "embed_summary.json"
     column_names = latent_column_names(model.layout.sizes)
 
@@ -226,7 +230,9 @@ def embed_windows(
             "latent_blocks": {name: [s.start, s.stop] for name in model.layout.names for s in [model.layout.slice(name)]},
         }
         _finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(metadata_json)})
+    from seqae.anndata_out import write_h5ad
 
+    write_h5ad(paths["embeddings"], paths["h5ad"])
     seconds = time.perf_counter() - started
     summary = {
         "n_windows": n,

@@ -1404,8 +1404,12 @@ def _evaluate(
             ["chrom"] if "chrom" in data.y_test else []
         )
         colours = {lab: data.y_test[lab] for lab in colour_labels}
+        from seqae.report_plots import model_training_note
+
+        trained = model_training_note(model_path)  # the figures' titles say how long the model trained
+        titled = f"{name} ({trained})" if trained else name
         figures = _draw_figures(
-            outdir, model, name, pm, flags, colours, test_latent, scores, seq_scores, anomaly, cfg["seed"]
+            outdir, model, titled, pm, flags, colours, test_latent, scores, seq_scores, anomaly, cfg["seed"]
         )
     curves = Path(model_path).parent / "loss_curves.png"
     if curves.is_file() and curves.resolve() != (outdir / "loss_curves.png").resolve():

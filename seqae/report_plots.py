@@ -4,6 +4,7 @@
 * :func:`draw_latent_embedding` — 2-D PCA (and UMAP when ``umap`` imports) of a latent block.
 * :func:`draw_anomaly_scores` — anomaly-score histograms of real vs control windows.
 * :func:`draw_comparison` — grouped bars of the headline numbers of several models.
+* :func:`training_note` — how long a model trained, for the figures' titles.
 """
 
 from __future__ import annotations
@@ -13,12 +14,68 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
 from seqae.figure import plt, save_figure
 
-__all__ = ["draw_anomaly_scores", "draw_comparison", "draw_latent_embedding", "draw_probe_matrix"]
+__all__ = [
+    "PlainLogFormatter",
+    "draw_anomaly_scores",
+    "draw_comparison",
+    "draw_latent_embedding",
+    "draw_probe_matrix",
+    "model_training_note",
+    "training_note",
+]
+
+def training_note(info: Mapping[str, Any]) -> str:
+    """How long a model trained, from its ``model.json``: e.g. "2 epochs (142 steps) on CPU, still
+    improving: under-trained". Under-trained: the run ended at its epoch or step limit with the
+    validation loss still at its best in the last epoch, or it did not finish."""
+    epochs = int(info.get("epochs_completed") or 0)
+    planned = (info.get("training") or {}).get("epochs")
+    device = "GPU" if str(info.get("device", "")).startswith("cuda") else "CPU"
+    text = f"{epochs} epoch{'' if epochs == 1 else 's'} ({info.get('steps', '?')} steps) on {device}"
+    if not info.get("finished"):
+        return text + (f" of {planned}: training incomplete" if planned else ": training incomplete")
+    if info.get("stop_reason") in ("epochs", "max_steps") and info.get("best_epoch") == epochs:
+        return text + ", still improving: under-trained"
+    return text
+
+
+def model_training_note(model_path: str | os.PathLike[str]) -> str | None:
+    """:func:`training_note` of the model whose ``best.pt`` (or folder) is ``model_path``, from the
+    ``model.json`` beside it; None without one (e.g. a model file copied elsewhere)."""
+    import json
+
+    path = Path(model_path)
+    info = (path if path.is_dir() else path.parent) / "model.json"
+    try:
+        return training_note(json.loads(info.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+class PlainLogFormatter(matplotlib.ticker.Formatter):
+    """Log-axis tick labels as plain numbers ("12", "0.5"), not "1.2×10¹": the ticks matplotlib's
+    log formatter labels (``inner``), written with three significant digits."""
+
+    def __init__(self, inner: matplotlib.ticker.Formatter) -> None:
+        self.inner = inner
+
+    def set_axis(self, axis: Any) -> None:
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+    def set_locs(self, locs: Any) -> None:
+        super().set_locs(locs)
+        self.inner.set_locs(locs)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:.3g}" if self.inner(x, pos) else ""
+
 
 # Categories shown in their own colour in a latent scatter; the rarer ones are pooled as "other".
 MAX_CATEGORIES = 12
@@ -34,8 +91,9 @@ def draw_probe_matrix(
 ) -> Path:
     """Heatmap of held-out probe accuracy: rows = feature sets, columns = labels.
 
-    Each cell shows the accuracy and its colour is the accuracy above chance
-    (``accuracy - chance``, so that labels with different chance levels compare);
+    Each cell's colour and its large number are the accuracy above chance
+    (``accuracy - chance``, so that labels with different chance levels
+    compare), the small number beneath it the accuracy itself;
     each column header gives the label's chance level, and a label the k-mer
     baseline cannot read above chance is hatched and marked *not recoverable*.
 
@@ -58,9 +116,12 @@ def draw_probe_matrix(
     for i in range(len(rows)):
         for j in range(len(labels)):
             value = acc.iat[i, j]
-            text = "" if not np.isfinite(value) else f"{value:.2f}"
-            strong = np.isfinite(above[i, j]) and abs(above[i, j]) > 0.6 * limit
-            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if strong else "black")
+            if not np.isfinite(value):
+                continue
+            colour = "white" if np.isfinite(above[i, j]) and abs(above[i, j]) > 0.6 * limit else "black"
+            if np.isfinite(above[i, j]):
+                ax.text(j, i - 0.08, f"{above[i, j]:+.2f}", ha="center", va="center", fontsize=8, color=colour)
+            ax.text(j, i + 0.25, f"acc {value:.2f}", ha="center", va="center", fontsize=6, color=colour)
     for j in np.flatnonzero(~rec):
         ax.add_patch(plt.Rectangle((j - 0.5, -0.5), 1, len(rows), fill=False, hatch="///", edgecolor="#7f8c8d", lw=0))
     ticks = [
@@ -76,10 +137,10 @@ def draw_probe_matrix(
     baseline_rows = [i for i, r in enumerate(rows) if r == "pca" or r.startswith("kmer")]
     if baseline_rows:
         ax.axhline(min(baseline_rows) - 0.5, color="black", lw=1)
-    ax.set_xlabel("label (held-out accuracy; hatched: not recoverable from sequence)", fontsize=8)
+    ax.set_xlabel("label (held-out accuracy above chance; hatched: not recoverable from sequence)", fontsize=8)
     ax.set_title(f"{title} linear probes on test windows".strip(), fontsize=10)
     bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
-    bar.set_label("accuracy - chance", fontsize=8)
+    bar.set_label("accuracy − chance (the cells' large number)", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -244,6 +305,7 @@ def draw_comparison(
     path: str | os.PathLike[str],
     model_column: str = "model",
     title: str = "model comparison",
+    notes: Mapping[str, str | None] | None = None,
 ) -> Path:
     """Grouped bars: one group per metric, one bar per model (values on a 0..1 scale).
 
@@ -254,6 +316,7 @@ def draw_comparison(
         path: figure path.
         model_column: column with the model names (legend).
         title: axes title.
+        notes: model name -> how long it trained (:func:`training_note`), shown in the legend.
     """
     cols = [
         (c, name)
@@ -272,13 +335,16 @@ def draw_comparison(
             np.nan_to_num(heights, nan=0.0),
             width,
             color=colours[i % len(colours)],
-            label=str(row[model_column]),
+            label=str(row[model_column])
+            + (f": {notes[row[model_column]]}" if notes and notes.get(row[model_column]) else ""),
         )
     ax.set_xticks(x, [name for _, name in cols], rotation=35, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("value (0..1)")
     ax.axhline(0.5, color="#bdc3c7", lw=0.8, ls="--", zorder=0)
-    ax.set_title(title, fontsize=10)
-    ax.legend(frameon=False, fontsize=8, ncols=min(4, max(1, n_models)))
+    # The legend above the bars (a bar may reach 1), headed by the title.
+    legend = ax.legend(frameon=False, fontsize=8, ncols=1 if notes else min(4, max(1, n_models)), title=title,
+                       loc="lower center", bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    legend.get_title().set_fontsize(10)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -97,6 +97,9 @@ UNKNOWN_LABELS = frozenset({"", "nan", "None"})
 STAGE_MEMORY_FRACTION = 0.4
 # Redraw loss_curves.png at most this often during a run (and always at its end).
 PLOT_EVERY_SECONDS = 30.0
+# Without progress bars (--quiet, as in the workflow), a line on the progress of
+# the epoch at most this often, so that a slow epoch is not minutes of silence.
+PROGRESS_EVERY_SECONDS = 60.0
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
@@ -812,7 +815,10 @@ class _Run:
             return
         if not force and time.monotonic() - self._last_plot < PLOT_EVERY_SECONDS:
             return
-        plot_loss_curves(self.history, self.outdir / "loss_curves.png", title=self.model_name)
+        from seqae.report_plots import training_note
+
+        note = training_note(self._model_json())
+        plot_loss_curves(self.history, self.outdir / "loss_curves.png", title=self.model_name, note=note)
         self._last_plot = time.monotonic()
         self._plotted_epoch = self.epoch
 
@@ -838,6 +844,7 @@ class _Run:
         clip = t["grad_clip_norm"]
         seen = 0
         bar = _progress_bar(n_steps, f"{self.model_name} {epoch}/{t['epochs']}", self.progress)
+        last_line = start
         try:
             for i, batch in enumerate(itertools.islice(self.data.train_batches(shuffle), n_steps)):
                 seq, tracks = self._train_inputs(batch, augment)
@@ -867,6 +874,14 @@ class _Run:
                         self._raise_if_bad(first_bad, bad_value, epoch)
                         self._log_steps(sums.interval_means(), bar)
                 bar.update(1)
+                if not self.progress and self.is_main and time.perf_counter() - last_line >= PROGRESS_EVERY_SECONDS:
+                    last_line = time.perf_counter()
+                    rate = seen * self.ctx.world_size / (last_line - start)
+                    log.info(
+                        "%s epoch %d/%d: step %d/%d, %.0f windows/s, epoch ETA %s",
+                        self.model_name, epoch, t["epochs"], i + 1, n_steps, rate,
+                        _duration((last_line - start) / (i + 1) * (n_steps - i - 1)),
+                    )  # fmt: skip
         finally:
             bar.close()
         if self.ctx.enabled:
@@ -1022,6 +1037,7 @@ class _Run:
                 "%s: no validation windows; best.pt and early stopping follow the training loss", self.model_name
             )
         epochs_run = 0
+        run_seconds = 0.0  # of the epochs run by this process, for the ETA
         for epoch in range(self.epoch + 1, t["epochs"] + 1):
             start = time.perf_counter()
             try:
@@ -1055,6 +1071,7 @@ class _Run:
                 self.stop_reason = "epochs"
             self.finished = self.stop_reason is not None
             epochs_run += 1
+            run_seconds += row["seconds"]
             stopping = self.finished or (stop_after is not None and epochs_run >= stop_after)
             save = self.finished or epoch % t["checkpoint_every_epochs"] == 0
             rngs = None
@@ -1079,8 +1096,9 @@ class _Run:
                 if "auroc_shuffled" in val
                 else ""
             )
+            eta = "" if stopping else f", ETA {_duration(run_seconds / epochs_run * (t['epochs'] - epoch))}"
             log.info(
-                "%s epoch %d/%d: train loss %.4g, val loss %.4g, selection loss %.4g%s%s (%.1f s, %.0f windows/s)",
+                "%s epoch %d/%d: train loss %.4g, val loss %.4g, selection loss %.4g%s%s (%.1f s, %.0f windows/s%s)",
                 self.model_name,
                 epoch,
                 t["epochs"],
@@ -1091,6 +1109,7 @@ class _Run:
                 shuffles,
                 row["seconds"],
                 row["samples_per_s"],
+                eta,
             )
             if stopping:
                 break
@@ -1170,6 +1189,17 @@ def _data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Mo
     else:
         kwargs["broadcast_buffers"] = False
     return DistributedDataParallel(module, **kwargs)
+
+
+def _duration(seconds: float) -> str:
+    """A duration for a person: "40 s", "7 min", "1.5 h"."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
@@ -1271,10 +1301,16 @@ def _deterministic_cpu(device: torch.device) -> Iterator[None]:
         deterministic.fill_uninitialized_memory = before[2]
 
 
-def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
+def plot_loss_curves(
+    history: list[Mapping[str, Any]], path: str | os.PathLike[str], title: str = "", note: str | None = None
+) -> Path:
     """Train vs validation loss per epoch (left), the loss components (middle), log scale when positive,
-    and, when validation shuffles were scored (``training.monitor_shuffled``), their AUROC and gap (right)."""
+    and, when validation shuffles were scored (``training.monitor_shuffled``), their AUROC and gap (right).
+    ``note`` (how long the model trained, :func:`seqae.report_plots.training_note`) heads the figure."""
+    from matplotlib.ticker import MaxNLocator
+
     from seqae.figure import plt, save_figure
+    from seqae.report_plots import PlainLogFormatter
 
     table = pd.DataFrame(history)
     epochs = table["epoch"].to_numpy()
@@ -1295,13 +1331,21 @@ def plot_loss_curves(history: list[Mapping[str, Any]], path: str | os.PathLike[s
     axes[1].set_title("loss components (weighted; dashed: validation)")
     if monitored:
         _plot_shuffle_monitor(axes[2], epochs, table)
+    axes[0].set_ylabel("loss (weighted sum of the terms)")
+    axes[1].set_ylabel("loss term × its weight")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs 1, 2, not 1.2, 1.4
     for ax in axes[:2]:
         ax.set_xlabel("epoch")
         values = [line.get_ydata() for line in ax.get_lines()]
         if values and all(np.all(np.asarray(v, float) > 0) for v in values):
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(PlainLogFormatter(ax.yaxis.get_major_formatter()))
+            ax.yaxis.set_minor_formatter(PlainLogFormatter(ax.yaxis.get_minor_formatter()))
         if ax.get_lines():
             ax.legend(frameon=False, fontsize=7, ncols=2 if ax is axes[1] else 1)
+    if note:
+        fig.suptitle(f"{title}: trained {note}".strip(": "), fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -62,3 +62,14 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".best.pt.0123456789ab.tmp", ".checkpoint.ptx.tmp", ".notes.txt", "checkpoint.pt",
     ]  # fmt: skip
+
+
+def test_help_is_plain_text_and_every_command_has_a_description() -> None:
+    parser = cli.build_parser()
+    top = " ".join(parser.format_help().split())
+    assert "``" not in top and "`" not in top and "seqae COMMAND --help" in top
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():
+        text = command.format_help()
+        assert f"seqae {name}: " in text, text  # a description line below the usage
+        assert "``" not in text

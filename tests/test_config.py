@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from seqae.cli import main
-from seqae.config import config_to_json, load_config, validate_config
+from seqae.config import (
+    config_to_json,
+    load_config,
+    merge_config_layers,
+    validate_config,
+)
 from seqae.errors import ConfigError
 
 
@@ -93,25 +98,17 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
     [("gpu.yaml",), ("cpu.yaml",), ("species.yaml",), ("species.yaml", "cpu.yaml"), ("species.yaml", "gpu.yaml")],
 )
 def test_shipped_overlays_validate(overlays: tuple[str, ...]) -> None:
-    """Every overlay in config/ merges onto the demo config (as Snakemake merges --configfile) into a valid config."""
-    import copy
+    """Every overlay in config/ merges onto the demo config (as the workflow merges --configfile) into a valid config."""
     from pathlib import Path
 
     import yaml
 
     from seqae.models import model_settings
 
-    def merge(base: dict, extra: dict) -> dict:
-        out = copy.deepcopy(base)
-        for key, value in extra.items():
-            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        return out
-
     folder = Path(__file__).resolve().parents[1] / "config"
-    config = yaml.safe_load((folder / "config.yaml").read_text())
-    for name in overlays:
-        config = merge(config, yaml.safe_load((folder / name).read_text()))
-    config = validate_config(config)
+    layers = [yaml.safe_load((folder / name).read_text()) for name in ("config.yaml", *overlays)]
+    config = validate_config(merge_config_layers(layers))
+    assert sorted(config["models"]) == ["denoising", "plain", "vae", "vq"]
     for name, settings in config["models"].items():
         model_settings({k: v for k, v in settings.items() if k != "training"}, where=f"models.{name}")
     if "cpu.yaml" in overlays:
@@ -120,3 +117,31 @@ def test_shipped_overlays_validate(overlays: tuple[str, ...]) -> None:
     if "species.yaml" in overlays:
         assert all(m["composition_k"] == 4 and "species" in m["blocks"] for m in config["models"].values())
         assert all(m["adversarial_objective"] == "decorrelation" for m in config["models"].values())
+
+
+def test_a_users_models_replace_the_demos_and_lists_are_replaced() -> None:
+    """my.yaml's models are the models that run; a model it names keeps the demo's settings
+    beneath its own; genomes and trees.families are replaced; other mappings merge."""
+    from pathlib import Path
+
+    import yaml
+
+    demo = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    mine = {
+        "models": {"plain": None, "mine": {"kind": "vq"}},
+        "genomes": minimal()["genomes"],
+        "trees": {"families": [{"name": "f", "fasta": "f.fa"}]},
+        "training": {"epochs": 5},
+    }
+    merged = merge_config_layers([demo, mine])
+    assert list(merged["models"]) == ["plain", "mine"]
+    assert merged["models"]["plain"] == demo["models"]["plain"]
+    assert merged["models"]["mine"] == {"kind": "vq"}
+    assert merged["genomes"] == mine["genomes"]
+    assert merged["trees"]["families"] == [{"name": "f", "fasta": "f.fa"}]
+    assert merged["trees"]["epochs"] == demo["trees"]["epochs"]
+    assert merged["training"]["epochs"] == 5 and merged["training"]["batch_size"] == demo["training"]["batch_size"]
+    # An overlay's settings for a demo model merge into that model's.
+    overlay = merge_config_layers([demo, {"models": {"plain": {"size": "large"}}}])
+    assert overlay["models"] == {"plain": demo["models"]["plain"] | {"size": "large"}}
+    assert demo["models"]["plain"].get("size") is None  # the layers are not changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -341,10 +342,41 @@ def test_cli(inputs, tmp_path, capsys):
     )  # fmt: skip
     assert status == 0
     assert {p.name for p in out.iterdir()} == {
-        "embeddings.parquet", "anomaly.bw", "recon_TFA.bw", "recon_TFB.bw", "embed_summary.json"
+        "embeddings.parquet", "embeddings.h5ad", "anomaly.bw", "recon_TFA.bw", "recon_TFB.bw", "embed_summary.json"
     }  # fmt: skip
     assert pyBigWig.open(str(out / "anomaly.bw")).chroms() == {"chr1": 6000, "chr2": 5000, "chr3": 3000}
     bad = save_model(tmp_path / "bad.pt", inputs["windows"], window_len=160)
     status = main(["embed", "--model", str(bad), "--windows", str(inputs["windows"]), "--outdir", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "window_len" in err[0]
+
+
+def test_h5ad_holds_the_parquets_windows_scores_and_blocks(embedded):
+    import anndata
+
+    result = embedded["result"]
+    table = pd.read_parquet(result.paths["embeddings"])
+    adata = anndata.read_h5ad(result.paths["h5ad"])
+    assert list(adata.obs_names) == list(table["window_id"])
+    for column in ("chrom", "peak_set", "split", "anomaly_score", "anomaly_rank", "seq_recon_accuracy"):
+        assert column in adata.obs, column
+    np.testing.assert_array_equal(adata.obs["anomaly_rank"], table["anomaly_rank"])
+    np.testing.assert_array_equal(adata.obs["peak_set"].astype(str), table["peak_set"].astype(str))
+    blocks = json.loads(adata.uns["seqae"])["latent_blocks"]
+    assert sorted(adata.obsm) == sorted(f"X_{name}" for name in blocks)
+    for name, (start, stop) in blocks.items():
+        np.testing.assert_array_equal(adata.obsm[f"X_{name}"], table.iloc[:, len(read_labels(embedded["windows"]).columns) + np.arange(start, stop)])
+    np.testing.assert_array_equal(adata.X, np.hstack([adata.obsm[f"X_{name}"] for name in blocks]))
+    assert list(adata.var["block"].astype(str)) == [name for name, (a, b) in blocks.items() for _ in range(a, b)]
+
+
+def test_h5ad_opens_in_scanpy_for_neighbors_umap_and_leiden(embedded):
+    """The README's five lines, on a tiny embedding."""
+    sc = pytest.importorskip("scanpy")
+    adata = sc.read_h5ad(embedded["result"].paths["h5ad"])
+    sc.pp.neighbors(adata, use_rep="X_residual", n_neighbors=5)
+    sc.tl.umap(adata)
+    assert adata.obsm["X_umap"].shape == (adata.n_obs, 2) and np.isfinite(adata.obsm["X_umap"]).all()
+    if importlib.util.find_spec("igraph") is not None:
+        sc.tl.leiden(adata, flavor="igraph", n_iterations=2)
+        assert adata.obs["leiden"].nunique() >= 1

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ete3 import Tree
 
 from seqae.errors import InputError
 from seqae.phylo.alphabet import CODE_MISSING, decode, encode
@@ -23,6 +22,7 @@ from seqae.phylo.distance import (
     patristic_distances,
     poincare_distances,
 )
+from seqae.phylo.ete import Tree
 from seqae.phylo.io import read_family, read_tree, write_family, write_newick, write_nhx
 from seqae.phylo.nj import neighbor_joining, nj_linkage
 from seqae.phylo.nni import bme_length, bme_nni

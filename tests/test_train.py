@@ -306,6 +306,22 @@ def test_loss_goes_down(windows, tmp_path):
     assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0]
 
 
+def test_quiet_training_reports_progress_and_eta(windows, tmp_path, monkeypatch, caplog):
+    """Without progress bars (the workflow's --quiet) the log has a line per epoch with the
+    losses, windows/s and ETA, and a line on the progress within an epoch (here after every step)."""
+    import re
+
+    import seqae.train
+
+    monkeypatch.setattr(seqae.train, "PROGRESS_EVERY_SECONDS", 0.0)
+    with caplog.at_level("INFO", logger="seqae"):
+        train_model(make_config(epochs=2), "plain", windows, tmp_path, progress=False)
+    assert re.search(r"plain epoch 1/2: step 1/\d+, \d+ windows/s, epoch ETA \d+ s", caplog.text), caplog.text
+    assert re.search(r"plain epoch 1/2: train loss .*windows/s, ETA \d+ s\)", caplog.text), caplog.text
+    last = [line for line in caplog.text.splitlines() if "plain epoch 2/2: train loss" in line]
+    assert len(last) == 1 and "ETA" not in last[0]
+
+
 def test_shuffle_monitor_changes_nothing_but_its_columns(windows, tmp_path):
     on, off = tmp_path / "on", tmp_path / "off"
     train_model(make_config(epochs=2), "plain", windows, on, progress=False)

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ete3 import Tree
 
 from seqae.cli import main
 from seqae.errors import InputError
@@ -28,9 +27,16 @@ from seqae.phylo.discriminator import (
     tree_arrays_metric,
 )
 from seqae.phylo.distance import patristic_distances
+from seqae.phylo.ete import Tree
 from seqae.phylo.io import read_family, read_tree, write_family
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
-from seqae.phylo.stage import TREES_COLUMNS, draw_tree_summary, gather_trees, run_family, summarise_trees
+from seqae.phylo.stage import (
+    TREES_COLUMNS,
+    draw_tree_summary,
+    gather_trees,
+    run_family,
+    summarise_trees,
+)
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder, read_latent_tree
 
 #: Settings small enough for a test: a few hundred full-batch steps of 8 sequences.

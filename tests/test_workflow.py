@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from seqae.config import nvidia_gpu_visible
 from seqae.store import read_labels, read_schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,10 +89,23 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
     assert set(labels["chrom"]) <= {"chr1", "chr2", "chr3"}
     assert (tmp_path / "results" / "logs" / "extract_windows.log").exists()
     model = tmp_path / "results" / "models" / "tiny"
-    for name in ("best.pt", "metrics.csv", "loss_curves.png", "embed/embeddings.parquet", "embed/anomaly.bw",
+    for name in ("best.pt", "metrics.csv", "loss_curves.png", "embed/embeddings.parquet", "embed/embeddings.h5ad",
+                 "embed/anomaly.bw",
                  "embed/recon_CTCF.bw", "evaluate/metrics.json", "evaluate/probe_matrix.png",
                  "evaluate/latent/latent_chrom.png"):
         assert (model / name).stat().st_size > 0, name
+    # The training's lines reach the terminal (and its log) while Snakemake runs.
+    assert "tiny epoch 1/1: train loss" in done.stdout, done.stdout[-2000:]
+    assert "tiny epoch 1/1: train loss" in (tmp_path / "results" / "logs" / "train_tiny.log").read_text()
+    try:  # the demo's AnnData in scanpy: neighbours and UMAP (the dev extra installs scanpy)
+        import scanpy as sc
+    except ImportError:
+        pass
+    else:
+        adata = sc.read_h5ad(model / "embed" / "embeddings.h5ad")
+        sc.pp.neighbors(adata, use_rep="X", n_neighbors=5)
+        sc.tl.umap(adata)
+        assert adata.obsm["X_umap"].shape == (adata.n_obs, 2) and "peak_set" in adata.obs
     comparison = (tmp_path / "results" / "models" / "comparison.tsv").read_text().splitlines()
     assert len(comparison) == 2 and comparison[1].startswith("tiny")
     trees = tmp_path / "results" / "trees"
@@ -109,6 +124,84 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
     # Nothing left to do: the outputs are complete and up to date.
     again = run_snakemake(tmp_path, tiny_demo_config(), "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_users_config_with_one_model_plans_one_model(tmp_path):
+    """`snakemake --configfile my.yaml` over the demo's config/config.yaml: the models,
+    genomes and tree families my.yaml lists replace the demo's (a dry run)."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    mine = {"models": {"plain": None}, "trees": {"families": tiny_demo_config()["trees"]["families"][:1]}}
+    done = run_snakemake(tmp_path, mine, "-n", "--quiet", "rules")
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, flags=re.MULTILINE))
+    assert counts["train_model"] == "1" and counts["evaluate_model"] == "1", done.stdout
+    assert counts["tree_family"] == "1", done.stdout
+
+
+def test_shell_commands_are_short_and_no_gpu_is_asked_for_without_one(tmp_path):
+    """The commands Snakemake prints name a config file instead of holding the config; with
+    training.device auto, a machine without a GPU shows no gpu resource."""
+    config = tiny_demo_config()
+    config["training"]["device"] = "auto"
+    done = run_snakemake(tmp_path, config, "-n", "-p")
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout + done.stderr
+    commands = [line for line in out.splitlines() if "python -m seqae" in line]
+    assert len(commands) >= 8 and max(len(line) for line in commands) < 400, max(commands, key=len)
+    assert "--config results/config/train_tiny." in out
+    if not nvidia_gpu_visible():
+        assert "gpu=" not in out
+
+
+def test_report_after_an_interrupted_run(tmp_path):
+    """A run killed while a model trains: `snakemake --report` says in one line what to do, and
+    `seqae report` builds a report of what exists and names what is missing or incomplete."""
+    import os
+    import signal
+    import time
+
+    from seqae.report import incomplete_outputs
+
+    config = tiny_demo_config()
+    config["training"].update(epochs=500, early_stopping_patience=0)  # still training when the run is killed
+    config["simulate"]["families"] = {"n_families": 0}
+    config["trees"]["families"] = []
+    # One thread for training, so that the QC figure is drawn beside it on the two cores.
+    command = snakemake_command(tmp_path, config, "--set-threads", "train_model=1", cores=2)
+    run = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)  # fmt: skip
+    log = tmp_path / "results" / "logs" / "train_tiny.log"
+    qc = tmp_path / "results" / "windows" / "extract_qc.png"
+    try:
+        deadline = time.monotonic() + 300
+        while not (
+            log.is_file() and "epoch 1/500" in log.read_text() and qc.is_file()
+            and not any(p.endswith("extract_qc.png") for p in incomplete_outputs(tmp_path))
+        ):  # fmt: skip
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before training"
+            time.sleep(0.5)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)  # as a closed terminal or a lost node: no clean-up
+        run.wait()
+    assert "results/models/tiny/best.pt" in incomplete_outputs(tmp_path)
+
+    snakemake_report = run_snakemake(tmp_path, config, "--report", "report.html", cores=None)
+    assert snakemake_report.returncode == 1
+    lines = [line for line in snakemake_report.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "stopped before it finished" in lines[0] and "make report" in lines[0], lines
+
+    done = subprocess.run(
+        [sys.executable, "-m", "seqae", "report", "--config", "tiny.yaml", "--out", "report.html"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped before it finished" in done.stderr and "planned figures are not there yet" in done.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64" in page and "windows/extract_qc.png" in page
+    assert "results/models/tiny/best.pt" in page  # listed as incomplete
+    assert "results/models/comparison.png" in page  # listed as missing
 
 
 def test_config_error_is_one_line_naming_the_key(tmp_path):

@@ -122,7 +122,7 @@ def fasttree(
     Raises:
         SeqaeError: FastTree ran and failed (its last message line is shown).
     """
-    from ete3 import Tree
+    from seqae.phylo.ete import Tree
 
     arr = _check(codes, names)
     binary = find_fasttree()

@@ -235,8 +235,8 @@ def read_tree(path: str | os.PathLike[str], leaf_names: Sequence[str] | None = N
             reason), unnamed or duplicate leaves, or leaves that differ from
             ``leaf_names`` (a few of each side are listed).
     """
-    from ete3 import Tree
-    from ete3.parser.newick import NewickError
+    from seqae.phylo.ete import Tree
+    from seqae.phylo.ete import NewickError
 
     p = require_file(path, "tree file")
     text = p.read_text(errors="replace").strip()

@@ -257,7 +257,7 @@ def linkage_to_tree(link: NJLinkage, names: Sequence[str], clip_negative: bool =
         ``ete3.Tree``; leaves carry ``names``, ``dist`` holds branch lengths,
         the root's ``dist`` is 0.
     """
-    from ete3 import Tree
+    from seqae.phylo.ete import Tree
 
     big_n = len(names)
     if link.children.shape != (big_n - 1, 2):

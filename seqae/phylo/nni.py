@@ -234,7 +234,7 @@ def _swap(top: _Topology, x: int, v: int, y: int, p: int) -> None:
 
 def _to_ete(top: _Topology, r: _Rooted, names: Sequence[str], lengths: np.ndarray, clip_negative: bool):
     """An ete3 tree with a trifurcating root at leaf 0's neighbour."""
-    from ete3 import Tree
+    from seqae.phylo.ete import Tree
 
     big_n = len(top.nbrs)
     lens = np.maximum(lengths, 0.0) if clip_negative else lengths

@@ -8,7 +8,8 @@ Qt then needs, besides the PyQt5 wheel: the system libraries libGL
 (``libglib2.0-0``) and a font (``fonts-dejavu-core``).
 
 Leaves can be coloured by a label (a legend maps colours to labels); the
-figure has a scale bar (branch length units) and an optional title. The file
+figure has a scale bar (its unit, substitutions/site by default, is named in
+the legend) and an optional title. The file
 is drawn to a temporary name with the same extension beside the target and
 renamed into place, so a failed drawing never leaves a partial figure.
 """
@@ -61,8 +62,10 @@ def _nice_length(tree) -> float | None:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= raw * 0.75)
 
 
-def _tree_style(tree, labels: Mapping[str, str] | None, layout: str, title: str | None, font_size: int, colors):
-    from ete3 import CircleFace, NodeStyle, TextFace, TreeStyle
+def _tree_style(
+    tree, labels: Mapping[str, str] | None, layout: str, title: str | None, font_size: int, colors, scale_unit: str
+):
+    from seqae.phylo.ete import CircleFace, NodeStyle, TextFace, TreeStyle
 
     style = TreeStyle()
     style.mode = LAYOUTS[layout]
@@ -97,7 +100,10 @@ def _tree_style(tree, labels: Mapping[str, str] | None, layout: str, title: str 
         if unlabelled:
             style.legend.add_face(CircleFace(radius=5, color=UNLABELLED_COLOR), column=0)
             style.legend.add_face(TextFace(" (no label)", fsize=font_size), column=1)
-        style.legend_position = 4  # bottom right
+    # ete3 writes the scale bar's length without a unit: the legend names it.
+    if scale_unit and style.scale_length:
+        style.legend.add_face(TextFace(f"scale bar: {scale_unit}", fsize=font_size, fgcolor="#555555"), column=1)
+    style.legend_position = 4  # bottom right
     return style
 
 
@@ -111,6 +117,7 @@ def render_tree(
     font_size: int = 10,
     colors: Mapping[str, str] | None = None,
     dpi: int = 90,
+    scale_unit: str = "substitutions/site",
 ) -> Path:
     """Draw a tree to PNG, SVG or PDF (chosen by the extension of ``path``).
 
@@ -126,6 +133,8 @@ def render_tree(
         colors: label -> colour (``"#rrggbb"`` or a Qt colour name); default
             :func:`label_colors`.
         dpi: resolution written into PNG/PDF files.
+        scale_unit: unit of the branch lengths, written beside the legend
+            to name the scale bar's unit ("" leaves it out).
 
     Returns:
         ``Path(path)``.
@@ -142,7 +151,7 @@ def render_tree(
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     drawn = tree.copy()
     colors = dict(colors) if colors is not None else label_colors(labels or {})
-    style = _tree_style(drawn, labels, layout, title, font_size, colors)
+    style = _tree_style(drawn, labels, layout, title, font_size, colors, scale_unit)
     # ete3 picks the format from the extension, so the temporary file keeps it.
     with atomic_output(target, suffix=suffix) as tmp:
         drawn.render(str(tmp), tree_style=style, w=width, units="px", dpi=dpi)

@@ -220,7 +220,7 @@ class TreeArrays:
 
     def to_ete(self):
         """The tree as an ``ete3.Tree`` (rooted, binary; root ``dist`` 0)."""
-        from ete3 import Tree
+        from seqae.phylo.ete import Tree
 
         nodes = [Tree(dist=0.0)]
         leaf_name = dict(zip(self.leaf_nodes.tolist(), self.names))

@@ -83,6 +83,8 @@ NRF_COLUMNS = {
     "nrf_nj_jc69": "NJ JC69",
     "nrf_fasttree": "FastTree",
 }
+#: Unit of the latent tree's branch lengths per trees.distance_target (the scale bar's unit).
+BRANCH_UNITS = {"p": "differences/site (p-distance)", "jc69": "substitutions/site (JC69)"}
 _FAMILY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _NHX_RESERVED = re.compile(r"[()\[\]:;,=\s]+")
 #: Keys of ``config["trees"]`` that belong to the stage, not to the model.
@@ -244,7 +246,8 @@ def run_family(
             leaf.add_feature("label", leaf_labels[leaf.name])
     paths: dict[str, Path] = {}
     if stage["render"]:
-        paths.update(_render(tree, out, name, leaf_labels, stage["figure_width"]))
+        unit = BRANCH_UNITS[model_settings.distance_target]
+        paths.update(_render(tree, out, name, leaf_labels, stage["figure_width"], unit))
     paths["nwk"] = write_newick(tree, out / f"{name}.nwk")
     paths["nhx"] = write_nhx(tree, out / f"{name}.nhx", features=["disc_score", "geometry", "label"])
     row = {
@@ -286,7 +289,7 @@ def _check_overlap(codes: np.ndarray, names: Sequence[str]) -> str | None:
     return None
 
 
-def _render(tree, out: Path, name: str, labels: Mapping[str, str], width: int) -> dict[str, Path]:
+def _render(tree, out: Path, name: str, labels: Mapping[str, str], width: int, unit: str) -> dict[str, Path]:
     from seqae.phylo.render import render_tree
 
     drawn = tree.copy()
@@ -298,7 +301,7 @@ def _render(tree, out: Path, name: str, labels: Mapping[str, str], width: int) -
         for ext in (".png", ".svg"):
             key = f"{'' if layout == 'rectangular' else 'circular_'}{ext[1:]}"
             paths[key] = render_tree(drawn, out / f"{stem}{ext}", labels=labels or None, layout=layout, title=name,
-                                     width=width)  # fmt: skip
+                                     width=width, scale_unit=unit)  # fmt: skip
     return paths
 
 
@@ -384,8 +387,8 @@ def draw_tree_summary(table: pd.DataFrame, path: str | os.PathLike[str], title: 
             ax.bar(i, summary[column]["mean"], yerr=summary[column]["sem"] or 0.0, edgecolor="black", capsize=4,
                    color="#2c7fb8" if column == "nrf_latent" else "#bdbdbd", zorder=1)  # fmt: skip
             ax.scatter(i + rng.uniform(-0.25, 0.25, values.size), values, s=10, color="black", alpha=0.6, zorder=2)
-        ax.set_xticks(range(len(columns)), [NRF_COLUMNS[c] for c in columns])
-        ax.set_ylabel("normalised RF to the reference")
+        ax.set_xticks(range(len(columns)), [NRF_COLUMNS[c] for c in columns], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("normalised RF to the reference\n(lower is better; 0 = same topology)", fontsize=9)
         ax.set_ylim(0, 1.05)  # nRF lies in [0, 1]; the margin keeps dots at 1 whole
     ax.set_title(f"{title}\n{len(table)} families: mean ± s.e.m., a dot per family", fontsize=9)
     fig.tight_layout()

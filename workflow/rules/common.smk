@@ -1,6 +1,7 @@
 # Shared set-up of the workflow: config validation, paths, and the targets of
 # rule all. Functions only; the rules live in one .smk per stage.
 
+import hashlib
 import os
 import shlex
 import sys
@@ -11,8 +12,14 @@ from snakemake.utils import validate
 # environment that has only Snakemake (the jobs get the same via SEQAE below).
 sys.path.insert(0, workflow.basedir)
 
-from seqae.config import config_to_json, validate_config
+from seqae.config import (
+    config_to_json,
+    merge_config_layers,
+    nvidia_gpu_visible,
+    validate_config,
+)
 from seqae.errors import ConfigError
+from seqae.report import incomplete_outputs
 
 
 # ---- configuration ---------------------------------------------------------
@@ -29,6 +36,25 @@ def _config_sources():
     return " + ".join(files) or "config"
 
 
+def _config_layers():
+    """Every config file in merge order (the Snakefile's configfile, then
+    --configfile's, then --config), each as read, for merge_config_layers."""
+    from snakemake.common.configfile import load_configfile
+
+    cli_files = [os.path.abspath(f) for f in workflow.overwrite_configfiles]
+    files = []
+    if not getattr(workflow.config_settings, "replace_workflow_config", False):
+        files = [f for f in workflow.configfiles if os.path.abspath(f) not in cli_files]
+    layers = [load_configfile(f) for f in files + cli_files]
+    return layers + [dict(workflow.config_settings.config or {})]
+
+
+# A user's `models:` names the models that run (Snakemake alone would merge it
+# into the demo's four); genomes and trees.families, lists, are replaced anyway.
+_models = merge_config_layers(_config_layers()).get("models")
+if _models is not None:
+    config["models"] = _models
+
 # seqae's own check first: it fills the defaults and stops at the first wrong
 # key or type with one line naming the key, e.g. "Error in the configuration:
 # config/config.yaml + my.yaml: extract.windw_len: unknown key (allowed here:
@@ -43,6 +69,21 @@ except ConfigError as exc:
 # The same schema, registered for Snakemake's own tooling; it passes whenever
 # the check above does.
 validate(config, schema="../schemas/config.schema.yaml")
+
+
+# `snakemake --report` after an interrupted run: one line on what to do instead
+# of Snakemake's IncompleteFilesException.
+if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv):
+    _incomplete = incomplete_outputs()
+    if _incomplete:
+        print(
+            f"The last run stopped before it finished ({len(_incomplete)} outputs"
+            f" incomplete, e.g. {_incomplete[0]}): run the workflow again to finish"
+            " it (training resumes from its checkpoint), or build a report of what"
+            " exists with `make report` (seqae report).",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 # ---- paths -------------------------------------------------------------------
@@ -86,8 +127,27 @@ SEQAE = (
 )
 
 
+def config_file(name, subset):
+    """Write ``subset`` of the validated config as JSON to
+    ``<results>/config/<name>.<hash>.json`` (once) and return that path, for
+    ``seqae --config``: a job's shell command stays one short line, and the
+    file says what the job was given. The hash of the content is in the name,
+    so the path, a param, changes when the content does, and Snakemake reruns
+    the job then (as it would for the JSON itself)."""
+    text = config_to_json(subset)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    path = f"{RESULTS}/config/{name}.{digest}.json"
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{text}\n")
+        os.replace(tmp, path)
+    return path
+
+
 def cli_config(*sections):
-    """The validated config as JSON for ``seqae --config-json``.
+    """The config file for ``seqae --config`` of a rule (see config_file).
 
     Only the global keys (results, seed, genomes) and the named top-level
     ``sections`` are passed; the command fills the rest with defaults. Snakemake
@@ -95,46 +155,58 @@ def cli_config(*sections):
     it reads is not rerun when another stage's settings change.
     """
     keys = ["results", "seed", "genomes", *sections]
-    return config_to_json({key: config[key] for key in keys})
+    return config_file("-".join(sections), {key: config[key] for key in keys})
 
 
 def tree_cli_config():
-    """The config JSON for one tree job: the trees settings without the list
+    """The config file for one tree job: the trees settings without the list
     of families, so that adding a family does not rerun the others."""
     subset = {key: config[key] for key in ("results", "seed", "genomes")}
     subset["trees"] = {k: v for k, v in config["trees"].items() if k != "families"}
-    return config_to_json(subset)
+    return config_file("trees", subset)
 
 
 def model_cli_config(model):
-    """The config JSON for training one model: only that model's entry, so that
+    """The config file for training one model: only that model's entry, so that
     changing one model's settings reruns only its own jobs."""
     keys = ["results", "seed", "genomes", "training"]
     subset = {key: config[key] for key in keys}
     subset["models"] = {model: config["models"][model]}
-    return config_to_json(subset)
+    return config_file(f"train_{model}", subset)
+
+
+def wants_gpu(device):
+    """Whether jobs of a stage set to ``device`` (auto, cpu, cuda) ask for a GPU:
+    cuda always; auto on a cluster (the compute nodes may have one) or where
+    this machine shows an NVIDIA GPU (checked without importing torch), so a
+    run on a machine without one shows no gpu resource."""
+    if device == "auto":
+        return not workflow.local_exec or nvidia_gpu_visible()
+    return device == "cuda"
 
 
 def train_gpus(wildcards):
-    """GPUs a model job asks the scheduler for: none when training.device is cpu."""
-    return 0 if config["training"]["device"] == "cpu" else 1
+    """GPUs a model job asks the scheduler for: one, or none (None: no gpu
+    resource at all) when training.device does not want one (wants_gpu)."""
+    return 1 if wants_gpu(config["training"]["device"]) else None
 
 
 def train_job_gpus(wildcards):
     """GPUs of one model's training job: training.gpus (the model's own
-    ``training:`` entry wins; 1 without the key), none when training.device is
-    cpu. More than one: the job trains data-parallel (see train_launcher)."""
+    ``training:`` entry wins; 1 without the key), none (None) when
+    training.device does not want one (wants_gpu). More than one: the job
+    trains data-parallel (see train_launcher)."""
     training = dict(config["training"])
     training.update((config["models"][wildcards.model] or {}).get("training") or {})
-    if training["device"] == "cpu":
-        return 0
+    if not wants_gpu(training["device"]):
+        return None
     return int(training.get("gpus", 1))
 
 
 def train_mem_mb(wildcards, attempt):
     """Memory of a training job (MB): 8 GB per process, as every process reads
     the windows before staging them on its GPU; more on each retry."""
-    return 8000 * attempt * max(1, train_job_gpus(wildcards))
+    return 8000 * attempt * max(1, train_job_gpus(wildcards) or 0)
 
 
 def train_launcher(wildcards, resources):
@@ -143,7 +215,7 @@ def train_launcher(wildcards, resources):
     which starts one process per GPU of the job's node (``--standalone``: its
     own rendezvous on a free local port), with SEQAE's PYTHONPATH. Follows the
     job's gpu resource, so a profile's set-resources can raise it too."""
-    n = int(resources.gpu)
+    n = int(resources.get("gpu") or 0)
     if n <= 1:
         return SEQAE
     launcher = SEQAE.replace(
@@ -176,9 +248,10 @@ def demo_species_files():
 
 
 def tree_gpus(wildcards):
-    """GPUs a tree job asks the scheduler for: none unless trees.device is cuda
-    (families are small; the CPU is the default where no GPU is requested)."""
-    return 1 if config["trees"]["device"] == "cuda" else 0
+    """GPUs a tree job asks the scheduler for: none (None: no gpu resource)
+    unless trees.device is cuda (families are small; the CPU is the default
+    where no GPU is requested)."""
+    return 1 if config["trees"]["device"] == "cuda" else None
 
 
 def family_inputs(wildcards):

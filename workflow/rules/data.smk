@@ -34,7 +34,7 @@ if config["simulate"]["enabled"]:
             cfg=cli_config("simulate"),
             outdir=lambda wildcards, output: os.path.dirname(output.fasta),
         shell:
-            "{params.seqae} simulate --config-json {params.cfg:q}"
+            "{params.seqae} simulate --config {params.cfg:q}"
             " --outdir {params.outdir:q} > {log:q} 2>&1"
 
 
@@ -58,7 +58,7 @@ rule extract_windows:
         seqae=SEQAE,
         cfg=cli_config("extract"),
     shell:
-        "{params.seqae} extract --config-json {params.cfg:q}"
+        "{params.seqae} extract --config {params.cfg:q}"
         " --out {output.h5:q} > {log:q} 2>&1"
 
 

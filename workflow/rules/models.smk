@@ -35,18 +35,22 @@ rule train_model:
         # checkpoint.pt is not an output: Snakemake would delete it before a
         # retry, and --resume continues from it (or starts afresh without one).
         # With several GPUs params.seqae is torchrun starting `-m seqae` per GPU;
-        # training.batch_size stays the global batch.
-        "{params.seqae} train --config-json {params.cfg:q} --model {wildcards.model:q}"
-        " --windows {input.h5:q} --outdir {params.outdir:q} --resume > {log:q} 2>&1"
+        # training.batch_size stays the global batch. Its lines (one per epoch
+        # with the losses, windows/s and ETA, and one a minute within a long
+        # epoch) go to the log and to the terminal; Snakemake's shell has
+        # pipefail, so a failed training still fails the job.
+        "{params.seqae} train --config {params.cfg:q} --model {wildcards.model:q}"
+        " --windows {input.h5:q} --outdir {params.outdir:q} --resume 2>&1 | tee {log:q}"
 
 
 rule embed_model:
-    """Embed every window: latent blocks, anomaly scores (Parquet) and reconstructed tracks (bigWig)."""
+    """Embed every window: latent blocks, anomaly scores (Parquet, AnnData) and reconstructed tracks (bigWig)."""
     input:
         model=f"{MODELS_DIR}/{{model}}/best.pt",
         h5=f"{WINDOWS_DIR}/windows.h5",
     output:
         parquet=f"{MODELS_DIR}/{{model}}/embed/embeddings.parquet",
+        h5ad=f"{MODELS_DIR}/{{model}}/embed/embeddings.h5ad",
         anomaly=f"{MODELS_DIR}/{{model}}/embed/anomaly.bw",
         recon=expand(
             "{dir}/{{model}}/embed/recon_{track}.bw", dir=MODELS_DIR, track=TRACKS
@@ -112,7 +116,7 @@ rule evaluate_model:
         cfg=cli_config("evaluate"),
         outdir=lambda wildcards, output: os.path.dirname(output.metrics),
     shell:
-        "{params.seqae} evaluate --config-json {params.cfg:q} --model {input.model:q}"
+        "{params.seqae} evaluate --config {params.cfg:q} --model {input.model:q}"
         " --windows {input.h5:q} --outdir {params.outdir:q} > {log:q} 2>&1"
 
 

@@ -26,7 +26,7 @@ rule tree_family:
         optional=family_cli_options,
         outdir=lambda wildcards, output: os.path.dirname(output.tsv),
     shell:
-        "{params.seqae} trees --config-json {params.cfg:q} --family {wildcards.family:q}"
+        "{params.seqae} trees --config {params.cfg:q} --family {wildcards.family:q}"
         " --fasta {input.fasta:q}{params.optional} --outdir {params.outdir:q}"
         " > {log:q} 2>&1"
 
@@ -76,7 +76,7 @@ checkpoint ortholog_families:
         seqae=SEQAE,
         cfg=cli_config("extract", "orthologs"),
     shell:
-        "{params.seqae} orthologs --config-json {params.cfg:q} --outdir {output:q}"
+        "{params.seqae} orthologs --config {params.cfg:q} --outdir {output:q}"
         " > {log:q} 2>&1"
 
 

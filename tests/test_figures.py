@@ -1,0 +1,97 @@
+"""Figure labels a reader needs: training length, plain log ticks, integer epochs, what the probe
+heatmap's cells and colours show, the tree scale bar's unit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqae.figure import plt
+from seqae.report_plots import PlainLogFormatter, model_training_note, training_note
+
+
+def info(**changes) -> dict:
+    base = {"epochs_completed": 2, "steps": 142, "device": "cpu", "training": {"epochs": 2},
+            "finished": True, "stop_reason": "epochs", "best_epoch": 2}  # fmt: skip
+    return base | changes
+
+
+def test_training_note_says_how_long_and_whether_under_trained(tmp_path: Path) -> None:
+    assert training_note(info()) == "2 epochs (142 steps) on CPU, still improving: under-trained"
+    assert training_note(info(stop_reason="early_stopping", best_epoch=1, device="cuda:0")) == (
+        "2 epochs (142 steps) on GPU"
+    )
+    assert training_note(info(epochs_completed=1, finished=False, stop_reason=None)) == (
+        "1 epoch (142 steps) on CPU of 2: training incomplete"
+    )
+    (tmp_path / "model.json").write_text(json.dumps(info()))
+    assert model_training_note(tmp_path / "best.pt") == training_note(info())
+    assert model_training_note(tmp_path / "elsewhere" / "best.pt") is None
+
+
+def test_loss_curves_have_y_labels_plain_log_ticks_integer_epochs_and_the_note(tmp_path: Path, monkeypatch) -> None:
+    from seqae import train
+
+    history = [
+        {"epoch": 1, "train_loss": 12.1, "val_loss": 11.9, "train_loss/seq": 1.4, "val_loss/seq": 1.39},
+        {"epoch": 2, "train_loss": 11.8, "val_loss": 11.7, "train_loss/seq": 1.38, "val_loss/seq": 1.37},
+    ]
+    figures = []
+    monkeypatch.setattr("seqae.figure.save_figure", lambda fig, path: figures.append(fig) or Path(path))
+    train.plot_loss_curves(history, tmp_path / "c.png", title="plain", note=training_note(info()))
+    fig = figures[0]
+    fig.canvas.draw()
+    assert "2 epochs" in fig._suptitle.get_text() and "under-trained" in fig._suptitle.get_text()
+    left, middle = fig.axes[:2]
+    assert left.get_ylabel() and middle.get_ylabel()
+    for ax in (left, middle):
+        epochs = [t.get_position()[0] for t in ax.get_xticklabels() if t.get_text()]
+        assert epochs and all(float(e).is_integer() for e in epochs), epochs
+        labels = [t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels() if t.get_text()]
+        assert labels and not any("times" in s or "^" in s or "×" in s for s in labels), labels
+    plt.close(fig)
+
+
+def test_plain_log_formatter_keeps_the_inner_choice_of_ticks() -> None:
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [11.0, 13.0])
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(PlainLogFormatter(ax.yaxis.get_minor_formatter()))
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=True) if t.get_text()]
+    assert labels and all(s.replace(".", "").isdigit() for s in labels), labels
+    plt.close(fig)
+
+
+def test_probe_matrix_cells_show_what_the_colour_shows(tmp_path: Path, monkeypatch) -> None:
+    from seqae.report_plots import draw_probe_matrix
+
+    figures = []
+    monkeypatch.setattr("seqae.report_plots.save_figure", lambda fig, path: figures.append(fig) or Path(path))
+    accuracy = pd.DataFrame({"chrom": [0.75, 0.5]}, index=["latent", "kmer4"])
+    draw_probe_matrix(accuracy, {"chrom": 0.25}, {"chrom": True}, tmp_path / "p.png")
+    ax, bar = figures[0].axes
+    texts = [t.get_text() for t in ax.texts]
+    assert "+0.50" in texts and "+0.25" in texts  # accuracy - chance, the colour's quantity
+    assert "acc 0.75" in texts  # the accuracy beneath
+    assert "chance" in bar.get_ylabel() and "large number" in bar.get_ylabel()
+    plt.close(figures[0])
+
+
+def test_tree_summary_says_lower_is_better(tmp_path: Path, monkeypatch) -> None:
+    from seqae.phylo import stage
+
+    figures = []
+    monkeypatch.setattr("seqae.figure.save_figure", lambda fig, path: figures.append(fig) or Path(path))
+    table = pd.DataFrame({"family": ["a", "b"], "nrf_latent": [0.2, 0.4], "nrf_nj_p": [0.2, 0.6]})
+    for column in [*stage.NRF_COLUMNS, "disc_auc_before", "disc_auc_after"]:
+        if column not in table:
+            table[column] = np.nan
+    stage.draw_tree_summary(table, tmp_path / "t.png")
+    ax = figures[0].axes[0]
+    assert "lower is better" in ax.get_ylabel()
+    assert all(t.get_rotation() > 0 for t in ax.get_xticklabels())
+    plt.close(figures[0])
