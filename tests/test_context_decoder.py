@@ -185,8 +185,10 @@ def test_latent_dropout_and_latent_off() -> None:
     torch.testing.assert_close(chain_logits, direct)
     trained = model(seq, tracks)
     assert trained.losses["chain"] > 0 and "chain_ce" in trained.metrics
-    no_chain = _model(weights={"chain": 0.0}).train()(seq, tracks)
+    no_chain = _model(weights={"chain": 0.0}, local={**TINY_AR["local"], "latent_dropout": 0.2}).train()(seq, tracks)
     assert "chain" not in no_chain.losses
+    with pytest.raises(ConfigError, match="model.weights.chain: the autoregressive decoder's chain"):
+        model_settings({"decoder": {"kind": "autoregressive"}, "weights": {"chain": 0.0}})
 
 
 def test_training_step_reduces_the_loss_and_anomaly_score_is_teacher_forced() -> None:

@@ -199,11 +199,12 @@ class ContextDecoder(nn.Module):
         local    [B, d, L']-> conv (k=3) and latent_layers dilated residual convs at stride s, repeat each s times,
                               + a learnt vector per phase within the stride -> u [B, L, H]
         global   [B, D]    -> linear                                      -> (gamma, beta) [B, H]
-        h = (c + keep * u) * (1 + keep * gamma) + keep * beta
+        h = (c + u) * (1 + gamma) + beta
         -> n_layers residual per-position MLPs -> linear -> logits [B, 4, L]
-        tracks: conv (k=5) over keep * u, FiLM'd as h, -> [B, T, L]
+        chain (latent off): c -> n_layers MLPs of its own -> linear -> logits [B, 4, L]
+        tracks: conv (k=5) over u (zero where keep is 0), FiLM'd as h, -> [B, T, L]
 
-    ``keep`` (``[B]``, 1 or 0) switches the whole latent off for a window: the
+    ``keep`` (``[B]``, 1 or 0) switches the whole latent off for a window (its logits are the chain's): the
     logits are then a function of the k previous bases only, an order-k chain.
 
     Args:
@@ -261,6 +262,11 @@ class ContextDecoder(nn.Module):
             nn.init.zeros_(self.film.bias)
         self.layers = nn.ModuleList(_Layer(hidden) for _ in range(n_layers))
         self.seq_head = nn.Linear(hidden, 4)
+        # The chain (latent off) has per-position MLPs of its own: sharing them with the
+        # latent path made the chain learn several times more slowly (the shared layers
+        # follow the latent, which explains far more of each base).
+        self.chain_layers = nn.ModuleList(_Layer(hidden) for _ in range(n_layers))
+        self.chain_head = nn.Linear(hidden, 4)
         self.track_conv = nn.Conv1d(hidden, hidden, 5, padding=2) if n_tracks else None
         self.track_head = nn.Linear(hidden, n_tracks) if n_tracks else None
 
@@ -301,6 +307,12 @@ class ContextDecoder(nn.Module):
             h = layer(h)
         return self.seq_head(F.layer_norm(h, h.shape[-1:]))
 
+    def _chain(self, c: Tensor) -> Tensor:
+        """Logits ``[B, L, 4]`` of the decoder's own chain from the context features ``c [B, L, H]`` alone."""
+        for layer in self.chain_layers:
+            c = layer(c)
+        return self.chain_head(F.layer_norm(c, c.shape[-1:]))
+
     def _tracks(self, u: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         batch = u.shape[0]
         if self.track_conv is None or self.track_head is None:
@@ -339,8 +351,8 @@ class ContextDecoder(nn.Module):
         """:meth:`forward`, plus the same windows' logits with the latent off (``chain``).
 
         The no-latent logits reuse the context features of the pass (only the
-        per-position MLPs run twice), so training the decoder's own chain on
-        every window costs a fraction of a second pass.
+        chain's own per-position MLPs run besides), so training the decoder's
+        own chain on every window costs a fraction of a second pass.
 
         Returns:
             ``(seq_logits [B, 4, L], tracks_pred [B, T, L], chain_logits [B, 4, L] or None)``.
@@ -351,8 +363,12 @@ class ContextDecoder(nn.Module):
         if self.reach is not None:
             c = c + self.reach(seq)
         h = (c + u) * (1 + gamma) + beta
-        chain_logits = self._head(c).transpose(1, 2) if chain else None
-        return self._head(h).transpose(1, 2), self._tracks(u, gamma, beta), chain_logits
+        seq_logits = self._head(h).transpose(1, 2)
+        chain_logits = self._chain(c).transpose(1, 2) if (chain or keep is not None) else None
+        if keep is not None and chain_logits is not None:
+            # A window with its latent off is decoded by the chain.
+            seq_logits = torch.where(keep.view(-1, 1, 1) > 0, seq_logits, chain_logits.to(seq_logits.dtype))
+        return seq_logits, self._tracks(u, gamma, beta), (chain_logits if chain else None)
 
     @torch.no_grad()
     def sample(
