@@ -259,3 +259,16 @@ def test_evaluation_probes_tf_identity_by_default() -> None:
     names, values = _derive_labels(table, evaluate_settings(), ["chrom", "gene_family"])
     assert names == ["chrom", "gene_family", "peak_set", "region_class", "tss_bin"]
     assert list(values["peak_set"]) == ["CTCF", "background"]
+
+
+def test_gradient_clipping_groups_keep_the_decoder_apart_from_the_heads() -> None:
+    from seqae.train import _clip_groups
+
+    model = _model()
+    groups = _clip_groups(model)
+    ids = [id(p) for g in groups for p in g]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters() if p.requires_grad)  # each once
+    group_of = {id(p): i for i, g in enumerate(groups) for p in g}
+    decoder = {group_of[id(p)] for p in model.decoder.parameters()}
+    heads = {group_of[id(p)] for p in model.supervised_heads.parameters()}
+    assert len(decoder) == 1 and decoder.isdisjoint(heads)

@@ -362,7 +362,10 @@ class ContextDecoder(nn.Module):
         c = self.context_table(context_index(seq, self.context))  # [B, L, H]
         if self.reach is not None:
             c = c + self.reach(seq)
-        h = (c + u) * (1 + gamma) + beta
+        # The context features belong to the chain: the latent path reads them but does not
+        # train them, so the chain, the baseline of the latent's contribution, is the same
+        # model whatever the latent learns.
+        h = (c.detach() + u) * (1 + gamma) + beta
         seq_logits = self._head(h).transpose(1, 2)
         chain_logits = self._chain(c).transpose(1, 2) if (chain or keep is not None) else None
         if keep is not None and chain_logits is not None:
