@@ -76,11 +76,11 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
 }
 
 #: The two-level autoencoder, the demo's design (config/config.yaml): a local code sequence
-#: (1 bit per base) beside the global blocks, an autoregressive decoder over the 5 previous
+#: (1 bit per base) beside the global blocks, an autoregressive decoder over the 5 (table) and 128 (causal conv) previous
 #: bases, and the heads' gradient uncapped. Merged under a model's own keys where a tool
 #: needs "the default model" (benchmarks/bench_train.py).
 TWO_LEVEL_SETTINGS: dict[str, Any] = {
-    "decoder": {"kind": "autoregressive", "context": 5},
+    "decoder": {"kind": "autoregressive", "context": 5, "reach": 128},
     "local": {"enabled": True, "codebook_size": 256},
     "head_gradient_cap": 0.0,
 }
