@@ -18,10 +18,11 @@ BIN := $(VENV)/bin
 # The venv's bin first on PATH, so that Snakemake's jobs run its python too.
 RUN := PATH="$(abspath $(BIN)):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))"
 
-.PHONY: help venv demo report test lint clean
+.PHONY: help venv demo demo-full report test lint clean
 
 help:
-	@echo "make demo   run the pipeline on the embedded demo data (results/, then results/species/)"
+	@echo "make demo   the quick demo: one model on the embedded demo data, a few minutes (results/)"
+	@echo "make demo-full  all four models, then the four-species demo (results/, results/species/)"
 	@echo "make report gather the figures written so far into report.html (and report_species.html), listing what is missing"
 	@echo "make test   run the test suite"
 	@echo "make lint   snakemake --lint and snakefmt --check"
@@ -42,7 +43,14 @@ $(VENV)/.installed: pyproject.toml
 # results/species/.
 SPECIES_DEMO := --configfile config/config.yaml config/species.yaml
 
+# make demo: the quick demo (config/quick.yaml: one model, 120 training steps,
+# one tree family). make demo-full: all four models, then the species demo.
+QUICK_DEMO := --configfile config/config.yaml config/quick.yaml
+
 demo: venv
+	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local $(QUICK_DEMO)
+
+demo-full: venv
 	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local $(SPECIES_DEMO)
 
