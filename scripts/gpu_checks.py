@@ -59,14 +59,14 @@ PARTS = ("data", "bench_train", "models", "trees", "ddp")
 
 
 def merge_configs(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    """``overlay`` merged into ``base``: nested mappings updated key by key, anything else replaced."""
-    out = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_configs(out[key], value)
-        else:
-            out[key] = value
-    return out
+    """``overlay`` merged into ``base``: nested mappings updated key by key, anything else replaced.
+
+    Unlike the workflow (:func:`seqae.config.merge_config_layers`), an overlay's
+    models are added to the base's: the sweep overlays rely on it.
+    """
+    from seqae.config import deep_merge
+
+    return deep_merge(dict(base), dict(overlay))
 
 
 def relocate(value: Any, old: str, new: str) -> Any:

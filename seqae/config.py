@@ -152,21 +152,21 @@ def merge_config_layers(layers: list[Config | None]) -> Config:
             if key in REPLACED_MAPPINGS and isinstance(value, dict) and isinstance(merged.get(key), dict):
                 earlier = merged[key]
                 merged[key] = {
-                    name: _merge(earlier[name], settings or {}) if name in earlier else copy.deepcopy(settings)
+                    name: deep_merge(earlier[name], settings or {}) if name in earlier else copy.deepcopy(settings)
                     for name, settings in value.items()
                 }
             else:
-                merged[key] = _merge(merged.get(key), value)
+                merged[key] = deep_merge(merged.get(key), value)
     return merged
 
 
-def _merge(base: Any, extra: Any) -> Any:
+def deep_merge(base: Any, extra: Any) -> Any:
     """``extra`` over ``base``: mappings key by key, anything else replaced."""
     if not (isinstance(base, dict) and isinstance(extra, dict)):
         return copy.deepcopy(extra)
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        out[key] = _merge(out.get(key), value)
+        out[key] = deep_merge(out.get(key), value)
     return out
 
 

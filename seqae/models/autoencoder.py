@@ -524,7 +524,7 @@ class SequenceAutoencoder(nn.Module):
         if not isinstance(self.decoder, ContextDecoder):
             raise ValueError("latent_off needs decoder.kind: autoregressive")
         # The decoder's own chain reads no latent, so the encoder is not run.
-        return self.decoder(seq, None, None, torch.zeros(seq.shape[0], device=seq.device))
+        return self.decoder.chain_forward(seq)
 
     def encode_reconstruct(self, seq: Tensor, tracks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`encode` and :meth:`reconstruct` in one encoder pass: ``(latent [B, D], seq_logits, tracks_pred)``."""

@@ -340,6 +340,20 @@ class ContextDecoder(nn.Module):
         seq_logits, tracks_pred, _ = self.forward_with_chain(seq, local, global_latent, keep, chain=False)
         return seq_logits, tracks_pred
 
+    def _context_features(self, seq: Tensor) -> Tensor:
+        """``int [B, L]`` -> ``[B, L, H]``: each position's previous bases (table, and the reach if any)."""
+        c = self.context_table(context_index(seq, self.context))
+        if self.reach is not None:
+            c = c + self.reach(seq)
+        return c
+
+    def chain_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
+        """The decoder with its latent off, alone: ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``,
+        equal to :meth:`forward` with ``keep`` all zero without running the latent path's layers."""
+        batch = seq.shape[0]
+        u, gamma, beta = self._conditioning(None, None, torch.zeros(batch, device=seq.device), batch, seq.device)
+        return self._chain(self._context_features(seq)).transpose(1, 2), self._tracks(u, gamma, beta)
+
     def forward_with_chain(
         self,
         seq: Tensor,
@@ -359,9 +373,7 @@ class ContextDecoder(nn.Module):
         """
         batch = seq.shape[0]
         u, gamma, beta = self._conditioning(local, global_latent, keep, batch, seq.device)
-        c = self.context_table(context_index(seq, self.context))  # [B, L, H]
-        if self.reach is not None:
-            c = c + self.reach(seq)
+        c = self._context_features(seq)
         # The context features belong to the chain: the latent path reads them but does not
         # train them, so the chain, the baseline of the latent's contribution, is the same
         # model whatever the latent learns.
