@@ -207,7 +207,7 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
         ("markov_auroc_shuffled", "shuffled: Markov baseline"),
         ("seq_auroc_shuffled", "AUROC shuffled, sequence error"),
         ("markov_raw_auroc_shuffled", "shuffled: Markov chain's error"),
-        ("chain_corrected_auroc_shuffled", "AUROC shuffled, decoder's chain (latent off), order-1 corrected"),
+        ("chain_corrected_auroc_shuffled", "AUROC shuffled, chain (latent off), corrected"),
         ("auroc_foreign", "AUROC foreign"),
     ]
     return cols

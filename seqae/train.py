@@ -1341,7 +1341,7 @@ def plot_loss_curves(
         for split, style in (("train", "-"), ("val", "--")):
             column = f"{split}_loss/{name}"
             if column in table:
-                axes[1].plot(epochs, table[column], style, color=colour, label=f"{name} ({split})")
+                axes[1].plot(epochs, table[column], style, marker="o", ms=3, color=colour, label=f"{name} ({split})")
     axes[1].set_title("loss components (weighted; dashed: validation)")
     if monitored:
         _plot_shuffle_monitor(axes[2], epochs, table)
@@ -1349,6 +1349,9 @@ def plot_loss_curves(
     axes[1].set_ylabel("loss term × its weight")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs 1, 2, not 1.2, 1.4
+        if len(epochs) == 1:  # one epoch (the quick demo): the locator alone would tick 0.95, 1.00, ...
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
     for ax in axes[:2]:
         ax.set_xlabel("epoch")
         values = [line.get_ydata() for line in ax.get_lines()]
@@ -1375,7 +1378,7 @@ def _plot_shuffle_monitor(ax: Any, epochs: np.ndarray, table: pd.DataFrame) -> N
     ax.set_title("validation vs its dinucleotide shuffles")
     if "val_shuffle_gap" in table:
         gap_ax = ax.twinx()
-        gap_ax.plot(epochs, table["val_shuffle_gap"], "--", color="tab:red", label="CE gap")
+        gap_ax.plot(epochs, table["val_shuffle_gap"], "--", marker="o", ms=3, color="tab:red", label="CE gap")
         gap_ax.set_ylabel("shuffled - real seq CE (nats/base)", color="tab:red")
         # From 0 (or the lowest gap below it): the gap's size, not its jitter.
         gap_ax.set_ylim(bottom=float(np.nanmin(table["val_shuffle_gap"].to_numpy(float), initial=0.0)))
