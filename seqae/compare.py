@@ -32,6 +32,9 @@ Columns (NaN / empty where a model has no such number):
   ``latent_gain_real`` / ``latent_gain_shuffled``: an autoregressive
   decoder's per-base log-likelihood with its latent minus without it (nats
   per base), on real test windows and on their shuffles;
+  ``latent_gain_vs_chain_*``: the same against the decoder's chain over its
+  reach (differs where the latent path reads only the k-base table, whose
+  no-latent counterpart is then an order-k chain);
   ``chain_auroc_shuffled`` / ``chain_corrected_auroc_shuffled`` /
   ``chain_auroc_foreign``: the same decoder's error with its latent off (its
   own learnt chain over ``decoder.context`` or ``decoder.reach`` bases);
@@ -131,6 +134,10 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[f"seq_gain_{control}"] = _num(_get(metrics, "anomaly", "seq_gain_over_composition", control))
         row[f"latent_gain_{control}"] = _num(
             _get(metrics, "anomaly", "latent_contribution", "nats_per_base", control)
+        )
+        # Against the decoder's chain over the reach: the same, unless the latent path reads no reach.
+        row[f"latent_gain_vs_chain_{control}"] = _num(
+            _get(metrics, "anomaly", "latent_contribution", "vs_chain_nats_per_base", control)
         )
     # An autoregressive decoder's own chain (latent off): a learnt anomaly score of its own.
     for key in ("auroc_shuffled", "corrected_auroc_shuffled", "auroc_foreign"):

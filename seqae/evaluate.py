@@ -479,7 +479,7 @@ def _model_pass(
         (its sequence part: cross-entropy per non-N base), ``codes int64 [N, G]`` (VQ) or None,
         ``local_codes int64 [N, L']`` (local latent sequence) or None and, for an autoregressive
         decoder, ``next_base_pred uint8 [N, L]`` (arg-max given the true previous bases; ``pred``
-        and ``sampled`` are then decoded from the latent alone, base after base).
+        and ``sampled`` are then decoded from the latent alone: by the direct head, or base after base).
     """
     from seqae.models.decoder import bases_from_logits
 
@@ -507,7 +507,7 @@ def _model_pass(
         if autoregressive:
             # Teacher-forced logits see the true previous bases: their arg-max is a
             # next-base prediction, not a reconstruction. Reconstructions are decoded
-            # from the latent alone, base after base.
+            # from the latent alone (the direct head, or base after base).
             parts["next_base_pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
             if out.local_codes is not None:
                 parts["local_codes"].append(out.local_codes)
@@ -563,17 +563,28 @@ def _latents(
 
 @torch.inference_mode()
 def _scores(
-    model: Any, seq: np.ndarray, tracks: np.ndarray, batch_size: int, device: torch.device, latent_off: bool = False
+    model: Any,
+    seq: np.ndarray,
+    tracks: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    latent_off: bool = False,
+    chain: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Anomaly scores and their sequence-only part, ``float32 [N]`` each (encode + decode in batches).
 
-    ``latent_off``: an autoregressive decoder with its latent switched off (its own order-k chain).
+    ``latent_off``: an autoregressive decoder's latent path with its latent switched off
+    (the baseline of the latent's contribution); ``chain``: the decoder's own chain over
+    its context and reach (the same unless the latent path reads no reach).
     """
     scores, seq_scores = [], []
     for sl in _batches(seq.shape[0], batch_size):
         x = torch.from_numpy(seq[sl]).to(device).long()
         t = torch.from_numpy(tracks[sl]).to(device).float()
-        seq_logits, tracks_pred = model.reconstruct(x, t, latent_off=latent_off)
+        if chain:
+            seq_logits, tracks_pred = model.chain_reconstruct(x)
+        else:
+            seq_logits, tracks_pred = model.reconstruct(x, t, latent_off=latent_off)
         score, seq_score = _window_scores(model, seq_logits, tracks_pred, x, t)
         scores.append(score)
         seq_scores.append(seq_score)
@@ -779,7 +790,7 @@ def _reconstruction(
         "local_bits_per_base": float(getattr(model, "local_bits_per_base", 0.0)),
         "decoder": model.settings.get("decoder", {}).get("kind", "conv"),
         "decoding": "base after base from the latent alone"
-        if getattr(model, "autoregressive", False)
+        if getattr(model, "autoregressive", False) and not getattr(model, "has_direct_head", False)
         else "every base from the latent at once",
     }
     if n_local:
@@ -989,7 +1000,8 @@ def _swaps(
         swapped = swap_latents(model.layout, own, donors, block)
         generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         if getattr(model, "autoregressive", False):
-            # Decoded base after base from the recipient's local codes and the swapped global latent.
+            # Decoded from the recipient's local codes and the swapped global latent (by the
+            # direct head where there is one, else base after base).
             local = test_out["local_codes"]
             own_local = torch.from_numpy(local[recipients]).to(device) if local is not None else None
             swapped_likeliest, swapped_codes = _decode_swapped(
@@ -1130,16 +1142,35 @@ def _anomaly(
         tracks_of = {"real": data.test_tracks, "shuffled": data.test_tracks, "foreign": foreign_tracks}
         off = {k: _scores(model, codes, tracks_of[k], bs, device, latent_off=True)[1] for k, codes in controls.items()}
         gain = {k: float(np.mean(off[k] - seq_scores[k])) for k in controls}
+        order_k = getattr(model.decoder, "order_k", None) is not None
+        # The decoder's own chain over its context and reach: the anomaly score. Where the
+        # latent path reads only the k-base table, the chain is a separate, longer model.
+        chain = (
+            {k: _scores(model, codes, tracks_of[k], bs, device, chain=True)[1] for k, codes in controls.items()}
+            if order_k
+            else off
+        )
+        chain_gain = {k: float(np.mean(chain[k] - seq_scores[k])) for k in controls}
         metrics["latent_contribution"] = {
+            "baseline": "order_k_chain" if order_k else "chain",
             "nats_per_base": gain,
             "real_minus_shuffled": gain["real"] - gain["shuffled"],
-            "no_latent_mean_seq_score": {k: float(np.mean(v)) for k, v in off.items()},
-            "no_latent_auroc_shuffled": auroc(off["real"], off["shuffled"]),
-            "no_latent_auroc_foreign": auroc(off["real"], off["foreign"]),
+            "baseline_mean_seq_score": {k: float(np.mean(v)) for k, v in off.items()},
+            # What the latent path with its latent adds to the decoder's chain over the reach
+            # (the same as above unless the latent path reads no reach).
+            "vs_chain_nats_per_base": chain_gain,
+            "vs_chain_real_minus_shuffled": chain_gain["real"] - chain_gain["shuffled"],
+            "no_latent_mean_seq_score": {k: float(np.mean(v)) for k, v in chain.items()},
+            "no_latent_auroc_shuffled": auroc(chain["real"], chain["shuffled"]),
+            "no_latent_auroc_foreign": auroc(chain["real"], chain["foreign"]),
             # The decoder's own chain, less the order-1 chain's error: the counterpart
             # of seq_corrected_auroc_* and of the Markov ratio.
-            "no_latent_corrected_auroc_shuffled": auroc(off["real"] + low_ll["real"], off["shuffled"] + low_ll["shuffled"]),
-            "no_latent_corrected_auroc_foreign": auroc(off["real"] + low_ll["real"], off["foreign"] + low_ll["foreign"]),
+            "no_latent_corrected_auroc_shuffled": auroc(
+                chain["real"] + low_ll["real"], chain["shuffled"] + low_ll["shuffled"]
+            ),
+            "no_latent_corrected_auroc_foreign": auroc(
+                chain["real"] + low_ll["real"], chain["foreign"] + low_ll["foreign"]
+            ),
         }
     metrics["pca_mean_error"] = {k: float(np.mean(v)) for k, v in pca_err.items()}
     metrics["foreign_gc"] = gc

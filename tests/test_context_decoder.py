@@ -126,6 +126,65 @@ def test_sampling_with_a_reach_decodes_what_teacher_forcing_scores() -> None:
         model_settings({"decoder": {"kind": "autoregressive", "reach": 12}})
 
 
+def test_a_latent_path_without_the_reach_reads_k_bases_and_is_measured_against_an_order_k_chain() -> None:
+    decoder = {**TINY_AR["decoder"], "reach": 16, "reach_width": 8, "latent_reach": False}
+    model = _model(decoder=decoder).eval()
+    for p in model.decoder.reach.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    seq, tracks = _batch()
+    near, far = seq.clone(), seq.clone()
+    near[:, 40 - 3] = (near[:, 40 - 3] + 1) % 4  # inside the 3-base table
+    far[:, 40 - 5] = (far[:, 40 - 5] + 1) % 4  # beyond the table, inside the 16-base reach
+    with torch.no_grad():
+        latent, codes = model.encode(seq, tracks), model.encode_local(seq, tracks)
+        local = model.local.lookup(codes)
+        on = {name: model.decoder(x, local, latent)[0][..., 40] for name, x in (("seq", seq), ("near", near), ("far", far))}
+        chain = {name: model.chain_reconstruct(x)[0][..., 40] for name, x in (("seq", seq), ("far", far))}
+        off, _ = model.reconstruct(seq, tracks, latent_off=True)
+        off_far, _ = model.reconstruct(far, tracks, latent_off=True)
+        dropped, _ = model.decoder(seq, local, latent, keep=torch.zeros(5))
+        bases, step_logits, _ = model.decode_bases(latent, codes, generator=torch.Generator().manual_seed(3))
+        forced, _ = model.decoder(bases, local, latent)
+    # The latent path reads the k previous bases and the latent, not the reach; the chain
+    # (the anomaly score) reads the reach; the latent-off baseline is the order-k table.
+    assert not torch.allclose(on["seq"], on["near"])
+    torch.testing.assert_close(on["seq"], on["far"])
+    assert not torch.allclose(chain["seq"], chain["far"])
+    torch.testing.assert_close(off[..., 40], off_far[..., 40])
+    torch.testing.assert_close(off, model.decoder.order_k(context_index(seq, 3)).transpose(1, 2))
+    torch.testing.assert_close(dropped, off)
+    torch.testing.assert_close(step_logits, forced.float(), rtol=1e-4, atol=1e-4)
+    out = model.train()(seq, tracks)
+    assert "order_k_ce" in out.metrics and "chain_ce" in out.metrics
+    torch.testing.assert_close(out.losses["chain"], out.metrics["chain_ce"] + out.metrics["order_k_ce"])
+    out.loss.backward()
+    assert model.decoder.order_k.weight.grad is not None and model.decoder.order_k.weight.grad.abs().sum() > 0
+
+
+def test_the_direct_head_rebuilds_every_base_from_the_latent_alone() -> None:
+    model = _model(weights={"direct": 1.0}).eval()
+    seq, tracks = _batch()
+    other = torch.roll(seq, 7, dims=1)
+    with torch.no_grad():
+        latent, codes = model.encode(seq, tracks), model.encode_local(seq, tracks)
+        local = model.local.lookup(codes)
+        # The bases the pass is teacher-forced on do not reach the direct head: only the latent.
+        a = model.decoder.forward_with_chain(seq, local, latent).direct_logits
+        b = model.decoder.forward_with_chain(other, local, latent).direct_logits
+        greedy, logits, _ = model.decode_bases(latent, codes, sample=False)
+        stepwise, _, _ = model.decode_bases(latent, codes, sample=False, autoregressive=True)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(logits, a)
+    assert torch.equal(greedy, a.argmax(1)) and stepwise.shape == greedy.shape
+    assert model.has_direct_head and not _model().has_direct_head
+    out = model.train()(seq, tracks)
+    assert out.losses["direct"] > 0 and "direct_ce" in out.metrics
+    with pytest.raises(ValueError, match="no direct head"):
+        _model().decoder.direct_forward(local, latent, 5)
+    with pytest.raises(ConfigError, match="model.weights.direct: the direct head belongs"):
+        model_settings({"decoder": {"kind": "conv"}, "weights": {"direct": 1.0}})
+
+
 def test_sampling_decodes_what_teacher_forcing_scores() -> None:
     model = _model().eval()
     seq, tracks = _batch()
@@ -181,7 +240,7 @@ def test_latent_dropout_and_latent_off() -> None:
     # features: its logits are exactly the latent-off decoder's.
     model.train()
     with torch.no_grad():
-        _, _, chain_logits = model.decoder.forward_with_chain(seq, None, None, keep=None)
+        chain_logits = model.decoder.forward_with_chain(seq, None, None, keep=None).chain_logits
     torch.testing.assert_close(chain_logits, direct)
     trained = model(seq, tracks)
     assert trained.losses["chain"] > 0 and "chain_ce" in trained.metrics

@@ -64,10 +64,13 @@ TINY = {
     "vq": {"codebook_size": 8, "n_groups": 2, "decay": 0.9},
 }
 FAST = {"judge_k": [3, 4], "dci_max_train": 200, "batch_size": 64}
-# The two-level model: a local code sequence (16 codes per 8 bases) and an autoregressive decoder.
+# The two-level model: a local code sequence (16 codes per 8 bases) and an autoregressive decoder
+# whose latent path reads a 3-base table (its chain also an 8-base reach), with a direct head.
 TWO_LEVEL = {
-    "decoder": {"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 1},
+    "decoder": {"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 1,
+                "reach": 8, "reach_width": 4, "latent_reach": False},
     "local": {"enabled": True, "dim": 4, "codebook_size": 16},
+    "weights": {"direct": 1.0},
     "head_gradient_cap": 0.0,
 }
 
@@ -348,14 +351,22 @@ def test_two_level_model_reports_its_bottleneck_latent_contribution_and_sites(ev
     assert 0.0 <= bottleneck["pca_same_dims_base_accuracy"] <= 1.0 and 0.0 <= bottleneck["next_base_accuracy"] <= 1.0
     assert plain["reconstruction"]["bottleneck"]["local_codes"] == 0 and plain["anomaly"]["latent_contribution"] is None
     contribution = ar["anomaly"]["latent_contribution"]
-    # With the latent minus without it, per control; no-latent scores are the decoder's own order-k chain.
+    # Against the decoder's own chain over its reach, per control.
     for control in ("real", "shuffled", "foreign"):
-        assert contribution["nats_per_base"][control] == pytest.approx(
+        assert contribution["vs_chain_nats_per_base"][control] == pytest.approx(
             contribution["no_latent_mean_seq_score"][control] - ar["anomaly"]["mean_seq_score"][control], abs=1e-5
         )
     assert contribution["real_minus_shuffled"] == pytest.approx(
         contribution["nats_per_base"]["real"] - contribution["nats_per_base"]["shuffled"]
     )
+    # The latent path reads no reach: its baseline is the order-k chain, and the chain over
+    # the reach (the anomaly score) is reported beside it.
+    assert contribution["baseline"] == "order_k_chain"
+    for control in ("real", "shuffled", "foreign"):
+        assert contribution["nats_per_base"][control] == pytest.approx(
+            contribution["baseline_mean_seq_score"][control] - ar["anomaly"]["mean_seq_score"][control], abs=1e-5
+        )
+    assert contribution["vs_chain_nats_per_base"] != contribution["nats_per_base"]
     # Sites: 8 bp in every third test window; the local code at each site against its TF.
     sites = ar["sites"]
     assert sites["n_sites_in_windows"] == len(range(0, N_WINDOWS["test"], 3))

@@ -242,6 +242,8 @@ class SequenceAutoencoder(nn.Module):
                 dec["latent_layers"],
                 dec["reach"],
                 dec["reach_width"],
+                dec["latent_reach"],
+                direct=s["weights"]["direct"] > 0,
             )
         else:
             self.decoder = SequenceDecoder(
@@ -419,12 +421,12 @@ class SequenceAutoencoder(nn.Module):
             # The decoder's own chain (latent off) is trained on every window beside the
             # latent path, so that the no-latent baseline of the latent's contribution, and
             # the chain's anomaly score, are fully trained rather than learnt from a share.
-            seq_logits, tracks_pred, chain_logits = self.decoder.forward_with_chain(
-                seq, local_q, decoder_input, keep, chain=w["chain"] > 0
-            )
+            out = self.decoder.forward_with_chain(seq, local_q, decoder_input, keep, chain=w["chain"] > 0)
+            seq_logits, tracks_pred = out.seq_logits, out.tracks_pred
+            chain_logits, baseline_logits, direct_logits = out.chain_logits, out.baseline_logits, out.direct_logits
         else:
             seq_logits, tracks_pred = self.decoder(decoder_input)
-            chain_logits = None
+            chain_logits = baseline_logits = direct_logits = None
 
         terms: dict[str, Tensor] = {}
         seq_ce = sequence_loss(seq_logits, seq)
@@ -432,8 +434,17 @@ class SequenceAutoencoder(nn.Module):
         metrics["seq_ce"] = seq_ce.detach()
         if chain_logits is not None:
             chain_ce = sequence_loss(chain_logits, seq)
-            terms["chain"] = w["chain"] * chain_ce
             metrics["chain_ce"] = chain_ce.detach()
+            if baseline_logits is not None:
+                # The latent path's own no-latent counterpart (an order-k chain), trained beside.
+                order_k_ce = sequence_loss(baseline_logits, seq)
+                metrics["order_k_ce"] = order_k_ce.detach()
+                chain_ce = chain_ce + order_k_ce
+            terms["chain"] = w["chain"] * chain_ce
+        if direct_logits is not None:
+            direct_ce = sequence_loss(direct_logits, seq)
+            terms["direct"] = w["direct"] * direct_ce
+            metrics["direct_ce"] = direct_ce.detach()
         if self.n_tracks:
             error = track_loss(tracks_pred, tracks, s["track_loss"], self.track_transform)
             terms["tracks"] = w["tracks"] * error
@@ -516,15 +527,29 @@ class SequenceAutoencoder(nn.Module):
 
         Args:
             latent_off: decode with the whole latent switched off (autoregressive
-                decoder only): the decoder's own order-k chain.
+                decoder only): the latent path's no-latent counterpart, the baseline of
+                the latent's contribution (the decoder's chain, or its order-k chain
+                where the latent path reads no reach).
         """
         if not latent_off:
             _, seq_logits, tracks_pred = self.encode_reconstruct(seq, tracks)
             return seq_logits, tracks_pred
         if not isinstance(self.decoder, ContextDecoder):
             raise ValueError("latent_off needs decoder.kind: autoregressive")
-        # The decoder's own chain reads no latent, so the encoder is not run.
+        # No latent is read, so the encoder is not run.
+        return self.decoder.baseline_forward(seq)
+
+    def chain_reconstruct(self, seq: Tensor) -> tuple[Tensor, Tensor]:
+        """The decoder's own chain (latent off, over ``decoder.context`` and ``decoder.reach`` bases):
+        ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``; its cross-entropy is the model's anomaly score."""
+        if not isinstance(self.decoder, ContextDecoder):
+            raise ValueError("the chain needs decoder.kind: autoregressive")
         return self.decoder.chain_forward(seq)
+
+    @property
+    def has_direct_head(self) -> bool:
+        """Whether the decoder also rebuilds every base from the latent alone (``weights.direct`` > 0)."""
+        return isinstance(self.decoder, ContextDecoder) and self.decoder.direct_head is not None
 
     def encode_reconstruct(self, seq: Tensor, tracks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`encode` and :meth:`reconstruct` in one encoder pass: ``(latent [B, D], seq_logits, tracks_pred)``."""
@@ -542,18 +567,23 @@ class SequenceAutoencoder(nn.Module):
         local_codes: Tensor | None = None,
         sample: bool = True,
         generator: torch.Generator | None = None,
+        autoregressive: bool | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Bases decoded from the latent alone: ``(bases int64 [B, L], seq_logits [B, 4, L], tracks_pred [B, T, L])``.
 
-        The autoregressive decoder decodes base after base, each given the bases
-        decoded before it; the convolutional decoder draws every base from its
-        logits independently (:func:`~seqae.models.decoder.bases_from_logits`).
+        A decoder with a direct head (``weights.direct`` > 0) rebuilds every base
+        from the latent in one parallel pass; otherwise the autoregressive decoder
+        decodes base after base, each given the bases decoded before it. The
+        convolutional decoder draws every base from its logits independently
+        (:func:`~seqae.models.decoder.bases_from_logits`).
 
         Args:
             latent: ``[B, D]`` global latent.
             local_codes: ``int64 [B, L']`` local codes (required when ``local.enabled``).
             sample: draw each base (True) or take the likeliest.
             generator: random generator on the model's device.
+            autoregressive: True decodes base after base even with a direct head (generation);
+                None: the direct head where there is one.
         """
         if not self.autoregressive:
             logits, tracks_pred = self.decode(latent)
@@ -564,6 +594,9 @@ class SequenceAutoencoder(nn.Module):
                 raise ValueError("this model has a local latent sequence: pass its codes (encode_local)")
             local = self.local.lookup(local_codes)
         assert isinstance(self.decoder, ContextDecoder)
+        if self.has_direct_head and not autoregressive:
+            logits, tracks_pred = self.decoder.direct_forward(local, latent, latent.shape[0])
+            return bases_from_logits(logits, sample, generator), logits, tracks_pred
         return self.decoder.sample(local, latent, latent.shape[0], greedy=not sample, generator=generator)
 
     @property
@@ -627,5 +660,6 @@ class SequenceAutoencoder(nn.Module):
             frequencies = self.local.code_frequencies().to(device)
             local_codes = torch.multinomial(frequencies, n * positions, replacement=True, generator=generator)
             local_codes = local_codes.view(n, positions)
-        bases, _, tracks_pred = self.decode_bases(z, local_codes, sample_bases, generator)
+        # Drawn base after base: independent draws from a direct head would lose the chain's k-mers.
+        bases, _, tracks_pred = self.decode_bases(z, local_codes, sample_bases, generator, autoregressive=True)
         return bases, self.tracks_to_stored(tracks_pred)

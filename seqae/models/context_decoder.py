@@ -13,8 +13,11 @@ Here the decoder gets two things besides the latent:
   dilated convolution over the previous bases (kernel 2, dilations 1, 2, 4,
   ..., as WaveNet), so repeat copies and motifs already begun are read by the
   decoder itself. With it the latent-off decoder is an order-``reach`` neural
-  chain instead of an order-k table, and the latent's contribution is what
-  it adds on top of that chain;
+  chain instead of an order-k table. Where the latent path reads the reach
+  too (``latent_reach``), the latent's contribution is what it adds on top
+  of that chain; where it reads only the table, the latent path stays a
+  bounded-context decoder measured against a learnt order-k chain, and the
+  chain over the reach is the anomaly score beside it;
 * **a local latent**: one code from ``local.codebook_size`` per
   ``downsample`` bases (``log2(K) / downsample`` bits per base), read from the
   encoder's features at that stride. Whatever lies beyond k bases (repeat
@@ -31,7 +34,10 @@ their shuffles.
 
 Teacher forcing gives every position's logits in one parallel pass;
 :meth:`ContextDecoder.sample` decodes from the latent alone, base after
-base, for reconstructions, swaps and prior samples.
+base, for swaps and prior samples. An optional **direct head** rebuilds
+every base from the latent alone in one parallel pass: the reconstruction
+at the bottleneck, which neither teacher forcing (it sees the true previous
+bases) nor free-running decoding (its first errors compound) measures.
 """
 
 from __future__ import annotations
@@ -40,9 +46,28 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from typing import NamedTuple
+
 from seqae.models.quantize import QuantizerOutput, VectorQuantizer
 
-__all__ = ["CausalReach", "ContextDecoder", "LocalLatent", "context_index"]
+__all__ = ["CausalReach", "ContextDecoder", "DecoderPass", "LocalLatent", "context_index"]
+
+
+class DecoderPass(NamedTuple):
+    """Everything one teacher-forced pass of :class:`ContextDecoder` gives (logits ``[B, 4, L]``, tracks ``[B, T, L]``).
+
+    ``chain_logits``: the decoder's own chain (latent off) over the table and
+    the reach; ``baseline_logits``: the latent path with its latent off, when
+    that differs from the chain (``latent_reach`` false: an order-k chain);
+    ``direct_logits``: every base from the latent alone, without any previous
+    base (``direct``). Each is None where not computed or not built.
+    """
+
+    seq_logits: Tensor
+    tracks_pred: Tensor
+    chain_logits: Tensor | None
+    baseline_logits: Tensor | None
+    direct_logits: Tensor | None
 
 
 def context_index(seq: Tensor, k: int) -> Tensor:
@@ -202,6 +227,9 @@ class ContextDecoder(nn.Module):
         h = (c + u) * (1 + gamma) + beta
         -> n_layers residual per-position MLPs -> linear -> logits [B, 4, L]
         chain (latent off): c -> n_layers MLPs of its own -> linear -> logits [B, 4, L]
+        latent_reach false: the latent path reads the table alone (c_k), and its latent-off
+                              counterpart is the order-k chain, a table of 4^k + 1 logit rows
+        direct (optional):  u * (1 + gamma) + beta -> n_layers MLPs -> linear -> logits [B, 4, L]
         tracks: conv (k=5) over u (zero where keep is 0), FiLM'd as h, -> [B, T, L]
 
     ``keep`` (``[B]``, 1 or 0) switches the whole latent off for a window (its logits are the chain's): the
@@ -219,6 +247,11 @@ class ContextDecoder(nn.Module):
         latent_layers: dilated residual convs (dilations 1, 2, 4, ...) over the local codes.
         reach: bases read by a causal dilated convolution besides the table (0: none; else a power of two).
         reach_width: channels of that convolution.
+        latent_reach: the latent path reads the reach too (True), or only the k-base table (False: whatever
+            lies beyond k bases has to come through the latent, and its no-latent counterpart is a learnt
+            order-k chain, ``order_k``, while the chain over the reach stays the anomaly score).
+        direct: also decode every base from the latent alone in one parallel pass (no previous bases):
+            the reconstruction at the bottleneck, trained by ``weights.direct``.
     """
 
     def __init__(
@@ -234,6 +267,8 @@ class ContextDecoder(nn.Module):
         latent_layers: int = 3,
         reach: int = 0,
         reach_width: int = 64,
+        latent_reach: bool = True,
+        direct: bool = False,
     ):
         super().__init__()
         if not 0 <= context <= 8:
@@ -248,6 +283,11 @@ class ContextDecoder(nn.Module):
         self.n_contexts = 4**context + 1
         self.context_table = nn.Embedding(self.n_contexts, hidden)
         self.reach = CausalReach(reach, reach_width, hidden) if reach else None
+        self.latent_reach = bool(latent_reach) or self.reach is None
+        # Without the reach, the latent path's no-latent counterpart is an order-k chain: a
+        # table of next-base logits per context, which cross-entropy fits to the training
+        # windows' conditional frequencies (the maximum-likelihood order-k Markov chain).
+        self.order_k = None if self.latent_reach else nn.Embedding(self.n_contexts, 4)
         self.local_in = nn.Conv1d(local_dim, hidden, 3, padding=1) if local_dim else None
         # Dilated residual convs over the code sequence (at 1/stride resolution, cheap): each
         # base's conditioning sees codes 2^(n+1) strides around it, so a repeat or motif spread
@@ -269,6 +309,11 @@ class ContextDecoder(nn.Module):
         self.chain_head = nn.Linear(hidden, 4)
         self.track_conv = nn.Conv1d(hidden, hidden, 5, padding=2) if n_tracks else None
         self.track_head = nn.Linear(hidden, n_tracks) if n_tracks else None
+        # The bottleneck's own reconstruction: every base from the codes and the global
+        # blocks alone. Teacher-forced logits see the true previous bases and free-running
+        # decoding compounds its first errors, so neither says what the latent holds.
+        self.direct_layers = nn.ModuleList(_Layer(hidden) for _ in range(n_layers)) if direct else None
+        self.direct_head = nn.Linear(hidden, 4) if direct else None
 
     # ------------------------------------------------------------------ latent side
 
@@ -313,6 +358,15 @@ class ContextDecoder(nn.Module):
             c = layer(c)
         return self.chain_head(F.layer_norm(c, c.shape[-1:]))
 
+    def _direct(self, u: Tensor, gamma: Tensor, beta: Tensor) -> Tensor | None:
+        """Logits ``[B, L, 4]`` from the latent alone (no previous base), or None without a direct head."""
+        if self.direct_layers is None or self.direct_head is None:
+            return None
+        h = u * (1 + gamma) + beta
+        for layer in self.direct_layers:
+            h = layer(h)
+        return self.direct_head(F.layer_norm(h, h.shape[-1:]))
+
     def _tracks(self, u: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         batch = u.shape[0]
         if self.track_conv is None or self.track_head is None:
@@ -337,22 +391,36 @@ class ContextDecoder(nn.Module):
         Returns:
             ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``.
         """
-        seq_logits, tracks_pred, _ = self.forward_with_chain(seq, local, global_latent, keep, chain=False)
-        return seq_logits, tracks_pred
+        out = self.forward_with_chain(seq, local, global_latent, keep, chain=False)
+        return out.seq_logits, out.tracks_pred
 
-    def _context_features(self, seq: Tensor) -> Tensor:
-        """``int [B, L]`` -> ``[B, L, H]``: each position's previous bases (table, and the reach if any)."""
-        c = self.context_table(context_index(seq, self.context))
-        if self.reach is not None:
-            c = c + self.reach(seq)
-        return c
+    def _context_features(self, seq: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``int [B, L]`` -> (context index ``int64 [B, L]``, the chain's features ``[B, L, H]`` (table and
+        reach), the latent path's features ``[B, L, H]`` (the same, or the table alone))."""
+        index = context_index(seq, self.context)
+        table = self.context_table(index)
+        if self.reach is None:
+            return index, table, table
+        chain = table + self.reach(seq)
+        return index, chain, (chain if self.latent_reach else table)
 
     def chain_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
-        """The decoder with its latent off, alone: ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``,
-        equal to :meth:`forward` with ``keep`` all zero without running the latent path's layers."""
+        """The decoder's own chain (latent off) over the table and the reach, alone:
+        ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``, without running the latent path."""
         batch = seq.shape[0]
         u, gamma, beta = self._conditioning(None, None, torch.zeros(batch, device=seq.device), batch, seq.device)
-        return self._chain(self._context_features(seq)).transpose(1, 2), self._tracks(u, gamma, beta)
+        _, c, _ = self._context_features(seq)
+        return self._chain(c).transpose(1, 2), self._tracks(u, gamma, beta)
+
+    def baseline_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
+        """The latent path with its latent off: :meth:`chain_forward`, or the order-k chain where the
+        latent path reads only the table (``latent_reach`` false). ``(seq_logits [B, 4, L], tracks_pred)``."""
+        if self.order_k is None:
+            return self.chain_forward(seq)
+        batch = seq.shape[0]
+        u, gamma, beta = self._conditioning(None, None, torch.zeros(batch, device=seq.device), batch, seq.device)
+        logits = self.order_k(context_index(seq, self.context))
+        return logits.transpose(1, 2), self._tracks(u, gamma, beta)
 
     def forward_with_chain(
         self,
@@ -361,29 +429,53 @@ class ContextDecoder(nn.Module):
         global_latent: Tensor | None,
         keep: Tensor | None = None,
         chain: bool = True,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """:meth:`forward`, plus the same windows' logits with the latent off (``chain``).
+    ) -> DecoderPass:
+        """:meth:`forward`, plus the same windows' logits with the latent off (``chain``) and from the latent
+        alone (with a direct head).
 
         The no-latent logits reuse the context features of the pass (only the
         chain's own per-position MLPs run besides), so training the decoder's
         own chain on every window costs a fraction of a second pass.
-
-        Returns:
-            ``(seq_logits [B, 4, L], tracks_pred [B, T, L], chain_logits [B, 4, L] or None)``.
         """
         batch = seq.shape[0]
         u, gamma, beta = self._conditioning(local, global_latent, keep, batch, seq.device)
-        c = self._context_features(seq)
+        index, c, c_latent = self._context_features(seq)
         # The context features belong to the chain: the latent path reads them but does not
         # train them, so the chain, the baseline of the latent's contribution, is the same
         # model whatever the latent learns.
-        h = (c.detach() + u) * (1 + gamma) + beta
+        h = (c_latent.detach() + u) * (1 + gamma) + beta
         seq_logits = self._head(h).transpose(1, 2)
-        chain_logits = self._chain(c).transpose(1, 2) if (chain or keep is not None) else None
-        if keep is not None and chain_logits is not None:
-            # A window with its latent off is decoded by the chain.
-            seq_logits = torch.where(keep.view(-1, 1, 1) > 0, seq_logits, chain_logits.to(seq_logits.dtype))
-        return seq_logits, self._tracks(u, gamma, beta), (chain_logits if chain else None)
+        need_off = chain or keep is not None
+        chain_logits = self._chain(c).transpose(1, 2) if need_off else None
+        baseline_logits = None
+        if need_off and self.order_k is not None:
+            baseline_logits = self.order_k(index).transpose(1, 2)
+        if keep is not None:
+            # A window with its latent off is decoded by the latent path's no-latent counterpart.
+            off = baseline_logits if baseline_logits is not None else chain_logits
+            assert off is not None
+            seq_logits = torch.where(keep.view(-1, 1, 1) > 0, seq_logits, off.to(seq_logits.dtype))
+        direct = self._direct(u, gamma, beta)
+        return DecoderPass(
+            seq_logits,
+            self._tracks(u, gamma, beta),
+            chain_logits if chain else None,
+            baseline_logits if chain else None,
+            None if direct is None else direct.transpose(1, 2),
+        )
+
+    def direct_forward(self, local: Tensor | None, global_latent: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
+        """Every base from the latent alone, in one parallel pass: ``(logits [B, 4, L], tracks_pred [B, T, L])``.
+
+        Raises:
+            ValueError: the decoder has no direct head (``direct`` false).
+        """
+        device = self.context_table.weight.device
+        u, gamma, beta = self._conditioning(local, global_latent, None, batch, device)
+        direct = self._direct(u, gamma, beta)
+        if direct is None:
+            raise ValueError("this decoder has no direct head (weights.direct is 0)")
+        return direct.transpose(1, 2), self._tracks(u, gamma, beta)
 
     @torch.no_grad()
     def sample(
@@ -414,12 +506,12 @@ class ContextDecoder(nn.Module):
         logits = torch.zeros(batch, 4, length, device=device)
         index = torch.zeros(batch, dtype=torch.long, device=device)
         table = self.context_table.weight
-        buffers = self.reach.start(batch, device) if self.reach is not None else []
+        buffers = self.reach.start(batch, device) if (self.reach is not None and self.latent_reach) else []
         previous = torch.full((batch,), 4, dtype=torch.long, device=device)
         for i in range(length):
             ctx = index if (k == 0 or i >= k) else torch.full_like(index, unknown)
             c = table[ctx]
-            if self.reach is not None:
+            if self.reach is not None and self.latent_reach:
                 c = c + self.reach.step(previous, i, buffers)
             h = (c + u[:, i]) * (1 + gamma[:, 0]) + beta[:, 0]
             step_logits = self._head(h).float()

@@ -45,6 +45,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
         "latent_layers": 3,
         "reach": 0,
         "reach_width": 64,
+        "latent_reach": True,
     },
     "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.0},
     "dropout": 0.0,
@@ -66,6 +67,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
         "infomax": 0.1,
         "cpc": 0.1,
         "chain": 1.0,
+        "direct": 0.0,
     },
     "adversarial_schedule": {"shape": "sigmoid", "warmup_steps": 2000},
     "adversarial_objective": "reversal",
@@ -123,6 +125,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "decoder.latent_layers": "Dilated residual convolutions (dilations 1, 2, 4, ...) over the local latent sequence in the autoregressive decoder, so that each base's conditioning sees several codes around it.",
     "decoder.reach": "Previous bases read by a causal dilated convolution (kernel 2, dilations 1, 2, 4, ...) beside the context table: 0 (none) or a power of two up to 1024. With it the latent-off decoder is an order-reach neural chain.",
     "decoder.reach_width": "Channels of the causal convolution over the previous bases (decoder.reach).",
+    "decoder.latent_reach": "Whether the latent path reads the decoder.reach bases too (true), or only the decoder.context table (false): then whatever lies beyond k bases has to come through the latent, the latent's contribution is measured against a learnt order-k chain, and the chain over the reach stays the anomaly score.",
     "local.enabled": "Add a latent sequence: one VQ code per downsample bases (log2(codebook_size) / downsample bits per base) beside the global blocks (needs decoder.kind autoregressive).",
     "local.dim": "Width of the local code vectors.",
     "local.codebook_size": "Codes in the local codebook (256 at downsample 8: 1 bit per base).",
@@ -145,6 +148,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "weights.vq_commitment": "Multiplier of the VQ commitment loss (beta itself is vq.commitment).",
     "weights.infomax": "Weight of the InfoMax discriminator loss.",
     "weights.cpc": "Weight of the CPC InfoNCE loss.",
+    "weights.direct": "Weight of the bottleneck's own reconstruction (autoregressive decoder): every base rebuilt from the local codes and global blocks alone, without any previous base, in one parallel pass. > 0 builds the direct head; reconstructions, swaps and the windows' decoded bases then come from it. 0: none (they are decoded base after base).",
     "weights.chain": "Weight of the autoregressive decoder's own chain loss: the same windows decoded with the latent off, on every training window, so the no-latent chain (the baseline of the latent's contribution and an anomaly score of its own) is fully trained. 0 turns it off (then local.latent_dropout trains the chain on a share of windows).",
     "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
@@ -323,6 +327,8 @@ def _validate(s: dict[str, Any], where: str) -> None:
         fail("local.latent_dropout", f"must be in [0, 1), got {local['latent_dropout']}")
     if dec["kind"] == "autoregressive" and s["weights"]["chain"] <= 0 and local["latent_dropout"] <= 0:
         fail("weights.chain", "the autoregressive decoder's chain (latent off) needs weights.chain > 0 or local.latent_dropout > 0")
+    if s["weights"]["direct"] > 0 and dec["kind"] != "autoregressive":
+        fail("weights.direct", "the direct head belongs to decoder.kind: autoregressive (the conv decoder reads the latent alone anyway)")
     if local["enabled"] and dec["kind"] != "autoregressive":
         fail("local.enabled", "a local latent sequence needs decoder.kind: autoregressive")
 
