@@ -7,10 +7,10 @@ windows file (all of them, or some splits) and writes into ``outdir``:
     One row per window, in file order: every label column of the windows
     file, then one float32 column per latent coordinate named
     ``z_<block>_<i>`` (``z_chrom_00``, ``z_chrom_01``, ..., the index zero-padded to
-    the block's width), then ``anomaly_score`` (the model's reconstruction
-    error, :meth:`~seqae.models.SequenceAutoencoder.anomaly_score`: sequence
-    cross-entropy in nats per non-N base plus ``weights.tracks`` x the track
-    error), ``anomaly_rank`` (1 = most anomalous; ties keep file order) and
+    the block's width), then ``anomaly_score`` (the model's
+    :meth:`~seqae.models.SequenceAutoencoder.anomaly_score`: the sequence's
+    cross-entropy in nats per non-N base, for a two-level model its decoder's
+    chain's, plus ``weights.tracks`` x the track error), ``anomaly_rank`` (1 = most anomalous; ties keep file order) and
     ``seq_recon_accuracy`` (fraction of the non-N bases whose arg-max logit is
     the stored base; NaN for a window without a called base; for an
     autoregressive decoder the logits are given the true previous bases, so
@@ -610,16 +610,13 @@ class _BlockRunner:
         self.window_len = window_len
         self.batch_size = batch_size
         self.bar = bar
-        settings = model.settings
-        self.track_loss = settings["track_loss"]
-        self.track_weight = settings["weights"]["tracks"]
 
     def run(self, seq: np.ndarray, tracks: np.ndarray, want_tracks: bool) -> _BlockOutput:
         """``seq uint8 [n, seq_len]``, ``tracks [n, T, seq_len]`` as stored -> outputs of the centre crops."""
         import torch
 
         from seqae.models.augment import centre_crop
-        from seqae.models.objectives import N_CODE, reconstruction_error
+        from seqae.models.objectives import N_CODE
 
         model, device = self.model, self.device
         autocast = (
@@ -638,12 +635,8 @@ class _BlockRunner:
                 with autocast:
                     # Autoregressive decoders: each base's logits given the true previous bases.
                     z, logits, tracks_pred = model.encode_reconstruct(s, t)
-                # = model.anomaly_score(s, t), without running the network twice.
-                scores.append(
-                    reconstruction_error(
-                        logits, tracks_pred, s, t, self.track_loss, model.track_transform, self.track_weight
-                    )
-                )
+                # = model.anomaly_score(s, t), without running the encoder twice.
+                scores.append(model.window_score(s, t, logits, tracks_pred).float())
                 called = s < N_CODE
                 right = (logits.argmax(1) == s) & called
                 n_called = called.sum(1)

@@ -535,13 +535,10 @@ def _model_pass(
 def _window_scores(
     model: Any, seq_logits: torch.Tensor, tracks_pred: torch.Tensor, x: torch.Tensor, t: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Anomaly score (as ``model.anomaly_score``) and its sequence-only part, ``float32 [B]`` each."""
-    from seqae.models.objectives import reconstruction_error, sequence_error
+    """Anomaly score (as ``model.anomaly_score``) and the sequence error through the latent, ``float32 [B]`` each."""
+    from seqae.models.objectives import sequence_error
 
-    s = model.settings
-    score = reconstruction_error(
-        seq_logits, tracks_pred, x, t, s["track_loss"], model.track_transform, s["weights"]["tracks"]
-    )
+    score = model.window_score(x, t, seq_logits, tracks_pred)
     return score.float(), sequence_error(seq_logits, x).float()
 
 

@@ -13,6 +13,7 @@ import torch
 from seqae.errors import ConfigError
 from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.context_decoder import CausalReach, ContextDecoder, context_index
+from seqae.models.objectives import sequence_error, track_error
 
 L = 64
 LABELS = {"chrom": 3, "region_class": 4}
@@ -266,7 +267,23 @@ def test_training_step_reduces_the_loss_and_anomaly_score_is_teacher_forced() ->
     model.eval()
     with torch.no_grad():
         score = model.anomaly_score(seq, tracks)
+        # The sequence part is the chain's code length (latent off); the tracks part goes through the latent.
+        chain_logits, _ = model.chain_reconstruct(seq)
+        _, tracks_pred = model.reconstruct(seq, tracks)
+        w = model.settings["weights"]["tracks"]
+        want = sequence_error(chain_logits, seq) + w * track_error(
+            tracks_pred, tracks, model.settings["track_loss"], model.track_transform
+        )
+        no_chain = _model(weights={"chain": 0.0}, local={**TINY_AR["local"], "latent_dropout": 0.2}).eval()
+        logits, tracks_pred = no_chain.reconstruct(seq, tracks)
+        through_latent = sequence_error(logits, seq) + w * track_error(
+            tracks_pred, tracks, no_chain.settings["track_loss"], no_chain.track_transform
+        )
+        no_chain_score = no_chain.anomaly_score(seq, tracks)
     assert score.shape == (16,) and torch.isfinite(score).all()
+    assert model.chain_scores and not no_chain.chain_scores
+    torch.testing.assert_close(score, want)
+    torch.testing.assert_close(no_chain_score, through_latent)
 
 
 def test_vae_prior_samples_with_a_local_latent() -> None:

@@ -611,13 +611,38 @@ class SequenceAutoencoder(nn.Module):
         return tracks_to_stored(tracks_pred, self.settings["track_loss"], self.track_transform)
 
     def anomaly_score(self, seq: Tensor, tracks: Tensor) -> Tensor:
-        """Reconstruction error per window, ``float32 [B]``: sequence CE (nats per non-N base)
-        plus ``weights.tracks`` x the track error, through the deterministic latent.
+        """Anomaly score per window, ``float32 [B]``: the sequence's code length (nats per non-N base)
+        plus ``weights.tracks`` x the track error through the deterministic latent
+        (:meth:`window_score`).
 
         Call ``model.eval()`` (and ``torch.inference_mode()``) for scoring.
         """
         self._check_inputs(seq, tracks)
         seq_logits, tracks_pred = self.reconstruct(seq, tracks)
+        return self.window_score(seq, tracks, seq_logits, tracks_pred)
+
+    @property
+    def chain_scores(self) -> bool:
+        """Whether the sequence part of the anomaly score is the decoder's own chain's (latent off):
+        an autoregressive decoder that trains its chain (``weights.chain`` > 0)."""
+        return isinstance(self.decoder, ContextDecoder) and self.settings["weights"]["chain"] > 0
+
+    def window_score(self, seq: Tensor, tracks: Tensor, seq_logits: Tensor, tracks_pred: Tensor) -> Tensor:
+        """The anomaly score of windows already decoded: ``float32 [B]``.
+
+        Args:
+            seq: ``int [B, L]``; tracks: ``float [B, T, L]`` (the inputs).
+            seq_logits, tracks_pred: the model's reconstruction of them (:meth:`reconstruct`).
+
+        With an autoregressive decoder that trains its chain, the sequence part is
+        the chain's cross-entropy (the latent off, one more pass of the decoder's
+        context layers): at a real bottleneck the latent costs more than it saves,
+        so the chain is the shortest description the model has of a window, and
+        it tells windows from their shuffles far better than the error through the
+        latent (README, "Which error is the anomaly score").
+        """
+        if self.chain_scores:
+            seq_logits = self.chain_reconstruct(seq)[0]
         return reconstruction_error(
             seq_logits,
             tracks_pred,
