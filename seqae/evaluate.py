@@ -1062,8 +1062,14 @@ def _anomaly(
     pca: Mapping[str, Any],
     cfg: Mapping[str, Any],
     device: torch.device,
-) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """AUROC of real test windows vs dinucleotide-shuffled and foreign windows; returns (metrics, scores, sequence scores)."""
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """AUROC of real test windows vs dinucleotide-shuffled and foreign windows.
+
+    Returns:
+        (metrics, scores, sequence scores, chain scores): the per-window scores of the real
+        windows and of each control; the chain scores (the decoder's error with its latent
+        off, nats per base) only for an autoregressive decoder, else None.
+    """
     from seqae.metrics import auroc, composition_entropy, dinucleotide_shuffle, fit_markov, foreign_windows
 
     rng = np.random.default_rng([cfg["seed"], 5])
@@ -1132,6 +1138,7 @@ def _anomaly(
     metrics["composition_seq_score"] = composition
     metrics["seq_gain_over_composition"] = {k: composition[k] - metrics["mean_seq_score"][k] for k in controls}
     metrics["latent_contribution"] = None
+    chain_scores: dict[str, np.ndarray] | None = None
     if getattr(model, "autoregressive", False):
         # Exact for a decoder that also learnt to run without its latent: the per-base
         # log-likelihood with the latent minus without it. A shuffle keeps the
@@ -1147,6 +1154,7 @@ def _anomaly(
             if order_k
             else off
         )
+        chain_scores = chain
         chain_gain = {k: float(np.mean(chain[k] - seq_scores[k])) for k in controls}
         metrics["latent_contribution"] = {
             "baseline": "order_k_chain" if order_k else "chain",
@@ -1172,7 +1180,7 @@ def _anomaly(
     metrics["pca_mean_error"] = {k: float(np.mean(v)) for k, v in pca_err.items()}
     metrics["foreign_gc"] = gc
     metrics["n"] = int(data.test_seq.shape[0])
-    return metrics, scores, seq_scores
+    return metrics, scores, seq_scores, chain_scores
 
 
 def _sites(
@@ -1285,6 +1293,23 @@ def _vq_usage(model: Any, codes: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _chain_panel(
+    chain_scores: Mapping[str, np.ndarray] | None, contribution: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The anomaly figure's chain panel (keyword arguments of ``draw_anomaly_scores``): the
+    chain's per-window error and its AUROCs, raw and less an order-1 chain's; empty without
+    a chain."""
+    if chain_scores is None or not contribution:
+        return {}
+    return {
+        "chain_scores": chain_scores,
+        "chain_aurocs": {c: contribution.get(f"no_latent_auroc_{c}") for c in ("shuffled", "foreign")},
+        "chain_corrected_aurocs": {
+            c: contribution.get(f"no_latent_corrected_auroc_{c}") for c in ("shuffled", "foreign")
+        },
+    }
+
+
 def _draw_figures(
     outdir: Path,
     model: Any,
@@ -1297,8 +1322,11 @@ def _draw_figures(
     seq_scores: Mapping[str, np.ndarray],
     anomaly: Mapping[str, Any],
     seed: int,
+    chain_scores: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, str]:
-    """Draw the evaluation figures; returns figure key -> file name."""
+    """Draw the evaluation figures; returns figure key -> file name. ``chain_scores``: the
+    decoder's error with its latent off (an autoregressive decoder's anomaly score), drawn
+    as a third panel of the anomaly figure."""
     from seqae import report_plots
 
     figures: dict[str, str] = {}
@@ -1319,6 +1347,7 @@ def _draw_figures(
         seq_scores=seq_scores,
         seq_aurocs={"shuffled": anomaly["seq_auroc_shuffled"], "foreign": anomaly["seq_auroc_foreign"]},
         title=f"{name}: real test windows vs controls".strip(),
+        **_chain_panel(chain_scores, anomaly.get("latent_contribution")),
     ).name
     return figures
 
@@ -1416,7 +1445,7 @@ def _evaluate(
     swap = _swaps(model, data, block_labels, probes["labels"], test_out, cfg, dev)
     t = _stage(timings, "swap", t)
 
-    anomaly, scores, seq_scores = _anomaly(model, data, test_out, pca, cfg, dev)
+    anomaly, scores, seq_scores, chain_scores = _anomaly(model, data, test_out, pca, cfg, dev)
     t = _stage(timings, "anomaly", t)
 
     sites = _sites(model, data, test_out, pca, cfg)
@@ -1437,8 +1466,9 @@ def _evaluate(
         trained = model_training_note(model_path)  # the figures' titles say how long the model trained
         titled = f"{name} ({trained})" if trained else name
         figures = _draw_figures(
-            outdir, model, titled, pm, flags, colours, test_latent, scores, seq_scores, anomaly, cfg["seed"]
-        )
+            outdir, model, titled, pm, flags, colours, test_latent, scores, seq_scores, anomaly, cfg["seed"],
+            chain_scores=chain_scores,
+        )  # fmt: skip
     curves = Path(model_path).parent / "loss_curves.png"
     if curves.is_file() and curves.resolve() != (outdir / "loss_curves.png").resolve():
         with atomic_output(outdir / "loss_curves.png") as tmp:

@@ -27,6 +27,10 @@ def plot_extract_qc(windows_path: str | os.PathLike[str], path: str | os.PathLik
     return draw_extract_qc(labels, profiles, read_schema(windows_path), path)
 
 
+#: Panels per row of the extraction QC figure.
+QC_COLUMNS = 3
+
+
 def draw_extract_qc(
     labels: pd.DataFrame, profiles: dict[str, np.ndarray], schema: WindowsSchema, path: str | os.PathLike[str]
 ) -> Path:
@@ -39,8 +43,13 @@ def draw_extract_qc(
     """
     n_tracks = len(schema.track_names)
     n_panels = 2 + n_tracks
-    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), squeeze=False)
-    axes = axes[0]
+    # At most QC_COLUMNS panels a row: a row of five is too wide to read in a report or a page.
+    ncols = min(QC_COLUMNS, n_panels)
+    nrows = -(-n_panels // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
 
     gc_all = labels["gc"].dropna()
     lo, hi = (np.quantile(gc_all, [0.001, 0.999]) if len(gc_all) else (0.0, 1.0))

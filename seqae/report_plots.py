@@ -243,8 +243,16 @@ def draw_latent_embedding(
 
 
 def _histograms(
-    ax: Any, scores: Mapping[str, np.ndarray], aurocs: Mapping[str, float], title: str, xlabel: str
+    ax: Any,
+    scores: Mapping[str, np.ndarray],
+    aurocs: Mapping[str, float | None],
+    title: str,
+    xlabel: str,
+    corrected: Mapping[str, float | None] | None = None,
 ) -> None:
+    """Overlaid histograms of each set's scores on ``ax``; a control's legend entry gives its
+    AUROC against the real windows and, with ``corrected``, the AUROC of the score less an
+    order-1 chain's error."""
     colours = {"real": "#2c3e50", "shuffled": "#e67e22", "foreign": "#8e44ad"}
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     values = [np.asarray(v, dtype=np.float64) for v in scores.values() if len(v)]
@@ -260,6 +268,9 @@ def _histograms(
             continue
         a = aurocs.get(name)
         extra = f", AUROC {a:.3f}" if a is not None and np.isfinite(a) else ""
+        c = (corrected or {}).get(name)
+        if extra and c is not None and np.isfinite(c):
+            extra += f"; less order-1: {c:.3f}"
         colour = colours.get(name, cycle[i % len(cycle)])
         clipped = np.clip(v, lo, hi)
         ax.hist(clipped, bins=bins, density=True, alpha=0.35, color=colour, label=f"{name} (n={v.size}{extra})")
@@ -277,6 +288,9 @@ def draw_anomaly_scores(
     seq_scores: Mapping[str, np.ndarray] | None = None,
     seq_aurocs: Mapping[str, float] | None = None,
     title: str = "",
+    chain_scores: Mapping[str, np.ndarray] | None = None,
+    chain_aurocs: Mapping[str, float | None] | None = None,
+    chain_corrected_aurocs: Mapping[str, float | None] | None = None,
 ) -> Path:
     """Overlaid histograms of anomaly scores of real windows and the controls.
 
@@ -287,12 +301,20 @@ def draw_anomaly_scores(
         seq_scores, seq_aurocs: the same for the sequence part of the score alone
             (drawn in a second panel when given).
         title: figure title.
+        chain_scores, chain_aurocs: the same for an autoregressive decoder's chain, its
+            error with the latent off (drawn in a panel of its own when given);
+            chain_corrected_aurocs: the chain's AUROCs less an order-1 chain's error.
     """
-    n_panels = 2 if seq_scores else 1
-    fig, axes = plt.subplots(1, n_panels, figsize=(6.2 * n_panels, 3.9), squeeze=False)
+    panels = 1 + bool(seq_scores) + bool(chain_scores)
+    fig, axes = plt.subplots(1, panels, figsize=((6.2 if panels < 3 else 5.4) * panels, 3.9), squeeze=False)
     _histograms(axes[0, 0], scores, aurocs, "anomaly score", "reconstruction error per window (sequence + tracks)")
     if seq_scores:
         _histograms(axes[0, 1], seq_scores, seq_aurocs or {}, "sequence part", "cross-entropy per base (nats)")
+    if chain_scores:
+        _histograms(
+            axes[0, panels - 1], chain_scores, chain_aurocs or {}, "the decoder's chain (latent off)",
+            "cross-entropy per base (nats), latent off", corrected=chain_corrected_aurocs,
+        )  # fmt: skip
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

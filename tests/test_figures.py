@@ -95,3 +95,52 @@ def test_tree_summary_says_lower_is_better(tmp_path: Path, monkeypatch) -> None:
     assert "lower is better" in ax.get_ylabel()
     assert all(t.get_rotation() > 0 for t in ax.get_xticklabels())
     plt.close(figures[0])
+
+
+def test_anomaly_figure_draws_the_chain_panel_with_raw_and_corrected_auroc(tmp_path: Path, monkeypatch) -> None:
+    from seqae import evaluate
+    from seqae.report_plots import draw_anomaly_scores
+
+    figures = []
+    monkeypatch.setattr("seqae.report_plots.save_figure", lambda fig, path: figures.append(fig) or Path(path))
+    rng = np.random.default_rng(0)
+    sets = {name: rng.normal(mu, 0.1, 50) for name, mu in (("real", 1.0), ("shuffled", 1.2), ("foreign", 1.4))}
+    contribution = {
+        "no_latent_auroc_shuffled": 0.901,
+        "no_latent_auroc_foreign": 1.0,
+        "no_latent_corrected_auroc_shuffled": 0.959,
+        "no_latent_corrected_auroc_foreign": 0.983,
+    }
+    draw_anomaly_scores(
+        sets, {"shuffled": 0.7, "foreign": 0.9}, tmp_path / "a.png", seq_scores=sets,
+        seq_aurocs={"shuffled": 0.75}, **evaluate._chain_panel(sets, contribution),
+    )  # fmt: skip
+    axes = figures[0].axes
+    assert len(axes) == 3 and "latent off" in axes[2].get_title()
+    legend = [t.get_text() for t in axes[2].get_legend().get_texts()]
+    assert any("AUROC 0.901; less order-1: 0.959" in t for t in legend), legend
+    plt.close(figures[0])
+    # A model without a chain (not autoregressive): two panels, as before.
+    draw_anomaly_scores(sets, {}, tmp_path / "b.png", seq_scores=sets, **evaluate._chain_panel(None, None))
+    assert len(figures[1].axes) == 2
+    plt.close(figures[1])
+
+
+def test_extract_qc_wraps_its_panels_at_three_a_row(tmp_path: Path, monkeypatch) -> None:
+    from seqae.plots import draw_extract_qc
+    from seqae.store import WindowsSchema
+
+    figures = []
+    monkeypatch.setattr("seqae.plots.save_figure", lambda fig, path: figures.append(fig) or Path(path))
+    labels = pd.DataFrame(
+        {"species": "s", "chrom": ["c1", "c2"] * 5, "kind": ["peak", "background"] * 5, "gc": np.linspace(0.3, 0.6, 10)}
+    )
+    schema = WindowsSchema(window_len=20, flank=2, track_names=("A", "B", "C"), track_transform="log1p")
+    profiles = {"peak": np.ones((3, 24)), "background": np.zeros((3, 24))}
+    draw_extract_qc(labels, profiles, schema, tmp_path / "qc.png")
+    fig = figures[0]
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 5  # GC, windows per chromosome, three tracks
+    assert fig.get_size_inches()[0] <= 3 * 4.2 + 1e-6  # five panels in one row were too wide to read
+    assert {ax.get_title() for ax in shown} >= {"GC matching", "Track C"}
+    plt.close(fig)
