@@ -4,11 +4,10 @@ padding and batching, gradients, underflow, tree conversion."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
+from conftest import internal_state_joint
 
 from seqae.phylo.ete import Tree
 from seqae.phylo.gtr import GTRGamma
@@ -17,7 +16,7 @@ from seqae.phylo.likelihood import (
     log_likelihood,
     model_site_log_likelihoods,
 )
-from seqae.phylo.patterns import pattern_batch, site_patterns, tip_partials
+from seqae.phylo.patterns import pattern_batch, site_patterns
 from seqae.phylo.schedule import UnrootedTree, tree_batch, unrooted_tree
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
 
@@ -37,26 +36,9 @@ def evaluate(trees: list[UnrootedTree], codes: list[np.ndarray], model: Substitu
 
 
 def brute_force(tree: UnrootedTree, codes: np.ndarray, model: SubstitutionModel) -> float:
-    """Sum over every assignment of internal states (tiny trees only)."""
-    n = tree.n_taxa
-    probs = model.transition_matrices(tree.lengths)  # [E, C, 4, 4]
-    parent = {int(u): n + s for s, pair in enumerate(tree.children) for u in pair}
-    parent.update({int(u): 2 * n - 3 for u in tree.root_children})
-    tips = tip_partials(codes)  # [n, L, 4]
-    n_cat = probs.shape[1]
-    total = 0.0
-    for site in range(codes.shape[1]):
-        lik = 0.0
-        for c in range(n_cat):
-            for states in itertools.product(range(4), repeat=n - 2):
-                state = dict(zip(range(n, 2 * n - 2), states))
-                term = model.freqs[state[2 * n - 3]]
-                for u, v in parent.items():
-                    row = probs[u, c, state[v]]
-                    term *= row @ tips[u, site] if u < n else row[state[u]]
-                lik += term / n_cat
-        total += np.log(lik)
-    return total
+    """Log-likelihood summed over every assignment of internal states (tiny trees only)."""
+    _, joint = internal_state_joint(tree, codes, model)
+    return float(np.log(joint.sum(1)).sum())
 
 
 @pytest.mark.parametrize("n", [4, 5])
