@@ -98,7 +98,7 @@ def test_fit_reaches_iqtree_likelihood_on_a_fixed_tree() -> None:
 
 def test_fit_beats_the_true_parameters_and_batches_like_single_fits() -> None:
     rng = np.random.default_rng(21)
-    fams = [simulate_family(n, 200, rng, model=GTR, height=0.5) for n in (6, 5)]
+    fams = [simulate_family(n, 150, rng, model=GTR, height=0.5) for n in (5, 4)]
     trees = [unrooted_tree(f.tree, f.names) for f in fams]
     pats = [site_patterns(f.codes) for f in fams]
     batched = fit_ml(tree_batch(trees), pattern_batch(pats))

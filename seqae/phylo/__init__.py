@@ -56,7 +56,14 @@ from seqae.phylo.distance import (
     patristic_distances,
     poincare_distances,
 )
-from seqae.phylo.io import Family, read_family, read_tree, write_family, write_newick, write_nhx
+from seqae.phylo.io import (
+    Family,
+    read_family,
+    read_tree,
+    write_family,
+    write_newick,
+    write_nhx,
+)
 from seqae.phylo.nj import NJLinkage, linkage_to_tree, neighbor_joining, nj_linkage
 from seqae.phylo.nni import NNIResult, bme_length, bme_nni
 from seqae.phylo.simulate import (

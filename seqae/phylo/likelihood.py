@@ -40,6 +40,7 @@ from seqae.phylo.schedule import TreeBatch
 
 __all__ = [
     "TreeTensors",
+    "branch_derivatives",
     "log_likelihood",
     "marginal_posteriors",
     "model_site_log_likelihoods",
@@ -130,8 +131,15 @@ def _outside(
     children: torch.Tensor,
     root_children: torch.Tensor,
     grad_site: torch.Tensor | None,
+    generators: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Pre-order pass.
+
+    With ``generators`` (``Q r_c``, ``[B, C, 4, 4]``) and pattern ``weights``
+    ``[B, P]``, it returns instead of the two gradients the first and second
+    derivatives of the weighted log-likelihood in each branch length alone,
+    ``[B, E]`` each (``dP/dt = Q r P``).
 
     Returns:
         ``(O, SO, grad_transition, grad_freqs)``: the rescaled outside
@@ -149,7 +157,11 @@ def _outside(
     outside[:, m - 1] = freqs[:, None, None, :].expand(b, c, p, 4)
     rows = torch.arange(b, device=partials.device)[:, None]
     grad_transition = grad_freqs = None
-    if grad_site is not None:
+    if generators is not None:
+        # First and second derivatives per branch (returned in the gradients' places).
+        grad_transition = partials.new_zeros(b, m - 1)
+        grad_freqs = partials.new_zeros(b, m - 1)
+    elif grad_site is not None:
         grad_transition = torch.zeros_like(transition)
         # d site / d L_c = w_c / L_site, times the incoming gradient: [B, C, P].
         base = grad_site[:, None, :] * torch.exp(log_weights[:, :, None] - site[:, None, :])
@@ -170,9 +182,18 @@ def _outside(
                     up_scale = up_scale + s_k[:, j]
             up, log_top = _rescale(up)
             up_scale = up_scale + log_top
-            if grad_site is not None:
+            if grad_site is not None and generators is None:
                 coef = base * torch.exp(up_scale + s_k[:, k])  # [B, C, P]
                 grad_transition[rows[:, 0], kids[:, k]] = (coef[..., None] * up).transpose(-1, -2) @ d_k[:, k]
+            if generators is not None:
+                # Per site: L'/L and L''/L of this branch, from sum_xy U[x] (Q^j P)[x, y] D[y].
+                share = torch.exp(log_weights[:, :, None] + up_scale + s_k[:, k] - site[:, None, :])  # [B, C, P]
+                first_p = generators @ p_k[:, k]
+                second_p = generators @ first_p
+                d1 = (share * (up * _messages(first_p, d_k[:, k])).sum(-1)).sum(1)  # [B, P]
+                d2 = (share * (up * _messages(second_p, d_k[:, k])).sum(-1)).sum(1)
+                grad_transition[rows[:, 0], kids[:, k]] = (weights * d1).sum(-1)
+                grad_freqs[rows[:, 0], kids[:, k]] = (weights * (d2 - d1 * d1)).sum(-1)
             down, log_top = _rescale(up @ p_k[:, k])  # sum_x U[x] P[x, y]
             outside[rows[:, 0], kids[:, k]] = down
             outside_scales[rows[:, 0], kids[:, k]] = up_scale + log_top
@@ -271,6 +292,33 @@ def log_likelihood(trees: TreeTensors, tips: torch.Tensor, weights: torch.Tensor
             e.g. a latent tree's, with gradient; pad entries are ignored.
     """
     return (model_site_log_likelihoods(trees, tips, model, lengths) * weights).sum(-1)
+
+
+@torch.no_grad()
+def branch_derivatives(
+    trees: TreeTensors, tips: torch.Tensor, weights: torch.Tensor, model: GTRGamma, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-likelihood and its first and second derivative in each branch length alone.
+
+    The second derivatives are the Hessian's diagonal: what a per-branch
+    Newton step needs (as PhyML and IQ-TREE optimise branch lengths), for
+    every branch of every family from one inside and one outside pass.
+
+    Args: as :func:`log_likelihood`.
+
+    Returns:
+        ``(log_likelihood [B], first [B, E], second [B, E])``; pad branches' entries are not meaningful.
+    """
+    transition, freqs, log_weights = _model_inputs(trees, model, lengths)
+    generators = model.rate_matrix()[:, None] * model.category_rates()[:, :, None, None]  # [Bm, C, 4, 4]
+    generators = generators.expand(lengths.shape[0], -1, -1, -1)
+    partials, scales = _inside(transition, tips, trees.children, trees.root_children)
+    site = _root_log_likelihood(partials[:, -1], scales[:, -1], freqs, log_weights)
+    _, _, first, second = _outside(
+        transition, freqs, log_weights, partials, scales, site, trees.children, trees.root_children, None,
+        generators, weights,
+    )  # fmt: skip
+    return (site * weights).sum(-1), first, second
 
 
 @torch.no_grad()
