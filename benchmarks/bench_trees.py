@@ -175,7 +175,7 @@ def likelihood_speed(name: str, replicates: int, seed: int) -> list[str]:
     seconds = time.perf_counter() - start
     lines.append(
         f"  seqae batched  {replicates / seconds:8.3f} families/s  mean logL {fit.log_likelihood.mean():.2f}"
-        f"  ({fit.iterations} L-BFGS iterations)"
+        f"  ({fit.iterations} Newton + L-BFGS iterations)"
     )
     if find_iqtree():
         start = time.perf_counter()

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import internal_state_joint
 
+from seqae.phylo.alphabet import decode
 from seqae.phylo.ete import Tree
 from seqae.phylo.gtr import GTRGamma
 from seqae.phylo.likelihood import (
@@ -17,7 +18,12 @@ from seqae.phylo.likelihood import (
     log_likelihood,
     model_site_log_likelihoods,
 )
-from seqae.phylo.patterns import pattern_batch, site_patterns
+from seqae.phylo.patterns import (
+    partial_codes,
+    partial_text,
+    pattern_batch,
+    site_patterns,
+)
 from seqae.phylo.schedule import UnrootedTree, tree_batch, unrooted_tree
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
 
@@ -137,10 +143,10 @@ def test_site_patterns_and_bad_columns() -> None:
     assert pats.weights.sum() == 5 and pats.codes.shape == (3, 3)
     assert (pats.codes[:, pats.site_pattern] == codes).all()
     codes[:, 3] = 4
-    with pytest.raises(ValueError, match="fam.fa: alignment column 4 has only gaps"):
+    with pytest.raises(ValueError, match="fam.fa: alignment column 4 has only gaps or N"):
         site_patterns(codes, "fam.fa")
-    with pytest.raises(ValueError, match="codes must be 0..4"):
-        site_patterns(np.full((3, 2), 7, dtype=np.uint8))
+    with pytest.raises(ValueError, match="codes must be 0..14"):
+        site_patterns(np.full((3, 2), 15, dtype=np.uint8))
 
 
 def test_gradients_match_finite_differences() -> None:
@@ -219,3 +225,30 @@ def test_branch_derivatives_match_finite_differences() -> None:
         assert first[real, edge].numpy() == pytest.approx(((up - down) / (2 * eps))[real].numpy(), rel=1e-5, abs=1e-6)
         numeric = (up - 2 * ll + down) / eps**2
         assert second[real, edge].numpy() == pytest.approx(numeric[real].numpy(), rel=1e-3, abs=1e-3)
+
+
+def test_ambiguity_codes_sum_over_their_bases() -> None:
+    fam = simulate_family(5, 30, np.random.default_rng(6), model=GTR, height=0.5)
+    text = [decode(row) for row in fam.codes]
+    tree = unrooted_tree(fam.tree, fam.names)
+
+    def site_ll(seqs: list[str]) -> np.ndarray:
+        codes = partial_codes(seqs)
+        tb = tree_batch([tree])
+        pb = pattern_batch([site_patterns(codes)])
+        tips, _ = pb.tensors()
+        model = GTRGamma.from_substitution_model(GTR)
+        site = model_site_log_likelihoods(TreeTensors.of(tb), tips, model, torch.as_tensor(tb.lengths))
+        return site.detach().numpy()[0][pb.patterns[0].site_pattern]
+
+    def with_first(letter: str) -> list[str]:
+        return [letter + text[0][1:]] + text[1:]
+
+    for code, bases in (("R", "AG"), ("B", "CGT"), ("N", "ACGT"), ("-", "ACGT")):
+        want = np.log(sum(np.exp(site_ll(with_first(b))[0]) for b in bases))
+        assert site_ll(with_first(code))[0] == pytest.approx(want, abs=1e-12)
+    assert partial_text(partial_codes(["ACGTRYSWKMBDHVN-u"])[0]) == "ACGTRYSWKMBDHVNNT"
+    with pytest.raises(ValueError, match="record 2, column 3: 'X' is not IUPAC DNA"):
+        partial_codes(["ACGT", "ACXT"])
+    with pytest.raises(ValueError, match="different lengths"):
+        partial_codes(["ACGT", "ACG"])

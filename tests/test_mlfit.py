@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from seqae.errors import SeqaeError
+from seqae.phylo.alphabet import decode
 from seqae.phylo.ete import Tree
 from seqae.phylo.gtr import GTRGamma
 from seqae.phylo.iqtree import (
@@ -18,7 +19,7 @@ from seqae.phylo.iqtree import (
 )
 from seqae.phylo.likelihood import TreeTensors, log_likelihood
 from seqae.phylo.mlfit import fit_ml, score_trees
-from seqae.phylo.patterns import pattern_batch, site_patterns
+from seqae.phylo.patterns import partial_codes, pattern_batch, site_patterns
 from seqae.phylo.schedule import tree_batch, unrooted_tree
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
 
@@ -85,6 +86,18 @@ def test_pruning_matches_iqtree_on_its_fitted_tree_and_model(n: int, n_sites: in
     # With every parameter given to IQ-TREE (-blfix and fixed model), the two agree to its printed digits.
     fixed = run_iqtree(fam.codes, fam.names, model=model_string(iq.model), tree=iq.tree, fix_branch_lengths=True)
     assert abs(ours - fixed.log_likelihood) <= 1e-4 + 1e-8 * abs(ours)
+
+
+@needs_iqtree
+def test_ambiguity_codes_and_gaps_as_iqtree_reads_them() -> None:
+    fam = simulate_family(8, 200, np.random.default_rng(31), model=GTR, height=0.5)
+    rng = np.random.default_rng(0)
+    text = np.array([list(decode(row)) for row in fam.codes])
+    where = rng.random(text.shape) < 0.08
+    text[where] = rng.choice(list("RYSWKMBDHVN-"), size=int(where.sum()))
+    codes = partial_codes(["".join(row) for row in text])
+    iq = run_iqtree(codes, fam.names, model=model_string(GTR), tree=fam.tree, fix_branch_lengths=True)
+    assert our_log_likelihood(fam.tree, codes, fam.names, GTR) == pytest.approx(iq.log_likelihood, abs=1e-3)
 
 
 @needs_iqtree

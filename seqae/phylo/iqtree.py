@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seqae.errors import SeqaeError
-from seqae.phylo.alphabet import decode
+from seqae.phylo.patterns import partial_text
 from seqae.phylo.simulate import SubstitutionModel
 
 __all__ = ["IQTREE_NAMES", "IQTreeResult", "find_iqtree", "model_string", "parse_iqtree_report", "run_iqtree"]
@@ -111,7 +111,9 @@ def run_iqtree(
     """Run IQ-TREE on an alignment ``[n, L]`` of codes.
 
     Args:
-        codes: alignment codes (missing written as ``N``), rows in ``names`` order.
+        codes: alignment codes, 0..4 (:mod:`seqae.phylo.alphabet`; missing
+            written as ``N``) or 0..14 (:func:`~seqae.phylo.patterns.partial_codes`),
+            rows in ``names`` order.
         names: sequence names (Newick-safe).
         model: IQ-TREE ``-m`` (e.g. ``GTR+G4``, or :func:`model_string` to fix
             every parameter).
@@ -133,7 +135,7 @@ def run_iqtree(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="seqae-iqtree-") as folder:
         work = Path(folder)
-        (work / "aln.fa").write_text("".join(f">{name}\n{decode(row)}\n" for name, row in zip(names, np.asarray(codes))))
+        (work / "aln.fa").write_text("".join(f">{name}\n{partial_text(row)}\n" for name, row in zip(names, np.asarray(codes))))
         cmd = [binary, "-s", "aln.fa", "-m", model, "-T", "1", "--seed", str(seed), "-quiet", "-redo", "-pre", "out"]
         if tree is not None:
             (work / "user.nwk").write_text(tree.write(format=5, dist_formatter="%0.17g"))
