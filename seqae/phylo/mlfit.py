@@ -67,7 +67,7 @@ class MLFit:
         lengths: ``[B, E]`` fitted padded branch lengths (tensor, no gradient).
         model: the fitted model (``n_models`` 1 or ``B``).
         trees: the batch.
-        iterations: L-BFGS iterations run.
+        iterations: Newton iterations on the branch lengths plus L-BFGS iterations on the model.
     """
 
     log_likelihood: np.ndarray
