@@ -23,6 +23,16 @@ and refitted from scratch), and seconds per family on this machine.
 
 Replicate ``r`` of a setting uses seed ``seed + r`` (the same families for
 every configuration compared).
+
+``--likelihood`` measures instead the maximum-likelihood fit on fixed trees
+(the true topologies; branch lengths and GTR + Gamma(4) fitted), in one run:
+seqae's batched fit (:func:`seqae.phylo.mlfit.fit_ml`, every replicate of a
+setting in one batch, float64, torch threads 1), IQ-TREE ``-te -m GTR+G4``
+and FastTree ``-gtr -gamma -nome -mllen -intree`` one family at a time, each
+as families per second with its mean log-likelihood (FastTree's is under its
+own 20-category model, so not comparable):
+
+    python benchmarks/bench_trees.py --likelihood --replicates 10
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import numpy as np
 SETTINGS = {
     "20x1000": {"n": 20, "n_sites": 1000, "height": 0.5},
     "50x300": {"n": 50, "n_sites": 300, "height": 1.0},
+    "100x500": {"n": 100, "n_sites": 500, "height": 1.0},
 }
 METHODS = ("latent", "nj_p", "bme_p", "nj_jc69", "fasttree")
 
@@ -136,18 +147,76 @@ def summarise(out: dict) -> list[str]:
     return lines
 
 
+def likelihood_speed(name: str, replicates: int, seed: int) -> list[str]:
+    """Families per second of ML fits on fixed (true) trees: seqae batched, IQ-TREE -te, FastTree -nome -mllen."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from seqae.phylo.baselines import fasttree, find_fasttree
+    from seqae.phylo.iqtree import find_iqtree, run_iqtree
+    from seqae.phylo.mlfit import fit_ml
+    from seqae.phylo.patterns import pattern_batch, site_patterns
+    from seqae.phylo.schedule import tree_batch, unrooted_tree
+    from seqae.phylo.simulate import SubstitutionModel, simulate_family
+
+    torch.set_num_threads(1)
+    spec = SETTINGS[name]
+    model = SubstitutionModel.hky85(2.0, alpha=0.5)
+    fams = [
+        simulate_family(spec["n"], spec["n_sites"], np.random.default_rng(seed + r), model=model, height=spec["height"])
+        for r in range(replicates)
+    ]
+    lines = [f"{name} ({replicates} families, ML fit on the true topologies)"]
+    start = time.perf_counter()
+    trees = tree_batch([unrooted_tree(f.tree, f.names) for f in fams])
+    fit = fit_ml(trees, pattern_batch([site_patterns(f.codes) for f in fams]))
+    seconds = time.perf_counter() - start
+    lines.append(
+        f"  seqae batched  {replicates / seconds:8.3f} families/s  mean logL {fit.log_likelihood.mean():.2f}"
+        f"  ({fit.iterations} Newton + L-BFGS iterations)"
+    )
+    if find_iqtree():
+        start = time.perf_counter()
+        logl = [run_iqtree(f.codes, f.names, tree=f.tree).log_likelihood for f in fams]
+        seconds = time.perf_counter() - start
+        lines.append(f"  IQ-TREE -te    {replicates / seconds:8.3f} families/s  mean logL {np.mean(logl):.2f}")
+    else:
+        lines.append("  IQ-TREE        not installed")
+    if find_fasttree():
+        with tempfile.TemporaryDirectory(prefix="seqae-bench-") as folder:
+            start = time.perf_counter()
+            for k, f in enumerate(fams):
+                intree = Path(folder) / f"{k}.nwk"
+                intree.write_text(f.newick())
+                fasttree(f.codes, f.names, extra_args=("-gtr", "-gamma", "-nome", "-mllen", "-intree", str(intree)))
+            seconds = time.perf_counter() - start
+        lines.append(f"  FastTree -mllen {replicates / seconds:7.3f} families/s  (its own GTR+CAT20 Gamma scale)")
+    else:
+        lines.append("  FastTree       not installed")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=20, help="families per setting (default 20)")
     parser.add_argument("--quick", action="store_true", help="5 replicates and a shorter training (a smoke run)")
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=["20x1000", "50x300"], choices=list(SETTINGS))
     parser.add_argument("--config", help="YAML config whose `trees:` section sets the model (default: the schema defaults)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a trees setting, e.g. --set adversarial_weight=0 --set discriminator.steps=100")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--json", help="also write every replicate's numbers to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per family on stderr")
+    parser.add_argument("--likelihood", action="store_true",
+                        help="time ML fits on fixed trees instead: seqae batched, IQ-TREE, FastTree")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.likelihood:
+        print(f"CPU count {os.cpu_count()}; torch threads 1; IQ-TREE and FastTree with 1 thread")
+        for name in args.settings:
+            print("\n".join(likelihood_speed(name, args.replicates, args.seed)), flush=True)
+        return 0
 
     from seqae.phylo.baselines import find_fasttree
     from seqae.phylo.stage import stage_settings

@@ -32,8 +32,7 @@ def write_fasta(path: Path, records: Mapping[str, str], line_width: int = 60) ->
     with open(path, "w") as f:
         for name, seq in records.items():
             f.write(f">{name}\n")
-            for i in range(0, len(seq), line_width):
-                f.write(seq[i : i + line_width] + "\n")
+            f.writelines(seq[i : i + line_width] + "\n" for i in range(0, len(seq), line_width))
     return path
 
 
@@ -160,3 +159,37 @@ def make_config(
         **top,
     }
     return validate_config(config)
+
+
+def internal_state_joint(tree, codes: np.ndarray, model) -> tuple[np.ndarray, np.ndarray]:
+    """Brute force for tiny trees: the joint probability of the data and each assignment of internal states.
+
+    Args:
+        tree: a :class:`seqae.phylo.schedule.UnrootedTree` with its branch lengths.
+        codes: ``[n, L]`` alignment codes in the tree's leaf order (4 = missing).
+        model: a :class:`seqae.phylo.simulate.SubstitutionModel`.
+
+    Returns:
+        ``(states [S, n-2], joint [L, S])``: every assignment ``S = 4^(n-2)``
+        of bases to internal nodes ``n .. 2n-3``, and per site the sum over
+        rate categories of P(data at the site, assignment).
+    """
+    import itertools
+
+    from seqae.phylo.patterns import tip_partials
+
+    n = tree.n_taxa
+    probs = model.transition_matrices(tree.lengths)  # [E, C, 4, 4]
+    parent = {int(u): n + s for s, pair in enumerate(tree.children) for u in pair}
+    parent.update({int(u): 2 * n - 3 for u in tree.root_children})
+    tips = tip_partials(codes)  # [n, L, 4]
+    states = np.array(list(itertools.product(range(4), repeat=n - 2)), dtype=np.int64)
+    n_cat = probs.shape[1]
+    joint = np.zeros((codes.shape[1], len(states)))
+    for c in range(n_cat):
+        term = np.broadcast_to(model.freqs[states[:, -1]] / n_cat, joint.shape).copy()
+        for u, v in parent.items():
+            rows = probs[u, c][states[:, v - n]]  # [S, 4]: P(parent state -> .)
+            term *= (tips[u] @ rows.T) if u < n else rows[np.arange(len(states)), states[:, u - n]][None, :]
+        joint += term
+    return states, joint

@@ -24,7 +24,7 @@ from seqae.phylo.distance import (
 )
 from seqae.phylo.ete import Tree
 from seqae.phylo.io import read_family, read_tree, write_family, write_newick, write_nhx
-from seqae.phylo.nj import neighbor_joining, nj_linkage
+from seqae.phylo.nj import linkage_to_tree, neighbor_joining, nj_linkage
 from seqae.phylo.nni import bme_length, bme_nni
 from seqae.phylo.simulate import (
     SubstitutionModel,
@@ -193,6 +193,30 @@ def test_nj_small_and_degenerate_inputs() -> None:
     # Identical sequences (zero distances) are fine.
     zeros = np.zeros((6, 6))
     assert len(neighbor_joining(zeros).get_leaves()) == 6
+
+
+def test_nj_is_the_same_for_every_taxon_order() -> None:
+    # p-distances of short sequences: many exact ties in Q.
+    rng = np.random.default_rng(17)
+    base = rng.integers(0, 4, size=12)
+    codes = np.array([np.where(rng.random(12) < 0.2, rng.integers(0, 4, size=12), base) for _ in range(9)])
+    names = [f"s{k}" for k in range(9)]
+    dist = p_distance(codes, names)
+    flat = np.ones((9, 9)) - np.eye(9)  # every pair tied
+    for matrix in (dist, flat):
+        want = neighbor_joining(matrix, names)
+        by_index = set()
+        for seed in range(12):
+            perm = np.random.default_rng(seed).permutation(9)
+            shuffled = matrix[np.ix_(perm, perm)]
+            shuffled_names = [names[i] for i in perm]
+            got = neighbor_joining(shuffled, shuffled_names)
+            assert robinson_foulds(got, want).rf == 0
+            by_index.add(
+                linkage_to_tree(nj_linkage(shuffled), shuffled_names).get_topology_id()
+            )
+        # Breaking ties by index instead would give several trees: the test can fail.
+        assert len(by_index) > 1
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,20 @@ One module per concern:
   Newick/NHX trees in and out.
 * :mod:`~seqae.phylo.render` — tree figures with ete3, off screen.
 * :mod:`~seqae.phylo.baselines` — NJ, BME-NNI and FastTree baseline trees, timed.
+* :mod:`~seqae.phylo.likelihood` — Felsenstein's pruning in torch (batched
+  over families, site patterns and rate categories; CPU or GPU), with
+  :mod:`~seqae.phylo.gtr` (learnable GTR + Gamma), :mod:`~seqae.phylo.schedule`
+  (trees as a post-order schedule shared by a batch) and
+  :mod:`~seqae.phylo.patterns` (site patterns).
+* :mod:`~seqae.phylo.mlfit` — maximum-likelihood branch lengths and model on
+  fixed trees; every tree of a family scored under one model.
+* :mod:`~seqae.phylo.ancestral` — marginal ancestral sequences (FASTA named
+  like the tree's internal nodes).
+* :mod:`~seqae.phylo.iqtree` — IQ-TREE as a subprocess (fixed-tree fits, model
+  parsing), where installed.
+
+The torch modules are not imported here (``import seqae.phylo`` stays
+numpy-only); import them from their modules.
 
 Trees are ``ete3.Tree`` objects with branch lengths in ``dist`` (expected
 substitutions per site for sequence distances). ete3 is imported only by the
@@ -42,7 +56,14 @@ from seqae.phylo.distance import (
     patristic_distances,
     poincare_distances,
 )
-from seqae.phylo.io import Family, read_family, read_tree, write_family, write_newick, write_nhx
+from seqae.phylo.io import (
+    Family,
+    read_family,
+    read_tree,
+    write_family,
+    write_newick,
+    write_nhx,
+)
 from seqae.phylo.nj import NJLinkage, linkage_to_tree, neighbor_joining, nj_linkage
 from seqae.phylo.nni import NNIResult, bme_length, bme_nni
 from seqae.phylo.simulate import (

@@ -32,10 +32,14 @@ last active row moves into the second, so the active block stays the
 join does a fixed number of O(n) numpy operations and one O(k n) block; there
 is no Python loop over taxa. Memory: one copy of the matrix.
 
-Exact ties in Q (absent with real-valued distances in general position) are
-broken deterministically, by row then column in the current row order;
-scikit-bio and Biopython may break them differently and then return another,
-equally good tree.
+Exact ties in Q (absent with real-valued distances in general position, but
+common with p-distances of short or identical sequences) are broken
+deterministically, by row then column in the current row order.
+:func:`neighbor_joining` first puts the taxa in the order of their names, so
+ties are broken by name and the same matrix gives the same tree for every
+order of the taxa (a reordered FASTA gives the same tree); :func:`nj_linkage`
+alone breaks them by the index order it is given. scikit-bio and Biopython
+may break ties differently and then return another, equally good tree.
 
 Branch lengths can come out negative when the distances are not additive;
 they are clipped to 0 by default (``clip_negative=True``), as scikit-bio does
@@ -295,7 +299,8 @@ def neighbor_joining(dist: np.ndarray, names: Sequence[str] | None = None, clip_
 
     Returns:
         An unrooted ``ete3.Tree``: a root with three children, binary below,
-        branch lengths in ``dist`` (units of ``dist``).
+        branch lengths in ``dist`` (units of ``dist``). The same for every
+        order of the taxa: exact ties in the join criterion are broken by name.
     """
     d = np.asarray(dist)
     if names is None:
@@ -307,4 +312,10 @@ def neighbor_joining(dist: np.ndarray, names: Sequence[str] | None = None, clip_
         seen: set[str] = set()
         dup = next(x for x in names if x in seen or seen.add(x))
         raise ValueError(f"duplicate taxon name {dup!r}")
-    return linkage_to_tree(nj_linkage(d), names, clip_negative=clip_negative)
+    # Name order: the computation (and so each tie's outcome) is then the same
+    # whatever order the taxa came in, down to the rounding of every sum.
+    # Checked first, so that an error names the caller's indices.
+    d, _ = _check_matrix(d)
+    order = sorted(range(len(names)), key=names.__getitem__)
+    d = d[np.ix_(order, order)]
+    return linkage_to_tree(nj_linkage(d), [names[i] for i in order], clip_negative=clip_negative)

@@ -33,6 +33,7 @@ import numpy as np
 from seqae.phylo.alphabet import decode
 
 __all__ = [
+    "EXCHANGE_PAIRS",
     "SimulatedFamily",
     "SubstitutionModel",
     "TreeArrays",
@@ -44,34 +45,43 @@ __all__ = [
     "simulate_family",
 ]
 
-# Exchangeability order: AC, AG, AT, CG, CT, GT (transitions: AG, CT).
-_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+#: Exchangeability order: AC, AG, AT, CG, CT, GT (transitions: AG, CT).
+EXCHANGE_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 
 
-def gamma_category_rates(alpha: float, n_categories: int = 4) -> np.ndarray:
+def gamma_category_rates(alpha: float | np.ndarray, n_categories: int = 4) -> np.ndarray:
     """Mean rate of each equal-probability category of Gamma(alpha, rate alpha).
 
-    The discrete-Gamma approximation of Yang (1994) with category means; the
-    rates average to 1. Small ``alpha`` = strong heterogeneity.
+    The discrete-Gamma approximation of Yang (1994) with category means (as
+    IQ-TREE's ``+G`` by default); the rates average to 1. Small ``alpha`` =
+    strong heterogeneity.
+
+    Args:
+        alpha: the shape, a number or an array ``[...]`` of shapes (each > 0).
+        n_categories: categories, >= 1.
 
     Returns:
-        ``[n_categories]`` rates, increasing.
+        ``[n_categories]`` rates, increasing (``[..., n_categories]`` for an
+        array of shapes).
     """
     from scipy.special import gammainc, gammaincinv
 
-    if alpha <= 0:
+    a = np.asarray(alpha, dtype=np.float64)
+    if np.any(~(a > 0)):
         raise ValueError(f"gamma shape alpha must be > 0, got {alpha}")
     if n_categories < 1:
         raise ValueError(f"n_categories must be >= 1, got {n_categories}")
     if n_categories == 1:
-        return np.ones(1)
+        return np.ones(a.shape + (1,))
     probs = np.arange(1, n_categories) / n_categories
     # Category bounds x_k of Gamma(alpha, 1) (the rate-alpha scale cancels):
     # the mean over a category is K * [P(alpha + 1, x_k) - P(alpha + 1, x_{k-1})].
-    bounds = gammaincinv(alpha, probs)
-    cdf1 = np.concatenate([[0.0], gammainc(alpha + 1.0, bounds), [1.0]])
-    rates = n_categories * np.diff(cdf1)
-    return rates / rates.mean()
+    shape = a[..., None]
+    bounds = gammaincinv(shape, probs)
+    cdf1 = gammainc(shape + 1.0, bounds)
+    edges = np.concatenate([np.zeros(a.shape + (1,)), cdf1, np.ones(a.shape + (1,))], axis=-1)
+    rates = n_categories * np.diff(edges, axis=-1)
+    return rates / rates.mean(axis=-1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,7 @@ class SubstitutionModel:
     def rate_matrix(self) -> np.ndarray:
         """``[4, 4]`` generator Q (rows sum to 0), one substitution per unit time."""
         q = np.zeros((4, 4))
-        for (a, b), r in zip(_PAIRS, self.exchangeabilities):
+        for (a, b), r in zip(EXCHANGE_PAIRS, self.exchangeabilities):
             q[a, b] = r * self.freqs[b]
             q[b, a] = r * self.freqs[a]
         np.fill_diagonal(q, -q.sum(axis=1))
