@@ -53,7 +53,7 @@ PIP_TO_CONDA = {
     "PyQt5": {"pyqt"},
 }
 #: conda packages that are not Python requirements of seqae.
-NOT_PYTHON = {"python", "fasttree", "mafft"}
+NOT_PYTHON = {"python", "fasttree", "iqtree", "mafft"}
 #: ``seqae`` subcommand -> the module its ``_cmd_*`` function imports (seqae/cli.py).
 COMMAND_MODULE = {
     "simulate": "seqae.simulate",
@@ -96,7 +96,7 @@ def rules_envs_and_commands() -> list[tuple[str, str, str | None]]:
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         text = smk.read_text()
         for block in re.split(r"\n(?=\s*(?:rule|checkpoint) \w+:)", text):
-            rule = re.search(r"^\s*(?:rule|checkpoint) (\w+):", block, re.M)
+            rule = re.search(r"^\s*(?:rule|checkpoint) (\w+):", block, re.MULTILINE)
             if rule is None:
                 continue
             env = re.search(r'conda:\s*\n\s*"\.\./\.\./envs/([\w.-]+)"', block)

@@ -24,6 +24,7 @@ from seqae.phylo.distance import (
 )
 from seqae.phylo.ete import Tree
 from seqae.phylo.io import read_family, read_tree, write_family, write_newick, write_nhx
+from seqae.phylo.iqtree import find_iqtree
 from seqae.phylo.nj import linkage_to_tree, neighbor_joining, nj_linkage
 from seqae.phylo.nni import bme_length, bme_nni
 from seqae.phylo.simulate import (
@@ -738,6 +739,24 @@ def test_fasttree_missing_gives_a_reason(monkeypatch: pytest.MonkeyPatch) -> Non
     family = simulate_family(5, 50, np.random.default_rng(0))
     (result,) = run_baselines(family.codes, family.names, methods=["fasttree"])
     assert result.tree is None and "not installed" in result.reason
+
+
+def test_iqtree_missing_gives_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqae.phylo import iqtree
+
+    monkeypatch.setattr(iqtree.shutil, "which", lambda name: None)
+    family = simulate_family(5, 50, np.random.default_rng(0))
+    (result,) = run_baselines(family.codes, family.names, methods=["iqtree"])
+    assert result.method == "iqtree" and result.tree is None and "IQ-TREE is not installed" in result.reason
+
+
+@pytest.mark.skipif(find_iqtree() is None, reason="IQ-TREE is not installed (apt-get install iqtree)")
+def test_iqtree_baseline_is_seeded() -> None:
+    family = simulate_family(8, 1000, np.random.default_rng(8), SubstitutionModel.hky85(3.0, alpha=1.0), height=0.3)
+    (a,) = run_baselines(family.codes, family.names, reference=family.tree, methods=["iqtree"], seed=5)
+    (b,) = run_baselines(family.codes, family.names, methods=["iqtree"], seed=5)
+    assert sorted(a.tree.get_leaf_names()) == sorted(family.names) and a.seconds > 0
+    assert a.nrf <= 0.2 and a.tree.write(format=9) == b.tree.write(format=9)
 
 
 @pytest.mark.skipif(find_fasttree() is None, reason="FastTree is not installed (apt-get install fasttree)")

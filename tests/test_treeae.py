@@ -216,7 +216,7 @@ def test_auc() -> None:
 def test_run_family_writes_trees_that_round_trip(family_run, family) -> None:
     out, row = family_run
     names = sorted(family.names)
-    for suffix in (".nwk", ".nhx", ".png", ".svg", ".circular.png", ".circular.svg", ".tsv"):
+    for suffix in (".nwk", ".nhx", ".png", ".svg", ".circular.png", ".circular.svg", ".tsv", ".ancestral.fa"):
         assert (out / f"famA{suffix}").stat().st_size > 0
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
     ete = Tree(str(out / "famA.nwk"), format=1)
@@ -240,7 +240,43 @@ def test_nhx_carries_attributes(family_run, family) -> None:
     labels = {leaf.name: leaf.label for leaf in nhx.iter_leaves()}
     assert labels[family.names[1]] == "clade_one" and labels[family.names[0]] == "B"
     text = (out / "famA.nhx").read_text()
-    assert "[&&NHX:disc_score=" in text and ":label=B" in text
+    assert "[&&NHX:loglik=" in text and ":disc_score=" in text and ":label=B" in text
+    assert float(nhx.loglik) == pytest.approx(row["loglik_latent"], abs=1e-4)
+
+
+def test_every_tree_has_a_loglik_under_one_model(family_run, family) -> None:
+    """loglik for the latent tree and each baseline that ran; the ML trees are at least as likely as NJ's."""
+    from seqae.phylo.baselines import find_fasttree
+    from seqae.phylo.iqtree import find_iqtree
+    from seqae.phylo.mlfit import score_trees
+
+    out, row = family_run
+    for method in ("latent", "nj_p", "bme_p", "nj_jc69"):
+        assert np.isfinite(row[f"loglik_{method}"]) and row[f"loglik_{method}"] < 0
+    for method, found in (("fasttree", find_fasttree()), ("iqtree", find_iqtree())):
+        assert np.isfinite(row[f"loglik_{method}"]) == (found is not None)
+        assert np.isfinite(row[f"nrf_{method}"]) == (found is not None)
+    assert row["loglik_model_tree"] == ("iqtree" if find_iqtree() else "fasttree" if find_fasttree() else "latent")
+    if find_iqtree():
+        assert row["loglik_iqtree"] >= row["loglik_nj_p"] - 1e-3
+        assert row["loglik_iqtree"] >= row["loglik_latent"] - 1e-3
+    # The column is the written topology's likelihood: rescoring the .nwk alone (its own model) gives about the same.
+    alone = score_trees(family.codes, family.names, [read_tree(out / "famA.nwk")]).log_likelihood[0]
+    assert alone == pytest.approx(row["loglik_latent"], abs=0.02 * row["n_sites"])
+    back = pd.read_csv(out / "famA.tsv", sep="\t")
+    assert back.loc[0, "loglik_latent"] == pytest.approx(row["loglik_latent"])
+
+
+def test_ancestral_fasta_names_match_the_nhx(family_run, family) -> None:
+    out, row = family_run
+    anc = read_family(out / "famA.ancestral.fa")
+    for suffix in (".nhx", ".nwk"):
+        tree = Tree(str(out / f"famA{suffix}"), format=1)
+        internal = [node.name for node in tree.traverse("preorder") if not node.is_leaf()]
+        assert anc.names == internal and len(internal) == len(family.names) - 2
+    assert {len(seq) for seq in anc.sequences} == {row["n_sites"]}
+    assert set("".join(anc.sequences)) <= set("ACGT")
+    assert row["paths"]["ancestral"] == out / "famA.ancestral.fa"
 
 
 def test_png_is_not_blank(family_run) -> None:
@@ -282,6 +318,8 @@ def test_summary_of_hand_made_rows(tmp_path) -> None:
     table["nrf_nj_p"] = [0.2, 0.2, 0.2, np.nan]
     table["nrf_fasttree"] = [0.0, 0.0, 0.2, np.nan]
     table["disc_auc_before"], table["disc_auc_after"] = [0.8, 0.9, 0.7, 0.6], [0.6, 0.5, 0.7, 0.6]
+    table["loglik_latent"] = [-100.0, -200.0, -300.0, -50.0]
+    table["loglik_fasttree"] = [-100.005, -190.0, -310.0, np.nan]
     summary = summarise_trees(table)
     assert summary["n_families"] == 4 and summary["n_with_reference"] == 3
     assert summary["nrf_latent"]["mean"] == pytest.approx(0.2) and summary["nrf_latent"]["n"] == 3
@@ -289,6 +327,9 @@ def test_summary_of_hand_made_rows(tmp_path) -> None:
     assert summary["nrf_nj_jc69"] == {"mean": None, "sem": None, "n": 0}
     assert summary["latent_vs_nj_p"] == {"better": 1, "tied": 1, "worse": 1, "latent_le_nj_p": True}
     assert summary["mean_disc_auc_before"] == pytest.approx(0.75) and summary["mean_disc_auc_after"] == pytest.approx(0.6)
+    assert summary["loglik_latent_vs_fasttree"]["n"] == 3 and summary["loglik_latent_vs_fasttree"]["latent_ge"] == 2
+    assert summary["loglik_latent_vs_fasttree"]["mean_difference"] == pytest.approx((0.005 - 10 + 10) / 3)
+    assert summary["loglik_latent_vs_iqtree"] == {"n": 0, "latent_ge": 0, "mean_difference": None}
     path = draw_tree_summary(table, tmp_path / "nrf.png")
     pixels = np.asarray(Image.open(path).convert("L"))
     assert (pixels < 128).mean() > 0.005  # bars and axes drawn
@@ -297,14 +338,16 @@ def test_summary_of_hand_made_rows(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("records", "message"),
+    ("text", "message"),
     [
-        ({"a": "ACGT", "b": "ACGA", "c": "ACGG"}, "at least 4"),
-        ({"a": "ACGT", "b": "ACGA", "c": "ACGG", "d": "ACG"}, "equal length"),
+        (">a\nACGT\n>b\nACGA\n>c\nACGG\n", "at least 4"),
+        (">a\nACGT\n>b\nACGA\n>c\nACGG\n>d\nACG\n", "record 'd' has 3 characters"),
+        (">a\nACGT\n>b\nACGA\n>c\nACGG\n>b\nACGC\n", "duplicate sequence name 'b'"),
     ],
 )
-def test_bad_family_is_one_line_and_writes_nothing(tmp_path, records, message) -> None:
-    fasta = write_family(records, tmp_path / "bad.fa")
+def test_bad_family_is_one_line_and_writes_nothing(tmp_path, text, message) -> None:
+    fasta = tmp_path / "bad.fa"
+    fasta.write_text(text)
     out = tmp_path / "out"
     with pytest.raises(InputError, match=message) as err:
         run_family(fasta, out, TINY, progress=False)
@@ -330,6 +373,46 @@ def test_reference_with_other_leaves_is_rejected(tmp_path, family_files) -> None
     with pytest.raises(InputError, match="do not match"):
         run_family(fasta, tmp_path / "out", TINY, reference_tree=wrong, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_columns_of_only_gaps_are_kept_with_a_warning(tmp_path, family, caplog) -> None:
+    """As IQ-TREE: a column without any base is kept (n_sites counts it), warned about, adds nothing to the
+    likelihood, and is N in the ancestral sequences."""
+    import logging
+
+    from seqae.phylo.mlfit import score_trees
+
+    seqs = family.sequences()
+    gapped = {name: s[:2] + ("-" if k % 2 else "N") + s[2:150] + "." + s[150:] for k, (name, s) in enumerate(seqs.items())}
+    fasta = write_family(gapped, tmp_path / "gappy.fa")
+    quick = {**TINY, "epochs": 30, "adversarial_epochs": 0, "render": False, "baselines": ["nj_p"]}
+    with caplog.at_level(logging.WARNING, logger="seqae"):
+        row = run_family(fasta, tmp_path / "out", quick, family="gappy", progress=False)
+    warned = [r.getMessage() for r in caplog.records if "only gaps" in r.getMessage()]
+    assert len(warned) == 1 and str(fasta) in warned[0] and "2 alignment columns (first: column 3)" in warned[0]
+    assert row["n_sites"] == 202 and row["loglik_model_tree"] == "latent"
+    anc = read_family(tmp_path / "out" / "gappy.ancestral.fa")
+    assert {s[2] + s[151] for s in anc.sequences} == {"NN"}
+    assert set("".join(s[:2] + s[3:151] + s[152:] for s in anc.sequences)) <= set("ACGT")
+    # The same likelihood as the alignment without those columns.
+    latent = read_tree(tmp_path / "out" / "gappy.nwk")
+    assert score_trees(family.codes, family.names, [latent]).log_likelihood[0] == pytest.approx(row["loglik_latent"], abs=1e-6)
+
+
+def test_without_iqtree_the_stage_says_why_and_fits_the_model_on_fasttree(tmp_path, family_files, monkeypatch, caplog) -> None:
+    import logging
+
+    from seqae.phylo import iqtree
+    from seqae.phylo.baselines import find_fasttree
+
+    monkeypatch.setattr(iqtree, "find_iqtree", lambda: None)
+    fasta, tree, _ = family_files
+    quick = {**TINY, "epochs": 30, "adversarial_epochs": 0, "render": False, "baselines": ["nj_p", "fasttree", "iqtree"]}
+    with caplog.at_level(logging.INFO, logger="seqae"):
+        row = run_family(fasta, tmp_path / "out", quick, reference_tree=tree, family="famA", progress=False)
+    assert any("IQ-TREE is not installed" in r.getMessage() and "iqtree left out" in r.getMessage() for r in caplog.records)
+    assert np.isnan(row["loglik_iqtree"]) and np.isnan(row["nrf_iqtree"]) and np.isfinite(row["loglik_nj_p"])
+    assert row["loglik_model_tree"] == ("fasttree" if find_fasttree() else "latent")
 
 
 # ---------------------------------------------------------------- demo families stage

@@ -10,9 +10,13 @@
   temporary FASTA, when the binary is installed (Debian/Ubuntu package
   ``fasttree``: ``fasttree`` or ``FastTree``); otherwise the result has no
   tree and says why.
+* ``iqtree``: IQ-TREE 2 (``-m GTR+G``: GTR + Gamma(4), maximum likelihood
+  with its own tree search; :mod:`seqae.phylo.iqtree`), when installed
+  (Debian/Ubuntu package ``iqtree``, binary ``iqtree2``); otherwise no tree
+  and the reason. Its seed is the stage's, so a rerun gives the same tree.
 
 Times are wall-clock seconds of the whole method (distances + NJ + tree
-building; for FastTree writing the FASTA, the run and parsing its Newick).
+building; for FastTree and IQ-TREE writing the FASTA, the run and parsing the tree).
 """
 
 from __future__ import annotations
@@ -34,7 +38,17 @@ from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
 from seqae.phylo.nni import nj_bme_tree
 
-__all__ = ["BaselineResult", "bme_p_distance", "fasttree", "find_fasttree", "nj_jc69", "nj_p_distance", "run_baselines"]
+__all__ = [
+    "BASELINES",
+    "BaselineResult",
+    "bme_p_distance",
+    "fasttree",
+    "find_fasttree",
+    "iqtree",
+    "nj_jc69",
+    "nj_p_distance",
+    "run_baselines",
+]
 
 FASTTREE_NAMES = ("FastTree", "fasttree")
 
@@ -44,7 +58,7 @@ class BaselineResult:
     """One baseline tree.
 
     Attributes:
-        method: ``"nj_p"``, ``"bme_p"``, ``"nj_jc69"`` or ``"fasttree"``.
+        method: ``"nj_p"``, ``"bme_p"``, ``"nj_jc69"``, ``"fasttree"`` or ``"iqtree"``.
         tree: an ``ete3.Tree`` (unrooted: multifurcating root), or None when
             the method could not run.
         seconds: wall-clock time of the method (NaN when it did not run).
@@ -155,11 +169,40 @@ def fasttree(
     return BaselineResult("fasttree", tree, time.perf_counter() - start)
 
 
+def iqtree(codes: np.ndarray, names: Sequence[str], seed: int = 1, timeout: float | None = None) -> BaselineResult:
+    """IQ-TREE's maximum-likelihood tree under GTR + Gamma(4) (``-m GTR+G``), or no tree and why.
+
+    Args:
+        codes: alignment codes, 0..4 or 0..14 (:func:`~seqae.phylo.patterns.partial_codes`,
+            which keeps the ambiguity codes as IQ-TREE reads them).
+        names: sequence names (Newick-safe).
+        seed: IQ-TREE's ``--seed``.
+        timeout: seconds before the run is stopped.
+
+    Raises:
+        SeqaeError: IQ-TREE ran and failed, or timed out.
+    """
+    from seqae.phylo.iqtree import find_iqtree, run_iqtree
+
+    arr = _check(codes, names)
+    if find_iqtree() is None:
+        return BaselineResult("iqtree", None, float("nan"), reason="IQ-TREE is not installed (apt-get install iqtree)")
+    start = time.perf_counter()
+    result = run_iqtree(arr, names, model="GTR+G", seed=seed, timeout=timeout)
+    return BaselineResult("iqtree", result.tree, time.perf_counter() - start)
+
+
+#: The baselines, in the order trees.tsv lists them.
+BASELINES = ("nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
+
+
 def run_baselines(
     codes: np.ndarray,
     names: Sequence[str],
     reference=None,
-    methods: Sequence[str] = ("nj_p", "bme_p", "nj_jc69", "fasttree"),
+    methods: Sequence[str] = BASELINES,
+    seed: int = 1,
+    partials: np.ndarray | None = None,
 ) -> list[BaselineResult]:
     """Run the baselines; with a reference tree, fill in each result's nRF.
 
@@ -167,9 +210,19 @@ def run_baselines(
         codes: ``[n, L]`` alignment codes.
         names: ``n`` sequence names.
         reference: the true or reference ``ete3.Tree`` on the same names.
-        methods: any of ``"nj_p"``, ``"bme_p"``, ``"nj_jc69"``, ``"fasttree"``.
+        methods: any of :data:`BASELINES`.
+        seed: IQ-TREE's seed.
+        partials: ``[n, L]`` codes 0..14 that keep the ambiguity codes
+            (:func:`~seqae.phylo.patterns.partial_codes`), given to IQ-TREE
+            instead of ``codes``.
     """
-    runners = {"nj_p": nj_p_distance, "bme_p": bme_p_distance, "nj_jc69": nj_jc69, "fasttree": fasttree}
+    runners = {
+        "nj_p": nj_p_distance,
+        "bme_p": bme_p_distance,
+        "nj_jc69": nj_jc69,
+        "fasttree": fasttree,
+        "iqtree": lambda c, n: iqtree(c if partials is None else partials, n, seed=seed),
+    }
     unknown = [m for m in methods if m not in runners]
     if unknown:
         raise ValueError(f"unknown baseline methods {unknown}; choose from {list(runners)}")

@@ -235,8 +235,7 @@ def read_tree(path: str | os.PathLike[str], leaf_names: Sequence[str] | None = N
             reason), unnamed or duplicate leaves, or leaves that differ from
             ``leaf_names`` (a few of each side are listed).
     """
-    from seqae.phylo.ete import Tree
-    from seqae.phylo.ete import NewickError
+    from seqae.phylo.ete import NewickError, Tree
 
     p = require_file(path, "tree file")
     text = p.read_text(errors="replace").strip()
@@ -287,14 +286,15 @@ def write_newick(tree, path: str | os.PathLike[str]) -> Path:
     """Write an ete3 tree as Newick: leaf names, internal names, branch lengths.
 
     Atomic (temporary file, then rename). Branch lengths keep 12 significant
-    digits.
+    digits. A named root is written with its name (e.g. ``...)N1;`` after
+    :func:`~seqae.phylo.ancestral.name_internal_nodes`).
 
     Raises:
         ValueError: a leaf without a name or with a Newick special character.
     """
     _check_writable(tree)
     with atomic_output(path) as tmp:
-        tree.write(outfile=str(tmp), format=1, dist_formatter=_DIST_FORMAT)
+        tree.write(outfile=str(tmp), format=1, dist_formatter=_DIST_FORMAT, format_root_node=bool(tree.name))
     return Path(path)
 
 

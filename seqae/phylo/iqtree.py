@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seqae.errors import SeqaeError
-from seqae.phylo.patterns import partial_text
+from seqae.phylo.alphabet import partial_text
 from seqae.phylo.simulate import SubstitutionModel
 
 __all__ = ["IQTREE_NAMES", "IQTreeResult", "find_iqtree", "model_string", "parse_iqtree_report", "run_iqtree"]

@@ -12,7 +12,8 @@ as IQ-TREE treats them. The codes of :mod:`seqae.phylo.alphabet` (0..4) keep
 only "missing" for every ambiguity code; :func:`partial_codes` reads
 sequence text into codes 0..14 that keep them, codes 5..14 for
 ``R Y S W K M B D H V``, whose partials are ones at their two or three bases,
-as IQ-TREE reads them.
+as IQ-TREE reads them (:func:`partial_codes` and :func:`partial_text` live
+in :mod:`seqae.phylo.alphabet`, free of torch, and are re-exported here).
 
 A batch of families is padded to ``N`` taxa (all-missing rows) and ``P``
 patterns (all-missing columns of weight 0): padding changes no likelihood.
@@ -26,7 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from seqae.phylo.alphabet import CODE_MISSING
+from seqae.phylo.alphabet import (
+    AMBIGUITY_BASES,
+    CODE_MISSING,
+    partial_codes,
+    partial_text,
+)
 
 __all__ = [
     "AMBIGUITY_BASES",
@@ -39,55 +45,10 @@ __all__ = [
     "tip_partials",
 ]
 
-#: The two- and three-base IUPAC codes (codes 5..14, in this order) and their bases.
-AMBIGUITY_BASES = {
-    "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT", "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG",
-}  # fmt: skip
-#: Code -> letter written for it (missing as N).
-_CODE_LETTERS = "ACGTN" + "".join(AMBIGUITY_BASES)
 #: Tip partial likelihood of each code ``[15, 4]``: A C G T one-hot, missing all ones, ambiguity codes their bases.
 _TIP_TABLE = np.vstack(
     [np.eye(4), np.ones((1, 4))] + [np.isin(list("ACGT"), list(bases)).astype(float)[None] for bases in AMBIGUITY_BASES.values()]
 )
-
-
-def _text_table() -> np.ndarray:
-    """ASCII byte -> code 0..14; 255 outside IUPAC DNA/RNA and gaps (``?`` is missing too)."""
-    table = np.full(256, 255, dtype=np.uint8)
-    for code, letter in enumerate(_CODE_LETTERS):
-        table[ord(letter)] = table[ord(letter.lower())] = code
-    for letter in "Uu":
-        table[ord(letter)] = 3
-    for letter in "-.?":
-        table[ord(letter)] = CODE_MISSING
-    return table
-
-
-_TEXT_TO_CODE = _text_table()
-
-
-def partial_codes(sequences: Sequence[str]) -> np.ndarray:
-    """Aligned sequence text -> ``[n, L]`` uint8 codes 0..14 that keep the ambiguity codes.
-
-    Raises:
-        ValueError: sequences of unequal lengths, or a character outside IUPAC
-            DNA (named with its record and column).
-    """
-    lengths = {len(x) for x in sequences}
-    if len(lengths) != 1:
-        raise ValueError(f"sequences have different lengths {sorted(lengths)[:3]}: not an alignment")
-    codes = np.stack([_TEXT_TO_CODE[np.frombuffer(x.encode("latin-1"), dtype=np.uint8)] for x in sequences])
-    bad = np.argwhere(codes == 255)
-    if bad.size:
-        row, col = (int(v) for v in bad[0])
-        raise ValueError(f"record {row + 1}, column {col + 1}: {sequences[row][col]!r} is not IUPAC DNA")
-    return codes
-
-
-def partial_text(codes: np.ndarray) -> str:
-    """Codes ``[L]`` (0..14) -> sequence text (missing as ``N``)."""
-    lut = np.frombuffer(_CODE_LETTERS.encode("ascii"), dtype=np.uint8)
-    return lut[np.asarray(codes, dtype=np.int64)].tobytes().decode("ascii")
 
 
 @dataclass(frozen=True)

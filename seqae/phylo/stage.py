@@ -11,13 +11,34 @@ means the family is complete):
 =======================  ==========================================================
 ``F.nwk``                the latent tree, Newick with branch lengths (units of the
                          distance target: differences per site for ``p``); unrooted
-                         (neighbor joining's trifurcating root)
-``F.nhx``                the same tree in NHX: ``disc_score`` (and ``geometry``)
-                         on the root, ``label`` on the leaves when labels are given
+                         (neighbor joining's trifurcating root); internal nodes
+                         named ``N1``, ``N2``, ... in pre-order
+``F.nhx``                the same tree in NHX: ``loglik``, ``disc_score`` (and
+                         ``geometry``) on the root, ``label`` on the leaves when
+                         labels are given
+``F.ancestral.fa``       marginal ancestral sequences of the latent tree's internal
+                         nodes (most probable base per column), named as in
+                         ``F.nwk``/``F.nhx``; ``N`` at columns without any base
 ``F.png``, ``F.svg``     the tree drawn by ete3, rectangular, midpoint-rooted
 ``F.circular.png/.svg``  the same, circular layout
 ``F.tsv``                one row, columns :data:`TREES_COLUMNS`
 =======================  ==========================================================
+
+Log-likelihoods (:func:`seqae.phylo.mlfit.score_trees`): every tree of the
+family (the latent tree and each baseline's) is scored under **one** GTR +
+Gamma(4) model, fitted once per family (rates, frequencies, alpha and branch
+lengths by maximum likelihood) on the first of IQ-TREE's, FastTree's and the
+latent tree that there is (:data:`MODEL_TREE_ORDER`); with the model then
+fixed, each tree's branch lengths are fitted and its log-likelihood is the
+``loglik_*`` column. The ancestral sequences are the marginal reconstruction
+(:mod:`seqae.phylo.ancestral`) on the latent topology with those branch
+lengths and that model. Ambiguity codes count as their bases, as in IQ-TREE.
+
+Alignment columns that hold no base at all (only gaps, ``N`` or ``?``) add
+nothing to a likelihood (each is a factor 1). As IQ-TREE does, they are kept
+in the alignment (``n_sites`` counts them) with a warning naming the file and
+the first such column; the likelihood code skips them and the ancestral
+sequences have ``N`` there.
 """
 
 from __future__ import annotations
@@ -36,9 +57,11 @@ import pandas as pd
 
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import require_file, write_tsv
-from seqae.phylo.baselines import run_baselines
+from seqae.phylo.alphabet import CODE_MISSING, partial_codes
+from seqae.phylo.ancestral import name_internal_nodes
+from seqae.phylo.baselines import BASELINES, run_baselines
 from seqae.phylo.distance import patristic_distances
-from seqae.phylo.io import read_family, read_tree, write_newick, write_nhx
+from seqae.phylo.io import read_family, read_tree, write_family, write_newick, write_nhx
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
 
 __all__ = [
@@ -66,15 +89,28 @@ TREES_COLUMNS = (
     "nrf_bme_p",  # nRF of NJ on p-distances refined by BME NNIs (the latent tree's search, on raw distances)
     "nrf_nj_jc69",  # nRF of NJ on JC69 distances
     "nrf_fasttree",  # nRF of FastTree -gtr -gamma (empty when not installed)
+    "nrf_iqtree",  # nRF of IQ-TREE -m GTR+G (empty when not installed)
+    "loglik_latent",  # log-likelihood of the latent topology under the family's one GTR+G4 model (ML branch lengths)
+    "loglik_nj_p",  # the same for each baseline tree
+    "loglik_bme_p",
+    "loglik_nj_jc69",
+    "loglik_fasttree",
+    "loglik_iqtree",
+    "loglik_model_tree",  # the tree the shared GTR+G4 model was fitted on (iqtree, fasttree or latent)
     "disc_score",  # the judge's probability that the final latent metric is a real tree's
     "disc_auc_before",  # the judge's held-out AUC, reference trees vs latent metric, before the adversarial phase
     "disc_auc_after",  # the same after it (closer to 0.5: more tree-like)
     "disc_auc_after_cotrained",  # the co-trained adversary's AUC on the final latent
     "epochs",  # training steps run (warm-up + adversarial)
     "seconds",  # wall-clock seconds of the tree-AE fit
-    "seconds_total",  # the whole family: reading, fit, baselines, figures, files
+    "seconds_loglik",  # scoring every tree under the shared model, and the ancestral sequences
+    "seconds_total",  # the whole family: reading, fit, baselines, likelihoods, figures, files
 )
-BASELINE_METHODS = ("nj_p", "bme_p", "nj_jc69", "fasttree")
+BASELINE_METHODS = BASELINES
+#: Log-likelihoods closer than this count as equal in the summary (the fits stop at 1e-6 per site).
+LOGLIK_TIE = 0.01
+#: The shared model is fitted on the first of these trees that the family has.
+MODEL_TREE_ORDER = ("iqtree", "fasttree", "latent")
 #: nRF columns of trees.tsv and the names the summary gives them.
 NRF_COLUMNS = {
     "nrf_latent": "latent",
@@ -82,6 +118,7 @@ NRF_COLUMNS = {
     "nrf_bme_p": "BME-NNI p-distance",
     "nrf_nj_jc69": "NJ JC69",
     "nrf_fasttree": "FastTree",
+    "nrf_iqtree": "IQ-TREE",
 }
 #: Unit of the latent tree's branch lengths per trees.distance_target (the scale bar's unit).
 BRANCH_UNITS = {"p": "differences/site (p-distance)", "jc69": "substitutions/site (JC69)"}
@@ -99,6 +136,7 @@ def stage_settings(settings: Mapping[str, Any] | None) -> tuple[TreeAESettings, 
     """
     values = dict(settings or {})
     stage = {
+        "seed": int(values["seed"]) if values.get("seed") is not None else 1,
         "baselines": list(values.get("baselines", BASELINE_METHODS)),
         "render": bool(values.get("render", True)),
         "figure_width": int(values.get("figure_width", 800)),
@@ -200,6 +238,14 @@ def run_family(
     overlap = _check_overlap(codes, fam.names)
     if overlap:
         raise InputError(fasta, overlap)
+    partials = partial_codes(fam.sequences)  # read_family checked the characters
+    empty = np.flatnonzero((partials == CODE_MISSING).all(axis=0))
+    if empty.size:
+        log.warning(
+            "%s: %d alignment column%s (first: column %d) hold only gaps or N; kept, as IQ-TREE keeps them, but they "
+            "add nothing to the likelihood and are N in the ancestral sequences",
+            fasta, empty.size, "s" if empty.size > 1 else "", int(empty[0]) + 1,
+        )  # fmt: skip
     reference = None
     if reference_tree is not None:
         if isinstance(reference_tree, (str, os.PathLike)):
@@ -222,23 +268,32 @@ def run_family(
         raise ConfigError(f"trees: {exc}") from None
     nrfs = {m: float("nan") for m in BASELINE_METHODS}
     nrf_latent = float("nan")
-    if stage["baselines"]:
+    trees = {"latent": result.tree}
+    for method in stage["baselines"]:
         try:
-            baselines = run_baselines(codes, fam.names, reference, methods=stage["baselines"])
-        except SeqaeError as exc:  # FastTree failed: keep the other baselines
-            log.warning("%s: %s; FastTree left out", name, exc)
-            baselines = run_baselines(codes, fam.names, reference, [m for m in stage["baselines"] if m != "fasttree"])
-        for b in baselines:
-            nrfs[b.method] = _finite(b.nrf)
-            if b.tree is None and b.reason:
-                log.info("%s: %s", name, b.reason)
+            (b,) = run_baselines(codes, fam.names, reference, [method], seed=stage["seed"], partials=partials)
+        except SeqaeError as exc:  # FastTree or IQ-TREE failed: keep the other baselines
+            log.warning("%s: %s; %s left out", name, exc, method)
+            continue
+        nrfs[b.method] = _finite(b.nrf)
+        if b.tree is None:
+            log.info("%s: %s; %s left out", name, b.reason, method)
+        else:
+            trees[method] = b.tree
     if reference is not None:
         from seqae.phylo.compare import normalized_rf
 
         nrf_latent = normalized_rf(result.tree, reference)
 
+    t_loglik = time.perf_counter()
+    tree = name_internal_nodes(result.tree)  # the names the NHX and the ancestral FASTA share
+    logliks, model_tree, ancestors = _score_and_reconstruct(
+        partials, fam.names, trees, threads=model_settings.cpu_threads
+    )
+    seconds_loglik = time.perf_counter() - t_loglik
+
     out = Path(outdir)
-    tree = result.tree
+    tree.add_feature("loglik", f"{logliks['latent']:.4f}")
     tree.add_feature("disc_score", f"{result.disc_score:.4g}" if math.isfinite(result.disc_score) else "NA")
     tree.add_feature("geometry", model_settings.geometry)
     for leaf in tree.iter_leaves():
@@ -249,7 +304,8 @@ def run_family(
         unit = BRANCH_UNITS[model_settings.distance_target]
         paths.update(_render(tree, out, name, leaf_labels, stage["figure_width"], unit))
     paths["nwk"] = write_newick(tree, out / f"{name}.nwk")
-    paths["nhx"] = write_nhx(tree, out / f"{name}.nhx", features=["disc_score", "geometry", "label"])
+    paths["nhx"] = write_nhx(tree, out / f"{name}.nhx", features=["loglik", "disc_score", "geometry", "label"])
+    paths["ancestral"] = write_family(ancestors, out / f"{name}.ancestral.fa")
     row = {
         "family": name,
         "n_taxa": int(codes.shape[0]),
@@ -261,21 +317,73 @@ def run_family(
         "nrf_bme_p": nrfs["bme_p"],
         "nrf_nj_jc69": nrfs["nj_jc69"],
         "nrf_fasttree": nrfs["fasttree"],
+        "nrf_iqtree": nrfs["iqtree"],
+        **{f"loglik_{m}": logliks.get(m, float("nan")) for m in ("latent", *BASELINE_METHODS)},
+        "loglik_model_tree": model_tree,
         "disc_score": result.disc_score,
         "disc_auc_before": result.auc_before,
         "disc_auc_after": result.auc_after,
         "disc_auc_after_cotrained": result.auc_after_cotrained,
         "epochs": result.epochs_run,
         "seconds": round(result.seconds, 3),
+        "seconds_loglik": round(seconds_loglik, 3),
         "seconds_total": round(time.perf_counter() - t_start, 3),
     }
     paths["tsv"] = write_tsv(pd.DataFrame([row], columns=list(TREES_COLUMNS)), out / f"{name}.tsv")
     log.info(
-        "%s: %d taxa x %d sites, nRF latent %.3f (NJ-p %.3f, FastTree %.3f), AUC %.2f -> %.2f, %.1f s",
-        name, row["n_taxa"], row["n_sites"], nrf_latent, nrfs["nj_p"], nrfs["fasttree"],
+        "%s: %d taxa x %d sites, nRF latent %.3f (NJ-p %.3f, FastTree %.3f, IQ-TREE %.3f), log-likelihood latent "
+        "%.2f (FastTree %.2f, IQ-TREE %.2f; model fitted on the %s tree), AUC %.2f -> %.2f, %.1f s",
+        name, row["n_taxa"], row["n_sites"], nrf_latent, nrfs["nj_p"], nrfs["fasttree"], nrfs["iqtree"],
+        row["loglik_latent"], row["loglik_fasttree"], row["loglik_iqtree"], model_tree,
         result.auc_before, result.auc_after, row["seconds"],
     )  # fmt: skip
     return {**row, "paths": paths}
+
+
+def _score_and_reconstruct(
+    partials: np.ndarray, names: Sequence[str], trees: Mapping[str, Any], threads: int | None = 1
+) -> tuple[dict[str, float], str, dict[str, str]]:
+    """Every tree's log-likelihood under one GTR + Gamma(4), and the latent tree's ancestral sequences.
+
+    Args:
+        partials: ``[n, L]`` codes 0..14 (:func:`~seqae.phylo.patterns.partial_codes`).
+        names: the rows' names.
+        trees: method -> ``ete3.Tree``; ``"latent"`` required, its internal
+            nodes named (they name the ancestral sequences).
+        threads: torch CPU threads while scoring (restored afterwards; None: torch's default).
+
+    Returns:
+        method -> log-likelihood; the method whose tree the model was fitted
+        on; internal node name -> ancestral sequence (``L`` characters, ``N``
+        at columns without any base).
+    """
+    import torch
+
+    from seqae.phylo.ancestral import ancestral_states
+    from seqae.phylo.mlfit import score_trees
+
+    kept = np.flatnonzero(~(partials == CODE_MISSING).all(axis=0))
+    columns = partials[:, kept]
+    methods = list(trees)
+    model_tree = next(m for m in MODEL_TREE_ORDER if m in trees)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        scores = score_trees(columns, names, [trees[m] for m in methods], reference=methods.index(model_tree))
+        fitted = scores.fit.ete_trees()[methods.index("latent")]  # ML branch lengths, internal names kept
+        states = ancestral_states(columns, list(names), fitted, model=scores.model.substitution_model(0))
+    finally:
+        torch.set_num_threads(before)
+    inferred = states.sequences()
+    sequences = {}  # in the written tree's pre-order (N1, N2, ...)
+    for node in trees["latent"].traverse("preorder"):
+        if node.name in inferred:
+            full = np.full(partials.shape[1], ord("N"), dtype=np.uint8)
+            full[kept] = np.frombuffer(inferred[node.name].encode("ascii"), dtype=np.uint8)
+            sequences[node.name] = full.tobytes().decode("ascii")
+    logliks = {m: float(v) for m, v in zip(methods, scores.log_likelihood)}
+    return logliks, model_tree, sequences
 
 
 def _check_overlap(codes: np.ndarray, names: Sequence[str]) -> str | None:
@@ -343,7 +451,12 @@ def summarise_trees(table: pd.DataFrame) -> dict[str, Any]:
         and ``n`` (families with a value); ``latent_vs_nj_p``: families where
         the latent tree is ``better``, ``tied`` or ``worse`` than NJ-p, and
         ``latent_le_nj_p`` (mean latent nRF <= mean NJ-p nRF; None without a
-        reference); the mean discriminator AUC before and after.
+        reference); the mean discriminator AUC before and after;
+        ``loglik_latent_vs_fasttree`` and ``loglik_latent_vs_iqtree``: over
+        the families with both log-likelihoods, ``n``, ``latent_ge`` (the
+        latent tree's is at least the method's, within :data:`LOGLIK_TIE`
+        units) and ``mean_difference`` (latent minus the method; None
+        without families).
     """
     summary: dict[str, Any] = {"n_families": len(table),
                                "n_with_reference": int(table["nrf_latent"].notna().sum())}  # fmt: skip
@@ -363,6 +476,14 @@ def summarise_trees(table: pd.DataFrame) -> dict[str, Any]:
     for column in ("disc_auc_before", "disc_auc_after"):
         values = table[column].dropna()
         summary[f"mean_{column}"] = float(values.mean()) if len(values) else None
+    for method in ("fasttree", "iqtree"):
+        pair = table[["loglik_latent", f"loglik_{method}"]].dropna()
+        diff = pair["loglik_latent"] - pair[f"loglik_{method}"]
+        summary[f"loglik_latent_vs_{method}"] = {
+            "n": len(pair),
+            "latent_ge": int((diff >= -LOGLIK_TIE).sum()),
+            "mean_difference": float(diff.mean()) if len(pair) else None,
+        }
     return summary
 
 

@@ -277,13 +277,15 @@ def family_cli_options(wildcards, input):
 
 
 def family_outputs(trees_dir, caption=None):
-    """Outputs of a tree job under ``trees_dir``: tree files, summary row, and
-    the figures unless trees.render is false; with a ``caption``, the figures
-    are registered for the report (one subcategory per family)."""
+    """Outputs of a tree job under ``trees_dir``: tree files, ancestral
+    sequences, summary row, and the figures unless trees.render is false; with
+    a ``caption``, the figures are registered for the report (one subcategory
+    per family)."""
     stem = f"{trees_dir}/{{family}}/{{family}}"
     outputs = {
         "nwk": f"{stem}.nwk",
         "nhx": f"{stem}.nhx",
+        "ancestral": f"{stem}.ancestral.fa",
         "tsv": f"{stem}.tsv",
     }
     if config["trees"]["render"]:

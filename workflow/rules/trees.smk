@@ -6,7 +6,7 @@
 
 
 rule tree_family:
-    """Fit the tree autoencoder to one aligned family; write its latent tree (Newick, NHX), figures and summary row."""
+    """Fit the tree autoencoder to one aligned family; write its latent tree (Newick, NHX), ancestral sequences, figures and summary row."""
     input:
         unpack(family_inputs),
     output:
