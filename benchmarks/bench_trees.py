@@ -9,10 +9,14 @@ Two settings, as in the issue (HKY85 kappa = 2, discrete Gamma alpha = 0.5,
 For each replicate family it runs the tree autoencoder
 (:func:`seqae.phylo.treeae.fit_tree_autoencoder`, the stage's settings from
 ``--config`` or the defaults) and the baselines (NJ on p-distances, NJ on
-JC69 distances, FastTree ``-gtr -gamma`` when installed), and prints per
-setting the mean normalised Robinson–Foulds distance (nRF) of each method's
-tree to the true tree (with its standard error, and the latent tree's wins /
-ties / losses against NJ-p per family), the discriminator's held-out AUC
+JC69 distances, FastTree ``-gtr -gamma`` and IQ-TREE ``-m GTR+G`` when
+installed), and prints per setting the mean normalised Robinson–Foulds
+distance (nRF) of each method's tree to the true tree (with its standard
+error, and the latent tree's wins / ties / losses against NJ-p per family),
+each tree's log-likelihood under one GTR + Gamma(4) model per family (fitted
+on IQ-TREE's tree, else FastTree's, else the latent tree's, as the tree
+stage does; the families where the latent tree's is at least FastTree's
+within 0.01, and the mean gap to IQ-TREE's), the discriminator's held-out AUC
 (reference vs latent trees) before and after adversarial training (co-trained
 and refitted from scratch), and seconds per family on this machine.
 
@@ -53,7 +57,7 @@ SETTINGS = {
     "50x300": {"n": 50, "n_sites": 300, "height": 1.0},
     "100x500": {"n": 100, "n_sites": 500, "height": 1.0},
 }
-METHODS = ("latent", "nj_p", "bme_p", "nj_jc69", "fasttree")
+METHODS = ("latent", "nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -84,7 +88,9 @@ def run_setting(name: str, replicates: int, settings: dict, seed: int, verbose: 
 
     from seqae.phylo.baselines import run_baselines
     from seqae.phylo.compare import normalized_rf
+    from seqae.phylo.mlfit import score_trees
     from seqae.phylo.simulate import SubstitutionModel, simulate_family
+    from seqae.phylo.stage import MODEL_TREE_ORDER
     from seqae.phylo.treeae import fit_tree_autoencoder
 
     torch.set_num_threads(1)
@@ -98,9 +104,19 @@ def run_setting(name: str, replicates: int, settings: dict, seed: int, verbose: 
         result = fit_tree_autoencoder(fam.codes, fam.names, {**settings, "seed": seed + r})
         seconds = time.perf_counter() - start
         row = {"latent": normalized_rf(result.tree, fam.tree), "seconds": seconds}
-        for b in run_baselines(fam.codes, fam.names, fam.tree):
+        trees = {"latent": result.tree}
+        for b in run_baselines(fam.codes, fam.names, fam.tree, seed=seed + r):
             row[b.method] = np.nan if b.nrf is None else b.nrf
             row[f"seconds_{b.method}"] = b.seconds
+            if b.tree is not None:
+                trees[b.method] = b.tree
+        start = time.perf_counter()
+        methods = list(trees)
+        model_tree = next(m for m in MODEL_TREE_ORDER if m in trees)
+        scores = score_trees(fam.codes, fam.names, [trees[m] for m in methods], reference=methods.index(model_tree))
+        row["seconds_loglik"] = time.perf_counter() - start
+        for m in METHODS:
+            row[f"loglik_{m}"] = float(scores.log_likelihood[methods.index(m)]) if m in trees else np.nan
         row.update(
             auc_before=result.auc_before, auc_after=result.auc_after, auc_after_cotrained=result.auc_after_cotrained,
             disc_score=result.disc_score,
@@ -139,6 +155,15 @@ def summarise(out: dict) -> list[str]:
         f"  latent vs nj_p per family: {int((diff < 0).sum())} better, {int((diff == 0).sum())} tied, "
         f"{int((diff > 0).sum())} worse; mean difference {diff.mean():+.4f}"
     )
+    for m in ("fasttree", "iqtree"):
+        gap = col("loglik_latent") - col(f"loglik_{m}")
+        gap = gap[~np.isnan(gap)]
+        if gap.size:
+            lines.append(
+                f"  log-likelihood latent vs {m} (one GTR+G4 per family): latent >= {m} (within 0.01) on "
+                f"{int((gap >= -0.01).sum())}/{gap.size} families; mean difference {gap.mean():+.2f}"
+            )
+    lines.append(f"  scoring every tree under the shared model: {np.nanmean(col('seconds_loglik')):.2f} s/family")
     lines.append(
         f"  discriminator AUC: before {np.nanmean(col('auc_before')):.3f}, after {np.nanmean(col('auc_after')):.3f}"
         f" (judge), {np.nanmean(col('auc_after_cotrained')):.3f} (co-trained adversary);"
@@ -219,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from seqae.phylo.baselines import find_fasttree
+    from seqae.phylo.iqtree import find_iqtree
     from seqae.phylo.stage import stage_settings
 
     settings: dict = {}
@@ -234,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = _merge(settings, _parse_set(args.set))
     model, _ = stage_settings(settings)  # validates
     print(f"tree-AE settings: {json.dumps(model.as_dict(), sort_keys=True)}")
-    print(f"FastTree: {find_fasttree() or 'not installed'}; torch threads 1; CPU count {os.cpu_count()}")
+    print(f"FastTree: {find_fasttree() or 'not installed'}; IQ-TREE: {find_iqtree() or 'not installed'};"
+          f" torch threads 1; CPU count {os.cpu_count()}")  # fmt: skip
     results = []
     for name in args.settings:
         out = run_setting(name, replicates, settings, args.seed, args.verbose)
