@@ -477,7 +477,11 @@ def summarise_trees(table: pd.DataFrame) -> dict[str, Any]:
         values = table[column].dropna()
         summary[f"mean_{column}"] = float(values.mean()) if len(values) else None
     for method in ("fasttree", "iqtree"):
-        pair = table[["loglik_latent", f"loglik_{method}"]].dropna()
+        columns = ["loglik_latent", f"loglik_{method}"]
+        if not set(columns) <= set(table.columns):  # a table written before these columns
+            summary[f"loglik_latent_vs_{method}"] = {"n": 0, "latent_ge": 0, "mean_difference": None}
+            continue
+        pair = table[columns].dropna()
         diff = pair["loglik_latent"] - pair[f"loglik_{method}"]
         summary[f"loglik_latent_vs_{method}"] = {
             "n": len(pair),
