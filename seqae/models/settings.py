@@ -78,12 +78,13 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
 }
 
 #: The two-level autoencoder, the demo's design (config/config.yaml): a local code sequence
-#: (1 bit per base) beside the global blocks, an autoregressive decoder over the 5 (table) and 128 (causal conv) previous
-#: bases, and the heads' gradient uncapped. Merged under a model's own keys where a tool
+#: (1 bit per base) beside the global blocks, an autoregressive decoder whose latent path reads the 5 previous bases
+#: (table) and whose chain also reads 128 (causal conv), a direct head, and the heads' gradient uncapped. Merged under a model's own keys where a tool
 #: needs "the default model" (benchmarks/bench_train.py).
 TWO_LEVEL_SETTINGS: dict[str, Any] = {
-    "decoder": {"kind": "autoregressive", "context": 5, "reach": 128},
+    "decoder": {"kind": "autoregressive", "context": 5, "reach": 128, "latent_reach": False},
     "local": {"enabled": True, "codebook_size": 256},
+    "weights": {"direct": 1.0},
     "head_gradient_cap": 0.0,
 }
 
@@ -148,7 +149,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "weights.vq_commitment": "Multiplier of the VQ commitment loss (beta itself is vq.commitment).",
     "weights.infomax": "Weight of the InfoMax discriminator loss.",
     "weights.cpc": "Weight of the CPC InfoNCE loss.",
-    "weights.direct": "Weight of the bottleneck's own reconstruction (autoregressive decoder): every base rebuilt from the local codes and global blocks alone, without any previous base, in one parallel pass. > 0 builds the direct head; reconstructions, swaps and the windows' decoded bases then come from it. 0: none (they are decoded base after base).",
+    "weights.direct": "Weight of the bottleneck's own reconstruction (autoregressive decoder): every base rebuilt from the local codes and global blocks alone, without any previous base, in one parallel pass. > 0 builds the direct head; reconstructions, swaps and the windows' decoded bases then come from it. 0: none (they are decoded base after base). The convolutional decoder ignores it: it rebuilds every base from the latent alone anyway.",
     "weights.chain": "Weight of the autoregressive decoder's own chain loss: the same windows decoded with the latent off, on every training window, so the no-latent chain (the baseline of the latent's contribution and an anomaly score of its own) is fully trained. 0 turns it off (then local.latent_dropout trains the chain on a share of windows).",
     "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
@@ -327,8 +328,6 @@ def _validate(s: dict[str, Any], where: str) -> None:
         fail("local.latent_dropout", f"must be in [0, 1), got {local['latent_dropout']}")
     if dec["kind"] == "autoregressive" and s["weights"]["chain"] <= 0 and local["latent_dropout"] <= 0:
         fail("weights.chain", "the autoregressive decoder's chain (latent off) needs weights.chain > 0 or local.latent_dropout > 0")
-    if s["weights"]["direct"] > 0 and dec["kind"] != "autoregressive":
-        fail("weights.direct", "the direct head belongs to decoder.kind: autoregressive (the conv decoder reads the latent alone anyway)")
     if local["enabled"] and dec["kind"] != "autoregressive":
         fail("local.enabled", "a local latent sequence needs decoder.kind: autoregressive")
 
