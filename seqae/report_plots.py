@@ -307,9 +307,15 @@ def draw_anomaly_scores(
     """
     panels = 1 + bool(seq_scores) + bool(chain_scores)
     fig, axes = plt.subplots(1, panels, figsize=((6.2 if panels < 3 else 5.4) * panels, 3.9), squeeze=False)
-    _histograms(axes[0, 0], scores, aurocs, "anomaly score", "reconstruction error per window (sequence + tracks)")
+    score_axis = "chain's sequence error + track error per window" if chain_scores else (
+        "reconstruction error per window (sequence + tracks)"
+    )
+    _histograms(axes[0, 0], scores, aurocs, "anomaly score", score_axis)
     if seq_scores:
-        _histograms(axes[0, 1], seq_scores, seq_aurocs or {}, "sequence part", "cross-entropy per base (nats)")
+        # With a chain the anomaly score's sequence part is the chain's; this panel is then the
+        # error through the latent, which is what seq_scores holds either way.
+        seq_title = "sequence error through the latent" if chain_scores else "sequence part"
+        _histograms(axes[0, 1], seq_scores, seq_aurocs or {}, seq_title, "cross-entropy per base (nats)")
     if chain_scores:
         _histograms(
             axes[0, panels - 1], chain_scores, chain_aurocs or {}, "the decoder's chain (latent off)",
