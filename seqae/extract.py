@@ -1,16 +1,20 @@
 """``seqae extract``: summit-centred windows with tracks and labels -> windows file.
 
-The stage runs in two passes over each genome, one chromosome in memory at a
-time, so memory is bounded by the largest chromosome and the chunk size, not
-by the number of windows:
+The stage runs in two passes over each genome, chromosome by chromosome and
+chunk by chunk, so memory is bounded by the chunk size (and the label table),
+not by the genome or the number of windows:
 
 1. *Plan*: read peaks, harmonise chromosome names, merge close summits, place
    windows, drop those crossing a chromosome end, touching the blacklist or
    with too many N; measure GC; draw GC-matched background windows; label
    every window (nearest gene, TSS distance, region class, split).
-2. *Write*: per chromosome and chunk, cut the sequence codes out of the
-   chromosome and the signal out of each bigWig (one read per cluster of
-   nearby windows), and append both to the HDF5 file.
+2. *Write*: per chromosome and chunk, cut the sequence codes and the signal
+   of each bigWig out of spans read per cluster of nearby windows
+   (:mod:`seqae.spans`), and append both to the HDF5 file.
+
+Neither pass decodes more than a chunk's spans at once, so a chromosome is
+never re-read per chunk; what was read against what the windows needed is in
+``extract_report.json`` (``genomes[].reads``, ``bigwig_reads``).
 
 Outputs, in the folder of ``out``: the windows file, ``windows.bed``,
 ``windows.tsv`` and ``extract_report.json``; ``genome_index/<species>/`` holds
@@ -39,7 +43,7 @@ from seqae.background import measure_and_sample_background
 from seqae.config import Config
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, write_tsv
-from seqae.genome import ChromAliases, Genome, gather_windows
+from seqae.genome import ChromAliases, Genome
 from seqae.genome_inputs import genome_aliases, read_genome_genes, read_genome_peaks
 from seqae.intervals import (
     merge_close_summits,
@@ -47,6 +51,7 @@ from seqae.intervals import (
     read_bed_intervals,
     rename_chromosomes,
 )
+from seqae.spans import ReadStats
 from seqae.splits import assign_split
 from seqae.store import WindowsSchema, WindowsWriter
 from seqae.tracks import BigWigTrack, read_windows
@@ -119,7 +124,7 @@ class GenomePlan:
 
     ``windows`` has one row per window with the label columns known so far;
     ``tracks`` are the opened bigWigs in track order (None where a TF has no
-    bigWig).
+    bigWig); ``fasta_reads`` and ``track_reads`` count what both passes read.
     """
 
     species: str
@@ -127,6 +132,11 @@ class GenomePlan:
     windows: pd.DataFrame
     tracks: list[BigWigTrack | None]
     report: dict[str, Any] = field(default_factory=dict)
+    fasta_reads: ReadStats = field(default_factory=ReadStats)
+    track_reads: list[ReadStats] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.track_reads = [ReadStats() for _ in self.tracks]  # one per track, as `tracks`
 
 
 def extract_windows(config: Config, out: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -170,26 +180,25 @@ def _extract(config: Config, out: Path, progress: bool, opened: list[Genome]) ->
         track_transform=settings["track_transform"],
     )
     profiles = TrackProfiles()
-    with atomic_output(out) as tmp:
-        with WindowsWriter(tmp, schema, settings["track_dtype"], settings=settings) as writer:
-            bar = tqdm(
-                total=len(labels), unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1
-            )
-            offset = 0
-            for plan in plans:
-                n = len(plan.windows)
-                kinds = labels["kind"].to_numpy()[offset : offset + n]
-                _write_genome(plan, kinds, schema, settings, writer, profiles, bar)
-                offset += n
-            bar.close()
-            writer.write_labels(labels)
-            writer.write_summary(
-                {
-                    f"mean_profile/{kind}": profile.astype(np.float32)
-                    for kind in ("peak", "background")
-                    if (profile := profiles.mean(kind)) is not None
-                }
-            )
+    with atomic_output(out) as tmp, WindowsWriter(tmp, schema, settings["track_dtype"], settings=settings) as writer:
+        bar = tqdm(
+            total=len(labels), unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1
+        )
+        offset = 0
+        for plan in plans:
+            n = len(plan.windows)
+            kinds = labels["kind"].to_numpy()[offset : offset + n]
+            _write_genome(plan, kinds, schema, settings, writer, profiles, bar)
+            offset += n
+        bar.close()
+        writer.write_labels(labels)
+        writer.write_summary(
+            {
+                f"mean_profile/{kind}": profile.astype(np.float32)
+                for kind in ("peak", "background")
+                if (profile := profiles.mean(kind)) is not None
+            }
+        )
 
     report = _report(plans, labels, settings, track_names, profiles)
     folder = out.parent
@@ -278,8 +287,9 @@ def _plan_genome(
         report["dropped_blacklist"] = 0
 
     windows = windows.reset_index(drop=True)
+    fasta_reads = ReadStats()
     windows, background = measure_and_sample_background(
-        genome, windows, blacklist, settings, rng, report, chromosomes=background_chroms
+        genome, windows, blacklist, settings, rng, report, chromosomes=background_chroms, stats=fasta_reads
     )
     windows = pd.concat([windows, background], ignore_index=True)
     chrom_order = {c: i for i, c in enumerate(genome.chroms)}
@@ -310,7 +320,7 @@ def _plan_genome(
     report["bigwig_chrom_names"] = {
         name: track.chrom_names for name, track in zip(track_names, tracks, strict=True) if track is not None
     }
-    return GenomePlan(species=species, genome=genome, windows=windows, tracks=tracks, report=report)
+    return GenomePlan(species, genome, windows, tracks, report, fasta_reads)
 
 
 def select_chromosomes(
@@ -394,7 +404,10 @@ def _write_genome(
 ) -> None:
     """Pass 2: cut sequence and signal of every planned window, chunk by chunk, and append them.
 
-    The next chunk is read in a worker thread while the current one is
+    Chunks never span two chromosomes, and each reads only the FASTA and
+    bigWig spans its windows cover (:mod:`seqae.spans`): no chromosome is
+    decoded whole here, so memory is bounded by a chunk whatever the genome
+    size, and a chromosome's bases are read once per pass. The next chunk is read in a worker thread while the current one is
     appended (and compressed by the writer's threads): NumPy, the deflate and
     most of the bigWig work release the GIL, so the cores stay busy.
     """
@@ -430,13 +443,15 @@ def _read_chunk(
     """Sequence codes ``uint8 [n, seq_len]`` and tracks ``[n, T, seq_len]`` (None if T = 0) of one chunk."""
     chrom, block = chrom_block
     starts = starts_all[block]
-    seq = gather_windows(plan.genome.chrom_codes(chrom), starts, schema.seq_len)
+    seq = plan.genome.window_codes(chrom, starts, schema.seq_len, stats=plan.fasta_reads)
     if not schema.track_names:
         return seq, None
     tracks = np.zeros((len(block), len(schema.track_names), schema.seq_len), dtype=settings["track_dtype"])
     for t, track in enumerate(plan.tracks):
         if track is not None:
-            read_windows(track, chrom, starts, schema.seq_len, schema.track_transform, out=tracks[:, t])
+            read_windows(
+                track, chrom, starts, schema.seq_len, schema.track_transform, out=tracks[:, t], stats=plan.track_reads[t]
+            )
     return seq, tracks
 
 
@@ -475,7 +490,8 @@ def _report(
         "flank": settings["max_jitter"],
         "tracks": track_names,
         "track_transform": settings["track_transform"],
-        "genomes": [p.report for p in plans],
+        "genomes": [{**p.report, "reads": _read_report(p, track_names)} for p in plans],
+        "bigwig_reads": _total_reads([r for p in plans for r in p.track_reads]).to_dict(_SIGNAL_BYTES),
         "windows_per_chromosome": {
             f"{species}:{chrom}": {kind: int(n) for kind, n in row.items()}
             for (species, chrom), row in pd.crosstab([labels["species"], labels["chrom"]], labels["kind"]).iterrows()
@@ -502,6 +518,29 @@ def _report(
             summary[name] = entry
         report["track_summary"] = summary
     return report
+
+
+#: Bytes per base of signal read from a bigWig (float32 values).
+_SIGNAL_BYTES = 4
+
+
+def _total_reads(parts: list[ReadStats]) -> ReadStats:
+    total = ReadStats()
+    for part in parts:
+        total.add(part)
+    return total
+
+
+def _read_report(plan: GenomePlan, track_names: list[str]) -> dict[str, Any]:
+    """What one genome's extraction read: FASTA bases (both passes) and bigWig signal per track, against need."""
+    return {
+        "fasta": {**plan.fasta_reads.to_dict(), "genome_bases": sum(plan.genome.chrom_sizes.values())},
+        "bigwig": {
+            name: stats.to_dict(_SIGNAL_BYTES)
+            for name, stats, track in zip(track_names, plan.track_reads, plan.tracks, strict=True)
+            if track is not None
+        },
+    }
 
 
 def _ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:

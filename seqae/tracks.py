@@ -1,9 +1,10 @@
 """Per-base signal tracks: reading bigWig files span by span, writing bigWig.
 
-Reading is organised around *clusters* of nearby windows: one
-``pyBigWig.values`` call covers a whole cluster's span and the windows are then
-cut out of it with one fancy-indexing step, so dense peak sets cost a few
-large reads per chromosome instead of one read per window.
+Reading is organised around *clusters* of nearby windows
+(:mod:`seqae.spans`): one ``pyBigWig.values`` call covers a whole cluster's
+span and the windows are then cut out of it with one fancy-indexing step, so
+dense peak sets cost a few large reads per chromosome instead of one read per
+window, and sparse ones read little more than the windows themselves.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ import pyBigWig
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, require_file
 from seqae.genome import ChromAliases
+from seqae.spans import MAX_SPAN, ReadStats, read_by_spans
 
 TRANSFORMS = ("none", "log1p")
+
+#: Gap (bp) between two windows worth reading to save a ``pyBigWig.values``
+#: call; the read bound of :func:`seqae.spans.cluster_windows` applies on top.
+BIGWIG_MAX_GAP = 20_000
 
 
 @contextlib.contextmanager
@@ -109,40 +115,6 @@ class BigWigTrack:
         self._bw.close()
 
 
-def cluster_windows(starts: np.ndarray, length: int, max_gap: int, max_span: int) -> np.ndarray:
-    """Split sorted windows into clusters read with one bigWig call each.
-
-    A new cluster begins where the gap to the previous window's end exceeds
-    ``max_gap`` or where the cluster's span would exceed ``max_span`` (bp),
-    which bounds the memory of one read.
-
-    Args:
-        starts: ``int64 [n]`` sorted window starts.
-        length: window length (bp).
-
-    Returns:
-        ``int64 [n_clusters + 1]`` boundaries: cluster ``k`` is
-        ``starts[bounds[k]:bounds[k + 1]]``.
-    """
-    n = len(starts)
-    if n == 0:
-        return np.zeros(1, dtype=np.int64)
-    breaks = np.flatnonzero(starts[1:] - (starts[:-1] + length) > max_gap) + 1
-    bounds = np.concatenate([[0], breaks, [n]]).astype(np.int64)
-    if max_span <= 0:
-        return bounds
-    # Split long clusters so that a read never covers more than max_span bp.
-    pieces = [bounds[:1]]
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        if starts[hi - 1] + length - starts[lo] <= max_span:
-            pieces.append(np.array([hi]))
-            continue
-        rel = (starts[lo:hi] - starts[lo]) // max_span
-        cuts = np.flatnonzero(np.diff(rel)) + 1 + lo
-        pieces.append(np.concatenate([cuts, [hi]]))
-    return np.concatenate(pieces)
-
-
 def read_windows(
     track: BigWigTrack,
     chrom: str,
@@ -150,9 +122,10 @@ def read_windows(
     length: int,
     transform: str = "none",
     dtype: np.dtype | type = np.float32,
-    max_gap: int = 20_000,
-    max_span: int = 8_000_000,
+    max_gap: int | None = None,
+    max_span: int = MAX_SPAN,
     out: np.ndarray | None = None,
+    stats: ReadStats | None = None,
 ) -> np.ndarray:
     """Signal of equal-length windows on one chromosome, ``dtype [n, length]``.
 
@@ -160,20 +133,22 @@ def read_windows(
     receives the result directly; its dtype then overrides ``dtype``.
 
     ``starts`` must be sorted. One ``values`` call is made per cluster of
-    nearby windows (see :func:`cluster_windows`); the transform and the cast
-    to ``dtype`` are applied once to the cluster's span, before overlapping
-    windows copy it, and the windows are cut out as rows of a strided view.
+    nearby windows (see :func:`seqae.spans.cluster_windows`; ``max_gap``
+    defaults to :data:`BIGWIG_MAX_GAP`), so the signal read stays within
+    1.5 times the bases the windows cover; the transform and the cast to
+    ``dtype`` are applied once to the cluster's span, before overlapping
+    windows copy it. ``stats`` counts calls, bases read and bases needed.
     """
     starts = np.asarray(starts, dtype=np.int64)
     if out is None:
         out = np.empty((len(starts), length), dtype=dtype)
     dtype = out.dtype
-    bounds = cluster_windows(starts, length, max_gap, max_span)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        span_start = int(starts[lo])
-        span = transform_signal(track.values(chrom, span_start, int(starts[hi - 1]) + length), transform, dtype)
-        out[lo:hi] = np.lib.stride_tricks.sliding_window_view(span, length)[starts[lo:hi] - span_start]
-    return out
+
+    def span(lo: int, hi: int) -> np.ndarray:
+        return transform_signal(track.values(chrom, lo, hi), transform, dtype)
+
+    gap = BIGWIG_MAX_GAP if max_gap is None else max_gap
+    return read_by_spans(span, starts, length, out, gap, max_span, stats)
 
 
 def transform_signal(values: np.ndarray, transform: str, dtype: np.dtype | type | None = None) -> np.ndarray:
