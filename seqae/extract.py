@@ -536,7 +536,7 @@ def _read_report(plan: GenomePlan, track_names: list[str]) -> dict[str, Any]:
     return {
         "fasta": {**plan.fasta_reads.to_dict(), "genome_bases": sum(plan.genome.chrom_sizes.values())},
         "bigwig": {
-            name: stats.to_dict(_SIGNAL_BYTES)
+            name: {**stats.to_dict(_SIGNAL_BYTES), **track.file_reads()}
             for name, stats, track in zip(track_names, plan.track_reads, plan.tracks, strict=True)
             if track is not None
         },

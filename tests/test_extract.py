@@ -91,6 +91,7 @@ def test_reads_are_counted_and_bounded_by_need(tiny_inputs, monkeypatch):
     for stats in reads["bigwig"].values():
         assert stats["bytes_read"] == 4 * stats["bases_read"] > 0
         assert stats["read_over_needed"] <= 1.5
+        assert stats["blocks_inflated"] > 0 and stats["block_bytes_read"] > 0
     total = report["bigwig_reads"]
     assert total["bases_read"] == sum(s["bases_read"] for s in reads["bigwig"].values())
 
