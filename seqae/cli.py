@@ -59,7 +59,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
     config = _config_from(args)
     from seqae.extract import extract_windows
 
-    report = extract_windows(config, args.out, progress=not args.quiet)
+    report = extract_windows(config, args.out, progress=not args.quiet, threads=args.threads)
     log.info(
         "%d windows (%d peak, %d background) written to %s",
         report["n_windows"],
@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, required=True, help="windows HDF5 file; windows.bed, windows.tsv and extract_report.json go beside it"
     )
+    p.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="CPU threads: one reads ahead, N - 1 compress (default: the CPUs this process may use, up to 5)",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_extract)
 
     p = _command(sub, "plot-extract", help="draw the extraction QC figure of a windows file (PNG or SVG)")

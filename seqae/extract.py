@@ -139,13 +139,18 @@ class GenomePlan:
         self.track_reads = [ReadStats() for _ in self.tracks]  # one per track, as `tracks`
 
 
-def extract_windows(config: Config, out: str | Path, progress: bool = True) -> dict[str, Any]:
+def extract_windows(
+    config: Config, out: str | Path, progress: bool = True, threads: int | None = None
+) -> dict[str, Any]:
     """Run the extraction stage; return the report written to ``extract_report.json``.
 
     Args:
         config: validated configuration (see ``seqae.config``).
         out: path of the windows HDF5 file to create.
         progress: show a progress bar on stderr.
+        threads: CPU threads to use: the main thread, one reading the next
+            chunk and ``threads - 1`` compressing (at least one); None: as
+            many as this process may run on, up to 5.
 
     Raises:
         InputError: bad input files (one line: file, line, problem).
@@ -153,7 +158,7 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
     out = Path(out)
     opened: list[Genome] = []
     try:
-        return _extract(config, out, progress, opened)
+        return _extract(config, out, progress, opened, threads)
     except BaseException:
         # Nothing a failed run made survives it: FASTA indexes and decompressed copies included.
         for genome in opened:
@@ -161,7 +166,9 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
         raise
 
 
-def _extract(config: Config, out: Path, progress: bool, opened: list[Genome]) -> dict[str, Any]:
+def _extract(
+    config: Config, out: Path, progress: bool, opened: list[Genome], threads: int | None = None
+) -> dict[str, Any]:
     settings = config["extract"]
     rng = np.random.default_rng(config["seed"])
     track_names = _track_names(config["genomes"])
@@ -180,7 +187,11 @@ def _extract(config: Config, out: Path, progress: bool, opened: list[Genome]) ->
         track_transform=settings["track_transform"],
     )
     profiles = TrackProfiles()
-    with atomic_output(out) as tmp, WindowsWriter(tmp, schema, settings["track_dtype"], settings=settings) as writer:
+    deflate = None if threads is None else max(1, threads - 1)
+    with (
+        atomic_output(out) as tmp,
+        WindowsWriter(tmp, schema, settings["track_dtype"], settings=settings, deflate_threads=deflate) as writer,
+    ):
         bar = tqdm(
             total=len(labels), unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1
         )

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import h5py
 import numpy as np
@@ -169,6 +169,8 @@ class WindowsWriter:
         schema: window length, flank and tracks.
         track_dtype: ``float16`` or ``float32``.
         settings: configuration recorded in the file (JSON-serialisable).
+        deflate_threads: threads compressing chunks (None: up to 4, as many
+            as this process may run on).
     """
 
     def __init__(
@@ -177,12 +179,15 @@ class WindowsWriter:
         schema: WindowsSchema,
         track_dtype: str = "float16",
         settings: Mapping[str, Any] | None = None,
+        deflate_threads: int | None = None,
     ):
         self.schema = schema
         self.n_windows = 0
         self._file = h5py.File(path, "w")
         seq_len = schema.seq_len
-        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="deflate")
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = deflate_threads or min(4, usable)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="deflate")
         self._seq = self._file.create_dataset(
             "seq",
             shape=(0, seq_len),
@@ -275,7 +280,7 @@ class WindowsWriter:
             self._pool.shutdown(wait=True)
             self._file.close()
 
-    def __enter__(self) -> WindowsWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

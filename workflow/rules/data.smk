@@ -51,6 +51,8 @@ rule extract_windows:
         f"{LOGS}/extract_windows.log",
     conda:
         "../../envs/data.yaml"
+    # One thread reads the next chunk while the others compress the last one.
+    threads: 4
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
@@ -59,7 +61,7 @@ rule extract_windows:
         cfg=cli_config("extract"),
     shell:
         "{params.seqae} extract --config {params.cfg:q}"
-        " --out {output.h5:q} > {log:q} 2>&1"
+        " --out {output.h5:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule plot_extract_qc:
