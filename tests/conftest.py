@@ -32,8 +32,7 @@ def write_fasta(path: Path, records: Mapping[str, str], line_width: int = 60) ->
     with open(path, "w") as f:
         for name, seq in records.items():
             f.write(f">{name}\n")
-            for i in range(0, len(seq), line_width):
-                f.write(seq[i : i + line_width] + "\n")
+            f.writelines(seq[i : i + line_width] + "\n" for i in range(0, len(seq), line_width))
     return path
 
 
@@ -160,3 +159,21 @@ def make_config(
         **top,
     }
     return validate_config(config)
+
+
+def windows_file_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, list], dict[str, str]]:
+    """Every dataset of a windows file, the compressed chunks of ``seq`` and ``tracks``, and the attributes
+    but the creation time: what two runs that should write the same file are compared on."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        found: dict[str, h5py.Dataset] = {}
+        f.visititems(lambda name, obj: found.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
+        data = {name: ds[()] for name, ds in found.items()}
+        chunks = {
+            name: [ds.id.read_direct_chunk((row,) + (0,) * (ds.ndim - 1)) for row in range(0, len(ds), ds.chunks[0])]
+            for name, ds in found.items()
+            if name in ("seq", "tracks")
+        }
+        attrs = {k: str(v) for k, v in f.attrs.items() if k != "created_utc"}
+    return data, chunks, attrs
