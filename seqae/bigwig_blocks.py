@@ -166,26 +166,45 @@ class BigWigBlocks:
 
         Bases without data read as NaN, as with ``pyBigWig.values``.
         """
-        out = np.full(end - start, np.nan, dtype=np.float32)
+        return self.spans_values(chrom_id, np.array([start]), np.array([end]), fill=np.nan)
+
+    def spans_values(self, chrom_id: int, starts: np.ndarray, ends: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        """Values of sorted, disjoint spans ``[starts[k], ends[k])``, concatenated: ``float32 [sum(ends - starts)]``.
+
+        Every block the spans touch is inflated once (the last few are kept
+        between calls); the items of all of them are then painted into all the
+        spans in a few vectorised steps, however many spans there are. Bases
+        without data read as ``fill``.
+        """
+        starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+        lengths = ends - starts
+        out = np.full(int(lengths.sum()), fill, dtype=np.float32)
         lo_row, hi_row = self._chrom_rows.get(chrom_id, (0, 0))
-        first = lo_row + int(np.searchsorted(self._ends[lo_row:hi_row], start, side="right"))
-        last = lo_row + int(np.searchsorted(self._starts[lo_row:hi_row], end, side="left"))
-        for row in range(first, last):
-            starts, ends, vals = self._block(row)
-            # Items are sorted and disjoint: those overlapping the query are one run of them.
-            i0, i1 = int(np.searchsorted(ends, start, side="right")), int(np.searchsorted(starts, end, side="left"))
-            if i1 <= i0:
-                continue
-            a = np.maximum(starts[i0:i1], start) - start
-            lengths = np.minimum(ends[i0:i1], end) - start - a
-            vals = vals[i0:i1]
-            total = int(lengths.sum())
-            if int(a[-1]) + int(lengths[-1]) - int(a[0]) == total:  # items back to back (bins): one slice
-                out[a[0] : a[0] + total] = np.repeat(vals, lengths)
-                continue
-            # Positions of every base the items cover: each item's first base plus 0 .. length - 1.
-            offsets = np.cumsum(lengths) - lengths
-            out[np.repeat(a - offsets, lengths) + np.arange(total)] = np.repeat(vals, lengths)
+        first = lo_row + np.searchsorted(self._ends[lo_row:hi_row], starts, side="right")
+        last = lo_row + np.searchsorted(self._starts[lo_row:hi_row], ends, side="left")
+        n_rows = np.maximum(last - first, 0)
+        rows = np.unique(np.repeat(first, n_rows) + np.arange(int(n_rows.sum())) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
+        if not len(rows):
+            return out
+        blocks = [self._block(int(row)) for row in rows]
+        item_starts = np.concatenate([blk[0] for blk in blocks])
+        item_ends = np.concatenate([blk[1] for blk in blocks])
+        item_vals = np.concatenate([blk[2] for blk in blocks])
+        # (span, item) pairs that overlap: the items of a span are one run of them (items are sorted, disjoint).
+        i0 = np.searchsorted(item_ends, starts, side="right")
+        i1 = np.searchsorted(item_starts, ends, side="left")
+        count = np.maximum(i1 - i0, 0)
+        span = np.repeat(np.arange(len(starts)), count)
+        item = i0[span] + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        a = np.maximum(item_starts[item], starts[span])
+        width = np.minimum(item_ends[item], ends[span]) - a
+        first_pos = np.cumsum(lengths)[span] - lengths[span] + a - starts[span]  # where each piece goes in `out`
+        painted = np.repeat(item_vals[item], width)
+        if len(painted) == len(out):  # pieces tile the spans (signal everywhere, as binned coverage has it)
+            out[:] = painted
+            return out
+        # Positions of every base the pieces cover: each piece's first position plus 0 .. width - 1.
+        out[np.repeat(first_pos - (np.cumsum(width) - width), width) + np.arange(len(painted))] = painted
         return out
 
     def close(self) -> None:

@@ -400,38 +400,49 @@ class Genome:
     def span_codes(self, chrom: str, start: int, end: int) -> np.ndarray:
         """Base codes of ``[start, end)`` of ``chrom`` (0-based, inside the record), ``uint8 [end - start]``.
 
-        A plain FASTA is read with one ``pread`` of the bytes the span covers;
-        ``bytes.translate`` drops the line ends and maps ASCII to codes in one
-        pass (C speed, no per-base Python work). Thread-safe for plain FASTAs.
+        See :meth:`spans_codes`.
+        """
+        return self.spans_codes(chrom, np.array([start]), np.array([max(start, end)]))
+
+    def spans_codes(self, chrom: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Base codes of spans ``[starts[k], ends[k])`` of ``chrom``, concatenated: ``uint8 [sum(ends - starts)]``.
+
+        A plain FASTA is read with one ``pread`` per span of the bytes it
+        covers; one ``bytes.translate`` over them all drops the line ends and
+        maps ASCII to codes (C speed, no per-base Python work). Thread-safe
+        for plain FASTAs.
 
         Raises:
-            InputError: a character outside IUPAC DNA in the span, or line
+            InputError: a character outside IUPAC DNA in a span, or line
                 lengths that disagree with the index.
         """
         rec = self._index[chrom]
-        if end <= start:
-            return np.zeros(0, dtype=np.uint8)
-        if self._fd is None:  # bgzip: pyfaidx decompresses the blocks the span covers
-            raw = self._fasta[chrom][start:end].encode()
+        starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+        if self._fd is None:  # bgzip: pyfaidx decompresses the blocks each span covers
+            pieces = [self._fasta[chrom][int(a) : int(b)].encode() for a, b in zip(starts, ends, strict=True)]
         else:
             line_bases, line_width, offset = int(rec.lenc), int(rec.lenb), int(rec.offset)
-            first = offset + (start // line_bases) * line_width + start % line_bases
-            last = offset + ((end - 1) // line_bases) * line_width + (end - 1) % line_bases + 1
-            raw = os.pread(self._fd, last - first, first)
+            first = offset + (starts // line_bases) * line_width + starts % line_bases
+            last = offset + ((ends - 1) // line_bases) * line_width + (ends - 1) % line_bases + 1
+            pieces = [os.pread(self._fd, int(b - a), int(a)) for a, b in zip(first, last, strict=True) if b > a]
+        raw = b"".join(pieces)
         codes = np.frombuffer(raw.translate(_DECODE, b"\r\n"), dtype=np.uint8)
-        if len(codes) != end - start:
+        lengths = ends - starts
+        if len(codes) != int(lengths.sum()):
             raise InputError(
                 self.path,
-                f"line lengths disagree with the index {self.index_path.name} near position {start + 1} "
+                f"line lengths disagree with the index {self.index_path.name} near position {int(starts[0]) + 1} "
                 "(re-index the FASTA)",
                 line=f"record {chrom!r}",
             )
-        if codes.max() == 255:
-            pos = int(np.flatnonzero(codes == 255)[0])
-            char = raw.replace(b"\r", b"").replace(b"\n", b"")[pos : pos + 1].decode(errors="replace")
+        if len(codes) and codes.max() == 255:
+            at = int(np.flatnonzero(codes == 255)[0])
+            k = int(np.searchsorted(np.cumsum(lengths), at, side="right"))  # the span holding it
+            pos = int(starts[k]) + at - int(lengths[:k].sum())
+            char = raw.replace(b"\r", b"").replace(b"\n", b"")[at : at + 1].decode(errors="replace")
             raise InputError(
                 self.path,
-                f"character {char!r} at position {start + pos + 1} is not IUPAC DNA",
+                f"character {char!r} at position {pos + 1} is not IUPAC DNA",
                 line=f"record {chrom!r}",
             )
         return codes
@@ -450,13 +461,15 @@ class Genome:
         :func:`seqae.spans.cluster_windows`; :data:`FASTA_MAX_GAP` is the gap
         worth reading to save a call), so sparse windows on a large genome do
         not decode the whole chromosome, and dense ones read it once.
-        ``stats`` counts calls, bases read and bases needed.
+        ``stats`` counts reads, bases read and bases needed.
         """
         if out is None:
             out = np.empty((len(starts), length), dtype=np.uint8)
-        return read_by_spans(
-            lambda lo, hi: self.span_codes(chrom, lo, hi), starts, length, out, FASTA_MAX_GAP, stats=stats
-        )
+
+        def read_spans(span_starts: np.ndarray, span_ends: np.ndarray) -> np.ndarray:
+            return self.spans_codes(chrom, span_starts, span_ends)
+
+        return read_by_spans(read_spans, starts, length, out, FASTA_MAX_GAP, stats=stats)
 
     def close(self) -> None:
         """Release the FASTA file handles and the cached chromosomes."""

@@ -115,7 +115,7 @@ def cluster_windows(
 
 
 def read_by_spans(
-    read_span: Callable[[int, int], np.ndarray],
+    read_spans: Callable[[np.ndarray, np.ndarray], np.ndarray],
     starts: np.ndarray,
     length: int,
     out: np.ndarray,
@@ -123,29 +123,47 @@ def read_by_spans(
     max_span: int = MAX_SPAN,
     stats: ReadStats | None = None,
 ) -> np.ndarray:
-    """Fill ``out [n, length]`` with windows ``[s, s + length)`` cut from spans read by ``read_span``.
+    """Fill ``out [n, length]`` with windows ``[s, s + length)`` cut from the spans of their clusters.
 
     Args:
-        read_span: ``(start, end) -> [end - start]`` values of one span, already
-            in ``out``'s dtype (or cast on assignment).
+        read_spans: ``(span_starts, span_ends) -> [sum(span_ends - span_starts)]``:
+            the values of sorted, disjoint spans, concatenated (in ``out``'s
+            dtype, or cast on assignment). One call reads every span, so a
+            source can batch its work over them.
         starts: ``int64 [n]`` sorted window starts.
         length: window length (bp).
         out: ``[n, length]`` destination; may be a strided view such as ``tracks[:, t]``.
         max_gap: largest gap (bp) worth reading to save a call (see :func:`cluster_windows`).
-        stats: counts of calls, bases read and needed, added to when given.
+        stats: counts of reads (spans), bases read and needed, added to when given.
 
     Returns:
         ``out``.
     """
     starts = np.asarray(starts, dtype=np.int64)
+    if len(starts) == 0:
+        return out
     bounds = cluster_windows(starts, length, max_gap, max_span)
-    for lo, hi in itertools.pairwise(bounds):
-        span_start, span_end = int(starts[lo]), int(starts[hi - 1]) + length
-        span = read_span(span_start, span_end)
-        out[lo:hi] = np.lib.stride_tricks.sliding_window_view(span, length)[starts[lo:hi] - span_start]
-        if stats is not None:
-            stats.calls += 1
-            stats.bases_read += span_end - span_start
+    span_starts = starts[bounds[:-1]]
+    span_ends = starts[bounds[1:] - 1] + length
+    span_lengths = span_ends - span_starts
+    values = read_spans(span_starts, span_ends)
+    # Every window is a row of one strided view of the concatenated spans: one gather for all of them.
+    offsets = np.cumsum(span_lengths) - span_lengths
+    cluster = np.repeat(np.arange(len(span_starts)), np.diff(bounds))
+    step = values.strides[0]
+    rows = np.lib.stride_tricks.as_strided(values, (len(values) - length + 1, length), (step, step), writeable=False)
+    out[:] = rows[offsets[cluster] + starts - span_starts[cluster]]
     if stats is not None:
+        stats.calls += len(span_starts)
+        stats.bases_read += int(span_lengths.sum())
         stats.bases_needed += covered_bases(starts, length)
     return out
+
+
+def span_by_span(read_span: Callable[[int, int], np.ndarray]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A ``read_spans`` for :func:`read_by_spans` from a reader of one span ``(start, end) -> [end - start]``."""
+
+    def read_spans(span_starts: np.ndarray, span_ends: np.ndarray) -> np.ndarray:
+        return np.concatenate([read_span(int(a), int(b)) for a, b in zip(span_starts, span_ends, strict=True)])
+
+    return read_spans

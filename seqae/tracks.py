@@ -112,19 +112,22 @@ class BigWigTrack:
         Raises:
             InputError: the bigWig has no such chromosome.
         """
+        return self.spans_values(chrom, np.array([start]), np.array([end]))
+
+    def spans_values(self, chrom: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Signal of sorted, disjoint spans of ``chrom``, concatenated: ``float32 [sum(ends - starts)]``; see :meth:`values`."""
         if chrom not in self._own_name:
             raise InputError(self.path, f"bigWig has no chromosome {chrom!r} (nor chr-prefixed/unprefixed spelling)")
-        stop = min(end, self._own_size[chrom])
-        if stop <= start:
-            return np.zeros(end - start, dtype=np.float32)
-        own = self._own_name[chrom]
+        own, size = self._own_name[chrom], self._own_size[chrom]
         if self._blocks is not None:
-            vals = self._blocks.values(self._blocks.chrom_ids[own], int(start), int(stop))
+            vals = self._blocks.spans_values(self._blocks.chrom_ids[own], starts, ends, fill=0.0)
         else:
-            vals = self._bw.values(own, int(start), int(stop), numpy=True).astype(np.float32, copy=False)
+            pieces = []
+            for a, b in zip(np.asarray(starts), np.asarray(ends), strict=True):
+                got = self._bw.values(own, int(a), int(min(b, size)), numpy=True) if min(b, size) > a else []
+                pieces += [np.asarray(got, dtype=np.float32), np.zeros(int(b - a) - len(got), dtype=np.float32)]
+            vals = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
         np.copyto(vals, 0.0, where=~np.isfinite(vals))
-        if stop < end:
-            vals = np.concatenate([vals, np.zeros(end - stop, dtype=np.float32)])
         return vals
 
     def file_reads(self) -> dict[str, int]:
@@ -157,23 +160,24 @@ def read_windows(
     ``out`` (``[n, length]``, may be a strided view such as ``tracks[:, t]``)
     receives the result directly; its dtype then overrides ``dtype``.
 
-    ``starts`` must be sorted. One ``values`` call is made per cluster of
-    nearby windows (see :func:`seqae.spans.cluster_windows`; ``max_gap``
-    defaults to :data:`BIGWIG_MAX_GAP`), so the signal read stays within
-    1.5 times the bases the windows cover; the transform and the cast to
-    ``dtype`` are applied once to the cluster's span, before overlapping
-    windows copy it. ``stats`` counts calls, bases read and bases needed.
+    ``starts`` must be sorted. Nearby windows share a span (see
+    :func:`seqae.spans.cluster_windows`; ``max_gap`` defaults to
+    :data:`BIGWIG_MAX_GAP`), so the signal read stays within 1.5 times the
+    bases the windows cover; the spans are read in one call of
+    :meth:`BigWigTrack.spans_values`, and the transform and the cast to
+    ``dtype`` are applied once to them, before overlapping windows copy
+    them. ``stats`` counts spans, bases read and bases needed.
     """
     starts = np.asarray(starts, dtype=np.int64)
     if out is None:
         out = np.empty((len(starts), length), dtype=dtype)
     dtype = out.dtype
 
-    def span(lo: int, hi: int) -> np.ndarray:
-        return transform_signal(track.values(chrom, lo, hi), transform, dtype)
+    def spans(span_starts: np.ndarray, span_ends: np.ndarray) -> np.ndarray:
+        return transform_signal(track.spans_values(chrom, span_starts, span_ends), transform, dtype)
 
     gap = BIGWIG_MAX_GAP if max_gap is None else max_gap
-    return read_by_spans(span, starts, length, out, gap, max_span, stats)
+    return read_by_spans(spans, starts, length, out, gap, max_span, stats)
 
 
 def transform_signal(values: np.ndarray, transform: str, dtype: np.dtype | type | None = None) -> np.ndarray:

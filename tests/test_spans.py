@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from seqae.spans import ReadStats, cluster_windows, covered_bases, read_by_spans
+from seqae.spans import ReadStats, cluster_windows, covered_bases, read_by_spans, span_by_span
 
 
 def test_cluster_windows_respects_gap_and_span():
@@ -50,7 +50,7 @@ def test_read_by_spans_cuts_the_windows_and_counts_reads():
     starts = np.sort(np.concatenate([np.arange(1000, 3000, 50), rng.integers(5000, 49_000, 30)]))
     stats = ReadStats()
     out = np.empty((len(starts), 120), dtype=np.float32)
-    read_by_spans(read_span, starts, 120, out, max_gap=300, stats=stats)
+    read_by_spans(span_by_span(read_span), starts, 120, out, max_gap=300, stats=stats)
     for row, s in zip(out, starts, strict=True):
         np.testing.assert_array_equal(row, source[s : s + 120])
     assert stats.calls == len(calls) < len(starts)
