@@ -49,12 +49,12 @@ def _code_table() -> np.ndarray:
 ASCII_TO_CODE = _code_table()
 _DECODE = ASCII_TO_CODE.tobytes()  # the same table for bytes.translate
 
-#: Gap (bp) between two windows worth reading to save a FASTA read call. Measured
-#: with :meth:`Genome.span_codes` on a 248 Mb chromosome in the OS cache (2
-#: shared CPU cores, random positions, 20,000 calls per size): a call costs
-#: about 10 µs beyond its bases and a base about 1.8-2.2 ns (pread + translate),
-#: so reading a gap is cheaper than a second call below about 5 kb.
-FASTA_MAX_GAP = 5_000
+#: Gap (bp) between two windows worth reading rather than starting a new span.
+#: Measured with :meth:`Genome.spans_codes` on a 248 Mb chromosome in the OS
+#: cache (2 CPU cores shared with a training run, best of 15 runs, three
+#: times): one more span of 200 costs 1.0-1.1 µs (a ``pread``), one more base
+#: 0.58-0.61 ns (read and translate), so a gap pays for itself below 1.6-1.8 kb.
+FASTA_MAX_GAP = 1_700
 
 
 def encode(seq: str | bytes) -> np.ndarray:

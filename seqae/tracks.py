@@ -26,17 +26,18 @@ from seqae.spans import MAX_SPAN, ReadStats, read_by_spans
 
 TRANSFORMS = ("none", "log1p")
 
-#: Gap (bp) between two windows worth reading to save a read call; the read
-#: bound of :func:`seqae.spans.cluster_windows` (1.5x the bases the windows
-#: cover) applies on top. Measured on a 248 Mb chromosome of 10 bp bins written
-#: by pyBigWig (blocks of about 8,190 bins, 32 KB inflated), in the OS cache,
-#: on 2 CPU cores shared with a training run: ``pyBigWig.values`` costs about
-#: 250 µs per call whatever the span (libBigWig walks the index from disk)
-#: and 8.5 ns per base; :class:`seqae.bigwig_blocks.BigWigBlocks` costs
-#: about 27 µs per call on a decoded block, 1.4-7 ns per base (20 kb and
-#: 60 kb calls), and about 300 µs to inflate a block, once, for all the calls
-#: inside it. A gap of about 10 kb costs what a call costs.
-BIGWIG_MAX_GAP = 10_000
+#: Gap (bp) between two windows worth reading rather than starting a new
+#: span; the read bound of :func:`seqae.spans.cluster_windows` (1.5x the bases
+#: the windows cover) applies on top. Measured with
+#: :meth:`seqae.bigwig_blocks.BigWigBlocks.spans_values` plus the log1p/float16
+#: transform on a 248 Mb chromosome of 10 bp bins written by pyBigWig (blocks
+#: of about 8,190 bins), blocks already inflated, in the OS cache, 2 CPU cores
+#: shared with a training run, best of 15 runs, three times: one more span of
+#: 200 costs 0.25-0.9 µs, one more base 7.5-8.9 ns (painting, log, cast), so a
+#: gap pays for itself below 30-100 bp. (Through ``pyBigWig.values`` a call
+#: cost about 250 µs whatever its span, since libBigWig walks the index from
+#: disk each time: 20 kb gaps were worth reading then.)
+BIGWIG_MAX_GAP = 100
 
 
 @contextlib.contextmanager
