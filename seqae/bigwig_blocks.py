@@ -23,6 +23,7 @@ import os
 import struct
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -168,17 +169,28 @@ class BigWigBlocks:
         """
         return self.spans_values(chrom_id, np.array([start]), np.array([end]), fill=np.nan)
 
-    def spans_values(self, chrom_id: int, starts: np.ndarray, ends: np.ndarray, fill: float = np.nan) -> np.ndarray:
-        """Values of sorted, disjoint spans ``[starts[k], ends[k])``, concatenated: ``float32 [sum(ends - starts)]``.
+    def spans_values(
+        self,
+        chrom_id: int,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        fill: float = np.nan,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+        dtype: np.dtype | type = np.float32,
+    ) -> np.ndarray:
+        """Values of sorted, disjoint spans ``[starts[k], ends[k])``, concatenated: ``dtype [sum(ends - starts)]``.
 
         Every block the spans touch is inflated once (the last few are kept
         between calls); the items of all of them are then painted into all the
         spans in a few vectorised steps, however many spans there are. Bases
-        without data read as ``fill``.
+        without data read as ``fill``. ``prepare`` maps item values
+        (``float32 [k]``) to what is painted (``dtype [k]``), e.g. a
+        transform: it runs once per item, not once per base (a 10 bp bin is
+        one item).
         """
         starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
         lengths = ends - starts
-        out = np.full(int(lengths.sum()), fill, dtype=np.float32)
+        out = np.full(int(lengths.sum()), fill, dtype=dtype)
         lo_row, hi_row = self._chrom_rows.get(chrom_id, (0, 0))
         first = lo_row + np.searchsorted(self._ends[lo_row:hi_row], starts, side="right")
         last = lo_row + np.searchsorted(self._starts[lo_row:hi_row], ends, side="left")
@@ -199,7 +211,8 @@ class BigWigBlocks:
         a = np.maximum(item_starts[item], starts[span])
         width = np.minimum(item_ends[item], ends[span]) - a
         first_pos = np.cumsum(lengths)[span] - lengths[span] + a - starts[span]  # where each piece goes in `out`
-        painted = np.repeat(item_vals[item], width)
+        piece_vals = item_vals[item] if prepare is None else prepare(item_vals[item])
+        painted = np.repeat(piece_vals, width)
         if len(painted) == len(out):  # pieces tile the spans (signal everywhere, as binned coverage has it)
             out[:] = painted
             return out

@@ -115,21 +115,39 @@ class BigWigTrack:
         """
         return self.spans_values(chrom, np.array([start]), np.array([end]))
 
-    def spans_values(self, chrom: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Signal of sorted, disjoint spans of ``chrom``, concatenated: ``float32 [sum(ends - starts)]``; see :meth:`values`."""
+    def spans_values(
+        self,
+        chrom: str,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        transform: str = "none",
+        dtype: np.dtype | type = np.float32,
+    ) -> np.ndarray:
+        """Signal of sorted, disjoint spans of ``chrom``, concatenated, after ``transform`` (see :func:`transform_signal`).
+
+        ``dtype [sum(ends - starts)]``; positions without data read as 0, as
+        in :meth:`values`. Through the block reader the transform runs once
+        per bigWig item (a bin), not once per base.
+        """
         if chrom not in self._own_name:
             raise InputError(self.path, f"bigWig has no chromosome {chrom!r} (nor chr-prefixed/unprefixed spelling)")
         own, size = self._own_name[chrom], self._own_size[chrom]
         if self._blocks is not None:
-            vals = self._blocks.spans_values(self._blocks.chrom_ids[own], starts, ends, fill=0.0)
-        else:
-            pieces = []
-            for a, b in zip(np.asarray(starts), np.asarray(ends), strict=True):
-                got = self._bw.values(own, int(a), int(min(b, size)), numpy=True) if min(b, size) > a else []
-                pieces += [np.asarray(got, dtype=np.float32), np.zeros(int(b - a) - len(got), dtype=np.float32)]
-            vals = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+            def prepare(vals: np.ndarray) -> np.ndarray:
+                vals = vals.copy()
+                np.copyto(vals, 0.0, where=~np.isfinite(vals))
+                return transform_signal(vals, transform, dtype)
+
+            empty = float(prepare(np.zeros(1, dtype=np.float32))[0])  # what a base without data reads as
+            return self._blocks.spans_values(self._blocks.chrom_ids[own], starts, ends, empty, prepare, dtype)
+        pieces = []
+        for a, b in zip(np.asarray(starts), np.asarray(ends), strict=True):
+            got = self._bw.values(own, int(a), int(min(b, size)), numpy=True) if min(b, size) > a else []
+            pieces += [np.asarray(got, dtype=np.float32), np.zeros(int(b - a) - len(got), dtype=np.float32)]
+        vals = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
         np.copyto(vals, 0.0, where=~np.isfinite(vals))
-        return vals
+        return transform_signal(vals, transform, dtype)
 
     def file_reads(self) -> dict[str, int]:
         """Data blocks inflated so far and their compressed bytes read from the file (empty through libBigWig)."""
@@ -165,9 +183,9 @@ def read_windows(
     :func:`seqae.spans.cluster_windows`; ``max_gap`` defaults to
     :data:`BIGWIG_MAX_GAP`), so the signal read stays within 1.5 times the
     bases the windows cover; the spans are read in one call of
-    :meth:`BigWigTrack.spans_values`, and the transform and the cast to
-    ``dtype`` are applied once to them, before overlapping windows copy
-    them. ``stats`` counts spans, bases read and bases needed.
+    :meth:`BigWigTrack.spans_values`, which applies the transform and the
+    cast to ``dtype`` once per bigWig item, before overlapping windows copy
+    the signal. ``stats`` counts spans, bases read and bases needed.
     """
     starts = np.asarray(starts, dtype=np.int64)
     if out is None:
@@ -175,7 +193,7 @@ def read_windows(
     dtype = out.dtype
 
     def spans(span_starts: np.ndarray, span_ends: np.ndarray) -> np.ndarray:
-        return transform_signal(track.spans_values(chrom, span_starts, span_ends), transform, dtype)
+        return track.spans_values(chrom, span_starts, span_ends, transform, dtype)
 
     gap = BIGWIG_MAX_GAP if max_gap is None else max_gap
     return read_by_spans(spans, starts, length, out, gap, max_span, stats)
