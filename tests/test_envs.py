@@ -99,7 +99,7 @@ def rules_envs_and_commands() -> list[tuple[str, str, str | None]]:
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         text = smk.read_text()
         for block in re.split(r"\n(?=\s*(?:rule|checkpoint) \w+:)", text):
-            rule = re.search(r"^\s*(?:rule|checkpoint) (\w+):", block, re.M)
+            rule = re.search(r"^\s*(?:rule|checkpoint) (\w+):", block, re.MULTILINE)
             if rule is None:
                 continue
             env = re.search(r'conda:\s*\n\s*"\.\./\.\./envs/([\w.-]+)"', block)

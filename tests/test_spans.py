@@ -6,7 +6,13 @@ import itertools
 
 import numpy as np
 
-from seqae.spans import ReadStats, cluster_windows, covered_bases, read_by_spans, span_by_span
+from seqae.spans import (
+    ReadStats,
+    cluster_windows,
+    covered_bases,
+    read_by_spans,
+    span_by_span,
+)
 
 
 def test_cluster_windows_respects_gap_and_span():
