@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from seqae.errors import InputError
-from seqae.genome import Genome, gather_windows, gc_and_n_fraction
+from seqae.genome import Genome, gc_and_n_fraction
 from seqae.intervals import overlaps_any
+from seqae.spans import ReadStats
 
 # Background candidates drawn per background window needed: enough to fill
 # the GC bins at the tails of the peak GC distribution.
@@ -26,18 +27,21 @@ def measure_and_sample_background(
     rng: np.random.Generator,
     report: dict[str, Any],
     chromosomes: Collection[str] | None = None,
+    stats: ReadStats | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Measure GC/N of peak windows, drop N-rich ones, and draw GC-matched background windows.
 
     Background windows are drawn from ``chromosomes`` (default: every FASTA
-    sequence), in proportion to their usable length.
+    sequence), in proportion to their usable length. Each chromosome's
+    windows, peaks and candidates together, are read once in start order;
+    ``stats`` counts the FASTA reads.
 
     Returns:
         ``(peak windows with gc and n_fraction, background windows)``.
     """
     window_len, flank, chunk = settings["window_len"], settings["max_jitter"], settings["chunk_windows"]
     sizes = genome.chrom_sizes
-    n_wanted = int(round(settings["background_ratio"] * len(windows)))
+    n_wanted = round(settings["background_ratio"] * len(windows))
     n_candidates = 0 if n_wanted == 0 else max(_CANDIDATES_PER_BACKGROUND * n_wanted, _MIN_CANDIDATES)
     usable = {
         c: max(0, s - window_len - 2 * flank) if chromosomes is None or c in chromosomes else 0
@@ -49,20 +53,26 @@ def measure_and_sample_background(
     n_frac = np.ones(len(windows))
     cand_frames = []
     by_chrom = windows.groupby("chrom", sort=False).indices
+    peak_starts = windows["start"].to_numpy()
     for chrom in genome.chroms:
-        rows = by_chrom.get(chrom)
-        n_cand = int(round(n_candidates * usable[chrom] / total_usable)) if total_usable else 0
-        if rows is None and n_cand == 0:
+        rows = by_chrom.get(chrom, np.zeros(0, dtype=np.int64))
+        n_cand = round(n_candidates * usable[chrom] / total_usable) if total_usable else 0
+        if len(rows) == 0 and n_cand == 0:
             continue
-        codes = genome.chrom_codes(chrom)
-        if rows is not None:
-            starts = windows["start"].to_numpy()[rows]
-            gc[rows], n_frac[rows] = _gc_chunked(codes, starts, window_len, chunk)
+        cand_starts = (
+            np.sort(rng.integers(flank, flank + usable[chrom], size=n_cand, endpoint=True))
+            if n_cand
+            else np.zeros(0, dtype=np.int64)
+        )
+        # Peak and candidate windows measured together, in start order: one pass over the chromosome's spans.
+        starts = np.concatenate([peak_starts[rows], cand_starts])
+        order = np.argsort(starts, kind="stable")
+        both_gc, both_n = np.empty(len(starts)), np.empty(len(starts))
+        both_gc[order], both_n[order] = _gc_chunked(genome, chrom, starts[order], window_len, chunk, stats)
+        gc[rows], n_frac[rows] = both_gc[: len(rows)], both_n[: len(rows)]
         if n_cand:
-            starts = np.sort(rng.integers(flank, flank + usable[chrom], size=n_cand, endpoint=True))
-            c_gc, c_n = _gc_chunked(codes, starts, window_len, chunk)
-            cand_frames.append(pd.DataFrame({"chrom": chrom, "start": starts, "gc": c_gc, "n_fraction": c_n}))
-        del codes
+            cand_gc, cand_n = both_gc[len(rows) :], both_n[len(rows) :]
+            cand_frames.append(pd.DataFrame({"chrom": chrom, "start": cand_starts, "gc": cand_gc, "n_fraction": cand_n}))
 
     windows = windows.assign(gc=gc, n_fraction=n_frac)
     too_many_n = windows["n_fraction"].to_numpy() > settings["max_n_fraction"]
@@ -72,7 +82,7 @@ def measure_and_sample_background(
     if not len(windows):
         raise InputError(genome.path, "no peak window is left after filtering (chromosome ends, blacklist, N fraction)")
 
-    n_wanted = int(round(settings["background_ratio"] * len(windows)))
+    n_wanted = round(settings["background_ratio"] * len(windows))
     background = _empty_background(windows)
     if n_wanted and cand_frames:
         cands = pd.concat(cand_frames, ignore_index=True)
@@ -110,12 +120,18 @@ def _empty_background(like: pd.DataFrame) -> pd.DataFrame:
     return like.iloc[:0].copy()
 
 
-def _gc_chunked(codes: np.ndarray, starts: np.ndarray, length: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """GC and N fraction of windows ``[start, start + length)``, computed ``chunk`` windows at a time."""
+def _gc_chunked(
+    genome: Genome, chrom: str, starts: np.ndarray, length: int, chunk: int, stats: ReadStats | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """GC and N fraction of windows ``[start, start + length)`` (sorted ``starts``), ``chunk`` windows at a time.
+
+    Only the spans the windows cover are read from the FASTA, so memory is
+    bounded by a chunk, not by the chromosome.
+    """
     gc = np.empty(len(starts))
     n_frac = np.empty(len(starts))
     for lo in range(0, len(starts), chunk):
-        block = gather_windows(codes, starts[lo : lo + chunk], length)
+        block = genome.window_codes(chrom, starts[lo : lo + chunk], length, stats)
         gc[lo : lo + chunk], n_frac[lo : lo + chunk] = gc_and_n_fraction(block)
     return gc, n_frac
 

@@ -59,7 +59,7 @@ def _cmd_extract(args: argparse.Namespace) -> None:
     config = _config_from(args)
     from seqae.extract import extract_windows
 
-    report = extract_windows(config, args.out, progress=not args.quiet)
+    report = extract_windows(config, args.out, progress=not args.quiet, threads=args.threads)
     log.info(
         "%d windows (%d peak, %d background) written to %s",
         report["n_windows"],
@@ -67,6 +67,30 @@ def _cmd_extract(args: argparse.Namespace) -> None:
         report["n_background_windows"],
         args.out,
     )
+
+
+def _cmd_extract_plan(args: argparse.Namespace) -> None:
+    config = _config_from(args)
+    from seqae.shards import plan_shards, shard_dir
+
+    plan = plan_shards(config, args.out, args.shards)
+    log.info("%d windows planned in %d shards in %s", plan["n_windows"], len(plan["shards"]), shard_dir(args.out))
+
+
+def _cmd_extract_shard(args: argparse.Namespace) -> None:
+    config = _config_from(args)
+    from seqae.shards import write_shard
+
+    path = write_shard(config, args.out, args.shard, threads=args.threads, progress=not args.quiet)
+    log.info("shard %d written to %s", args.shard, path)
+
+
+def _cmd_extract_gather(args: argparse.Namespace) -> None:
+    config = _config_from(args)
+    from seqae.shards import gather_shards
+
+    report = gather_shards(config, args.out, threads=args.threads)
+    log.info("%d windows gathered into %s", report["n_windows"], args.out)
 
 
 def _cmd_plot_extract(args: argparse.Namespace) -> None:
@@ -198,6 +222,21 @@ def _cmd_orthologs(args: argparse.Namespace) -> None:
     build_ortholog_families(_config_from(args), args.outdir)
 
 
+def _add_extract_args(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p)
+    p.add_argument(
+        "--out", type=Path, required=True,
+        help="windows HDF5 file; windows.bed, windows.tsv and extract_report.json go beside it, and the shards in shards/",
+    )  # fmt: skip
+
+
+def _add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="CPU threads: one reads ahead, N - 1 compress (default: the CPUs this process may use, up to 5)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqae", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"seqae {__version__}")
@@ -210,11 +249,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulate)
 
     p = _command(sub, "extract", help="extract summit-centred windows with tracks and labels into an HDF5 file")
-    _add_config_args(p)
-    p.add_argument(
-        "--out", type=Path, required=True, help="windows HDF5 file; windows.bed, windows.tsv and extract_report.json go beside it"
-    )
+    _add_extract_args(p)
+    _add_threads_arg(p)
     p.set_defaults(func=_cmd_extract)
+
+    # Sharded extraction (seqae/shards.py): the three steps take the same --config and --out.
+    steps = {
+        "extract-plan": ("sharded extraction, step 1: plan the windows and the shards", _cmd_extract_plan),
+        "extract-shard": ("sharded extraction, step 2: write one shard of the plan", _cmd_extract_shard),
+        "extract-gather": ("sharded extraction, step 3: gather the shards into the windows file", _cmd_extract_gather),
+    }
+    step = {}
+    for name, (text, func) in steps.items():
+        step[name] = _command(sub, name, help=text)
+        _add_extract_args(step[name])
+        step[name].set_defaults(func=func)
+    step["extract-gather"].set_defaults(threads=1)  # it copies compressed chunks: nothing to spread over threads
+    step["extract-plan"].add_argument("--shards", type=int, required=True, help="number of shards (jobs writing groups of chromosomes)")
+    step["extract-shard"].add_argument("--shard", type=int, required=True, help="the shard to write (0 ... shards - 1)")
+    _add_threads_arg(step["extract-shard"])
 
     p = _command(sub, "plot-extract", help="draw the extraction QC figure of a windows file (PNG or SVG)")
     p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")

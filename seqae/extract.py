@@ -1,16 +1,20 @@
 """``seqae extract``: summit-centred windows with tracks and labels -> windows file.
 
-The stage runs in two passes over each genome, one chromosome in memory at a
-time, so memory is bounded by the largest chromosome and the chunk size, not
-by the number of windows:
+The stage runs in two passes over each genome, chromosome by chromosome and
+chunk by chunk, so memory is bounded by the chunk size (and the label table),
+not by the genome or the number of windows:
 
 1. *Plan*: read peaks, harmonise chromosome names, merge close summits, place
    windows, drop those crossing a chromosome end, touching the blacklist or
    with too many N; measure GC; draw GC-matched background windows; label
    every window (nearest gene, TSS distance, region class, split).
-2. *Write*: per chromosome and chunk, cut the sequence codes out of the
-   chromosome and the signal out of each bigWig (one read per cluster of
-   nearby windows), and append both to the HDF5 file.
+2. *Write*: per chromosome and chunk, cut the sequence codes and the signal
+   of each bigWig out of spans read per cluster of nearby windows
+   (:mod:`seqae.spans`), and append both to the HDF5 file.
+
+Neither pass decodes more than a chunk's spans at once, so a chromosome is
+never re-read per chunk; what was read against what the windows needed is in
+``extract_report.json`` (``genomes[].reads``, ``bigwig_reads``).
 
 Outputs, in the folder of ``out``: the windows file, ``windows.bed``,
 ``windows.tsv`` and ``extract_report.json``; ``genome_index/<species>/`` holds
@@ -25,8 +29,8 @@ import fnmatch
 import json
 import logging
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,7 @@ from seqae.background import measure_and_sample_background
 from seqae.config import Config
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, write_tsv
-from seqae.genome import ChromAliases, Genome, gather_windows
+from seqae.genome import ChromAliases, Genome
 from seqae.genome_inputs import genome_aliases, read_genome_genes, read_genome_peaks
 from seqae.intervals import (
     merge_close_summits,
@@ -47,6 +51,7 @@ from seqae.intervals import (
     read_bed_intervals,
     rename_chromosomes,
 )
+from seqae.spans import ReadStats
 from seqae.splits import assign_split
 from seqae.store import WindowsSchema, WindowsWriter
 from seqae.tracks import BigWigTrack, read_windows
@@ -93,18 +98,32 @@ class TrackProfiles:
 
     max_per_chunk: int = 64
 
-    def add(self, tracks: np.ndarray, kinds: np.ndarray) -> None:
-        """Add a chunk ``tracks [n, T, seq_len]`` whose windows have ``kinds [n]``.
+    def add(self, tracks: np.ndarray, kinds: np.ndarray, present: np.ndarray | None = None) -> None:
+        """Add a chunk ``tracks [m, T, seq_len]`` of a block of windows of ``kinds [n]``.
 
-        At most ``max_per_chunk`` evenly spaced windows of each kind are summed:
-        a mean profile for a figure needs thousands of windows, not millions.
+        At most ``max_per_chunk`` evenly spaced windows of each kind of the
+        block are summed: a mean profile for a figure needs thousands of
+        windows, not millions. ``present`` (``bool [n]``, default all) marks
+        the block's windows that ``tracks`` holds (``m`` of them, in order),
+        when a shard holds part of a block: the windows chosen are those of
+        the whole block, so shards add up to the unsharded sums (exactly, for
+        float16 tracks: their sums are exact in float64).
         """
+        position = None if present is None else np.cumsum(present) - 1
         for kind in np.unique(kinds):
             rows = np.flatnonzero(kinds == kind)
             rows = rows[:: max(1, len(rows) // self.max_per_chunk)]
-            total = self.sums.setdefault(str(kind), np.zeros(tracks.shape[1:], dtype=np.float64))
-            total += tracks[rows].sum(axis=0, dtype=np.float64)
-            self.counts[str(kind)] = self.counts.get(str(kind), 0) + len(rows)
+            if position is not None:
+                rows = position[rows[present[rows]]]
+                if not len(rows):
+                    continue
+            self.merge({str(kind): tracks[rows].sum(axis=0, dtype=np.float64)}, {str(kind): len(rows)})
+
+    def merge(self, sums: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> None:
+        """Add sums ``float64 [T, seq_len]`` and counts per kind (another chunk's, or a shard's)."""
+        for kind, total in sums.items():
+            self.sums[kind] = self.sums[kind] + total if kind in self.sums else np.array(total, dtype=np.float64)
+            self.counts[kind] = self.counts.get(kind, 0) + int(counts[kind])
 
     def mean(self, kind: str) -> np.ndarray | None:
         """``float64 [T, seq_len]`` mean profile of ``kind`` windows, None if none were seen."""
@@ -119,23 +138,74 @@ class GenomePlan:
 
     ``windows`` has one row per window with the label columns known so far;
     ``tracks`` are the opened bigWigs in track order (None where a TF has no
-    bigWig).
+    bigWig); ``fasta_reads`` and ``track_reads`` count what both passes read.
     """
 
     species: str
-    genome: Genome
+    genome: Genome | None  # None where a gather step only counts rows
     windows: pd.DataFrame
     tracks: list[BigWigTrack | None]
     report: dict[str, Any] = field(default_factory=dict)
+    fasta_reads: ReadStats = field(default_factory=ReadStats)
+    genome_bases: int = 0
+    track_reads: list[ReadStats] = field(init=False)
+    track_files: list[dict[str, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One per track, as `tracks`: signal read against need, and data blocks read from the file.
+        self.track_reads = [ReadStats() for _ in self.tracks]
+        self.track_files = [{} for _ in self.tracks]
+
+    def reads_state(self) -> dict[str, Any]:
+        """The read counts as JSON-able data, for a shard to hand to the gather step."""
+        files = [t.file_reads() if t is not None else f for t, f in zip(self.tracks, self.track_files, strict=True)]
+        return {
+            "fasta": asdict(self.fasta_reads),
+            "tracks": [asdict(r) for r in self.track_reads],
+            "files": files,
+        }
+
+    def add_reads(self, state: Mapping[str, Any]) -> None:
+        """Add counts from :meth:`reads_state` (of a shard or of the planning job)."""
+        self.fasta_reads.add(ReadStats(**state["fasta"]))
+        for mine, theirs in zip(self.track_reads, state["tracks"], strict=True):
+            mine.add(ReadStats(**theirs))
+        for mine, theirs in zip(self.track_files, state["files"], strict=True):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+
+    def close(self) -> None:
+        """Close the FASTA and the bigWigs."""
+        if self.genome is not None:
+            self.genome.close()
+        for track in self.tracks:
+            if track is not None:
+                track.close()
 
 
-def extract_windows(config: Config, out: str | Path, progress: bool = True) -> dict[str, Any]:
+@dataclass
+class Extraction:
+    """A planned extraction: every genome's plan, the label table (file order) and the windows file's schema."""
+
+    plans: list[GenomePlan]
+    labels: pd.DataFrame
+    schema: WindowsSchema
+    track_names: list[str]
+    settings: Mapping[str, Any]
+
+
+def extract_windows(
+    config: Config, out: str | Path, progress: bool = True, threads: int | None = None
+) -> dict[str, Any]:
     """Run the extraction stage; return the report written to ``extract_report.json``.
 
     Args:
         config: validated configuration (see ``seqae.config``).
         out: path of the windows HDF5 file to create.
         progress: show a progress bar on stderr.
+        threads: CPU threads to use: the main thread, one reading the next
+            chunk and ``threads - 1`` compressing (at least one); None: as
+            many as this process may run on, up to 5.
 
     Raises:
         InputError: bad input files (one line: file, line, problem).
@@ -143,7 +213,7 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
     out = Path(out)
     opened: list[Genome] = []
     try:
-        return _extract(config, out, progress, opened)
+        return _extract(config, out, progress, opened, threads)
     except BaseException:
         # Nothing a failed run made survives it: FASTA indexes and decompressed copies included.
         for genome in opened:
@@ -151,61 +221,110 @@ def extract_windows(config: Config, out: str | Path, progress: bool = True) -> d
         raise
 
 
-def _extract(config: Config, out: Path, progress: bool, opened: list[Genome]) -> dict[str, Any]:
+def _extract(
+    config: Config, out: Path, progress: bool, opened: list[Genome], threads: int | None = None
+) -> dict[str, Any]:
+    extraction = plan_extraction(config, out, opened)
+    profiles = TrackProfiles()
+    with (
+        atomic_output(out) as tmp,
+        windows_writer(tmp, extraction, threads) as writer,
+    ):
+        write_rows(extraction, writer, profiles, progress)
+        write_labels_and_summary(writer, extraction.labels, profiles)
+    for plan in extraction.plans:
+        plan.track_files = [t.file_reads() if t is not None else {} for t in plan.tracks]
+    return finish_extraction(extraction, out, profiles)
+
+
+def plan_extraction(config: Config, out: Path, opened: list[Genome]) -> Extraction:
+    """Pass 1 over every genome (see the module docstring): the windows, labels and splits, nothing written.
+
+    Genomes opened are appended to ``opened`` (the caller discards what they
+    created if the run fails).
+    """
     settings = config["extract"]
     rng = np.random.default_rng(config["seed"])
-    track_names = _track_names(config["genomes"])
+    track_names = collect_track_names(config["genomes"])
     plans = [
-        _plan_genome(genome_cfg, track_names, settings, rng, out.parent / GENOME_DIR / genome_cfg["species"], opened)
+        _plan_genome(genome_cfg, track_names, settings, rng, genome_work_dir(out, genome_cfg), opened)
         for genome_cfg in config["genomes"]
     ]
     labels = pd.concat([p.windows for p in plans], ignore_index=True)
     labels["window_id"] = "w" + pd.Series(np.arange(len(labels))).astype(str).str.zfill(7)
     labels = labels[LABEL_COLUMNS]
+    return Extraction(plans, labels, windows_schema(settings, track_names), track_names, settings)
 
-    schema = WindowsSchema(
+
+def genome_work_dir(out: Path, genome_cfg: Mapping[str, Any]) -> Path:
+    """Where a genome's FASTA index (or decompressed copy) goes: beside the windows file, never beside the inputs."""
+    return out.parent / GENOME_DIR / genome_cfg["species"]
+
+
+def windows_schema(settings: Mapping[str, Any], track_names: list[str]) -> WindowsSchema:
+    """The windows file's schema for ``extract`` settings and track names."""
+    return WindowsSchema(
         window_len=settings["window_len"],
         flank=settings["max_jitter"],
         track_names=tuple(track_names),
         track_transform=settings["track_transform"],
     )
-    profiles = TrackProfiles()
-    with atomic_output(out) as tmp:
-        with WindowsWriter(tmp, schema, settings["track_dtype"], settings=settings) as writer:
-            bar = tqdm(
-                total=len(labels), unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1
-            )
-            offset = 0
-            for plan in plans:
-                n = len(plan.windows)
-                kinds = labels["kind"].to_numpy()[offset : offset + n]
-                _write_genome(plan, kinds, schema, settings, writer, profiles, bar)
-                offset += n
-            bar.close()
-            writer.write_labels(labels)
-            writer.write_summary(
-                {
-                    f"mean_profile/{kind}": profile.astype(np.float32)
-                    for kind in ("peak", "background")
-                    if (profile := profiles.mean(kind)) is not None
-                }
-            )
 
-    report = _report(plans, labels, settings, track_names, profiles)
+
+def windows_writer(path: Path, extraction: Extraction, threads: int | None) -> WindowsWriter:
+    """A writer for ``extraction``'s windows file; ``threads`` as in :func:`extract_windows`."""
+    settings = extraction.settings
+    deflate = None if threads is None else max(1, threads - 1)
+    return WindowsWriter(path, extraction.schema, settings["track_dtype"], settings=settings, deflate_threads=deflate)
+
+
+def write_rows(
+    extraction: Extraction,
+    writer: WindowsWriter,
+    profiles: TrackProfiles,
+    progress: bool,
+    rows: tuple[int, int] | None = None,
+) -> None:
+    """Pass 2 for the windows in file rows ``[lo, hi)`` (default all): sequence and tracks appended to ``writer``."""
+    lo, hi = rows if rows is not None else (0, len(extraction.labels))
+    kinds = extraction.labels["kind"].to_numpy()
+    with tqdm(total=hi - lo, unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1) as bar:
+        offset = 0
+        for plan in extraction.plans:
+            n = len(plan.windows)
+            if offset < hi and offset + n > lo:
+                own = (max(lo - offset, 0), min(hi - offset, n))
+                _write_genome(plan, kinds[offset : offset + n], extraction, writer, profiles, bar, own)
+            offset += n
+
+
+def write_labels_and_summary(writer: WindowsWriter, labels: pd.DataFrame, profiles: TrackProfiles) -> None:
+    """Complete a windows file: the label table and the mean track profiles."""
+    writer.write_labels(labels)
+    writer.write_summary(
+        {
+            f"mean_profile/{kind}": profile.astype(np.float32)
+            for kind in ("peak", "background")
+            if (profile := profiles.mean(kind)) is not None
+        }
+    )
+
+
+def finish_extraction(extraction: Extraction, out: Path, profiles: TrackProfiles) -> dict[str, Any]:
+    """The side files beside the windows file (BED, TSV, report); closes the inputs; returns the report."""
+    labels = extraction.labels
+    report = _report(extraction.plans, labels, extraction.settings, extraction.track_names, profiles)
     folder = out.parent
     _write_bed(labels, folder / "windows.bed")
     write_tsv(labels, folder / "windows.tsv")
     with atomic_output(folder / "extract_report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    for plan in plans:
-        plan.genome.close()
-        for track in plan.tracks:
-            if track is not None:
-                track.close()
+    for plan in extraction.plans:
+        plan.close()
     return report
 
 
-def _track_names(genomes: list[Mapping[str, Any]]) -> list[str]:
+def collect_track_names(genomes: list[Mapping[str, Any]]) -> list[str]:
     """Track names: one per TF with a bigWig, in order of first appearance across genomes."""
     names: list[str] = []
     for genome in genomes:
@@ -278,8 +397,9 @@ def _plan_genome(
         report["dropped_blacklist"] = 0
 
     windows = windows.reset_index(drop=True)
+    fasta_reads = ReadStats()
     windows, background = measure_and_sample_background(
-        genome, windows, blacklist, settings, rng, report, chromosomes=background_chroms
+        genome, windows, blacklist, settings, rng, report, chromosomes=background_chroms, stats=fasta_reads
     )
     windows = pd.concat([windows, background], ignore_index=True)
     chrom_order = {c: i for i, c in enumerate(genome.chroms)}
@@ -306,11 +426,11 @@ def _plan_genome(
         windows[column] = gene_labels[column].to_numpy()
     windows["split"] = assign_split(species, windows["chrom"].to_numpy(), windows["start"].to_numpy(), settings)
 
-    tracks = _open_tracks(genome_cfg, track_names, aliases, windows)
+    tracks = open_tracks(genome_cfg, track_names, aliases, windows)
     report["bigwig_chrom_names"] = {
         name: track.chrom_names for name, track in zip(track_names, tracks, strict=True) if track is not None
     }
-    return GenomePlan(species=species, genome=genome, windows=windows, tracks=tracks, report=report)
+    return GenomePlan(species, genome, windows, tracks, report, fasta_reads, sum(genome.chrom_sizes.values()))
 
 
 def select_chromosomes(
@@ -363,7 +483,7 @@ def _no_gene_labels(n: int) -> pd.DataFrame:
     )
 
 
-def _open_tracks(
+def open_tracks(
     genome_cfg: Mapping[str, Any], track_names: list[str], aliases: ChromAliases, windows: pd.DataFrame
 ) -> list[BigWigTrack | None]:
     """Open this genome's bigWigs in track order; check they cover every window's chromosome."""
@@ -386,57 +506,69 @@ def _open_tracks(
 def _write_genome(
     plan: GenomePlan,
     kinds: np.ndarray,
-    schema: WindowsSchema,
-    settings: Mapping[str, Any],
+    extraction: Extraction,
     writer: WindowsWriter,
     profiles: TrackProfiles,
     bar: tqdm,
+    rows: tuple[int, int],
 ) -> None:
-    """Pass 2: cut sequence and signal of every planned window, chunk by chunk, and append them.
+    """Pass 2 on one genome: cut sequence and signal of its windows in ``rows`` (genome-local), chunk by chunk.
 
-    The next chunk is read in a worker thread while the current one is
-    appended (and compressed by the writer's threads): NumPy, the deflate and
-    most of the bigWig work release the GIL, so the cores stay busy.
+    Chunks never span two chromosomes, and each reads only the FASTA and
+    bigWig spans its windows cover (:mod:`seqae.spans`): no chromosome is
+    decoded whole here, so memory is bounded by a chunk whatever the genome
+    size, and a chromosome's bases are read once per pass. Chunks are laid
+    out over the whole genome whatever ``rows`` is, so that a shard's chunks
+    are the unsharded run's (cut at the shard's ends). The next chunk is read
+    in a worker thread while the current one is appended (and compressed by
+    the writer's threads): NumPy, the deflate and most of the bigWig work
+    release the GIL, so the cores stay busy.
     """
-    windows, flank = plan.windows, schema.flank
-    chunk = settings["chunk_windows"]
-    starts_all = windows["start"].to_numpy() - flank
+    windows, schema = plan.windows, extraction.schema
+    chunk = extraction.settings["chunk_windows"]
+    starts_all = windows["start"].to_numpy() - schema.flank
     by_chrom = windows.groupby("chrom", sort=False).indices
-    blocks = [
-        (chrom, by_chrom[chrom][lo : lo + chunk])
-        for chrom in pd.unique(windows["chrom"])
-        for lo in range(0, len(by_chrom[chrom]), chunk)
-    ]
+    lo, hi = rows
+    blocks = []
+    for chrom in pd.unique(windows["chrom"]):
+        for first in range(0, len(by_chrom[chrom]), chunk):
+            block = by_chrom[chrom][first : first + chunk]
+            present = (block >= lo) & (block < hi)
+            if present.any():
+                blocks.append((chrom, block, None if present.all() else present))
+    track_dtype = extraction.settings["track_dtype"]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
-        pending = reader.submit(_read_chunk, plan, blocks[0], starts_all, schema, settings) if blocks else None
+
+        def submit(i: int) -> Future[tuple[np.ndarray, np.ndarray | None]]:
+            chrom, block, present = blocks[i]
+            return reader.submit(_read_chunk, plan, chrom, starts_all[block if present is None else block[present]],
+                                 schema, track_dtype)  # fmt: skip
+
+        pending = submit(0) if blocks else None
         for i in range(len(blocks)):
             seq, tracks = pending.result()
             if i + 1 < len(blocks):
-                pending = reader.submit(_read_chunk, plan, blocks[i + 1], starts_all, schema, settings)
-            block = blocks[i][1]
+                pending = submit(i + 1)
+            _, block, present = blocks[i]
             if tracks is not None:
-                profiles.add(tracks, kinds[block])
+                profiles.add(tracks, kinds[block], present)
             writer.append(seq, tracks)
-            bar.update(len(block))
+            bar.update(len(seq))
 
 
 def _read_chunk(
-    plan: GenomePlan,
-    chrom_block: tuple[str, np.ndarray],
-    starts_all: np.ndarray,
-    schema: WindowsSchema,
-    settings: Mapping[str, Any],
+    plan: GenomePlan, chrom: str, starts: np.ndarray, schema: WindowsSchema, track_dtype: str
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sequence codes ``uint8 [n, seq_len]`` and tracks ``[n, T, seq_len]`` (None if T = 0) of one chunk."""
-    chrom, block = chrom_block
-    starts = starts_all[block]
-    seq = gather_windows(plan.genome.chrom_codes(chrom), starts, schema.seq_len)
+    """Sequence codes ``uint8 [n, seq_len]`` and tracks ``[n, T, seq_len]`` (None if T = 0) of windows from ``starts``."""
+    seq = plan.genome.window_codes(chrom, starts, schema.seq_len, stats=plan.fasta_reads)
     if not schema.track_names:
         return seq, None
-    tracks = np.zeros((len(block), len(schema.track_names), schema.seq_len), dtype=settings["track_dtype"])
+    tracks = np.zeros((len(starts), len(schema.track_names), schema.seq_len), dtype=track_dtype)
     for t, track in enumerate(plan.tracks):
         if track is not None:
-            read_windows(track, chrom, starts, schema.seq_len, schema.track_transform, out=tracks[:, t])
+            read_windows(
+                track, chrom, starts, schema.seq_len, schema.track_transform, out=tracks[:, t], stats=plan.track_reads[t]
+            )
     return seq, tracks
 
 
@@ -475,7 +607,8 @@ def _report(
         "flank": settings["max_jitter"],
         "tracks": track_names,
         "track_transform": settings["track_transform"],
-        "genomes": [p.report for p in plans],
+        "genomes": [{**p.report, "reads": _read_report(p, track_names)} for p in plans],
+        "bigwig_reads": _total_reads([r for p in plans for r in p.track_reads]).to_dict(_SIGNAL_BYTES),
         "windows_per_chromosome": {
             f"{species}:{chrom}": {kind: int(n) for kind, n in row.items()}
             for (species, chrom), row in pd.crosstab([labels["species"], labels["chrom"]], labels["kind"]).iterrows()
@@ -502,6 +635,30 @@ def _report(
             summary[name] = entry
         report["track_summary"] = summary
     return report
+
+
+#: Bytes per base of signal read from a bigWig (float32 values).
+_SIGNAL_BYTES = 4
+
+
+def _total_reads(parts: list[ReadStats]) -> ReadStats:
+    total = ReadStats()
+    for part in parts:
+        total.add(part)
+    return total
+
+
+def _read_report(plan: GenomePlan, track_names: list[str]) -> dict[str, Any]:
+    """What one genome's extraction read: FASTA bases (both passes) and bigWig signal per track, against need."""
+    with_bigwig = plan.report["bigwig_chrom_names"]
+    return {
+        "fasta": {**plan.fasta_reads.to_dict(), "genome_bases": plan.genome_bases},
+        "bigwig": {
+            name: {**stats.to_dict(_SIGNAL_BYTES), **files}
+            for name, stats, files in zip(track_names, plan.track_reads, plan.track_files, strict=True)
+            if name in with_bigwig
+        },
+    }
 
 
 def _ks_distance(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import h5py
 import numpy as np
@@ -50,6 +50,8 @@ except ImportError:  # pragma: no cover - isal is a dependency; plain zlib still
     from zlib import compress as _deflate
 
 FORMAT_NAME = "seqae-windows"
+#: A shard of a windows file: sequence and tracks of a range of its rows, no labels.
+SHARD_FORMAT = "seqae-windows-shard"
 SCHEMA_VERSION = 1
 BASE_CODES = "ACGTN"
 
@@ -57,6 +59,9 @@ BASE_CODES = "ACGTN"
 # enough for fast compression, small enough for random access by a DataLoader.
 _SEQ_CHUNK_ROWS = 256
 _TRACK_CHUNK_ROWS = 64
+#: Rows at which every dataset's chunks begin: a shard of a windows file starts
+#: at a multiple of this, so its chunks are copied into the gathered file as they are.
+ROW_ALIGN = _SEQ_CHUNK_ROWS
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 _DEFLATE_LEVEL = 1
 # Chunks being compressed at once per dataset; bounds the writer's memory.
@@ -169,6 +174,8 @@ class WindowsWriter:
         schema: window length, flank and tracks.
         track_dtype: ``float16`` or ``float32``.
         settings: configuration recorded in the file (JSON-serialisable).
+        deflate_threads: threads compressing chunks (None: up to 4, as many
+            as this process may run on).
     """
 
     def __init__(
@@ -177,12 +184,15 @@ class WindowsWriter:
         schema: WindowsSchema,
         track_dtype: str = "float16",
         settings: Mapping[str, Any] | None = None,
+        deflate_threads: int | None = None,
     ):
         self.schema = schema
         self.n_windows = 0
         self._file = h5py.File(path, "w")
         seq_len = schema.seq_len
-        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="deflate")
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = deflate_threads or min(4, usable)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="deflate")
         self._seq = self._file.create_dataset(
             "seq",
             shape=(0, seq_len),
@@ -256,6 +266,43 @@ class WindowsWriter:
         self._file.attrs["label_columns"] = json.dumps(list(labels.columns))
         self._file.attrs["n_windows"] = self.n_windows
 
+    def finish_shard(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Mark the file a shard (rows only, no labels), keeping ``meta`` (JSON) and ``arrays`` for the gather step."""
+        self._flush()
+        self._file.attrs["format"] = SHARD_FORMAT
+        self._file.attrs["shard"] = json.dumps(dict(meta))
+        self._file.attrs["n_rows"] = self.n_windows
+        group = self._file.require_group("shard")
+        for name, array in arrays.items():
+            group.create_dataset(name, data=array)
+
+    def append_shard(self, path: str | os.PathLike[str]) -> None:
+        """Append the rows of a shard file by copying its compressed chunks as they are (no inflate, no deflate).
+
+        The rows written so far must end on a chunk boundary of every
+        dataset (:data:`ROW_ALIGN`), as a shard's rows start on one.
+        """
+        with h5py.File(require_file(path, "windows shard"), "r") as src:
+            if src.attrs.get("format") != SHARD_FORMAT:
+                raise InputError(path, "not a seqae windows shard (or an incomplete one)")
+            n = int(src.attrs["n_rows"])
+            first = self.n_windows
+            for writer in self._chunk_writers:
+                target = writer.dataset
+                if first % writer.rows or writer.n_pending or writer.in_flight:
+                    raise ValueError(f"a shard may only start on a chunk boundary, not at row {first}")
+                source = src[target.name]
+                if source.shape[1:] != target.shape[1:] or source.dtype != target.dtype:
+                    raise InputError(path, f"{target.name} of shape {source.shape} and type {source.dtype} does not "
+                                           f"match this windows file's {target.shape[1:]} {target.dtype}")  # fmt: skip
+                target.resize(first + n, axis=0)
+                tail = (0,) * (target.ndim - 1)
+                for row in range(0, n, writer.rows):
+                    mask, chunk = source.id.read_direct_chunk((row, *tail))
+                    target.id.write_direct_chunk((first + row, *tail), chunk, mask)
+                writer.next_row = first + -(-n // writer.rows) * writer.rows
+            self.n_windows = first + n
+
     def write_summary(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Small whole-dataset arrays under ``/summary/<name>`` (e.g. mean track profiles for QC)."""
         group = self._file.require_group("summary")
@@ -275,7 +322,7 @@ class WindowsWriter:
             self._pool.shutdown(wait=True)
             self._file.close()
 
-    def __enter__(self) -> WindowsWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -193,3 +193,21 @@ def internal_state_joint(tree, codes: np.ndarray, model) -> tuple[np.ndarray, np
             term *= (tips[u] @ rows.T) if u < n else rows[np.arange(len(states)), states[:, u - n]][None, :]
         joint += term
     return states, joint
+
+
+def windows_file_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, list], dict[str, str]]:
+    """Every dataset of a windows file, the compressed chunks of ``seq`` and ``tracks``, and the attributes
+    but the creation time: what two runs that should write the same file are compared on."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        found: dict[str, h5py.Dataset] = {}
+        f.visititems(lambda name, obj: found.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
+        data = {name: ds[()] for name, ds in found.items()}
+        chunks = {
+            name: [ds.id.read_direct_chunk((row,) + (0,) * (ds.ndim - 1)) for row in range(0, len(ds), ds.chunks[0])]
+            for name, ds in found.items()
+            if name in ("seq", "tracks")
+        }
+        attrs = {k: str(v) for k, v in f.attrs.items() if k != "created_utc"}
+    return data, chunks, attrs

@@ -58,6 +58,9 @@ NOT_PYTHON = {"python", "fasttree", "iqtree", "mafft"}
 COMMAND_MODULE = {
     "simulate": "seqae.simulate",
     "extract": "seqae.extract",
+    "extract-plan": "seqae.shards",
+    "extract-shard": "seqae.shards",
+    "extract-gather": "seqae.shards",
     "plot-extract": "seqae.plots",
     "train": "seqae.train",
     "embed": "seqae.embed",

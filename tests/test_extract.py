@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
-
 from conftest import make_config
+
+from seqae.background import gc_matched_sample
 from seqae.cli import main
 from seqae.errors import InputError
-from seqae.background import gc_matched_sample
 from seqae.extract import extract_windows
-from seqae.splits import assign_split
 from seqae.genome import decode
+from seqae.splits import assign_split
 from seqae.store import read_labels, read_schema, read_windows
 
 
@@ -73,6 +73,29 @@ def test_drops_and_report(extracted):
     assert written["n_windows"] == len(labels)
 
 
+def test_reads_are_counted_and_bounded_by_need(tiny_inputs, monkeypatch):
+    """No chromosome is decoded whole; the report counts bases read against the windows' union."""
+    from seqae.genome import Genome
+
+    def whole_chromosome(self, chrom):
+        raise AssertionError(f"extraction decoded all of {chrom}")
+
+    monkeypatch.setattr(Genome, "chrom_codes", whole_chromosome)
+    out = tiny_inputs["dir"] / "reads" / "windows.h5"
+    report = extract_windows(tiny_inputs["config"], out, progress=False)
+    reads = report["genomes"][0]["reads"]
+    fasta = reads["fasta"]
+    assert fasta["genome_bases"] == 14_000
+    assert 0 < fasta["bases_needed"] <= fasta["bases_read"] <= 1.5 * fasta["bases_needed"]
+    assert set(reads["bigwig"]) == {"TFA", "TFB"}
+    for stats in reads["bigwig"].values():
+        assert stats["bytes_read"] == 4 * stats["bases_read"] > 0
+        assert stats["read_over_needed"] <= 1.5
+        assert stats["blocks_inflated"] > 0 and stats["block_bytes_read"] > 0
+    total = report["bigwig_reads"]
+    assert total["bases_read"] == sum(s["bases_read"] for s in reads["bigwig"].values())
+
+
 def test_labels_nearest_gene_and_tss_distance(extracted):
     _, _, _, labels = extracted
     peaks = labels[labels["kind"] == "peak"].set_index(["chrom", "summit"])
@@ -128,7 +151,7 @@ def test_qc_figure(extracted, capsys):
 def test_mean_profiles_stored(extracted):
     from seqae.store import read_summary
 
-    _, out, _, labels = extracted
+    _, out, _, _ = extracted
     summary = read_summary(out)
     assert summary["mean_profile/peak"].shape == (2, 240)
     assert summary["mean_profile/background"].shape == (2, 240)
@@ -160,13 +183,26 @@ def test_blacklist_drops_windows(tiny_inputs):
     assert not hits.any()
 
 
-def test_extraction_is_deterministic(tiny_inputs):
+def test_extraction_is_deterministic(tiny_inputs, monkeypatch):
+    """The same windows whatever the threads (--threads 1: one compressing thread)."""
+    import seqae.extract
+
     a = tiny_inputs["dir"] / "a" / "windows.h5"
     b = tiny_inputs["dir"] / "b" / "windows.h5"
     extract_windows(tiny_inputs["config"], a, progress=False)
-    extract_windows(tiny_inputs["config"], b, progress=False)
+    pools = []
+    real = seqae.extract.WindowsWriter
+
+    def writer(*args, **kwargs):
+        pools.append(kwargs["deflate_threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seqae.extract, "WindowsWriter", writer)
+    extract_windows(tiny_inputs["config"], b, progress=False, threads=1)
+    assert pools == [1]
     pd.testing.assert_frame_equal(read_labels(a), read_labels(b))
-    np.testing.assert_array_equal(read_windows(a)[0], read_windows(b)[0])
+    for x, y in zip(read_windows(a), read_windows(b), strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_split_is_a_function_of_the_region():

@@ -7,8 +7,8 @@ import stat
 
 import numpy as np
 import pytest
-
 from conftest import write_fasta
+
 from seqae.errors import InputError
 from seqae.genome import (
     Genome,
@@ -19,6 +19,7 @@ from seqae.genome import (
     gc_and_n_fraction,
     harmonise_chrom_names,
 )
+from seqae.spans import ReadStats
 
 
 def test_encode_decode_round_trip():
@@ -43,6 +44,30 @@ def test_chromosome_codes_any_line_width(tmp_path, width):
     genome = Genome(fasta)
     assert decode(genome.chrom_codes("x")) == seq
     assert decode(genome.chrom_codes("y")) == "GGCC"
+
+
+@pytest.mark.parametrize("width", [7, 60, 61])
+def test_span_and_window_codes_equal_fasta_slices(tmp_path, width):
+    """Spans start and end anywhere relative to the line ends; windows are cut from as few spans as pay."""
+    rng = np.random.default_rng(width)
+    seq = "".join(rng.choice(list("ACGTNacgt"), size=1001))
+    genome = Genome(write_fasta(tmp_path / "g.fa", {"x": "ACGT", "y": seq}, line_width=width))
+    for lo, hi in [(0, 1001), (0, 1), (width - 1, width + 1), (width, 2 * width), (500, 1001), (3, 3)]:
+        assert decode(genome.span_codes("y", lo, hi)) == seq[lo:hi].upper()
+    starts = np.sort(rng.integers(0, 1001 - 50, size=40))
+    stats = ReadStats()
+    windows = genome.window_codes("y", starts, 50, stats=stats)
+    assert [decode(w) for w in windows] == [seq[s : s + 50].upper() for s in starts]
+    assert stats.bases_needed <= stats.bases_read <= 1.5 * stats.bases_needed
+    genome.close()
+
+
+def test_non_dna_character_in_a_span_names_its_position(tmp_path):
+    bad = write_fasta(tmp_path / "prot.fa", {"p": "ACGT" * 30 + "X" + "ACGT"}, line_width=7)
+    genome = Genome(bad)
+    assert decode(genome.span_codes("p", 0, 120)) == "ACGT" * 30
+    with pytest.raises(InputError, match=r"prot\.fa:record 'p': character 'X' at position 121 is not IUPAC DNA"):
+        genome.window_codes("p", np.array([100, 110]), 12)
 
 
 def test_gather_windows_and_gc():
@@ -144,6 +169,7 @@ def test_bgzip_fasta_read_in_place(tiny_inputs, tmp_path, monkeypatch):
     assert genome.path == fa_gz and genome.chroms == ["chr1", "chr2", "chr3"]
     for chrom, seq in tiny_inputs["seqs"].items():
         assert decode(genome.chrom_codes(chrom)) == seq.upper()
+        assert decode(genome.span_codes(chrom, 95, 310)) == seq[95:310].upper()
     genome.close()
     assert genome.index_path == tmp_path / "in" / "genome.fa.gz.fai"
     # In a read-only folder, the index (.fai and .gzi) goes to seqae's folder.

@@ -9,7 +9,6 @@ import pytest
 from seqae.errors import InputError
 from seqae.tracks import (
     BigWigTrack,
-    cluster_windows,
     invert_transform,
     read_windows,
     transform_signal,
@@ -43,16 +42,6 @@ def test_values_past_bigwig_chromosome_end_are_zero(tiny_inputs):
     vals = track.values("chr3", 2990, 3010)
     assert vals.shape == (20,)
     assert np.all(vals[10:] == 0)
-
-
-def test_cluster_windows_respects_gap_and_span():
-    starts = np.array([0, 10, 20, 1000, 1010, 5000])
-    bounds = cluster_windows(starts, 100, max_gap=50, max_span=0)
-    assert bounds.tolist() == [0, 3, 5, 6]
-    bounds = cluster_windows(np.arange(0, 1000, 10), 100, max_gap=50, max_span=300)
-    spans = [(s, e) for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
-    assert bounds[0] == 0 and bounds[-1] == 100
-    assert all(np.arange(0, 1000, 10)[e - 1] + 100 - np.arange(0, 1000, 10)[s] <= 400 for s, e in spans)
 
 
 def test_missing_chromosome_is_a_clear_error(tiny_inputs):

@@ -10,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import windows_file_contents
 
+from seqae.cli import main as cli_main
 from seqae.config import nvidia_gpu_visible
 from seqae.store import read_labels, read_schema
 
@@ -213,7 +216,7 @@ def test_config_error_is_one_line_naming_the_key(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_species_overlay_runs_end_to_end(tmp_path):
+def test_species_overlay_runs_end_to_end(tmp_path, monkeypatch):
     """Several species from the demo generator, one windows file, a model with a species block,
     and trees of orthologous windows compared with the species tree."""
     config = tiny_demo_config()
@@ -241,10 +244,25 @@ def test_species_overlay_runs_end_to_end(tmp_path):
         "align": "none",
         "max_families": 3,
     }
+    config["extract"]["shards"] = 4  # as config/species.yaml
     done = run_snakemake(tmp_path, config)
     assert done.returncode == 0, done.stderr[-3000:]
-    labels = read_labels(tmp_path / "results" / "windows" / "windows.h5")
+    windows = tmp_path / "results" / "windows" / "windows.h5"
+    labels = read_labels(windows)
     assert set(labels["species"]) == set(species)
+    logs = tmp_path / "results" / "logs"
+    assert (logs / "extract_plan.log").exists() and len(list(logs.glob("extract_shard_*.log"))) == 4
+    assert not list((tmp_path / "results" / "windows" / "shards").glob("shard_*.h5"))  # temp(): gone once gathered
+    # The same windows file as one job writes (seqae extract with the rule's configuration).
+    (cfg,) = (tmp_path / "results" / "config").glob("extract.*.json")
+    single = tmp_path / "single" / "windows.h5"
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["--quiet", "extract", "--config", str(cfg), "--out", str(single)]) == 0
+    sharded_contents, single_contents = windows_file_contents(windows), windows_file_contents(single)
+    assert sharded_contents[1] == single_contents[1] and sharded_contents[2] == single_contents[2]
+    assert sorted(sharded_contents[0]) == sorted(single_contents[0])
+    for name, values in single_contents[0].items():
+        np.testing.assert_array_equal(values, sharded_contents[0][name], err_msg=name)
     metrics = yaml.safe_load((tmp_path / "results" / "models" / "tiny" / "evaluate" / "metrics.json").read_text())
     assert metrics["probes"]["blocks"]["species"]["label"] == "species"
     assert {"species", "chrom"} <= set(metrics["probes"]["labels"])
