@@ -394,15 +394,18 @@ class ContextDecoder(nn.Module):
         out = self.forward_with_chain(seq, local, global_latent, keep, chain=False)
         return out.seq_logits, out.tracks_pred
 
-    def _context_features(self, seq: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _context_features(self, seq: Tensor, chain: bool = True) -> tuple[Tensor, Tensor | None, Tensor]:
         """``int [B, L]`` -> (context index ``int64 [B, L]``, the chain's features ``[B, L, H]`` (table and
-        reach), the latent path's features ``[B, L, H]`` (the same, or the table alone))."""
+        reach; None when ``chain`` is False and the latent path does not read them), the latent path's
+        features ``[B, L, H]`` (the same, or the table alone))."""
         index = context_index(seq, self.context)
         table = self.context_table(index)
         if self.reach is None:
             return index, table, table
-        chain = table + self.reach(seq)
-        return index, chain, (chain if self.latent_reach else table)
+        if not chain and not self.latent_reach:
+            return index, None, table  # the reach, the costliest part, is not run for nothing
+        features = table + self.reach(seq)
+        return index, features, (features if self.latent_reach else table)
 
     def chain_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
         """The decoder's own chain (latent off) over the table and the reach, alone:
@@ -410,6 +413,7 @@ class ContextDecoder(nn.Module):
         batch = seq.shape[0]
         u, gamma, beta = self._conditioning(None, None, torch.zeros(batch, device=seq.device), batch, seq.device)
         _, c, _ = self._context_features(seq)
+        assert c is not None
         return self._chain(c).transpose(1, 2), self._tracks(u, gamma, beta)
 
     def baseline_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
@@ -439,14 +443,14 @@ class ContextDecoder(nn.Module):
         """
         batch = seq.shape[0]
         u, gamma, beta = self._conditioning(local, global_latent, keep, batch, seq.device)
-        index, c, c_latent = self._context_features(seq)
+        need_off = chain or keep is not None
+        index, c, c_latent = self._context_features(seq, chain=need_off)
         # The context features belong to the chain: the latent path reads them but does not
         # train them, so the chain, the baseline of the latent's contribution, is the same
         # model whatever the latent learns.
         h = (c_latent.detach() + u) * (1 + gamma) + beta
         seq_logits = self._head(h).transpose(1, 2)
-        need_off = chain or keep is not None
-        chain_logits = self._chain(c).transpose(1, 2) if need_off else None
+        chain_logits = self._chain(c).transpose(1, 2) if (need_off and c is not None) else None
         baseline_logits = None
         if need_off and self.order_k is not None:
             baseline_logits = self.order_k(index).transpose(1, 2)
