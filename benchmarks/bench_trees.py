@@ -1,29 +1,34 @@
-"""Benchmark: the tree autoencoder's latent tree against NJ and FastTree on simulated families.
+"""Benchmark: the tree latent against NJ, FastTree and IQ-TREE on simulated families.
 
-Two settings, as in the issue (HKY85 kappa = 2, discrete Gamma alpha = 0.5,
+Three settings, as in issue 19 (HKY85 kappa = 2, discrete Gamma alpha = 0.5,
 4 categories; Yule trees with a strict clock):
 
 * ``20x1000``: 20 taxa x 1000 sites, root-to-tip height 0.5 substitutions/site;
-* ``50x300``: 50 taxa x 300 sites, height 1.0.
+* ``50x300``: 50 taxa x 300 sites, height 1.0;
+* ``100x500``: 100 taxa x 500 sites, height 1.0.
 
-For each replicate family it runs the tree autoencoder
-(:func:`seqae.phylo.treeae.fit_tree_autoencoder`, the stage's settings from
-``--config`` or the defaults) and the baselines (NJ on p-distances, NJ on
-JC69 distances, FastTree ``-gtr -gamma`` and IQ-TREE ``-m GTR+G`` when
-installed), and prints per setting the mean normalised Robinson–Foulds
-distance (nRF) of each method's tree to the true tree (with its standard
-error, and the latent tree's wins / ties / losses against NJ-p per family),
-each tree's log-likelihood under one GTR + Gamma(4) model per family (fitted
-on IQ-TREE's tree, else FastTree's, else the latent tree's, as the tree
-stage does; the families where the latent tree's is at least FastTree's
-within 0.01, and the mean gap to IQ-TREE's), the discriminator's held-out AUC
-(reference vs latent trees) before and after adversarial training (co-trained
-and refitted from scratch), and seconds per family on this machine.
+Per setting it fits the tree latent (:func:`seqae.phylo.hypertree.fit_latent_trees`)
+on **all replicates in one batch** and times it (families per second on this
+CPU, torch threads 1), runs the baselines one family at a time (NJ on
+p-distances, BME-NNI on p, NJ on JC69, FastTree ``-gtr -gamma`` and IQ-TREE
+``-m GTR+G``, each timed, one thread), and prints:
 
-    python benchmarks/bench_trees.py                   # 20 replicates per setting
-    python benchmarks/bench_trees.py --quick           # 5 replicates, shorter training
+* the mean normalised Robinson-Foulds distance (nRF) of each tree to the true
+  tree, with its standard error; for the latent, three trees from the same
+  fit: ``latent`` (after ML NNI refinement, the default), ``latent_decoded``
+  (decoded from the trained hyperbolic points, no refinement: the ablation)
+  and ``latent_start`` (decoded from the points' initial fit to the JC69
+  distances, before any likelihood training);
+* each tree's log-likelihood under one GTR + Gamma(4) model per family
+  (fitted on IQ-TREE's tree, else FastTree's, as the tree stage does): the
+  families where the latent tree's is at least FastTree's (within 0.01) and
+  the mean gaps to FastTree and IQ-TREE;
+* families per second for seqae batched, FastTree and IQ-TREE.
+
+    python benchmarks/bench_trees.py                   # 20 replicates per setting, all three settings
+    python benchmarks/bench_trees.py --quick           # 5 replicates per setting
     python benchmarks/bench_trees.py --replicates 50 --settings 50x300
-    python benchmarks/bench_trees.py --set adversarial_weight=0 --set geometry=poincare
+    python benchmarks/bench_trees.py --set refine=none --set epochs=200
 
 Replicate ``r`` of a setting uses seed ``seed + r`` (the same families for
 every configuration compared).
@@ -46,6 +51,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -57,7 +63,11 @@ SETTINGS = {
     "50x300": {"n": 50, "n_sites": 300, "height": 1.0},
     "100x500": {"n": 100, "n_sites": 500, "height": 1.0},
 }
-METHODS = ("latent", "nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
+METHODS = ("latent", "latent_decoded", "latent_start", "nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
+#: Trees scored under the family's one GTR + Gamma(4) model.
+SCORED = ("latent", "latent_decoded", "nj_p", "fasttree", "iqtree")
+#: Methods whose time is measured (the latent's three trees come from one batched fit).
+TIMED = ("latent", "nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -84,91 +94,83 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def run_setting(name: str, replicates: int, settings: dict, seed: int, verbose: bool) -> dict:
+    """Simulate ``replicates`` families of a setting; fit the tree latent on all of them in one batch; run baselines."""
     import torch
 
     from seqae.phylo.baselines import run_baselines
     from seqae.phylo.compare import normalized_rf
+    from seqae.phylo.hypertree import LatentTreeSettings, fit_latent_trees
     from seqae.phylo.mlfit import score_trees
     from seqae.phylo.simulate import SubstitutionModel, simulate_family
     from seqae.phylo.stage import MODEL_TREE_ORDER
-    from seqae.phylo.treeae import fit_tree_autoencoder
 
     torch.set_num_threads(1)
     spec = SETTINGS[name]
     model = SubstitutionModel.hky85(2.0, alpha=0.5)
+    fams = [
+        simulate_family(spec["n"], spec["n_sites"], np.random.default_rng(seed + r), model=model, height=spec["height"])
+        for r in range(replicates)
+    ]
+    start = time.perf_counter()
+    latents = fit_latent_trees([(f.codes, f.names) for f in fams], LatentTreeSettings.from_mapping(settings), seed=seed)
+    seconds_latent = time.perf_counter() - start
     rows = []
-    for r in range(replicates):
-        rng = np.random.default_rng(seed + r)
-        fam = simulate_family(spec["n"], spec["n_sites"], rng, model=model, height=spec["height"])
-        start = time.perf_counter()
-        result = fit_tree_autoencoder(fam.codes, fam.names, {**settings, "seed": seed + r})
-        seconds = time.perf_counter() - start
-        row = {"latent": normalized_rf(result.tree, fam.tree), "seconds": seconds}
-        trees = {"latent": result.tree}
+    for r, (fam, lat) in enumerate(zip(fams, latents)):
+        trees = {"latent": lat.tree, "latent_decoded": lat.decoded_tree, "latent_start": lat.start_tree}
+        row = {"seconds_latent": seconds_latent / replicates, "nni_moves": lat.nni_moves}
+        for method, tree in trees.items():
+            row[method] = normalized_rf(tree, fam.tree)
         for b in run_baselines(fam.codes, fam.names, fam.tree, seed=seed + r):
             row[b.method] = np.nan if b.nrf is None else b.nrf
             row[f"seconds_{b.method}"] = b.seconds
             if b.tree is not None:
                 trees[b.method] = b.tree
-        start = time.perf_counter()
-        methods = list(trees)
-        model_tree = next(m for m in MODEL_TREE_ORDER if m in trees)
-        scores = score_trees(fam.codes, fam.names, [trees[m] for m in methods], reference=methods.index(model_tree))
-        row["seconds_loglik"] = time.perf_counter() - start
-        for m in METHODS:
-            row[f"loglik_{m}"] = float(scores.log_likelihood[methods.index(m)]) if m in trees else np.nan
-        row.update(
-            auc_before=result.auc_before, auc_after=result.auc_after, auc_after_cotrained=result.auc_after_cotrained,
-            disc_score=result.disc_score,
-        )  # fmt: skip
+        scored = [m for m in SCORED if m in trees]
+        t0 = time.perf_counter()
+        model_tree = next(m for m in (*MODEL_TREE_ORDER, "latent") if m in trees)
+        scores = score_trees(fam.codes, fam.names, [trees[m] for m in scored], reference=scored.index(model_tree))
+        row["seconds_loglik"] = time.perf_counter() - t0
+        for m in SCORED:
+            row[f"loglik_{m}"] = float(scores.log_likelihood[scored.index(m)]) if m in scored else np.nan
         rows.append(row)
         if verbose:
-            print(
-                f"  {name} #{r:02d}: latent {row['latent']:.3f}  nj_p {row['nj_p']:.3f}  bme_p {row['bme_p']:.3f}"
-                f"  nj_jc69 {row['nj_jc69']:.3f}"
-                f"  fasttree {row['fasttree']:.3f}  AUC {row['auc_before']:.2f} -> {row['auc_after']:.2f}"
-                f" (co-trained {row['auc_after_cotrained']:.2f})  {seconds:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-    return {"name": name, "rows": rows}
+            print(f"  {name} #{r:02d}: " + "  ".join(f"{m} {row[m]:.3f}" for m in METHODS if m in row)
+                  + f"  logL latent - fasttree {row['loglik_latent'] - row['loglik_fasttree']:+.2f}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return {"name": name, "rows": rows, "seconds_latent": seconds_latent}
 
 
 def summarise(out: dict) -> list[str]:
+    """Printable lines: nRF, speed and log-likelihood comparisons of one setting."""
     rows = out["rows"]
     k = len(rows)
 
-    def col(key):
-        return np.array([r[key] for r in rows], dtype=float)
+    def col(key: str) -> np.ndarray:
+        return np.array([r.get(key, np.nan) for r in rows], dtype=float)
 
     lines = [f"{out['name']} ({k} replicates)"]
     for m in METHODS:
         v = col(m)
         if np.isnan(v).all():
-            lines.append(f"  {m:<10} n/a")
+            lines.append(f"  {m:<15} n/a")
             continue
         se = np.nanstd(v, ddof=1) / np.sqrt(np.sum(~np.isnan(v))) if k > 1 else float("nan")
-        secs = col("seconds" if m == "latent" else f"seconds_{m}")
-        lines.append(f"  {m:<10} nRF {np.nanmean(v):.4f} +- {se:.4f}   {np.nanmean(secs):7.2f} s/family")
-    diff = col("latent") - col("nj_p")
-    lines.append(
-        f"  latent vs nj_p per family: {int((diff < 0).sum())} better, {int((diff == 0).sum())} tied, "
-        f"{int((diff > 0).sum())} worse; mean difference {diff.mean():+.4f}"
-    )
-    for m in ("fasttree", "iqtree"):
-        gap = col("loglik_latent") - col(f"loglik_{m}")
-        gap = gap[~np.isnan(gap)]
-        if gap.size:
-            lines.append(
-                f"  log-likelihood latent vs {m} (one GTR+G4 per family): latent >= {m} (within 0.01) on "
-                f"{int((gap >= -0.01).sum())}/{gap.size} families; mean difference {gap.mean():+.2f}"
-            )
-    lines.append(f"  scoring every tree under the shared model: {np.nanmean(col('seconds_loglik')):.2f} s/family")
-    lines.append(
-        f"  discriminator AUC: before {np.nanmean(col('auc_before')):.3f}, after {np.nanmean(col('auc_after')):.3f}"
-        f" (judge), {np.nanmean(col('auc_after_cotrained')):.3f} (co-trained adversary);"
-        f" final score {np.nanmean(col('disc_score')):.3f}"
-    )
+        secs = col("seconds_latent" if m.startswith("latent") else f"seconds_{m}")
+        speed = f"{np.nanmean(secs):7.2f} s/family  {1.0 / np.nanmean(secs):7.3f} families/s" if m in TIMED else ""
+        lines.append(f"  {m:<15} nRF {np.nanmean(v):.4f} +- {se:.4f}   {speed}")
+    lines.append("  (latent: the tree latent after ML NNI refinement; latent_decoded: the tree decoded from the trained")
+    lines.append("   hyperbolic points, no refinement; latent_start: decoded from the points' distance fit, no likelihood)")
+    for ours in ("latent", "latent_decoded"):
+        for m in ("fasttree", "iqtree"):
+            gap = col(f"loglik_{ours}") - col(f"loglik_{m}")
+            gap = gap[~np.isnan(gap)]
+            if gap.size:
+                lines.append(
+                    f"  log-likelihood {ours} vs {m} (one GTR+G4 per family): {ours} >= {m} (within 0.01) on "
+                    f"{int((gap >= -0.01).sum())}/{gap.size} families; mean difference {gap.mean():+.2f}"
+                )
+    lines.append(f"  NNIs accepted per family {np.nanmean(col('nni_moves')):.1f}; scoring the trees under the shared"
+                 f" model {np.nanmean(col('seconds_loglik')):.2f} s/family (not counted above)")  # fmt: skip
     return lines
 
 
@@ -226,11 +228,11 @@ def likelihood_speed(name: str, replicates: int, seed: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=20, help="families per setting (default 20)")
-    parser.add_argument("--quick", action="store_true", help="5 replicates and a shorter training (a smoke run)")
-    parser.add_argument("--settings", nargs="+", default=["20x1000", "50x300"], choices=list(SETTINGS))
+    parser.add_argument("--quick", action="store_true", help="5 replicates per setting (a smoke run)")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--config", help="YAML config whose `trees:` section sets the model (default: the schema defaults)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a trees setting, e.g. --set adversarial_weight=0 --set discriminator.steps=100")  # fmt: skip
+                        help="override a latent_tree setting, e.g. --set refine=none --set epochs=200")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--json", help="also write every replicate's numbers to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per family on stderr")
@@ -244,24 +246,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from seqae.phylo.baselines import find_fasttree
+    from seqae.phylo.hypertree import LatentTreeSettings
     from seqae.phylo.iqtree import find_iqtree
-    from seqae.phylo.stage import stage_settings
 
     settings: dict = {}
     if args.config:
         from seqae.config import load_config
 
-        cfg = load_config(args.config)
-        settings = {k: v for k, v in cfg["trees"].items() if k not in ("families", "baselines", "render", "figure_width", "real_trees")}
+        settings = dict(load_config(args.config)["trees"].get("latent_tree") or {})
     replicates = args.replicates
     if args.quick:
         replicates = min(replicates, 5)
-        settings = _merge(settings, {"epochs": 400, "adversarial_epochs": 100, "discriminator": {"steps": 150}})
     settings = _merge(settings, _parse_set(args.set))
-    model, _ = stage_settings(settings)  # validates
-    print(f"tree-AE settings: {json.dumps(model.as_dict(), sort_keys=True)}")
+    model = LatentTreeSettings.from_mapping(settings)  # validates
+    print(f"tree latent settings: {json.dumps(asdict(model), sort_keys=True)}")
     print(f"FastTree: {find_fasttree() or 'not installed'}; IQ-TREE: {find_iqtree() or 'not installed'};"
-          f" torch threads 1; CPU count {os.cpu_count()}")  # fmt: skip
+          f" torch threads 1; CPU count {os.cpu_count()}; replicates per setting {replicates}")  # fmt: skip
     results = []
     for name in args.settings:
         out = run_setting(name, replicates, settings, args.seed, args.verbose)
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(summarise(out)), flush=True)
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"settings": model.as_dict(), "results": results}, handle, indent=1, default=float)
+            json.dump({"settings": asdict(model), "results": results}, handle, indent=1, default=float)
     return 0
 
 
