@@ -63,9 +63,9 @@ SETTINGS = {
     "50x300": {"n": 50, "n_sites": 300, "height": 1.0},
     "100x500": {"n": 100, "n_sites": 500, "height": 1.0},
 }
-METHODS = ("latent", "latent_decoded", "latent_start", "nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
+METHODS = ("latent", "latent_decoded", "latent_start", "latent_adv", "latent_decoded_adv", "nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
 #: Trees scored under the family's one GTR + Gamma(4) model.
-SCORED = ("latent", "latent_decoded", "nj_p", "fasttree", "iqtree")
+SCORED = ("latent", "latent_decoded", "latent_adv", "latent_decoded_adv", "nj_p", "fasttree", "iqtree")
 #: Methods whose time is measured (the latent's three trees come from one batched fit).
 TIMED = ("latent", "nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
 
@@ -93,7 +93,9 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def run_setting(name: str, replicates: int, settings: dict, seed: int, verbose: bool) -> dict:
+def run_setting(
+    name: str, replicates: int, settings: dict, seed: int, verbose: bool, adversary: float = 0.0, baselines: bool = True
+) -> dict:
     """Simulate ``replicates`` families of a setting; fit the tree latent on all of them in one batch; run baselines."""
     import torch
 
@@ -114,20 +116,30 @@ def run_setting(name: str, replicates: int, settings: dict, seed: int, verbose: 
     start = time.perf_counter()
     latents = fit_latent_trees([(f.codes, f.names) for f in fams], LatentTreeSettings.from_mapping(settings), seed=seed)
     seconds_latent = time.perf_counter() - start
+    with_adversary = [None] * replicates
+    if adversary > 0:
+        with_adversary = fit_latent_trees(
+            [(f.codes, f.names) for f in fams],
+            LatentTreeSettings.from_mapping({**settings, "adversarial_weight": adversary}), seed=seed,
+        )  # fmt: skip
     rows = []
-    for r, (fam, lat) in enumerate(zip(fams, latents)):
+    for r, (fam, lat, adv) in enumerate(zip(fams, latents, with_adversary)):
         trees = {"latent": lat.tree, "latent_decoded": lat.decoded_tree, "latent_start": lat.start_tree}
-        row = {"seconds_latent": seconds_latent / replicates, "nni_moves": lat.nni_moves}
+        row = {"seconds_latent": seconds_latent / replicates, "nni_moves": lat.nni_moves,
+               "judge_auc_latent": lat.judge_auc, "judge_auc_latent_decoded": np.nan}  # fmt: skip
+        if adv is not None:
+            trees.update(latent_adv=adv.tree, latent_decoded_adv=adv.decoded_tree)
+            row["judge_auc_latent_adv"] = adv.judge_auc
         for method, tree in trees.items():
             row[method] = normalized_rf(tree, fam.tree)
-        for b in run_baselines(fam.codes, fam.names, fam.tree, seed=seed + r):
+        for b in run_baselines(fam.codes, fam.names, fam.tree, seed=seed + r) if baselines else []:
             row[b.method] = np.nan if b.nrf is None else b.nrf
             row[f"seconds_{b.method}"] = b.seconds
             if b.tree is not None:
                 trees[b.method] = b.tree
         scored = [m for m in SCORED if m in trees]
         t0 = time.perf_counter()
-        model_tree = next(m for m in (*MODEL_TREE_ORDER, "latent") if m in trees)
+        model_tree = next(m for m in (*MODEL_TREE_ORDER, "latent") if m in scored)
         scores = score_trees(fam.codes, fam.names, [trees[m] for m in scored], reference=scored.index(model_tree))
         row["seconds_loglik"] = time.perf_counter() - t0
         for m in SCORED:
@@ -160,6 +172,15 @@ def summarise(out: dict) -> list[str]:
         lines.append(f"  {m:<15} nRF {np.nanmean(v):.4f} +- {se:.4f}   {speed}")
     lines.append("  (latent: the tree latent after ML NNI refinement; latent_decoded: the tree decoded from the trained")
     lines.append("   hyperbolic points, no refinement; latent_start: decoded from the points' distance fit, no likelihood)")
+    for ours, m in (("latent_adv", "latent"), ("latent_decoded_adv", "latent_decoded")):
+        gap = col(f"loglik_{ours}") - col(f"loglik_{m}")
+        gap = gap[~np.isnan(gap)]
+        if gap.size:
+            lines.append(f"  with vs without the adversary: {ours} >= {m} (log-likelihood, within 0.01) on "
+                         f"{int((gap >= -0.01).sum())}/{gap.size} families; mean difference {gap.mean():+.2f}")  # fmt: skip
+    for key in ("judge_auc_latent", "judge_auc_latent_adv"):
+        if not np.isnan(col(key)).all():
+            lines.append(f"  judge AUC, held-out real trees vs {key[10:]}: {np.nanmean(col(key)):.3f}")
     for ours in ("latent", "latent_decoded"):
         for m in ("fasttree", "iqtree"):
             gap = col(f"loglik_{ours}") - col(f"loglik_{m}")
@@ -234,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a latent_tree setting, e.g. --set refine=none --set epochs=200")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--adversary", type=float, default=0.0, metavar="W",
+                        help="also fit every family with the adversarial weight W (same families; with/without rows)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip NJ, FastTree and IQ-TREE (latent trees only)")
     parser.add_argument("--json", help="also write every replicate's numbers to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per family on stderr")
     parser.add_argument("--likelihood", action="store_true",
@@ -264,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
           f" torch threads 1; CPU count {os.cpu_count()}; replicates per setting {replicates}")  # fmt: skip
     results = []
     for name in args.settings:
-        out = run_setting(name, replicates, settings, args.seed, args.verbose)
+        out = run_setting(name, replicates, settings, args.seed, args.verbose, args.adversary, not args.no_baselines)
         results.append(out)
         print("\n".join(summarise(out)), flush=True)
     if args.json:

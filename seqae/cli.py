@@ -18,7 +18,7 @@ from pathlib import Path
 
 from seqae import __version__
 from seqae.config import Config, load_config
-from seqae.errors import SeqaeError
+from seqae.errors import ConfigError, SeqaeError
 
 log = logging.getLogger("seqae")
 
@@ -189,6 +189,21 @@ def _cmd_trees(args: argparse.Namespace) -> None:
         return
     config = _config_from(args)
     settings = {**config.get("trees", {}), "seed": config["seed"]}
+    if args.batch is not None or args.all:
+        from seqae.phylo.stage import read_batch, run_families
+
+        if args.batch is not None:
+            specs = read_batch(args.batch, args.outdir)
+        else:
+            specs = [{"name": f["name"], "fasta": f["fasta"], "reference": f.get("reference"), "labels": f.get("labels"),
+                      "outdir": args.outdir / f["name"]} for f in config["trees"].get("families") or []]  # fmt: skip
+            if not specs:
+                raise ConfigError("seqae trees --all: the configuration lists no trees.families")
+        rows = run_families(specs, settings, progress=not args.quiet)
+        log.info("%d families fitted together; latent trees and figures written under %s", len(rows), args.outdir)
+        return
+    if args.family is None or args.fasta is None:
+        raise ConfigError("seqae trees: give --family and --fasta (one family), --batch or --all (several)")
     row = run_family(args.fasta, args.outdir, settings, reference_tree=args.reference, labels=args.labels,
                      family=args.family, progress=not args.quiet)  # fmt: skip
     log.info("%s: latent tree and figures written to %s", row["family"], args.outdir)
@@ -334,13 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.set_defaults(func=_cmd_orthologs)
 
-    p = _command(sub, "trees", help="tree autoencoder for one aligned family: latent tree (Newick/NHX), figures, summary row")
+    p = _command(sub, "trees", help="latent tree of one aligned family, or of a batch fitted together: Newick/NHX, figures, summary rows")
     _add_config_args(p)
-    p.add_argument("--family", required=True, help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
-    p.add_argument("--fasta", type=Path, required=True, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)")
+    p.add_argument("--family", help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
+    p.add_argument("--fasta", type=Path, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)")
+    p.add_argument("--batch", type=Path,
+                   help="TSV of families fitted together (columns name, fasta, and optionally reference, labels); "
+                   "each family's outputs go to OUTDIR/NAME/")  # fmt: skip
+    p.add_argument("--all", action="store_true",
+                   help="fit every family of the configuration's trees.families together (outputs in OUTDIR/NAME/)")
     p.add_argument("--reference", type=Path, help="reference/true tree (Newick) of the family, for the nRF columns")
     p.add_argument("--labels", type=Path, help="leaf labels: two-column TSV (sequence name, label) for the figures and NHX")
-    p.add_argument("--outdir", type=Path, required=True, help="folder for the family's outputs")
+    p.add_argument("--outdir", type=Path, required=True, help="folder for the family's outputs (with --batch: their parent)")
     p.set_defaults(func=_cmd_trees)
     p = _command(sub, "report", help="an HTML report of the figures a run has written so far, listing what is missing")
     p.add_argument(

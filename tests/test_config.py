@@ -139,7 +139,7 @@ def test_a_users_models_replace_the_demos_and_lists_are_replaced() -> None:
     assert merged["models"]["mine"] == {"kind": "vq"}
     assert merged["genomes"] == mine["genomes"]
     assert merged["trees"]["families"] == [{"name": "f", "fasta": "f.fa"}]
-    assert merged["trees"]["epochs"] == demo["trees"]["epochs"]
+    assert merged["trees"]["latent_tree"] == demo["trees"]["latent_tree"]
     assert merged["training"]["epochs"] == 5 and merged["training"]["batch_size"] == demo["training"]["batch_size"]
     # An overlay's settings for a demo model merge into that model's.
     overlay = merge_config_layers([demo, {"models": {"plain": {"size": "large"}}}])

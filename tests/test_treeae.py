@@ -41,6 +41,7 @@ from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder, read_latent
 
 #: Settings small enough for a test: a few hundred full-batch steps of 8 sequences.
 TINY = {
+    "model": "points",
     "epochs": 150,
     "adversarial_epochs": 15,
     "hidden": 32,

@@ -133,7 +133,7 @@ def test_relabel_keeps_the_tree_and_restores_post_order():
 
 
 def test_nni_search_climbs_back_to_the_true_tree():
-    fams = [_family(6, 1500, 7, height=0.5)]
+    fams = [_family(6, 800, 7, height=0.5)]
     # Start each family from its true tree with two cherries' leaves swapped (a distant topology).
     starts = []
     for f in fams:
@@ -150,7 +150,7 @@ def test_nni_search_climbs_back_to_the_true_tree():
         assert normalized_rf(tree, f.tree) == 0.0
 
 
-SMALL = LatentTreeSettings(dim=4, init_steps=40, epochs=5, nni_rounds=2)
+SMALL = LatentTreeSettings(dim=4, init_steps=40, epochs=5, nni_rounds=2, judge=False)
 
 
 def test_fit_latent_trees_batches_by_size_and_refines():
@@ -183,3 +183,78 @@ def test_latent_settings_reject_bad_values():
         LatentTreeSettings.from_mapping({"dims": 3})
     with pytest.raises(ValueError, match="at least 4"):
         fit_latent_trees([(np.zeros((3, 10), dtype=np.uint8), ["a", "b", "c"])])
+
+
+TINY_STAGE = {
+    "latent_tree": {"dim": 4, "init_steps": 40, "epochs": 5, "nni_rounds": 2, "n_reference": 16, "judge_steps": 20},
+    "render": False,
+    "baselines": ["nj_p"],
+}
+
+
+def test_seqae_trees_batch_fits_families_together_with_and_without_the_adversary(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from seqae.cli import main
+    from seqae.phylo.io import read_tree, write_family
+
+    lines = ["name\tfasta\treference"]
+    for k, n in enumerate((7, 7, 5)):
+        fam = _family(n, 150, 30 + k)
+        write_family(fam.sequences(), tmp_path / f"f{k}.fa")
+        (tmp_path / f"f{k}.nwk").write_text(fam.newick())
+        lines.append(f"f{k}\t{tmp_path / f'f{k}.fa'}\t{tmp_path / f'f{k}.nwk'}")
+    (tmp_path / "batch.tsv").write_text("\n".join(lines) + "\n")
+    cfg = json.dumps({"genomes": [{"species": "x", "fasta": "x.fa", "tfs": [{"name": "T", "peaks": "p.bed"}]}],
+                      "trees": TINY_STAGE})  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["-q", "trees", "--config-json", cfg, "--batch", str(tmp_path / "batch.tsv"), "--outdir", str(out)]) == 0
+    for k in range(3):
+        row = pd.read_csv(out / f"f{k}" / f"f{k}.tsv", sep="\t").iloc[0]
+        assert row["geometry"] == "poincare_nj" and row["adversarial_weight_adv"] == 0.3
+        assert row["nrf_latent"] == row["nrf_latent_noadv"] and 0 <= row["nrf_latent_adv"] <= 1
+        assert np.isfinite([row["loglik_latent"], row["loglik_latent_adv"], row["loglik_nj_p"]]).all()
+        assert 0 <= row["disc_auc_before"] <= 1 and 0 <= row["disc_auc_after"] <= 1 and 0 <= row["disc_score"] <= 1
+        tree = read_tree(out / f"f{k}" / f"f{k}.nwk")
+        inner = {node.name for node in tree.traverse() if not node.is_leaf()}
+        text = (out / f"f{k}" / f"f{k}.ancestral.fa").read_text()
+        assert {line[1:].strip() for line in text.splitlines() if line.startswith(">")} == inner
+
+
+def test_run_families_rejects_a_family_listed_twice(tmp_path):
+    from seqae.errors import ConfigError
+    from seqae.phylo.io import write_family
+    from seqae.phylo.stage import run_families
+
+    fam = _family(5, 50, 40)
+    write_family(fam.sequences(), tmp_path / "a.fa")
+    spec = {"fasta": tmp_path / "a.fa", "outdir": tmp_path / "out"}
+    with pytest.raises(ConfigError, match="listed twice"):
+        run_families([spec, spec], TINY_STAGE)
+    assert not (tmp_path / "out").exists()
+
+
+def test_tree_judge_reads_splits_and_separates_real_from_perturbed_trees():
+    from seqae.phylo.treejudge import (
+        judge_auc,
+        perturbed,
+        reference_schedules,
+        split_features,
+        train_tree_judge,
+    )
+
+    rng = np.random.default_rng(0)
+    real, held = reference_schedules(10, 96, rng), reference_schedules(10, 96, rng)
+    judge = train_tree_judge(real, perturbed(real, rng), steps=150)
+    assert judge_auc(judge, held, perturbed(held, rng)) > 0.8
+    # Features: differentiable in the lengths; balance of a pendant split is 1/n; scale-free.
+    lengths = real.lengths[:2].clone().requires_grad_(True)
+    feats = split_features(real.children[:2], real.root_children[:2], lengths)
+    assert feats.shape == (2, 17, 4)
+    assert torch.allclose(feats[:, :10, 2], torch.full((2, 10), 0.1, dtype=feats.dtype))
+    feats[..., 0].sum().backward()
+    assert torch.isfinite(lengths.grad).all()
+    scaled = split_features(real.children[:2], real.root_children[:2], 3.0 * real.lengths[:2])
+    assert torch.allclose(scaled, feats.detach())

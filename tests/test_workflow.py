@@ -52,7 +52,10 @@ def tiny_demo_config(results: str = "results") -> dict:
     demo["evaluate"] = {"test_max": 100, "train_max": 300, "pca_train_max": 300, "judge_max": 300, "swap_max": 50}
     demo["simulate"]["families"] = {"n_families": 2, "n_taxa": 8, "n_sites": 60}
     demo["trees"]["families"] = demo["trees"]["families"][:2]
-    demo["trees"].update(epochs=40, adversarial_epochs=10, figure_width=300, discriminator={"steps": 20, "n_reference": 32})
+    demo["trees"].update(
+        figure_width=300,
+        latent_tree={"dim": 4, "init_steps": 40, "epochs": 5, "nni_rounds": 2, "n_reference": 16, "judge_steps": 20},
+    )
     return demo
 
 
@@ -138,7 +141,13 @@ def test_a_users_config_with_one_model_plans_one_model(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, flags=re.MULTILINE))
     assert counts["train_model"] == "1" and counts["evaluate_model"] == "1", done.stdout
-    assert counts["tree_family"] == "1", done.stdout
+    assert counts["tree_batch_0"] == "1" and "tree_batch_1" not in counts, done.stdout  # one batch job
+    # Families fan out over batches of trees.latent_tree.batch_size, one job each.
+    mine["trees"] = {"families": tiny_demo_config()["trees"]["families"][:2], "latent_tree": {"batch_size": 1}}
+    done = run_snakemake(tmp_path, mine, "-n", "--quiet", "rules")
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, flags=re.MULTILINE))
+    assert counts["tree_batch_0"] == "1" and counts["tree_batch_1"] == "1" and "tree_batch_2" not in counts, done.stdout
 
 
 def test_shell_commands_are_short_and_no_gpu_is_asked_for_without_one(tmp_path):

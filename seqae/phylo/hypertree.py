@@ -59,6 +59,7 @@ and IQ-TREE, families per second) are in the README and come from
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -74,6 +75,13 @@ from seqae.phylo.mlsearch import nni_search
 from seqae.phylo.njtorch import decode_nj
 from seqae.phylo.patterns import pattern_batch, site_patterns
 from seqae.phylo.schedule import UnrootedTree
+from seqae.phylo.treejudge import (
+    JudgeTrees,
+    perturbed,
+    reference_schedules,
+    split_features,
+    train_tree_judge,
+)
 
 __all__ = ["LatentTree", "LatentTreeSettings", "fit_latent_trees", "poincare_distance_matrix"]
 
@@ -96,6 +104,13 @@ class LatentTreeSettings:
         n_categories: discrete-Gamma categories.
         batch_size: families fitted together (same number of taxa).
         dtype: ``"float64"`` (default) or ``"float32"``.
+        adversarial_weight: weight of the adversarial term ``softplus(-adversary(tree))``
+            added to the negative log-likelihood per site during likelihood
+            training (0: no adversary; see :mod:`seqae.phylo.treejudge`).
+        judge: fit the judge (real vs perturbed trees; it never sees a latent
+            tree) and report its score and AUC for each latent tree.
+        judge_steps: Adam steps of the judge's first fit.
+        n_reference: simulated real trees for the judge (and as many held out).
     """
 
     dim: int = 8
@@ -109,6 +124,10 @@ class LatentTreeSettings:
     n_categories: int = 4
     batch_size: int = 64
     dtype: str = "float64"
+    adversarial_weight: float = 0.0
+    judge: bool = True
+    judge_steps: int = 200
+    n_reference: int = 256
 
     def __post_init__(self) -> None:
         if self.refine not in REFINEMENTS:
@@ -143,6 +162,9 @@ class LatentTree:
         points: ``[n, dim]`` leaf points in the Poincare ball (rows in input order).
         model: the family's fitted substitution model (numpy values).
         nni_moves: NNIs the refinement accepted.
+        judge_score: the judge's probability that the latent tree is a real tree (NaN without a judge).
+        judge_auc: share of held-out real trees the judge scores above the latent tree
+            (the AUC of real trees vs this one tree; 0.5: it cannot tell them apart).
         seconds: this family's share of its batch's wall-clock time.
         trace: per likelihood-training step, the batch's mean log-likelihood per site.
     """
@@ -156,6 +178,8 @@ class LatentTree:
     points: np.ndarray
     model: object
     nni_moves: int
+    judge_score: float
+    judge_auc: float
     seconds: float
     trace: list[float] = field(default_factory=list)
 
@@ -205,6 +229,7 @@ def fit_latent_trees(
     settings: LatentTreeSettings | None = None,
     device: torch.device | str | None = None,
     seed: int = 1,
+    user_trees: Sequence = (),
 ) -> list[LatentTree]:
     """Fit the tree latent of many families, batched by number of taxa.
 
@@ -215,7 +240,9 @@ def fit_latent_trees(
             without any base should be removed by the caller.
         settings: :class:`LatentTreeSettings` (default values when None).
         device: torch device (default CPU).
-        seed: seeds the points' start (only MDS ties use it).
+        seed: seeds the judge's reference trees and its fit.
+        user_trees: real trees (``ete3.Tree``) for the judge; those with as
+            many leaves as a batch's families join its real trees.
 
     Returns:
         One :class:`LatentTree` per family, in input order.
@@ -231,13 +258,28 @@ def fit_latent_trees(
         members = groups[n]
         for start in range(0, len(members), s.batch_size):
             chunk = members[start : start + s.batch_size]
-            for k, tree in zip(chunk, _fit_batch([alignments[k] for k in chunk], s, device, seed)):
+            for k, tree in zip(chunk, _fit_batch([alignments[k] for k in chunk], s, device, seed, user_trees)):
                 out[k] = tree
     return out  # type: ignore[return-value]
 
 
+def _judges(n: int, s: LatentTreeSettings, seed: int, user_trees: Sequence, dtype: torch.dtype, device):
+    """The frozen judge, the adversary (a copy that keeps learning), real trees to train on and held-out ones."""
+    rng = np.random.default_rng(seed)
+    real = reference_schedules(n, s.n_reference, rng, user_trees, dtype=dtype)
+    held = reference_schedules(n, s.n_reference, rng, dtype=dtype)
+    judge = train_tree_judge(real, perturbed(real, rng), steps=s.judge_steps, seed=seed).to(device)
+    for p in judge.parameters():
+        p.requires_grad_(False)
+    adversary = copy.deepcopy(judge)
+    for p in adversary.parameters():
+        p.requires_grad_(True)
+    move = lambda t: JudgeTrees(t.children.to(device), t.root_children.to(device), t.lengths.to(device))
+    return judge, adversary, move(real), move(held), rng
+
+
 def _fit_batch(
-    batch: Sequence[tuple[np.ndarray, Sequence[str]]], s: LatentTreeSettings, device, seed: int
+    batch: Sequence[tuple[np.ndarray, Sequence[str]]], s: LatentTreeSettings, device, seed: int, user_trees: Sequence
 ) -> list[LatentTree]:
     """One batch of families with the same ``n`` (see :func:`fit_latent_trees`)."""
     t0 = time.perf_counter()
@@ -281,12 +323,29 @@ def _fit_batch(
     best = [ch.clone(), rc.clone(), ln.clone(), ll.clone()]
     # 2. Likelihood training: points, scale and model by Adam on -log-likelihood per site.
     opt = torch.optim.Adam([{"params": [v, log_scale], "lr": s.lr}, {"params": list(model.parameters()), "lr": s.model_lr}])
+    judge = None
+    if s.judge or s.adversarial_weight > 0:
+        judge, adversary, real, held, rng = _judges(n, s, seed, user_trees, dtype, device)
+        adv_opt = torch.optim.Adam(adversary.parameters(), lr=1e-3)
     trace = []
     for _ in range(s.epochs):
         opt.zero_grad()
         ch, rc, ln, ll = decode()
-        (-(ll / sites).sum()).backward()
+        loss = -(ll / sites).sum()
+        if s.adversarial_weight > 0:
+            fake = split_features(ch, rc, ln)
+            loss = loss + s.adversarial_weight * torch.nn.functional.softplus(-adversary(fake)).sum()
+        loss.backward()
         opt.step()
+        if s.adversarial_weight > 0:  # the adversary's step: real trees vs the current latent trees
+            adv_opt.zero_grad()
+            pick = torch.as_tensor(rng.choice(real.lengths.shape[0], size=min(64, real.lengths.shape[0]), replace=False))
+            real_x = split_features(real.children[pick], real.root_children[pick], real.lengths[pick])
+            adv_loss = torch.nn.functional.softplus(-adversary(real_x)).mean() + torch.nn.functional.softplus(
+                adversary(fake.detach())
+            ).mean()
+            adv_loss.backward()
+            adv_opt.step()
         better = ll.detach() > best[3]
         best[0] = torch.where(better[:, None, None], ch, best[0])
         best[1] = torch.where(better[:, None], rc, best[1])
@@ -299,6 +358,14 @@ def _fit_batch(
         decoded[0], decoded[1], decoded[2].clamp_min(MIN_LENGTH), tips, weights, model,
         max_rounds=s.nni_rounds if s.refine == "nni" else 0,
     )  # fmt: skip
+    scores = aucs = np.full(b, np.nan)
+    if judge is not None:
+        with torch.no_grad():
+            logit = judge.score(JudgeTrees(search.children, search.root_children, search.lengths))
+            held_logit = judge.score(held)
+        scores = torch.sigmoid(logit).cpu().numpy()
+        aucs = ((held_logit[None, :] > logit[:, None]).double().mean(1)
+                + 0.5 * (held_logit[None, :] == logit[:, None]).double().mean(1)).cpu().numpy()  # fmt: skip
     seconds = (time.perf_counter() - t0) / b
     out = []
     for k in range(b):
@@ -320,6 +387,8 @@ def _fit_batch(
                 points=pts,
                 model=model.substitution_model(k),
                 nni_moves=int(search.moves[k]),
+                judge_score=float(scores[k]),
+                judge_auc=float(aucs[k]),
                 seconds=seconds,
                 trace=trace,
             )

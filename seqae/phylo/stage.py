@@ -1,16 +1,23 @@
-"""The tree stage for one family: FASTA in; latent tree, figures and a summary row out.
+"""The tree stage: FASTAs in; per family a latent tree, figures and a summary row out.
 
-:func:`run_family` is what ``seqae trees`` (and the Snakemake rule) runs for
-each family of ``config["trees"]["families"]``; :func:`gather_trees`
-concatenates the families' rows into ``trees.tsv`` (``seqae trees-gather``).
+:func:`run_families` is what ``seqae trees --batch/--all`` (and each
+Snakemake batch job) runs for a batch of ``config["trees"]["families"]``: all
+families are read and checked first, then their latent trees are fitted
+together (:func:`seqae.phylo.hypertree.fit_latent_trees`, one batched fit per
+number of taxa; ``trees.model: points`` fits the earlier point-cloud model
+family by family), then each family's baselines, log-likelihoods, ancestral
+sequences and files follow. :func:`run_family` is the same for one family
+(``seqae trees --family``); :func:`gather_trees` concatenates the families'
+rows into ``trees.tsv`` (``seqae trees-gather``).
 
 Files written for a family ``F`` under ``outdir`` (each atomically: a
 temporary file renamed into place; the summary row last, so its presence
 means the family is complete):
 
 =======================  ==========================================================
-``F.nwk``                the latent tree, Newick with branch lengths (units of the
-                         distance target: differences per site for ``p``); unrooted
+``F.nwk``                the latent tree, Newick with branch lengths (tree latent:
+                         ML substitutions per site; points: units of the
+                         distance target, differences per site for ``p``); unrooted
                          (neighbor joining's trifurcating root); internal nodes
                          named ``N1``, ``N2``, ... in pre-order
 ``F.nhx``                the same tree in NHX: ``loglik``, ``disc_score`` (and
@@ -49,6 +56,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +68,9 @@ from seqae.fileio import require_file, write_tsv
 from seqae.phylo.alphabet import CODE_MISSING, partial_codes
 from seqae.phylo.ancestral import name_internal_nodes
 from seqae.phylo.baselines import BASELINES, run_baselines
+from seqae.phylo.compare import normalized_rf
 from seqae.phylo.distance import patristic_distances
+from seqae.phylo.hypertree import LatentTreeSettings, fit_latent_trees
 from seqae.phylo.io import read_family, read_tree, write_family, write_newick, write_nhx
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
 
@@ -69,7 +79,9 @@ __all__ = [
     "TREES_COLUMNS",
     "draw_tree_summary",
     "gather_trees",
+    "read_batch",
     "read_labels",
+    "run_families",
     "run_family",
     "stage_settings",
     "summarise_trees",
@@ -97,10 +109,15 @@ TREES_COLUMNS = (
     "loglik_fasttree",
     "loglik_iqtree",
     "loglik_model_tree",  # the tree the shared GTR+G4 model was fitted on (iqtree, fasttree or latent)
-    "disc_score",  # the judge's probability that the final latent metric is a real tree's
-    "disc_auc_before",  # the judge's held-out AUC, reference trees vs latent metric, before the adversarial phase
-    "disc_auc_after",  # the same after it (closer to 0.5: more tree-like)
-    "disc_auc_after_cotrained",  # the co-trained adversary's AUC on the final latent
+    "nrf_latent_noadv",  # tree_latent: nRF of the family's latent tree fitted without the adversary
+    "nrf_latent_adv",  # the same family fitted with the adversary (weight adversarial_weight_adv)
+    "loglik_latent_noadv",  # their log-likelihoods under the family's one model
+    "loglik_latent_adv",
+    "adversarial_weight_adv",  # the adversarial weight of the fit with it (empty when there was none)
+    "disc_score",  # the judge's probability that the written latent tree (points: latent metric) is a real tree's
+    "disc_auc_before",  # the judge's held-out AUC, real trees vs the latent, without the adversary (points: before it)
+    "disc_auc_after",  # the same with the adversary (closer to 0.5: more like a real tree)
+    "disc_auc_after_cotrained",  # points: the co-trained adversary's AUC on the final latent
     "epochs",  # training steps run (warm-up + adversarial)
     "seconds",  # wall-clock seconds of the tree-AE fit
     "seconds_loglik",  # scoring every tree under the shared model, and the ancestral sequences
@@ -114,6 +131,7 @@ MODEL_TREE_ORDER = ("iqtree", "fasttree", "latent")
 #: nRF columns of trees.tsv and the names the summary gives them.
 NRF_COLUMNS = {
     "nrf_latent": "latent",
+    "nrf_latent_adv": "latent, with adversary",
     "nrf_nj_p": "NJ p-distance",
     "nrf_bme_p": "BME-NNI p-distance",
     "nrf_nj_jc69": "NJ JC69",
@@ -121,11 +139,14 @@ NRF_COLUMNS = {
     "nrf_iqtree": "IQ-TREE",
 }
 #: Unit of the latent tree's branch lengths per trees.distance_target (the scale bar's unit).
-BRANCH_UNITS = {"p": "differences/site (p-distance)", "jc69": "substitutions/site (JC69)"}
+BRANCH_UNITS = {"p": "differences/site (p-distance)", "jc69": "substitutions/site (JC69)",
+                "ml": "substitutions/site (ML, GTR+G)"}  # fmt: skip
 _FAMILY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _NHX_RESERVED = re.compile(r"[()\[\]:;,=\s]+")
 #: Keys of ``config["trees"]`` that belong to the stage, not to the model.
-STAGE_KEYS = ("families", "baselines", "render", "figure_width", "real_trees")
+STAGE_KEYS = ("families", "baselines", "render", "figure_width", "real_trees", "model", "latent_tree", "adversary_check")
+#: trees.model values: the tree latent (default) and the earlier point-cloud autoencoder.
+MODELS = ("tree_latent", "points")
 
 
 def stage_settings(settings: Mapping[str, Any] | None) -> tuple[TreeAESettings, dict[str, Any]]:
@@ -141,7 +162,15 @@ def stage_settings(settings: Mapping[str, Any] | None) -> tuple[TreeAESettings, 
         "render": bool(values.get("render", True)),
         "figure_width": int(values.get("figure_width", 800)),
         "real_trees": list(values.get("real_trees", []) or []),
+        "model": str(values.get("model", "tree_latent")),
+        "adversary_check": float(values.get("adversary_check", 0.3)),
     }
+    if stage["model"] not in MODELS:
+        raise ConfigError(f"trees.model: {stage['model']!r} is not one of {', '.join(MODELS)}")
+    try:
+        stage["latent_tree"] = LatentTreeSettings.from_mapping(values.get("latent_tree") or {})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"trees.{exc}") from None
     unknown = [m for m in stage["baselines"] if m not in BASELINE_METHODS]
     if unknown:
         raise ConfigError(f"trees.baselines: unknown method {unknown[0]!r} (choose from {', '.join(BASELINE_METHODS)})")
@@ -187,52 +216,26 @@ def _finite(x: float | None) -> float:
     return float("nan") if x is None else float(x)
 
 
-def run_family(
-    fasta: str | os.PathLike[str],
-    outdir: str | os.PathLike[str],
-    settings: Mapping[str, Any] | None = None,
-    reference_tree=None,
-    labels: Mapping[str, str] | str | os.PathLike[str] | None = None,
-    *,
-    family: str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train the tree autoencoder on one family and write its tree, figures and row.
+@dataclass
+class _Family:
+    """One family read and checked, waiting for its fit."""
 
-    The family must be **aligned**: every sequence the same length (the
-    encoder reads the alignment row by row, site ``k`` of every sequence
-    being homologous). Align unaligned families first, e.g. with MAFFT
-    (``mafft --auto family.fa > family.aln.fa``). Gaps (``-``, ``.``) and
-    ambiguity codes are allowed; they are treated as missing.
+    name: str
+    fasta: Path
+    outdir: Path
+    names: list[str]
+    codes: np.ndarray
+    partials: np.ndarray
+    reference: Any
+    labels: dict[str, str]
 
-    Args:
-        fasta: aligned FASTA of the family (at least 4 sequences).
-        outdir: output folder (created).
-        settings: ``config["trees"]`` plus ``seed`` (model, training,
-            discriminator and stage keys; see config/README.md).
-        reference_tree: the family's reference or true tree (Newick path or
-            ``ete3.Tree``; leaves = the sequence names), used to report nRF.
-            It is not shown to the discriminator (that would leak the answer);
-            pass real trees for it as ``settings["real_trees"]``.
-        labels: leaf labels (mapping or two-column TSV) for the figures and NHX.
-        family: the family's name (default: the FASTA file's stem).
-        progress: show the training progress bar.
 
-    Returns:
-        The summary row (:data:`TREES_COLUMNS`) plus ``paths``: output name -> path.
-
-    Raises:
-        InputError: bad FASTA (fewer than 4 sequences, unequal lengths,
-            non-DNA characters, ...), reference tree or labels; one line,
-            nothing written.
-        ConfigError: a bad setting, one line, nothing written.
-    """
-    t_start = time.perf_counter()
+def _prepare(fasta, outdir, reference_tree, labels, family: str | None) -> _Family:
+    """Read and check one family (one-line InputError/ConfigError naming the file on bad input)."""
     fasta = Path(fasta)
     name = family if family is not None else fasta.name.split(".")[0]
     if not _FAMILY_NAME.match(name or ""):
         raise ConfigError(f"family name {name!r} may hold only letters, digits, '_', '.' and '-'")
-    model_settings, stage = stage_settings(settings)
     fam = read_family(fasta, aligned_required=True)
     codes = fam.codes()
     overlap = _check_overlap(codes, fam.names)
@@ -255,20 +258,188 @@ def run_family(
             leaves = {leaf.name for leaf in reference.get_leaves()}
             if leaves != set(fam.names):
                 raise InputError(fasta, "the reference tree's leaves do not match the FASTA's sequence names")
+    return _Family(name, fasta, Path(outdir), list(fam.names), codes, partials, reference, read_labels(labels, fam.names))
+
+
+def read_batch(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Families of a batch from a TSV with a header: ``name``, ``fasta`` and optionally ``reference``, ``labels``.
+
+    Relative paths are taken as they are (from the working directory); empty
+    cells mean none. Each family's outputs go to ``outdir/name/``.
+
+    Raises:
+        InputError: not such a table, a missing column, or no rows.
+    """
+    source = require_file(path, "batch table")
+    try:
+        table = pd.read_csv(source, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(source, f"not a tab-separated table ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in ("name", "fasta") if c not in table.columns]
+    if missing or table.empty:
+        raise InputError(source, f"needs a header with name and fasta and at least one row (missing: {missing or 'rows'})")
+    specs = []
+    for record in table.to_dict("records"):
+        specs.append({
+            "name": record["name"], "fasta": record["fasta"], "outdir": Path(outdir) / record["name"],
+            "reference": record.get("reference") or None, "labels": record.get("labels") or None,
+        })  # fmt: skip
+    return specs
+
+
+def run_family(
+    fasta: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    settings: Mapping[str, Any] | None = None,
+    reference_tree=None,
+    labels: Mapping[str, str] | str | os.PathLike[str] | None = None,
+    *,
+    family: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit the latent tree of one family and write its tree, figures and row (:func:`run_families` with one family).
+
+    The family must be **aligned**: every sequence the same length (site
+    ``k`` of every sequence homologous). Align unaligned families first,
+    e.g. with MAFFT (``mafft --auto family.fa > family.aln.fa``). Gaps
+    (``-``, ``.``) and ambiguity codes are allowed; they are treated as
+    missing.
+
+    Args:
+        fasta: aligned FASTA of the family (at least 4 sequences).
+        outdir: output folder (created).
+        settings: ``config["trees"]`` plus ``seed`` (model, training,
+            discriminator and stage keys; see config/README.md).
+        reference_tree: the family's reference or true tree (Newick path or
+            ``ete3.Tree``; leaves = the sequence names), used to report nRF.
+            It is not shown to the discriminator (that would leak the answer);
+            pass real trees for it as ``settings["real_trees"]``.
+        labels: leaf labels (mapping or two-column TSV) for the figures and NHX.
+        family: the family's name (default: the FASTA file's stem).
+        progress: show the training progress bar (``model: points``).
+
+    Returns:
+        The summary row (:data:`TREES_COLUMNS`) plus ``paths``: output name -> path.
+
+    Raises:
+        InputError: bad FASTA (fewer than 4 sequences, unequal lengths,
+            non-DNA characters, ...), reference tree or labels; one line,
+            nothing written.
+        ConfigError: a bad setting, one line, nothing written.
+    """
+    spec = {"fasta": fasta, "outdir": outdir, "reference": reference_tree, "labels": labels, "name": family}
+    return run_families([spec], settings, progress=progress)[0]
+
+
+def run_families(
+    families: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None = None, *, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Fit many families together (one batch on one device per size) and write each family's outputs.
+
+    Args:
+        families: per family a mapping with ``fasta``, ``outdir`` and
+            optionally ``reference``, ``labels`` and ``name`` (as :func:`run_family`).
+        settings: ``config["trees"]`` plus ``seed``.
+        progress: progress bars of the ``points`` model.
+
+    Every family is read and checked before any fitting, so bad input fails
+    in seconds with one line naming its file. With ``model: tree_latent``
+    (default) the families' latent trees are fitted by
+    :func:`~seqae.phylo.hypertree.fit_latent_trees`: families with the same
+    number of taxa share one batch (``latent_tree.batch_size`` at most), so
+    a job of many small ortholog families runs a few batched fits, not one
+    fit per family. Returns the rows (with ``paths``) in input order.
+    """
+    model_settings, stage = stage_settings(settings)
+    prepared = [_prepare(f["fasta"], f["outdir"], f.get("reference"), f.get("labels"), f.get("name")) for f in families]
+    twice = [p.name for k, p in enumerate(prepared) if p.name in {q.name for q in prepared[:k]}]
+    if twice:
+        raise ConfigError(f"family {twice[0]!r} is listed twice")
     real_trees = []
     for path in stage["real_trees"]:
         tree = read_tree(path)
         if len(tree) >= 4:
-            real_trees.append(patristic_distances(tree)[0])
-    leaf_labels = read_labels(labels, fam.names)
+            real_trees.append(tree)
+    t_fit = time.perf_counter()
+    if stage["model"] == "tree_latent":
+        import torch
 
-    try:
-        result = fit_tree_autoencoder(codes, fam.names, model_settings, reference_trees=real_trees, progress=progress)
-    except ValueError as exc:  # e.g. device 'cuda' without a GPU
-        raise ConfigError(f"trees: {exc}") from None
+        from seqae.phylo.treeae import resolve_device
+
+        try:
+            device = resolve_device(model_settings.device)
+        except ValueError as exc:  # 'cuda' without a GPU
+            raise ConfigError(f"trees: {exc}") from None
+        before = torch.get_num_threads()
+        if model_settings.cpu_threads and device.type == "cpu":
+            torch.set_num_threads(int(model_settings.cpu_threads))
+        try:
+            fits = _fit_tree_latent(prepared, stage, real_trees, device)
+        finally:
+            torch.set_num_threads(before)
+    else:
+        fits = []
+        for fam in prepared:
+            try:
+                result = fit_tree_autoencoder(fam.codes, fam.names, model_settings,
+                                              reference_trees=[patristic_distances(t)[0] for t in real_trees],
+                                              progress=progress)  # fmt: skip
+            except ValueError as exc:  # e.g. device 'cuda' without a GPU
+                raise ConfigError(f"trees: {exc}") from None
+            fits.append({"tree": result.tree, "geometry": model_settings.geometry, "device": result.device,
+                         "disc_score": result.disc_score, "disc_auc_before": result.auc_before,
+                         "disc_auc_after": result.auc_after, "disc_auc_after_cotrained": result.auc_after_cotrained,
+                         "epochs": result.epochs_run, "seconds": result.seconds})  # fmt: skip
+    seconds_fit = (time.perf_counter() - t_fit) / max(1, len(prepared))
+    rows = []
+    for fam, fit in zip(prepared, fits):
+        fit.setdefault("seconds", seconds_fit)
+        rows.append(_finish_family(fam, fit, stage, model_settings))
+    return rows
+
+
+def _fit_tree_latent(
+    prepared: Sequence[_Family], stage: Mapping[str, Any], real_trees: Sequence, device
+) -> list[dict[str, Any]]:
+    """The tree latent of every family, with and without the adversary (see ``adversary_check``)."""
+    latent: LatentTreeSettings = stage["latent_tree"]
+    data = []
+    for fam in prepared:
+        kept = np.flatnonzero(~(fam.partials == CODE_MISSING).all(axis=0))
+        data.append((fam.partials[:, kept], fam.names))
+    main = fit_latent_trees(data, latent, device=device, seed=stage["seed"], user_trees=real_trees)
+    other_weight = 0.0 if latent.adversarial_weight > 0 else stage["adversary_check"]
+    other = [None] * len(prepared)
+    if latent.adversarial_weight > 0 or other_weight > 0:
+        other_settings = LatentTreeSettings(**{**asdict(latent), "adversarial_weight": other_weight})
+        other = fit_latent_trees(data, other_settings, device=device, seed=stage["seed"], user_trees=real_trees)
+    fits = []
+    for lat, alt in zip(main, other):
+        with_adv, without = (lat, alt) if latent.adversarial_weight > 0 else (alt, lat)
+        fits.append({
+            "tree": lat.tree, "geometry": "poincare_nj", "device": str(device), "disc_score": lat.judge_score,
+            "disc_auc_before": without.judge_auc if without is not None else float("nan"),
+            "disc_auc_after": with_adv.judge_auc if with_adv is not None else float("nan"),
+            "disc_auc_after_cotrained": float("nan"), "epochs": latent.epochs,
+            "noadv_tree": without.tree if without is not None else None,
+            "adv_tree": with_adv.tree if with_adv is not None else None,
+            "adversarial_weight_adv": max(latent.adversarial_weight, other_weight) if with_adv is not None else float("nan"),
+        })  # fmt: skip
+    return fits
+
+
+def _finish_family(fam: _Family, fit: Mapping[str, Any], stage: Mapping[str, Any], model_settings: TreeAESettings) -> dict[str, Any]:
+    """Baselines, one-model log-likelihoods, ancestral sequences, figures and the row of one fitted family."""
+    t_start = time.perf_counter()
+    name, codes, partials, reference = fam.name, fam.codes, fam.partials, fam.reference
     nrfs = {m: float("nan") for m in BASELINE_METHODS}
     nrf_latent = float("nan")
-    trees = {"latent": result.tree}
+    trees = {"latent": fit["tree"]}
+    # The fits with and without the adversary: one of them is the written tree (scored as "latent").
+    same = {key: fit.get(f"{key}_tree") is fit["tree"] for key in ("noadv", "adv")}
+    for key in ("noadv", "adv"):
+        if fit.get(f"{key}_tree") is not None and not same[key]:
+            trees[f"latent_{key}"] = fit[f"{key}_tree"]
     for method in stage["baselines"]:
         try:
             (b,) = run_baselines(codes, fam.names, reference, [method], seed=stage["seed"], partials=partials)
@@ -281,28 +452,35 @@ def run_family(
         else:
             trees[method] = b.tree
     if reference is not None:
-        from seqae.phylo.compare import normalized_rf
-
-        nrf_latent = normalized_rf(result.tree, reference)
+        nrf_latent = normalized_rf(fit["tree"], reference)
 
     t_loglik = time.perf_counter()
-    tree = name_internal_nodes(result.tree)  # the names the NHX and the ancestral FASTA share
-    logliks, model_tree, ancestors = _score_and_reconstruct(
-        partials, fam.names, trees, threads=model_settings.cpu_threads
-    )
+    tree = name_internal_nodes(fit["tree"])  # the names the NHX and the ancestral FASTA share
+    trees["latent"] = tree
+    logliks, model_tree, ancestors = _score_and_reconstruct(partials, fam.names, trees, threads=model_settings.cpu_threads)
     seconds_loglik = time.perf_counter() - t_loglik
+    side: dict[str, float] = {}
+    for key in ("noadv", "adv"):
+        other = fit.get(f"{key}_tree")
+        if other is None:
+            side[f"nrf_latent_{key}"] = side[f"loglik_latent_{key}"] = float("nan")
+        elif same[key]:
+            side[f"nrf_latent_{key}"], side[f"loglik_latent_{key}"] = nrf_latent, logliks["latent"]
+        else:
+            side[f"loglik_latent_{key}"] = logliks[f"latent_{key}"]
+            side[f"nrf_latent_{key}"] = float("nan") if reference is None else normalized_rf(other, reference)
 
-    out = Path(outdir)
+    out = fam.outdir
     tree.add_feature("loglik", f"{logliks['latent']:.4f}")
-    tree.add_feature("disc_score", f"{result.disc_score:.4g}" if math.isfinite(result.disc_score) else "NA")
-    tree.add_feature("geometry", model_settings.geometry)
+    tree.add_feature("disc_score", f"{fit['disc_score']:.4g}" if math.isfinite(fit["disc_score"]) else "NA")
+    tree.add_feature("geometry", fit["geometry"])
     for leaf in tree.iter_leaves():
-        if leaf.name in leaf_labels:
-            leaf.add_feature("label", leaf_labels[leaf.name])
+        if leaf.name in fam.labels:
+            leaf.add_feature("label", fam.labels[leaf.name])
     paths: dict[str, Path] = {}
     if stage["render"]:
-        unit = BRANCH_UNITS[model_settings.distance_target]
-        paths.update(_render(tree, out, name, leaf_labels, stage["figure_width"], unit))
+        unit = BRANCH_UNITS["ml"] if stage["model"] == "tree_latent" else BRANCH_UNITS[model_settings.distance_target]
+        paths.update(_render(tree, out, name, fam.labels, stage["figure_width"], unit))
     paths["nwk"] = write_newick(tree, out / f"{name}.nwk")
     paths["nhx"] = write_nhx(tree, out / f"{name}.nhx", features=["loglik", "disc_score", "geometry", "label"])
     paths["ancestral"] = write_family(ancestors, out / f"{name}.ancestral.fa")
@@ -310,8 +488,8 @@ def run_family(
         "family": name,
         "n_taxa": int(codes.shape[0]),
         "n_sites": int(codes.shape[1]),
-        "geometry": model_settings.geometry,
-        "device": result.device,
+        "geometry": fit["geometry"],
+        "device": fit["device"],
         "nrf_latent": nrf_latent,
         "nrf_nj_p": nrfs["nj_p"],
         "nrf_bme_p": nrfs["bme_p"],
@@ -320,22 +498,24 @@ def run_family(
         "nrf_iqtree": nrfs["iqtree"],
         **{f"loglik_{m}": logliks.get(m, float("nan")) for m in ("latent", *BASELINE_METHODS)},
         "loglik_model_tree": model_tree,
-        "disc_score": result.disc_score,
-        "disc_auc_before": result.auc_before,
-        "disc_auc_after": result.auc_after,
-        "disc_auc_after_cotrained": result.auc_after_cotrained,
-        "epochs": result.epochs_run,
-        "seconds": round(result.seconds, 3),
+        **side,
+        "adversarial_weight_adv": fit.get("adversarial_weight_adv", float("nan")),
+        "disc_score": fit["disc_score"],
+        "disc_auc_before": fit["disc_auc_before"],
+        "disc_auc_after": fit["disc_auc_after"],
+        "disc_auc_after_cotrained": fit["disc_auc_after_cotrained"],
+        "epochs": fit["epochs"],
+        "seconds": round(fit["seconds"], 3),
         "seconds_loglik": round(seconds_loglik, 3),
-        "seconds_total": round(time.perf_counter() - t_start, 3),
+        "seconds_total": round(fit["seconds"] + time.perf_counter() - t_start, 3),
     }
     paths["tsv"] = write_tsv(pd.DataFrame([row], columns=list(TREES_COLUMNS)), out / f"{name}.tsv")
     log.info(
-        "%s: %d taxa x %d sites, nRF latent %.3f (NJ-p %.3f, FastTree %.3f, IQ-TREE %.3f), log-likelihood latent "
-        "%.2f (FastTree %.2f, IQ-TREE %.2f; model fitted on the %s tree), AUC %.2f -> %.2f, %.1f s",
-        name, row["n_taxa"], row["n_sites"], nrf_latent, nrfs["nj_p"], nrfs["fasttree"], nrfs["iqtree"],
+        "%s: %d taxa x %d sites, nRF latent %.3f (without/with the adversary %.3f/%.3f; NJ-p %.3f, FastTree %.3f, IQ-TREE %.3f), "
+        "log-likelihood latent %.2f (FastTree %.2f, IQ-TREE %.2f; model fitted on the %s tree), judge AUC %.2f / %.2f",
+        name, row["n_taxa"], row["n_sites"], nrf_latent, row["nrf_latent_noadv"], row["nrf_latent_adv"], nrfs["nj_p"], nrfs["fasttree"], nrfs["iqtree"],
         row["loglik_latent"], row["loglik_fasttree"], row["loglik_iqtree"], model_tree,
-        result.auc_before, result.auc_after, row["seconds"],
+        row["disc_auc_before"], row["disc_auc_after"],
     )  # fmt: skip
     return {**row, "paths": paths}
 
@@ -461,7 +641,7 @@ def summarise_trees(table: pd.DataFrame) -> dict[str, Any]:
     summary: dict[str, Any] = {"n_families": len(table),
                                "n_with_reference": int(table["nrf_latent"].notna().sum())}  # fmt: skip
     for column in NRF_COLUMNS:
-        values = table[column].dropna().to_numpy(float)
+        values = table[column].dropna().to_numpy(float) if column in table else np.zeros(0)  # older tables lack some
         sem = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
         summary[column] = {"mean": float(values.mean()) if values.size else None,
                            "sem": sem if math.isfinite(sem) else None, "n": int(values.size)}  # fmt: skip

@@ -235,7 +235,7 @@ class TreeAESettings:
         return asdict(self)
 
 
-_STAGE_KEYS = {"families", "baselines", "render", "figure_width"}
+_STAGE_KEYS = {"families", "baselines", "render", "figure_width", "model", "latent_tree", "adversary_check"}
 
 
 def resolve_device(name: str = "auto") -> torch.device:

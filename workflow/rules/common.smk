@@ -113,6 +113,18 @@ DEMO_FAMILIES = [
     f"fam_{i}" for i in range(config["simulate"]["families"]["n_families"])
 ]
 FAMILIES = {family["name"]: family for family in config["trees"]["families"]}
+# Families are fitted in batches, one job each: latent_tree.batch_size families
+# per job in config order (the job fits those with the same number of taxa
+# together on one device); the points model keeps one family per batch.
+TREE_BATCH_SIZE = (
+    int((config["trees"].get("latent_tree") or {}).get("batch_size", 64))
+    if config["trees"].get("model", "tree_latent") == "tree_latent"
+    else 1
+)
+TREE_BATCHES = [
+    list(FAMILIES)[k : k + TREE_BATCH_SIZE]
+    for k in range(0, len(FAMILIES), TREE_BATCH_SIZE)
+]
 DEMO_SPECIES = [f"sp{i}" for i in range(config["simulate"]["species"]["n_species"])]
 
 # The seqae command line of every rule. It puts this checkout first on
@@ -158,12 +170,49 @@ def cli_config(*sections):
     return config_file("-".join(sections), {key: config[key] for key in keys})
 
 
-def tree_cli_config():
-    """The config file for one tree job: the trees settings without the list
-    of families, so that adding a family does not rerun the others."""
+def tree_cli_config(members=None):
+    """The config file for one tree job: the trees settings with only the
+    job's families (none for a one-family job), so that adding a family
+    reruns only the batch it joins."""
     subset = {key: config[key] for key in ("results", "seed", "genomes")}
     subset["trees"] = {k: v for k, v in config["trees"].items() if k != "families"}
-    return config_file("trees", subset)
+    if members is None:
+        return config_file("trees", subset)
+    subset["trees"]["families"] = [FAMILIES[name] for name in members]
+    return config_file("trees_batch", subset)
+
+
+def batch_inputs(members):
+    """The files of a batch's families: FASTAs, reference trees and labels
+    when given, and the real trees shown to the discriminator."""
+    inputs = {}
+    for name in members:
+        family = FAMILIES[name]
+        inputs[f"fasta_{name}"] = family["fasta"]
+        for key in ("reference", "labels"):
+            if family[key] is not None:
+                inputs[f"{key}_{name}"] = family[key]
+    if config["trees"]["real_trees"]:
+        inputs["real_trees"] = config["trees"]["real_trees"]
+    return inputs
+
+
+def batch_outputs(members):
+    """The outputs of a batch job: every member's files (family_outputs),
+    its figures registered for the report (one subcategory per family)."""
+    outputs = []
+    for name in members:
+        for key, path in family_outputs(TREES_DIR).items():
+            path = path.format(family=name)
+            if key in ("png", "svg", "circular_png"):
+                path = report(
+                    path,
+                    caption="../report/tree_family.rst",
+                    category="Trees",
+                    subcategory=name,
+                )
+            outputs.append(path)
+    return outputs
 
 
 def model_cli_config(model):
@@ -252,19 +301,6 @@ def tree_gpus(wildcards):
     unless trees.device is cuda (families are small; the CPU is the default
     where no GPU is requested)."""
     return 1 if config["trees"]["device"] == "cuda" else None
-
-
-def family_inputs(wildcards):
-    """The files of one family: its FASTA, and its reference tree and labels
-    when given; the real trees shown to the discriminator."""
-    family = FAMILIES[wildcards.family]
-    inputs = {"fasta": family["fasta"]}
-    for key in ("reference", "labels"):
-        if family[key] is not None:
-            inputs[key] = family[key]
-    if config["trees"]["real_trees"]:
-        inputs["real_trees"] = config["trees"]["real_trees"]
-    return inputs
 
 
 def family_cli_options(wildcards, input):

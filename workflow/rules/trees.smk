@@ -1,18 +1,19 @@
-# Tree stage: one job per family (a cluster runs them in parallel), then one
-# table across families. Two sources of families: config["trees"]["families"]
-# (FASTAs the user lists) and, with orthologs.enabled, the orthologous windows
-# of the genomes (ortholog_families writes them; how many is known only then,
-# hence a checkpoint).
+# Tree stage. Two sources of families: config["trees"]["families"] (FASTAs
+# the user lists), fitted in batches, one job per batch (TREE_BATCHES:
+# latent_tree.batch_size families; a cluster runs the batches in parallel);
+# and, with orthologs.enabled, the orthologous windows of the genomes
+# (ortholog_families writes them; how many is known only then, hence a
+# checkpoint; one job per family). Then one table across families.
 
 
-rule tree_family:
-    """Fit the tree autoencoder to one aligned family; write its latent tree (Newick, NHX), ancestral sequences, figures and summary row."""
+rule ortholog_tree:
+    """Fit the latent tree of one ortholog family; write its tree (Newick, NHX), ancestral sequences, figures and summary row."""
     input:
-        unpack(family_inputs),
+        unpack(ortholog_family_inputs),
     output:
-        **family_outputs(TREES_DIR, caption="../report/tree_family.rst"),
+        **family_outputs(f"{ORTHOLOGS_DIR}/trees"),
     log:
-        f"{LOGS}/trees_{{family}}.log",
+        f"{LOGS}/ortholog_trees_{{family}}.log",
     conda:
         "../../envs/trees.yaml"
     threads: 1
@@ -29,6 +30,34 @@ rule tree_family:
         "{params.seqae} trees --config {params.cfg:q} --family {wildcards.family:q}"
         " --fasta {input.fasta:q}{params.optional} --outdir {params.outdir:q}"
         " > {log:q} 2>&1"
+
+
+for _batch, _members in enumerate(TREE_BATCHES):
+
+    rule:
+        """Fit the latent trees of one batch of families together (seqae trees --all): per family its tree (Newick, NHX), ancestral sequences, figures and summary row."""
+        name:
+            f"tree_batch_{_batch}"
+        input:
+            **batch_inputs(_members),
+        output:
+            batch_outputs(_members),
+        log:
+            f"{LOGS}/trees_batch_{_batch}.log",
+        conda:
+            "../../envs/trees.yaml"
+        threads: 1
+        resources:
+            gpu=tree_gpus,
+            mem_mb=lambda wildcards, attempt: 4000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
+        params:
+            seqae=SEQAE,
+            cfg=tree_cli_config(_members),
+            outdir=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
+        shell:
+            "{params.seqae} trees --config {params.cfg:q} --all --outdir {params.outdir:q}"
+            " > {log:q} 2>&1"
 
 
 rule gather_trees:
@@ -78,15 +107,6 @@ checkpoint ortholog_families:
     shell:
         "{params.seqae} orthologs --config {params.cfg:q} --outdir {output:q}"
         " > {log:q} 2>&1"
-
-
-use rule tree_family as ortholog_tree with:
-    input:
-        unpack(ortholog_family_inputs),
-    output:
-        **family_outputs(f"{ORTHOLOGS_DIR}/trees"),
-    log:
-        f"{LOGS}/ortholog_trees_{{family}}.log",
 
 
 use rule gather_trees as gather_ortholog_trees with:

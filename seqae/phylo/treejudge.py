@@ -1,0 +1,146 @@
+"""A phylogeny discriminator that reads the tree itself: a set network over its splits.
+
+The tree latent (:mod:`seqae.phylo.hypertree`) is a tree, so its judge reads
+the tree, not a distance matrix. Every branch of an unrooted tree is a split
+of the leaves; the judge sees the **set of splits**, each as
+
+* ``log(t / mean t)``: the branch's length relative to the tree's mean branch
+  (scale-free: tree height carries nothing);
+* whether it is a pendant branch (a leaf's);
+* the split's balance ``min(|A|, |B|) / n``;
+* the log-ratio of its length to the mean length of the branches that meet
+  it at its lower end (zero for pendant branches): clock-likeness and how
+  branch lengths change with depth.
+
+A DeepSets network (Zaheer et al. 2017) embeds each split, pools (mean and
+max over splits) and scores; leaf order, leaf names, the number of leaves
+and the rooting of the schedule carry nothing. The features are
+differentiable in the branch lengths, so an adversarial loss on the judge's
+score reaches the latent tree's lengths, and through NJ's length formulas
+the hyperbolic points (the topology moves when the points cross an NJ
+decision).
+
+Real trees: the user's trees (``config["trees"]["real_trees"]``) plus
+simulated birth-death and coalescent trees with varied extinction and
+relaxed clocks (:func:`seqae.phylo.discriminator.sample_reference_trees`).
+Negatives for the first fit: the same trees with their branch lengths
+shuffled among branches, and with lengths drawn independently (exponential);
+in the adversarial loop, the current latent trees too.
+
+Shapes: ``B`` trees of ``n`` leaves (``E = 2n - 3`` splits); features
+``[B, E, 4]``; scores ``[B]`` (logits, ``sigmoid`` = probability "real tree").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqae.phylo.discriminator import auc, sample_reference_trees
+from seqae.phylo.schedule import tree_batch, unrooted_tree
+
+__all__ = ["JudgeTrees", "TreeJudge", "reference_schedules", "split_features", "train_tree_judge"]
+
+N_FEATURES = 4
+
+
+@dataclass
+class JudgeTrees:
+    """Trees of one size as schedules: ``children [B, n-3, 2]``, ``root_children [B, 3]``, ``lengths [B, 2n-3]``."""
+
+    children: torch.Tensor
+    root_children: torch.Tensor
+    lengths: torch.Tensor
+
+
+def split_features(children: torch.Tensor, root_children: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``[B, 2n-3, 4]`` split features (module docstring), differentiable in ``lengths [B, 2n-3]``."""
+    b, e = lengths.shape
+    n = (e + 3) // 2
+    dev = lengths.device
+    rows = torch.arange(b, device=dev)
+    ell = lengths.clamp_min(1e-6)
+    cur_count = torch.ones(b, 2 * n - 2, device=dev, dtype=lengths.dtype)  # leaves below each node (constants)
+    belows = [torch.zeros(b, n, device=dev, dtype=lengths.dtype)]  # mean length of the two child branches
+    for s in range(n - 3):  # post-order: children first
+        a, c = children[:, s, 0], children[:, s, 1]
+        cur_count[:, n + s] = cur_count[rows, a] + cur_count[rows, c]
+        belows.append((0.5 * (ell[rows, a] + ell[rows, c]))[:, None])
+    below_len = torch.cat(belows, dim=1)  # [B, 2n-3]
+    size = cur_count[:, : 2 * n - 3]
+    balance = torch.minimum(size, n - size) / n
+    pendant = torch.zeros(b, e, dtype=lengths.dtype, device=dev)
+    pendant[:, :n] = 1.0
+    rel = torch.log(ell / ell.mean(-1, keepdim=True)).clamp(-8.0, 5.0)
+    depth_ratio = torch.where(pendant > 0, torch.zeros_like(ell), torch.log(ell / below_len.clamp_min(1e-6)).clamp(-8.0, 8.0))
+    return torch.stack([rel, pendant, balance, depth_ratio], dim=-1)
+
+
+class TreeJudge(nn.Module):
+    """DeepSets over split features -> one logit per tree."""
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.phi = nn.Sequential(nn.Linear(N_FEATURES, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
+        self.rho = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``features [B, E, 4]`` -> logits ``[B]``."""
+        h = self.phi(features)
+        return self.rho(torch.cat([h.mean(1), h.amax(1)], dim=-1)).squeeze(-1)
+
+    def score(self, trees: JudgeTrees) -> torch.Tensor:
+        """Logits of trees given as schedules."""
+        return self(split_features(trees.children, trees.root_children, trees.lengths))
+
+
+def reference_schedules(
+    n: int, count: int, rng: np.random.Generator, user_trees: Sequence = (), dtype: torch.dtype = torch.float64
+) -> JudgeTrees:
+    """``count`` real trees of ``n`` leaves: simulated, plus user trees with exactly ``n`` leaves (module docstring)."""
+    trees = [a.to_ete() for a in sample_reference_trees(n, count, rng)]
+    trees += [t for t in user_trees if len(t) == n]
+    schedules = [unrooted_tree(t, sorted(leaf.name for leaf in t.get_leaves())) for t in trees]
+    batch = tree_batch(schedules)
+    return JudgeTrees(
+        torch.as_tensor(batch.children), torch.as_tensor(batch.root_children),
+        torch.as_tensor(batch.lengths, dtype=dtype).clamp_min(1e-6),
+    )  # fmt: skip
+
+
+def perturbed(trees: JudgeTrees, rng: np.random.Generator) -> JudgeTrees:
+    """Negatives: half the trees with lengths shuffled among branches, half with i.i.d. exponential lengths."""
+    ell = trees.lengths.clone()
+    b, e = ell.shape
+    perm = torch.as_tensor(rng.permuted(np.tile(np.arange(e), (b, 1)), axis=1))
+    shuffled = ell.gather(1, perm)
+    iid = torch.as_tensor(rng.exponential(1.0, size=(b, e)), dtype=ell.dtype) * ell.mean(-1, keepdim=True)
+    half = (torch.arange(b) % 2 == 0)[:, None]
+    return JudgeTrees(trees.children, trees.root_children, torch.where(half, shuffled, iid).clamp_min(1e-6))
+
+
+def train_tree_judge(
+    real: JudgeTrees, fake: JudgeTrees, steps: int = 200, lr: float = 3e-3, seed: int = 1, judge: TreeJudge | None = None
+) -> TreeJudge:
+    """Fit (or keep fitting) a judge on real vs fake trees (full batch, Adam, logistic loss)."""
+    torch.manual_seed(seed)
+    judge = judge or TreeJudge().to(real.lengths.dtype)
+    opt = torch.optim.Adam(judge.parameters(), lr=lr, weight_decay=1e-4)
+    real_x = split_features(real.children, real.root_children, real.lengths).detach()
+    fake_x = split_features(fake.children, fake.root_children, fake.lengths).detach()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.softplus(-judge(real_x)).mean() + nn.functional.softplus(judge(fake_x)).mean()
+        loss.backward()
+        opt.step()
+    return judge
+
+
+@torch.no_grad()
+def judge_auc(judge: TreeJudge, real: JudgeTrees, fake: JudgeTrees) -> float:
+    """Held-out AUC of the judge, real vs fake trees (0.5: it cannot tell them apart)."""
+    return auc(judge.score(real).cpu().numpy(), judge.score(fake).cpu().numpy())
