@@ -29,6 +29,15 @@ p-distances, BME-NNI on p, NJ on JC69, FastTree ``-gtr -gamma`` and IQ-TREE
     python benchmarks/bench_trees.py --quick           # 5 replicates per setting
     python benchmarks/bench_trees.py --replicates 50 --settings 50x300
     python benchmarks/bench_trees.py --set refine=none --set epochs=200
+    python benchmarks/bench_trees.py --real             # three real alignments with published trees
+
+``--real`` runs the tree stage (:func:`seqae.phylo.stage.run_families`) on
+three public alignments with published trees that ete3 ships with its tests
+(``ete3/test/ete_evol_data``; the examples of ETE's evolution tutorial): 15
+primate eosinophil RNase genes ECP/EDN (``CladeModelCD/ECP_EDN_15``; the
+gene tree of Zhang, Rosenberg & Nei 1998, PNAS 95:3708), 7 primate
+sequences (``L_example``) and protamine 1 of 98 mammals
+(``protamine/PRM1``; its tree is the mammal species tree).
 
 Replicate ``r`` of a setting uses seed ``seed + r`` (the same families for
 every configuration compared).
@@ -246,6 +255,48 @@ def likelihood_speed(name: str, replicates: int, seed: int) -> list[str]:
     return lines
 
 
+#: Real alignments with published trees shipped with ete3's tests (``ete3/test/ete_evol_data``; name: FASTA, tree).
+REAL = {
+    "ecp_edn15": ("CladeModelCD/ECP_EDN_15.fasta", "CladeModelCD/ECP_EDN_15.nw"),
+    "primates7": ("L_example/alignment_L_measuring_evol.fasta", "L_example/measuring_L_tree.nw"),
+    "prm1": ("protamine/PRM1/alignments.fasta_ali", "protamine/PRM1/tree.nw"),
+}
+
+
+def real_alignments(settings: dict) -> list[str]:
+    """The tree stage (latent, NJ, FastTree, IQ-TREE) on the three real alignments of :data:`REAL`."""
+    import importlib.util
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+    import torch
+
+    from seqae.phylo.stage import run_families
+
+    torch.set_num_threads(1)
+    spec = importlib.util.find_spec("ete3")
+    if spec is None or spec.origin is None:
+        return ["ete3 is not installed: no real alignments"]
+    root = Path(spec.origin).parent / "test" / "ete_evol_data"
+    with tempfile.TemporaryDirectory(prefix="seqae-real-") as folder:
+        families = [{"name": name, "fasta": root / fasta, "reference": root / tree, "outdir": Path(folder) / name}
+                    for name, (fasta, tree) in REAL.items()]  # fmt: skip
+        missing = [str(f["fasta"]) for f in families if not Path(f["fasta"]).exists()]
+        if missing:
+            return [f"not found (an ete3 without its test data?): {', '.join(missing)}"]
+        start = time.perf_counter()
+        rows = run_families(families, {"latent_tree": settings, "render": False})
+        seconds = time.perf_counter() - start
+    cols = ["n_taxa", "n_sites", "nrf_latent", "nrf_nj_p", "nrf_bme_p", "nrf_fasttree", "nrf_iqtree", "loglik_latent",
+            "loglik_nj_p", "loglik_fasttree", "loglik_iqtree", "nrf_latent_adv", "loglik_latent_adv"]  # fmt: skip
+    table = pd.DataFrame([{k: r[k] for k in cols} for r in rows], index=[r["family"] for r in rows])
+    lines = [f"real alignments (ete3 test data; published trees as references), {seconds:.0f} s in all",
+             table.T.to_string(float_format=lambda x: f"{x:.4f}"),
+             "mean nRF: " + ", ".join(f"{c[4:]} {table[c].mean():.4f}" for c in cols if c.startswith("nrf_"))]  # fmt: skip
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=20, help="families per setting (default 20)")
@@ -258,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adversary", type=float, default=0.0, metavar="W",
                         help="also fit every family with the adversarial weight W (same families; with/without rows)")
     parser.add_argument("--no-baselines", action="store_true", help="skip NJ, FastTree and IQ-TREE (latent trees only)")
+    parser.add_argument("--real", action="store_true",
+                        help="run the tree stage on three real alignments with published trees (ete3's test data) instead")
     parser.add_argument("--json", help="also write every replicate's numbers to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per family on stderr")
     parser.add_argument("--likelihood", action="store_true",
@@ -283,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         replicates = min(replicates, 5)
     settings = _merge(settings, _parse_set(args.set))
     model = LatentTreeSettings.from_mapping(settings)  # validates
+    if args.real:
+        print("\n".join(real_alignments(settings)), flush=True)
+        return 0
     print(f"tree latent settings: {json.dumps(asdict(model), sort_keys=True)}")
     print(f"FastTree: {find_fasttree() or 'not installed'}; IQ-TREE: {find_iqtree() or 'not installed'};"
           f" torch threads 1; CPU count {os.cpu_count()}; replicates per setting {replicates}")  # fmt: skip

@@ -258,3 +258,19 @@ def test_tree_judge_reads_splits_and_separates_real_from_perturbed_trees():
     assert torch.isfinite(lengths.grad).all()
     scaled = split_features(real.children[:2], real.root_children[:2], 3.0 * real.lengths[:2])
     assert torch.allclose(scaled, feats.detach())
+
+
+def test_perturbed_search_never_loses_likelihood():
+    from seqae.phylo.mlsearch import perturbed_search
+
+    fams = [_family(8, 300, seed) for seed in (50, 51)]
+    tt, tips, weights, model, lengths = _setup(fams, [f.tree for f in fams])
+    first = nni_search(tt.children, tt.root_children, lengths, tips, weights, model, max_rounds=3)
+    best = perturbed_search(first, tips, weights, model, rounds=2, max_rounds=3)
+    assert (best.log_likelihood >= first.log_likelihood - 1e-9).all()
+    for k, f in enumerate(fams):
+        tree = _ete(best.children, best.root_children, best.lengths, f.names, k)
+        assert sorted(tree.get_leaf_names()) == sorted(f.names)
+    # The kept trees' likelihoods are their own.
+    moved = TreeTensors(best.children, best.root_children, tt.edge_mask)
+    assert torch.allclose(log_likelihood(moved, tips, weights, model, best.lengths), best.log_likelihood)

@@ -71,7 +71,7 @@ from seqae.phylo.distance import jc69_distance
 from seqae.phylo.gtr import GTRGamma
 from seqae.phylo.likelihood import TreeTensors, log_likelihood
 from seqae.phylo.mlfit import MIN_LENGTH, empirical_freqs
-from seqae.phylo.mlsearch import nni_search
+from seqae.phylo.mlsearch import nni_search, perturbed_search
 from seqae.phylo.njtorch import decode_nj
 from seqae.phylo.patterns import pattern_batch, site_patterns
 from seqae.phylo.schedule import UnrootedTree
@@ -101,6 +101,8 @@ class LatentTreeSettings:
         model_lr: learning rate of the GTR + Gamma parameters.
         refine: ``"nni"`` (ML NNI refinement of the decoded tree) or ``"none"``.
         nni_rounds: refinement rounds at most.
+        perturbations: rounds of random NNIs followed by NNI climbing again, the
+            better tree kept per family (IQ-TREE's stochastic search; 0: none).
         n_categories: discrete-Gamma categories.
         batch_size: families fitted together (same number of taxa).
         dtype: ``"float64"`` (default) or ``"float32"``.
@@ -121,6 +123,7 @@ class LatentTreeSettings:
     model_lr: float = 0.05
     refine: str = "nni"
     nni_rounds: int = 40
+    perturbations: int = 0
     n_categories: int = 4
     batch_size: int = 64
     dtype: str = "float64"
@@ -358,6 +361,8 @@ def _fit_batch(
         decoded[0], decoded[1], decoded[2].clamp_min(MIN_LENGTH), tips, weights, model,
         max_rounds=s.nni_rounds if s.refine == "nni" else 0,
     )  # fmt: skip
+    if s.refine == "nni" and s.perturbations:
+        search = perturbed_search(search, tips, weights, model, s.perturbations, seed=seed, max_rounds=s.nni_rounds)
     scores = aucs = np.full(b, np.nan)
     if judge is not None:
         with torch.no_grad():

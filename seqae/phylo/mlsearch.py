@@ -47,7 +47,7 @@ from seqae.phylo.likelihood import (
 )
 from seqae.phylo.mlfit import MAX_LENGTH, MIN_LENGTH, _fit_model, _newton_lengths
 
-__all__ = ["NNISearchResult", "nni_gains", "nni_search"]
+__all__ = ["NNISearchResult", "nni_gains", "nni_search", "perturbed_search"]
 
 #: Newton steps on a central branch when scoring an NNI.
 _CENTRAL_STEPS = 8
@@ -396,3 +396,48 @@ def nni_search(
         children=kids[:, : n - 3, :2].contiguous(), root_children=kids[:, n - 3].contiguous(), lengths=lengths,
         log_likelihood=ll, moves=moves, rounds=rounds,
     )  # fmt: skip
+
+
+def perturbed_search(
+    start: NNISearchResult,
+    tips: torch.Tensor,
+    weights: torch.Tensor,
+    model: GTRGamma,
+    rounds: int,
+    fraction: float = 0.2,
+    seed: int = 1,
+    **search_options,
+) -> NNISearchResult:
+    """Escape local optima as IQ-TREE does: random NNIs on a share of the branches, then NNI hill-climbing again.
+
+    Each round perturbs every family's best tree by random NNIs on about
+    ``fraction`` of its internal branches (node-disjoint), climbs again with
+    :func:`nni_search` and keeps, per family, the better of the two trees.
+    The model is kept fixed (``model_every=0``) so the likelihoods compare.
+
+    Returns:
+        The best tree of each family (``moves`` counts the NNIs of the kept trees' climbs).
+    """
+    best = start
+    b, n = tips.shape[:2]
+    if n < 5 or rounds <= 0:
+        return best
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    for _ in range(rounds):
+        kids = _kids_table(best.children, best.root_children)
+        noise = torch.rand(b, n - 3, 2, generator=gen).to(tips.device)
+        move = _select_moves(noise, kids, n, 1.0 - fraction, single=False)
+        central = best.lengths[:, n : 2 * n - 3, None].expand(b, n - 3, 3)
+        new_kids, new_len = _apply_moves(kids, best.lengths, move, central, n)
+        trial = nni_search(new_kids[:, : n - 3, :2].contiguous(), new_kids[:, n - 3].contiguous(), new_len, tips,
+                           weights, model, **{**search_options, "model_every": 0})  # fmt: skip
+        better = trial.log_likelihood > best.log_likelihood + 1e-6
+        best = NNISearchResult(
+            children=torch.where(better[:, None, None], trial.children, best.children),
+            root_children=torch.where(better[:, None], trial.root_children, best.root_children),
+            lengths=torch.where(better[:, None], trial.lengths, best.lengths),
+            log_likelihood=torch.where(better, trial.log_likelihood, best.log_likelihood),
+            moves=np.where(better.cpu().numpy(), best.moves + trial.moves, best.moves),
+            rounds=best.rounds + trial.rounds,
+        )
+    return best
