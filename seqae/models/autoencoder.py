@@ -69,6 +69,7 @@ from seqae.models.augment import corrupt
 from seqae.models.context_decoder import ContextDecoder, LocalLatent
 from seqae.models.decoder import SequenceDecoder, bases_from_logits
 from seqae.models.encoder import SequenceEncoder
+from seqae.models.erasure import BlockEraser
 from seqae.models.heads import (
     AdversarialHead,
     ClassifierHead,
@@ -225,7 +226,12 @@ class SequenceAutoencoder(nn.Module):
         self.local: LocalLatent | None = None
         if local["enabled"]:
             self.local = LocalLatent(
-                s["channels"], local["dim"], local["codebook_size"], vq["commitment"], vq["decay"], vq["dead_code_steps"]
+                s["channels"], local["dim"],
+                local["codebook_size"],
+                vq["commitment"],
+                vq["decay"],
+                vq["dead_code_steps"],
+                instance_norm=local["instance_norm"],
             )
         self.decoder: SequenceDecoder | ContextDecoder
         if self.autoregressive:
@@ -282,6 +288,24 @@ class SequenceAutoencoder(nn.Module):
                     self.layout.sizes[block], self.label_classes[label], hidden, lambda_=0.0
                 )
                 self.adversary_pairs.append((key, block, label))
+        # Linear erasure of the same (block, foreign label) pairs the adversaries guard.
+        self.erased_labels: dict[str, list[str]] = {}
+        for _, block, label in self.adversary_pairs:
+            self.erased_labels.setdefault(block, []).append(label)
+        self.erasers = (
+            nn.ModuleDict(
+                {
+                    block: BlockEraser(
+                        self.layout.sizes[block],
+                        [self.label_classes[label] for label in labels],
+                        s["erasure"]["momentum"],
+                    )
+                    for block, labels in self.erased_labels.items()
+                }
+            )
+            if s["erasure"]["enabled"] and self.erased_labels
+            else None
+        )
         channels = s["channels"]
         self.infomax = InfoMaxDiscriminator(channels, dim, s["infomax"]["hidden"]) if s["infomax"]["enabled"] else None
         cpc = s["cpc"]
@@ -305,8 +329,38 @@ class SequenceAutoencoder(nn.Module):
         if tracks.dim() != 3 or tracks.shape[1] != self.n_tracks or tracks.shape[-1] != self.window_len:
             raise ValueError(f"tracks must be [B, {self.n_tracks}, {self.window_len}], got {tuple(tracks.shape)}")
 
-    def _bottleneck(self, h: Tensor, sample: bool, update: bool) -> _Bottleneck:
-        """Encoder output -> deterministic latent, decoder input, latent losses (unweighted) and metrics."""
+    def _bottleneck(
+        self, h: Tensor, sample: bool, update: bool, labels: Mapping[str, Tensor] | None = None
+    ) -> _Bottleneck:
+        """Encoder output -> deterministic latent, decoder input, latent losses (unweighted) and metrics.
+
+        With ``erasure.enabled`` both latents leave with the foreign labels erased
+        from every block; ``update`` and ``labels`` fold the batch into the erasers'
+        running statistics first.
+        """
+        b = self._quantised_bottleneck(h, sample, update)
+        if self.erasers is None:
+            return b
+        if update and labels:
+            for block, part in self.layout.split(b.latent).items():
+                foreign = self.erased_labels.get(block, [])
+                if block in self.erasers and all(label in labels for label in foreign):
+                    self.erasers[block].update(part, [labels[label] for label in foreign])
+        erased = self._erase(b.latent)
+        b.decoder_input = erased if b.decoder_input is b.latent else self._erase(b.decoder_input)
+        b.latent = erased
+        return b
+
+    def _erase(self, latent: Tensor) -> Tensor:
+        """``[B, D]`` latent with every block's foreign labels erased (:class:`BlockEraser`)."""
+        assert self.erasers is not None
+        parts = self.layout.split(latent)
+        return self.layout.join(
+            {block: self.erasers[block](part) if block in self.erasers else part for block, part in parts.items()}
+        )
+
+    def _quantised_bottleneck(self, h: Tensor, sample: bool, update: bool) -> _Bottleneck:
+        """Encoder output -> the bottleneck of ``kind`` (plain, VAE sample or VQ codes), before any erasure."""
         if self.kind == "plain":
             return _Bottleneck(h, h, {}, {})
         if self.kind == "vae":
@@ -395,7 +449,7 @@ class SequenceAutoencoder(nn.Module):
             d = s["denoise"]
             x_seq, x_tracks = corrupt(seq, tracks, d["substitution_rate"], d["mask_rate"], d["track_noise"])
         h, features = self.encoder(x_seq, x_tracks)
-        b = self._bottleneck(h, sample=self.training, update=self.training)
+        b = self._bottleneck(h, sample=self.training, update=self.training, labels=labels)
         decoder_input, head_input = b.decoder_input, b.latent
         metrics = dict(b.metrics)
         if labels and s["head_gradient_cap"] > 0 and torch.is_grad_enabled():

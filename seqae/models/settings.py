@@ -47,7 +47,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
         "reach_width": 64,
         "latent_reach": True,
     },
-    "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.0},
+    "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.0, "instance_norm": False},
     "dropout": 0.0,
     "head_hidden": 64,
     "blocks": {
@@ -72,6 +72,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "adversarial_schedule": {"shape": "sigmoid", "warmup_steps": 2000},
     "adversarial_objective": "reversal",
     "head_gradient_cap": 1.0,
+    "erasure": {"enabled": False, "momentum": 0.02},
     "vq": {"codebook_size": 64, "n_groups": 4, "commitment": 0.25, "decay": 0.99, "dead_code_steps": 200},
     "infomax": {"enabled": False, "hidden": 128},
     "cpc": {"enabled": False, "n_future": 4, "chunk": 32, "dim": 64},
@@ -129,6 +130,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "decoder.latent_reach": "Whether the latent path reads the decoder.reach bases too (true), or only the decoder.context table (false): then whatever lies beyond k bases has to come through the latent, the latent's contribution is measured against a learnt order-k chain, and the chain over the reach stays the anomaly score.",
     "local.enabled": "Add a latent sequence: one VQ code per downsample bases (log2(codebook_size) / downsample bits per base) beside the global blocks (needs decoder.kind autoregressive).",
     "local.dim": "Width of the local code vectors.",
+    "local.instance_norm": "Normalise each window's local code vectors over its positions (per channel) before quantising, so that what is constant over the window (composition, the chromosome's style) cannot pass through the codes and comes from the global blocks; a swapped chrom block can then change it (instance-normalised content codes, as in one-shot voice conversion).",
     "local.codebook_size": "Codes in the local codebook (256 at downsample 8: 1 bit per base).",
     "local.latent_dropout": "Share of training windows decoded with the whole latent switched off, so the decoder also learns its no-latent order-k chain (the baseline of the latent's contribution); mostly replaced by weights.chain, which trains that chain on every window.",
     "dropout": "Dropout inside the residual blocks.",
@@ -155,6 +157,8 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
     "adversarial_objective": "What the encoder does against the adversaries: reversal (gradient reversal: ascend their cross-entropy, unbounded), confusion (descend the KL from the batch's label frequencies to their predictions, zero once they learn nothing) or decorrelation (descend the squared correlations between the block's coordinates and the label's classes on the batch, zero once no linear read-out carries the label; the adversaries still train and report their accuracy).",
     "head_gradient_cap": "Cap on the heads' push on the encoder: the supervised and adversarial heads' gradient on the latent is scaled down, per batch, to at most this multiple of the decoder's gradient there (the sequence loss, a mean over bases, otherwise has a tiny share of it); 0: no cap. metrics.csv logs the mean factor applied per epoch (train_head_gradient_scale; 1: the cap did not bind).",
+    "erasure.enabled": "Erase each block's foreign labels (the labels of the other blocks; every label for an unlabelled block) linearly in the forward pass (LEACE, from running covariances): after it every class has the same mean in the block, so no linear read-out of it tells the label. The decoder, heads and embeddings read the erased blocks; the adversaries still train and report what a non-linear head reads.",
+    "erasure.momentum": "Weight of each training batch in the erasers' running means and covariances (0.02: about the last 50 batches).",
     "vq.codebook_size": "Codes per codebook.",
     "vq.n_groups": "Groups per block, each with its own codebook (block sizes must divide by it).",
     "vq.commitment": "beta of the commitment loss ||z - sg(q)||^2.",
@@ -295,6 +299,8 @@ def _validate(s: dict[str, Any], where: str) -> None:
         fail("head_gradient_cap", f"must be >= 0 (0: no cap), got {s['head_gradient_cap']}")
     if s["adversarial_schedule"]["warmup_steps"] < 0:
         fail("adversarial_schedule.warmup_steps", "must be >= 0")
+    if not 0.0 < s["erasure"]["momentum"] <= 1.0:
+        fail("erasure.momentum", f"must be in (0, 1], got {s['erasure']['momentum']}")
 
     vq = s["vq"]
     for key in ("codebook_size", "n_groups"):
