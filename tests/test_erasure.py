@@ -121,3 +121,23 @@ def test_instance_normalised_codes_ignore_what_is_constant_over_the_window() -> 
         codes = local(features, update=False).codes
         shifted = local(features + offset, update=False).codes
         assert torch.equal(codes, shifted) is same
+
+
+def test_forward_returns_the_chain_the_anomaly_score_reads() -> None:
+    """The chain logits of a forward pass are the chain's own (so evaluate and embed need not run it again)."""
+    settings = tiny_settings(
+        decoder={"kind": "autoregressive", "context": 3, "reach": 8, "latent_reach": False},
+        local={"enabled": True, "codebook_size": 16},
+    )
+    torch.manual_seed(0)
+    model = SequenceAutoencoder(settings, 2, 64, LABELS).eval()
+    seq, tracks, _ = batch(4, 64)
+    seq = seq.clamp_max(3)
+    with torch.no_grad():
+        out = model(seq, tracks)
+        assert out.chain_logits is not None
+        chain = model.chain_reconstruct(seq)[0]
+        assert torch.allclose(out.chain_logits, chain, atol=1e-5)
+        given = model.window_score(seq, tracks, out.seq_logits, out.tracks_pred, chain_logits=out.chain_logits)
+        computed = model.window_score(seq, tracks, out.seq_logits, out.tracks_pred)
+    assert torch.allclose(given, computed, atol=1e-6)

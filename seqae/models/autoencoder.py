@@ -123,6 +123,8 @@ class ModelOutput:
             backward pass, NaN before it; only when the cap is on and labels are given).
         codes: ``int64 [B, sum of groups]`` VQ code indices, blocks in layout order (vq only).
         local_codes: ``int64 [B, L']`` the local latent sequence's codes (``local.enabled`` only).
+        chain_logits: ``[B, 4, L]`` the decoder's own chain (latent off) where the pass ran it
+            (an autoregressive decoder with ``weights.chain`` > 0): what :meth:`window_score` reads.
     """
 
     latent: Tensor
@@ -134,6 +136,7 @@ class ModelOutput:
     metrics: dict[str, Tensor] = field(default_factory=dict)
     codes: Tensor | None = None
     local_codes: Tensor | None = None
+    chain_logits: Tensor | None = None
 
     def metric_floats(self) -> dict[str, float]:
         """``metrics`` and ``losses`` (as ``loss/<name>``) as Python floats, with one device transfer."""
@@ -531,6 +534,7 @@ class SequenceAutoencoder(nn.Module):
             metrics=metrics,
             codes=b.codes,
             local_codes=local_codes,
+            chain_logits=chain_logits,
         )
 
     def encode(self, seq: Tensor, tracks: Tensor) -> Tensor:
@@ -681,12 +685,21 @@ class SequenceAutoencoder(nn.Module):
         an autoregressive decoder that trains its chain (``weights.chain`` > 0)."""
         return isinstance(self.decoder, ContextDecoder) and self.settings["weights"]["chain"] > 0
 
-    def window_score(self, seq: Tensor, tracks: Tensor, seq_logits: Tensor, tracks_pred: Tensor) -> Tensor:
+    def window_score(
+        self,
+        seq: Tensor,
+        tracks: Tensor,
+        seq_logits: Tensor,
+        tracks_pred: Tensor,
+        chain_logits: Tensor | None = None,
+    ) -> Tensor:
         """The anomaly score of windows already decoded: ``float32 [B]``.
 
         Args:
             seq: ``int [B, L]``; tracks: ``float [B, T, L]`` (the inputs).
             seq_logits, tracks_pred: the model's reconstruction of them (:meth:`reconstruct`).
+            chain_logits: the chain's logits ``[B, 4, L]`` where the caller already has them
+                (:attr:`ModelOutput.chain_logits`, :meth:`chain_reconstruct`); else computed here.
 
         With an autoregressive decoder that trains its chain, the sequence part is
         the chain's cross-entropy (the latent off, one more pass of the decoder's
@@ -696,7 +709,7 @@ class SequenceAutoencoder(nn.Module):
         latent (README, "Which error is the anomaly score").
         """
         if self.chain_scores:
-            seq_logits = self.chain_reconstruct(seq)[0]
+            seq_logits = self.chain_reconstruct(seq)[0] if chain_logits is None else chain_logits
         return reconstruction_error(
             seq_logits,
             tracks_pred,
