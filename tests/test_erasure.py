@@ -141,3 +141,41 @@ def test_forward_returns_the_chain_the_anomaly_score_reads() -> None:
         given = model.window_score(seq, tracks, out.seq_logits, out.tracks_pred, chain_logits=out.chain_logits)
         computed = model.window_score(seq, tracks, out.seq_logits, out.tracks_pred)
     assert torch.allclose(given, computed, atol=1e-6)
+
+
+def test_exact_fit_over_batches_matches_one_batch_fit() -> None:
+    """Streaming sums over several batches give the statistics of one pass over all rows."""
+    x, y = _labelled_cloud(900, 6, 3, seed=4)
+    y[::7] = -1  # unknown rows
+    whole = BlockEraser(6, [3], momentum=1.0)
+    whole.update(x, [y])
+    streamed = BlockEraser(6, [3], momentum=0.02)
+    streamed.begin_fit()
+    for lo in range(0, 900, 128):
+        streamed.accumulate(x[lo : lo + 128], [y[lo : lo + 128]])
+    streamed.end_fit()
+    for name in ("mean", "covariance", "cross_covariance"):
+        assert torch.allclose(getattr(streamed, name), getattr(whole, name), atol=1e-4), name
+    assert torch.allclose(streamed(x), whole(x), atol=1e-4)
+
+
+def test_model_fit_erasers_reads_evaluation_mode_latents() -> None:
+    """After fit_erasers on a set of windows, the residual's chrom classes share one mean in the
+    embedding of those same windows (evaluation mode), whatever the training batches did."""
+    settings = tiny_settings(erasure={"enabled": True, "momentum": 0.5})
+    torch.manual_seed(0)
+    model = SequenceAutoencoder(settings, 2, 64, LABELS)
+    seq, tracks, labels = batch(48, 64, seed=3)
+    model.train()
+    model(seq[:16], tracks[:16], {k: v[:16] for k, v in labels.items()}, step=1)
+    n = model.fit_erasers(
+        (seq[lo : lo + 16], tracks[lo : lo + 16], {k: v[lo : lo + 16] for k, v in labels.items()})
+        for lo in range(0, 48, 16)
+    )
+    assert n == 48 and model.training  # the mode is restored
+    model.eval()
+    with torch.no_grad():
+        residual = model.layout.split(model.encode(seq, tracks))["residual"]
+    y = labels["chrom"]
+    means = torch.stack([residual[y == c].mean(0) for c in y.unique()])
+    assert torch.allclose(means, means.mean(0).expand_as(means), atol=1e-3)

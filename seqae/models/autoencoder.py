@@ -58,7 +58,7 @@ when the trainer logs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -353,6 +353,39 @@ class SequenceAutoencoder(nn.Module):
         b.decoder_input = erased if b.decoder_input is b.latent else self._erase(b.decoder_input)
         b.latent = erased
         return b
+
+    @torch.no_grad()
+    def fit_erasers(self, batches: Iterable[tuple[Tensor, Tensor, Mapping[str, Tensor]]]) -> int:
+        """Refit every eraser exactly on the given windows, in evaluation mode (no-op without erasure).
+
+        The running statistics of training lag the encoder and come from training-mode
+        passes; the embeddings a probe reads come from evaluation mode. The trainer
+        calls this on all training windows at the end of every epoch.
+
+        Args:
+            batches: ``(seq int [B, L], tracks float [B, T, L], labels column -> int64 [B])``.
+
+        Returns:
+            The number of windows read.
+        """
+        if self.erasers is None:
+            return 0
+        was_training = self.training
+        self.eval()
+        for eraser in self.erasers.values():
+            eraser.begin_fit()
+        n = 0
+        for seq, tracks, labels in batches:
+            h, _ = self.encoder(seq, tracks)
+            latent = self._quantised_bottleneck(h, sample=False, update=False).latent
+            for block, part in self.layout.split(latent).items():
+                if block in self.erasers:
+                    self.erasers[block].accumulate(part, [labels[label] for label in self.erased_labels[block]])
+            n += seq.shape[0]
+        for eraser in self.erasers.values():
+            eraser.end_fit()
+        self.train(was_training)
+        return n
 
     def _erase(self, latent: Tensor) -> Tensor:
         """``[B, D]`` latent with every block's foreign labels erased (:class:`BlockEraser`)."""
