@@ -234,7 +234,6 @@ class SequenceAutoencoder(nn.Module):
                 vq["commitment"],
                 vq["decay"],
                 vq["dead_code_steps"],
-                instance_norm=local["instance_norm"],
             )
         self.decoder: SequenceDecoder | ContextDecoder
         if self.autoregressive:

@@ -100,11 +100,6 @@ class LocalLatent(nn.Module):
         dim: width of each code vector.
         codebook_size: K codes; the latent carries ``log2(K) / s`` bits per base.
         commitment, decay, dead_code_steps: as for :class:`~seqae.models.quantize.VectorQuantizer`.
-        instance_norm: normalise each window's code vectors over its positions (per
-            channel, zero mean and unit variance) before quantising, so that what is
-            constant over the window (its composition, its chromosome's style) cannot
-            pass through the codes and has to come from the global blocks: the content
-            encoder of one-shot voice conversion (Chou et al. 2019).
     """
 
     def __init__(
@@ -115,11 +110,9 @@ class LocalLatent(nn.Module):
         commitment: float = 0.25,
         decay: float = 0.99,
         dead_code_steps: int = 200,
-        instance_norm: bool = False,
     ):
         super().__init__()
         self.dim = dim
-        self.instance_norm = instance_norm
         self.proj = nn.Conv1d(channels, dim, 1)
         self.quantizer = VectorQuantizer(dim, codebook_size, 1, commitment, decay, dead_code_steps)
 
@@ -128,8 +121,6 @@ class LocalLatent(nn.Module):
         is ``float32 [B, dim, L']`` (straight-through gradient) and ``codes`` ``int64 [B, L']``; the
         commitment loss, perplexity and usage are over all positions of the batch."""
         z = self.proj(features)  # [B, dim, L']
-        if self.instance_norm:
-            z = F.instance_norm(z)
         batch, dim, length = z.shape
         out = self.quantizer(z.transpose(1, 2).reshape(batch * length, dim), update=update)
         out.quantized = out.quantized.view(batch, length, dim).transpose(1, 2)

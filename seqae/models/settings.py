@@ -47,7 +47,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
         "reach_width": 64,
         "latent_reach": True,
     },
-    "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.0, "instance_norm": False},
+    "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.0},
     "dropout": 0.0,
     "head_hidden": 64,
     "blocks": {
@@ -130,7 +130,6 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "decoder.latent_reach": "Whether the latent path reads the decoder.reach bases too (true), or only the decoder.context table (false): then whatever lies beyond k bases has to come through the latent, the latent's contribution is measured against a learnt order-k chain, and the chain over the reach stays the anomaly score.",
     "local.enabled": "Add a latent sequence: one VQ code per downsample bases (log2(codebook_size) / downsample bits per base) beside the global blocks (needs decoder.kind autoregressive).",
     "local.dim": "Width of the local code vectors.",
-    "local.instance_norm": "Normalise each window's local code vectors over its positions (per channel) before quantising, so that what is constant over the window (composition, the chromosome's style) cannot pass through the codes and comes from the global blocks; a swapped chrom block can then change it (instance-normalised content codes, as in one-shot voice conversion).",
     "local.codebook_size": "Codes in the local codebook (256 at downsample 8: 1 bit per base).",
     "local.latent_dropout": "Share of training windows decoded with the whole latent switched off, so the decoder also learns its no-latent order-k chain (the baseline of the latent's contribution); mostly replaced by weights.chain, which trains that chain on every window.",
     "dropout": "Dropout inside the residual blocks.",
