@@ -651,6 +651,25 @@ class SequenceAutoencoder(nn.Module):
         seq_logits, tracks_pred = self.decoder(seq, local, latent)
         return latent.float(), seq_logits, tracks_pred
 
+    def score_reconstruct(self, seq: Tensor, tracks: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`encode_reconstruct` and :meth:`anomaly_score` of the same windows in one pass of the encoder
+        and one of the decoder: ``(latent float32 [B, D], seq_logits [B, 4, L], tracks_pred [B, T, L],
+        score float32 [B])``.
+
+        Where the score is the decoder's chain's, the chain's logits come from the
+        context features of the latent path's pass (the training pass does the
+        same), rather than from a second pass over the windows; the direct head
+        is not run. Same numbers as the two calls.
+        """
+        if not self.chain_scores:
+            latent, seq_logits, tracks_pred = self.encode_reconstruct(seq, tracks)
+            return latent, seq_logits, tracks_pred, self.window_score(seq, tracks, seq_logits, tracks_pred)
+        latent, local = self._encode_both(seq, tracks)
+        assert isinstance(self.decoder, ContextDecoder)
+        out = self.decoder.forward_with_chain(seq, local, latent, chain=True, direct=False)
+        score = self.window_score(seq, tracks, out.seq_logits, out.tracks_pred, chain_logits=out.chain_logits)
+        return latent.float(), out.seq_logits, out.tracks_pred, score
+
     def decode_bases(
         self,
         latent: Tensor,
@@ -708,8 +727,7 @@ class SequenceAutoencoder(nn.Module):
         Call ``model.eval()`` (and ``torch.inference_mode()``) for scoring.
         """
         self._check_inputs(seq, tracks)
-        seq_logits, tracks_pred = self.reconstruct(seq, tracks)
-        return self.window_score(seq, tracks, seq_logits, tracks_pred)
+        return self.score_reconstruct(seq, tracks)[3]
 
     @property
     def chain_scores(self) -> bool:
@@ -718,20 +736,15 @@ class SequenceAutoencoder(nn.Module):
         return isinstance(self.decoder, ContextDecoder) and self.settings["weights"]["chain"] > 0
 
     def window_score(
-        self,
-        seq: Tensor,
-        tracks: Tensor,
-        seq_logits: Tensor,
-        tracks_pred: Tensor,
-        chain_logits: Tensor | None = None,
+        self, seq: Tensor, tracks: Tensor, seq_logits: Tensor, tracks_pred: Tensor, chain_logits: Tensor | None = None
     ) -> Tensor:
         """The anomaly score of windows already decoded: ``float32 [B]``.
 
         Args:
             seq: ``int [B, L]``; tracks: ``float [B, T, L]`` (the inputs).
             seq_logits, tracks_pred: the model's reconstruction of them (:meth:`reconstruct`).
-            chain_logits: the chain's logits ``[B, 4, L]`` where the caller already has them
-                (:attr:`ModelOutput.chain_logits`, :meth:`chain_reconstruct`); else computed here.
+            chain_logits: ``[B, 4, L]`` the chain's logits of the same windows when already computed
+                (:meth:`score_reconstruct`); None runs the chain here where the score needs it.
 
         With an autoregressive decoder that trains its chain, the sequence part is
         the chain's cross-entropy (the latent off, one more pass of the decoder's
@@ -741,7 +754,7 @@ class SequenceAutoencoder(nn.Module):
         latent (README, "Which error is the anomaly score").
         """
         if self.chain_scores:
-            seq_logits = self.chain_reconstruct(seq)[0] if chain_logits is None else chain_logits
+            seq_logits = chain_logits if chain_logits is not None else self.chain_reconstruct(seq)[0]
         return reconstruction_error(
             seq_logits,
             tracks_pred,
