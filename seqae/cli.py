@@ -123,23 +123,37 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_embed(args: argparse.Namespace) -> None:
     from seqae.embed import embed_windows
+    from seqae.embed_shards import embed_shard
 
-    result = embed_windows(
-        args.model,
-        args.windows,
-        args.outdir,
-        batch_size=args.batch_size,
-        device=args.device,
-        splits=args.splits,
-        progress=not args.quiet,
-        chrom_sizes=args.chrom_sizes,
-        recon_tracks=not args.no_recon_tracks,
-    )
+    common = {
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "splits": args.splits,
+        "progress": not args.quiet,
+        "chrom_sizes": args.chrom_sizes,
+        "recon_tracks": not args.no_recon_tracks,
+        "threads": args.threads,
+    }
+    if args.shard is not None:
+        path = embed_shard(args.model, args.windows, args.outdir, args.shard, args.shards, **common)
+        log.info("shard %d of %d embedded into %s", args.shard, args.shards, path)
+        return
+    result = embed_windows(args.model, args.windows, args.outdir, **common)
     s = result.summary
     log.info(
         "%d windows embedded in %.1f s (%.0f windows/s on %s); outputs in %s",
         s["n_windows"], s["seconds"], s["windows_per_second"], s["device"], args.outdir,
     )  # fmt: skip
+
+
+def _cmd_embed_gather(args: argparse.Namespace) -> None:
+    from seqae.embed_shards import gather_embedding
+
+    result = gather_embedding(
+        args.model, args.windows, args.outdir, args.shards, batch_size=args.batch_size, splits=args.splits,
+        chrom_sizes=args.chrom_sizes, recon_tracks=not args.no_recon_tracks,
+    )  # fmt: skip
+    log.info("%d windows gathered from %d shards; outputs in %s", result.summary["n_windows"], args.shards, args.outdir)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -320,7 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(genome browsers need the real sizes for whole-genome views)",
     )  # fmt: skip
     p.add_argument("--no-recon-tracks", action="store_true", help="skip the recon_<track>.bw files (the slowest output)")
+    p.add_argument("--threads", type=int, help="CPU threads of the model (default: every core torch sees)")
+    p.add_argument("--shard", type=int, help="embed only shard SHARD of --shards (0-based); seqae embed-gather writes the outputs")
+    p.add_argument("--shards", type=int, default=1, help="shards the windows are cut into (with --shard)")
     p.set_defaults(func=_cmd_embed)
+
+    p = _command(sub, "embed-gather", help="write the outputs of seqae embed from its shards (OUTDIR/shards/embed_shard_*.h5)")
+    p.add_argument("--model", type=Path, required=True, help="the model file the shards were embedded with")
+    p.add_argument("--windows", type=Path, required=True, help="the windows file the shards were embedded from")
+    p.add_argument("--outdir", type=Path, required=True, help="the --outdir of the shards")
+    p.add_argument("--shards", type=int, required=True, help="number of shards")
+    p.add_argument("--batch-size", type=int, default=512, help="the shards' --batch-size (default 512)")
+    p.add_argument("--splits", nargs="+", metavar="SPLIT", help="the shards' --splits")
+    p.add_argument("--chrom-sizes", type=Path, help="the shards' --chrom-sizes")
+    p.add_argument("--no-recon-tracks", action="store_true", help="the shards' --no-recon-tracks")
+    p.set_defaults(func=_cmd_embed_gather)
 
     p = _command(sub, "evaluate", help="evaluate a trained model on the test split: probes vs baselines, swaps, AUROC, figures")
     p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by seqae train")

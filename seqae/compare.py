@@ -13,6 +13,8 @@ Columns (NaN / empty where a model has no such number):
   ``<b>_kmer`` (the k-mer baseline), ``<b>_residual`` (the ``residual`` block,
   or the first unlabelled block, on that label), ``<b>_chance``,
   ``<b>_recoverable`` (the k-mer baseline beats chance);
+* ``tf_identity_latent`` / ``tf_identity_kmer``: the window's peak set (TF)
+  read by a held-out probe from the whole embedding / from its k-mer spectrum;
 * ``swap_<b>_donor`` / ``swap_<b>_recipient``: fraction of swapped windows the
   judge assigns to the donor's / recipient's label (empty when not computed);
   ``swap_<b>_kept`` / ``swap_<b>_moved``: share of the swapped windows'
@@ -108,6 +110,10 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[f"{block}_residual"] = residual
         row[f"{block}_chance"] = _num(entry.get("chance"))
         row[f"{block}_recoverable"] = entry.get("recoverable")
+    # TF identity (the window's peak set) read from the whole embedding, beside the k-mer probe.
+    kmer_row = _get(metrics, "probes", "baseline_row", default="kmer4")
+    row["tf_identity_latent"] = _num(_get(accuracy, "latent", "peak_set"))
+    row["tf_identity_kmer"] = _num(_get(accuracy, kmer_row, "peak_set"))
     for block, entry in (_get(metrics, "swap", default={}) or {}).items():
         computed = bool(entry.get("computed"))
         row[f"swap_{block}_donor"] = _num(entry.get("donor_fraction")) if computed else float("nan")
@@ -200,6 +206,8 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
             (f"{b}_residual", f"{b}: residual probe"),
             (f"{b}_chance", f"{b}: chance"),
         ]
+    if "tf_identity_latent" in table and table["tf_identity_latent"].notna().any():
+        cols += [("tf_identity_latent", "TF identity from the embedding"), ("tf_identity_kmer", "TF identity: k-mer baseline")]
     for b in blocks:
         cols += [
             (f"swap_{b}_donor", f"swap {b}: donor"),

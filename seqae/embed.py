@@ -75,7 +75,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 import numpy as np
 import pyBigWig
@@ -130,6 +130,7 @@ def embed_windows(
     progress: bool = True,
     chrom_sizes: str | os.PathLike[str] | None = None,
     recon_tracks: bool = True,
+    threads: int | None = None,
 ) -> EmbedResult:
     """Embed the windows of a windows file; write Parquet, bigWigs and a summary (see the module docstring).
 
@@ -146,6 +147,7 @@ def embed_windows(
         chrom_sizes: UCSC ``chrom.sizes`` file for the bigWig headers (see the
             module docstring); None derives sizes from the windows.
         recon_tracks: write ``recon_<track>.bw`` files.
+        threads: CPU threads of the model's kernels (None: torch's default).
 
     Returns:
         :class:`EmbedResult`.
@@ -155,27 +157,15 @@ def embed_windows(
             tracks or track transform, named in one line), unknown splits, no
             window selected, a bad chrom.sizes file, CUDA asked for but absent.
     """
-    from seqae.checkpoint import load_model
     from seqae.fileio import atomic_output
-    from seqae.store import read_labels, read_schema
 
     started = time.perf_counter()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SeqaeError(f"batch size must be a positive integer, got {batch_size!r}")
-    outdir = Path(outdir)
-    torch_device = resolve_device(device)
-    schema = read_schema(windows_path)
-    model, metadata = load_model(model_path, torch_device)
-    check_model_fits(metadata, schema, model_path, windows_path)
-    labels = read_labels(windows_path)
-    rows = select_rows(labels, splits, windows_path)
-    placement = place_windows(labels, rows, schema.window_len, schema.flank, chrom_sizes)
-    tracks_out = {name: outdir / f"recon_{_file_safe(name)}.bw" for name in schema.track_names} if recon_tracks else {}
-    paths = {"embeddings": outdir / "embeddings.parquet", "anomaly": outdir / "anomaly.bw"}
-    paths.update({f"recon_{name}": path for name, path in tracks_out.items()})
-    paths["h5ad"] = outdir / "embeddings.h5ad"  # seqae.anndata_out, from the Parquet
-    paths["summary"] = outdir / "embed_summary.json"
-    column_names = latent_column_names(model.layout.sizes)
+    job = prepare_job(
+        model_path, windows_path, outdir, batch_size=batch_size, device=device, splits=splits,
+        chrom_sizes=chrom_sizes, recon_tracks=recon_tracks, threads=threads,
+    )  # fmt: skip
+    model, schema, labels, rows, placement = job.model, job.schema, job.labels, job.rows, job.placement
+    paths, tracks_out, column_names, torch_device = job.paths, job.tracks_out, job.column_names, job.device
 
     n = len(rows)
     use_processes = len(tracks_out) > 0 and n >= _PROCESS_WRITERS_MIN_WINDOWS
@@ -222,31 +212,120 @@ def embed_windows(
         for writer in writers:
             writer.close()
         _write_anomaly_bigwig(tmp_anomaly, placement, scores)
-        metadata_json = {
-            "model": str(model_path),
-            "model_name": metadata.get("model_name"),
-            "windows": str(windows_path),
-            "splits": None if splits is None else list([splits] if isinstance(splits, str) else splits),
-            "latent_blocks": {name: [s.start, s.stop] for name in model.layout.names for s in [model.layout.slice(name)]},
-        }
-        _finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(metadata_json)})
-    from seqae.anndata_out import write_h5ad
+        _finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(job.metadata_json)})
+    return finish_job(job, started, n, batch_size)
 
-    write_h5ad(paths["embeddings"], paths["h5ad"])
+
+@dataclass
+class EmbedJob:
+    """What every embedding step (a whole run, a shard, the gather) derives from the same inputs.
+
+    ``rows`` are the selected file rows (increasing); ``placement`` places them in the bigWigs;
+    ``paths`` are the outputs (see :class:`EmbedResult`); ``tracks_out`` the recon bigWigs by track.
+    """
+
+    model: Any
+    device: Any
+    schema: Any
+    labels: Any
+    rows: np.ndarray
+    placement: Placement
+    paths: dict[str, Path]
+    tracks_out: dict[str, Path]
+    column_names: list[str]
+    metadata_json: dict[str, Any]
+
+
+class EmbedSettings(TypedDict, total=False):
+    """The keyword arguments of :func:`embed_windows` that every embedding step takes (same meaning and defaults)."""
+
+    batch_size: int
+    device: str | Any | None
+    splits: Sequence[str] | str | None
+    chrom_sizes: str | os.PathLike[str] | None
+    recon_tracks: bool
+    threads: int | None
+
+
+def prepare_job(
+    model_path: str | os.PathLike[str],
+    windows_path: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    **settings: Unpack[EmbedSettings],
+) -> EmbedJob:
+    """Load the model and the labels, select and place the windows (arguments as :func:`embed_windows`).
+
+    Raises:
+        SeqaeError: as :func:`embed_windows`.
+    """
+    from seqae.checkpoint import load_model
+    from seqae.store import read_labels, read_schema
+
+    batch_size, splits = settings.get("batch_size", 512), settings.get("splits")
+    chrom_sizes, recon_tracks = settings.get("chrom_sizes"), settings.get("recon_tracks", True)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SeqaeError(f"batch size must be a positive integer, got {batch_size!r}")
+    set_threads(settings.get("threads"))
+    outdir = Path(outdir)
+    torch_device = resolve_device(settings.get("device"))
+    schema = read_schema(windows_path)
+    model, metadata = load_model(model_path, torch_device)
+    check_model_fits(metadata, schema, model_path, windows_path)
+    labels = read_labels(windows_path)
+    rows = select_rows(labels, splits, windows_path)
+    placement = place_windows(labels, rows, schema.window_len, schema.flank, chrom_sizes)
+    tracks_out = {name: outdir / f"recon_{_file_safe(name)}.bw" for name in schema.track_names} if recon_tracks else {}
+    paths = {"embeddings": outdir / "embeddings.parquet", "anomaly": outdir / "anomaly.bw"}
+    paths.update({f"recon_{name}": path for name, path in tracks_out.items()})
+    paths["h5ad"] = outdir / "embeddings.h5ad"  # seqae.anndata_out, from the Parquet
+    paths["summary"] = outdir / "embed_summary.json"
+    metadata_json = {
+        "model": str(model_path),
+        "model_name": metadata.get("model_name"),
+        "windows": str(windows_path),
+        "splits": None if splits is None else list([splits] if isinstance(splits, str) else splits),
+        "latent_blocks": {name: [s.start, s.stop] for name in model.layout.names for s in [model.layout.slice(name)]},
+    }
+    column_names = latent_column_names(model.layout.sizes)
+    return EmbedJob(
+        model, torch_device, schema, labels, rows, placement, paths, tracks_out, column_names, metadata_json
+    )
+
+
+def set_threads(threads: int | None) -> None:
+    """Let torch's CPU kernels use ``threads`` threads (None: torch's default, every core it sees).
+
+    On a cluster node shared with other jobs torch's default oversubscribes the
+    CPUs the job was given; the workflow passes the rule's ``threads``.
+    """
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise SeqaeError(f"threads must be a positive integer, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def finish_job(job: EmbedJob, started: float, n: int, batch_size: int) -> EmbedResult:
+    """The AnnData file (from the finished Parquet) and ``embed_summary.json``; the result of the run."""
+    from seqae.anndata_out import write_h5ad
+    from seqae.fileio import atomic_output
+
+    write_h5ad(job.paths["embeddings"], job.paths["h5ad"])
     seconds = time.perf_counter() - started
     summary = {
         "n_windows": n,
         "seconds": round(seconds, 3),
         "windows_per_second": round(n / seconds, 1) if seconds > 0 else None,
-        "device": str(torch_device),
+        "device": str(job.device),
         "batch_size": batch_size,
-        **metadata_json,
-        "latent_dim": model.layout.dim,
-        "outputs": {key: path.name for key, path in paths.items()},
+        **job.metadata_json,
+        "latent_dim": job.model.layout.dim,
+        "outputs": {key: path.name for key, path in job.paths.items()},
     }
-    with atomic_output(paths["summary"]) as tmp:
+    with atomic_output(job.paths["summary"]) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    return EmbedResult(paths=paths, summary=summary)
+    return EmbedResult(paths=job.paths, summary=summary)
 
 
 def resolve_device(device: str | Any | None) -> Any:
@@ -563,11 +642,16 @@ def _decode_chunk(
 
 
 def _prefetched(
-    reader: _WindowReader, rows: np.ndarray, block_rows: int, order: np.ndarray | None = None
+    reader: _WindowReader,
+    rows: np.ndarray,
+    block_rows: int,
+    order: np.ndarray | None = None,
+    positions: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """``(lo, hi, seq, tracks)`` per block of selected windows ``order[lo:hi]`` (identity when None),
-    the next block read in a thread while the caller works on this one."""
-    n = len(rows)
+    the next block read in a thread while the caller works on this one. ``positions`` ``(first, end)``:
+    only the blocks of those positions (a shard's, ``first`` a multiple of ``block_rows``)."""
+    first, n = positions if positions is not None else (0, len(rows))
 
     def load(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         if order is None:
@@ -579,9 +663,11 @@ def _prefetched(
         back[by_row] = np.arange(len(by_row))
         return seq[back], tracks[back]
 
-    starts = list(range(0, n, block_rows))
+    starts = list(range(first, n, block_rows))
+    if not starts:
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
-        pending = pool.submit(load, 0, min(block_rows, n))
+        pending = pool.submit(load, first, min(first + block_rows, n))
         for k, lo in enumerate(starts):
             hi = min(lo + block_rows, n)
             seq, tracks = pending.result()
@@ -633,10 +719,11 @@ class _BlockRunner:
                 s = seq_all[lo : lo + self.batch_size].long()
                 t = tracks_all[lo : lo + self.batch_size].float()
                 with autocast:
-                    # Autoregressive decoders: each base's logits given the true previous bases.
-                    z, logits, tracks_pred = model.encode_reconstruct(s, t)
-                # = model.anomaly_score(s, t), without running the encoder twice.
-                scores.append(model.window_score(s, t, logits, tracks_pred).float())
+                    # Autoregressive decoders: each base's logits given the true previous bases. The
+                    # score is model.anomaly_score(s, t), from the same pass (one encoder pass, one
+                    # decoder pass that also gives the chain's logits; the direct head is not run).
+                    z, logits, tracks_pred, score = model.score_reconstruct(s, t)
+                scores.append(score.float())
                 called = s < N_CODE
                 right = (logits.argmax(1) == s) & called
                 n_called = called.sum(1)
@@ -844,12 +931,29 @@ def _send_tracks(
     writers: list[Any], placement: Placement, idx: np.ndarray, stored: np.ndarray, transform: str
 ) -> None:
     """Owned bases of windows ``idx`` (genome order), tracks ``stored [n, T, L]`` -> one batch of runs per writer."""
+    runs = track_runs(placement, idx, stored, transform)
+    if runs is None:
+        return
+    chrom, start, length, values = runs
+    for writer, track_values in zip(writers, values, strict=True):
+        writer.add(chrom, start, length, track_values)
+
+
+def track_runs(
+    placement: Placement, idx: np.ndarray, stored: np.ndarray, transform: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]] | None:
+    """The bigWig runs of windows ``idx`` (genome order) from their tracks ``stored [n, T, L]``.
+
+    Returns:
+        ``(chrom, start, length, values)``: ``int64 [r]`` each, and per track ``float32 [sum(length)]``
+        on the bigWig's scale; None when the windows own no base.
+    """
     from seqae.tracks import invert_transform
 
     lo, hi = placement.own_start[idx], placement.own_end[idx]
     keep = hi > lo
     if not keep.any():
-        return
+        return None
     idx, lo, hi, stored = idx[keep], lo[keep], hi[keep], stored[keep]
     chrom, start = placement.chrom[idx], placement.start[idx]
     offset = np.arange(stored.shape[-1])
@@ -858,9 +962,11 @@ def _send_tracks(
     new_run = np.r_[True, (chrom[1:] != chrom[:-1]) | (lo[1:] != hi[:-1])]
     first = np.flatnonzero(new_run)
     length = np.add.reduceat(hi - lo, first)
-    for t, writer in enumerate(writers):
-        values = invert_transform(stored[:, t, :][owned], transform).astype(np.float32, copy=False)
-        writer.add(chrom[first], lo[first], length, values)
+    values = [
+        invert_transform(stored[:, t, :][owned], transform).astype(np.float32, copy=False)
+        for t in range(stored.shape[1])
+    ]
+    return chrom[first], lo[first], length, values
 
 
 def _write_anomaly_bigwig(path: Path, placement: Placement, scores: np.ndarray) -> None:

@@ -492,6 +492,7 @@ def _model_pass(
             "tracks_pred",
             "score",
             "seq_score",
+            "chain_seq_score",
             "codes",
             "local_codes",
             "next_base_pred",
@@ -521,9 +522,13 @@ def _model_pass(
             if sampler is not None:
                 parts["sampled"].append(bases_from_logits(out.seq_logits, True, sampler).to(torch.uint8))
         parts["tracks_pred"].append(model.tracks_to_stored(out.tracks_pred).float())
-        score, seq_score = _window_scores(model, out.seq_logits, out.tracks_pred, x, t)
+        score, seq_score, chain_seq_score = _window_scores(
+            model, out.seq_logits, out.tracks_pred, x, t, out.chain_logits
+        )
         parts["score"].append(score)
         parts["seq_score"].append(seq_score)
+        if chain_seq_score is not None:
+            parts["chain_seq_score"].append(chain_seq_score)
         if out.codes is not None:
             parts["codes"].append(out.codes)
     result: dict[str, np.ndarray | None] = {}
@@ -533,13 +538,27 @@ def _model_pass(
 
 
 def _window_scores(
-    model: Any, seq_logits: torch.Tensor, tracks_pred: torch.Tensor, x: torch.Tensor, t: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Anomaly score (as ``model.anomaly_score``) and the sequence error through the latent, ``float32 [B]`` each."""
+    model: Any,
+    seq_logits: torch.Tensor,
+    tracks_pred: torch.Tensor,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    chain_logits: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Anomaly score (as ``model.anomaly_score``), the sequence error through the latent and the
+    chain's sequence error (None for a model whose score is not the chain's), ``float32 [B]`` each.
+
+    The chain runs once per batch: its logits feed both the score and its own error.
+    """
     from seqae.models.objectives import sequence_error
 
-    score = model.window_score(x, t, seq_logits, tracks_pred)
-    return score.float(), sequence_error(seq_logits, x).float()
+    chain_error = None
+    if getattr(model, "chain_scores", False):
+        if chain_logits is None:
+            chain_logits = model.chain_reconstruct(x)[0]
+        chain_error = sequence_error(chain_logits, x).float()
+    score = model.window_score(x, t, seq_logits, tracks_pred, chain_logits=chain_logits)
+    return score.float(), sequence_error(seq_logits, x).float(), chain_error
 
 
 @torch.inference_mode()
@@ -567,27 +586,43 @@ def _scores(
     device: torch.device,
     latent_off: bool = False,
     chain: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Anomaly scores and their sequence-only part, ``float32 [N]`` each (encode + decode in batches).
+    sequence_only: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Anomaly scores, their sequence-only part and the chain's sequence error, ``float32 [N]`` each
+    (encode + decode in batches; the last None unless the model's score is its chain's).
 
     ``latent_off``: an autoregressive decoder's latent path with its latent switched off
     (the baseline of the latent's contribution); ``chain``: the decoder's own chain over
     its context and reach (the same unless the latent path reads no reach).
+    ``sequence_only``: only the sequence error is wanted (the other two come back empty),
+    which spares the chain's pass.
     """
-    scores, seq_scores = [], []
+    from seqae.models.objectives import sequence_error
+
+    scores, seq_scores, chain_scores = [], [], []
     for sl in _batches(seq.shape[0], batch_size):
         x = torch.from_numpy(seq[sl]).to(device).long()
         t = torch.from_numpy(tracks[sl]).to(device).float()
+        chain_logits = None
         if chain:
             seq_logits, tracks_pred = model.chain_reconstruct(x)
+            chain_logits = seq_logits
         else:
             seq_logits, tracks_pred = model.reconstruct(x, t, latent_off=latent_off)
-        score, seq_score = _window_scores(model, seq_logits, tracks_pred, x, t)
+        if sequence_only:
+            seq_scores.append(sequence_error(seq_logits, x).float())
+            continue
+        score, seq_score, chain_score = _window_scores(model, seq_logits, tracks_pred, x, t, chain_logits)
         scores.append(score)
         seq_scores.append(seq_score)
-    if not scores:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    return torch.cat(scores).cpu().numpy(), torch.cat(seq_scores).cpu().numpy()
+        if chain_score is not None:
+            chain_scores.append(chain_score)
+    if not seq_scores:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32), None
+    if sequence_only:
+        return np.zeros(0, np.float32), torch.cat(seq_scores).cpu().numpy(), None
+    chained = torch.cat(chain_scores).cpu().numpy() if chain_scores else None
+    return torch.cat(scores).cpu().numpy(), torch.cat(seq_scores).cpu().numpy(), chained
 
 
 def _pca_apply(pca: Any, codes: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -1083,8 +1118,8 @@ def _anomaly(
     # the tracks rather than the sequence.
     foreign_tracks = data.test_tracks[rng.permutation(data.test_tracks.shape[0])]
     bs = cfg["batch_size"]
-    score_shuf, seq_shuf = _scores(model, shuffled, data.test_tracks, bs, device)
-    score_foreign, seq_foreign = _scores(model, foreign, foreign_tracks, bs, device)
+    score_shuf, seq_shuf, chain_shuf = _scores(model, shuffled, data.test_tracks, bs, device)
+    score_foreign, seq_foreign, chain_foreign = _scores(model, foreign, foreign_tracks, bs, device)
     scores = {"real": test_out["score"], "shuffled": score_shuf, "foreign": score_foreign}
     seq_scores = {"real": test_out["seq_score"], "shuffled": seq_shuf, "foreign": seq_foreign}
     pca_err = {
@@ -1144,16 +1179,25 @@ def _anomaly(
         # log-likelihood with the latent minus without it. A shuffle keeps the
         # dinucleotides, so real - shuffled is what the latent carries beyond them.
         tracks_of = {"real": data.test_tracks, "shuffled": data.test_tracks, "foreign": foreign_tracks}
-        off = {k: _scores(model, codes, tracks_of[k], bs, device, latent_off=True)[1] for k, codes in controls.items()}
+        off = {
+            k: _scores(model, codes, tracks_of[k], bs, device, latent_off=True, sequence_only=True)[1]
+            for k, codes in controls.items()
+        }
         gain = {k: float(np.mean(off[k] - seq_scores[k])) for k in controls}
         order_k = getattr(model.decoder, "order_k", None) is not None
         # The decoder's own chain over its context and reach: the anomaly score. Where the
         # latent path reads only the k-base table, the chain is a separate, longer model.
-        chain = (
-            {k: _scores(model, codes, tracks_of[k], bs, device, chain=True)[1] for k, codes in controls.items()}
-            if order_k
-            else off
-        )
+        # The passes above already ran it wherever it is the anomaly score.
+        chained = {"real": test_out.get("chain_seq_score"), "shuffled": chain_shuf, "foreign": chain_foreign}
+        if not order_k:
+            chain = off
+        elif all(v is not None for v in chained.values()):
+            chain = chained
+        else:
+            chain = {
+                k: _scores(model, codes, tracks_of[k], bs, device, chain=True, sequence_only=True)[1]
+                for k, codes in controls.items()
+            }
         chain_scores = chain
         chain_gain = {k: float(np.mean(chain[k] - seq_scores[k])) for k in controls}
         metrics["latent_contribution"] = {

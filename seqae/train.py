@@ -328,6 +328,13 @@ class _Data:
             return _staged_batches(self.staged_train, batches)
         return self._streamed("train", batches)
 
+    def train_batches_in_order(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Every training window once, in file order, on the device (the same in every process)."""
+        batches = list(torch.arange(len(self.train)).split(self.batch_size))
+        if self.staged:
+            return _staged_batches(self.staged_train, batches)
+        return self._streamed("train", batches)
+
     def val_batches(self) -> Iterator[dict[str, torch.Tensor]]:
         """This process's validation batches on the device, in file order."""
         batches = self.val_index_batches()
@@ -941,6 +948,23 @@ class _Run:
                 self.tensorboard.add_scalar(f"train_step/{key}", value, self.step)
             self.tensorboard.add_scalar("train_step/lr", lr, self.step)
 
+    def _refit_erasers(self) -> None:
+        """Refit the model's label erasers exactly on all training windows (evaluation mode, centre
+        crops), so that validation, best.pt and the embeddings read blocks erased with statistics of
+        the encoder as it is now. Every process reads every window: the same result everywhere."""
+        from seqae.models.augment import centre_crop
+
+        if getattr(self.module, "erasers", None) is None:
+            return
+
+        def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
+            for batch in self.data.train_batches_in_order():
+                seq, tracks = centre_crop(batch["seq"], batch["tracks"], self.schema.window_len)
+                yield seq, tracks, self._labels(batch["index"])
+
+        with self._autocast():
+            self.module.fit_erasers(batches())
+
     @torch.inference_mode()
     def _validate(self) -> dict[str, float]:
         from seqae.models.augment import centre_crop
@@ -1058,6 +1082,7 @@ class _Run:
                 train, seen, train_seconds = self._train_epoch(epoch)
             except _NonFinite as exc:
                 raise SeqaeError(f"{exc}; {self._last_good()}") from None
+            self._refit_erasers()
             val = self._validate() if len(self.data.val) else {}
             val_loss = selection_loss(val if val else train, t["selection"])
             if not math.isfinite(val_loss):

@@ -288,6 +288,36 @@ def test_training_step_reduces_the_loss_and_anomaly_score_is_teacher_forced() ->
     torch.testing.assert_close(no_chain_score, through_latent)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"decoder": {**TINY_AR["decoder"], "reach": 8, "reach_width": 8, "latent_reach": False}, "weights": {"direct": 1.0}},
+        {"decoder": {**TINY_AR["decoder"], "reach": 8, "reach_width": 8}},
+        {"weights": {"chain": 0.0}, "local": {**TINY_AR["local"], "latent_dropout": 0.2}},
+    ],
+    ids=["table", "bounded_latent_path_direct_head", "latent_reach", "no_chain"],
+)
+def test_score_reconstruct_is_encode_reconstruct_and_the_anomaly_score_in_one_pass(overrides: dict) -> None:
+    # What seqae embed computes in one pass of encoder and decoder (the chain's logits from the
+    # same pass, no direct head) must be what the separate calls give.
+    model = _model(**overrides).eval()
+    seq, tracks = _batch(6, seed=3)
+    with torch.no_grad():
+        latent, logits, tracks_pred, score = model.score_reconstruct(seq, tracks)
+        want_latent, want_logits, want_tracks = model.encode_reconstruct(seq, tracks)
+        chain_logits = model.chain_reconstruct(seq)[0] if model.chain_scores else want_logits
+        w = model.settings["weights"]["tracks"]
+        want_score = sequence_error(chain_logits, seq) + w * track_error(
+            want_tracks, tracks, model.settings["track_loss"], model.track_transform
+        )
+    torch.testing.assert_close(latent, want_latent)
+    torch.testing.assert_close(logits, want_logits)
+    torch.testing.assert_close(tracks_pred, want_tracks)
+    torch.testing.assert_close(score, want_score)
+    torch.testing.assert_close(model.anomaly_score(seq, tracks), want_score)
+
+
 def test_vae_prior_samples_with_a_local_latent() -> None:
     model = _model(kind="vae").eval()
     codes, tracks = model.generate(3, generator=torch.Generator().manual_seed(0))

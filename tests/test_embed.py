@@ -19,6 +19,7 @@ from seqae import __version__, embed
 from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, save_checkpoint
 from seqae.cli import main
 from seqae.embed import embed_windows, latent_column_names, owned_intervals, place_windows
+from seqae.embed_shards import embed_shard, gather_embedding, shard_path
 from seqae.errors import SeqaeError
 from seqae.extract import extract_windows
 from seqae.models import SequenceAutoencoder
@@ -269,6 +270,66 @@ def test_process_writers_and_unsorted_file_give_the_same_tracks(inputs, monkeypa
             ia, ib = a.intervals(chrom), b.intervals(chrom)
             assert [x[:2] for x in ia] == [x[:2] for x in ib]
             np.testing.assert_allclose([x[2] for x in ia], [x[2] for x in ib], rtol=1e-4, atol=1e-5)
+
+
+def _bigwig_entries(path: Path) -> dict[str, list[tuple]]:
+    bw = pyBigWig.open(str(path))
+    try:
+        return {chrom: list(bw.intervals(chrom) or []) for chrom in bw.chroms()}
+    finally:
+        bw.close()
+
+
+@pytest.mark.parametrize("windows_key", ["sorted", "unsorted"])
+def test_sharded_embedding_gives_the_same_outputs(inputs, monkeypatch, windows_key):
+    windows = inputs["windows"]
+    if windows_key == "unsorted":  # a hand-made file not in genome order: shards are cut in genome order
+        schema, labels = read_schema(windows), read_labels(windows)
+        seq, tracks = read_windows(windows)
+        perm = np.random.default_rng(0).permutation(len(labels))
+        windows = inputs["dir"] / "shuffled.h5"
+        with WindowsWriter(windows, schema, track_dtype="float16") as writer:
+            writer.append(seq[perm], tracks[perm])
+            writer.write_labels(labels.iloc[perm].reset_index(drop=True))
+    monkeypatch.setattr(embed, "_BLOCK_ROWS", 2)  # several blocks per shard, shards of unequal size
+    whole = embed_windows(inputs["model"], windows, inputs["dir"] / "whole", batch_size=1, progress=False)
+    n = whole.summary["n_windows"]
+    shards = 3
+    assert n > 2 * 2 * shards
+    out = inputs["dir"] / "sharded"
+    for k in reversed(range(shards)):  # any order: each shard is its own job
+        embed_shard(inputs["model"], windows, out, k, shards, batch_size=1, progress=False)
+    sharded = gather_embedding(inputs["model"], windows, out, shards, batch_size=1)
+    a, b = pd.read_parquet(whole.paths["embeddings"]), pd.read_parquet(sharded.paths["embeddings"])
+    if windows_key == "sorted":  # the same batches: the same numbers
+        pd.testing.assert_frame_equal(a, b)
+    else:  # other batches (file order vs genome order): the same numbers within float tolerance
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-4, atol=1e-5)
+    for key in ["anomaly", *(k for k in whole.paths if k.startswith("recon_"))]:
+        ea, eb = _bigwig_entries(whole.paths[key]), _bigwig_entries(sharded.paths[key])
+        assert ea.keys() == eb.keys()
+        for chrom in ea:
+            assert [x[:2] for x in ea[chrom]] == [x[:2] for x in eb[chrom]]
+            np.testing.assert_allclose([x[2] for x in ea[chrom]], [x[2] for x in eb[chrom]], rtol=1e-4, atol=1e-5)
+
+
+def test_gather_names_a_missing_or_foreign_shard(inputs, monkeypatch):
+    monkeypatch.setattr(embed, "_BLOCK_ROWS", 2)
+    out = inputs["dir"] / "sharded"
+    for k in range(2):
+        embed_shard(inputs["model"], inputs["windows"], out, k, 2, batch_size=1, progress=False)
+    with pytest.raises(SeqaeError, match=r"embed_shard_002.h5: shard 2 of 3 is missing"):
+        gather_embedding(inputs["model"], inputs["windows"], out, 3, batch_size=1)
+    with pytest.raises(SeqaeError, match=r"embed_shard_000.h5: not shard 0 of 3 of these windows \(shards is 2"):
+        embed_shard(inputs["model"], inputs["windows"], out, 2, 3, batch_size=1, progress=False)
+        gather_embedding(inputs["model"], inputs["windows"], out, 3, batch_size=1)
+    assert not (out / "embeddings.parquet").exists()
+    # A shard that fails leaves no file behind (written under a temporary name, renamed when complete).
+    monkeypatch.setattr(SequenceAutoencoder, "score_reconstruct", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
+    shard_path(out, 1).unlink()
+    with pytest.raises(RuntimeError, match="killed"):
+        embed_shard(inputs["model"], inputs["windows"], out, 1, 2, batch_size=1, progress=False)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["embed_shard_000.h5", "embed_shard_002.h5"]
 
 
 def test_owned_intervals_follow_the_nearest_centre():

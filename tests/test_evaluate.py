@@ -671,7 +671,7 @@ def test_foreign_control_carries_real_tracks(monkeypatch) -> None:
 
     def fake_scores(model, seq, tracks, batch_size, device):
         seen.append(tracks)
-        return np.zeros(len(seq), np.float32), np.zeros(len(seq), np.float32)
+        return np.zeros(len(seq), np.float32), np.zeros(len(seq), np.float32), None
 
     monkeypatch.setattr(evaluate, "_scores", fake_scores)
     monkeypatch.setattr(evaluate, "_pca_apply", lambda pca, codes: (None, np.zeros(len(codes), np.float32)))

@@ -431,7 +431,8 @@ def test_max_steps_and_early_stopping(windows, tmp_path, monkeypatch):
 # Dropout, a VAE's sampling and denoising corruption all draw from the global
 # RNG, VQ restarts too: resumption must restore it exactly.
 RESUME_MODELS = {
-    "vae": tiny(kind="vae", dropout=0.1, denoise={"enabled": True}),
+    # Erasure: running statistics in the steps and the exact refit after each epoch both resume exactly.
+    "vae": tiny(kind="vae", dropout=0.1, denoise={"enabled": True}, erasure={"enabled": True}),
     "vq": tiny(kind="vq", vq={"codebook_size": 8, "n_groups": 2, "dead_code_steps": 2}),
 }
 

@@ -58,7 +58,7 @@ when the trainer logs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,7 @@ from seqae.models.augment import corrupt
 from seqae.models.context_decoder import ContextDecoder, LocalLatent
 from seqae.models.decoder import SequenceDecoder, bases_from_logits
 from seqae.models.encoder import SequenceEncoder
+from seqae.models.erasure import BlockEraser
 from seqae.models.heads import (
     AdversarialHead,
     ClassifierHead,
@@ -122,6 +123,8 @@ class ModelOutput:
             backward pass, NaN before it; only when the cap is on and labels are given).
         codes: ``int64 [B, sum of groups]`` VQ code indices, blocks in layout order (vq only).
         local_codes: ``int64 [B, L']`` the local latent sequence's codes (``local.enabled`` only).
+        chain_logits: ``[B, 4, L]`` the decoder's own chain (latent off) where the pass ran it
+            (an autoregressive decoder with ``weights.chain`` > 0): what :meth:`window_score` reads.
     """
 
     latent: Tensor
@@ -133,6 +136,7 @@ class ModelOutput:
     metrics: dict[str, Tensor] = field(default_factory=dict)
     codes: Tensor | None = None
     local_codes: Tensor | None = None
+    chain_logits: Tensor | None = None
 
     def metric_floats(self) -> dict[str, float]:
         """``metrics`` and ``losses`` (as ``loss/<name>``) as Python floats, with one device transfer."""
@@ -225,7 +229,11 @@ class SequenceAutoencoder(nn.Module):
         self.local: LocalLatent | None = None
         if local["enabled"]:
             self.local = LocalLatent(
-                s["channels"], local["dim"], local["codebook_size"], vq["commitment"], vq["decay"], vq["dead_code_steps"]
+                s["channels"], local["dim"],
+                local["codebook_size"],
+                vq["commitment"],
+                vq["decay"],
+                vq["dead_code_steps"],
             )
         self.decoder: SequenceDecoder | ContextDecoder
         if self.autoregressive:
@@ -282,6 +290,24 @@ class SequenceAutoencoder(nn.Module):
                     self.layout.sizes[block], self.label_classes[label], hidden, lambda_=0.0
                 )
                 self.adversary_pairs.append((key, block, label))
+        # Linear erasure of the same (block, foreign label) pairs the adversaries guard.
+        self.erased_labels: dict[str, list[str]] = {}
+        for _, block, label in self.adversary_pairs:
+            self.erased_labels.setdefault(block, []).append(label)
+        self.erasers = (
+            nn.ModuleDict(
+                {
+                    block: BlockEraser(
+                        self.layout.sizes[block],
+                        [self.label_classes[label] for label in labels],
+                        s["erasure"]["momentum"],
+                    )
+                    for block, labels in self.erased_labels.items()
+                }
+            )
+            if s["erasure"]["enabled"] and self.erased_labels
+            else None
+        )
         channels = s["channels"]
         self.infomax = InfoMaxDiscriminator(channels, dim, s["infomax"]["hidden"]) if s["infomax"]["enabled"] else None
         cpc = s["cpc"]
@@ -305,8 +331,71 @@ class SequenceAutoencoder(nn.Module):
         if tracks.dim() != 3 or tracks.shape[1] != self.n_tracks or tracks.shape[-1] != self.window_len:
             raise ValueError(f"tracks must be [B, {self.n_tracks}, {self.window_len}], got {tuple(tracks.shape)}")
 
-    def _bottleneck(self, h: Tensor, sample: bool, update: bool) -> _Bottleneck:
-        """Encoder output -> deterministic latent, decoder input, latent losses (unweighted) and metrics."""
+    def _bottleneck(
+        self, h: Tensor, sample: bool, update: bool, labels: Mapping[str, Tensor] | None = None
+    ) -> _Bottleneck:
+        """Encoder output -> deterministic latent, decoder input, latent losses (unweighted) and metrics.
+
+        With ``erasure.enabled`` both latents leave with the foreign labels erased
+        from every block; ``update`` and ``labels`` fold the batch into the erasers'
+        running statistics first.
+        """
+        b = self._quantised_bottleneck(h, sample, update)
+        if self.erasers is None:
+            return b
+        if update and labels:
+            for block, part in self.layout.split(b.latent).items():
+                foreign = self.erased_labels.get(block, [])
+                if block in self.erasers and all(label in labels for label in foreign):
+                    self.erasers[block].update(part, [labels[label] for label in foreign])
+        erased = self._erase(b.latent)
+        b.decoder_input = erased if b.decoder_input is b.latent else self._erase(b.decoder_input)
+        b.latent = erased
+        return b
+
+    @torch.no_grad()
+    def fit_erasers(self, batches: Iterable[tuple[Tensor, Tensor, Mapping[str, Tensor]]]) -> int:
+        """Refit every eraser exactly on the given windows, in evaluation mode (no-op without erasure).
+
+        The running statistics of training lag the encoder and come from training-mode
+        passes; the embeddings a probe reads come from evaluation mode. The trainer
+        calls this on all training windows at the end of every epoch.
+
+        Args:
+            batches: ``(seq int [B, L], tracks float [B, T, L], labels column -> int64 [B])``.
+
+        Returns:
+            The number of windows read.
+        """
+        if self.erasers is None:
+            return 0
+        was_training = self.training
+        self.eval()
+        for eraser in self.erasers.values():
+            eraser.begin_fit()
+        n = 0
+        for seq, tracks, labels in batches:
+            h, _ = self.encoder(seq, tracks)
+            latent = self._quantised_bottleneck(h, sample=False, update=False).latent
+            for block, part in self.layout.split(latent).items():
+                if block in self.erasers:
+                    self.erasers[block].accumulate(part, [labels[label] for label in self.erased_labels[block]])
+            n += seq.shape[0]
+        for eraser in self.erasers.values():
+            eraser.end_fit()
+        self.train(was_training)
+        return n
+
+    def _erase(self, latent: Tensor) -> Tensor:
+        """``[B, D]`` latent with every block's foreign labels erased (:class:`BlockEraser`)."""
+        assert self.erasers is not None
+        parts = self.layout.split(latent)
+        return self.layout.join(
+            {block: self.erasers[block](part) if block in self.erasers else part for block, part in parts.items()}
+        )
+
+    def _quantised_bottleneck(self, h: Tensor, sample: bool, update: bool) -> _Bottleneck:
+        """Encoder output -> the bottleneck of ``kind`` (plain, VAE sample or VQ codes), before any erasure."""
         if self.kind == "plain":
             return _Bottleneck(h, h, {}, {})
         if self.kind == "vae":
@@ -395,7 +484,7 @@ class SequenceAutoencoder(nn.Module):
             d = s["denoise"]
             x_seq, x_tracks = corrupt(seq, tracks, d["substitution_rate"], d["mask_rate"], d["track_noise"])
         h, features = self.encoder(x_seq, x_tracks)
-        b = self._bottleneck(h, sample=self.training, update=self.training)
+        b = self._bottleneck(h, sample=self.training, update=self.training, labels=labels)
         decoder_input, head_input = b.decoder_input, b.latent
         metrics = dict(b.metrics)
         if labels and s["head_gradient_cap"] > 0 and torch.is_grad_enabled():
@@ -477,6 +566,7 @@ class SequenceAutoencoder(nn.Module):
             metrics=metrics,
             codes=b.codes,
             local_codes=local_codes,
+            chain_logits=chain_logits,
         )
 
     def encode(self, seq: Tensor, tracks: Tensor) -> Tensor:
@@ -561,6 +651,25 @@ class SequenceAutoencoder(nn.Module):
         seq_logits, tracks_pred = self.decoder(seq, local, latent)
         return latent.float(), seq_logits, tracks_pred
 
+    def score_reconstruct(self, seq: Tensor, tracks: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`encode_reconstruct` and :meth:`anomaly_score` of the same windows in one pass of the encoder
+        and one of the decoder: ``(latent float32 [B, D], seq_logits [B, 4, L], tracks_pred [B, T, L],
+        score float32 [B])``.
+
+        Where the score is the decoder's chain's, the chain's logits come from the
+        context features of the latent path's pass (the training pass does the
+        same), rather than from a second pass over the windows; the direct head
+        is not run. Same numbers as the two calls.
+        """
+        if not self.chain_scores:
+            latent, seq_logits, tracks_pred = self.encode_reconstruct(seq, tracks)
+            return latent, seq_logits, tracks_pred, self.window_score(seq, tracks, seq_logits, tracks_pred)
+        latent, local = self._encode_both(seq, tracks)
+        assert isinstance(self.decoder, ContextDecoder)
+        out = self.decoder.forward_with_chain(seq, local, latent, chain=True, direct=False)
+        score = self.window_score(seq, tracks, out.seq_logits, out.tracks_pred, chain_logits=out.chain_logits)
+        return latent.float(), out.seq_logits, out.tracks_pred, score
+
     def decode_bases(
         self,
         latent: Tensor,
@@ -618,8 +727,7 @@ class SequenceAutoencoder(nn.Module):
         Call ``model.eval()`` (and ``torch.inference_mode()``) for scoring.
         """
         self._check_inputs(seq, tracks)
-        seq_logits, tracks_pred = self.reconstruct(seq, tracks)
-        return self.window_score(seq, tracks, seq_logits, tracks_pred)
+        return self.score_reconstruct(seq, tracks)[3]
 
     @property
     def chain_scores(self) -> bool:
@@ -627,12 +735,16 @@ class SequenceAutoencoder(nn.Module):
         an autoregressive decoder that trains its chain (``weights.chain`` > 0)."""
         return isinstance(self.decoder, ContextDecoder) and self.settings["weights"]["chain"] > 0
 
-    def window_score(self, seq: Tensor, tracks: Tensor, seq_logits: Tensor, tracks_pred: Tensor) -> Tensor:
+    def window_score(
+        self, seq: Tensor, tracks: Tensor, seq_logits: Tensor, tracks_pred: Tensor, chain_logits: Tensor | None = None
+    ) -> Tensor:
         """The anomaly score of windows already decoded: ``float32 [B]``.
 
         Args:
             seq: ``int [B, L]``; tracks: ``float [B, T, L]`` (the inputs).
             seq_logits, tracks_pred: the model's reconstruction of them (:meth:`reconstruct`).
+            chain_logits: ``[B, 4, L]`` the chain's logits of the same windows when already computed
+                (:meth:`score_reconstruct`); None runs the chain here where the score needs it.
 
         With an autoregressive decoder that trains its chain, the sequence part is
         the chain's cross-entropy (the latent off, one more pass of the decoder's
@@ -642,7 +754,7 @@ class SequenceAutoencoder(nn.Module):
         latent (README, "Which error is the anomaly score").
         """
         if self.chain_scores:
-            seq_logits = self.chain_reconstruct(seq)[0]
+            seq_logits = chain_logits if chain_logits is not None else self.chain_reconstruct(seq)[0]
         return reconstruction_error(
             seq_logits,
             tracks_pred,

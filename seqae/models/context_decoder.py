@@ -325,7 +325,9 @@ class ContextDecoder(nn.Module):
         u = self.local_in(local.to(dtype))  # [B, H, L']
         for conv in self.latent_tower:
             u = u + conv(F.gelu(u))
-        u = u.repeat_interleave(self.stride, dim=2)[..., : self.window_len].transpose(1, 2)
+        # Channels last in memory: every per-position layer after this reads u (and h, made
+        # from it) contiguously; a transposed view made each of them copy or stride (1.4x slower).
+        u = u.repeat_interleave(self.stride, dim=2)[..., : self.window_len].transpose(1, 2).contiguous()
         return u + phase
 
     def _film(self, global_latent: Tensor | None, batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -391,7 +393,8 @@ class ContextDecoder(nn.Module):
         Returns:
             ``(seq_logits [B, 4, L], tracks_pred [B, T, L])``.
         """
-        out = self.forward_with_chain(seq, local, global_latent, keep, chain=False)
+        # The direct head's logits are not returned here: not computing them saves a third of the pass.
+        out = self.forward_with_chain(seq, local, global_latent, keep, chain=False, direct=False)
         return out.seq_logits, out.tracks_pred
 
     def _context_features(self, seq: Tensor, chain: bool = True) -> tuple[Tensor, Tensor | None, Tensor]:
@@ -433,9 +436,10 @@ class ContextDecoder(nn.Module):
         global_latent: Tensor | None,
         keep: Tensor | None = None,
         chain: bool = True,
+        direct: bool = True,
     ) -> DecoderPass:
         """:meth:`forward`, plus the same windows' logits with the latent off (``chain``) and from the latent
-        alone (with a direct head).
+        alone (``direct``, with a direct head; False skips it where no caller reads it).
 
         The no-latent logits reuse the context features of the pass (only the
         chain's own per-position MLPs run besides), so training the decoder's
@@ -459,13 +463,13 @@ class ContextDecoder(nn.Module):
             off = baseline_logits if baseline_logits is not None else chain_logits
             assert off is not None
             seq_logits = torch.where(keep.view(-1, 1, 1) > 0, seq_logits, off.to(seq_logits.dtype))
-        direct = self._direct(u, gamma, beta)
+        direct_logits = self._direct(u, gamma, beta) if direct else None
         return DecoderPass(
             seq_logits,
             self._tracks(u, gamma, beta),
             chain_logits if chain else None,
             baseline_logits if chain else None,
-            None if direct is None else direct.transpose(1, 2),
+            None if direct_logits is None else direct_logits.transpose(1, 2),
         )
 
     def direct_forward(self, local: Tensor | None, global_latent: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:

@@ -72,6 +72,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "adversarial_schedule": {"shape": "sigmoid", "warmup_steps": 2000},
     "adversarial_objective": "reversal",
     "head_gradient_cap": 1.0,
+    "erasure": {"enabled": False, "momentum": 0.02},
     "vq": {"codebook_size": 64, "n_groups": 4, "commitment": 0.25, "decay": 0.99, "dead_code_steps": 200},
     "infomax": {"enabled": False, "hidden": 128},
     "cpc": {"enabled": False, "n_future": 4, "chunk": 32, "dim": 64},
@@ -79,13 +80,15 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
 
 #: The two-level autoencoder, the demo's design (config/config.yaml): a local code sequence
 #: (1 bit per base) beside the global blocks, an autoregressive decoder whose latent path reads the 5 previous bases
-#: (table) and whose chain also reads 128 (causal conv), a direct head, and the heads' gradient uncapped. Merged under a model's own keys where a tool
+#: (table) and whose chain also reads 128 (causal conv), a direct head, the heads' gradient uncapped, and each
+#: block's foreign labels erased (LEACE). Merged under a model's own keys where a tool
 #: needs "the default model" (benchmarks/bench_train.py).
 TWO_LEVEL_SETTINGS: dict[str, Any] = {
     "decoder": {"kind": "autoregressive", "context": 5, "reach": 128, "latent_reach": False},
     "local": {"enabled": True, "codebook_size": 256},
     "weights": {"direct": 1.0},
     "head_gradient_cap": 0.0,
+    "erasure": {"enabled": True},
 }
 
 # Architecture overrides per size; applied over the defaults and under the user's keys.
@@ -155,6 +158,8 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
     "adversarial_objective": "What the encoder does against the adversaries: reversal (gradient reversal: ascend their cross-entropy, unbounded), confusion (descend the KL from the batch's label frequencies to their predictions, zero once they learn nothing) or decorrelation (descend the squared correlations between the block's coordinates and the label's classes on the batch, zero once no linear read-out carries the label; the adversaries still train and report their accuracy).",
     "head_gradient_cap": "Cap on the heads' push on the encoder: the supervised and adversarial heads' gradient on the latent is scaled down, per batch, to at most this multiple of the decoder's gradient there (the sequence loss, a mean over bases, otherwise has a tiny share of it); 0: no cap. metrics.csv logs the mean factor applied per epoch (train_head_gradient_scale; 1: the cap did not bind).",
+    "erasure.enabled": "Erase each block's foreign labels (the labels of the other blocks; every label for an unlabelled block) linearly in the forward pass (LEACE, from running covariances): after it every class has the same mean in the block, so no linear read-out of it tells the label. The decoder, heads and embeddings read the erased blocks; the adversaries still train and report what a non-linear head reads.",
+    "erasure.momentum": "Weight of each training batch in the erasers' running means and covariances (0.02: about the last 50 batches).",
     "vq.codebook_size": "Codes per codebook.",
     "vq.n_groups": "Groups per block, each with its own codebook (block sizes must divide by it).",
     "vq.commitment": "beta of the commitment loss ||z - sg(q)||^2.",
@@ -295,6 +300,8 @@ def _validate(s: dict[str, Any], where: str) -> None:
         fail("head_gradient_cap", f"must be >= 0 (0: no cap), got {s['head_gradient_cap']}")
     if s["adversarial_schedule"]["warmup_steps"] < 0:
         fail("adversarial_schedule.warmup_steps", "must be >= 0")
+    if not 0.0 < s["erasure"]["momentum"] <= 1.0:
+        fail("erasure.momentum", f"must be in (0, 1], got {s['erasure']['momentum']}")
 
     vq = s["vq"]
     for key in ("codebook_size", "n_groups"):

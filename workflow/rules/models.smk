@@ -1,6 +1,17 @@
 # Model stage: train every model of config["models"], embed the windows with
 # it, evaluate it on the test split against the baselines, and compare models.
 
+#: The outputs of embedding one model, whether one job or shards write them.
+EMBED_OUTPUTS = {
+    "parquet": f"{MODELS_DIR}/{{model}}/embed/embeddings.parquet",
+    "h5ad": f"{MODELS_DIR}/{{model}}/embed/embeddings.h5ad",
+    "anomaly": f"{MODELS_DIR}/{{model}}/embed/anomaly.bw",
+    "recon": expand(
+        "{dir}/{{model}}/embed/recon_{track}.bw", dir=MODELS_DIR, track=TRACKS
+    ),
+    "summary": f"{MODELS_DIR}/{{model}}/embed/embed_summary.json",
+}
+
 
 rule train_model:
     """Train one model on the windows (GPU when present); resumes from its checkpoint after a kill."""
@@ -43,35 +54,90 @@ rule train_model:
         " --windows {input.h5:q} --outdir {params.outdir:q} --resume 2>&1 | tee {log:q}"
 
 
-rule embed_model:
-    """Embed every window: latent blocks, anomaly scores (Parquet, AnnData) and reconstructed tracks (bigWig)."""
-    input:
-        model=f"{MODELS_DIR}/{{model}}/best.pt",
-        h5=f"{WINDOWS_DIR}/windows.h5",
-    output:
-        parquet=f"{MODELS_DIR}/{{model}}/embed/embeddings.parquet",
-        h5ad=f"{MODELS_DIR}/{{model}}/embed/embeddings.h5ad",
-        anomaly=f"{MODELS_DIR}/{{model}}/embed/anomaly.bw",
-        recon=expand(
-            "{dir}/{{model}}/embed/recon_{track}.bw", dir=MODELS_DIR, track=TRACKS
-        ),
-        summary=f"{MODELS_DIR}/{{model}}/embed/embed_summary.json",
-    log:
-        f"{LOGS}/embed_{{model}}.log",
-    conda:
-        "../../envs/models.yaml"
-    # Scaled down to --cores when fewer (Snakemake does that for every job).
-    threads: 4
-    resources:
-        gpu=train_gpus,
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
-    params:
-        seqae=SEQAE,
-        outdir=lambda wildcards, output: os.path.dirname(output.parquet),
-    shell:
-        "{params.seqae} embed --model {input.model:q} --windows {input.h5:q}"
-        " --outdir {params.outdir:q} > {log:q} 2>&1"
+if config["embed"]["shards"] == 1:
+
+    rule embed_model:
+        """Embed every window: latent blocks, anomaly scores (Parquet, AnnData) and reconstructed tracks (bigWig)."""
+        input:
+            model=f"{MODELS_DIR}/{{model}}/best.pt",
+            h5=f"{WINDOWS_DIR}/windows.h5",
+        output:
+            **EMBED_OUTPUTS,
+        log:
+            f"{LOGS}/embed_{{model}}.log",
+        conda:
+            "../../envs/models.yaml"
+        # Scaled down to --cores when fewer (Snakemake does that for every job); the model's CPU threads.
+        threads: 4
+        resources:
+            gpu=train_gpus,
+            mem_mb=lambda wildcards, attempt: 8000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
+        params:
+            seqae=SEQAE,
+            outdir=lambda wildcards, output: os.path.dirname(output.parquet),
+        shell:
+            "{params.seqae} embed --model {input.model:q} --windows {input.h5:q}"
+            " --outdir {params.outdir:q} --threads {threads} > {log:q} 2>&1"
+
+else:
+    # Sharded (embed.shards > 1): jobs embedding ranges of the windows at once,
+    # then one job writing the outputs from them (the same files one job writes).
+
+    rule embed_shard:
+        """Embed one shard of the windows (a range in genome order) with one model."""
+        input:
+            model=f"{MODELS_DIR}/{{model}}/best.pt",
+            h5=f"{WINDOWS_DIR}/windows.h5",
+        output:
+            temp(f"{MODELS_DIR}/{{model}}/embed/shards/embed_shard_{{shard}}.h5"),
+        log:
+            f"{LOGS}/embed_{{model}}_shard_{{shard}}.log",
+        wildcard_constraints:
+            shard=r"\d+",
+        conda:
+            "../../envs/models.yaml"
+        threads: 4
+        resources:
+            gpu=train_gpus,
+            mem_mb=lambda wildcards, attempt: 8000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
+        params:
+            seqae=SEQAE,
+            outdir=f"{MODELS_DIR}/{{model}}/embed",
+            shard=lambda wildcards: int(wildcards.shard),
+            shards=config["embed"]["shards"],
+        shell:
+            "{params.seqae} embed --model {input.model:q} --windows {input.h5:q} --outdir {params.outdir:q}"
+            " --shard {params.shard} --shards {params.shards} --threads {threads} > {log:q} 2>&1"
+
+    rule embed_model:
+        """Write one model's embedding outputs (Parquet, AnnData, bigWigs) from its shards."""
+        input:
+            model=f"{MODELS_DIR}/{{model}}/best.pt",
+            h5=f"{WINDOWS_DIR}/windows.h5",
+            shards=expand(
+                "{dir}/{{model}}/embed/shards/embed_shard_{shard:03d}.h5",
+                dir=MODELS_DIR,
+                shard=range(config["embed"]["shards"]),
+            ),
+        output:
+            **EMBED_OUTPUTS,
+        log:
+            f"{LOGS}/embed_{{model}}.log",
+        conda:
+            "../../envs/models.yaml"
+        threads: 1
+        resources:
+            mem_mb=lambda wildcards, attempt: 8000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
+        params:
+            seqae=SEQAE,
+            outdir=lambda wildcards, output: os.path.dirname(output.parquet),
+            shards=config["embed"]["shards"],
+        shell:
+            "{params.seqae} embed-gather --model {input.model:q} --windows {input.h5:q}"
+            " --outdir {params.outdir:q} --shards {params.shards} > {log:q} 2>&1"
 
 
 rule evaluate_model:

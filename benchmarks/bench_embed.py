@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Benchmark: ``seqae embed`` on the CPU, this tree against an earlier commit, in one run.
+
+Runs ``seqae embed`` end to end (model loading, reading, the model, Parquet,
+AnnData and bigWig writing) twice on the same model and windows, as
+subprocesses with the same torch thread count:
+
+* *before*: the package as it was at ``--before`` (default ``a6efdc6``, the
+  commit before the single-pass embedding), extracted with ``git archive``
+  into a temporary folder;
+* *now*: this tree's package.
+
+Prints windows/s of each and the ratio (target >= 3x), and checks that both
+wrote the same Parquet rows (latents, scores, ranks, accuracy within float
+tolerance). Needs a trained model and a windows file, e.g. the demo's
+(``results/models/plain/best.pt``, ``results/windows/windows.h5``).
+
+    python benchmarks/bench_embed.py --model results/models/plain/best.pt \\
+        --windows results/windows/windows.h5 --splits test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_embed(package_root: Path, args: argparse.Namespace, outdir: Path) -> dict:
+    """``seqae embed`` from the package under ``package_root``; its ``embed_summary.json``."""
+    script = (
+        "import sys, torch; torch.set_num_threads(int(sys.argv[1])); "
+        "from seqae.cli import main; sys.exit(main(sys.argv[2:]))"
+    )
+    cmd = [sys.executable, "-c", script, str(args.threads), "--quiet", "embed", "--model", str(args.model),
+           "--windows", str(args.windows), "--outdir", str(outdir), "--batch-size", str(args.batch_size),
+           "--device", "cpu"]  # fmt: skip
+    if args.splits:
+        cmd += ["--splits", *args.splits]
+    subprocess.run(cmd, check=True, env={"PYTHONPATH": str(package_root), "PATH": "/usr/bin:/bin"}, cwd=package_root)
+    return json.loads((outdir / "embed_summary.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--windows", type=Path, required=True)
+    parser.add_argument("--splits", nargs="+", help="embed only these splits (default all windows)")
+    parser.add_argument("--before", default="a6efdc6", help="git commit of the 'before' package")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of both runs")
+    args = parser.parse_args()
+    args.model, args.windows = args.model.resolve(), args.windows.resolve()
+    with tempfile.TemporaryDirectory(prefix="seqae_bench_embed_") as tmp:
+        work = Path(tmp)
+        before_root = work / "before"
+        before_root.mkdir()
+        archive = subprocess.run(["git", "archive", args.before, "seqae"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(before_root)], input=archive.stdout, check=True)
+        results = {}
+        for label, root in (("before", before_root), ("now", ROOT)):
+            results[label] = run_embed(root, args, work / label)
+        a = pd.read_parquet(work / "before" / "embeddings.parquet")
+        b = pd.read_parquet(work / "now" / "embeddings.parquet")
+        numeric = [c for c in a.columns if c.startswith("z_") or c in ("anomaly_score", "seq_recon_accuracy")]
+        same_rows = a.drop(columns=numeric).equals(b.drop(columns=numeric))
+        worst = float(np.nanmax(np.abs(a[numeric].to_numpy() - b[numeric].to_numpy())))
+    n = results["now"]["n_windows"]
+    print(f"seqae embed on the CPU, {n} windows, batch {args.batch_size}, {args.threads} torch threads")
+    print(f"{'version':<28}{'seconds':>10}{'windows/s':>12}")
+    for label, name in (("before", f"before ({args.before})"), ("now", "now (this tree)")):
+        s = results[label]
+        print(f"{name:<28}{s['seconds']:>10.1f}{s['windows_per_second']:>12.1f}")
+    ratio = results["now"]["windows_per_second"] / results["before"]["windows_per_second"]
+    print(f"ratio now/before: {ratio:.2f}x (target >= 3x)")
+    print(f"same Parquet rows: labels and ranks {'identical' if same_rows else 'DIFFER'}; "
+          f"largest difference of a latent, score or accuracy {worst:.2e}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
