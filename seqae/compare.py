@@ -22,6 +22,10 @@ Columns (NaN / empty where a model has no such number):
   reconstruction's (what the swap keeps of the recipient, and how far its
   bases moved to the donor's: a decoder that ignores the latent scores high
   on both); ``swap_<b>_judge``: the judge's accuracy on real test windows;
+  ``swap_<b>_judge_recon``: its accuracy on the model's own (unswapped)
+  reconstructions, decoded as the swaps are; ``swap_<b>_real_mixture``: its
+  donor fraction on real recipient windows that keep the swap's kept share of
+  their bases and take the rest from the donor's real window;
 * ``mig``, ``dci_disentanglement``;
 * ``auroc_shuffled``, ``auroc_foreign`` (and ``pca_auroc_*``,
   ``seq_corrected_auroc_shuffled`` of the sequence error less an order-1
@@ -122,6 +126,11 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[f"swap_{block}_moved"] = _num(entry.get("donor_base_agreement")) if computed else float("nan")
         # The judge's accuracy on real test windows: the ceiling a swap to the donor is measured against.
         row[f"swap_{block}_judge"] = _num(entry.get("judge_heldout_accuracy"))
+        # The judge on the model's own plain reconstructions, and on real windows that keep the
+        # swap's share of the recipient's bases (the rest the donor's): what a swap could show.
+        row[f"swap_{block}_judge_recon"] = _num(entry.get("reconstruction_kept_fraction")) if computed else float("nan")
+        mixture = entry.get("real_mixture_donor_fraction") or {}
+        row[f"swap_{block}_real_mixture"] = _num(mixture.get("at_kept")) if computed else float("nan")
     row["mig"] = _num(_get(metrics, "disentanglement", "mig", "latent"))
     row["dci_disentanglement"] = _num(_get(metrics, "disentanglement", "dci", "latent", "disentanglement"))
     for key in (
@@ -212,6 +221,8 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
         cols += [
             (f"swap_{b}_donor", f"swap {b}: donor"),
             (f"swap_{b}_judge", f"swap {b}: judge on real windows"),
+            (f"swap_{b}_judge_recon", f"swap {b}: judge on reconstructions"),
+            (f"swap_{b}_real_mixture", f"swap {b}: real bases mixed at the kept share"),
             (f"swap_{b}_recipient", f"swap {b}: recipient"),
             (f"swap_{b}_kept", f"swap {b}: kept bases"),
             (f"swap_{b}_moved", f"swap {b}: donor's bases"),

@@ -1061,6 +1061,56 @@ def _swaps(
             recipient_base_agreement=float(np.mean(swapped_likeliest == own_likeliest)),
             donor_base_agreement=float(np.mean(swapped_likeliest == own_likeliest[donors])),
         )
+        kept_share = entry["recipient_base_agreement"]
+        entry["real_mixture_donor_fraction"] = _real_mixture_frontier(
+            judge, data.test_seq[recipients], donors, recipient_y, kept_share, np.random.default_rng([seed, 5, i])
+        )
+    return out
+
+
+#: Shares of the recipient's real bases kept in the real-base mixtures that frame a swap's figure.
+MIXTURE_KEPT_SHARES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+
+
+def _real_mixture_frontier(
+    judge: Any,
+    recipient_seq: np.ndarray,
+    donors: np.ndarray,
+    recipient_y: np.ndarray,
+    kept_share: float,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """How far a window can move to the donor while keeping a share of the recipient's bases.
+
+    Each recipient's real test window keeps a random share ``k`` of its bases
+    and takes the rest, position by position, from its donor's real window;
+    the judge's donor fraction on these mixtures, over pairs with different
+    labels, is what any swap that keeps ``k`` of the recipient could show
+    with real bases. Measured at :data:`MIXTURE_KEPT_SHARES` and at the
+    swap's own kept share (``at_kept``).
+
+    Args:
+        judge: the fitted swap judge.
+        recipient_seq: ``uint8 [N, L]`` the recipients' real test windows.
+        donors: ``int [N]`` row of each recipient's donor among them.
+        recipient_y: ``[N]`` the recipients' labels.
+        kept_share: the swap's ``recipient_base_agreement``.
+        rng: random generator for the kept positions.
+
+    Returns:
+        ``{"<k>": donor fraction, ..., "at_kept": donor fraction}``.
+    """
+    scored = recipient_y[donors] != recipient_y
+    out: dict[str, float] = {}
+    if not scored.any():
+        return out
+    recipient = recipient_seq[scored]
+    donor = recipient_seq[donors[scored]]
+    donor_y = recipient_y[donors[scored]]
+    u = rng.random(recipient.shape)  # one draw per position, shared by every share: nested mixtures
+    for name, k in [*((f"{k:g}", k) for k in MIXTURE_KEPT_SHARES), ("at_kept", kept_share)]:
+        mixed = np.where(u < k, recipient, donor)
+        out[name] = float(np.mean(judge.predict(mixed) == donor_y))
     return out
 
 

@@ -27,6 +27,7 @@ from seqae.evaluate import (
     DEFAULT_EVALUATE_SETTINGS,
     EVALUATE_SETTINGS_HELP,
     METRICS_KEYS,
+    MIXTURE_KEPT_SHARES,
     TSS_BIN_NONE,
     evaluate_model,
     evaluate_settings,
@@ -457,9 +458,39 @@ def test_swap_success_reported(evaluated: dict[str, Any]) -> None:
     assert 0.0 <= chrom["reconstruction_kept_fraction"] <= 1.0
     assert chrom["decoding"] == "sample"
     assert 0.0 <= chrom["donor_base_agreement"] <= 1.0 and 0.0 <= chrom["recipient_base_agreement"] <= 1.0
+    mixture = chrom["real_mixture_donor_fraction"]
+    assert set(mixture) == {f"{k:g}" for k in MIXTURE_KEPT_SHARES} | {"at_kept"}
+    assert all(0.0 <= v <= 1.0 for v in mixture.values())
     gene = swap["gene"]
     assert gene["label"] == "gene_family"
     assert gene["computed"] or "cannot read" in gene["skipped"]
+
+
+class _GCJudge:
+    """A judge that calls a window "gc" when over half of its bases are C or G, else "at"."""
+
+    def predict(self, codes: np.ndarray) -> np.ndarray:
+        gc = np.isin(codes, (1, 2)).mean(axis=1)
+        return np.where(gc > 0.5, "gc", "at")
+
+
+def test_real_mixture_frontier_moves_from_recipient_to_donor() -> None:
+    from seqae.evaluate import _real_mixture_frontier
+
+    rng = np.random.default_rng(0)
+    n, length = 200, 400
+    labels = np.array(["gc", "at"] * (n // 2))
+    # GC windows are all C/G, AT windows all A/T: the judge is exact on real windows.
+    seq = np.where(labels[:, None] == "gc", rng.choice([1, 2], (n, length)), rng.choice([0, 3], (n, length)))
+    donors = (np.arange(n) + 1) % n  # every donor has the other label
+    out = _real_mixture_frontier(_GCJudge(), seq.astype(np.uint8), donors, labels, 0.0, np.random.default_rng(1))
+    assert out["at_kept"] == 1.0  # nothing kept: the donor's real window, judged the donor's
+    assert out["0.98"] == 0.0 and out["0.9"] == 0.0  # mostly the recipient: judged the recipient's
+    assert out["0.5"] == pytest.approx(0.5, abs=0.15)  # half and half: a coin flip at the threshold
+    shares = [out[f"{k:g}"] for k in MIXTURE_KEPT_SHARES]
+    assert shares == sorted(shares, reverse=True)  # keeping more of the recipient never moves it further
+    same = _real_mixture_frontier(_GCJudge(), seq.astype(np.uint8), np.arange(n), labels, 0.5, rng)
+    assert same == {}  # no pair with different labels: nothing to score
 
 
 @pytest.mark.parametrize("decoder_reads", ["all but chrom", "only chrom"])
