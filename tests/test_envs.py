@@ -64,6 +64,7 @@ COMMAND_MODULE = {
     "plot-extract": "seqae.plots",
     "train": "seqae.train",
     "embed": "seqae.embed",
+    "embed-gather": "seqae.embed_shards",
     "evaluate": "seqae.evaluate",
     "compare": "seqae.compare",
     "trees": "seqae.phylo.stage",
