@@ -43,12 +43,13 @@ $(VENV)/.installed: pyproject.toml
 # results/species/.
 SPECIES_DEMO := --configfile config/config.yaml config/species.yaml
 
-# make demo: the quick demo (config/quick.yaml: one model, 120 training steps,
-# one tree family). make demo-full: all four models, then the species demo.
+# make demo: the quick demo (config/quick.yaml: one model, one epoch at batch 8,
+# two tree families, then report.html). make demo-full: all four models, then the species demo.
 QUICK_DEMO := --configfile config/config.yaml config/quick.yaml
 
 demo: venv
 	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local $(QUICK_DEMO)
+	$(REPORT) --config config/config.yaml config/quick.yaml --out report.html
 
 demo-full: venv
 	$(RUN) snakemake --cores $(CORES) --workflow-profile workflow/profiles/local

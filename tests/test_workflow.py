@@ -150,6 +150,22 @@ def test_a_users_config_with_one_model_plans_one_model(tmp_path):
     assert counts["tree_batch_0"] == "1" and counts["tree_batch_1"] == "1" and "tree_batch_2" not in counts, done.stdout
 
 
+def test_the_quick_demo_plans_one_model_and_two_tree_families(tmp_path):
+    """`make demo`'s config (config/config.yaml, then config/quick.yaml): one model trained,
+    embedded and evaluated for one epoch, two tree families, and nothing of demo-full's."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    quick = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    assert quick["training"]["epochs"] == 1 and quick["training"].get("max_steps") is None
+    done = run_snakemake(tmp_path, quick, "-n", "--quiet", "rules")
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, flags=re.MULTILINE))
+    for rule in ("train_model", "embed_model", "evaluate_model"):
+        assert counts.get(rule) == "1", done.stdout
+    assert [f["name"] for f in quick["trees"]["families"]] == ["fam_0", "fam_1"]
+    assert "extract_orthologs" not in done.stdout, done.stdout
+
+
 def test_shell_commands_are_short_and_no_gpu_is_asked_for_without_one(tmp_path):
     """The commands Snakemake prints name a config file instead of holding the config; with
     training.device auto, a machine without a GPU shows no gpu resource."""
