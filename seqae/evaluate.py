@@ -1441,9 +1441,24 @@ def _draw_figures(
         seq_scores=seq_scores,
         seq_aurocs={"shuffled": anomaly["seq_auroc_shuffled"], "foreign": anomaly["seq_auroc_foreign"]},
         title=f"{name}: real test windows vs controls".strip(),
+        baseline=_markov_line(anomaly),
         **_chain_panel(chain_scores, anomaly.get("latent_contribution")),
     ).name
     return figures
+
+
+def _markov_line(anomaly: Mapping[str, Any]) -> str | None:
+    """The anomaly figure's baseline line: the Markov likelihood ratio's AUROCs of the same run
+    (no training), the figure to beat for the scores less an order-1 chain's error."""
+    order = anomaly.get("markov_order")
+    values = {c: anomaly.get(f"markov_auroc_{c}") for c in ("shuffled", "foreign")}
+    parts = [f"{c} {v:.3f}" for c, v in values.items() if v is not None and np.isfinite(v)]
+    if order is None or not parts:
+        return None
+    return (
+        f"baseline, same test windows: order-{order} / order-1 Markov likelihood ratio (no training), "
+        f"AUROC {', '.join(parts)}; compare with the scores \"less order-1\""
+    )
 
 
 # ---------------------------------------------------------------------- public API

@@ -291,6 +291,7 @@ def draw_anomaly_scores(
     chain_scores: Mapping[str, np.ndarray] | None = None,
     chain_aurocs: Mapping[str, float | None] | None = None,
     chain_corrected_aurocs: Mapping[str, float | None] | None = None,
+    baseline: str | None = None,
 ) -> Path:
     """Overlaid histograms of anomaly scores of real windows and the controls.
 
@@ -304,6 +305,9 @@ def draw_anomaly_scores(
         chain_scores, chain_aurocs: the same for an autoregressive decoder's chain, its
             error with the latent off (drawn in a panel of its own when given);
             chain_corrected_aurocs: the chain's AUROCs less an order-1 chain's error.
+        baseline: one line on the untrained baseline of the same run (e.g. the Markov
+            ratio's AUROCs), printed under the panels so that the figure says whether
+            the model beats it.
     """
     panels = 1 + bool(seq_scores) + bool(chain_scores)
     fig, axes = plt.subplots(1, panels, figsize=((6.2 if panels < 3 else 5.4) * panels, 3.9), squeeze=False)
@@ -323,7 +327,11 @@ def draw_anomaly_scores(
         )  # fmt: skip
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    if baseline:
+        fig.text(0.5, 0.01, baseline, ha="center", va="bottom", fontsize=8)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+    else:
+        fig.tight_layout()
     return save_figure(fig, path)
 
 
