@@ -325,7 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--outdir", type=Path, required=True,
         help="folder for embeddings.parquet, recon_<track>.bw, anomaly.bw and embed_summary.json",
     )  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=512, help="windows per forward pass (default 512)")
+    p.add_argument(
+        "--batch-size", type=int, default=None,
+        help="windows per forward pass (default: 512 on a GPU, 32 on the CPU, where larger batches are slower)",
+    )  # fmt: skip
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one")
     p.add_argument("--splits", nargs="+", metavar="SPLIT", help="embed only these splits (e.g. test); default all windows")
     p.add_argument(
@@ -344,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=Path, required=True, help="the windows file the shards were embedded from")
     p.add_argument("--outdir", type=Path, required=True, help="the --outdir of the shards")
     p.add_argument("--shards", type=int, required=True, help="number of shards")
-    p.add_argument("--batch-size", type=int, default=512, help="the shards' --batch-size (default 512)")
+    p.add_argument("--batch-size", type=int, default=None, help="the shards' --batch-size (default: as theirs)")
     p.add_argument("--splits", nargs="+", metavar="SPLIT", help="the shards' --splits")
     p.add_argument("--chrom-sizes", type=Path, help="the shards' --chrom-sizes")
     p.add_argument("--no-recon-tracks", action="store_true", help="the shards' --no-recon-tracks")

@@ -124,7 +124,7 @@ def embed_windows(
     model_path: str | os.PathLike[str],
     windows_path: str | os.PathLike[str],
     outdir: str | os.PathLike[str],
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device: str | Any | None = None,
     splits: Sequence[str] | str | None = None,
     progress: bool = True,
@@ -139,7 +139,8 @@ def embed_windows(
         windows_path: the windows HDF5 file.
         outdir: output folder (created if needed); every file in it is
             written to a temporary name and renamed when complete.
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass; None: the device's default
+            (:func:`seqae.runtime.forward_batch_size`: 512 on a GPU, 32 on the CPU).
         device: ``auto``/None (CUDA when available), ``cpu``, ``cuda`` or a
             ``torch.device``. On CUDA the model runs under bf16 autocast.
         splits: split names to embed (``train``, ``val``, ``test``); None embeds all.
@@ -160,11 +161,13 @@ def embed_windows(
     from seqae.fileio import atomic_output
 
     started = time.perf_counter()
+    settings_batch = batch_size
     job = prepare_job(
         model_path, windows_path, outdir, batch_size=batch_size, device=device, splits=splits,
         chrom_sizes=chrom_sizes, recon_tracks=recon_tracks, threads=threads,
     )  # fmt: skip
     model, schema, labels, rows, placement = job.model, job.schema, job.labels, job.rows, job.placement
+    batch_size = job.batch_size
     paths, tracks_out, column_names, torch_device = job.paths, job.tracks_out, job.column_names, job.device
 
     n = len(rows)
@@ -191,7 +194,9 @@ def embed_windows(
         runner = _BlockRunner(model, torch_device, schema.window_len, batch_size, bar)
 
         # Pass 1, file order: Parquet rows; bigWig entries too when file order is genome order.
-        block_rows = max(_BLOCK_ROWS, batch_size)
+        # The grid of blocks follows the requested batch only, never the device's default, so
+        # that shards on any device cut the file as one job does.
+        block_rows = max(_BLOCK_ROWS, settings_batch or 0)
         blocks = stack.enter_context(contextlib.closing(_prefetched(reader, rows, block_rows)))
         for lo, hi, seq, tracks in blocks:
             out = runner.run(seq, tracks, want_tracks=bool(writers) and placement.genome_sorted)
@@ -234,12 +239,13 @@ class EmbedJob:
     tracks_out: dict[str, Path]
     column_names: list[str]
     metadata_json: dict[str, Any]
+    batch_size: int
 
 
 class EmbedSettings(TypedDict, total=False):
     """The keyword arguments of :func:`embed_windows` that every embedding step takes (same meaning and defaults)."""
 
-    batch_size: int
+    batch_size: int | None
     device: str | Any | None
     splits: Sequence[str] | str | None
     chrom_sizes: str | os.PathLike[str] | None
@@ -259,11 +265,12 @@ def prepare_job(
         SeqaeError: as :func:`embed_windows`.
     """
     from seqae.checkpoint import load_model
+    from seqae.runtime import forward_batch_size
     from seqae.store import read_labels, read_schema
 
-    batch_size, splits = settings.get("batch_size", 512), settings.get("splits")
+    batch_size, splits = settings.get("batch_size"), settings.get("splits")
     chrom_sizes, recon_tracks = settings.get("chrom_sizes"), settings.get("recon_tracks", True)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise SeqaeError(f"batch size must be a positive integer, got {batch_size!r}")
     set_threads(settings.get("threads"))
     outdir = Path(outdir)
@@ -288,8 +295,9 @@ def prepare_job(
     }
     column_names = latent_column_names(model.layout.sizes)
     return EmbedJob(
-        model, torch_device, schema, labels, rows, placement, paths, tracks_out, column_names, metadata_json
-    )
+        model, torch_device, schema, labels, rows, placement, paths, tracks_out, column_names, metadata_json,
+        forward_batch_size(batch_size, torch_device),
+    )  # fmt: skip
 
 
 def set_threads(threads: int | None) -> None:

@@ -104,15 +104,15 @@ def embed_shard(
         SeqaeError: as :func:`~seqae.embed.embed_windows`, or a shard number out of range.
     """
     job = prepare_job(model_path, windows_path, outdir, **settings)
-    batch_size = settings.get("batch_size", 512)
     n = len(job.rows)
-    block_rows = max(_embed._BLOCK_ROWS, batch_size)  # read at call time (tests shrink it)
+    # The requested batch only (not the device's default): every shard and the gather cut one grid.
+    block_rows = max(_embed._BLOCK_ROWS, settings.get("batch_size") or 0)  # read at call time (tests shrink it)
     lo, hi = shard_positions(n, shard, shards, block_rows)
     order = _genome_order(job)
     path = shard_path(outdir, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     bar = _progress_bar(hi - lo, enabled=progress)
-    runner = _BlockRunner(job.model, job.device, job.schema.window_len, batch_size, bar)
+    runner = _BlockRunner(job.model, job.device, job.schema.window_len, job.batch_size, bar)
     with (
         contextlib.closing(bar),
         atomic_output(path) as tmp,
@@ -183,7 +183,7 @@ def gather_embedding(
     windows_path: str | os.PathLike[str],
     outdir: str | os.PathLike[str],
     shards: int,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     splits: Sequence[str] | str | None = None,
     chrom_sizes: str | os.PathLike[str] | None = None,
     recon_tracks: bool = True,
@@ -204,7 +204,7 @@ def gather_embedding(
         chrom_sizes=chrom_sizes, recon_tracks=recon_tracks,
     )  # fmt: skip
     n = len(job.rows)
-    block_rows = max(_embed._BLOCK_ROWS, batch_size)  # read at call time (tests shrink it)
+    block_rows = max(_embed._BLOCK_ROWS, batch_size or 0)  # read at call time (tests shrink it)
     latent = np.empty((n, job.model.layout.dim), dtype=np.float32)
     scores = np.empty(n, dtype=np.float32)
     accuracy = np.empty(n, dtype=np.float32)
@@ -244,7 +244,7 @@ def gather_embedding(
         parquet.close()
         _write_anomaly_bigwig(tmp_anomaly, job.placement, scores)
         _finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(job.metadata_json)})
-    result = finish_job(job, started, n, batch_size)
+    result = finish_job(job, started, n, job.batch_size)
     result.summary["shards"] = shards
     return result
 

@@ -85,6 +85,7 @@ import torch
 from seqae import __version__
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import atomic_output, require_file, write_tsv
+from seqae.runtime import forward_batch_size
 
 log = logging.getLogger("seqae")
 
@@ -123,7 +124,7 @@ DEFAULT_EVALUATE_SETTINGS: dict[str, Any] = {
     "dci_method": "logistic",
     "dci_max_train": 3000,
     "mig_bins": 20,
-    "batch_size": 256,
+    "batch_size": None,
     "blas_threads": 1,
     "figures": True,
     "markov_order": 5,
@@ -151,7 +152,7 @@ EVALUATE_SETTINGS_HELP: dict[str, str] = {
     "dci_method": "DCI importance model: logistic (fast) or gbt (gradient-boosted trees, on dci_max_train rows).",
     "dci_max_train": "Train rows at most for the DCI models.",
     "mig_bins": "Bins per latent dimension for the MIG mutual-information estimate.",
-    "batch_size": "Windows per model forward pass.",
+    "batch_size": "Windows per model forward pass (null: 512 on a GPU, 32 on the CPU, where larger batches are slower).",
     "blas_threads": "BLAS threads of the scikit-learn and NumPy metrics (probes, PCA, DCI); null leaves the libraries' default. One thread is fastest for these small problems and immune to oversubscription on a busy machine.",
     "figures": "Draw the figures (false: metrics.json and probe_matrix.tsv only).",
     "markov_order": "Order k of the Markov-chain anomaly baseline: the likelihood ratio of an order-k to an order-1 chain fitted on the train windows (what k-mer statistics alone tell from shuffled windows).",
@@ -258,7 +259,6 @@ def evaluate_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, A
         "pca_train_max",
         "judge_max",
         "swap_max",
-        "batch_size",
         "probe_max_iter",
         "mig_bins",
         "dci_max_train",
@@ -272,6 +272,9 @@ def evaluate_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, A
         or settings["generate_n"] < 0
     ):
         raise ConfigError(f"evaluate.generate_n: must be a non-negative integer, got {settings['generate_n']!r}")
+    batch = settings["batch_size"]
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ConfigError(f"evaluate.batch_size: must be null or a positive integer, got {batch!r}")
     order = settings["markov_order"]
     if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 8:
         raise ConfigError(f"evaluate.markov_order: must be an integer from 1 to 8, got {order!r}")
@@ -1518,6 +1521,7 @@ def _evaluate(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     dev = select_device(device)
+    cfg = {**cfg, "batch_size": forward_batch_size(cfg["batch_size"], dev)}
     model, meta = load_model(model_path, dev)
     model.eval()
     name = str(meta.get("model_name") or Path(model_path).parent.name)
