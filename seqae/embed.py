@@ -161,13 +161,11 @@ def embed_windows(
     from seqae.fileio import atomic_output
 
     started = time.perf_counter()
-    settings_batch = batch_size
     job = prepare_job(
         model_path, windows_path, outdir, batch_size=batch_size, device=device, splits=splits,
         chrom_sizes=chrom_sizes, recon_tracks=recon_tracks, threads=threads,
     )  # fmt: skip
     model, schema, labels, rows, placement = job.model, job.schema, job.labels, job.rows, job.placement
-    batch_size = job.batch_size
     paths, tracks_out, column_names, torch_device = job.paths, job.tracks_out, job.column_names, job.device
 
     n = len(rows)
@@ -191,12 +189,10 @@ def embed_windows(
         reader = stack.enter_context(_WindowReader(windows_path))
         # Exits before the writers and the reader: waits for the task in flight.
         background = stack.enter_context(_Background())
-        runner = _BlockRunner(model, torch_device, schema.window_len, batch_size, bar)
+        runner = _BlockRunner(model, torch_device, schema.window_len, job.batch_size, bar)
 
         # Pass 1, file order: Parquet rows; bigWig entries too when file order is genome order.
-        # The grid of blocks follows the requested batch only, never the device's default, so
-        # that shards on any device cut the file as one job does.
-        block_rows = max(_BLOCK_ROWS, settings_batch or 0)
+        block_rows = block_rows_for(batch_size)
         blocks = stack.enter_context(contextlib.closing(_prefetched(reader, rows, block_rows)))
         for lo, hi, seq, tracks in blocks:
             out = runner.run(seq, tracks, want_tracks=bool(writers) and placement.genome_sorted)
@@ -218,7 +214,7 @@ def embed_windows(
             writer.close()
         _write_anomaly_bigwig(tmp_anomaly, placement, scores)
         _finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(job.metadata_json)})
-    return finish_job(job, started, n, batch_size)
+    return finish_job(job, started, n)
 
 
 @dataclass
@@ -314,7 +310,14 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def finish_job(job: EmbedJob, started: float, n: int, batch_size: int) -> EmbedResult:
+def block_rows_for(requested_batch: int | None) -> int:
+    """Rows per block read from the windows file: ``_BLOCK_ROWS`` (read at call time; tests shrink
+    it), or a larger requested batch. The requested batch only, never the device's default, so
+    that shards on any device and their gather cut the file on the grid one job does."""
+    return max(_BLOCK_ROWS, requested_batch or 0)
+
+
+def finish_job(job: EmbedJob, started: float, n: int) -> EmbedResult:
     """The AnnData file (from the finished Parquet) and ``embed_summary.json``; the result of the run."""
     from seqae.anndata_out import write_h5ad
     from seqae.fileio import atomic_output
@@ -326,7 +329,7 @@ def finish_job(job: EmbedJob, started: float, n: int, batch_size: int) -> EmbedR
         "seconds": round(seconds, 3),
         "windows_per_second": round(n / seconds, 1) if seconds > 0 else None,
         "device": str(job.device),
-        "batch_size": batch_size,
+        "batch_size": job.batch_size,
         **job.metadata_json,
         "latent_dim": job.model.layout.dim,
         "outputs": {key: path.name for key, path in job.paths.items()},

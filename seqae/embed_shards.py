@@ -105,8 +105,7 @@ def embed_shard(
     """
     job = prepare_job(model_path, windows_path, outdir, **settings)
     n = len(job.rows)
-    # The requested batch only (not the device's default): every shard and the gather cut one grid.
-    block_rows = max(_embed._BLOCK_ROWS, settings.get("batch_size") or 0)  # read at call time (tests shrink it)
+    block_rows = _embed.block_rows_for(settings.get("batch_size"))
     lo, hi = shard_positions(n, shard, shards, block_rows)
     order = _genome_order(job)
     path = shard_path(outdir, shard)
@@ -204,7 +203,7 @@ def gather_embedding(
         chrom_sizes=chrom_sizes, recon_tracks=recon_tracks,
     )  # fmt: skip
     n = len(job.rows)
-    block_rows = max(_embed._BLOCK_ROWS, batch_size or 0)  # read at call time (tests shrink it)
+    block_rows = _embed.block_rows_for(batch_size)
     latent = np.empty((n, job.model.layout.dim), dtype=np.float32)
     scores = np.empty(n, dtype=np.float32)
     accuracy = np.empty(n, dtype=np.float32)
@@ -244,7 +243,7 @@ def gather_embedding(
         parquet.close()
         _write_anomaly_bigwig(tmp_anomaly, job.placement, scores)
         _finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(job.metadata_json)})
-    result = finish_job(job, started, n, job.batch_size)
+    result = finish_job(job, started, n)
     result.summary["shards"] = shards
     return result
 
