@@ -550,6 +550,7 @@ class _Run:
         ctx: distributed.Dist = distributed.SINGLE,
     ):
         from seqae.models import SequenceAutoencoder
+        from seqae.models.layout import nested_labels
 
         self.model_name = model_name
         self.windows = windows
@@ -609,14 +610,36 @@ class _Run:
         np.random.seed(self.seed % 2**32)
         torch.manual_seed(self.seed)
         label_classes = {c: len(cats) for c, cats in self.data.label_categories.items()}
+        nested = nested_labels({c: v.cpu().numpy() for c, v in self.data.label_codes.items()})
+        for fine, coarse in nested:
+            if self.is_main:
+                log.info(
+                    "%s: labels %s and %s are nested (each %s has one %s): no block is guarded against the other",
+                    self.model_name, fine, coarse, fine, coarse,
+                )
         self.module = SequenceAutoencoder(
             self.settings,
             n_tracks=len(self.schema.track_names),
             window_len=self.schema.window_len,
             label_classes=label_classes,
             track_transform=self.schema.track_transform,
+            nested_labels=nested,
         ).to(self.device)
         self.n_parameters = sum(p.numel() for p in self.module.parameters())
+        if self.is_main and self.module.erasers is not None:
+            for block, labels in self.module.erased_labels.items():
+                # LEACE takes one direction per class beyond the first, however weak the
+                # label: an 8-coordinate block erased of an 8-class label keeps 1.
+                erased = sum(label_classes[label] - 1 for label in labels)
+                size = self.module.layout.sizes[block]
+                if erased >= size / 2:
+                    log.warning(
+                        "%s: erasure takes up to %d of the %d coordinates of block %s (%s); "
+                        "its own label keeps %d: give the block more coordinates",
+                        self.model_name, min(erased, size), size, block,
+                        ", ".join(f"{label}: {label_classes[label]} classes" for label in labels),
+                        max(size - erased, 0),
+                    )
 
         decay, no_decay = [], []
         for p in self.module.parameters():

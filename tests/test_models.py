@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 
 import pytest
 import torch
@@ -267,6 +268,36 @@ def test_composition_pathway_feeds_the_latent() -> None:
     with pytest.raises(ConfigError, match="composition_k"):
         model_settings({"composition_k": 7})
 
+
+
+def test_scan_feeds_the_latent_standardised_across_windows() -> None:
+    """scan.channels: learnt k-mer detectors, pooled over the window and standardised across the
+    batch, join the pooled features; the latent then tells composition even where the tower is
+    blind, and bad settings are clear errors."""
+    torch.manual_seed(0)
+    kwargs = dict(n_tracks=0, out_dim=8, channels=16, n_res_blocks=1, dilations=(1,), downsample=4, norm="group")
+    encoder = SequenceEncoder(**kwargs, pooling="meanmax", scan_channels=6, scan_kernel_size=4)
+    assert encoder.to_latent.in_features == encoder.pool.out_dim + 12
+    seen = {}
+    encoder.scan_norm.register_forward_hook(lambda _m, _i, out: seen.update(summary=out.detach()))
+    gc = torch.stack([encode_str("".join(random.Random(i).choice("GGGCCCAT") for _ in range(64))) for i in range(8)])
+    at = torch.stack([encode_str("".join(random.Random(i).choice("AAATTTGC") for _ in range(64))) for i in range(8)])
+    encoder.train()(torch.cat([gc, at]))
+    summary = seen["summary"]
+    assert summary.shape == (16, 12)
+    torch.testing.assert_close(summary.mean(0), torch.zeros(12), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        encoder.to_latent.weight[:, : encoder.pool.out_dim] = 0.0
+        encoder.eval()
+        assert not torch.allclose(encoder(gc[:1])[0], encoder(at[:1])[0])
+    model = SequenceAutoencoder(tiny_settings(scan={"channels": 4, "kernel_size": 6}), 2, 64, LABELS)
+    assert model.encoder.scan.kernel_size == (6,)
+    seq, tracks, labels = batch(2, 64)
+    assert model(seq, tracks, labels).loss.isfinite()
+    with pytest.raises(ConfigError, match="scan.channels"):
+        model_settings({"scan": {"channels": -1}})
+    with pytest.raises(ConfigError, match="scan.kernel_size"):
+        model_settings({"scan": {"kernel_size": 0}})
 
 def test_one_hot_n_is_all_zero() -> None:
     x = one_hot(encode_str("ACGTN").unsqueeze(0))
@@ -914,3 +945,35 @@ def test_default_model_is_small_and_reports_its_parts() -> None:
     assert 2e5 < n_params < 3e6
     assert model.init_kwargs["settings"] == model.settings
     assert model.latent_dim == 64
+
+
+def test_nested_labels_are_found_from_the_codes_and_leave_their_blocks_unguarded() -> None:
+    """A chromosome tells its species: neither block is kept from the other's label, or erased of it."""
+    import numpy as np
+
+    from seqae.models.layout import nested_labels
+
+    chrom = np.array([0, 0, 1, 1, 2, 2, 3, 3, -1])
+    species = np.array([0, 0, 0, 0, 1, 1, 1, -1, 1])  # chromosomes 0, 1 in species 0; 2, 3 in species 1
+    region = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0])  # across both
+    pairs = nested_labels({"chrom": chrom, "species": species, "region_class": region})
+    assert pairs == [("chrom", "species")]
+    assert nested_labels({"a": np.array([0, 1, 1]), "b": np.array([1, 0, 0])}) == [("a", "b"), ("b", "a")]
+    assert nested_labels({"a": np.array([0, 0, 0]), "b": np.array([0, 1, 2])}) == []  # one class: no nesting
+
+    settings = tiny_settings(erasure={"enabled": True})
+    settings["blocks"] = {
+        "species": {"size": 2, "label": "species"},
+        "chrom": {"size": 3, "label": "chrom"},
+        "rest": {"size": 4, "label": None},
+    }
+    classes = {"species": 2, "chrom": 4, "region_class": 2}
+    guarded = SequenceAutoencoder(settings, 0, 64, classes)
+    model = SequenceAutoencoder(settings, 0, 64, classes, nested_labels=pairs)
+    every = {(b, lab) for _, b, lab in guarded.adversary_pairs}
+    kept = {(b, lab) for _, b, lab in model.adversary_pairs}
+    assert every - kept == {("species", "chrom"), ("chrom", "species")}
+    assert model.erased_labels == {"rest": ["species", "chrom"]}
+    assert model.init_kwargs["nested_labels"] == [["chrom", "species"]]
+    again = SequenceAutoencoder(**model.init_kwargs)
+    assert {(b, lab) for _, b, lab in again.adversary_pairs} == kept

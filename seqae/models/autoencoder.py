@@ -58,7 +58,7 @@ when the trainer logs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +166,10 @@ class SequenceAutoencoder(nn.Module):
         label_classes: label column -> number of classes, for every label named in ``blocks``.
         track_transform: the windows file's ``track_transform`` (``log1p`` or ``none``);
             the Poisson track loss inverts it.
+        nested_labels: ``(fine, coarse)`` label pairs where the fine label tells the coarse
+            one (:func:`~seqae.models.layout.nested_labels`). A block is neither
+            adversarially guarded against nor erased of a label nested with its own,
+            either way round: that would take its own label away.
 
     Raises:
         ConfigError: invalid settings.
@@ -181,6 +185,7 @@ class SequenceAutoencoder(nn.Module):
         window_len: int,
         label_classes: Mapping[str, int] | None = None,
         track_transform: str = "log1p",
+        nested_labels: Sequence[Sequence[str]] | None = None,
     ):
         super().__init__()
         if track_transform not in TRACK_TRANSFORMS:
@@ -198,7 +203,9 @@ class SequenceAutoencoder(nn.Module):
             "window_len": window_len,
             "label_classes": self.label_classes,
             "track_transform": track_transform,
+            "nested_labels": [list(p) for p in nested_labels or []],
         }
+        nested = {(a, b) for a, b in nested_labels or []}
         self.layout = LatentLayout({name: b["size"] for name, b in s["blocks"].items()})
         self.block_labels: dict[str, str] = {n: b["label"] for n, b in s["blocks"].items() if b["label"] is not None}
         missing = sorted({label for label in self.block_labels.values() if label not in self.label_classes})
@@ -221,6 +228,8 @@ class SequenceAutoencoder(nn.Module):
             pooling=s["pooling"],
             window_len=window_len,
             composition_k=s["composition_k"],
+            scan_channels=s["scan"]["channels"],
+            scan_kernel_size=s["scan"]["kernel_size"],
             **arch,
         )
         self.autoregressive = s["decoder"]["kind"] == "autoregressive"
@@ -277,13 +286,15 @@ class SequenceAutoencoder(nn.Module):
                 for block, label in self.block_labels.items()
             }
         )
-        # (module key, block, label): every block against every label that is not its own.
+        # (module key, block, label): every block against every label that is not its own
+        # and not nested with it.
         self.adversary_pairs: list[tuple[str, str, str]] = []
         self.adversaries = nn.ModuleDict()
         labels_in_order = list(dict.fromkeys(self.block_labels.values()))
         for block in self.layout.names:
             for label in labels_in_order:
-                if self.block_labels.get(block) == label:
+                own = self.block_labels.get(block)
+                if own == label or (own, label) in nested or (label, own) in nested:
                     continue
                 key = f"{block}__{label}".replace(".", "_")
                 self.adversaries[key] = AdversarialHead(

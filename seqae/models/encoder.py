@@ -55,6 +55,8 @@ class SequenceEncoder(nn.Module):
         -> dilated tower: n_res_blocks residual blocks of width C at L' (dilations cycled)
         -> norm, GELU                             = features [B, C, L']
         -> pooling (positional, positional + mean/max, mean+max or attention)
+        [++ mean and max over the window of a learnt motif scan, 2 x scan_channels:
+            BatchNorm(pool(ReLU(conv(one-hot, scan_kernel_size)))), when scan_channels > 0]
         [++ k-mer spectrum of the window, 4^k, when composition_k > 0]
         -> linear = latent [B, out_dim]
 
@@ -85,6 +87,19 @@ class SequenceEncoder(nn.Module):
             linear map away, as for the k-mer baseline the blocks are
             judged against, instead of having to be summed out of
             convolution features.
+        scan_channels: S, learnt detectors of a scan_kernel_size-mer read straight
+            from the one-hot bases (0: none). Their mean over the window is a learnt,
+            soft k-mer spectrum and their max says whether a motif occurs, both one
+            linear map from the latent: what labels written in composition or
+            repeats (chromosome, species) need, learnt rather than handed in as
+            composition_k does. The pooled scan is standardised across windows
+            (BatchNorm, whatever ``norm`` says): windows of two species or
+            chromosomes differ by a percent or two in such frequencies, which
+            a linear map reads only once they are on a common scale, as the
+            k-mer baseline's standardised logistic regression does. Without
+            it, or from the tower's mean/max features, the chromosome block
+            stayed at 0.42-0.47 against the k-mer probe's 0.503 on the demo.
+        scan_kernel_size: width of the scan's detectors (bp).
     """
 
     def __init__(
@@ -102,6 +117,8 @@ class SequenceEncoder(nn.Module):
         dropout: float = 0.0,
         window_len: int | None = None,
         composition_k: int = 0,
+        scan_channels: int = 0,
+        scan_kernel_size: int = 8,
     ):
         super().__init__()
         self.n_tracks = n_tracks
@@ -129,7 +146,10 @@ class SequenceEncoder(nn.Module):
         if not 0 <= composition_k <= 6:
             raise ValueError(f"composition_k must be 0 to 6, got {composition_k}")
         self.composition_k = composition_k
-        self.to_latent = nn.Linear(self.pool.out_dim + (4**composition_k if composition_k else 0), out_dim)
+        self.scan = nn.Conv1d(4, scan_channels, scan_kernel_size) if scan_channels else None
+        self.scan_norm = nn.BatchNorm1d(2 * scan_channels) if scan_channels else None
+        extra = (4**composition_k if composition_k else 0) + 2 * scan_channels
+        self.to_latent = nn.Linear(self.pool.out_dim + extra, out_dim)
 
     def output_length(self, length: int) -> int:
         """``L'`` for an input of ``length`` bp: ``ceil(length / downsample)``."""
@@ -159,6 +179,12 @@ class SequenceEncoder(nn.Module):
             h = stage(h)
         features = F.gelu(self.out_norm(self.tower(h)))
         pooled = self.pool(features)
+        if self.scan is not None:
+            # Bases only: the scan reads sequence; tracks already feed the tower.
+            hits = F.relu(self.scan(x[:, :4]))
+            assert self.scan_norm is not None
+            summary = self.scan_norm(torch.cat([hits.mean(-1), hits.amax(-1)], dim=-1))
+            pooled = torch.cat([pooled, summary.to(pooled.dtype)], dim=-1)
         if self.composition_k:
             # Frequencies times 4^k: about 1 per k-mer, the scale of the pooled features.
             spectrum = kmer_spectrum(seq, self.composition_k) * float(4**self.composition_k)

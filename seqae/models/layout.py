@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -113,3 +114,35 @@ class LatentLayout:
     def _check(self, z: Tensor) -> None:
         if z.shape[-1] != self._dim:
             raise ValueError(f"latent has size {z.shape[-1]} on its last axis; this layout has D = {self._dim}")
+
+
+def nested_labels(codes: Mapping[str, np.ndarray]) -> list[tuple[str, str]]:
+    """Pairs ``(fine, coarse)`` of label columns where each class of ``fine`` has one class of ``coarse``.
+
+    A chromosome named ``<species>:<chrom>`` tells its species; a latent block
+    that must tell the chromosome cannot be kept from telling the species, and
+    a species block kept from every chromosome class loses the species with
+    them. So the model guards no block against a label nested with its own
+    (:class:`~seqae.models.autoencoder.SequenceAutoencoder`'s ``nested_labels``).
+
+    Args:
+        codes: label column -> ``int [N]`` class codes of the same N windows, -1 unknown.
+
+    Returns:
+        ``(fine, coarse)`` pairs, judged on the windows where both are known;
+        a pair of columns that determine each other appears both ways.
+        Columns with fewer than two known classes are left out.
+    """
+    out: list[tuple[str, str]] = []
+    for fine, a in codes.items():
+        for coarse, b in codes.items():
+            if fine == coarse:
+                continue
+            a, b = np.asarray(a), np.asarray(b)
+            known = (a >= 0) & (b >= 0)
+            if len(np.unique(a[known])) < 2 or len(np.unique(b[known])) < 2:
+                continue
+            pairs = np.unique(np.stack([a[known], b[known]]), axis=1)
+            if len(np.unique(pairs[0])) == pairs.shape[1]:
+                out.append((fine, coarse))
+    return out

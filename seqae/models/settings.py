@@ -36,6 +36,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
     "norm": "batch",
     "pooling": "positional_meanmax",
     "composition_k": 0,
+    "scan": {"channels": 0, "kernel_size": 8},
     "upsample_mode": "nearest",
     "decoder": {
         "kind": "conv",
@@ -121,6 +122,8 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "norm": "Normalisation: batch (BatchNorm) or group (GroupNorm, batch-independent).",
     "pooling": "From per-position features to the latent: positional (keeps where bases are; needed to reconstruct them), positional_meanmax (positions plus the mean and max over them, for composition-level labels), meanmax or attention (position-free).",
     "composition_k": "k of the window's k-mer spectrum (4^k frequencies) fed to the latent beside the pooled features, so composition-level labels (species) are one linear map away; 0: none, at most 6.",
+    "scan.channels": "Learnt motif detectors read from the one-hot bases (ReLU of a convolution), averaged and maxed over the window and fed to the global blocks beside the pooled features: a learnt k-mer spectrum for labels written in composition or repeats (chromosome, species); 0: none.",
+    "scan.kernel_size": "Width of the scan's detectors (bp).",
     "upsample_mode": "Decoder upsampling: nearest (nearest-neighbour x2 + conv) or transposed (transposed conv).",
     "decoder.kind": "conv (the latent alone is upsampled to per-base logits) or autoregressive (each base from its decoder.context previous bases, the local latent sequence and the global blocks; with the latent off it is an order-k Markov chain, so the latent's own contribution can be measured).",
     "decoder.context": "Previous bases the autoregressive decoder reads (0 to 8; a table of 4^k learnt vectors). Structure beyond them must come through the latent.",
@@ -265,6 +268,10 @@ def _validate(s: dict[str, Any], where: str) -> None:
         fail("dropout", f"must be in [0, 1), got {s['dropout']}")
     if not 0 <= s["composition_k"] <= 6:
         fail("composition_k", f"must be 0 (off) to 6, got {s['composition_k']}")
+    for key, least in (("channels", 0), ("kernel_size", 1)):
+        value = s["scan"][key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            fail(f"scan.{key}", f"must be an integer >= {least}, got {value!r}")
 
     blocks = s["blocks"]
     if not blocks:
