@@ -676,3 +676,19 @@ def test_windows_from_extraction_train(tiny_inputs):
     ckpt = load_checkpoint(tiny_inputs["dir"] / "model" / "best.pt")
     assert ckpt["data"]["schema"]["window_len"] == 200 and ckpt["data"]["schema"]["flank"] == 20
     assert "" not in ckpt["data"]["label_categories"]["gene_family"]
+
+
+def test_training_warns_when_erasure_leaves_a_block_little_room(windows, tmp_path, caplog):
+    """LEACE takes one direction per class beyond the first: a 2-coordinate block erased of the
+    3-class chromosome keeps nothing, and the log says so; a roomy block gets no warning."""
+    blocks = {
+        "chrom": {"size": 8, "label": "chrom"},  # erased of gene_family (2 classes): 1 of 8
+        "gene": {"size": 2, "label": "gene_family"},  # erased of chrom (3 classes): 2 of 2
+        "residual": {"size": 8, "label": None},  # both: 3 of 8
+    }
+    config = make_config({"plain": tiny(blocks=blocks, erasure={"enabled": True})}, epochs=1, max_steps=1)
+    with caplog.at_level("INFO", logger="seqae"):
+        train_model(config, "plain", windows, tmp_path, progress=False)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "erasure" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "2 of the 2 coordinates of block gene (chrom: 3 classes); its own label keeps 0" in warned[0]
