@@ -86,6 +86,7 @@ from seqae import __version__
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import atomic_output, require_file, write_tsv
 from seqae.runtime import forward_batch_size
+from seqae.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")
 
@@ -231,8 +232,6 @@ METRICS_KEYS: tuple[str, ...] = (
 
 #: tss_bin of a window without a nearest gene (no TSS distance).
 TSS_BIN_NONE = "none"
-# Label values that mean "unknown" (as in training): left out of that label's probes.
-_UNKNOWN_LABELS = frozenset({"", "nan", "None", "NaN"})
 _CODE_N = 4
 
 
@@ -374,7 +373,7 @@ def tss_distance_bins(distance: Any, edges: Sequence[float] = (-10000, -1000, 10
 def _label_values(series: pd.Series) -> np.ndarray:
     """A label column as ``object [N]`` strings, unknown values (empty, NaN) as None."""
     values = np.array(series.astype(str).to_numpy(dtype=object), dtype=object)
-    missing = series.isna().to_numpy() | np.isin(values, list(_UNKNOWN_LABELS))
+    missing = series.isna().to_numpy() | np.isin(values, list(UNKNOWN_LABELS))
     values[missing] = None
     return values
 

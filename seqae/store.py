@@ -54,6 +54,10 @@ FORMAT_NAME = "seqae-windows"
 SHARD_FORMAT = "seqae-windows-shard"
 SCHEMA_VERSION = 1
 BASE_CODES = "ACGTN"
+#: Label values that mean "no label" (a window without a nearest gene has an empty gene
+#: label; pandas writes a missing value as "nan"): training gives them code -1, which the
+#: heads ignore, and evaluation leaves them out of that label's probes.
+UNKNOWN_LABELS = frozenset({"", "nan", "NaN", "None"})
 
 # Rows per HDF5 chunk: ~256 KiB of sequence per chunk at seq_len 1200, large
 # enough for fast compression, small enough for random access by a DataLoader.

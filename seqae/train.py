@@ -86,12 +86,10 @@ from seqae.checkpoint import (
 from seqae.config import Config, validate_config
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output, remove_stale_temporaries
+from seqae.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")
 
-# Label values that mean "unknown" (code -1, ignored by the heads): a window
-# without a nearest gene has an empty gene label.
-UNKNOWN_LABELS = frozenset({"", "nan", "None"})
 # Stage the data when it takes at most this fraction of the free device memory
 # (the rest is for the model, its activations and the optimiser).
 STAGE_MEMORY_FRACTION = 0.4

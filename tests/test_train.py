@@ -692,3 +692,22 @@ def test_training_warns_when_erasure_leaves_a_block_little_room(windows, tmp_pat
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "erasure" in r.getMessage()]
     assert len(warned) == 1, warned
     assert "2 of the 2 coordinates of block gene (chrom: 3 classes); its own label keeps 0" in warned[0]
+
+
+def test_label_values_that_mean_no_label_are_no_class(tmp_path):
+    """"NaN", "nan", "None" and "" are one set of unknowns for training, as for evaluation."""
+    import h5py
+
+    from seqae.store import UNKNOWN_LABELS
+
+    path = make_windows(tmp_path / "windows.h5")
+    with h5py.File(path, "r+") as f:
+        families = f["labels/gene_family"][:].astype(str)
+        unknown = ["NaN", "nan", "None", ""]
+        families = np.array([unknown[i % 4] if v == "" else v for i, v in enumerate(families)])
+        del f["labels/gene_family"]
+        f["labels/gene_family"] = families.astype("S")
+    train_model(make_config(epochs=1, max_steps=1), "plain", path, tmp_path / "run", progress=False)
+    saved = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert saved["label_categories"]["gene_family"] == ["F1", "F2"]
+    assert set(unknown) == UNKNOWN_LABELS
