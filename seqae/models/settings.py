@@ -82,7 +82,8 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
 #: The two-level autoencoder, the demo's design (config/config.yaml): a local code sequence
 #: (1 bit per base) beside the global blocks, an autoregressive decoder whose latent path reads the 5 previous bases
 #: (table) and whose chain also reads 128 (causal conv), a direct head, the heads' gradient uncapped, and each
-#: block's foreign labels erased (LEACE). Merged under a model's own keys where a tool
+#: block's foreign labels erased (LEACE), a learnt motif scan for the global blocks and a 32-coordinate chrom
+#: block. Merged under a model's own keys where a tool
 #: needs "the default model" (benchmarks/bench_train.py).
 TWO_LEVEL_SETTINGS: dict[str, Any] = {
     "decoder": {"kind": "autoregressive", "context": 5, "reach": 128, "latent_reach": False},
@@ -90,6 +91,12 @@ TWO_LEVEL_SETTINGS: dict[str, Any] = {
     "weights": {"direct": 1.0},
     "head_gradient_cap": 0.0,
     "erasure": {"enabled": True},
+    "scan": {"channels": 128},
+    "blocks": {
+        "chrom": {"size": 32, "label": "chrom"},
+        "gene": {"size": 16, "label": "region_class"},
+        "residual": {"size": 16, "label": None},
+    },
 }
 
 # Architecture overrides per size; applied over the defaults and under the user's keys.
