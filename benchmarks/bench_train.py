@@ -41,7 +41,7 @@ TRACKS = ("TF1", "TF2", "TF3")
 
 
 def synthetic_windows(path: Path, n: int, window_len: int, flank: int, seed: int = 0) -> Path:
-    """A windows file of ``n`` random windows (labels: 4 chromosomes, 8 gene families), all in train."""
+    """A windows file of ``n`` random windows (labels: 4 chromosomes, 3 region classes, 8 gene families), all in train."""
     rng = np.random.default_rng(seed)
     schema = WindowsSchema(window_len=window_len, flank=flank, track_names=TRACKS, track_transform="log1p")
     with WindowsWriter(path, schema) as writer:
@@ -60,6 +60,7 @@ def synthetic_windows(path: Path, n: int, window_len: int, flank: int, seed: int
                 "chrom": chrom,
                 "start": start,
                 "end": start + window_len,
+                "region_class": rng.choice(["promoter", "genic", "distal"], n),
                 "gene_family": rng.choice([f"F{i}" for i in range(8)], n),
                 "split": np.where(np.arange(n) < n - max(64, n // 50), "train", "val"),
             }
@@ -89,6 +90,7 @@ def bench_tensors(
     tracks = torch.rand((batch, len(TRACKS), window_len), device=device, generator=gen)
     labels = {
         "chrom": torch.randint(0, 4, (batch,), device=device, generator=gen),
+        "region_class": torch.randint(0, 3, (batch,), device=device, generator=gen),
         "gene_family": torch.randint(0, 8, (batch,), device=device, generator=gen),
     }
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -179,7 +181,7 @@ def main() -> None:
     overrides = copy.deepcopy(TWO_LEVEL_SETTINGS) if args.decoder == "autoregressive" else {}
     overrides["size"] = args.size
     settings = model_settings(overrides)
-    label_classes = {"chrom": 4, "gene_family": 8}
+    label_classes = {"chrom": 4, "region_class": 3, "gene_family": 8}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         n_train = args.batch * args.steps
