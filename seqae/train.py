@@ -108,11 +108,6 @@ OUTPUT_NAMES = (CHECKPOINT_NAME, BEST_NAME, "model.json", "metrics.csv", "loss_c
 # ---------------------------------------------------------------------- settings
 
 
-def configured_models(config: Config) -> list[str]:
-    """Names of the models in ``config["models"]``, in order."""
-    return list((config.get("models") or {}).keys())
-
-
 def resolve_model(config: Config, model_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Full model settings and effective training settings of one configured model.
 
