@@ -604,12 +604,11 @@ class _Run:
         torch.manual_seed(self.seed)
         label_classes = {c: len(cats) for c, cats in self.data.label_categories.items()}
         nested = nested_labels({c: v.cpu().numpy() for c, v in self.data.label_codes.items()})
-        for fine, coarse in nested:
-            if self.is_main:
-                log.info(
-                    "%s: labels %s and %s are nested (each %s has one %s): no block is guarded against the other",
-                    self.model_name, fine, coarse, fine, coarse,
-                )
+        for fine, coarse in nested if self.is_main else []:
+            log.info(
+                "%s: labels %s and %s are nested (each %s has one %s): no block is guarded against the other",
+                self.model_name, fine, coarse, fine, coarse,
+            )
         self.module = SequenceAutoencoder(
             self.settings,
             n_tracks=len(self.schema.track_names),

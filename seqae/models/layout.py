@@ -133,16 +133,15 @@ def nested_labels(codes: Mapping[str, np.ndarray]) -> list[tuple[str, str]]:
         a pair of columns that determine each other appears both ways.
         Columns with fewer than two known classes are left out.
     """
+    arrays = {name: np.asarray(c) for name, c in codes.items()}
     out: list[tuple[str, str]] = []
-    for fine, a in codes.items():
-        for coarse, b in codes.items():
+    for fine, a in arrays.items():
+        for coarse, b in arrays.items():
             if fine == coarse:
                 continue
-            a, b = np.asarray(a), np.asarray(b)
             known = (a >= 0) & (b >= 0)
-            if len(np.unique(a[known])) < 2 or len(np.unique(b[known])) < 2:
-                continue
-            pairs = np.unique(np.stack([a[known], b[known]]), axis=1)
-            if len(np.unique(pairs[0])) == pairs.shape[1]:
+            pairs = np.unique(np.stack([a[known], b[known]]), axis=1)  # [2, distinct (fine, coarse) pairs]
+            n_fine, n_coarse = len(np.unique(pairs[0])), len(np.unique(pairs[1]))
+            if n_fine >= 2 and n_coarse >= 2 and n_fine == pairs.shape[1]:
                 out.append((fine, coarse))
     return out
