@@ -102,6 +102,18 @@ def test_erasure_momentum_is_validated() -> None:
         model_settings({"erasure": {"enabled": True, "momentum": 0.0}})
 
 
+def test_labelled_blocks_false_erases_only_the_unlabelled_blocks() -> None:
+    """With erasure.labelled_blocks false only the residual gets an eraser; the adversaries still guard every pair."""
+    every = SequenceAutoencoder(tiny_settings(erasure={"enabled": True}), 2, 64, LABELS)
+    residual_only = SequenceAutoencoder(
+        tiny_settings(erasure={"enabled": True, "labelled_blocks": False}), 2, 64, LABELS
+    )
+    assert set(every.erasers) > {"residual"}
+    assert residual_only.erasers is not None and set(residual_only.erasers) == {"residual"}
+    assert residual_only.erased_labels["residual"] == every.erased_labels["residual"]
+    assert residual_only.adversary_pairs == every.adversary_pairs
+
+
 def test_erasure_off_builds_no_erasers() -> None:
     model = SequenceAutoencoder(tiny_settings(), 2, 64, LABELS)
     assert model.erasers is None

@@ -301,9 +301,12 @@ class SequenceAutoencoder(nn.Module):
                     self.layout.sizes[block], self.label_classes[label], hidden, lambda_=0.0
                 )
                 self.adversary_pairs.append((key, block, label))
-        # Linear erasure of the same (block, foreign label) pairs the adversaries guard.
+        # Linear erasure of the same (block, foreign label) pairs the adversaries guard
+        # (only the unlabelled blocks' with erasure.labelled_blocks false).
         self.erased_labels: dict[str, list[str]] = {}
         for _, block, label in self.adversary_pairs:
+            if block in self.block_labels and not s["erasure"]["labelled_blocks"]:
+                continue
             self.erased_labels.setdefault(block, []).append(label)
         self.erasers = (
             nn.ModuleDict(
