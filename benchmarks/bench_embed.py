@@ -12,7 +12,10 @@ subprocesses with the same torch thread count:
 
 Prints windows/s of each and the ratio (target >= 3x), and checks that both
 wrote the same Parquet rows (latents, scores, ranks, accuracy within float
-tolerance). Needs a trained model and a windows file, e.g. the demo's
+tolerance). Then the ceiling: the model pass's floating-point work per window
+(torch's FLOP counter), the rate this CPU multiplies float32 matrices at with
+the same threads, and so the windows/s no code could pass without doing less
+arithmetic per window. Needs a trained model and a windows file, e.g. the demo's
 (``results/models/plain/best.pt``, ``results/windows/windows.h5``).
 
     python benchmarks/bench_embed.py --model results/models/plain/best.pt \\
@@ -83,6 +86,55 @@ def main() -> None:
     print(f"ratio now/before: {ratio:.2f}x (target >= 3x)")
     print(f"same Parquet rows: labels and ranks {'identical' if same_rows else 'DIFFER'}; "
           f"largest difference of a latent, score or accuracy {worst:.2e}")  # fmt: skip
+    print_ceiling(args, results["before"]["windows_per_second"], results["now"]["windows_per_second"])
+
+
+def model_flops_per_window(model_path: Path, windows: Path, n: int = 8) -> float:
+    """Floating-point operations of one embed pass (encoder, decoder, chain score) per window."""
+    import h5py
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from seqae.checkpoint import load_model
+    from seqae.models.augment import centre_crop
+
+    model, meta = load_model(model_path)
+    with h5py.File(windows, "r") as f:
+        seq, tracks = torch.from_numpy(f["seq"][:n]), torch.from_numpy(f["tracks"][:n])
+    seq, tracks = centre_crop(seq, tracks, meta["model_init"]["window_len"])
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model.score_reconstruct(seq.long(), tracks.float())
+    return counter.get_total_flops() / n
+
+
+def matmul_gflops(threads: int, size: int = 1024, repeats: int = 20) -> float:
+    """float32 GFLOP/s of torch.mm on this CPU with ``threads`` threads (the best of three timings)."""
+    import time
+
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
+
+
+def print_ceiling(args: argparse.Namespace, before_rate: float, now_rate: float) -> None:
+    """What 3x the earlier rate asks of this CPU, against its measured matrix-multiply rate."""
+    flops = model_flops_per_window(args.model, args.windows)
+    peak = matmul_gflops(args.threads)
+    ceiling = peak * 1e9 / flops
+    print(f"model pass: {flops / 1e9:.3f} GFLOP per window; now {now_rate * flops / 1e9:.1f} GFLOP/s")
+    print(f"this CPU's float32 matrix multiply with {args.threads} threads: {peak:.1f} GFLOP/s, "
+          f"so at most {ceiling:.1f} windows/s at this arithmetic ({ceiling / before_rate:.2f}x before, "
+          f"{now_rate / ceiling:.0%} of it reached now)")  # fmt: skip
 
 
 if __name__ == "__main__":
