@@ -15,10 +15,18 @@ wrote the same Parquet rows (latents, scores, ranks, accuracy within float
 tolerance). Then the ceiling: the model pass's floating-point work per window
 (torch's FLOP counter), the rate this CPU multiplies float32 matrices at with
 the same threads, and so the windows/s no code could pass without doing less
-arithmetic per window. Needs a trained model and a windows file, e.g. the demo's
-(``results/models/plain/best.pt``, ``results/windows/windows.h5``).
+arithmetic per window.
 
-    python benchmarks/bench_embed.py --model results/models/plain/best.pt \\
+Needs a windows file (e.g. the demo's ``results/windows/windows.h5``) and a
+model both packages read. a6efdc6 refuses today's model settings
+(``erasure``, ``scan``), so train one with the earlier package (the rate does
+not depend on the weights)::
+
+    mkdir /tmp/old && git archive a6efdc6 seqae config | tar -x -C /tmp/old
+    # /tmp/old/bench.yaml: its config/config.yaml with training: {max_steps: 10}
+    cd /tmp/old && PYTHONPATH=. python -m seqae.cli train --config bench.yaml \\
+        --model plain --windows $REPO/results/windows/windows.h5 --outdir m
+    python benchmarks/bench_embed.py --model /tmp/old/m/best.pt \\
         --windows results/windows/windows.h5 --splits test
 """
 
