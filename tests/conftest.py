@@ -196,8 +196,12 @@ def internal_state_joint(tree, codes: np.ndarray, model) -> tuple[np.ndarray, np
 
 
 def windows_file_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, list], dict[str, str]]:
-    """Every dataset of a windows file, the compressed chunks of ``seq`` and ``tracks``, and the attributes
-    but the creation time: what two runs that should write the same file are compared on."""
+    """Every dataset of a windows file, the chunks of ``seq`` and ``tracks`` as ``(filter mask, inflated bytes)``
+    (the chunk grid's content, padding included), and the attributes but the creation time: what two runs that
+    should write the same file are compared on. The chunks are compared inflated, not as deflated bytes: the full
+    suite once saw one chunk deflate to other, valid, bytes from the same data."""
+    import zlib
+
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -205,18 +209,15 @@ def windows_file_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, 
         f.visititems(lambda name, obj: found.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
         data = {name: ds[()] for name, ds in found.items()}
         chunks = {
-            name: [ds.id.read_direct_chunk((row,) + (0,) * (ds.ndim - 1)) for row in range(0, len(ds), ds.chunks[0])]
+            name: [
+                (mask, zlib.decompress(raw))
+                for mask, raw in (
+                    ds.id.read_direct_chunk((row,) + (0,) * (ds.ndim - 1)) for row in range(0, len(ds), ds.chunks[0])
+                )
+            ]
             for name, ds in found.items()
             if name in ("seq", "tracks")
         }
         attrs = {k: str(v) for k, v in f.attrs.items() if k != "created_utc"}
     return data, chunks, attrs
 
-
-def inflated_chunks(chunks: dict[str, list]) -> dict[str, list[tuple[int, bytes]]]:
-    """``{dataset: [(filter_mask, deflated bytes), ...]}`` (from :func:`windows_file_contents`) -> the same with
-    the bytes inflated: the chunk grid's content, padding included. Two writers of the same data are compared
-    on this, not on the deflated bytes: the full suite once saw one chunk deflate to other, valid, bytes."""
-    import zlib
-
-    return {name: [(mask, zlib.decompress(raw)) for mask, raw in rows] for name, rows in chunks.items()}
