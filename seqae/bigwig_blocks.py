@@ -24,6 +24,7 @@ import struct
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ class BigWigBlocks:
         except BaseException:
             os.close(self._fd)
             raise
-        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[int, _Block] = OrderedDict()
         #: Data blocks inflated, and their compressed bytes read from the file.
         self.blocks_read = 0
         self.block_bytes = 0
@@ -143,8 +144,8 @@ class BigWigBlocks:
                 todo.extend(int(c) for c in items["child"][::-1])
         return np.concatenate(leaves) if leaves else np.zeros(0, dtype=_LEAF)
 
-    def _block(self, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Items of data block ``row``: ``(starts int64 [k], ends int64 [k], values float32 [k])``."""
+    def _block(self, row: int) -> _Block:
+        """Items of data block ``row`` (see :class:`_Block`)."""
         if row in self._cache:
             self._cache.move_to_end(row)
             return self._cache[row]
@@ -195,23 +196,21 @@ class BigWigBlocks:
         first = lo_row + np.searchsorted(self._ends[lo_row:hi_row], starts, side="right")
         last = lo_row + np.searchsorted(self._starts[lo_row:hi_row], ends, side="left")
         n_rows = np.maximum(last - first, 0)
-        rows = np.unique(np.repeat(first, n_rows) + np.arange(int(n_rows.sum())) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
+        pair_row = _expand_ranges(first, n_rows)  # every (span, block) pair, span by span
+        rows = np.unique(pair_row)
         if not len(rows):
             return out
         blocks = [self._block(int(row)) for row in rows]
-        item_starts = np.concatenate([blk[0] for blk in blocks])
-        item_ends = np.concatenate([blk[1] for blk in blocks])
-        item_vals = np.concatenate([blk[2] for blk in blocks])
-        # (span, item) pairs that overlap: the items of a span are one run of them (items are sorted, disjoint).
-        i0 = np.searchsorted(item_ends, starts, side="right")
-        i1 = np.searchsorted(item_starts, ends, side="left")
-        count = np.maximum(i1 - i0, 0)
-        span = np.repeat(np.arange(len(starts)), count)
-        item = i0[span] + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-        a = np.maximum(item_starts[item], starts[span])
-        width = np.minimum(item_ends[item], ends[span]) - a
+        if all(blk.starts is None for blk in blocks):
+            span, item_starts, item_ends, item_vals = _fixed_step_pieces(
+                blocks, np.searchsorted(rows, pair_row), np.repeat(np.arange(len(starts)), n_rows), starts, ends
+            )
+        else:
+            span, item_starts, item_ends, item_vals = _general_pieces(blocks, starts, ends)
+        a = np.maximum(item_starts, starts[span])
+        width = np.minimum(item_ends, ends[span]) - a
         first_pos = np.cumsum(lengths)[span] - lengths[span] + a - starts[span]  # where each piece goes in `out`
-        piece_vals = item_vals[item] if prepare is None else prepare(item_vals[item])
+        piece_vals = item_vals if prepare is None else prepare(item_vals)
         painted = np.repeat(piece_vals, width)
         if len(painted) == len(out):  # pieces tile the spans (signal everywhere, as binned coverage has it)
             out[:] = painted
@@ -228,8 +227,89 @@ class BigWigBlocks:
         self._cache.clear()
 
 
-def _decode_sections(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Items of the sections in one inflated block: ``(starts, ends, values)``."""
+@dataclass(frozen=True)
+class _Block:
+    """The items of one inflated data block, in position order.
+
+    A block of one fixedStep section whose items do not overlap (span <=
+    step, as binned coverage is written) keeps its arithmetic form: item
+    ``k`` covers ``[first + k * step, first + k * step + span)``, and
+    ``starts``/``ends`` are None, so that no per-item position array is built
+    for the many items a query does not touch. Any other block has them.
+    """
+
+    values: np.ndarray  # float32 [k]
+    starts: np.ndarray | None = None  # int64 [k]
+    ends: np.ndarray | None = None  # int64 [k]
+    first: int = 0
+    step: int = 0
+    span: int = 0
+
+    def item_starts(self) -> np.ndarray:
+        """``int64 [k]`` first base of every item."""
+        if self.starts is not None:
+            return self.starts
+        return self.first + self.step * np.arange(len(self.values), dtype=np.int64)
+
+    def item_ends(self) -> np.ndarray:
+        """``int64 [k]`` end (exclusive) of every item."""
+        return self.ends if self.ends is not None else self.item_starts() + self.span
+
+
+def _expand_ranges(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``first[i], first[i] + 1, ..., first[i] + counts[i] - 1`` for every i, concatenated (``int64``)."""
+    total = int(counts.sum())
+    return np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
+
+
+def _fixed_step_pieces(
+    blocks: list[_Block], pair_block: np.ndarray, pair_span: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The items of arithmetic (fixedStep) blocks that overlap the spans, without decoding the others.
+
+    ``pair_block``/``pair_span``: every (block index, span index) pair whose
+    ranges overlap, span by span. The items of a block that overlap span
+    ``[a, b)`` are ``k0 <= k < k1`` with ``first + k * step < b`` and
+    ``first + k * step + span > a``: two integer divisions per pair.
+
+    Returns:
+        ``(span int64 [m], item starts int64 [m], item ends int64 [m], values float32 [m])``,
+        in output order (span by span, then position).
+    """
+    first = np.array([blk.first for blk in blocks], dtype=np.int64)[pair_block]
+    step = np.array([blk.step for blk in blocks], dtype=np.int64)[pair_block]
+    width = np.array([blk.span for blk in blocks], dtype=np.int64)[pair_block]
+    count = np.array([len(blk.values) for blk in blocks], dtype=np.int64)
+    value_offset = (np.cumsum(count) - count)[pair_block]
+    count = count[pair_block]
+    k0 = np.clip((starts[pair_span] - first - width) // step + 1, 0, count)
+    k1 = np.clip((ends[pair_span] - first - 1) // step + 1, 0, count)
+    n = np.maximum(k1 - k0, 0)
+    pair = np.repeat(np.arange(len(pair_block)), n)
+    k = _expand_ranges(k0, n)
+    item_starts = first[pair] + k * step[pair]
+    values = np.concatenate([blk.values for blk in blocks])[value_offset[pair] + k]
+    return pair_span[pair], item_starts, item_starts + width[pair], values
+
+
+def _general_pieces(
+    blocks: list[_Block], starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The items of any blocks that overlap the spans: as :func:`_fixed_step_pieces`, through every item's position."""
+    item_starts = np.concatenate([blk.item_starts() for blk in blocks])
+    item_ends = np.concatenate([blk.item_ends() for blk in blocks])
+    item_vals = np.concatenate([blk.values for blk in blocks])
+    # (span, item) pairs that overlap: the items of a span are one run of them (items are sorted, disjoint).
+    i0 = np.searchsorted(item_ends, starts, side="right")
+    i1 = np.searchsorted(item_starts, ends, side="left")
+    count = np.maximum(i1 - i0, 0)
+    span = np.repeat(np.arange(len(starts)), count)
+    item = _expand_ranges(i0, count)
+    return span, item_starts[item], item_ends[item], item_vals[item]
+
+
+def _decode_sections(data: bytes) -> _Block:
+    """Items of the sections in one inflated block."""
     starts, ends, values = [], [], []
     pos = 0
     while pos < len(data):
@@ -244,6 +324,8 @@ def _decode_sections(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             e = s + span
         elif kind == 3:  # fixedStep
             items = np.frombuffer(data, dtype="<f4", count=count, offset=pos)
+            if pos + items.nbytes == len(data) and not starts and 0 < span <= step:
+                return _Block(values=items, first=sec_start, step=step, span=span)
             s = sec_start + step * np.arange(count, dtype=np.int64)
             e, v = s + span, items
         else:
@@ -253,5 +335,5 @@ def _decode_sections(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ends.append(e)
         values.append(v.astype(np.float32))
     if len(starts) == 1:
-        return starts[0], ends[0], values[0]
-    return np.concatenate(starts), np.concatenate(ends), np.concatenate(values)
+        return _Block(values=values[0], starts=starts[0], ends=ends[0])
+    return _Block(values=np.concatenate(values), starts=np.concatenate(starts), ends=np.concatenate(ends))

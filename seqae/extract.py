@@ -29,7 +29,7 @@ import fnmatch
 import json
 import logging
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -537,12 +537,18 @@ def _write_genome(
             if present.any():
                 blocks.append((chrom, block, None if present.all() else present))
     track_dtype = extraction.settings["track_dtype"]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
+    # One thread per bigWig beside the chunk's reader: inflating a track's
+    # blocks releases the GIL, so the tracks of a chunk are read at once.
+    n_bigwigs = sum(track is not None for track in plan.tracks)
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader,
+        ThreadPoolExecutor(max_workers=max(1, n_bigwigs), thread_name_prefix="bigwig") as track_pool,
+    ):
 
         def submit(i: int) -> Future[tuple[np.ndarray, np.ndarray | None]]:
             chrom, block, present = blocks[i]
             return reader.submit(_read_chunk, plan, chrom, starts_all[block if present is None else block[present]],
-                                 schema, track_dtype)  # fmt: skip
+                                 schema, track_dtype, track_pool)  # fmt: skip
 
         pending = submit(0) if blocks else None
         for i in range(len(blocks)):
@@ -557,18 +563,32 @@ def _write_genome(
 
 
 def _read_chunk(
-    plan: GenomePlan, chrom: str, starts: np.ndarray, schema: WindowsSchema, track_dtype: str
+    plan: GenomePlan,
+    chrom: str,
+    starts: np.ndarray,
+    schema: WindowsSchema,
+    track_dtype: str,
+    track_pool: ThreadPoolExecutor,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sequence codes ``uint8 [n, seq_len]`` and tracks ``[n, T, seq_len]`` (None if T = 0) of windows from ``starts``."""
-    seq = plan.genome.window_codes(chrom, starts, schema.seq_len, stats=plan.fasta_reads)
-    if not schema.track_names:
-        return seq, None
-    tracks = np.zeros((len(starts), len(schema.track_names), schema.seq_len), dtype=track_dtype)
-    for t, track in enumerate(plan.tracks):
-        if track is not None:
-            read_windows(
-                track, chrom, starts, schema.seq_len, schema.track_transform, out=tracks[:, t], stats=plan.track_reads[t]
-            )
+    """Sequence codes ``uint8 [n, seq_len]`` and tracks ``[n, T, seq_len]`` (None if T = 0) of windows from ``starts``.
+
+    Each bigWig is read in ``track_pool`` while the FASTA is read here; each
+    track has its own file handle, block cache and read counts.
+    """
+    tracks = None
+    reads: list[Future[np.ndarray]] = []
+    if schema.track_names:
+        tracks = np.zeros((len(starts), len(schema.track_names), schema.seq_len), dtype=track_dtype)
+        for t, track in enumerate(plan.tracks):
+            if track is not None:
+                reads.append(track_pool.submit(read_windows, track, chrom, starts, schema.seq_len,
+                                               schema.track_transform, out=tracks[:, t], stats=plan.track_reads[t]))  # fmt: skip
+    try:
+        seq = plan.genome.window_codes(chrom, starts, schema.seq_len, stats=plan.fasta_reads)
+    finally:
+        wait(reads)  # no read outlives the chunk, whatever failed
+    for read in reads:
+        read.result()  # a track's error, e.g. a corrupt block
     return seq, tracks
 
 
