@@ -25,7 +25,7 @@ help:
 	@echo "make demo-full  all four models, then the four-species demo (results/, results/species/)"
 	@echo "make report gather the figures written so far into report.html (and report_species.html), listing what is missing"
 	@echo "make test   run the test suite"
-	@echo "make lint   snakemake --lint and snakefmt --check"
+	@echo "make lint   snakemake --lint, snakefmt --check, ruff check and ruff format --check"
 	@echo "make venv   create $(VENV) with seqae, Snakemake and the test tools"
 	@echo "make clean  remove results/, .snakemake/ and the reports"
 
@@ -71,6 +71,8 @@ test: venv
 lint: venv
 	$(RUN) snakemake --lint
 	$(RUN) snakefmt --check .
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
 
 clean:
 	rm -rf results/ .snakemake/ report.html report_species.html

@@ -20,13 +20,16 @@ the windows need (``extract_report.json``). Target: ratio >= 10.
 ``--scale mammal`` is the size users have: hg38's 25 chromosome sizes
 (3.09 Gb), three TFs of 100,000 summits each, three bigWig tracks of 10 bp
 bins, GC-matched background at the default ratio (0.5). Its inputs (about
-8 GB) are written with NumPy into a temporary folder and removed at the end;
-there the quarter run is skipped and the naive loop times a sample of the
-windows seqae wrote.
+8 GB) are written with NumPy into a temporary folder and removed at the end
+(``--inputs DIR`` keeps them in DIR instead, and reuses them when they are
+there: building them takes about 5 minutes on 2 idle cores); there the
+quarter run is skipped and the naive loop times a sample of the windows seqae
+wrote.
 
     python benchmarks/bench_extract.py                 # 60 Mb, 120k peaks, 2 tracks (inputs cached)
     python benchmarks/bench_extract.py --quick         # a small smoke run
     python benchmarks/bench_extract.py --scale mammal  # 3.09 Gb, 300k summits, 3 tracks
+    python benchmarks/bench_extract.py --scale mammal --inputs /scratch/mammal  # inputs kept for the next run
 """
 
 from __future__ import annotations
@@ -164,6 +167,19 @@ def build_mammal(folder: Path, n_tfs: int = 3, summits_per_tf: int = 100_000, se
     return {"fasta": fasta, "tfs": tfs}
 
 
+def mammal_inputs(folder: Path) -> dict[str, Any]:
+    """:func:`build_mammal`'s inputs in ``folder``: built there, unless a finished build is already there."""
+    done = folder / "inputs.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    inputs = build_mammal(folder)
+    done.write_text(
+        json.dumps({"fasta": str(inputs["fasta"]), "tfs": inputs["tfs"]})
+    )  # written last: the build is whole
+    return inputs
+
+
 def default_config(paths: dict[str, Path], workdir: Path, peaks_fraction: float = 1.0) -> dict[str, Any]:
     """The 60 Mb case: two TFs with bigWigs, no background; ``peaks_fraction`` keeps the first part of each file."""
     peaks = {"A": paths["peaks_a"], "B": paths["peaks_b"]}
@@ -260,13 +276,19 @@ def print_results(runs: list[tuple[str, dict[str, Any]]], naive: dict[str, float
     for label, run in runs:
         print(f"{label:<34}{run['windows']:>10}{run['seconds']:>10.1f}"
               f"{run['windows'] / run['seconds']:>12.0f}{run['rss_mib']:>14.0f}")  # fmt: skip
-    print(f"{'naive loop (pyfaidx+one-hot+bw)':<34}{naive['windows']:>10}{naive['seconds']:>10.1f}{naive_rate:>12.0f}{'':>14}")
-    print(f"windows file: {full['file_mib']:.0f} MiB ({full['file_mib'] * 2**20 / max(full['windows'], 1) / 1024:.1f} KiB/window)")
+    print(
+        f"{'naive loop (pyfaidx+one-hot+bw)':<34}{naive['windows']:>10}{naive['seconds']:>10.1f}{naive_rate:>12.0f}{'':>14}"
+    )
+    print(
+        f"windows file: {full['file_mib']:.0f} MiB ({full['file_mib'] * 2**20 / max(full['windows'], 1) / 1024:.1f} KiB/window)"
+    )
     print(f"ratio seqae/naive: {seqae_rate / naive_rate:.1f}x (target >= 10x)")
     bw = full["bigwig"]
     print(f"bigWig signal read: {bw['bytes_read'] / 1e9:.2f} GB for {bw['bytes_needed'] / 1e9:.2f} GB needed "
           f"({bw['read_over_needed']}x; {bw['calls']} reads; target <= 1.5x)")  # fmt: skip
-    print(f"FASTA bases decoded: {full['fasta_read'] / 1e9:.2f} Gb, {full['fasta_read'] / full['genome_bases']:.2f}x the genome (both passes)")
+    print(
+        f"FASTA bases decoded: {full['fasta_read'] / 1e9:.2f} Gb, {full['fasta_read'] / full['genome_bases']:.2f}x the genome (both passes)"
+    )
 
 
 def main() -> None:
@@ -277,6 +299,8 @@ def main() -> None:
     parser.add_argument("--naive-sample", type=int, default=10_000, help="windows timed for the naive loop")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "seqae_bench_extract")
     parser.add_argument("--tmp", type=Path, default=None, help="--scale mammal: where the temporary inputs go")
+    parser.add_argument("--inputs", type=Path, default=None,
+                        help="--scale mammal: keep the inputs in this folder, and reuse them when already there")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="small smoke run (10 Mb, 10k peaks)")
     args = parser.parse_args()
     if args.quick:
@@ -286,23 +310,27 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=args.tmp, prefix="seqae_bench_mammal_") as tmp:
             work = Path(tmp)
             t0 = time.perf_counter()
-            inputs = build_mammal(work)
-            size_gb = sum(p.stat().st_size for p in work.iterdir()) / 1e9
+            inputs = mammal_inputs(args.inputs or work)
+            size_gb = sum(p.stat().st_size for p in Path(inputs["fasta"]).parent.iterdir()) / 1e9
             print(f"inputs: {sum(HG38_SIZES.values()) / 1e9:.2f} Gb genome (hg38 sizes), 3 TFs x 100,000 summits, "
-                  f"3 bigWigs of 10 bp bins; {size_gb:.1f} GB written in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+                  f"3 bigWigs of 10 bp bins; {size_gb:.1f} GB, ready in {time.perf_counter() - t0:.0f} s")  # fmt: skip
             config = {
                 "seed": 1,
                 "genomes": [{"species": "mammal", "fasta": str(inputs["fasta"]), "tfs": inputs["tfs"]}],
                 "extract": {"window_len": WINDOW_LEN, "max_jitter": FLANK},
             }
             full = run_seqae(config, work, "full")
-            naive = run_naive(full["bed"], inputs["fasta"], [Path(tf["bigwig"]) for tf in inputs["tfs"]], args.naive_sample)
+            naive = run_naive(
+                full["bed"], inputs["fasta"], [Path(tf["bigwig"]) for tf in inputs["tfs"]], args.naive_sample
+            )
             print_results([("seqae extract", full)], naive)
         return
 
     t0 = time.perf_counter()
     paths = build_inputs(args.cache, args.genome_mb, args.peaks)
-    print(f"inputs: {args.genome_mb} Mb genome, {args.peaks} peaks, 2 bigWigs ({time.perf_counter() - t0:.0f} s to build)")
+    print(
+        f"inputs: {args.genome_mb} Mb genome, {args.peaks} peaks, 2 bigWigs ({time.perf_counter() - t0:.0f} s to build)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         quarter = run_seqae(default_config(paths, work, 0.25), work, "quarter")

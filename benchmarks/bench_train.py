@@ -33,7 +33,6 @@ import torch
 from seqae.config import validate_config
 from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.settings import TWO_LEVEL_SETTINGS
-from seqae.models.augment import random_crop
 from seqae.store import WindowsSchema, WindowsWriter
 from seqae.train import autocast_dtype, select_device, train_model
 
@@ -95,7 +94,11 @@ def bench_tensors(
     }
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     dtype = autocast_dtype(precision, device)
-    ctx = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else (lambda: torch.autocast(device.type, enabled=False))
+    ctx = (
+        (lambda: torch.autocast(device.type, dtype=dtype))
+        if dtype
+        else (lambda: torch.autocast(device.type, enabled=False))
+    )
     model.train()
 
     def step() -> None:
@@ -188,7 +191,9 @@ def main() -> None:
         windows = synthetic_windows(tmp / "windows.h5", n_train + max(64, (n_train + 64) // 50), args.window_len, 100)
         config = validate_config(
             {
-                "genomes": [{"species": "bench", "fasta": "unused.fa", "tfs": [{"name": "TF1", "peaks": "unused.bed"}]}],
+                "genomes": [
+                    {"species": "bench", "fasta": "unused.fa", "tfs": [{"name": "TF1", "peaks": "unused.bed"}]}
+                ],
                 "training": {
                     "batch_size": args.batch,
                     "epochs": 2,

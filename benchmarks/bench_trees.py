@@ -65,14 +65,25 @@ from dataclasses import asdict
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np
+import numpy as np  # noqa: E402 - after the thread limits, which BLAS reads when it loads
 
 SETTINGS = {
     "20x1000": {"n": 20, "n_sites": 1000, "height": 0.5},
     "50x300": {"n": 50, "n_sites": 300, "height": 1.0},
     "100x500": {"n": 100, "n_sites": 500, "height": 1.0},
 }
-METHODS = ("latent", "latent_decoded", "latent_start", "latent_adv", "latent_decoded_adv", "nj_p", "bme_p", "nj_jc69", "fasttree", "iqtree")
+METHODS = (
+    "latent",
+    "latent_decoded",
+    "latent_start",
+    "latent_adv",
+    "latent_decoded_adv",
+    "nj_p",
+    "bme_p",
+    "nj_jc69",
+    "fasttree",
+    "iqtree",
+)
 #: Trees scored under the family's one GTR + Gamma(4) model.
 SCORED = ("latent", "latent_decoded", "latent_adv", "latent_decoded_adv", "nj_p", "fasttree", "iqtree")
 #: Methods whose time is measured (the latent's three trees come from one batched fit).
@@ -179,8 +190,12 @@ def summarise(out: dict) -> list[str]:
         secs = col("seconds_latent" if m.startswith("latent") else f"seconds_{m}")
         speed = f"{np.nanmean(secs):7.2f} s/family  {1.0 / np.nanmean(secs):7.3f} families/s" if m in TIMED else ""
         lines.append(f"  {m:<15} nRF {np.nanmean(v):.4f} +- {se:.4f}   {speed}")
-    lines.append("  (latent: the tree latent after ML NNI refinement; latent_decoded: the tree decoded from the trained")
-    lines.append("   hyperbolic points, no refinement; latent_start: decoded from the points' distance fit, no likelihood)")
+    lines.append(
+        "  (latent: the tree latent after ML NNI refinement; latent_decoded: the tree decoded from the trained"
+    )
+    lines.append(
+        "   hyperbolic points, no refinement; latent_start: decoded from the points' distance fit, no likelihood)"
+    )
     for ours, m in (("latent_adv", "latent"), ("latent_decoded_adv", "latent_decoded")):
         gap = col(f"loglik_{ours}") - col(f"loglik_{m}")
         gap = gap[~np.isnan(gap)]
@@ -302,15 +317,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicates", type=int, default=20, help="families per setting (default 20)")
     parser.add_argument("--quick", action="store_true", help="5 replicates per setting (a smoke run)")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--config", help="YAML config whose `trees:` section sets the model (default: the schema defaults)")
+    parser.add_argument(
+        "--config", help="YAML config whose `trees:` section sets the model (default: the schema defaults)"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a latent_tree setting, e.g. --set refine=none --set epochs=200")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1000)
-    parser.add_argument("--adversary", type=float, default=0.0, metavar="W",
-                        help="also fit every family with the adversarial weight W (same families; with/without rows)")
+    parser.add_argument(
+        "--adversary",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="also fit every family with the adversarial weight W (same families; with/without rows)",
+    )
     parser.add_argument("--no-baselines", action="store_true", help="skip NJ, FastTree and IQ-TREE (latent trees only)")
-    parser.add_argument("--real", action="store_true",
-                        help="run the tree stage on three real alignments with published trees (ete3's test data) instead")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="run the tree stage on three real alignments with published trees (ete3's test data) instead",
+    )
     parser.add_argument("--json", help="also write every replicate's numbers to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per family on stderr")
     parser.add_argument("--likelihood", action="store_true",

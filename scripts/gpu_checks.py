@@ -179,8 +179,11 @@ def _train_embed_evaluate(model: str, results: Path, cfg_path: Path, log: Path) 
     model_dir = results / "models" / model
     seconds = {
         f"{model}.train": _run(
-            _seqae("train", "--config", cfg_path, "--model", model, "--windows", windows, "--outdir", model_dir,
-                   "--resume"), log)  # fmt: skip
+            _seqae(
+                "train", "--config", cfg_path, "--model", model, "--windows", windows, "--outdir", model_dir, "--resume"
+            ),
+            log,
+        )  # fmt: skip
     }
     seconds[f"{model}.embed"] = _run(
         _seqae("embed", "--model", model_dir / "best.pt", "--windows", windows, "--outdir", model_dir / "embed"), log
@@ -232,7 +235,9 @@ def part_models(out: Path, config: Mapping[str, Any], cfg_path: Path, jobs: int 
     throughput, last_epoch = {}, {}
     for model in config["models"]:
         history = pd.read_csv(results / "models" / model / "metrics.csv")
-        throughput[model] = float(history["samples_per_s"].iloc[1:].median() if len(history) > 1 else history["samples_per_s"].iloc[0])
+        throughput[model] = float(
+            history["samples_per_s"].iloc[1:].median() if len(history) > 1 else history["samples_per_s"].iloc[0]
+        )
         # How far the sequence got, and how hard head_gradient_cap held the heads back (1: not at all; absent: cap off).
         last = history.iloc[-1]
         # val_auroc_shuffled: the validation windows against their shuffles, the anomaly bar's trend.
@@ -276,10 +281,18 @@ def write_summary(out: Path, summary: Mapping[str, Any]) -> None:
     for part, result in summary["parts"].items():
         seconds = result.get("seconds")
         total = sum(seconds.values()) if isinstance(seconds, Mapping) else seconds
-        lines.append(f"| {part} | {total:.1f} |" if isinstance(total, float) else f"| {part} | {result.get('error', '')} |")
+        lines.append(
+            f"| {part} | {total:.1f} |" if isinstance(total, float) else f"| {part} | {result.get('error', '')} |"
+        )
     models = summary["parts"].get("models", {})
     if "bars" in models:
-        lines += ["", "## Quality bars (test split)", "", "| model | bar | value | target | passed |", "| --- | --- | ---: | --- | --- |"]
+        lines += [
+            "",
+            "## Quality bars (test split)",
+            "",
+            "| model | bar | value | target | passed |",
+            "| --- | --- | ---: | --- | --- |",
+        ]
         for model, bars in models["bars"].items():
             for bar in bars:
                 mark = {True: "yes", False: "**no**", None: "n/a"}[bar["passed"]]

@@ -360,8 +360,10 @@ def read_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
     problems.append(
         (
             bad_strand,
-            lambda r: f"strand {strand[r]!r} of gene "
-            f"'{lines.gene_id[position[r]]}' is not + or - (the TSS would be undefined)",
+            lambda r: (
+                f"strand {strand[r]!r} of gene "
+                f"'{lines.gene_id[position[r]]}' is not + or - (the TSS would be undefined)"
+            ),
         )
     )
     raise_first_problem(p, text.lineno, problems)

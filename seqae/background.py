@@ -72,7 +72,9 @@ def measure_and_sample_background(
         gc[rows], n_frac[rows] = both_gc[: len(rows)], both_n[: len(rows)]
         if n_cand:
             cand_gc, cand_n = both_gc[len(rows) :], both_n[len(rows) :]
-            cand_frames.append(pd.DataFrame({"chrom": chrom, "start": cand_starts, "gc": cand_gc, "n_fraction": cand_n}))
+            cand_frames.append(
+                pd.DataFrame({"chrom": chrom, "start": cand_starts, "gc": cand_gc, "n_fraction": cand_n})
+            )
 
     windows = windows.assign(gc=gc, n_fraction=n_frac)
     too_many_n = windows["n_fraction"].to_numpy() > settings["max_n_fraction"]

@@ -110,7 +110,9 @@ class BigWigBlocks:
         self._starts = leaves["start"].astype(np.int64)
 
     def _read_chrom_tree(self, offset: int) -> dict[str, int]:
-        magic, _block, key_size, _val, _count, _ = _CHROM_TREE_HEADER.unpack(self._pread(_CHROM_TREE_HEADER.size, offset))
+        magic, _block, key_size, _val, _count, _ = _CHROM_TREE_HEADER.unpack(
+            self._pread(_CHROM_TREE_HEADER.size, offset)
+        )
         if magic != _CHROM_TREE_MAGIC:
             raise UnsupportedBigWig(f"chromosome tree magic {magic:#x}")
         ids: dict[str, int] = {}

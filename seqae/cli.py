@@ -294,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_extract_args(step[name])
         step[name].set_defaults(func=func)
     step["extract-gather"].set_defaults(threads=1)  # it copies compressed chunks: nothing to spread over threads
-    step["extract-plan"].add_argument("--shards", type=int, required=True, help="number of shards (jobs writing groups of chromosomes)")
+    step["extract-plan"].add_argument(
+        "--shards", type=int, required=True, help="number of shards (jobs writing groups of chromosomes)"
+    )
     step["extract-shard"].add_argument("--shard", type=int, required=True, help="the shard to write (0 ... shards - 1)")
     _add_threads_arg(step["extract-shard"])
 
@@ -318,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
-    p = _command(sub, "embed", help="embed windows with a trained model: latents + anomaly scores (Parquet), tracks (bigWig)")
+    p = _command(
+        sub, "embed", help="embed windows with a trained model: latents + anomaly scores (Parquet), tracks (bigWig)"
+    )
     p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by seqae train")
     p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
     p.add_argument(
@@ -329,20 +333,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=None,
         help="windows per forward pass (default: 512 on a GPU, 32 on the CPU, where larger batches are slower)",
     )  # fmt: skip
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one")
-    p.add_argument("--splits", nargs="+", metavar="SPLIT", help="embed only these splits (e.g. test); default all windows")
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one"
+    )
+    p.add_argument(
+        "--splits", nargs="+", metavar="SPLIT", help="embed only these splits (e.g. test); default all windows"
+    )
     p.add_argument(
         "--chrom-sizes", type=Path,
         help="UCSC chrom.sizes for the bigWig headers; without it a chromosome's size is the last base the windows file holds "
         "(genome browsers need the real sizes for whole-genome views)",
     )  # fmt: skip
-    p.add_argument("--no-recon-tracks", action="store_true", help="skip the recon_<track>.bw files (the slowest output)")
+    p.add_argument(
+        "--no-recon-tracks", action="store_true", help="skip the recon_<track>.bw files (the slowest output)"
+    )
     p.add_argument("--threads", type=int, help="CPU threads of the model (default: every core torch sees)")
-    p.add_argument("--shard", type=int, help="embed only shard SHARD of --shards (0-based); seqae embed-gather writes the outputs")
+    p.add_argument(
+        "--shard", type=int, help="embed only shard SHARD of --shards (0-based); seqae embed-gather writes the outputs"
+    )
     p.add_argument("--shards", type=int, default=1, help="shards the windows are cut into (with --shard)")
     p.set_defaults(func=_cmd_embed)
 
-    p = _command(sub, "embed-gather", help="write the outputs of seqae embed from its shards (OUTDIR/shards/embed_shard_*.h5)")
+    p = _command(
+        sub, "embed-gather", help="write the outputs of seqae embed from its shards (OUTDIR/shards/embed_shard_*.h5)"
+    )
     p.add_argument("--model", type=Path, required=True, help="the model file the shards were embedded with")
     p.add_argument("--windows", type=Path, required=True, help="the windows file the shards were embedded from")
     p.add_argument("--outdir", type=Path, required=True, help="the --outdir of the shards")
@@ -353,26 +367,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-recon-tracks", action="store_true", help="the shards' --no-recon-tracks")
     p.set_defaults(func=_cmd_embed_gather)
 
-    p = _command(sub, "evaluate", help="evaluate a trained model on the test split: probes vs baselines, swaps, AUROC, figures")
+    p = _command(
+        sub, "evaluate", help="evaluate a trained model on the test split: probes vs baselines, swaps, AUROC, figures"
+    )
     p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by seqae train")
     p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
     p.add_argument(
         "--outdir", type=Path, required=True,
         help="folder for metrics.json, probe_matrix.tsv and the figures (probe_matrix.png, latent_<block>.png, anomaly_scores.png)",
     )  # fmt: skip
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one")
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--config", type=Path, help="YAML configuration whose evaluate: settings apply (optional)")
     group.add_argument("--config-json", help="the configuration as a JSON string")
     p.set_defaults(func=_cmd_evaluate)
 
     p = _command(sub, "compare", help="tabulate several models' metrics.json side by side (TSV, Markdown, bar figure)")
-    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.json files written by seqae evaluate")
-    p.add_argument("--out", type=Path, required=True, help="comparison table (TSV); the Markdown table goes beside it as .md")
+    p.add_argument(
+        "--metrics", type=Path, nargs="+", required=True, help="metrics.json files written by seqae evaluate"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="comparison table (TSV); the Markdown table goes beside it as .md"
+    )
     p.add_argument("--png", type=Path, help="grouped bar figure (default: --out with suffix .png)")
     p.set_defaults(func=_cmd_compare)
 
-    p = _command(sub, "orthologs", help="families of orthologous windows across the genomes (one FASTA per family) for seqae trees")
+    p = _command(
+        sub,
+        "orthologs",
+        help="families of orthologous windows across the genomes (one FASTA per family) for seqae trees",
+    )
     _add_config_args(p)
     p.add_argument(
         "--outdir", type=Path, required=True,
@@ -380,18 +406,31 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.set_defaults(func=_cmd_orthologs)
 
-    p = _command(sub, "trees", help="latent tree of one aligned family, or of a batch fitted together: Newick/NHX, figures, summary rows")
+    p = _command(
+        sub,
+        "trees",
+        help="latent tree of one aligned family, or of a batch fitted together: Newick/NHX, figures, summary rows",
+    )
     _add_config_args(p)
     p.add_argument("--family", help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
-    p.add_argument("--fasta", type=Path, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)")
+    p.add_argument(
+        "--fasta", type=Path, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)"
+    )
     p.add_argument("--batch", type=Path,
                    help="TSV of families fitted together (columns name, fasta, and optionally reference, labels); "
                    "each family's outputs go to OUTDIR/NAME/")  # fmt: skip
-    p.add_argument("--all", action="store_true",
-                   help="fit every family of the configuration's trees.families together (outputs in OUTDIR/NAME/)")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="fit every family of the configuration's trees.families together (outputs in OUTDIR/NAME/)",
+    )
     p.add_argument("--reference", type=Path, help="reference/true tree (Newick) of the family, for the nRF columns")
-    p.add_argument("--labels", type=Path, help="leaf labels: two-column TSV (sequence name, label) for the figures and NHX")
-    p.add_argument("--outdir", type=Path, required=True, help="folder for the family's outputs (with --batch: their parent)")
+    p.add_argument(
+        "--labels", type=Path, help="leaf labels: two-column TSV (sequence name, label) for the figures and NHX"
+    )
+    p.add_argument(
+        "--outdir", type=Path, required=True, help="folder for the family's outputs (with --batch: their parent)"
+    )
     p.set_defaults(func=_cmd_trees)
     p = _command(sub, "report", help="an HTML report of the figures a run has written so far, listing what is missing")
     p.add_argument(
@@ -399,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the run's configuration files, merged in order as snakemake --configfile merges them; they say where "
         "the results are and which models and families to expect (without: those found under --results)",
     )  # fmt: skip
-    p.add_argument("--results", type=Path, help="the results folder (default: the configuration's results, else results)")
+    p.add_argument(
+        "--results", type=Path, help="the results folder (default: the configuration's results, else results)"
+    )
     p.add_argument("--out", type=Path, required=True, help="the HTML file to write (figures embedded)")
     p.add_argument("--title", default="seqae report", help="the page title")
     p.add_argument("--rerun-hint", default="run the workflow again", help=argparse.SUPPRESS)

@@ -147,9 +147,7 @@ def comparison_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[key] = _num(_get(metrics, "anomaly", key))
     for control in ("real", "shuffled"):
         row[f"seq_gain_{control}"] = _num(_get(metrics, "anomaly", "seq_gain_over_composition", control))
-        row[f"latent_gain_{control}"] = _num(
-            _get(metrics, "anomaly", "latent_contribution", "nats_per_base", control)
-        )
+        row[f"latent_gain_{control}"] = _num(_get(metrics, "anomaly", "latent_contribution", "nats_per_base", control))
         # Against the decoder's chain over the reach: the same, unless the latent path reads no reach.
         row[f"latent_gain_vs_chain_{control}"] = _num(
             _get(metrics, "anomaly", "latent_contribution", "vs_chain_nats_per_base", control)
@@ -216,7 +214,10 @@ def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
             (f"{b}_chance", f"{b}: chance"),
         ]
     if "tf_identity_latent" in table and table["tf_identity_latent"].notna().any():
-        cols += [("tf_identity_latent", "TF identity from the embedding"), ("tf_identity_kmer", "TF identity: k-mer baseline")]
+        cols += [
+            ("tf_identity_latent", "TF identity from the embedding"),
+            ("tf_identity_kmer", "TF identity: k-mer baseline"),
+        ]
     for b in blocks:
         cols += [
             (f"swap_{b}_donor", f"swap {b}: donor"),
@@ -271,7 +272,9 @@ def compare_models(
         row["metrics"] = str(path)
         rows.append(row)
         # How long the model trained (its model.json beside best.pt), for the figure's legend.
-        notes.append(model_training_note(_get(metrics, "model", "path", default="")) if _get(metrics, "model", "path") else None)
+        notes.append(
+            model_training_note(_get(metrics, "model", "path", default="")) if _get(metrics, "model", "path") else None
+        )
     names = [r["model"] or Path(r["metrics"]).parent.name for r in rows]
     duplicated = {n for n in names if names.count(n) > 1}
     for r, n in zip(rows, names, strict=True):

@@ -199,7 +199,9 @@ def embed_windows(
             scores[lo:hi] = out.score
             background.submit(parquet.write, rows_table.slice(lo, hi), out.latent, out.score, out.accuracy)
             if out.tracks is not None:
-                background.submit(_send_tracks, writers, placement, np.arange(lo, hi), out.tracks, schema.track_transform)
+                background.submit(
+                    _send_tracks, writers, placement, np.arange(lo, hi), out.tracks, schema.track_transform
+                )
         background.drain()
         parquet.close()
         # Pass 2, only for a file not in genome order: tracks in genome order.
@@ -738,9 +740,7 @@ class _BlockRunner:
                 called = s < N_CODE
                 right = (logits.argmax(1) == s) & called
                 n_called = called.sum(1)
-                accuracies.append(
-                    torch.where(n_called > 0, right.sum(1).float() / n_called.clamp_min(1), float("nan"))
-                )
+                accuracies.append(torch.where(n_called > 0, right.sum(1).float() / n_called.clamp_min(1), float("nan")))
                 latents.append(z.float())
                 if want_tracks:
                     recon.append(model.tracks_to_stored(tracks_pred))
@@ -938,9 +938,7 @@ def _open_run_writer(path: Path, header: list[tuple[str, int]], own_process: boo
     writer.close()
 
 
-def _send_tracks(
-    writers: list[Any], placement: Placement, idx: np.ndarray, stored: np.ndarray, transform: str
-) -> None:
+def _send_tracks(writers: list[Any], placement: Placement, idx: np.ndarray, stored: np.ndarray, transform: str) -> None:
     """Owned bases of windows ``idx`` (genome order), tracks ``stored [n, T, L]`` -> one batch of runs per writer."""
     runs = track_runs(placement, idx, stored, transform)
     if runs is None:

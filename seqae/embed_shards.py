@@ -152,7 +152,9 @@ def _open_shards(job: EmbedJob, outdir: Path, shards: int, block_rows: int) -> l
     for k in range(shards):
         path = shard_path(outdir, k)
         if not path.is_file():
-            raise SeqaeError(f"{path}: shard {k} of {shards} is missing (run `seqae embed --shard {k} --shards {shards}`)")
+            raise SeqaeError(
+                f"{path}: shard {k} of {shards} is missing (run `seqae embed --shard {k} --shards {shards}`)"
+            )
     files: list[h5py.File] = []
     try:
         for k in range(shards):
@@ -220,7 +222,9 @@ def gather_embedding(
         tmp_tracks = [stack.enter_context(atomic_output(path)) for path in job.tracks_out.values()]
         scratch = stack.enter_context(_scratch_file(outdir, ".embeddings.parquet.", ".part"))
         # Entered last, so closed (or, after an error, abandoned) before the renames above.
-        writers = [stack.enter_context(_open_run_writer(tmp, job.placement.header, use_processes)) for tmp in tmp_tracks]
+        writers = [
+            stack.enter_context(_open_run_writer(tmp, job.placement.header, use_processes)) for tmp in tmp_tracks
+        ]
         # The runs in the order the single job sends them: shard by shard, block by block.
         for part in parts:
             for name in sorted(part["runs"]):

@@ -1306,12 +1306,16 @@ def _sites(
         raise InputError(p, f"no column {missing[0]!r} (needed: chrom, start, end, tf)")
     masks = site_masks(data.test_chrom, data.test_first_base, model.window_len, sites, "tf")
     length = data.test_seq.shape[1]
-    pca_pred = np.concatenate(
-        [
-            pca["pca"].inverse_transform(pca["test_emb"][lo : lo + 2048]).reshape(-1, length, 4).argmax(-1)
-            for lo in range(0, data.test_seq.shape[0], 2048)
-        ]
-    ) if data.test_seq.shape[0] else np.zeros_like(data.test_seq)
+    pca_pred = (
+        np.concatenate(
+            [
+                pca["pca"].inverse_transform(pca["test_emb"][lo : lo + 2048]).reshape(-1, length, 4).argmax(-1)
+                for lo in range(0, data.test_seq.shape[0], 2048)
+            ]
+        )
+        if data.test_seq.shape[0]
+        else np.zeros_like(data.test_seq)
+    )
     out: dict[str, Any] = {
         "path": str(path),
         "n_sites_in_windows": int(masks.window.size),
@@ -1459,7 +1463,7 @@ def _markov_line(anomaly: Mapping[str, Any]) -> str | None:
         return None
     return (
         f"baseline, same test windows: order-{order} / order-1 Markov likelihood ratio (no training), "
-        f"AUROC {', '.join(parts)}; compare with the scores \"less order-1\""
+        f'AUROC {", ".join(parts)}; compare with the scores "less order-1"'
     )
 
 

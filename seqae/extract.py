@@ -288,7 +288,9 @@ def write_rows(
     """Pass 2 for the windows in file rows ``[lo, hi)`` (default all): sequence and tracks appended to ``writer``."""
     lo, hi = rows if rows is not None else (0, len(extraction.labels))
     kinds = extraction.labels["kind"].to_numpy()
-    with tqdm(total=hi - lo, unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1) as bar:
+    with tqdm(
+        total=hi - lo, unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1
+    ) as bar:
         offset = 0
         for plan in extraction.plans:
             n = len(plan.windows)
@@ -445,6 +447,7 @@ def select_chromosomes(
     (``chrM``, ``*_random``, ``chrUn_*``). Patterns are matched against the
     FASTA's names.
     """
+
     def matching(patterns: list[str]) -> set[str]:
         return {c for c in fasta_chroms if any(fnmatch.fnmatchcase(c, pat) for pat in patterns)}
 

@@ -214,7 +214,7 @@ def _is_fresh(index: Path, fasta: Path) -> bool:
 
 def _build_index(fasta: Path, fai: Path, gzi: Path | None) -> None:
     """Index ``fasta`` into ``fai`` (and ``gzi`` for bgzip), atomically: a failed build leaves no index."""
-    with atomic_output(fai) as tmp_fai, (atomic_output(gzi) if gzi else contextlib.nullcontext()) as tmp_gzi:
+    with atomic_output(fai) as tmp_fai, atomic_output(gzi) if gzi else contextlib.nullcontext() as tmp_gzi:
         # pyfaidx would read the empty placeholders as an index: it writes them itself.
         tmp_fai.unlink()
         if tmp_gzi is not None:

@@ -65,7 +65,6 @@ def read_genome_peaks(
     return pd.concat(frames, ignore_index=True), per_file
 
 
-
 def read_genome_genes(
     path: str | None, sizes: Mapping[str, int], report: dict[str, Any], aliases: ChromAliases | None = None
 ) -> pd.DataFrame | None:

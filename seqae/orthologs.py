@@ -118,7 +118,9 @@ def read_ortholog_table(path: str | os.PathLike[str], species: Sequence[str]) ->
             (orthologs here are one-to-one).
     """
     p = require_file(path, "ortholog table")
-    lines = [(n, line) for n, line in enumerate(p.read_text().splitlines(), 1) if line.strip() and not line.startswith("#")]
+    lines = [
+        (n, line) for n, line in enumerate(p.read_text().splitlines(), 1) if line.strip() and not line.startswith("#")
+    ]
     if not lines:
         raise InputError(p, "empty file: no header line naming the species columns")
     header_line, header = lines[0][0], lines[0][1].split("\t")
@@ -221,7 +223,12 @@ def resolve_genes(
         table = genes[sp].drop_duplicates("gene_id").set_index("gene_id")
         hit = part["gene_id"].isin(table.index)
         absent = part.loc[~hit, "gene_id"].tolist()
-        counts[str(sp)] = {"named": len(part), "found": int(hit.sum()), "absent": len(absent), "absent_examples": absent[:5]}
+        counts[str(sp)] = {
+            "named": len(part),
+            "found": int(hit.sum()),
+            "absent": len(absent),
+            "absent_examples": absent[:5],
+        }
         if absent:
             log.warning("%s: %d of %d genes named for %s are not in its annotation (%s)",
                         source, len(absent), len(part), sp, _few(absent))  # fmt: skip
@@ -437,7 +444,9 @@ def _check_settings(config: Mapping[str, Any]) -> None:
         )
     no_annotation = [g["species"] for g in config["genomes"] if not g.get("annotation")]
     if no_annotation:
-        raise ConfigError(f"orthologs: genome {no_annotation[0]!r} has no annotation; ortholog windows are placed on genes")
+        raise ConfigError(
+            f"orthologs: genome {no_annotation[0]!r} has no annotation; ortholog windows are placed on genes"
+        )
 
 
 def _place_windows(

@@ -52,7 +52,7 @@ def draw_extract_qc(
         ax.set_visible(False)
 
     gc_all = labels["gc"].dropna()
-    lo, hi = (np.quantile(gc_all, [0.001, 0.999]) if len(gc_all) else (0.0, 1.0))
+    lo, hi = np.quantile(gc_all, [0.001, 0.999]) if len(gc_all) else (0.0, 1.0)
     pad = max(0.02, 0.1 * (hi - lo))
     bins = np.linspace(max(0.0, lo - pad), min(1.0, hi + pad), 41)
     for kind, colour in KIND_COLOURS.items():

@@ -190,5 +190,7 @@ def summary_lines(result: ReportResult, rerun_hint: str = "run the workflow agai
             f"{result.incomplete[0]}): {rerun_hint} to finish it (training resumes from its checkpoint)"
         )
     if result.missing:
-        lines.append(f"{len(result.missing)} planned figures are not there yet (listed in the report): e.g. {result.missing[0]}")
+        lines.append(
+            f"{len(result.missing)} planned figures are not there yet (listed in the report): e.g. {result.missing[0]}"
+        )
     return lines

@@ -30,6 +30,7 @@ __all__ = [
     "training_note",
 ]
 
+
 def training_note(info: Mapping[str, Any]) -> str:
     """How long a model trained, from its ``model.json``: e.g. "2 epochs (142 steps) on CPU, still
     improving: under-trained". Under-trained: the run ended at its epoch or step limit with the
@@ -311,8 +312,10 @@ def draw_anomaly_scores(
     """
     panels = 1 + bool(seq_scores) + bool(chain_scores)
     fig, axes = plt.subplots(1, panels, figsize=((6.2 if panels < 3 else 5.4) * panels, 3.9), squeeze=False)
-    score_axis = "chain's sequence error + track error per window" if chain_scores else (
-        "reconstruction error per window (sequence + tracks)"
+    score_axis = (
+        "chain's sequence error + track error per window"
+        if chain_scores
+        else ("reconstruction error per window (sequence + tracks)")
     )
     _histograms(axes[0, 0], scores, aurocs, "anomaly score", score_axis)
     if seq_scores:

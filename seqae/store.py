@@ -348,7 +348,9 @@ def _fixed_width_utf8(values: pd.Series | np.ndarray) -> np.ndarray:
     if isinstance(arrow, pa.ChunkedArray):
         arrow = arrow.combine_chunks()
     offsets = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
-    data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8) if arrow.buffers()[2] is not None else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(arrow.buffers()[2], dtype=np.uint8) if arrow.buffers()[2] is not None else np.zeros(0, np.uint8)
+    )
     lengths = np.diff(offsets)
     width = max(1, int(lengths.max()) if len(lengths) else 1)
     out = np.zeros((len(lengths), width), dtype=np.uint8)

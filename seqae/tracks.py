@@ -265,8 +265,6 @@ def write_bigwig(
             pos, vals = pos[last], vals[last]
             keep = (pos >= 0) & (pos < chrom_sizes[chrom])
             pos, vals = pos[keep], vals[keep]
-            bw.addEntries(
-                np.full(pos.size, chrom), pos.astype(np.int64), ends=(pos + 1).astype(np.int64), values=vals
-            )
+            bw.addEntries(np.full(pos.size, chrom), pos.astype(np.int64), ends=(pos + 1).astype(np.int64), values=vals)
         bw.close()
     return Path(path)

@@ -282,9 +282,7 @@ class _Data:
         """This process's part of every training batch of the epoch: the global batches follow
         ``randperm(n, generator)``, the same in every process (see :func:`distributed.shard_batches`)."""
         order = torch.randperm(len(self.train), generator=generator)
-        return distributed.shard_batches(
-            order, self.batch_size, self.ctx.rank, self.ctx.world_size, self.drop_last
-        )
+        return distributed.shard_batches(order, self.batch_size, self.ctx.rank, self.ctx.world_size, self.drop_last)
 
     def val_index_batches(self) -> list[torch.Tensor]:
         """This process's validation batches, in file order (see :func:`distributed.round_robin_batches`)."""
@@ -521,13 +519,13 @@ class _NonFinite(Exception):
 # ---------------------------------------------------------------------- the run
 
 
-
 def _clip_groups(module: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
     """Trainable parameters grouped by the model's top-level parts (one group per child module,
     one for parameters held directly), each clipped to ``grad_clip_norm`` on its own."""
     groups = [[p for p in child.parameters() if p.requires_grad] for _, child in module.named_children()]
     direct = [p for p in module.parameters(recurse=False) if p.requires_grad]
     return [g for g in [*groups, direct] if g]
+
 
 class _Run:
     """One training run of one model; see :func:`train_model`."""
@@ -607,7 +605,11 @@ class _Run:
         for fine, coarse in nested if self.is_main else []:
             log.info(
                 "%s: labels %s and %s are nested (each %s has one %s): no block is guarded against the other",
-                self.model_name, fine, coarse, fine, coarse,
+                self.model_name,
+                fine,
+                coarse,
+                fine,
+                coarse,
             )
         self.module = SequenceAutoencoder(
             self.settings,
@@ -628,7 +630,10 @@ class _Run:
                     log.warning(
                         "%s: erasure takes up to %d of the %d coordinates of block %s (%s); "
                         "its own label keeps %d: give the block more coordinates",
-                        self.model_name, min(erased, size), size, block,
+                        self.model_name,
+                        min(erased, size),
+                        size,
+                        block,
                         ", ".join(f"{label}: {label_classes[label]} classes" for label in labels),
                         max(size - erased, 0),
                     )

@@ -220,4 +220,3 @@ def windows_file_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, 
         }
         attrs = {k: str(v) for k, v in f.attrs.items() if k != "created_utc"}
     return data, chunks, attrs
-

@@ -28,7 +28,9 @@ def brute_force_posteriors(tree, names, codes: np.ndarray, model: SubstitutionMo
     """Internal node name -> [L, 4] posterior, by enumerating every internal state assignment."""
     ut = unrooted_tree(tree, names)
     states, joint = internal_state_joint(ut, codes, model)
-    post = np.stack([np.stack([joint[:, states[:, k] == x].sum(1) for x in range(4)], -1) for k in range(ut.n_taxa - 2)])
+    post = np.stack(
+        [np.stack([joint[:, states[:, k] == x].sum(1) for x in range(4)], -1) for k in range(ut.n_taxa - 2)]
+    )
     return dict(zip(ut.internal_names, post / post.sum(-1, keepdims=True)))
 
 

@@ -183,7 +183,9 @@ def test_gene_id_on_two_chromosomes_gives_two_genes(tmp_path: Path, caplog) -> N
     with caplog.at_level("WARNING", logger="seqae"):
         genes = read_genes(path)
     assert genes[["gene_id", "chrom", "start", "end"]].values.tolist() == [
-        ["GX", "chr1", 9, 20], ["GY", "chr1", 29, 45], ["GX", "chr2", 49, 60]
+        ["GX", "chr1", 9, 20],
+        ["GY", "chr1", 29, 45],
+        ["GX", "chr2", 49, 60],
     ]
     assert "1 gene IDs occur on several chromosomes or strands (e.g. 'GX' on chr1 +, chr2 +)" in caplog.text
 

@@ -25,7 +25,9 @@ def _write(path, kind: str, rng: np.random.Generator) -> None:
         else:
             edges = np.sort(rng.choice(size, size=1_200, replace=False))
             starts, ends = edges[0::2], edges[1::2]
-            bw.addEntries([chrom] * len(starts), starts.tolist(), ends=ends.tolist(), values=rng.random(len(starts)).tolist())
+            bw.addEntries(
+                [chrom] * len(starts), starts.tolist(), ends=ends.tolist(), values=rng.random(len(starts)).tolist()
+            )
     bw.close()
 
 

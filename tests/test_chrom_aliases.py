@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import make_config, random_dna, write_bigwig, write_fasta
+
 from seqae.errors import InputError
 from seqae.extract import extract_windows
 from seqae.genome import ChromAliases
@@ -18,7 +18,9 @@ def test_auto_rule_both_ways(caplog):
         ensembl = ChromAliases(["1", "2", "MT"]).map_source("q.bed", ["chr1", "2", "chrM"])
     assert ucsc == {"1": "chr1", "chr2": "chr2", "MT": "chrM"}
     assert ensembl == {"chr1": "1", "2": "2", "chrM": "MT"}
-    assert "p.bed: 2 chromosome names matched to the FASTA's by chrom_aliases: auto (1 -> chr1, MT -> chrM)" in caplog.text
+    assert (
+        "p.bed: 2 chromosome names matched to the FASTA's by chrom_aliases: auto (1 -> chr1, MT -> chrM)" in caplog.text
+    )
     assert "q.bed: 2 chromosome names matched" in caplog.text
 
 

@@ -139,7 +139,10 @@ def test_a_latent_path_without_the_reach_reads_k_bases_and_is_measured_against_a
     with torch.no_grad():
         latent, codes = model.encode(seq, tracks), model.encode_local(seq, tracks)
         local = model.local.lookup(codes)
-        on = {name: model.decoder(x, local, latent)[0][..., 40] for name, x in (("seq", seq), ("near", near), ("far", far))}
+        on = {
+            name: model.decoder(x, local, latent)[0][..., 40]
+            for name, x in (("seq", seq), ("near", near), ("far", far))
+        }
         chain = {name: model.chain_reconstruct(x)[0][..., 40] for name, x in (("seq", seq), ("far", far))}
         off, _ = model.reconstruct(seq, tracks, latent_off=True)
         off_far, _ = model.reconstruct(far, tracks, latent_off=True)
@@ -292,7 +295,10 @@ def test_training_step_reduces_the_loss_and_anomaly_score_is_teacher_forced() ->
     "overrides",
     [
         {},
-        {"decoder": {**TINY_AR["decoder"], "reach": 8, "reach_width": 8, "latent_reach": False}, "weights": {"direct": 1.0}},
+        {
+            "decoder": {**TINY_AR["decoder"], "reach": 8, "reach_width": 8, "latent_reach": False},
+            "weights": {"direct": 1.0},
+        },
         {"decoder": {**TINY_AR["decoder"], "reach": 8, "reach_width": 8}},
         {"weights": {"chain": 0.0}, "local": {**TINY_AR["local"], "latent_dropout": 0.2}},
     ],
@@ -352,7 +358,9 @@ def test_swap_decoding_keeps_the_recipients_codes_and_takes_the_donors_block() -
         by_hand = latent.clone()
         by_hand[:, model.layout.slice("chrom")] = latent[donors][:, model.layout.slice("chrom")]
         want, _, _ = model.decode_bases(by_hand, codes, sample=False)
-        same, _, _ = model.decode_bases(swap_latents(model.layout, latent, torch.arange(6), "chrom"), codes, sample=False)
+        same, _, _ = model.decode_bases(
+            swap_latents(model.layout, latent, torch.arange(6), "chrom"), codes, sample=False
+        )
     assert torch.equal(moved, want) and torch.equal(same, own)
     assert not torch.allclose(moved_logits, own_logits)  # the donor's block changes how bases are rendered
 

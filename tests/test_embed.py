@@ -208,7 +208,9 @@ def test_anomalous_window_scores_higher(inputs):
 
 def test_splits_keep_file_order(inputs):
     labels = read_labels(inputs["windows"])
-    result = embed_windows(inputs["model"], inputs["windows"], inputs["dir"] / "train", splits=["train"], progress=False)
+    result = embed_windows(
+        inputs["model"], inputs["windows"], inputs["dir"] / "train", splits=["train"], progress=False
+    )
     table = pd.read_parquet(result.paths["embeddings"])
     assert table["window_id"].tolist() == labels.loc[labels["split"] == "train", "window_id"].tolist()
     assert sorted(table["anomaly_rank"]) == list(range(1, len(table) + 1))
@@ -325,7 +327,9 @@ def test_gather_names_a_missing_or_foreign_shard(inputs, monkeypatch):
         gather_embedding(inputs["model"], inputs["windows"], out, 3, batch_size=1)
     assert not (out / "embeddings.parquet").exists()
     # A shard that fails leaves no file behind (written under a temporary name, renamed when complete).
-    monkeypatch.setattr(SequenceAutoencoder, "score_reconstruct", lambda *a: (_ for _ in ()).throw(RuntimeError("killed")))
+    monkeypatch.setattr(
+        SequenceAutoencoder, "score_reconstruct", lambda *a: (_ for _ in ()).throw(RuntimeError("killed"))
+    )
     shard_path(out, 1).unlink()
     with pytest.raises(RuntimeError, match="killed"):
         embed_shard(inputs["model"], inputs["windows"], out, 1, 2, batch_size=1, progress=False)
@@ -426,7 +430,10 @@ def test_h5ad_holds_the_parquets_windows_scores_and_blocks(embedded):
     blocks = json.loads(adata.uns["seqae"])["latent_blocks"]
     assert sorted(adata.obsm) == sorted(f"X_{name}" for name in blocks)
     for name, (start, stop) in blocks.items():
-        np.testing.assert_array_equal(adata.obsm[f"X_{name}"], table.iloc[:, len(read_labels(embedded["windows"]).columns) + np.arange(start, stop)])
+        np.testing.assert_array_equal(
+            adata.obsm[f"X_{name}"],
+            table.iloc[:, len(read_labels(embedded["windows"]).columns) + np.arange(start, stop)],
+        )
     np.testing.assert_array_equal(adata.X, np.hstack([adata.obsm[f"X_{name}"] for name in blocks]))
     assert list(adata.var["block"].astype(str)) == [name for name, (a, b) in blocks.items() for _ in range(a, b)]
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from seqae.errors import ConfigError
+from seqae.metrics.probes import linear_probe
 from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.erasure import BlockEraser
-from seqae.metrics.probes import linear_probe
 from tests.test_models import LABELS, batch, tiny_settings
 
 

@@ -68,8 +68,16 @@ FAST = {"judge_k": [3, 4], "dci_max_train": 200, "batch_size": 64}
 # The two-level model: a local code sequence (16 codes per 8 bases) and an autoregressive decoder
 # whose latent path reads a 3-base table (its chain also an 8-base reach), with a direct head.
 TWO_LEVEL = {
-    "decoder": {"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 1,
-                "reach": 8, "reach_width": 4, "latent_reach": False},
+    "decoder": {
+        "kind": "autoregressive",
+        "context": 3,
+        "hidden": 16,
+        "n_layers": 1,
+        "latent_layers": 1,
+        "reach": 8,
+        "reach_width": 4,
+        "latent_reach": False,
+    },
     "local": {"enabled": True, "dim": 4, "codebook_size": 16},
     "weights": {"direct": 1.0},
     "head_gradient_cap": 0.0,
@@ -376,7 +384,9 @@ def test_two_level_model_reports_its_bottleneck_latent_contribution_and_sites(ev
         N_WINDOWS["test"] * WINDOW_LEN
     )
     information = sites["local_code_tf_information"]
-    assert information["n_sites"] == sites["n_sites_in_windows"] and information["label_entropy_bits"] == pytest.approx(1.0)
+    assert information["n_sites"] == sites["n_sites_in_windows"] and information["label_entropy_bits"] == pytest.approx(
+        1.0
+    )
     assert plain["sites"] is None
     # Swaps are decoded base after base from the recipient's local codes.
     assert ar["swap"]["chrom"]["computed"] is True or ar["swap"]["chrom"]["skipped"]
@@ -720,7 +730,10 @@ def test_foreign_control_carries_real_tracks(monkeypatch) -> None:
     shuffled_tracks, foreign_tracks = seen
     assert shuffled_tracks is data.test_tracks
     assert foreign_tracks.shape == data.test_tracks.shape and foreign_tracks.any()
+
     # A permutation of the real windows' tracks: the same rows, in another order.
-    as_rows = lambda a: sorted(map(bytes, a.reshape(n, -1)))
+    def as_rows(a: np.ndarray) -> list[bytes]:
+        return sorted(map(bytes, a.reshape(n, -1)))
+
     assert as_rows(foreign_tracks) == as_rows(data.test_tracks)
     assert not np.array_equal(foreign_tracks, data.test_tracks)

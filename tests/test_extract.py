@@ -206,8 +206,14 @@ def test_extraction_is_deterministic(tiny_inputs, monkeypatch):
 
 
 def test_split_is_a_function_of_the_region():
-    settings = {"split": {"val_fraction": 0.2, "test_fraction": 0.2, "bin_size": 1000,
-                          "holdout_chromosomes": {"val": [], "test": []}}}
+    settings = {
+        "split": {
+            "val_fraction": 0.2,
+            "test_fraction": 0.2,
+            "bin_size": 1000,
+            "holdout_chromosomes": {"val": [], "test": []},
+        }
+    }
     chrom = np.array(["c1"] * 20000)
     start = np.arange(20000) * 500
     split = assign_split("sp", chrom, start, settings)
@@ -219,8 +225,14 @@ def test_split_is_a_function_of_the_region():
 
 
 def test_chromosome_holdout(caplog):
-    settings = {"split": {"val_fraction": 0.1, "test_fraction": 0.1, "bin_size": 100,
-                          "holdout_chromosomes": {"val": [], "test": ["2"]}}}
+    settings = {
+        "split": {
+            "val_fraction": 0.1,
+            "test_fraction": 0.1,
+            "bin_size": 100,
+            "holdout_chromosomes": {"val": [], "test": ["2"]},
+        }
+    }
     chrom = np.array(["chr1"] * 500 + ["chr2"] * 500)
     split = assign_split("sp", chrom, np.tile(np.arange(500) * 100, 2), settings)
     assert (split[500:] == "test").all()
@@ -346,8 +358,9 @@ def test_unwritable_output_folder(tiny_inputs, capsys, tmp_path):
     blocker.write_text("")
     code, err = run_cli(tiny_inputs["config"], tmp_path / "x" / "windows.h5", capsys)  # sanity: works
     assert code == 0
-    code = main(["--quiet", "extract", "--config", str(tmp_path / "x" / "c.yaml"),
-                 "--out", str(blocker / "windows.h5")])
+    code = main(
+        ["--quiet", "extract", "--config", str(tmp_path / "x" / "c.yaml"), "--out", str(blocker / "windows.h5")]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "cannot write output here" in err[0]
 

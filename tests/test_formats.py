@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_config, random_dna, write_fasta
+
 from seqae.extract import extract_windows
 from seqae.store import read_labels
 

@@ -136,9 +136,7 @@ def test_unindexed_fasta_in_read_only_folder_as_any_user(tmp_path, monkeypatch):
     # The same check, independent of the user: the folder reports itself unwritable.
     fasta = write_fasta(tmp_path / "g.fa", {"a": "ACGT"})
     real_access = os.access
-    monkeypatch.setattr(
-        "seqae.genome.os.access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
-    )
+    monkeypatch.setattr("seqae.genome.os.access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode))
     with pytest.raises(InputError, match=r"g\.fa: FASTA has no index \(g\.fa\.fai\) and its folder is not writable"):
         Genome(fasta)
 
@@ -157,9 +155,7 @@ def _bgzip(source, target):
 def _read_only_folders(monkeypatch):
     """Every folder reports itself unwritable to seqae.genome (independent of the user, root included)."""
     real_access = os.access
-    monkeypatch.setattr(
-        "seqae.genome.os.access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
-    )
+    monkeypatch.setattr("seqae.genome.os.access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode))
 
 
 def test_bgzip_fasta_read_in_place(tiny_inputs, tmp_path, monkeypatch):
@@ -205,7 +201,9 @@ def test_plain_gzip_fasta_refused_without_work_dir(tiny_inputs, tmp_path):
 
     fa_gz = tmp_path / "genome.fa.gz"
     fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes()))
-    with pytest.raises(InputError, match=r"genome\.fa\.gz: FASTA is gzip-compressed.*`gunzip -c genome\.fa\.gz \| bgzip"):
+    with pytest.raises(
+        InputError, match=r"genome\.fa\.gz: FASTA is gzip-compressed.*`gunzip -c genome\.fa\.gz \| bgzip"
+    ):
         Genome(fa_gz)
 
 

@@ -109,11 +109,18 @@ def test_models_part_runs_models_concurrently_each_in_order(tmp_path, monkeypatc
         "seq_gain_real": 0.06,
         "seq_gain_shuffled": 0.05,
         "epochs": 2,
-        **{key: out["last_epoch"]["a"][key] for key in out["last_epoch"]["a"] if key.startswith(("latent_", "pca_",
-           "recon_", "local_", "seq_auroc", "seq_corrected", "chain_", "markov_"))},  # fmt: skip
+        **{
+            key: out["last_epoch"]["a"][key]
+            for key in out["last_epoch"]["a"]
+            if key.startswith(
+                ("latent_", "pca_", "recon_", "local_", "seq_auroc", "seq_corrected", "chain_", "markov_")
+            )
+        },  # fmt: skip
     }
     assert math.isnan(out["last_epoch"]["b"]["seq_gain_real"])
-    assert out["last_epoch"]["b"]["val_seq_ce"] == 1.30 and math.isnan(out["last_epoch"]["b"]["train_head_gradient_scale"])
+    assert out["last_epoch"]["b"]["val_seq_ce"] == 1.30 and math.isnan(
+        out["last_epoch"]["b"]["train_head_gradient_scale"]
+    )
     for model in "abc":
         steps = [step for m, step, what in events if m == model and what == "start"]
         assert steps == ["train", "embed", "evaluate"]
@@ -171,7 +178,12 @@ def test_write_summary_lists_bars_and_last_epoch(tmp_path):
         "seq_gain_real": 0.0590,
         "seq_gain_shuffled": 0.0541,
     }
-    models = {"seconds": {"a": 5.0}, "bars": {"a": [bar]}, "train_samples_per_s": {"a": 110.0}, "last_epoch": {"a": last}}
+    models = {
+        "seconds": {"a": 5.0},
+        "bars": {"a": [bar]},
+        "train_samples_per_s": {"a": 110.0},
+        "last_epoch": {"a": last},
+    }
     gpu_checks.write_summary(tmp_path, {"device": "cpu", "parts": {"models": models}})
     text = (tmp_path / "gpu_checks.md").read_text()
     assert "| a | reconstruction accuracy > PCA | 0.360 | > 0.351 | yes |" in text

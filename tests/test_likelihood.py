@@ -32,7 +32,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 GTR = SubstitutionModel.gtr([1.0, 3.0, 0.5, 0.8, 4.0, 1.0], [0.3, 0.2, 0.2, 0.3], alpha=0.5)
 
 
-def evaluate(trees: list[UnrootedTree], codes: list[np.ndarray], model: SubstitutionModel, n_taxa=None, dtype=torch.float64):
+def evaluate(
+    trees: list[UnrootedTree], codes: list[np.ndarray], model: SubstitutionModel, n_taxa=None, dtype=torch.float64
+):
     """Log-likelihood of each (tree, alignment) under a numpy model, the trees' own branch lengths."""
     tb = tree_batch(trees, n_taxa)
     pb = pattern_batch([site_patterns(c) for c in codes], n_taxa)

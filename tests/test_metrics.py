@@ -93,9 +93,7 @@ def test_kmer_canonical_merge() -> None:
     assert got == {"AC": 4, "CG": 2, "TA": 1}
     # A sequence and its reverse complement have the same canonical counts.
     fwd, rc = codes_of("AACGTTTGCAGG", "CCTGCAAACGTT")
-    np.testing.assert_array_equal(
-        kmer_counts(fwd, 3, canonical=True), kmer_counts(rc, 3, canonical=True)
-    )
+    np.testing.assert_array_equal(kmer_counts(fwd, 3, canonical=True), kmer_counts(rc, 3, canonical=True))
     assert kmer_counts(fwd, 3, canonical=True).shape == (1, 32)
 
 
@@ -189,9 +187,9 @@ def test_probe_matrix_drops_missing_labels() -> None:
     rng = np.random.default_rng(6)
     x_tr, y_tr = _gaussian_classes(rng, 100, n_classes=2)
     x_te, y_te = _gaussian_classes(rng, 50, n_classes=2)
-    y_tr_o = np.array(["g%d" % v for v in y_tr], dtype=object)
+    y_tr_o = np.array([f"g{v}" for v in y_tr], dtype=object)
     y_tr_o[:10] = None
-    y_te_o = np.array(["g%d" % v for v in y_te], dtype=object)
+    y_te_o = np.array([f"g{v}" for v in y_te], dtype=object)
     y_te_o[:5] = np.nan
     _, long, _ = probe_matrix({"x": (x_tr, x_te)}, {"gene": (y_tr_o, y_te_o)})
     assert long.loc[0, "n_train"] == 90 and long.loc[0, "n_test"] == 45

@@ -15,8 +15,8 @@ from torch.nn import functional as F
 
 from seqae.errors import ConfigError
 from seqae.models import DEFAULT_MODEL_SETTINGS, LatentLayout, SequenceAutoencoder, model_settings
-from seqae.models.decoder import bases_from_logits
 from seqae.models.augment import centre_crop, corrupt, random_crop, random_reverse_complement, reverse_complement
+from seqae.models.decoder import bases_from_logits
 from seqae.models.encoder import SequenceEncoder, kmer_spectrum, one_hot
 from seqae.models.heads import (
     AdversarialHead,
@@ -269,7 +269,6 @@ def test_composition_pathway_feeds_the_latent() -> None:
         model_settings({"composition_k": 7})
 
 
-
 def test_scan_feeds_the_latent_standardised_across_windows() -> None:
     """scan.channels: learnt k-mer detectors, pooled over the window and standardised across the
     batch, join the pooled features; the latent then tells composition even where the tower is
@@ -298,6 +297,7 @@ def test_scan_feeds_the_latent_standardised_across_windows() -> None:
         model_settings({"scan": {"channels": -1}})
     with pytest.raises(ConfigError, match="scan.kernel_size"):
         model_settings({"scan": {"kernel_size": 0}})
+
 
 def test_one_hot_n_is_all_zero() -> None:
     x = one_hot(encode_str("ACGTN").unsqueeze(0))
@@ -896,14 +896,23 @@ def test_heads_follow_the_configured_blocks() -> None:
     blocked["blocks"] = blocks
     model = SequenceAutoencoder(blocked, 1, 64, classes, "log1p")
     assert model.layout.names == ("species", "region", "tf", "rest") and model.layout.dim == 11
-    assert {b: h.net[-1].out_features for b, h in model.supervised_heads.items()} == {"species": 4, "region": 5, "tf": 3}
+    assert {b: h.net[-1].out_features for b, h in model.supervised_heads.items()} == {
+        "species": 4,
+        "region": 5,
+        "tf": 3,
+    }
     pairs = {(block, label) for _key, block, label in model.adversary_pairs}
     labels = set(classes)
     assert pairs == {(b, lab) for b in blocks for lab in labels if blocks[b]["label"] != lab}
     assert len(pairs) == 3 * 2 + 3  # each labelled block against the two other labels; the residual against all
     out = model(*batch(b=4, length=64, n_tracks=1)[:2], {"species": torch.tensor([0, 1, 2, 3]),
                 "region_class": torch.tensor([0, 4, -1, 2]), "tf": torch.tensor([2, 1, 0, -1])})  # fmt: skip
-    assert torch.isfinite(out.loss) and {k: v.shape[1] for k, v in out.blocks.items()} == {"species": 2, "region": 3, "tf": 2, "rest": 4}
+    assert torch.isfinite(out.loss) and {k: v.shape[1] for k, v in out.blocks.items()} == {
+        "species": 2,
+        "region": 3,
+        "tf": 2,
+        "rest": 4,
+    }
     with pytest.raises(ValueError, match="tf"):
         SequenceAutoencoder(blocked, 1, 64, {"species": 4, "region_class": 5}, "log1p")
 

@@ -8,7 +8,6 @@ chromosome names) are extracted into one file, then a tiny model with a
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,9 +74,10 @@ def test_windows_carry_species_and_each_genomes_own_names(two_genomes):
     # ... and models see species-qualified chromosomes.
     qualified = qualify_chromosomes(labels)
     assert set(qualified["chrom"]) == {"sp_at:chr1", "sp_at:chr2", "sp_gc:chr1", "sp_gc:chr2"}
-    assert qualify_chromosomes(labels[labels.species == "sp_at"])["chrom"].tolist() == labels.loc[
-        labels.species == "sp_at", "chrom"
-    ].tolist()
+    assert (
+        qualify_chromosomes(labels[labels.species == "sp_at"])["chrom"].tolist()
+        == labels.loc[labels.species == "sp_at", "chrom"].tolist()
+    )
     # The extraction report has one entry per genome.
     per_genome = {g["species"]: g for g in two_genomes["report"]["genomes"]}
     assert set(per_genome) == set(SPECIES)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import random_dna, write_fasta
+
 from seqae.cli import main
 from seqae.config import validate_config
 from seqae.errors import ConfigError, InputError, SeqaeError
@@ -143,7 +143,14 @@ def test_matched_peak_is_the_one_most_species_share():
     # sp2 has a nearer peak too (9_900), but the shared one is at +290.
     # Family G is on '-': 1 kb upstream of the TSS on the gene's strand in both.
     assert summits.tolist() == [10_300, 10_320, 10_290, -1, 49_000, 49_010]
-    assert matched_summits(members, peaks, max_tss_distance=200, match_distance=50).tolist() == [-1, -1, -1, 10_050, -1, -1]
+    assert matched_summits(members, peaks, max_tss_distance=200, match_distance=50).tolist() == [
+        -1,
+        -1,
+        -1,
+        10_050,
+        -1,
+        -1,
+    ]
 
 
 def test_windows_are_read_on_the_genes_strand(tmp_path):

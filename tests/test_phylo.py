@@ -213,9 +213,7 @@ def test_nj_is_the_same_for_every_taxon_order() -> None:
             shuffled_names = [names[i] for i in perm]
             got = neighbor_joining(shuffled, shuffled_names)
             assert robinson_foulds(got, want).rf == 0
-            by_index.add(
-                linkage_to_tree(nj_linkage(shuffled), shuffled_names).get_topology_id()
-            )
+            by_index.add(linkage_to_tree(nj_linkage(shuffled), shuffled_names).get_topology_id())
         # Breaking ties by index instead would give several trees: the test can fail.
         assert len(by_index) > 1
 

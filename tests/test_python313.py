@@ -48,7 +48,9 @@ SCRIPT = textwrap.dedent(
 
 
 def test_seqae_imports_and_draws_a_tree_without_cgi(tmp_path: Path) -> None:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env = dict(
+        os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    )
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / "tree.png")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False,
@@ -59,4 +61,6 @@ def test_seqae_imports_and_draws_a_tree_without_cgi(tmp_path: Path) -> None:
 
 def test_legacy_cgi_is_a_dependency_from_python_313() -> None:
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert any(d.replace(" ", "").startswith("legacy-cgi") and "python_version>='3.13'" in d.replace(" ", "") for d in deps)
+    assert any(
+        d.replace(" ", "").startswith("legacy-cgi") and "python_version>='3.13'" in d.replace(" ", "") for d in deps
+    )

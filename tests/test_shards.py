@@ -35,12 +35,16 @@ def medium_inputs(tmp_path):
         bw = pyBigWig.open(str(bw_path), "w")
         bw.addHeader(list(sizes.items()))
         for chrom, size in sizes.items():
-            bw.addEntries(chrom, 0, values=(rng.poisson(1.0, size // 10) + rng.random(size // 10)).tolist(), span=10, step=10)
+            bw.addEntries(
+                chrom, 0, values=(rng.poisson(1.0, size // 10) + rng.random(size // 10)).tolist(), span=10, step=10
+            )
         bw.close()
         lines = []
         for chrom, size in sizes.items():
             for summit in np.sort(rng.integers(300, size - 300, size // 300)):
-                lines.append(f"{chrom}\t{summit - 50}\t{summit + 50}\t{tf}_{chrom}_{summit}\t{rng.integers(1, 1000)}\t.\t1\t1\t1\t50\n")
+                lines.append(
+                    f"{chrom}\t{summit - 50}\t{summit + 50}\t{tf}_{chrom}_{summit}\t{rng.integers(1, 1000)}\t.\t1\t1\t1\t50\n"
+                )
         peaks = tmp_path / f"{tf}.narrowPeak"
         peaks.write_text("".join(lines))
         tfs.append((tf, peaks, bw_path))

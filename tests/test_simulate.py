@@ -113,7 +113,9 @@ def test_interspersed_repeats_are_shared_by_every_chromosome(demo, fasta):
     for chrom, rows in shared.groupby("chrom"):
         covered = int((rows["end"] - rows["start"]).sum())
         assert covered / SMALL["chromosome_length"] == pytest.approx(density, abs=0.02)
-        assert chroms.loc[chrom, "interspersed_fraction"] == pytest.approx(covered / SMALL["chromosome_length"], abs=1e-4)
+        assert chroms.loc[chrom, "interspersed_fraction"] == pytest.approx(
+            covered / SMALL["chromosome_length"], abs=1e-4
+        )
     by_family = shared.groupby("family")["chrom"].nunique()
     assert (by_family >= 2).sum() >= 3  # families span chromosomes
     # Two copies of a family on different chromosomes share their 3' ends: aligned on it, they

@@ -34,7 +34,9 @@ def test_site_masks_on_hand_made_windows() -> None:
 
 
 def test_site_masks_with_no_shared_chromosome() -> None:
-    m = site_masks(np.array(["chrX"]), np.array([0]), 5, pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [2], "tf": ["A"]}))
+    m = site_masks(
+        np.array(["chrX"]), np.array([0]), 5, pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [2], "tf": ["A"]})
+    )
     assert not m.mask.any() and m.window.size == 0
 
 

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from test_workflow import snakemake_command, tiny_demo_config
 
 REPO = Path(__file__).resolve().parents[1]

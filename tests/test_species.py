@@ -24,7 +24,10 @@ BASE = {
     "chromosome_length": 60000,
     "n_genes": 8,
     "n_gene_families": 2,
-    "tfs": [{"name": "CTCF", "motif": "MA0139.2", "n_peaks": 60}, {"name": "GATA1", "motif": "MA0035.5", "n_peaks": 40}],
+    "tfs": [
+        {"name": "CTCF", "motif": "MA0139.2", "n_peaks": 60},
+        {"name": "GATA1", "motif": "MA0035.5", "n_peaks": 40},
+    ],
     "families": {"n_families": 0},
 }
 # Composition drift off here, so that divergence from the root is the tree's; see test_species_differ_in_composition.

@@ -87,5 +87,7 @@ def test_truncated_bigwig_is_one_line_without_native_noise(tiny_inputs, capfd):
 
     code, err = run_cli(tiny_inputs["config"], out, capfd)  # capfd: file descriptor 2, where C libraries write
     assert code == 2
-    assert err == [f"seqae extract: error: {truncated}: not a bigWig file, or a truncated one (pyBigWig could not open it)"]
+    assert err == [
+        f"seqae extract: error: {truncated}: not a bigWig file, or a truncated one (pyBigWig could not open it)"
+    ]
     assert not out.exists()

@@ -695,7 +695,7 @@ def test_training_warns_when_erasure_leaves_a_block_little_room(windows, tmp_pat
 
 
 def test_label_values_that_mean_no_label_are_no_class(tmp_path):
-    """"NaN", "nan", "None" and "" are one set of unknowns for training, as for evaluation."""
+    """ "NaN", "nan", "None" and "" are one set of unknowns for training, as for evaluation."""
     import h5py
 
     from seqae.store import UNKNOWN_LABELS

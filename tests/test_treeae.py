@@ -327,14 +327,18 @@ def test_summary_of_hand_made_rows(tmp_path) -> None:
     assert summary["nrf_latent"]["sem"] == pytest.approx(0.2 / np.sqrt(3))
     assert summary["nrf_nj_jc69"] == {"mean": None, "sem": None, "n": 0}
     assert summary["latent_vs_nj_p"] == {"better": 1, "tied": 1, "worse": 1, "latent_le_nj_p": True}
-    assert summary["mean_disc_auc_before"] == pytest.approx(0.75) and summary["mean_disc_auc_after"] == pytest.approx(0.6)
+    assert summary["mean_disc_auc_before"] == pytest.approx(0.75) and summary["mean_disc_auc_after"] == pytest.approx(
+        0.6
+    )
     assert summary["loglik_latent_vs_fasttree"]["n"] == 3 and summary["loglik_latent_vs_fasttree"]["latent_ge"] == 2
     assert summary["loglik_latent_vs_fasttree"]["mean_difference"] == pytest.approx((0.005 - 10 + 10) / 3)
     assert summary["loglik_latent_vs_iqtree"] == {"n": 0, "latent_ge": 0, "mean_difference": None}
     path = draw_tree_summary(table, tmp_path / "nrf.png")
     pixels = np.asarray(Image.open(path).convert("L"))
     assert (pixels < 128).mean() > 0.005  # bars and axes drawn
-    empty = draw_tree_summary(table.assign(nrf_latent=np.nan, nrf_nj_p=np.nan, nrf_fasttree=np.nan), tmp_path / "none.png")
+    empty = draw_tree_summary(
+        table.assign(nrf_latent=np.nan, nrf_nj_p=np.nan, nrf_fasttree=np.nan), tmp_path / "none.png"
+    )
     assert empty.stat().st_size > 0
 
 
@@ -384,7 +388,9 @@ def test_columns_of_only_gaps_are_kept_with_a_warning(tmp_path, family, caplog) 
     from seqae.phylo.mlfit import score_trees
 
     seqs = family.sequences()
-    gapped = {name: s[:2] + ("-" if k % 2 else "N") + s[2:150] + "." + s[150:] for k, (name, s) in enumerate(seqs.items())}
+    gapped = {
+        name: s[:2] + ("-" if k % 2 else "N") + s[2:150] + "." + s[150:] for k, (name, s) in enumerate(seqs.items())
+    }
     fasta = write_family(gapped, tmp_path / "gappy.fa")
     quick = {**TINY, "epochs": 30, "adversarial_epochs": 0, "render": False, "baselines": ["nj_p"]}
     with caplog.at_level(logging.WARNING, logger="seqae"):
@@ -397,10 +403,14 @@ def test_columns_of_only_gaps_are_kept_with_a_warning(tmp_path, family, caplog) 
     assert set("".join(s[:2] + s[3:151] + s[152:] for s in anc.sequences)) <= set("ACGT")
     # The same likelihood as the alignment without those columns.
     latent = read_tree(tmp_path / "out" / "gappy.nwk")
-    assert score_trees(family.codes, family.names, [latent]).log_likelihood[0] == pytest.approx(row["loglik_latent"], abs=1e-6)
+    assert score_trees(family.codes, family.names, [latent]).log_likelihood[0] == pytest.approx(
+        row["loglik_latent"], abs=1e-6
+    )
 
 
-def test_without_iqtree_the_stage_says_why_and_fits_the_model_on_fasttree(tmp_path, family_files, monkeypatch, caplog) -> None:
+def test_without_iqtree_the_stage_says_why_and_fits_the_model_on_fasttree(
+    tmp_path, family_files, monkeypatch, caplog
+) -> None:
     import logging
 
     from seqae.phylo import iqtree
@@ -408,10 +418,18 @@ def test_without_iqtree_the_stage_says_why_and_fits_the_model_on_fasttree(tmp_pa
 
     monkeypatch.setattr(iqtree, "find_iqtree", lambda: None)
     fasta, tree, _ = family_files
-    quick = {**TINY, "epochs": 30, "adversarial_epochs": 0, "render": False, "baselines": ["nj_p", "fasttree", "iqtree"]}
+    quick = {
+        **TINY,
+        "epochs": 30,
+        "adversarial_epochs": 0,
+        "render": False,
+        "baselines": ["nj_p", "fasttree", "iqtree"],
+    }
     with caplog.at_level(logging.INFO, logger="seqae"):
         row = run_family(fasta, tmp_path / "out", quick, reference_tree=tree, family="famA", progress=False)
-    assert any("IQ-TREE is not installed" in r.getMessage() and "iqtree left out" in r.getMessage() for r in caplog.records)
+    assert any(
+        "IQ-TREE is not installed" in r.getMessage() and "iqtree left out" in r.getMessage() for r in caplog.records
+    )
     assert np.isnan(row["loglik_iqtree"]) and np.isnan(row["nrf_iqtree"]) and np.isfinite(row["loglik_nj_p"])
     assert row["loglik_model_tree"] == ("fasttree" if find_fasttree() else "latent")
 

@@ -73,7 +73,9 @@ def test_poincare_distances_are_a_metric_with_zero_diagonal():
     x = torch.tensor([[[0.0, 0.0], [0.5, 0.0], [0.0, 0.9]]], dtype=torch.float64)
     d = poincare_distance_matrix(x)
     assert torch.allclose(torch.diagonal(d[0]), torch.zeros(3, dtype=torch.float64))
-    assert torch.allclose(d[0, 0, 1], 2 * torch.atanh(torch.tensor(0.5, dtype=torch.float64)))  # from the origin: 2 atanh r
+    assert torch.allclose(
+        d[0, 0, 1], 2 * torch.atanh(torch.tensor(0.5, dtype=torch.float64))
+    )  # from the origin: 2 atanh r
     assert torch.allclose(d, d.transpose(1, 2))
 
 
@@ -210,7 +212,9 @@ def test_seqae_trees_batch_fits_families_together_with_and_without_the_adversary
     cfg = json.dumps({"genomes": [{"species": "x", "fasta": "x.fa", "tfs": [{"name": "T", "peaks": "p.bed"}]}],
                       "trees": TINY_STAGE})  # fmt: skip
     out = tmp_path / "out"
-    assert main(["-q", "trees", "--config-json", cfg, "--batch", str(tmp_path / "batch.tsv"), "--outdir", str(out)]) == 0
+    assert (
+        main(["-q", "trees", "--config-json", cfg, "--batch", str(tmp_path / "batch.tsv"), "--outdir", str(out)]) == 0
+    )
     for k in range(3):
         row = pd.read_csv(out / f"f{k}" / f"f{k}.tsv", sep="\t").iloc[0]
         assert row["geometry"] == "poincare_nj" and row["adversarial_weight_adv"] == 0.3

@@ -32,7 +32,10 @@ def tiny_demo_config(results: str = "results") -> dict:
         chromosome_length=80_000,
         n_genes=12,
         n_gene_families=3,
-        tfs=[{"name": "CTCF", "motif": "MA0139.2", "n_peaks": 40}, {"name": "GATA1", "motif": "MA0035.5", "n_peaks": 30}],
+        tfs=[
+            {"name": "CTCF", "motif": "MA0139.2", "n_peaks": 40},
+            {"name": "GATA1", "motif": "MA0035.5", "n_peaks": 30},
+        ],
     )
     genome = demo["genomes"][0]
     genome["tfs"] = [tf for tf in genome["tfs"] if tf["name"] in ("CTCF", "GATA1")]
@@ -96,10 +99,18 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
     assert set(labels["chrom"]) <= {"chr1", "chr2", "chr3"}
     assert (tmp_path / "results" / "logs" / "extract_windows.log").exists()
     model = tmp_path / "results" / "models" / "tiny"
-    for name in ("best.pt", "metrics.csv", "loss_curves.png", "embed/embeddings.parquet", "embed/embeddings.h5ad",
-                 "embed/anomaly.bw",
-                 "embed/recon_CTCF.bw", "evaluate/metrics.json", "evaluate/probe_matrix.png",
-                 "evaluate/latent/latent_chrom.png"):
+    for name in (
+        "best.pt",
+        "metrics.csv",
+        "loss_curves.png",
+        "embed/embeddings.parquet",
+        "embed/embeddings.h5ad",
+        "embed/anomaly.bw",
+        "embed/recon_CTCF.bw",
+        "evaluate/metrics.json",
+        "evaluate/probe_matrix.png",
+        "evaluate/latent/latent_chrom.png",
+    ):
         assert (model / name).stat().st_size > 0, name
     # The training's lines reach the terminal (and its log) while Snakemake runs.
     assert "tiny epoch 1/1: train loss" in done.stdout, done.stdout[-2000:]
@@ -124,7 +135,14 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
     report = run_snakemake(tmp_path, tiny_demo_config(), "--report", "report.html", cores=None)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "report.html").read_text(errors="replace")
-    for expected in ("extract_qc.png", "loss_curves.png", "probe_matrix.png", "fam_0.png", "comparison.png", "trees_nrf.png"):
+    for expected in (
+        "extract_qc.png",
+        "loss_curves.png",
+        "probe_matrix.png",
+        "fam_0.png",
+        "comparison.png",
+        "trees_nrf.png",
+    ):
         assert expected in html, expected
     # Nothing left to do: the outputs are complete and up to date.
     again = run_snakemake(tmp_path, tiny_demo_config(), "-n")

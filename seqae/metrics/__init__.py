@@ -16,7 +16,14 @@ Base codes everywhere: ``uint8`` A=0 C=1 G=2 T=3 N=4 (``seqae.genome``).
 
 from seqae.metrics.anomaly import auroc, dinucleotide_counts, dinucleotide_shuffle, foreign_windows
 from seqae.metrics.baselines import kmer_baseline_features, one_hot, pca_baseline
-from seqae.metrics.disentangle import dci, dci_from_importance, discretize, mig, mig_per_factor, mutual_information_matrix
+from seqae.metrics.disentangle import (
+    dci,
+    dci_from_importance,
+    discretize,
+    mig,
+    mig_per_factor,
+    mutual_information_matrix,
+)
 from seqae.metrics.judge import Judge, swap_success, train_judge
 from seqae.metrics.kmers import (
     canonical_kmer_indices,

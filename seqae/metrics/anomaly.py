@@ -178,9 +178,7 @@ def dinucleotide_shuffle(codes: np.ndarray, rng: np.random.Generator | int | Non
     return out
 
 
-def foreign_windows(
-    n: int, length: int, gc: float = 0.5, rng: np.random.Generator | int | None = None
-) -> np.ndarray:
+def foreign_windows(n: int, length: int, gc: float = 0.5, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """Random i.i.d. windows at a given GC content, a simple "foreign genome" control.
 
     Args:

@@ -93,9 +93,7 @@ def pca_baseline(
     called = codes_test < CODE_N
     correct = (pred == codes_test) & called
     n_called = called.sum(axis=1)
-    window_acc = np.divide(
-        correct.sum(axis=1), n_called, out=np.full(n_test, np.nan), where=n_called > 0
-    )
+    window_acc = np.divide(correct.sum(axis=1), n_called, out=np.full(n_test, np.nan), where=n_called > 0)
     total = called.sum()
     return {
         "pca": pca,

@@ -117,9 +117,7 @@ def mutual_information_matrix(discrete_latents: np.ndarray, factor_codes: np.nda
     return np.maximum(mi, 0.0)
 
 
-def mig_per_factor(
-    latents: np.ndarray, factors: Any, n_bins: int = 20, strategy: str = "uniform"
-) -> np.ndarray:
+def mig_per_factor(latents: np.ndarray, factors: Any, n_bins: int = 20, strategy: str = "uniform") -> np.ndarray:
     """``float64 [K]``: the normalised MI gap of each factor (NaN for a constant factor).
 
     Arguments as :func:`mig`.

@@ -160,9 +160,7 @@ def train_judge(
     return judge
 
 
-def swap_success(
-    judge: Judge, swapped_codes: np.ndarray, donor_labels: Any, recipient_labels: Any
-) -> dict[str, Any]:
+def swap_success(judge: Judge, swapped_codes: np.ndarray, donor_labels: Any, recipient_labels: Any) -> dict[str, Any]:
     """How often the judge assigns swapped windows to the donor's label.
 
     Rows whose donor and recipient labels are equal say nothing about the

@@ -173,9 +173,7 @@ def pooled_kmer_counts(codes: np.ndarray, k: int, canonical: bool = False) -> np
     return _merge_canonical(total, k) if canonical else total
 
 
-def kmer_spectrum_distance(
-    codes_a: np.ndarray, codes_b: np.ndarray, k: int, canonical: bool = False
-) -> float:
+def kmer_spectrum_distance(codes_a: np.ndarray, codes_b: np.ndarray, k: int, canonical: bool = False) -> float:
     """Jensen–Shannon distance between the pooled k-mer distributions of two window sets.
 
     Each set's k-mer counts are summed over its windows and normalised to a
@@ -206,4 +204,3 @@ def multi_k_frequencies(codes: np.ndarray, ks: Iterable[int], canonical: bool = 
     if not ks:
         raise ValueError("ks must name at least one k-mer length")
     return np.concatenate([kmer_frequencies(codes, k, canonical=canonical) for k in ks], axis=1)
-

@@ -74,7 +74,9 @@ def site_masks(
         hi = np.searchsorted(w_start, s_end, side="left")
         counts = np.maximum(hi - lo, 0)
         site_of_pair = np.repeat(np.arange(s_start.size), counts)
-        window_of_pair = np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+        window_of_pair = np.repeat(lo, counts) + (
+            np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        )
         offset_lo = np.clip(s_start[site_of_pair] - w_start[window_of_pair], 0, window_len)
         offset_hi = np.clip(s_end[site_of_pair] - w_start[window_of_pair], 0, window_len)
         window_rows = rows[window_of_pair]
@@ -87,7 +89,7 @@ def site_masks(
         centres.append(((offset_lo + offset_hi) // 2)[inside])
         labels.append(s_label[site_of_pair][inside])
     mask = np.cumsum(coverage, axis=1)[:, :window_len] > 0
-    cat = (lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype))  # noqa: E731
+    cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
     return SiteMasks(mask, cat(windows, np.int64), cat(centres, np.int64), cat(labels, object))
 
 
@@ -143,7 +145,12 @@ def code_label_information(
     """
     codes, labels = np.asarray(codes), np.asarray(labels).astype(str)
     if codes.size == 0:
-        return {"mi_bits": float("nan"), "mi_permuted_bits": float("nan"), "label_entropy_bits": float("nan"), "n_sites": 0}
+        return {
+            "mi_bits": float("nan"),
+            "mi_permuted_bits": float("nan"),
+            "label_entropy_bits": float("nan"),
+            "n_sites": 0,
+        }
     rng = np.random.default_rng(seed)
     permuted = [_plugin_mi(codes, rng.permutation(labels)) for _ in range(n_permutations)]
     _, counts = np.unique(labels, return_counts=True)

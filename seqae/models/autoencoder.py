@@ -238,7 +238,8 @@ class SequenceAutoencoder(nn.Module):
         self.local: LocalLatent | None = None
         if local["enabled"]:
             self.local = LocalLatent(
-                s["channels"], local["dim"],
+                s["channels"],
+                local["dim"],
                 local["codebook_size"],
                 vq["commitment"],
                 vq["decay"],

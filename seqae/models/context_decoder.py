@@ -42,11 +42,11 @@ bases) nor free-running decoding (its first errors compound) measures.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-
-from typing import NamedTuple
 
 from seqae.models.quantize import QuantizerOutput, VectorQuantizer
 

@@ -31,6 +31,7 @@ updates its own codebook from its own shard (no all-reduce here).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F

@@ -349,7 +349,10 @@ def _validate(s: dict[str, Any], where: str) -> None:
     if not 0.0 <= local["latent_dropout"] < 1.0:
         fail("local.latent_dropout", f"must be in [0, 1), got {local['latent_dropout']}")
     if dec["kind"] == "autoregressive" and s["weights"]["chain"] <= 0 and local["latent_dropout"] <= 0:
-        fail("weights.chain", "the autoregressive decoder's chain (latent off) needs weights.chain > 0 or local.latent_dropout > 0")
+        fail(
+            "weights.chain",
+            "the autoregressive decoder's chain (latent off) needs weights.chain > 0 or local.latent_dropout > 0",
+        )
     if local["enabled"] and dec["kind"] != "autoregressive":
         fail("local.enabled", "a local latent sequence needs decoder.kind: autoregressive")
 

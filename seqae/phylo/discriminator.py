@@ -313,9 +313,7 @@ class PhylogenyDiscriminator(nn.Module):
     def __init__(self, n_quantiles: int = 16, hidden: int = 64):
         super().__init__()
         self.n_quantiles = n_quantiles
-        self.row_net = nn.Sequential(
-            nn.Linear(n_quantiles, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU()
-        )
+        self.row_net = nn.Sequential(nn.Linear(n_quantiles, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
         self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
     def forward(self, dist: torch.Tensor) -> torch.Tensor:

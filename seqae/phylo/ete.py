@@ -54,7 +54,7 @@ def _import_ete3() -> types.ModuleType:
 ete3 = _import_ete3()
 
 Tree = ete3.Tree
-from ete3.parser.newick import NewickError
+from ete3.parser.newick import NewickError  # noqa: E402 - ete3 is imported through _import_ete3 first
 
 
 def __getattr__(name: str):

@@ -157,7 +157,9 @@ class GTRGamma(torch.nn.Module):
     def log_category_weights(self) -> torch.Tensor:
         """``[B, C]`` log prior probabilities of the categories (equal: ``-log C``)."""
         c = self.n_categories
-        return torch.full((self.n_models, c), -float(np.log(c)), dtype=self.freq_logits.dtype, device=self.freq_logits.device)
+        return torch.full(
+            (self.n_models, c), -float(np.log(c)), dtype=self.freq_logits.dtype, device=self.freq_logits.device
+        )
 
     def rate_matrix(self) -> torch.Tensor:
         """``[B, 4, 4]`` generators Q (rows sum to 0), one expected substitution per unit time."""
@@ -199,4 +201,3 @@ class GTRGamma(torch.nn.Module):
         if self.n_categories == 1:
             return SubstitutionModel.gtr(rates, freqs)
         return SubstitutionModel.gtr(rates, freqs, alpha=alpha, n_categories=self.n_categories)
-

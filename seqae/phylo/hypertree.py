@@ -257,7 +257,9 @@ def fit_latent_trees(
     groups: dict[int, list[int]] = {}
     for k, (codes, names) in enumerate(alignments):
         if len(names) < 4 or codes.shape[0] != len(names):
-            raise ValueError(f"family {k}: need at least 4 named sequences, got {len(names)} names, {codes.shape[0]} rows")
+            raise ValueError(
+                f"family {k}: need at least 4 named sequences, got {len(names)} names, {codes.shape[0]} rows"
+            )
         groups.setdefault(len(names), []).append(k)
     out: list[LatentTree | None] = [None] * len(alignments)
     for n in sorted(groups):
@@ -280,7 +282,10 @@ def _judges(n: int, s: LatentTreeSettings, seed: int, user_trees: Sequence, dtyp
     adversary = copy.deepcopy(judge)
     for p in adversary.parameters():
         p.requires_grad_(True)
-    move = lambda t: JudgeTrees(t.children.to(device), t.root_children.to(device), t.lengths.to(device))
+
+    def move(t: JudgeTrees) -> JudgeTrees:
+        return JudgeTrees(t.children.to(device), t.root_children.to(device), t.lengths.to(device))
+
     return judge, adversary, move(real), move(held), rng
 
 
@@ -328,7 +333,9 @@ def _fit_batch(
     start = (ch.clone(), rc.clone(), ln.clone())
     best = [ch.clone(), rc.clone(), ln.clone(), ll.clone()]
     # 2. Likelihood training: points, scale and model by Adam on -log-likelihood per site.
-    opt = torch.optim.Adam([{"params": [v, log_scale], "lr": s.lr}, {"params": list(model.parameters()), "lr": s.model_lr}])
+    opt = torch.optim.Adam(
+        [{"params": [v, log_scale], "lr": s.lr}, {"params": list(model.parameters()), "lr": s.model_lr}]
+    )
     judge = None
     if s.judge or s.adversarial_weight > 0:
         judge, adversary, real, held, rng = _judges(n, s, seed, user_trees, dtype, device)
@@ -345,11 +352,14 @@ def _fit_batch(
         opt.step()
         if s.adversarial_weight > 0:  # the adversary's step: real trees vs the current latent trees
             adv_opt.zero_grad()
-            pick = torch.as_tensor(rng.choice(real.lengths.shape[0], size=min(64, real.lengths.shape[0]), replace=False))
+            pick = torch.as_tensor(
+                rng.choice(real.lengths.shape[0], size=min(64, real.lengths.shape[0]), replace=False)
+            )
             real_x = split_features(real.children[pick], real.root_children[pick], real.lengths[pick])
-            adv_loss = torch.nn.functional.softplus(-adversary(real_x)).mean() + torch.nn.functional.softplus(
-                adversary(fake.detach())
-            ).mean()
+            adv_loss = (
+                torch.nn.functional.softplus(-adversary(real_x)).mean()
+                + torch.nn.functional.softplus(adversary(fake.detach())).mean()
+            )
             adv_loss.backward()
             adv_opt.step()
         better = ll.detach() > best[3]

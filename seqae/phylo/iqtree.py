@@ -69,7 +69,13 @@ def model_string(model: SubstitutionModel) -> str:
     """An IQ-TREE ``-m`` string that fixes every parameter of ``model``: ``GTR{..}+F{..}[+G4{alpha}]``."""
     rates = model.exchangeabilities / model.exchangeabilities[-1]
     # repr: the shortest text that reads back as the same double.
-    text = "GTR{" + ",".join(repr(float(r)) for r in rates[:5]) + "}+F{" + ",".join(repr(float(f)) for f in model.freqs) + "}"
+    text = (
+        "GTR{"
+        + ",".join(repr(float(r)) for r in rates[:5])
+        + "}+F{"
+        + ",".join(repr(float(f)) for f in model.freqs)
+        + "}"
+    )
     if model.alpha is not None:
         text += f"+G{model.n_categories}{{{float(model.alpha)!r}}}"
     return text
@@ -135,7 +141,9 @@ def run_iqtree(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="seqae-iqtree-") as folder:
         work = Path(folder)
-        (work / "aln.fa").write_text("".join(f">{name}\n{partial_text(row)}\n" for name, row in zip(names, np.asarray(codes))))
+        (work / "aln.fa").write_text(
+            "".join(f">{name}\n{partial_text(row)}\n" for name, row in zip(names, np.asarray(codes)))
+        )
         cmd = [binary, "-s", "aln.fa", "-m", model, "-T", "1", "--seed", str(seed), "-quiet", "-redo", "-pre", "out"]
         if tree is not None:
             (work / "user.nwk").write_text(tree.write(format=5, dist_formatter="%0.17g"))

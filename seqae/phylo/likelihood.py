@@ -229,7 +229,9 @@ def _check_shapes(transition: torch.Tensor, freqs: torch.Tensor, log_weights: to
         raise ValueError(f"tips must be [B, N >= 3, P, 4], got {tuple(tips.shape)}")
     want = (b, 2 * n - 3, log_weights.shape[-1], 4, 4)
     if tuple(transition.shape) != want:
-        raise ValueError(f"transition matrices must be {want} for tips {tuple(tips.shape)}, got {tuple(transition.shape)}")
+        raise ValueError(
+            f"transition matrices must be {want} for tips {tuple(tips.shape)}, got {tuple(transition.shape)}"
+        )
     if tuple(freqs.shape) != (b, 4):
         raise ValueError(f"freqs must be ({b}, 4), got {tuple(freqs.shape)}")
 
@@ -280,7 +282,9 @@ def model_site_log_likelihoods(
     return site_log_likelihoods(transition, freqs, log_weights, tips, trees.children, trees.root_children)
 
 
-def log_likelihood(trees: TreeTensors, tips: torch.Tensor, weights: torch.Tensor, model: GTRGamma, lengths: torch.Tensor) -> torch.Tensor:
+def log_likelihood(
+    trees: TreeTensors, tips: torch.Tensor, weights: torch.Tensor, model: GTRGamma, lengths: torch.Tensor
+) -> torch.Tensor:
     """Log-likelihood of each family's alignment: ``[B]``, natural log.
 
     Args:

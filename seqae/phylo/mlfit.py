@@ -149,7 +149,9 @@ def fit_ml(
             iterations += steps
         if bool(((ll - before) < tolerance * sites).all()):
             break
-    return MLFit(log_likelihood=ll.cpu().double().numpy(), lengths=lengths, model=model, trees=trees, iterations=iterations)
+    return MLFit(
+        log_likelihood=ll.cpu().double().numpy(), lengths=lengths, model=model, trees=trees, iterations=iterations
+    )
 
 
 def _newton_lengths(
@@ -169,7 +171,7 @@ def _newton_lengths(
     its gradient. Stops when no family gains ``tolerance`` ``[B]``.
     """
     real = tt.edge_mask
-    for step in range(1, max_iter + 1):
+    for step in range(1, max_iter + 1):  # noqa: B007 - returned below: the iterations run
         _, first, second = branch_derivatives(tt, tips, weights, model, lengths)
         newton = torch.where(second < 0, -first / second.clamp(max=-1e-300), torch.sign(first) * lengths)
         newton = torch.where(real, newton, torch.zeros_like(newton))
@@ -265,8 +267,15 @@ def score_trees(
         raise ValueError(f"reference tree {reference} out of range for {len(trees)} trees")
     schedules = [unrooted_tree(tree, names) for tree in trees]
     pats = site_patterns(codes)
-    ref = fit_ml(tree_batch([schedules[reference]]), pattern_batch([pats]), n_categories=n_categories, dtype=dtype, device=device)
+    ref = fit_ml(
+        tree_batch([schedules[reference]]), pattern_batch([pats]), n_categories=n_categories, dtype=dtype, device=device
+    )
     fit = fit_ml(
-        tree_batch(schedules), pattern_batch([pats] * len(trees)), model=ref.model, fit_model=False, dtype=dtype, device=device
+        tree_batch(schedules),
+        pattern_batch([pats] * len(trees)),
+        model=ref.model,
+        fit_model=False,
+        dtype=dtype,
+        device=device,
     )
     return TreeScores(log_likelihood=fit.log_likelihood, model=ref.model, reference=reference, fit=fit)

@@ -47,7 +47,8 @@ __all__ = [
 
 #: Tip partial likelihood of each code ``[15, 4]``: A C G T one-hot, missing all ones, ambiguity codes their bases.
 _TIP_TABLE = np.vstack(
-    [np.eye(4), np.ones((1, 4))] + [np.isin(list("ACGT"), list(bases)).astype(float)[None] for bases in AMBIGUITY_BASES.values()]
+    [np.eye(4), np.ones((1, 4))]
+    + [np.isin(list("ACGT"), list(bases)).astype(float)[None] for bases in AMBIGUITY_BASES.values()]
 )
 
 
@@ -132,7 +133,9 @@ def pattern_batch(patterns: Sequence[SitePatterns], n_taxa: int | None = None) -
         raise ValueError("no alignments to batch")
     big_n = max(p.codes.shape[0] for p in patterns) if n_taxa is None else int(n_taxa)
     if big_n < max(p.codes.shape[0] for p in patterns):
-        raise ValueError(f"n_taxa={big_n} is below the largest alignment's {max(p.codes.shape[0] for p in patterns)} taxa")
+        raise ValueError(
+            f"n_taxa={big_n} is below the largest alignment's {max(p.codes.shape[0] for p in patterns)} taxa"
+        )
     big_p = max(p.codes.shape[1] for p in patterns)
     codes = np.full((len(patterns), big_n, big_p), CODE_MISSING, dtype=np.uint8)
     weights = np.zeros((len(patterns), big_p))

@@ -144,7 +144,16 @@ BRANCH_UNITS = {"p": "differences/site (p-distance)", "jc69": "substitutions/sit
 _FAMILY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _NHX_RESERVED = re.compile(r"[()\[\]:;,=\s]+")
 #: Keys of ``config["trees"]`` that belong to the stage, not to the model.
-STAGE_KEYS = ("families", "baselines", "render", "figure_width", "real_trees", "model", "latent_tree", "adversary_check")
+STAGE_KEYS = (
+    "families",
+    "baselines",
+    "render",
+    "figure_width",
+    "real_trees",
+    "model",
+    "latent_tree",
+    "adversary_check",
+)
 #: trees.model values: the tree latent (default) and the earlier point-cloud autoencoder.
 MODELS = ("tree_latent", "points")
 
@@ -258,7 +267,9 @@ def _prepare(fasta, outdir, reference_tree, labels, family: str | None) -> _Fami
             leaves = {leaf.name for leaf in reference.get_leaves()}
             if leaves != set(fam.names):
                 raise InputError(fasta, "the reference tree's leaves do not match the FASTA's sequence names")
-    return _Family(name, fasta, Path(outdir), list(fam.names), codes, partials, reference, read_labels(labels, fam.names))
+    return _Family(
+        name, fasta, Path(outdir), list(fam.names), codes, partials, reference, read_labels(labels, fam.names)
+    )
 
 
 def read_batch(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -277,7 +288,9 @@ def read_batch(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> 
         raise InputError(source, f"not a tab-separated table ({str(exc).splitlines()[0]})") from None
     missing = [c for c in ("name", "fasta") if c not in table.columns]
     if missing or table.empty:
-        raise InputError(source, f"needs a header with name and fasta and at least one row (missing: {missing or 'rows'})")
+        raise InputError(
+            source, f"needs a header with name and fasta and at least one row (missing: {missing or 'rows'})"
+        )
     specs = []
     for record in table.to_dict("records"):
         specs.append({
@@ -428,7 +441,9 @@ def _fit_tree_latent(
     return fits
 
 
-def _finish_family(fam: _Family, fit: Mapping[str, Any], stage: Mapping[str, Any], model_settings: TreeAESettings) -> dict[str, Any]:
+def _finish_family(
+    fam: _Family, fit: Mapping[str, Any], stage: Mapping[str, Any], model_settings: TreeAESettings
+) -> dict[str, Any]:
     """Baselines, one-model log-likelihoods, ancestral sequences, figures and the row of one fitted family."""
     t_start = time.perf_counter()
     name, codes, partials, reference = fam.name, fam.codes, fam.partials, fam.reference
@@ -457,7 +472,9 @@ def _finish_family(fam: _Family, fit: Mapping[str, Any], stage: Mapping[str, Any
     t_loglik = time.perf_counter()
     tree = name_internal_nodes(fit["tree"])  # the names the NHX and the ancestral FASTA share
     trees["latent"] = tree
-    logliks, model_tree, ancestors = _score_and_reconstruct(partials, fam.names, trees, threads=model_settings.cpu_threads)
+    logliks, model_tree, ancestors = _score_and_reconstruct(
+        partials, fam.names, trees, threads=model_settings.cpu_threads
+    )
     seconds_loglik = time.perf_counter() - t_loglik
     side: dict[str, float] = {}
     for key in ("noadv", "adv"):

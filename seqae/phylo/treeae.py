@@ -565,7 +565,9 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
         real_pool = torch.as_tensor(reference_metrics(n, ds.n_reference, rng, ds, measure), device=device)
         negatives = reference_metrics(n, ds.n_reference, rng, ds, measure)
         neg_pool = torch.as_tensor(non_tree_metrics(negatives, rng), device=device)
-        heldout_pool = torch.as_tensor(reference_metrics(n, max(64, ds.n_reference // 2), rng, ds, measure), device=device)
+        heldout_pool = torch.as_tensor(
+            reference_metrics(n, max(64, ds.n_reference // 2), rng, ds, measure), device=device
+        )
         user = [
             torch.as_tensor(expected_distance(np.asarray(m, dtype=np.float64), measure, _USER_TREE_ALPHA),
                             dtype=torch.float32, device=device)
@@ -594,7 +596,10 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
             real = _sample_real_user(real_pool, size, ds, gen, user)
             idx = torch.randint(neg_pool.shape[0], (ds.batch - n_latent,), generator=gen).to(device)
             fake = torch.cat(
-                [random_subsets(neg_pool[idx], size, ds.batch - n_latent, gen), random_subsets(current, size, n_latent, gen)]
+                [
+                    random_subsets(neg_pool[idx], size, ds.batch - n_latent, gen),
+                    random_subsets(current, size, n_latent, gen),
+                ]
             )
             history["disc"].append(discriminator_step(disc, d_opt, real, fake))
             # Autoencoder step; the adversary's weights get no update here.

@@ -76,7 +76,9 @@ def split_features(children: torch.Tensor, root_children: torch.Tensor, lengths:
     pendant = torch.zeros(b, e, dtype=lengths.dtype, device=dev)
     pendant[:, :n] = 1.0
     rel = torch.log(ell / ell.mean(-1, keepdim=True)).clamp(-8.0, 5.0)
-    depth_ratio = torch.where(pendant > 0, torch.zeros_like(ell), torch.log(ell / below_len.clamp_min(1e-6)).clamp(-8.0, 8.0))
+    depth_ratio = torch.where(
+        pendant > 0, torch.zeros_like(ell), torch.log(ell / below_len.clamp_min(1e-6)).clamp(-8.0, 8.0)
+    )
     return torch.stack([rel, pendant, balance, depth_ratio], dim=-1)
 
 
@@ -124,7 +126,12 @@ def perturbed(trees: JudgeTrees, rng: np.random.Generator) -> JudgeTrees:
 
 
 def train_tree_judge(
-    real: JudgeTrees, fake: JudgeTrees, steps: int = 200, lr: float = 3e-3, seed: int = 1, judge: TreeJudge | None = None
+    real: JudgeTrees,
+    fake: JudgeTrees,
+    steps: int = 200,
+    lr: float = 3e-3,
+    seed: int = 1,
+    judge: TreeJudge | None = None,
 ) -> TreeJudge:
     """Fit (or keep fitting) a judge on real vs fake trees (full batch, Adam, logistic loss)."""
     torch.manual_seed(seed)

@@ -73,4 +73,3 @@ def simulate_families(ctx: SimContext) -> None:
         ctx.outputs[f"families/fam_{i}_tree"] = tree
         families.append({"name": f"fam_{i}", "fasta": fasta, "reference": tree, "params": fam.params})
     ctx.extra["sequence_families"] = families
-

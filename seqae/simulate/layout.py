@@ -121,7 +121,7 @@ def plan_layout(ctx: SimContext) -> None:
         n_g = genes_per[i]
         need = n_g * (GENE_MIN + 2 * GENE_PAD)
         if need > MAX_GENIC_FRACTION * avail:
-            per_chrom = int((n_g * (GENE_MIN + 2 * GENE_PAD) / MAX_GENIC_FRACTION + sum(other) + 2 * END_MARGIN)) + 1
+            per_chrom = int(n_g * (GENE_MIN + 2 * GENE_PAD) / MAX_GENIC_FRACTION + sum(other) + 2 * END_MARGIN) + 1
             raise ConfigError(
                 f"simulate.chromosome_length: {length} bp is too short for {s['n_genes']} genes on "
                 f"{n_chrom} chromosomes (needs about {per_chrom} bp per chromosome); "

@@ -215,7 +215,9 @@ def evolve_species(ctx: SimContext) -> None:
             outdir=ctx.outdir / "species" / name,
             genome=genome,
             peaks={tf: frame[frame["name"].isin(kept_names)].reset_index(drop=True) for tf, frame in ctx.peaks.items()},
-            sites=None if ctx.sites is None else ctx.sites[ctx.sites["peak_name"].isin(kept_names)].reset_index(drop=True),
+            sites=None
+            if ctx.sites is None
+            else ctx.sites[ctx.sites["peak_name"].isin(kept_names)].reset_index(drop=True),
             outputs={},
         )
         for writer in WRITERS:
