@@ -33,8 +33,9 @@ import torch
 from seqae.config import validate_config
 from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.settings import TWO_LEVEL_SETTINGS
+from seqae.runtime import resolve_device
 from seqae.store import WindowsSchema, WindowsWriter
-from seqae.train import autocast_dtype, select_device, train_model
+from seqae.train import autocast_dtype, train_model
 
 TRACKS = ("TF1", "TF2", "TF3")
 
@@ -179,7 +180,7 @@ def main() -> None:
     if args.quick:
         args.batch, args.size, args.steps, args.warmup = 16, "small", 4, 1
 
-    device = select_device(args.device)
+    device = resolve_device(args.device)
     torch.manual_seed(0)
     overrides = copy.deepcopy(TWO_LEVEL_SETTINGS) if args.decoder == "autoregressive" else {}
     overrides["size"] = args.size

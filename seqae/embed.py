@@ -263,7 +263,7 @@ def prepare_job(
         SeqaeError: as :func:`embed_windows`.
     """
     from seqae.checkpoint import load_model
-    from seqae.runtime import forward_batch_size
+    from seqae.runtime import forward_batch_size, resolve_device
     from seqae.store import read_labels, read_schema
 
     batch_size, splits = settings.get("batch_size"), settings.get("splits")
@@ -339,27 +339,6 @@ def finish_job(job: EmbedJob, started: float, n: int) -> EmbedResult:
     with atomic_output(job.paths["summary"]) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return EmbedResult(paths=job.paths, summary=summary)
-
-
-def resolve_device(device: str | Any | None) -> Any:
-    """``None``/``auto``: CUDA when available, else the CPU; ``cpu``, ``cuda`` or a ``torch.device`` as given.
-
-    Raises:
-        SeqaeError: ``cuda`` asked for but not available, or an unknown name.
-    """
-    import torch
-
-    if isinstance(device, torch.device):
-        return device
-    name = "auto" if device is None else str(device)
-    if name == "auto":
-        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SeqaeError(f"device {name!r} asked for but no CUDA device is available (use auto or cpu)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise SeqaeError(f"unknown device {name!r} (expected auto, cpu or cuda)") from None
 
 
 def check_model_fits(metadata: dict[str, Any], schema: Any, model_path: Any, windows_path: Any) -> None:
@@ -1061,6 +1040,5 @@ __all__ = [
     "owned_intervals",
     "place_windows",
     "read_chrom_sizes",
-    "resolve_device",
     "select_rows",
 ]

@@ -85,7 +85,7 @@ import torch
 from seqae import __version__
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import atomic_output, require_file, write_tsv
-from seqae.runtime import forward_batch_size
+from seqae.runtime import forward_batch_size, resolve_device
 from seqae.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")
@@ -406,16 +406,6 @@ def _derive_labels(
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def select_device(device: str | torch.device | None) -> torch.device:
-    """``None`` / ``"auto"``: the GPU when CUDA is available, else the CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SeqaeError("device 'cuda' asked for but no CUDA device is available (use auto or cpu)")
-    return device
 
 
 def _subsample(rows: np.ndarray, n_max: int, rng: np.random.Generator) -> np.ndarray:
@@ -1523,7 +1513,7 @@ def _evaluate(
     timings: dict[str, float] = {}
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    dev = select_device(device)
+    dev = resolve_device(device)
     cfg = {**cfg, "batch_size": forward_batch_size(cfg["batch_size"], dev)}
     model, meta = load_model(model_path, dev)
     model.eval()

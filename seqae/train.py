@@ -86,6 +86,7 @@ from seqae.checkpoint import (
 from seqae.config import Config, validate_config
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output, remove_stale_temporaries
+from seqae.runtime import resolve_device
 from seqae.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")
@@ -174,19 +175,6 @@ def seed_process_rngs(seed: int, rank: int, epoch: int) -> None:
     random.seed(value)
     np.random.seed(value % 2**32)
     torch.manual_seed(value)
-
-
-def select_device(name: str) -> torch.device:
-    """``auto``: the GPU when CUDA is available, else the CPU.
-
-    Raises:
-        SeqaeError: ``cuda`` asked for but not available.
-    """
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SeqaeError("training.device is 'cuda' but no CUDA device is available (use auto or cpu)")
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", torch.cuda.current_device())
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -585,7 +573,7 @@ class _Run:
         if previous is not None:
             check_data(previous, self.checkpoint_path, windows, self.schema.to_dict())
 
-        self.device = select_device(t["device"])
+        self.device = resolve_device(t["device"], "training.device")
         self.amp_dtype = autocast_dtype(t["precision"], self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -1311,7 +1299,7 @@ def train_model(
             good checkpoint is kept).
     """
     config = validate_config(copy.deepcopy(dict(config)))
-    device_type = select_device(resolve_model(config, model_name)[1]["device"]).type
+    device_type = resolve_device(resolve_model(config, model_name)[1]["device"], "training.device").type
     with distributed.process_group(device_type) as ctx, _quiet_unless_main(ctx):
         run = _Run(config, model_name, str(windows_path), Path(outdir), resume, progress, ctx)
         try:

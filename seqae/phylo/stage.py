@@ -377,12 +377,12 @@ def run_families(
     if stage["model"] == "tree_latent":
         import torch
 
-        from seqae.phylo.treeae import resolve_device
+        from seqae.runtime import resolve_device
 
         try:
-            device = resolve_device(model_settings.device)
-        except ValueError as exc:  # 'cuda' without a GPU
-            raise ConfigError(f"trees: {exc}") from None
+            device = resolve_device(model_settings.device, "trees.latent_tree.device")
+        except SeqaeError as exc:  # 'cuda' without a GPU
+            raise ConfigError(str(exc)) from None
         before = torch.get_num_threads()
         if model_settings.cpu_threads and device.type == "cpu":
             torch.set_num_threads(int(model_settings.cpu_threads))

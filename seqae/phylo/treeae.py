@@ -121,6 +121,7 @@ from seqae.phylo.discriminator import (
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
 from seqae.phylo.nni import nj_bme_tree
+from seqae.runtime import resolve_device
 
 __all__ = [
     "GEOMETRIES",
@@ -129,7 +130,6 @@ __all__ = [
     "TreeAutoencoder",
     "fit_tree_autoencoder",
     "read_latent_tree",
-    "resolve_device",
 ]
 
 GEOMETRIES = ("sqeuclidean", "euclidean", "poincare", "l1")
@@ -236,17 +236,6 @@ class TreeAESettings:
 
 
 _STAGE_KEYS = {"families", "baselines", "render", "figure_width", "model", "latent_tree", "adversary_check"}
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU raises ValueError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------- geometry
@@ -466,7 +455,7 @@ def fit_tree_autoencoder(
         :class:`TreeAEResult`.
     """
     s = settings if isinstance(settings, TreeAESettings) else TreeAESettings.from_mapping(settings)
-    device = resolve_device(s.device)
+    device = resolve_device(s.device, "trees.latent_tree.device")
     threads = torch.get_num_threads()
     if device.type == "cpu" and s.cpu_threads:
         torch.set_num_threads(int(s.cpu_threads))
