@@ -81,6 +81,7 @@ import numpy as np
 import pyBigWig
 
 from seqae.errors import InputError, SeqaeError
+from seqae.runtime import progress_bar
 
 try:  # ISA-L's inflate reads the same zlib streams as the stdlib's, several times faster.
     from isal.isal_zlib import decompress as _inflate
@@ -171,7 +172,7 @@ def embed_windows(
     n = len(rows)
     use_processes = len(tracks_out) > 0 and n >= _PROCESS_WRITERS_MIN_WINDOWS
     passes = 1 if placement.genome_sorted or not tracks_out else 2
-    bar = _progress_bar(n * passes, enabled=progress)
+    bar = progress_bar(n * passes, "embed", "window", progress)
     scores = np.empty(n, dtype=np.float32)
     with contextlib.ExitStack() as stack:
         stack.callback(bar.close)
@@ -1023,12 +1024,6 @@ def _scratch_file(folder: Path, prefix: str, suffix: str) -> Iterator[Path]:
 
 def _file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "track"
-
-
-def _progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="embed", unit="window", dynamic_ncols=True, disable=not enabled, leave=False)
 
 
 __all__ = [

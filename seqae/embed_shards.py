@@ -44,7 +44,6 @@ from seqae.embed import (
     _open_run_writer,
     _ParquetRows,
     _prefetched,
-    _progress_bar,
     _scratch_file,
     _WindowReader,
     _write_anomaly_bigwig,
@@ -54,6 +53,7 @@ from seqae.embed import (
 )
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
+from seqae.runtime import progress_bar
 
 #: The format attribute of a shard file.
 SHARD_FORMAT = "seqae-embed-shard"
@@ -110,7 +110,7 @@ def embed_shard(
     order = _genome_order(job)
     path = shard_path(outdir, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
-    bar = _progress_bar(hi - lo, enabled=progress)
+    bar = progress_bar(hi - lo, "embed", "window", progress)
     runner = _BlockRunner(job.model, job.device, job.schema.window_len, job.batch_size, bar)
     with (
         contextlib.closing(bar),

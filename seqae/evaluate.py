@@ -85,7 +85,7 @@ import torch
 from seqae import __version__
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import atomic_output, require_file, write_tsv
-from seqae.runtime import forward_batch_size, resolve_device
+from seqae.runtime import forward_batch_size, progress_bar, resolve_device
 from seqae.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")
@@ -435,14 +435,6 @@ def _read_crops(path: str, rows: np.ndarray, window_len: int, n_tracks: int) -> 
     return seq, tracks
 
 
-def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
-
-
 def _batches(n: int, batch_size: int) -> list[slice]:
     return [slice(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
 
@@ -492,7 +484,7 @@ def _model_pass(
     }
     autoregressive = bool(getattr(model, "autoregressive", False))
     slices = _batches(seq.shape[0], batch_size)
-    for sl in _progress(slices, len(slices), desc, progress):
+    for sl in progress_bar(len(slices), desc, "batch", progress, slices):
         x = torch.from_numpy(seq[sl]).to(device, non_blocking=True).long()
         t = torch.from_numpy(tracks[sl]).to(device, non_blocking=True).float()
         out = model(x, t)
@@ -560,7 +552,7 @@ def _latents(
     """Deterministic latents ``float32 [N, D]`` (encoder only)."""
     parts = []
     slices = _batches(seq.shape[0], batch_size)
-    for sl in _progress(slices, len(slices), "encode train", progress):
+    for sl in progress_bar(len(slices), "encode train", "batch", progress, slices):
         x = torch.from_numpy(seq[sl]).to(device, non_blocking=True).long()
         t = torch.from_numpy(tracks[sl]).to(device, non_blocking=True).float()
         parts.append(model.encode(x, t))

@@ -51,6 +51,7 @@ from seqae.intervals import (
     read_bed_intervals,
     rename_chromosomes,
 )
+from seqae.runtime import progress_bar
 from seqae.spans import ReadStats
 from seqae.splits import assign_split
 from seqae.store import WindowsSchema, WindowsWriter
@@ -288,9 +289,7 @@ def write_rows(
     """Pass 2 for the windows in file rows ``[lo, hi)`` (default all): sequence and tracks appended to ``writer``."""
     lo, hi = rows if rows is not None else (0, len(extraction.labels))
     kinds = extraction.labels["kind"].to_numpy()
-    with tqdm(
-        total=hi - lo, unit="win", desc="extract", disable=not progress, dynamic_ncols=True, mininterval=1
-    ) as bar:
+    with progress_bar(hi - lo, "extract", "window", progress) as bar:
         offset = 0
         for plan in extraction.plans:
             n = len(plan.windows)

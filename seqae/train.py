@@ -86,7 +86,7 @@ from seqae.checkpoint import (
 from seqae.config import Config, validate_config
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output, remove_stale_temporaries
-from seqae.runtime import resolve_device
+from seqae.runtime import progress_bar, resolve_device
 from seqae.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")
@@ -871,7 +871,7 @@ class _Run:
         bad_value = torch.zeros((), device=self.device)
         clip = t["grad_clip_norm"]
         seen = 0
-        bar = _progress_bar(n_steps, f"{self.model_name} {epoch}/{t['epochs']}", self.progress)
+        bar = progress_bar(n_steps, f"{self.model_name} {epoch}/{t['epochs']}", "step", self.progress)
         last_line = start
         try:
             for i, batch in enumerate(itertools.islice(self.data.train_batches(shuffle), n_steps)):
@@ -1247,12 +1247,6 @@ def _duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=not enabled)
 
 
 # ---------------------------------------------------------------------- public API

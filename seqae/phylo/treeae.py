@@ -121,7 +121,7 @@ from seqae.phylo.discriminator import (
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
 from seqae.phylo.nni import nj_bme_tree
-from seqae.runtime import resolve_device
+from seqae.runtime import progress_bar, resolve_device
 
 __all__ = [
     "GEOMETRIES",
@@ -533,7 +533,7 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
 
     use_adv = s.adversarial_epochs > 0
     total = s.epochs + s.adversarial_epochs
-    bar = _progress(total, progress, f"tree-AE n={n} L={n_sites}")
+    bar = progress_bar(total, f"tree-AE n={n} L={n_sites}", "epoch", progress)
     epochs_run = 0
     # Warm-up: leave the adversarial phase (and the discriminator fits) about
     # a third of the time budget.
@@ -652,9 +652,3 @@ def _current_distances(model: TreeAutoencoder, onehot: torch.Tensor, train_mode:
     dist = model.distances(z)
     model.train(was)
     return dist
-
-
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="epoch", leave=False, disable=not enabled)
