@@ -694,8 +694,8 @@ class _BlockRunner:
         """``seq uint8 [n, seq_len]``, ``tracks [n, T, seq_len]`` as stored -> outputs of the centre crops."""
         import torch
 
+        from seqae.alphabet import CODE_N
         from seqae.models.augment import centre_crop
-        from seqae.models.objectives import N_CODE
 
         model, device = self.model, self.device
         autocast = (
@@ -717,7 +717,7 @@ class _BlockRunner:
                     # decoder pass that also gives the chain's logits; the direct head is not run).
                     z, logits, tracks_pred, score = model.score_reconstruct(s, t)
                 scores.append(score.float())
-                called = s < N_CODE
+                called = s < CODE_N
                 right = (logits.argmax(1) == s) & called
                 n_called = called.sum(1)
                 accuracies.append(torch.where(n_called > 0, right.sum(1).float() / n_called.clamp_min(1), float("nan")))

@@ -83,6 +83,7 @@ import pandas as pd
 import torch
 
 from seqae import __version__
+from seqae.alphabet import CODE_N
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import atomic_output, require_file, write_tsv
 from seqae.runtime import forward_batch_size, progress_bar, resolve_device
@@ -232,7 +233,6 @@ METRICS_KEYS: tuple[str, ...] = (
 
 #: tss_bin of a window without a nearest gene (no TSS distance).
 TSS_BIN_NONE = "none"
-_CODE_N = 4
 
 
 # ---------------------------------------------------------------------- settings
@@ -1143,7 +1143,7 @@ def _anomaly(
 
     rng = np.random.default_rng([cfg["seed"], 5])
     shuffled = dinucleotide_shuffle(data.test_seq, rng)
-    called = int((data.train_seq < _CODE_N).sum())
+    called = int((data.train_seq < CODE_N).sum())
     gc = float(np.isin(data.train_seq, (1, 2)).sum() / max(1, called))
     foreign = foreign_windows(data.test_seq.shape[0], data.test_seq.shape[1], gc=gc, rng=rng)
     # Foreign windows carry real tracks, drawn from other test windows: all-zero

@@ -23,14 +23,13 @@ from typing import Self
 import numpy as np
 import pyfaidx
 
+from seqae.alphabet import BASES, CODE_N
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, require_file
 from seqae.spans import ReadStats, read_by_spans
 
 log = logging.getLogger("seqae")
 
-BASES = "ACGTN"
-CODE_N = 4
 
 _IUPAC = b"ACGTNRYSWKMBDHVU"
 
@@ -67,7 +66,7 @@ def encode(seq: str | bytes) -> np.ndarray:
 
 def decode(codes: np.ndarray) -> str:
     """``uint8`` codes ``[L]`` -> DNA text of length L."""
-    return np.frombuffer(b"ACGTN", dtype=np.uint8)[np.asarray(codes)].tobytes().decode()
+    return np.frombuffer(BASES.encode(), dtype=np.uint8)[np.asarray(codes)].tobytes().decode()
 
 
 def chrom_key(name: str) -> str:

@@ -63,9 +63,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seqae.alphabet import CODE_N, reverse_complement
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import require_file, write_tsv
-from seqae.genome import CODE_N, Genome, decode, gather_windows
+from seqae.genome import Genome, decode, gather_windows
 
 __all__ = [
     "MEMBER_COLUMNS",
@@ -374,8 +375,7 @@ def cut_windows(members: pd.DataFrame, genome: Genome) -> np.ndarray:
     for chrom, rows in members.groupby("chrom", sort=False).indices.items():
         out[rows] = gather_windows(genome.chrom_codes(chrom), members["start"].to_numpy()[rows], length)
     minus = members["strand"].to_numpy() == "-"
-    complement = np.where(out[minus] < CODE_N, 3 - out[minus], out[minus])
-    out[minus] = complement[:, ::-1]
+    out[minus] = reverse_complement(out[minus])
     return out
 
 

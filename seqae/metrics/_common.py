@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Number of called bases (A, C, G, T); code 4 (and anything above) is N.
-N_BASES = 4
-CODE_N = 4
+from seqae.alphabet import CODE_N, N_BASES  # noqa: F401 - the metric modules import them from here
 
 
 def as_codes(codes: np.ndarray, name: str = "codes") -> np.ndarray:

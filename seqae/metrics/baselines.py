@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import PCA
 
+from seqae import alphabet
 from seqae.metrics._common import CODE_N, N_BASES, as_codes
 from seqae.metrics.kmers import kmer_frequencies, multi_k_frequencies
 
@@ -21,10 +22,8 @@ __all__ = ["one_hot", "pca_baseline", "kmer_baseline_features"]
 
 
 def one_hot(codes: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
-    """Base codes ``[N, L]`` -> one-hot ``[N, L, 4]`` (N positions all zero)."""
-    codes = as_codes(codes)
-    eye = np.vstack([np.eye(N_BASES, dtype=dtype), np.zeros((1, N_BASES), dtype=dtype)])
-    return eye[np.minimum(codes, CODE_N)]
+    """Base codes ``[N, L]`` (checked) -> one-hot ``[N, L, 4]`` (N positions all zero): :func:`seqae.alphabet.one_hot`."""
+    return alphabet.one_hot(as_codes(codes), dtype)
 
 
 def _train_matrix(train: np.ndarray, length: int) -> np.ndarray:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-N_CODE = 4
+from seqae import alphabet
+from seqae.alphabet import CODE_N
 
 
 def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
@@ -31,7 +32,7 @@ def reverse_complement(seq: Tensor, tracks: Tensor) -> tuple[Tensor, Tensor]:
     Tracks are reversed along positions only: ChIP-seq coverage is unstranded,
     so the minus strand sees the same signal in the opposite order.
     """
-    rc = torch.where(seq < N_CODE, 3 - seq, seq).flip(-1)
+    rc = alphabet.reverse_complement(seq)
     return rc, tracks.flip(-1)
 
 
@@ -116,10 +117,10 @@ def corrupt(
     # so the two events are exclusive and each happens at exactly its rate.
     u = torch.rand(seq.shape, generator=generator, device=seq.device)
     shift = torch.randint(1, 4, seq.shape, generator=generator, device=seq.device)
-    called = seq < N_CODE
+    called = seq < CODE_N
     substituted = torch.where(called, (seq + shift) % 4, seq)
     out = torch.where((u >= mask_rate) & (u < mask_rate + substitution_rate), substituted, seq)
-    out = torch.where(u < mask_rate, torch.full_like(seq, N_CODE), out)
+    out = torch.where(u < mask_rate, torch.full_like(seq, CODE_N), out)
     noisy = tracks
     if track_noise > 0 and tracks.numel():
         noise = torch.randn(tracks.shape, generator=generator, device=tracks.device, dtype=tracks.dtype)

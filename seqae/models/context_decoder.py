@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqae.alphabet import one_hot
 from seqae.models.quantize import QuantizerOutput, VectorQuantizer
 
 __all__ = ["CausalReach", "ContextDecoder", "DecoderPass", "LocalLatent", "context_index"]
@@ -170,7 +171,7 @@ class CausalReach(nn.Module):
 
     def _onehot(self, bases: Tensor) -> Tensor:
         """``int [...]`` -> ``float [..., 4]``; N (code >= 4) and the start are all-zero rows."""
-        return F.one_hot(bases.long().clamp(0, 4), 5)[..., :4].to(self.inp.weight.dtype)
+        return one_hot(bases, self.inp.weight.dtype)
 
     def forward(self, seq: Tensor) -> Tensor:
         """``int [B, L]`` base codes -> ``float [B, L, H]``, position i from bases before i only."""

@@ -8,15 +8,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seqae import alphabet
 from seqae.models.layers import ResidualBlock, level_widths, make_norm, make_pool
 
 
 def one_hot(seq: Tensor) -> Tensor:
-    """Base codes ``int [B, L]`` (A=0 C=1 G=2 T=3 N=4) -> ``float32 [B, 4, L]``; N is an all-zero column.
-
-    Codes above 4 are treated as N.
-    """
-    return F.one_hot(seq.long().clamp(0, 4), 5)[..., :4].transpose(1, 2).float()
+    """Base codes ``int [B, L]`` (A=0 C=1 G=2 T=3 N=4) -> ``float32 [B, 4, L]`` (channels first, for the
+    convolutions); N and codes above 4 are all-zero columns (:func:`seqae.alphabet.one_hot`)."""
+    return alphabet.one_hot(seq).transpose(1, 2)
 
 
 def kmer_spectrum(seq: Tensor, k: int) -> Tensor:

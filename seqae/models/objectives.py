@@ -29,7 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-N_CODE = 4
+from seqae.alphabet import CODE_N
+
 TRACK_LOSSES = ("mse", "poisson")
 TRACK_TRANSFORMS = ("none", "log1p")
 _MAX_LOG_RATE = 30.0  # exp(30) ~ 1e13: far above any signal, far below float32 overflow
@@ -63,7 +64,7 @@ def sequence_loss(seq_logits: Tensor, seq: Tensor) -> Tensor:
 
 
 def _base_ce(seq_logits: Tensor, seq: Tensor) -> tuple[Tensor, Tensor]:
-    valid = seq < N_CODE
+    valid = seq < CODE_N
     target = torch.where(valid, seq, torch.zeros_like(seq)).long()
     ce = F.cross_entropy(seq_logits.float(), target, reduction="none")  # [B, L]
     return ce * valid, valid.float()

@@ -103,6 +103,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqae.alphabet import one_hot
 from seqae.phylo.discriminator import (
     DiscriminatorSettings,
     PhylogenyDiscriminator,
@@ -425,8 +426,7 @@ def _target_distances(codes: np.ndarray, names: Sequence[str], target: str) -> n
 
 
 def _onehot(codes: np.ndarray, device: torch.device) -> torch.Tensor:
-    idx = torch.as_tensor(np.asarray(codes, dtype=np.int64), device=device)
-    return (idx[..., None] == torch.arange(4, device=device)).float()  # missing (4) -> all zero
+    return one_hot(torch.as_tensor(np.asarray(codes, dtype=np.int64), device=device))  # missing (4) -> all zero
 
 
 def fit_tree_autoencoder(

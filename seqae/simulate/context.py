@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Base codes: index -> ASCII letter.
-BASES = b"ACGTN"
-A, C, G, T, N = 0, 1, 2, 3, 4
+from seqae import alphabet
+
+#: Base codes: index -> ASCII letter (:mod:`seqae.alphabet`).
+BASES = alphabet.BASES.encode()
+A, C, G, T, N = 0, 1, 2, 3, alphabet.CODE_N
 
 
 @dataclass

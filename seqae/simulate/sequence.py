@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqae import alphabet
 from seqae.simulate.context import BASES, C, G, N, SimContext
 from seqae.simulate.layout import promoter_window
 
@@ -136,8 +137,8 @@ def mutate(rng: np.random.Generator, seq: np.ndarray, rate: float) -> np.ndarray
 
 
 def reverse_complement(seq: np.ndarray) -> np.ndarray:
-    """Reverse complement of codes without N, along the last axis."""
-    return (3 - seq[..., ::-1]).astype(np.uint8)
+    """Reverse complement of codes along the last axis, as ``uint8`` (:func:`seqae.alphabet.reverse_complement`)."""
+    return alphabet.reverse_complement(seq).astype(np.uint8)
 
 
 def gc_fraction(seq: np.ndarray) -> float:
