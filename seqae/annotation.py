@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seqae.errors import InputError
-from seqae.intervals import (
+from seqae.tabtext import (
     Problem,
     group_by_chrom,
     parse_tab_columns,
