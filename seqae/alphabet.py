@@ -4,7 +4,9 @@ Windows hold bases as ``uint8`` codes A=0, C=1, G=2, T=3 and N=4 (any other
 IUPAC letter, or a base not called); a code above 4 reads as N too. The
 functions take NumPy arrays or torch tensors and return the same kind, on the
 same device. This module imports nothing else from seqae, so ``models/`` and
-``metrics/`` use it and stay at the bottom of the import order.
+``metrics/`` use it and stay at the bottom of the import order; nor does it
+import torch: a tensor's module is already loaded (the data rules' environment
+has no torch).
 """
 
 from __future__ import annotations
@@ -22,16 +24,15 @@ N_BASES = 4
 CODE_N = 4
 
 
-def _is_tensor(codes: Any) -> bool:
+def _torch_of(codes: Any) -> Any:
+    """The torch module when ``codes`` is a tensor, else None."""
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(codes, torch.Tensor)
+    return torch if torch is not None and isinstance(codes, torch.Tensor) else None
 
 
 def complement(codes: Any) -> Any:
     """The complement of base codes, any shape: A<->T, C<->G, N stays N."""
-    if _is_tensor(codes):
-        import torch
-
+    if (torch := _torch_of(codes)) is not None:
         return torch.where(codes < CODE_N, 3 - codes, codes)
     codes = np.asarray(codes)
     return np.where(codes < CODE_N, 3 - codes, codes).astype(codes.dtype, copy=False)
@@ -40,7 +41,7 @@ def complement(codes: Any) -> Any:
 def reverse_complement(codes: Any) -> Any:
     """The reverse complement of windows ``[..., L]``: complemented, positions reversed along the last axis."""
     done = complement(codes)
-    return done.flip(-1) if _is_tensor(codes) else done[..., ::-1]
+    return done.flip(-1) if _torch_of(codes) is not None else done[..., ::-1]
 
 
 def one_hot(codes: Any, dtype: Any = None) -> Any:
@@ -50,10 +51,8 @@ def one_hot(codes: Any, dtype: Any = None) -> Any:
         codes: non-negative integer codes (NumPy array or torch tensor).
         dtype: of the result (default float32, NumPy's or torch's).
     """
-    if _is_tensor(codes):
-        import torch
-        from torch.nn import functional as F
-
-        return F.one_hot(codes.long().clamp(0, CODE_N), N_BASES + 1)[..., :N_BASES].to(dtype or torch.float32)
+    if (torch := _torch_of(codes)) is not None:
+        rows = torch.nn.functional.one_hot(codes.long().clamp(0, CODE_N), N_BASES + 1)[..., :N_BASES]
+        return rows.to(dtype or torch.float32)
     rows = np.vstack([np.eye(N_BASES), np.zeros((1, N_BASES))]).astype(dtype or np.float32)
     return rows[np.minimum(np.asarray(codes), CODE_N)]

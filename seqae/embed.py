@@ -81,7 +81,7 @@ import numpy as np
 import pyBigWig
 
 from seqae.errors import InputError, SeqaeError
-from seqae.runtime import progress_bar
+from seqae.progress import progress_bar
 
 try:  # ISA-L's inflate reads the same zlib streams as the stdlib's, several times faster.
     from isal.isal_zlib import decompress as _inflate

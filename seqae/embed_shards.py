@@ -53,7 +53,7 @@ from seqae.embed import (
 )
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
-from seqae.runtime import progress_bar
+from seqae.progress import progress_bar
 
 #: The format attribute of a shard file.
 SHARD_FORMAT = "seqae-embed-shard"

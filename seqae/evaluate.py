@@ -86,7 +86,8 @@ from seqae import __version__
 from seqae.alphabet import CODE_N
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import atomic_output, require_file, write_tsv
-from seqae.runtime import forward_batch_size, progress_bar, resolve_device
+from seqae.progress import progress_bar
+from seqae.runtime import forward_batch_size, resolve_device
 from seqae.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")

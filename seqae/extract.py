@@ -51,7 +51,7 @@ from seqae.intervals import (
     read_bed_intervals,
     rename_chromosomes,
 )
-from seqae.runtime import progress_bar
+from seqae.progress import progress_bar
 from seqae.spans import ReadStats
 from seqae.splits import assign_split
 from seqae.store import WindowsSchema, WindowsWriter

@@ -8,7 +8,6 @@ inference (embedding, evaluation) when the user does not set one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from seqae.errors import SeqaeError
@@ -52,26 +51,6 @@ def resolve_device(device: str | torch.device | None, setting: str = "device") -
     if resolved.type == "cuda" and resolved.index is None:
         return torch.device("cuda", torch.cuda.current_device())
     return resolved
-
-
-def progress_bar(total: int, desc: str, unit: str, enabled: bool = True, iterable: Iterable[Any] | None = None) -> Any:
-    """The terminal progress bar of long work (a ``tqdm``): done, rate and ETA in ``unit``s.
-
-    Every stage draws its bar here, so that they look and behave alike: the
-    bar fits the terminal's width, refreshes at most once a second, and
-    disappears when done (the stage logs its own summary line). Disabled
-    (``enabled=False``, e.g. ``--quiet``), it draws nothing but still counts.
-
-    Args:
-        total: units of work in all.
-        desc: what is running, shown first (e.g. ``"plain 3/8"``).
-        unit: what one unit is (``"step"``, ``"window"``).
-        iterable: wrap this iterable, as ``tqdm(iterable)`` does.
-    """
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True,
-                mininterval=1)  # fmt: skip
 
 
 def forward_batch_size(requested: int | None, device: Any) -> int:

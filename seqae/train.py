@@ -86,7 +86,8 @@ from seqae.checkpoint import (
 from seqae.config import Config, validate_config
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output, remove_stale_temporaries
-from seqae.runtime import progress_bar, resolve_device
+from seqae.progress import progress_bar
+from seqae.runtime import resolve_device
 from seqae.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")

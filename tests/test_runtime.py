@@ -48,7 +48,7 @@ def test_one_device_resolver_for_every_stage(monkeypatch) -> None:
 
 
 def test_progress_bar_counts_and_wraps_an_iterable(capsys) -> None:
-    from seqae.runtime import progress_bar
+    from seqae.progress import progress_bar
 
     with progress_bar(10, "extract", "window") as bar:
         bar.update(4)

@@ -122,7 +122,8 @@ from seqae.phylo.discriminator import (
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
 from seqae.phylo.nni import nj_bme_tree
-from seqae.runtime import progress_bar, resolve_device
+from seqae.progress import progress_bar
+from seqae.runtime import resolve_device
 
 __all__ = [
     "GEOMETRIES",
