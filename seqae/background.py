@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,11 @@ def measure_and_sample_background(
     cand_frames = []
     by_chrom = windows.groupby("chrom", sort=False).indices
     peak_starts = windows["start"].to_numpy()
+    # The candidates are drawn chromosome by chromosome in FASTA order (one random
+    # stream, so the draw does not depend on how the measuring is spread); the
+    # measuring, which reads and decodes most of the genome, then runs on
+    # several chromosomes at once (the reads and NumPy release the GIL).
+    jobs = []
     for chrom in genome.chroms:
         rows = by_chrom.get(chrom, np.zeros(0, dtype=np.int64))
         n_cand = round(n_candidates * usable[chrom] / total_usable) if total_usable else 0
@@ -64,17 +71,29 @@ def measure_and_sample_background(
             if n_cand
             else np.zeros(0, dtype=np.int64)
         )
+        jobs.append((chrom, rows, cand_starts))
+
+    def measure(job: tuple[str, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, ReadStats]:
+        chrom, rows, cand_starts = job
         # Peak and candidate windows measured together, in start order: one pass over the chromosome's spans.
         starts = np.concatenate([peak_starts[rows], cand_starts])
         order = np.argsort(starts, kind="stable")
         both_gc, both_n = np.empty(len(starts)), np.empty(len(starts))
-        both_gc[order], both_n[order] = _gc_chunked(genome, chrom, starts[order], window_len, chunk, stats)
-        gc[rows], n_frac[rows] = both_gc[: len(rows)], both_n[: len(rows)]
-        if n_cand:
-            cand_gc, cand_n = both_gc[len(rows) :], both_n[len(rows) :]
-            cand_frames.append(
-                pd.DataFrame({"chrom": chrom, "start": cand_starts, "gc": cand_gc, "n_fraction": cand_n})
-            )
+        reads = ReadStats()
+        both_gc[order], both_n[order] = _gc_chunked(genome, chrom, starts[order], window_len, chunk, reads)
+        return both_gc, both_n, reads
+
+    workers = _measure_threads() if genome.thread_safe_reads else 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gc") as pool:
+        for (chrom, rows, cand_starts), (both_gc, both_n, reads) in zip(jobs, pool.map(measure, jobs), strict=True):
+            if stats is not None:
+                stats.add(reads)
+            gc[rows], n_frac[rows] = both_gc[: len(rows)], both_n[: len(rows)]
+            if len(cand_starts):
+                cand_gc, cand_n = both_gc[len(rows) :], both_n[len(rows) :]
+                cand_frames.append(
+                    pd.DataFrame({"chrom": chrom, "start": cand_starts, "gc": cand_gc, "n_fraction": cand_n})
+                )
 
     windows = windows.assign(gc=gc, n_fraction=n_frac)
     too_many_n = windows["n_fraction"].to_numpy() > settings["max_n_fraction"]
@@ -116,6 +135,12 @@ def measure_and_sample_background(
     report["n_background_wanted"] = n_wanted
     report["n_background_windows"] = len(background)
     return windows, background
+
+
+def _measure_threads() -> int:
+    """Chromosomes measured at once: the CPUs this process may run on, at most 4."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, usable))
 
 
 def _empty_background(like: pd.DataFrame) -> pd.DataFrame:

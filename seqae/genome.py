@@ -396,6 +396,11 @@ class Genome:
     def _read_codes(self, chrom: str) -> np.ndarray:
         return self.span_codes(chrom, 0, self.chrom_sizes[chrom])
 
+    @property
+    def thread_safe_reads(self) -> bool:
+        """Whether several threads may read spans at once: a plain FASTA (``pread``), not a bgzip one."""
+        return self._fd is not None
+
     def span_codes(self, chrom: str, start: int, end: int) -> np.ndarray:
         """Base codes of ``[start, end)`` of ``chrom`` (0-based, inside the record), ``uint8 [end - start]``.
 
