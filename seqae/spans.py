@@ -12,7 +12,6 @@ bases needed, for the extraction report and the benchmark.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -102,16 +101,16 @@ def cluster_windows(
     bounds = np.concatenate([[0], np.flatnonzero(~bridged) + 1, [n]]).astype(np.int64)
     if max_span <= 0:
         return bounds
-    # Split long clusters so that a read never covers more than max_span bp.
-    pieces = [bounds[:1]]
-    for lo, hi in itertools.pairwise(bounds):
-        if starts[hi - 1] + length - starts[lo] <= max_span:
-            pieces.append(np.array([hi]))
-            continue
+    # Split the (rare) clusters that would read more than max_span bp, so that a read's memory stays bounded.
+    too_long = np.flatnonzero(starts[bounds[1:] - 1] + length - starts[bounds[:-1]] > max_span)
+    if not too_long.size:
+        return bounds
+    cuts = []
+    for k in too_long.tolist():
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
         rel = (starts[lo:hi] - starts[lo]) // max_span
-        cuts = np.flatnonzero(np.diff(rel)) + 1 + lo
-        pieces.append(np.concatenate([cuts, [hi]]))
-    return np.concatenate(pieces)
+        cuts.append(np.flatnonzero(np.diff(rel)) + 1 + lo)
+    return np.union1d(bounds, np.concatenate(cuts)).astype(np.int64)
 
 
 def read_by_spans(

@@ -25,6 +25,20 @@ def test_cluster_windows_respects_gap_and_span():
     assert all(np.arange(0, 1000, 10)[e - 1] + 100 - np.arange(0, 1000, 10)[s] <= 400 for s, e in spans)
 
 
+def test_long_clusters_are_cut_where_their_reads_cross_a_max_span_boundary():
+    """Only clusters longer than max_span are cut, each where (start - its first start) // max_span changes."""
+    rng = np.random.default_rng(5)
+    starts = np.sort(np.concatenate([rng.integers(0, 5_000, 300), rng.integers(20_000, 21_000, 40), [90_000]]))
+    whole = cluster_windows(starts, 100, max_gap=200, max_span=0)
+    cut = cluster_windows(starts, 100, max_gap=200, max_span=1_000)
+    want = [0]
+    for lo, hi in itertools.pairwise(whole.tolist()):
+        rel = (starts[lo:hi] - starts[lo]) // 1_000
+        want += [lo + int(i) + 1 for i in np.flatnonzero(np.diff(rel))] + [hi]
+    assert cut.tolist() == want
+    assert len(cut) > len(whole)  # the dense first stretch was cut
+
+
 def test_covered_bases_is_the_union():
     assert covered_bases(np.array([], dtype=np.int64), 100) == 0
     assert covered_bases(np.array([0, 0, 50, 500]), 100) == 250  # [0, 150) and [500, 600)
