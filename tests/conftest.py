@@ -134,6 +134,26 @@ def tiny_inputs(tmp_path: Path) -> dict[str, Any]:
     }
 
 
+def tiny_model(**overrides: Any) -> dict[str, Any]:
+    """The tests' tiny sequence-autoencoder settings (16 channels, blocks of 4 / 4 / 8), with ``overrides``.
+
+    Each override replaces its key whole (``vq={...}`` is the whole VQ entry).
+    """
+    settings: dict[str, Any] = {
+        "channels": 16,
+        "n_res_blocks": 1,
+        "dilations": [1, 2],
+        "head_hidden": 16,
+        "blocks": {
+            "chrom": {"size": 4, "label": "chrom"},
+            "gene": {"size": 4, "label": "gene_family"},
+            "residual": {"size": 8, "label": None},
+        },
+        "vq": {"codebook_size": 8, "n_groups": 2},
+    }
+    return {**settings, **overrides}
+
+
 def make_config(
     fasta: Path,
     tfs: Sequence[tuple[str, Path, Path | None]],

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_model
 
 from seqae import __version__
 from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, build_model, load_checkpoint, save_checkpoint
@@ -52,18 +53,7 @@ REGION_COUNTS = {
 }
 EXPECTED_REGION_CHANCE = 45 / 120  # majority train class is intergenic
 FAMILIES = ["F1", "F2", "F3", ""]  # "" = no gene (unknown label)
-TINY = {
-    "channels": 16,
-    "n_res_blocks": 1,
-    "dilations": [1, 2],
-    "head_hidden": 16,
-    "blocks": {
-        "chrom": {"size": 4, "label": "chrom"},
-        "gene": {"size": 4, "label": "gene_family"},
-        "residual": {"size": 8, "label": None},
-    },
-    "vq": {"codebook_size": 8, "n_groups": 2, "decay": 0.9},
-}
+TINY = tiny_model(vq={"codebook_size": 8, "n_groups": 2, "decay": 0.9})
 FAST = {"judge_k": [3, 4], "dci_max_train": 200, "batch_size": 64}
 # The two-level model: a local code sequence (16 codes per 8 bases) and an autoregressive decoder
 # whose latent path reads a 3-base table (its chain also an 8-base reach), with a direct head.

@@ -11,6 +11,7 @@ import random
 
 import pytest
 import torch
+from conftest import tiny_model
 from torch.nn import functional as F
 
 from seqae.errors import ConfigError
@@ -41,20 +42,11 @@ from seqae.models.quantize import VectorQuantizer
 from seqae.models.variational import GaussianBottleneck, kl_standard_normal
 
 LABELS = {"chrom": 3, "gene_family": 4}
-TINY = {
-    "channels": 16,
-    "n_res_blocks": 1,
-    "dilations": [1, 2],
-    "head_hidden": 16,
-    "blocks": {
-        "chrom": {"size": 4, "label": "chrom"},
-        "gene": {"size": 4, "label": "gene_family"},
-        "residual": {"size": 8, "label": None},
-    },
-    "vq": {"codebook_size": 8, "n_groups": 2, "decay": 0.9},  # fast EMA: codes keep up within a few steps
-    "infomax": {"hidden": 16},
-    "cpc": {"chunk": 16, "n_future": 2, "dim": 8},
-}
+TINY = tiny_model(
+    vq={"codebook_size": 8, "n_groups": 2, "decay": 0.9},  # fast EMA: codes keep up within a few steps
+    infomax={"hidden": 16},
+    cpc={"chunk": 16, "n_future": 2, "dim": 8},
+)
 CODES = {b: i for i, b in enumerate("ACGTN")}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_model
 
 from seqae.checkpoint import first_difference, load_checkpoint, load_model
 from seqae.cli import main
@@ -26,19 +27,7 @@ from seqae.models import DEFAULT_MODEL_SETTINGS, SequenceAutoencoder
 from seqae.store import WindowsSchema, WindowsWriter
 from seqae.train import epoch_seed, lr_factor, resolve_model, train_model
 
-TINY: dict[str, Any] = {
-    "channels": 16,
-    "n_res_blocks": 1,
-    "dilations": [1, 2],
-    "head_hidden": 16,
-    "blocks": {
-        "chrom": {"size": 4, "label": "chrom"},
-        "gene": {"size": 4, "label": "gene_family"},
-        "residual": {"size": 8, "label": None},
-    },
-    "vq": {"codebook_size": 8, "n_groups": 2},
-    "adversarial_schedule": {"warmup_steps": 10},
-}
+TINY: dict[str, Any] = tiny_model(adversarial_schedule={"warmup_steps": 10})
 TRAINING: dict[str, Any] = {"batch_size": 16, "epochs": 4, "warmup_steps": 2, "lr": 3e-3, "log_every_steps": 2}
 # Columns of metrics.csv that measure time, not training.
 TIMING = ["seconds", "samples_per_s"]
