@@ -78,8 +78,8 @@ from pathlib import Path
 from typing import Any, Self, TypedDict, Unpack
 
 import numpy as np
-import pyBigWig
 
+from seqae.bigwig_writer import BigWigWriter
 from seqae.errors import InputError, SeqaeError
 from seqae.progress import progress_bar
 
@@ -805,41 +805,15 @@ def _finish_parquet(scratch: Path, target: Path, scores: np.ndarray, metadata: d
 # ---------------------------------------------------------------------- bigWig
 
 
-class _RunWriter:
-    """Appends runs of per-base values to one bigWig; runs arrive in header order, then position."""
-
-    def __init__(self, path: str | os.PathLike[str], header: list[tuple[str, int]]):
-        self.names = [name for name, _ in header]
-        self.bw = pyBigWig.open(str(path), "w")
-        if self.bw is None:
-            raise SeqaeError(f"{path}: cannot write a bigWig here")
-        self.bw.addHeader([(name, int(size)) for name, size in header], maxZooms=_ZOOM_LEVELS)
-
-    def add(self, chrom: np.ndarray, start: np.ndarray, length: np.ndarray, values: np.ndarray) -> None:
-        """Run ``k``: ``values[offset_k : offset_k + length[k]]`` at bases ``start[k]...`` of chromosome ``chrom[k]``."""
-        offsets = np.r_[0, np.cumsum(length)].tolist()
-        names = self.names
-        for k, (c, s) in enumerate(zip(chrom.tolist(), start.tolist(), strict=True)):
-            self.bw.addEntries(names[c], s, values=values[offsets[k] : offsets[k + 1]], span=1, step=1)
-
-    def close(self) -> None:
-        if self.bw is not None:
-            self.bw.close()
-            self.bw = None
-
-    def abandon(self) -> None:
-        self.close()
-
-
 def _run_writer_stdio() -> None:
     """Body of a writer process: ``(path, header)``, then runs, then None, pickled on stdin;
     answers ``ok`` or the error on stdout."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
         path, header = pickle.load(stdin)
-        writer = _RunWriter(path, header)
+        writer = BigWigWriter(path, header, _ZOOM_LEVELS)
         while (message := pickle.load(stdin)) is not None:
-            writer.add(*message)
+            writer.add_runs(*message)
         writer.close()
         stdout.write(b"ok")
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
@@ -848,7 +822,7 @@ def _run_writer_stdio() -> None:
 
 
 class _ProcessRunWriter:
-    """A :class:`_RunWriter` in a child process, so that several bigWigs compress at once.
+    """A :class:`~seqae.bigwig_writer.BigWigWriter` of runs in a child process, so that several bigWigs compress at once.
 
     A plain ``python -c`` child fed pickles through its stdin: unlike
     ``multiprocessing`` it never re-imports the parent's ``__main__`` (scripts
@@ -878,7 +852,7 @@ class _ProcessRunWriter:
             self._finish()  # the child stopped: raise its error
             raise SeqaeError(f"{self.path}: the bigWig writer process stopped early") from None
 
-    def add(self, *arrays: np.ndarray) -> None:
+    def add_runs(self, *arrays: np.ndarray) -> None:
         self._send(arrays)
 
     def close(self) -> None:
@@ -908,12 +882,12 @@ class _ProcessRunWriter:
 @contextlib.contextmanager
 def _open_run_writer(path: Path, header: list[tuple[str, int]], own_process: bool) -> Iterator[Any]:
     """A run writer, abandoned (process stopped, file closed) when the block raises; the caller closes it."""
-    writer = _ProcessRunWriter(path, header) if own_process else _RunWriter(path, header)
+    writer = _ProcessRunWriter(path, header) if own_process else BigWigWriter(path, header, _ZOOM_LEVELS)
     try:
         yield writer
     except BaseException:
         with contextlib.suppress(Exception):
-            writer.abandon()
+            writer.abandon() if isinstance(writer, _ProcessRunWriter) else writer.close()
         raise
     writer.close()
 
@@ -925,7 +899,7 @@ def _send_tracks(writers: list[Any], placement: Placement, idx: np.ndarray, stor
         return
     chrom, start, length, values = runs
     for writer, track_values in zip(writers, values, strict=True):
-        writer.add(chrom, start, length, track_values)
+        writer.add_runs(chrom, start, length, track_values)
 
 
 def track_runs(
@@ -965,16 +939,11 @@ def _write_anomaly_bigwig(path: Path, placement: Placement, scores: np.ndarray) 
     chrom, score = placement.chrom[order], scores[order].astype(np.float64)
     keep = (hi > lo) & np.isfinite(score)
     lo, hi, chrom, score = lo[keep], hi[keep], chrom[keep], score[keep]
-    bw = pyBigWig.open(str(path), "w")
-    try:
-        bw.addHeader(placement.header, maxZooms=_ZOOM_LEVELS)
+    with BigWigWriter(path, placement.header, _ZOOM_LEVELS) as bw:
         bounds = np.r_[0, np.flatnonzero(np.diff(chrom)) + 1, len(chrom)]
         for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
             if b > a:
-                name = placement.header[int(chrom[a])][0]
-                bw.addEntries([name] * (b - a), lo[a:b], ends=hi[a:b], values=score[a:b])
-    finally:
-        bw.close()
+                bw.add_intervals(placement.header[int(chrom[a])][0], lo[a:b], hi[a:b], score[a:b])
 
 
 # ---------------------------------------------------------------------- small helpers

@@ -234,7 +234,7 @@ def gather_embedding(
                 chrom, start, length = block["chrom"][:], block["start"][:], block["length"][:]
                 values = block["values"][:]
                 for t, writer in enumerate(writers):
-                    writer.add(chrom, start, length, values[t])
+                    writer.add_runs(chrom, start, length, values[t])
         for writer in writers:
             writer.close()
         # Parquet row groups in file order, as the single job writes them.

@@ -19,6 +19,7 @@ import numpy as np
 import pyBigWig
 
 from seqae.bigwig_blocks import BigWigBlocks, UnsupportedBigWig
+from seqae.bigwig_writer import BigWigWriter
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, require_file
 from seqae.genome import ChromAliases
@@ -248,9 +249,7 @@ def write_bigwig(
     starts = np.asarray(starts, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
     length = values.shape[1]
-    with atomic_output(path) as tmp:
-        bw = pyBigWig.open(str(tmp), "w")
-        bw.addHeader([(c, int(s)) for c, s in chrom_sizes.items()], maxZooms=4)
+    with atomic_output(path) as tmp, BigWigWriter(tmp, list(chrom_sizes.items()), zoom_levels=4) as bw:
         for chrom in chrom_sizes:
             rows = np.flatnonzero(chroms == chrom)
             if rows.size == 0:
@@ -265,6 +264,5 @@ def write_bigwig(
             pos, vals = pos[last], vals[last]
             keep = (pos >= 0) & (pos < chrom_sizes[chrom])
             pos, vals = pos[keep], vals[keep]
-            bw.addEntries(np.full(pos.size, chrom), pos.astype(np.int64), ends=(pos + 1).astype(np.int64), values=vals)
-        bw.close()
+            bw.add_intervals(chrom, pos, pos + 1, vals)
     return Path(path)

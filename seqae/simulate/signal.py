@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyBigWig
 
+from seqae.bigwig_writer import BigWigWriter
 from seqae.simulate.context import SimContext
 
 #: Fragment length range (bp).
@@ -73,14 +73,10 @@ def runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def write_bigwig(path: str | Path, chrom_sizes: list[tuple[str, int]], tracks: dict[str, np.ndarray]) -> None:
     """Write per-base ``tracks`` (chrom -> float32 array) as a bigWig, chromosomes in ``chrom_sizes`` order."""
-    bw = pyBigWig.open(str(path), "w")
-    try:
-        bw.addHeader(list(chrom_sizes), maxZooms=10)
+    with BigWigWriter(path, chrom_sizes, zoom_levels=10) as bw:
         for name, _ in chrom_sizes:
             starts, ends, vals = runs(tracks[name])
-            bw.addEntries([name] * len(starts), starts, ends=ends, values=vals.astype(np.float64))
-    finally:
-        bw.close()
+            bw.add_intervals(name, starts, ends, vals)
 
 
 def track_of(ctx: SimContext, tf: str) -> dict[str, np.ndarray]:
