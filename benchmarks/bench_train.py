@@ -34,8 +34,8 @@ from seqae.config import validate_config
 from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.settings import TWO_LEVEL_SETTINGS
 from seqae.runtime import resolve_device
-from seqae.store import WindowsSchema, WindowsWriter
 from seqae.train import autocast_dtype, train_model
+from seqae.windows.store import WindowsSchema, WindowsWriter
 
 TRACKS = ("TF1", "TF2", "TF3")
 

@@ -82,11 +82,7 @@ import numpy as np
 from seqae.bigwig_writer import BigWigWriter
 from seqae.errors import InputError, SeqaeError
 from seqae.progress import progress_bar
-
-try:  # ISA-L's inflate reads the same zlib streams as the stdlib's, several times faster.
-    from isal.isal_zlib import decompress as _inflate
-except ImportError:  # pragma: no cover - isal is a dependency; zlib reads the same data
-    from zlib import decompress as _inflate
+from seqae.windows.reader import WindowReader
 
 # Rows read from the windows file per block (and per Parquet row group): large
 # enough that reads and device transfers are few and big, small enough that
@@ -99,8 +95,6 @@ _ZOOM_LEVELS = 6
 # From this many windows on, each reconstructed-track bigWig is written by its
 # own process (a few hundred ms to start; libBigWig holds the GIL).
 _PROCESS_WRITERS_MIN_WINDOWS = 2_000
-_H5Z_FILTER_DEFLATE = 1
-_H5Z_FILTER_SHUFFLE = 2
 
 
 @dataclass(frozen=True)
@@ -187,7 +181,7 @@ def embed_windows(
         rows_table = _LabelRows(labels, rows)
         parquet = _ParquetRows(scratch, rows_table.schema, column_names)
         stack.callback(parquet.close)
-        reader = stack.enter_context(_WindowReader(windows_path))
+        reader = stack.enter_context(WindowReader(windows_path))
         # Exits before the writers and the reader: waits for the task in flight.
         background = stack.enter_context(_Background())
         runner = _BlockRunner(model, torch_device, schema.window_len, job.batch_size, bar)
@@ -265,7 +259,7 @@ def prepare_job(
     """
     from seqae.checkpoint import load_model
     from seqae.runtime import forward_batch_size, resolve_device
-    from seqae.store import read_labels, read_schema
+    from seqae.windows.store import read_labels, read_schema
 
     batch_size, splits = settings.get("batch_size"), settings.get("splits")
     chrom_sizes, recon_tracks = settings.get("chrom_sizes"), settings.get("recon_tracks", True)
@@ -344,7 +338,7 @@ def finish_job(job: EmbedJob, started: float, n: int) -> EmbedResult:
 
 def check_model_fits(metadata: dict[str, Any], schema: Any, model_path: Any, windows_path: Any) -> None:
     """Raise a one-line :class:`SeqaeError` naming the first of window length, tracks, track transform
-    in which a model (its ``load_model`` metadata) differs from a windows file's :class:`~seqae.store.WindowsSchema`.
+    in which a model (its ``load_model`` metadata) differs from a windows file's :class:`~seqae.windows.store.WindowsSchema`.
 
     The flank may differ: the model reads the centre crop.
     """
@@ -537,105 +531,8 @@ def owned_intervals(chrom: np.ndarray, start: np.ndarray, window_len: int) -> tu
 # ---------------------------------------------------------------------- reading
 
 
-class _WindowReader:
-    """Rows of ``/seq`` and ``/tracks``, their HDF5 chunks decompressed in parallel threads.
-
-    h5py decompresses a read in one thread; here each chunk is fetched raw
-    (``read_direct_chunk``) and inflated (and un-shuffled) in a thread pool,
-    which is what the file's gzip/shuffle filters do, several chunks at a
-    time. Datasets with other filters are read through h5py.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]):
-        from seqae.store import open_windows_file
-
-        self.file = open_windows_file(path)
-        self.pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="inflate")
-        self.seq = self.file["seq"]
-        self.tracks = self.file.get("tracks")
-        self.n_tracks = len(json.loads(self.file.attrs["track_names"]))
-
-    def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(seq uint8 [n, seq_len], tracks [n, T, seq_len])`` of increasing file ``rows``."""
-        seq = _read_rows(self.seq, rows, self.pool)
-        if self.tracks is None:
-            tracks = np.zeros((len(rows), self.n_tracks, self.seq.shape[1]), dtype=np.float16)
-        else:
-            tracks = _read_rows(self.tracks, rows, self.pool)
-        return seq, tracks
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-        self.file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _deflate_pipeline(ds: Any) -> bool | None:
-    """For a dataset whose chunks span whole rows and whose filters are (shuffle,) deflate:
-    whether it is shuffled. None when chunks cannot be decoded here."""
-    if ds.chunks is None or tuple(ds.chunks[1:]) != tuple(ds.shape[1:]) or not ds.dtype.isnative:
-        return None
-    plist = ds.id.get_create_plist()
-    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-    if filters == [_H5Z_FILTER_DEFLATE]:
-        return False
-    if filters == [_H5Z_FILTER_SHUFFLE, _H5Z_FILTER_DEFLATE]:
-        return True
-    return None
-
-
-def _read_rows(ds: Any, rows: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:
-    """``ds[rows]`` for increasing ``rows``, chunk by chunk in ``pool`` when the filters allow."""
-    rows = np.asarray(rows, dtype=np.int64)
-    out = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
-    if len(rows) == 0:
-        return out
-    shuffled = _deflate_pipeline(ds)
-    if shuffled is None:
-        if rows[-1] - rows[0] + 1 == len(rows):
-            ds.read_direct(out, np.s_[int(rows[0]) : int(rows[-1]) + 1])
-        else:
-            out[:] = ds[rows]
-        return out
-    chunk_rows = ds.chunks[0]
-    chunk = rows // chunk_rows
-    bounds = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, len(rows)]
-    futures = []
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        first = int(chunk[lo]) * chunk_rows
-        try:
-            mask, raw = ds.id.read_direct_chunk((first,) + (0,) * (ds.ndim - 1))
-        except Exception:  # noqa: BLE001 - e.g. a chunk never written: let h5py fill it
-            mask, raw = -1, b""
-        futures.append(pool.submit(_decode_chunk, ds, raw, mask, shuffled, rows[lo:hi], first, out, lo))
-    for future in futures:
-        future.result()
-    return out
-
-
-def _decode_chunk(
-    ds: Any, raw: bytes, mask: int, shuffled: bool, rows: np.ndarray, first: int, out: np.ndarray, at: int
-) -> None:
-    """Inflate (and un-shuffle) one raw chunk; copy its ``rows`` into ``out[at:]``."""
-    if mask != 0:  # a filter was skipped for this chunk, or no chunk: h5py knows what to do
-        out[at : at + len(rows)] = ds[rows] if rows[-1] - rows[0] + 1 != len(rows) else ds[rows[0] : rows[-1] + 1]
-        return
-    data = np.frombuffer(_inflate(raw), dtype=np.uint8)
-    size = ds.dtype.itemsize
-    if shuffled and size > 1:
-        # HDF5's shuffle stores byte k of every element together, for k = 0, 1, ...
-        data = np.ascontiguousarray(data.reshape(size, -1).T)
-    block = data.view(ds.dtype).reshape(ds.chunks)
-    out[at : at + len(rows)] = block[rows - first]
-
-
 def _prefetched(
-    reader: _WindowReader,
+    reader: WindowReader,
     rows: np.ndarray,
     block_rows: int,
     order: np.ndarray | None = None,

@@ -45,7 +45,6 @@ from seqae.embed import (
     _ParquetRows,
     _prefetched,
     _scratch_file,
-    _WindowReader,
     _write_anomaly_bigwig,
     finish_job,
     prepare_job,
@@ -54,6 +53,7 @@ from seqae.embed import (
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
 from seqae.progress import progress_bar
+from seqae.windows.reader import WindowReader
 
 #: The format attribute of a shard file.
 SHARD_FORMAT = "seqae-embed-shard"
@@ -116,7 +116,7 @@ def embed_shard(
         contextlib.closing(bar),
         atomic_output(path) as tmp,
         h5py.File(tmp, "w") as f,
-        _WindowReader(windows_path) as reader,
+        WindowReader(windows_path) as reader,
     ):
         f.attrs.update({"format": SHARD_FORMAT, "shard": shard, "shards": shards, "n_windows": n, "lo": lo, "hi": hi})
         f.attrs["recon_tracks"] = bool(job.tracks_out)

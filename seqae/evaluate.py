@@ -88,7 +88,7 @@ from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import atomic_output, require_file, write_tsv
 from seqae.progress import progress_bar
 from seqae.runtime import forward_batch_size, resolve_device
-from seqae.store import UNKNOWN_LABELS
+from seqae.windows.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")
 
@@ -423,7 +423,7 @@ def _centre(array: np.ndarray, window_len: int) -> np.ndarray:
 
 def _read_crops(path: str, rows: np.ndarray, window_len: int, n_tracks: int) -> tuple[np.ndarray, np.ndarray]:
     """Centre crops of some windows: ``seq uint8 [n, L]``, ``tracks [n, T, L]`` (stored dtype)."""
-    from seqae.store import read_windows
+    from seqae.windows.reader import read_windows
 
     if rows.size == 0:
         return np.zeros((0, window_len), np.uint8), np.zeros((0, n_tracks, window_len), np.float16)
@@ -729,7 +729,7 @@ def _load_data(
     cfg: Mapping[str, Any],
     block_labels: Mapping[str, str],
 ) -> _Data:
-    from seqae.store import qualify_chromosomes, read_labels, read_schema
+    from seqae.windows.store import qualify_chromosomes, read_labels, read_schema
 
     schema = read_schema(windows)
     _check_compatible(model, meta, model_path, windows, schema)

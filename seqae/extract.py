@@ -54,8 +54,8 @@ from seqae.intervals import (
 from seqae.progress import progress_bar
 from seqae.spans import ReadStats
 from seqae.splits import assign_split
-from seqae.store import WindowsSchema, WindowsWriter
 from seqae.tracks import BigWigTrack, read_windows
+from seqae.windows.store import WindowsSchema, WindowsWriter
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,14 @@ import pandas as pd
 from seqae.figure import plt, save_figure
 
 if TYPE_CHECKING:
-    from seqae.store import WindowsSchema
+    from seqae.windows.store import WindowsSchema
 
 KIND_COLOURS = {"peak": "#c0392b", "background": "#7f8c8d"}
 
 
 def plot_extract_qc(windows_path: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Draw the extraction QC figure of a windows file (see :func:`draw_extract_qc`)."""
-    from seqae.store import read_labels, read_schema, read_summary
+    from seqae.windows.store import read_labels, read_schema, read_summary
 
     summary = read_summary(windows_path)
     profiles = {key.split("/", 1)[1]: value for key, value in summary.items() if key.startswith("mean_profile/")}

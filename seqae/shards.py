@@ -7,7 +7,7 @@ What a cluster runs in parallel (``extract.shards`` > 1 in the workflow):
    seed decides), written to ``shards/labels.parquet`` and ``shards/plan.json``
    beside the windows file, with the row range of each shard: groups of whole
    chromosomes in file order, balanced by windows, each starting on the
-   windows file's chunk grid (:data:`seqae.store.ROW_ALIGN` rows).
+   windows file's chunk grid (:data:`seqae.windows.store.ROW_ALIGN` rows).
 2. ``seqae extract-shard --shard K``: pass 2 for shard K's rows, opening only
    the genomes they lie on, into ``shards/shard_K.h5`` (sequence and tracks,
    compressed as the windows file is).
@@ -51,7 +51,7 @@ from seqae.extract import (
 from seqae.fileio import atomic_output, require_file
 from seqae.genome import Genome
 from seqae.genome_inputs import genome_aliases
-from seqae.store import ROW_ALIGN
+from seqae.windows.store import ROW_ALIGN
 
 log = logging.getLogger(__name__)
 

@@ -88,7 +88,7 @@ from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output, remove_stale_temporaries
 from seqae.progress import progress_bar
 from seqae.runtime import resolve_device
-from seqae.store import UNKNOWN_LABELS
+from seqae.windows.store import UNKNOWN_LABELS
 
 log = logging.getLogger("seqae")
 
@@ -364,8 +364,8 @@ def _open_data(
     device: torch.device,
     ctx: distributed.Dist = distributed.SINGLE,
 ) -> _Data:
-    from seqae.dataset import WindowDataset
-    from seqae.store import open_windows_file
+    from seqae.windows.dataset import WindowDataset
+    from seqae.windows.store import open_windows_file
 
     train = WindowDataset(windows, "train")
     val = WindowDataset(windows, "val")
@@ -568,7 +568,7 @@ class _Run:
         elif resume:
             log.info("%s: no checkpoint in %s; starting a new run", model_name, outdir)
 
-        from seqae.store import read_schema
+        from seqae.windows.store import read_schema
 
         self.schema = read_schema(windows)
         if previous is not None:

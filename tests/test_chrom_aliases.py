@@ -9,7 +9,7 @@ from conftest import make_config, random_dna, write_bigwig, write_fasta
 from seqae.errors import InputError
 from seqae.extract import extract_windows
 from seqae.genome import ChromAliases
-from seqae.store import read_labels
+from seqae.windows.store import read_labels
 
 
 def test_auto_rule_both_ways(caplog):

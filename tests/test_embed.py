@@ -23,8 +23,9 @@ from seqae.embed_shards import embed_shard, gather_embedding, shard_path
 from seqae.errors import SeqaeError
 from seqae.extract import extract_windows
 from seqae.models import SequenceAutoencoder
-from seqae.store import WindowsWriter, read_labels, read_schema, read_windows
 from seqae.tracks import invert_transform
+from seqae.windows.reader import WindowReader, read_windows
+from seqae.windows.store import WindowsWriter, read_labels, read_schema
 
 TINY_SETTINGS = {
     "channels": 16,
@@ -390,7 +391,7 @@ def test_chromosome_names_and_sizes(tmp_path):
 def test_parallel_reader_matches_h5py(inputs):
     n = len(read_labels(inputs["windows"]))
     rows = np.sort(np.random.default_rng(2).choice(n, 9, replace=False))
-    with embed._WindowReader(inputs["windows"]) as reader:
+    with WindowReader(inputs["windows"]) as reader:
         seq, tracks = reader.read(rows)
     with h5py.File(inputs["windows"]) as f:
         np.testing.assert_array_equal(seq, f["seq"][rows])

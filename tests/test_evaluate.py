@@ -37,8 +37,8 @@ from seqae.evaluate import (
 )
 from seqae.metrics import NOT_RECOVERABLE
 from seqae.models import SequenceAutoencoder
-from seqae.store import WindowsSchema, WindowsWriter
 from seqae.swap import swap_blocks
+from seqae.windows.store import WindowsSchema, WindowsWriter
 
 WINDOW_LEN = 64
 FLANK = 4
@@ -121,7 +121,7 @@ def _windows_file(path: Path, seed: int = 0) -> pd.DataFrame:
 
 def _train_windows(windows: Path, labels: pd.DataFrame) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """The train split's rows, base codes ``[N, L]`` (0-3) and tracks ``[N, T, L]``, flanks cropped."""
-    from seqae.store import read_windows
+    from seqae.windows.reader import read_windows
 
     rows = np.flatnonzero(labels["split"] == "train")
     seq, tracks = read_windows(windows, rows)

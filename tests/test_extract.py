@@ -16,7 +16,8 @@ from seqae.errors import InputError
 from seqae.extract import extract_windows
 from seqae.genome import decode
 from seqae.splits import assign_split
-from seqae.store import read_labels, read_schema, read_windows
+from seqae.windows.reader import read_windows
+from seqae.windows.store import read_labels, read_schema
 
 
 @pytest.fixture
@@ -149,7 +150,7 @@ def test_qc_figure(extracted, capsys):
 
 
 def test_mean_profiles_stored(extracted):
-    from seqae.store import read_summary
+    from seqae.windows.store import read_summary
 
     _, out, _, _ = extracted
     summary = read_summary(out)

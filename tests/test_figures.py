@@ -133,7 +133,7 @@ def test_anomaly_figure_draws_the_chain_panel_with_raw_and_corrected_auroc(tmp_p
 
 def test_extract_qc_wraps_its_panels_at_three_a_row(tmp_path: Path, monkeypatch) -> None:
     from seqae.plots import draw_extract_qc
-    from seqae.store import WindowsSchema
+    from seqae.windows.store import WindowsSchema
 
     figures = []
     monkeypatch.setattr("seqae.plots.save_figure", lambda fig, path: figures.append(fig) or Path(path))

@@ -37,7 +37,7 @@ import pytest
 from conftest import make_config, random_dna, write_fasta
 
 from seqae.extract import extract_windows
-from seqae.store import read_labels
+from seqae.windows.store import read_labels
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 

@@ -20,7 +20,7 @@ from seqae.shards import (
     shard_rows,
     write_shard,
 )
-from seqae.store import ROW_ALIGN
+from seqae.windows.store import ROW_ALIGN
 
 
 @pytest.fixture

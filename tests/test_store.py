@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from seqae.dataset import WindowDataset
 from seqae.errors import InputError
-from seqae.store import WindowsSchema, WindowsWriter, read_labels, read_schema, read_windows
+from seqae.windows.dataset import WindowDataset
+from seqae.windows.reader import read_windows
+from seqae.windows.store import WindowsSchema, WindowsWriter, read_labels, read_schema
 
 SCHEMA = WindowsSchema(window_len=8, flank=2, track_names=("A", "B"), track_transform="log1p")
 

@@ -24,8 +24,8 @@ from seqae.cli import main
 from seqae.config import config_schema, config_to_json, load_config, validate_config
 from seqae.errors import ConfigError, SeqaeError
 from seqae.models import DEFAULT_MODEL_SETTINGS, SequenceAutoencoder
-from seqae.store import WindowsSchema, WindowsWriter
 from seqae.train import epoch_seed, lr_factor, resolve_model, train_model
+from seqae.windows.store import WindowsSchema, WindowsWriter
 
 TINY: dict[str, Any] = tiny_model(adversarial_schedule={"warmup_steps": 10})
 TRAINING: dict[str, Any] = {"batch_size": 16, "epochs": 4, "warmup_steps": 2, "lr": 3e-3, "log_every_steps": 2}
@@ -687,7 +687,7 @@ def test_label_values_that_mean_no_label_are_no_class(tmp_path):
     """ "NaN", "nan", "None" and "" are one set of unknowns for training, as for evaluation."""
     import h5py
 
-    from seqae.store import UNKNOWN_LABELS
+    from seqae.windows.store import UNKNOWN_LABELS
 
     path = make_windows(tmp_path / "windows.h5")
     with h5py.File(path, "r+") as f:

@@ -18,7 +18,7 @@ from conftest import windows_file_contents
 
 from seqae.cli import main as cli_main
 from seqae.config import nvidia_gpu_visible
-from seqae.store import read_labels, read_schema
+from seqae.windows.store import read_labels, read_schema
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -466,26 +466,3 @@ def read_summary(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                 lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
             )
     return arrays
-
-
-def read_windows(
-    path: str | os.PathLike[str], rows: np.ndarray | slice | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sequence codes and tracks of some windows (all when ``rows`` is None).
-
-    Returns:
-        ``(seq uint8 [n, seq_len], tracks [n, T, seq_len] or None)``.
-    """
-    with open_windows_file(path) as f:
-        selector = slice(None) if rows is None else rows
-        if isinstance(selector, np.ndarray):
-            # h5py fancy indexing needs increasing indices.
-            order = np.argsort(selector)
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(len(order))
-            seq = f["seq"][np.asarray(selector)[order]][inverse]
-            tracks = f["tracks"][np.asarray(selector)[order]][inverse] if "tracks" in f else None
-        else:
-            seq = f["seq"][selector]
-            tracks = f["tracks"][selector] if "tracks" in f else None
-    return seq, tracks

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import h5py
@@ -17,7 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqae.store import WindowsSchema, open_windows_file, qualify_chromosomes, read_labels, read_schema
+from seqae.windows.reader import read_rows
+from seqae.windows.store import WindowsSchema, open_windows_file, qualify_chromosomes, read_labels, read_schema
 
 # HDF5 chunk cache per open file: holds many compressed chunks so that batches
 # of nearby rows do not decompress the same chunk twice.
@@ -112,24 +114,11 @@ class WindowDataset(torch.utils.data.Dataset):
         )
 
     def _read_rows(self, name: str, empty: np.ndarray) -> np.ndarray:
-        """This dataset's rows of ``/<name>``, read as contiguous blocks.
-
-        h5py's fancy indexing reads row by row; reading each run of the
-        (sorted) rows' span in blocks and selecting in NumPy is several times
-        faster, at the cost of a block of memory.
-        """
+        """This dataset's rows of ``/<name>``, the HDF5 chunks inflated in parallel (:func:`~seqae.windows.reader.read_rows`)."""
         if not len(self.rows):
             return empty
-        dset = self._h5()[name]
-        out = np.empty((len(self.rows), *dset.shape[1:]), dtype=dset.dtype)
-        block = 16384
-        lo = 0
-        while lo < len(self.rows):
-            first = int(self.rows[lo])
-            hi = int(np.searchsorted(self.rows, first + block, side="left"))
-            out[lo:hi] = dset[first : int(self.rows[hi - 1]) + 1][self.rows[lo:hi] - first]
-            lo = hi
-        return out
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="inflate") as pool:
+            return read_rows(self._h5()[name], self.rows, pool)
 
     def close(self) -> None:
         """Close the HDF5 handle, if open."""
