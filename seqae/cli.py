@@ -157,7 +157,7 @@ def _cmd_embed_gather(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from seqae.evaluate import evaluate_model
+    from seqae.evaluation import evaluate_model
 
     settings = None
     if args.config is not None or args.config_json is not None:

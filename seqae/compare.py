@@ -248,7 +248,7 @@ def compare_models(
     """Tabulate several evaluations side by side.
 
     Args:
-        metrics_paths: ``metrics.json`` files written by :func:`seqae.evaluate.evaluate_model`.
+        metrics_paths: ``metrics.json`` files written by :func:`seqae.evaluation.evaluate_model`.
         out_tsv: the table (tab-separated); the Markdown version goes beside it with suffix ``.md``.
         out_png: grouped bar figure (format from the extension); None: ``out_tsv`` with suffix ``.png``.
 

@@ -368,11 +368,12 @@ def test_swap_decoding_keeps_the_recipients_codes_and_takes_the_donors_block() -
 def test_evaluation_probes_tf_identity_by_default() -> None:
     import pandas as pd
 
-    from seqae.evaluate import _derive_labels, evaluate_settings
+    from seqae.evaluation import evaluate_settings
+    from seqae.evaluation.labels import derive_labels
 
     table = pd.DataFrame({"chrom": ["c1", "c2"], "gene_family": ["F", "G"], "peak_set": ["CTCF", "background"],
                           "region_class": ["promoter", "intergenic"], "tss_distance": [10.0, 5000.0]})  # fmt: skip
-    names, values = _derive_labels(table, evaluate_settings(), ["chrom", "gene_family"])
+    names, values = derive_labels(table, evaluate_settings(), ["chrom", "gene_family"])
     assert names == ["chrom", "gene_family", "peak_set", "region_class", "tss_bin"]
     assert list(values["peak_set"]) == ["CTCF", "background"]
 

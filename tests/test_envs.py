@@ -65,7 +65,7 @@ COMMAND_MODULE = {
     "train": "seqae.train",
     "embed": "seqae.embed",
     "embed-gather": "seqae.embed_shards",
-    "evaluate": "seqae.evaluate",
+    "evaluate": "seqae.evaluation",
     "compare": "seqae.compare",
     "trees": "seqae.phylo.stage",
     "trees-gather": "seqae.phylo.stage",

@@ -24,17 +24,17 @@ from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, build_model, load_che
 from seqae.cli import main
 from seqae.compare import compare_models
 from seqae.errors import ConfigError
-from seqae.evaluate import (
+from seqae.evaluation import (
     DEFAULT_EVALUATE_SETTINGS,
     EVALUATE_SETTINGS_HELP,
     METRICS_KEYS,
-    MIXTURE_KEPT_SHARES,
     TSS_BIN_NONE,
     evaluate_model,
     evaluate_settings,
     tss_bin_names,
     tss_distance_bins,
 )
+from seqae.evaluation.swaps import MIXTURE_KEPT_SHARES
 from seqae.metrics import NOT_RECOVERABLE
 from seqae.models import SequenceAutoencoder
 from seqae.swap import swap_blocks
@@ -475,7 +475,7 @@ class _GCJudge:
 
 
 def test_real_mixture_frontier_moves_from_recipient_to_donor() -> None:
-    from seqae.evaluate import _real_mixture_frontier
+    from seqae.evaluation.swaps import _real_mixture_frontier
 
     rng = np.random.default_rng(0)
     n, length = 200, 400
@@ -670,7 +670,7 @@ def test_compare_on_real_evaluations(evaluated: dict[str, Any], tmp_path: Path) 
 def test_cli_evaluate_passes_its_arguments(
     evaluated: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import seqae.evaluate
+    import seqae.evaluation
 
     calls = []
 
@@ -678,7 +678,7 @@ def test_cli_evaluate_passes_its_arguments(
         calls.append((Path(model), Path(windows), Path(outdir), settings, device, progress))
         return {"model": {"name": "m"}, "data": {"n_test": 1}, "timings": {"total": 0.0}}
 
-    monkeypatch.setattr(seqae.evaluate, "evaluate_model", fake)
+    monkeypatch.setattr(seqae.evaluation, "evaluate_model", fake)
     argv = ["-q", "evaluate", "--model", "m/best.pt", "--windows", "w.h5", "--outdir", str(tmp_path), "--device", "cpu"]
     assert main(argv) == 0
     assert calls == [(Path("m/best.pt"), Path("w.h5"), tmp_path, None, "cpu", False)]
@@ -696,7 +696,7 @@ def test_foreign_control_carries_real_tracks(monkeypatch) -> None:
     and would make foreign windows look more normal than real ones)."""
     from types import SimpleNamespace
 
-    from seqae import evaluate
+    from seqae.evaluation import anomaly
 
     seen: list[np.ndarray] = []
 
@@ -704,8 +704,8 @@ def test_foreign_control_carries_real_tracks(monkeypatch) -> None:
         seen.append(tracks)
         return np.zeros(len(seq), np.float32), np.zeros(len(seq), np.float32), None
 
-    monkeypatch.setattr(evaluate, "_scores", fake_scores)
-    monkeypatch.setattr(evaluate, "_pca_apply", lambda pca, codes: (None, np.zeros(len(codes), np.float32)))
+    monkeypatch.setattr(anomaly, "score_windows", fake_scores)
+    monkeypatch.setattr(anomaly, "pca_apply", lambda pca, codes: (None, np.zeros(len(codes), np.float32)))
     rng = np.random.default_rng(0)
     n, t, length = 12, 2, 30
     data = SimpleNamespace(
@@ -716,7 +716,7 @@ def test_foreign_control_carries_real_tracks(monkeypatch) -> None:
     )
     test_out = {"score": np.ones(n, np.float32), "seq_score": np.ones(n, np.float32)}
     cfg = {"seed": 0, "batch_size": 4, "markov_order": 2}
-    evaluate._anomaly(None, data, test_out, {"pca": None, "test_err": np.ones(n)}, cfg, torch.device("cpu"))
+    anomaly.evaluate_anomaly(None, data, test_out, {"pca": None, "test_err": np.ones(n)}, cfg, torch.device("cpu"))
     shuffled_tracks, foreign_tracks = seen
     assert shuffled_tracks is data.test_tracks
     assert foreign_tracks.shape == data.test_tracks.shape and foreign_tracks.any()

@@ -98,7 +98,7 @@ def test_tree_summary_says_lower_is_better(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_anomaly_figure_draws_the_chain_panel_with_raw_and_corrected_auroc(tmp_path: Path, monkeypatch) -> None:
-    from seqae import evaluate
+    from seqae.evaluation import figures as evaluation_figures
     from seqae.report_plots import draw_anomaly_scores
 
     figures = []
@@ -113,20 +113,20 @@ def test_anomaly_figure_draws_the_chain_panel_with_raw_and_corrected_auroc(tmp_p
     }
     draw_anomaly_scores(
         sets, {"shuffled": 0.7, "foreign": 0.9}, tmp_path / "a.png", seq_scores=sets,
-        seq_aurocs={"shuffled": 0.75}, **evaluate._chain_panel(sets, contribution),
-        baseline=evaluate._markov_line({"markov_order": 5, "markov_auroc_shuffled": 0.932, "markov_auroc_foreign": None}),
+        seq_aurocs={"shuffled": 0.75}, **evaluation_figures._chain_panel(sets, contribution),
+        baseline=evaluation_figures._markov_line({"markov_order": 5, "markov_auroc_shuffled": 0.932, "markov_auroc_foreign": None}),
     )  # fmt: skip
     axes = figures[0].axes
     assert len(axes) == 3 and "latent off" in axes[2].get_title()
     # The figure names the untrained baseline of the same run, so it says whether the model beats it.
     texts = [t.get_text() for t in figures[0].texts]
     assert any("order-5 / order-1 Markov" in t and "shuffled 0.932" in t and "foreign" not in t for t in texts), texts
-    assert evaluate._markov_line({"markov_order": 5}) is None
+    assert evaluation_figures._markov_line({"markov_order": 5}) is None
     legend = [t.get_text() for t in axes[2].get_legend().get_texts()]
     assert any("AUROC 0.901; less order-1: 0.959" in t for t in legend), legend
     plt.close(figures[0])
     # A model without a chain (not autoregressive): two panels, as before.
-    draw_anomaly_scores(sets, {}, tmp_path / "b.png", seq_scores=sets, **evaluate._chain_panel(None, None))
+    draw_anomaly_scores(sets, {}, tmp_path / "b.png", seq_scores=sets, **evaluation_figures._chain_panel(None, None))
     assert len(figures[1].axes) == 2
     plt.close(figures[1])
 

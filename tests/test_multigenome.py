@@ -14,7 +14,7 @@ import pytest
 
 from seqae.checkpoint import load_checkpoint
 from seqae.config import validate_config
-from seqae.evaluate import evaluate_model
+from seqae.evaluation import evaluate_model
 from seqae.extract import extract_windows
 from seqae.simulate import simulate_demo
 from seqae.train import train_model

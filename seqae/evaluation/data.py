@@ -1,0 +1,149 @@
+"""The evaluated windows: test and train rows of a windows file, seeded subsets read and
+centre-cropped to the model's window, with their labels (:class:`EvaluationData`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from seqae.errors import SeqaeError
+from seqae.evaluation.labels import derive_labels
+
+__all__ = ["EvaluationData", "batches", "load_data", "subsample"]
+
+
+def subsample(rows: np.ndarray, n_max: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``n_max`` of ``rows``, a sorted seeded random subset."""
+    if rows.size <= n_max:
+        return rows
+    return np.sort(rng.choice(rows, size=n_max, replace=False))
+
+
+def _centre(array: np.ndarray, window_len: int) -> np.ndarray:
+    start = (array.shape[-1] - window_len) // 2
+    return array[..., start : start + window_len]
+
+
+def _read_crops(path: str, rows: np.ndarray, window_len: int, n_tracks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centre crops of some windows: ``seq uint8 [n, L]``, ``tracks [n, T, L]`` (stored dtype)."""
+    from seqae.windows.reader import read_windows
+
+    if rows.size == 0:
+        return np.zeros((0, window_len), np.uint8), np.zeros((0, n_tracks, window_len), np.float16)
+    seq, tracks = read_windows(path, rows)
+    seq = np.ascontiguousarray(_centre(seq, window_len))
+    if tracks is None:
+        tracks = np.zeros((len(rows), 0, window_len), np.float16)
+    else:
+        tracks = np.ascontiguousarray(_centre(tracks, window_len))
+    return seq, tracks
+
+
+def batches(n: int, batch_size: int) -> list[slice]:
+    """Consecutive row slices of at most ``batch_size`` rows that cover ``range(n)``, in order."""
+    return [slice(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
+
+
+@dataclass
+class EvaluationData:
+    """The evaluated windows, cropped to the model's window: codes ``uint8 [n, L]``, tracks ``[n, T, L]``,
+    labels ``object [n]`` (None = unknown) per label name."""
+
+    windows: str
+    schema: Any
+    test_rows: np.ndarray
+    train_rows: np.ndarray
+    n_test_available: int
+    n_train_available: int
+    test_seq: np.ndarray
+    test_tracks: np.ndarray
+    train_seq: np.ndarray
+    train_tracks: np.ndarray
+    label_names: list[str]
+    y_test: dict[str, np.ndarray]
+    y_train: dict[str, np.ndarray]
+    test_kind: np.ndarray | None = None
+    # Genome position of each test window's first evaluated base: chromosome [n] and coordinate [n].
+    test_chrom: np.ndarray | None = None
+    test_first_base: np.ndarray | None = None
+
+
+def _check_compatible(model: Any, meta: Mapping[str, Any], model_path: Any, windows: str, schema: Any) -> None:
+    """One-line errors when the windows file cannot be read by the model."""
+    if schema.seq_len < model.window_len:
+        raise SeqaeError(
+            f"{windows}: windows of {schema.seq_len} bp are shorter than the model's window_len {model.window_len}"
+        )
+    if len(schema.track_names) != model.n_tracks:
+        raise SeqaeError(
+            f"{windows}: has {len(schema.track_names)} tracks {list(schema.track_names)}, the model {model_path} reads {model.n_tracks}"
+        )
+    trained = (meta.get("data") or {}).get("schema") or {}
+    if trained.get("track_names") not in (None, list(schema.track_names)):
+        raise SeqaeError(
+            f"{windows}: tracks {list(schema.track_names)} differ from those {model_path} was trained on ({trained['track_names']})"
+        )
+    if model.track_transform != schema.track_transform:
+        raise SeqaeError(
+            f"{windows}: track_transform {schema.track_transform!r}, the model expects {model.track_transform!r}"
+        )
+
+
+def load_data(
+    model: Any,
+    meta: Mapping[str, Any],
+    model_path: Any,
+    windows: str,
+    cfg: Mapping[str, Any],
+    block_labels: Mapping[str, str],
+) -> EvaluationData:
+    from seqae.windows.store import qualify_chromosomes, read_labels, read_schema
+
+    schema = read_schema(windows)
+    _check_compatible(model, meta, model_path, windows, schema)
+    raw = read_labels(windows)
+    raw_chrom = raw["chrom"].astype(str).to_numpy() if "chrom" in raw.columns else None  # as in the genome FASTA
+    table = qualify_chromosomes(raw)  # as in training: species:chrom with several genomes
+    if "split" not in table.columns:
+        raise SeqaeError(f"{windows}: no 'split' label column")
+    split = table["split"].astype(str).to_numpy()
+    test_all = np.flatnonzero(split == "test")
+    train_all = np.flatnonzero(split == "train")
+    if test_all.size == 0:
+        raise SeqaeError(f"{windows}: no windows in the test split (extract.split.test_fraction is 0?)")
+    if train_all.size < 2:
+        raise SeqaeError(f"{windows}: fewer than 2 windows in the train split")
+    seed = cfg["seed"]
+    test_rows = subsample(test_all, cfg["test_max"], np.random.default_rng([seed, 0]))
+    train_rows = subsample(train_all, cfg["train_max"], np.random.default_rng([seed, 1]))
+    test_seq, test_tracks = _read_crops(windows, test_rows, model.window_len, model.n_tracks)
+    train_seq, train_tracks = _read_crops(windows, train_rows, model.window_len, model.n_tracks)
+    names, values = derive_labels(table, cfg, list(dict.fromkeys(block_labels.values())))
+    return EvaluationData(
+        windows=windows,
+        schema=schema,
+        test_rows=test_rows,
+        train_rows=train_rows,
+        n_test_available=int(test_all.size),
+        n_train_available=int(train_all.size),
+        test_seq=test_seq,
+        test_tracks=test_tracks,
+        train_seq=train_seq,
+        train_tracks=train_tracks,
+        label_names=names,
+        y_test={n: v[test_rows] for n, v in values.items()},
+        y_train={n: v[train_rows] for n, v in values.items()},
+        # peak / background: the anomaly AUROC is also reported per kind of window.
+        test_kind=table["kind"].astype(str).to_numpy()[test_rows] if "kind" in table.columns else None,
+        test_chrom=raw_chrom[test_rows] if raw_chrom is not None else None,
+        # The stored sequence starts flank bp before the window; the evaluated crop is its centre.
+        test_first_base=(
+            table["start"].to_numpy(np.int64)[test_rows] - schema.flank + (schema.seq_len - model.window_len) // 2
+            if "start" in table.columns
+            else None
+        ),
+    )
