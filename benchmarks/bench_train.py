@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: training throughput of the default (two-level) model, three ways, in one run.
 
-(a) ``seqae.train.train_model`` end to end on a windows file: the project's
+(a) ``seqae.training.train_model`` end to end on a windows file: the project's
     data path (staging, on-device jitter and reverse complement, label
     gathering, metrics kept on the device) — samples/s of its second epoch;
 (b) the same model, batch and precision on tensors already on the device:
@@ -33,8 +33,8 @@ import torch
 from seqae.config import validate_config
 from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.settings import TWO_LEVEL_SETTINGS
-from seqae.runtime import resolve_device
-from seqae.train import autocast_dtype, train_model
+from seqae.runtime import autocast_dtype, resolve_device
+from seqae.training import train_model
 from seqae.windows.store import WindowsSchema, WindowsWriter
 
 TRACKS = ("TF1", "TF2", "TF3")

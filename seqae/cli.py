@@ -103,7 +103,7 @@ def _cmd_plot_extract(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     config = _config_from(args)
     from seqae.distributed import env_world
-    from seqae.train import resolve_model, train_model
+    from seqae.training import resolve_model, train_model
 
     resolve_model(config, args.model)  # unknown model or bad settings: one line before any data is read
     # Under torchrun every process runs this; they train data-parallel and rank 0 reports.

@@ -8,7 +8,7 @@ CUDA, gloo on the CPU) for the duration of a run; without those variables,
 or with ``WORLD_SIZE=1``, a run is a single process and nothing here
 communicates.
 
-What the trainer (:mod:`seqae.train`) does with them:
+What the trainer (:mod:`seqae.training`) does with them:
 
 * ``training.batch_size`` is the *global* batch: every optimiser step sees
   ``batch_size`` windows, ``batch_size / N`` on each process
@@ -201,6 +201,34 @@ def check_replicas(ctx: Dist, module: torch.nn.Module) -> None:
                     f"data-parallel processes 0 and {rank} hold different values of {name} "
                     f"(sums {a!r} and {b!r}); this is a bug in seqae's multi-process training"
                 )
+
+
+def data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` wrapped in DistributedDataParallel (the process group is initialised).
+
+    * ``find_unused_parameters=False``: every parameter gets a gradient at every
+      step - heads whose loss weight is 0, whose labels are all unknown in a batch
+      or whose gradient reversal is still 0 contribute zeros, not nothing
+      (tests/test_ddp.py checks it for every model kind) - so DDP need not walk
+      the autograd graph each step. Should a parameter ever go unused, DDP
+      fails loudly at the next step instead of averaging wrong gradients.
+    * Buffers are not broadcast from rank 0 before each forward pass:
+      :class:`BufferSync` averages them over the processes (VQ
+      codebooks after every step, BatchNorm statistics once per epoch), which
+      keeps what every process's windows contributed. The parameters and buffers
+      are still made equal once, when wrapping.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    kwargs: dict[str, Any] = {
+        "device_ids": [device.index] if device.type == "cuda" else None,
+        "find_unused_parameters": False,
+    }
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        kwargs["forward_sync_buffers"] = False  # torch >= 2.13 (broadcast_buffers is deprecated)
+    else:
+        kwargs["broadcast_buffers"] = False
+    return DistributedDataParallel(module, **kwargs)
 
 
 # ---------------------------------------------------------------------- sharding

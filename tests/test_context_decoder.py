@@ -379,10 +379,10 @@ def test_evaluation_probes_tf_identity_by_default() -> None:
 
 
 def test_gradient_clipping_groups_keep_the_decoder_apart_from_the_heads() -> None:
-    from seqae.train import _clip_groups
+    from seqae.training.optimizer import clip_groups
 
     model = _model()
-    groups = _clip_groups(model)
+    groups = clip_groups(model)
     ids = [id(p) for g in groups for p in g]
     assert sorted(ids) == sorted(id(p) for p in model.parameters() if p.requires_grad)  # each once
     group_of = {id(p): i for i, g in enumerate(groups) for p in g}

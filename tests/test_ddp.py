@@ -34,7 +34,8 @@ from seqae import distributed
 from seqae.checkpoint import load_checkpoint
 from seqae.config import config_to_json
 from seqae.errors import SeqaeError
-from seqae.train import _Run, resolve_model, train_model
+from seqae.training import resolve_model, train_model
+from seqae.training.loop import TrainingRun
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,7 +125,7 @@ def test_batch_size_must_be_divisible_by_the_processes(windows, tmp_path):
     config = make_config(MODELS, **TRAINING)  # batch_size 16
     expected = r"training\.batch_size 16 is the global batch .* divisible by the number of processes, 3"
     with pytest.raises(SeqaeError, match=expected):
-        _Run(config, "vq", str(windows), tmp_path, False, False, distributed.Dist(rank=0, world_size=3))
+        TrainingRun(config, "vq", str(windows), tmp_path, False, False, distributed.Dist(rank=0, world_size=3))
 
 
 @pytest.mark.parametrize("weights", [{}, {"supervised": 0.0, "adversarial": 0.0}])
@@ -155,7 +156,8 @@ WORKER = textwrap.dedent(
     from pathlib import Path
     import torch
     import torch.distributed as dist
-    from seqae import train
+    from seqae import training
+    from seqae.training.loop import TrainingRun
     from seqae.config import load_config
     from seqae.errors import SeqaeError
     from seqae.models import SequenceAutoencoder
@@ -164,13 +166,13 @@ WORKER = textwrap.dedent(
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     rank = dist.get_rank()
-    close = train._Run.close
+    close = TrainingRun.close
 
     def close_and_dump(self):
         torch.save(self.module.state_dict(), Path(spec["dump"]) / f"{self.outdir.name}.rank{rank}.pt")
         close(self)
 
-    train._Run.close = close_and_dump
+    TrainingRun.close = close_and_dump
     forward = SequenceAutoencoder.forward
     for job in spec["jobs"]:
         config = load_config(text=job["config"])
@@ -184,8 +186,8 @@ WORKER = textwrap.dedent(
 
         SequenceAutoencoder.forward = maybe_nan
         try:
-            train.train_model(config, job["model"], job["windows"], job["outdir"], resume=job.get("resume", False),
-                              progress=False, stop_after=job.get("stop_after"))
+            training.train_model(config, job["model"], job["windows"], job["outdir"], resume=job.get("resume", False),
+                                 progress=False, stop_after=job.get("stop_after"))
         except SeqaeError as exc:
             (Path(spec["dump"]) / f"{Path(job['outdir']).name}.rank{rank}.error").write_text(str(exc))
         if job.get("copy_to") and rank == 0:

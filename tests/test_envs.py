@@ -62,7 +62,7 @@ COMMAND_MODULE = {
     "extract-shard": "seqae.shards",
     "extract-gather": "seqae.shards",
     "plot-extract": "seqae.plots",
-    "train": "seqae.train",
+    "train": "seqae.training",
     "embed": "seqae.embed",
     "embed-gather": "seqae.embed_shards",
     "evaluate": "seqae.evaluation",
@@ -210,7 +210,7 @@ def test_env_provides_what_the_rule_imports(rule, env, command):
 
 def test_import_scan_follows_lazy_imports():
     # seqae.cli imports nothing heavy at module level, but its commands do.
-    assert "torch" in third_party_imports("seqae.train")
+    assert "torch" in third_party_imports("seqae.training")
     assert {"ete3", "torch"} <= third_party_imports("seqae.phylo.stage")
     assert "torch" not in third_party_imports("seqae.extract")
 

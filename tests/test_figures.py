@@ -33,7 +33,7 @@ def test_training_note_says_how_long_and_whether_under_trained(tmp_path: Path) -
 
 
 def test_loss_curves_have_y_labels_plain_log_ticks_integer_epochs_and_the_note(tmp_path: Path, monkeypatch) -> None:
-    from seqae import train
+    from seqae import training
 
     history = [
         {"epoch": 1, "train_loss": 12.1, "val_loss": 11.9, "train_loss/seq": 1.4, "val_loss/seq": 1.39},
@@ -41,7 +41,7 @@ def test_loss_curves_have_y_labels_plain_log_ticks_integer_epochs_and_the_note(t
     ]
     figures = []
     monkeypatch.setattr("seqae.figure.save_figure", lambda fig, path: figures.append(fig) or Path(path))
-    train.plot_loss_curves(history, tmp_path / "c.png", title="plain", note=training_note(info()))
+    training.plot_loss_curves(history, tmp_path / "c.png", title="plain", note=training_note(info()))
     fig = figures[0]
     fig.canvas.draw()
     assert "2 epochs" in fig._suptitle.get_text() and "under-trained" in fig._suptitle.get_text()

@@ -166,7 +166,7 @@ def test_default_blocks_train_on_an_annotation_without_gene_lines(tmp_path: Path
     """The default model's blocks (chrom, gene: region_class, residual) have labels on a real annotation."""
     import torch
 
-    from seqae.train import train_model
+    from seqae.training import train_model
 
     chrom = "scaffold_1"
     rng = np.random.default_rng(4)

@@ -17,7 +17,7 @@ from seqae.config import validate_config
 from seqae.evaluation import evaluate_model
 from seqae.extract import extract_windows
 from seqae.simulate import simulate_demo
-from seqae.train import train_model
+from seqae.training import train_model
 from seqae.windows.store import qualify_chromosomes, read_labels
 
 GENOME = {

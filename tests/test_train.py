@@ -24,7 +24,8 @@ from seqae.cli import main
 from seqae.config import config_schema, config_to_json, load_config, validate_config
 from seqae.errors import ConfigError, SeqaeError
 from seqae.models import DEFAULT_MODEL_SETTINGS, SequenceAutoencoder
-from seqae.train import epoch_seed, lr_factor, resolve_model, train_model
+from seqae.runtime import epoch_seed
+from seqae.training import lr_factor, resolve_model, train_model
 from seqae.windows.store import WindowsSchema, WindowsWriter
 
 TINY: dict[str, Any] = tiny_model(adversarial_schedule={"warmup_steps": 10})
@@ -171,7 +172,7 @@ def test_per_model_training_override():
 
 
 def test_selection_loss_leaves_out_the_heads_it_is_told_to():
-    from seqae.train import selection_loss
+    from seqae.training import selection_loss
 
     means = {"loss": 10.0, "loss/seq": 1.5, "loss/supervised": 3.0, "loss/adversarial": 5.0, "loss/kl": 0.5}
     assert selection_loss(means) == pytest.approx(2.0)  # seq + kl
@@ -300,9 +301,9 @@ def test_quiet_training_reports_progress_and_eta(windows, tmp_path, monkeypatch,
     losses, windows/s and ETA, and a line on the progress within an epoch (here after every step)."""
     import re
 
-    import seqae.train
+    import seqae.training.loop
 
-    monkeypatch.setattr(seqae.train, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(seqae.training.loop, "PROGRESS_EVERY_SECONDS", 0.0)
     with caplog.at_level("INFO", logger="seqae"):
         train_model(make_config(epochs=2), "plain", windows, tmp_path, progress=False)
     assert re.search(r"plain epoch 1/2: step 1/\d+, \d+ windows/s, epoch ETA \d+ s", caplog.text), caplog.text
@@ -334,9 +335,10 @@ def test_shuffle_errors_on_a_hand_made_decoder(windows, tmp_path, monkeypatch):
     """A decoder that always predicts one window W, sure of each base (logit 10): W scores the
     cross-entropy of a right base, and its shuffles score it plus 10 nats per base moved."""
     from seqae.metrics import dinucleotide_counts
-    from seqae.train import _Run
+    from seqae.training.loop import TrainingRun
+    from seqae.training.monitor import ShuffleMonitor
 
-    run = _Run(make_config(), "plain", str(windows), tmp_path, resume=False, progress=False)
+    run = TrainingRun(make_config(), "plain", str(windows), tmp_path, resume=False, progress=False)
     try:
         length, batch = 64, 6
         pattern = torch.from_numpy(np.random.default_rng(3).integers(0, 4, length)).long()
@@ -347,8 +349,9 @@ def test_shuffle_errors_on_a_hand_made_decoder(windows, tmp_path, monkeypatch):
         seq = pattern.expand(batch, length).clone()
         tracks = torch.zeros(batch, 2, length)
         rng_before = torch.get_rng_state()
-        real, shuffled = run._shuffle_errors(seq, tracks, torch.arange(10, 10 + batch), logits.expand(batch, 4, length))
-        again = run._shuffle_errors(seq, tracks, torch.arange(10, 10 + batch), logits.expand(batch, 4, length))[1]
+        monitor = ShuffleMonitor(run.module, run.seed, run.amp_dtype, run.ctx)
+        real, shuffled = monitor.errors(seq, tracks, torch.arange(10, 10 + batch), logits.expand(batch, 4, length))
+        again = monitor.errors(seq, tracks, torch.arange(10, 10 + batch), logits.expand(batch, 4, length))[1]
         assert torch.equal(torch.get_rng_state(), rng_before)
         right = math.log1p(3 * math.exp(-10.0))  # -log softmax of the sure base
         np.testing.assert_allclose(real.numpy(), right, atol=1e-6)
@@ -404,10 +407,10 @@ def test_max_steps_and_early_stopping(windows, tmp_path, monkeypatch):
     result = train_model(make_config(max_steps=5), "plain", windows, tmp_path / "steps", progress=False)
     assert result["stop_reason"] == "max_steps" and result["steps"] == 5 and result["epochs_completed"] == 2
 
-    from seqae import train
+    from seqae.training.loop import TrainingRun
 
     calls = iter(range(100))
-    monkeypatch.setattr(train._Run, "_validate", lambda self: {"loss": 10.0 + next(calls)})
+    monkeypatch.setattr(TrainingRun, "_validate", lambda self: {"loss": 10.0 + next(calls)})
     result = train_model(
         make_config(epochs=10, early_stopping_patience=2), "plain", windows, tmp_path / "early", progress=False
     )
