@@ -15,8 +15,8 @@ import os
 import re
 import subprocess
 import sys
-import venv
 import tomllib
+import venv
 from pathlib import Path
 
 import pytest
