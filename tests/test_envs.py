@@ -10,9 +10,13 @@ env lacks (found by following the command's imports through the source).
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
 import re
+import subprocess
 import sys
 import tomllib
+import venv
 from pathlib import Path
 
 import pytest
@@ -53,7 +57,7 @@ PIP_TO_CONDA = {
     "PyQt5": {"pyqt"},
 }
 #: conda packages that are not Python requirements of seqae.
-NOT_PYTHON = {"python", "fasttree", "iqtree", "mafft"}
+NOT_PYTHON = {"python", "pip", "setuptools", "fasttree", "iqtree", "mafft"}
 #: ``seqae`` subcommand -> the module its ``_cmd_*`` function imports (seqae/cli.py).
 COMMAND_MODULE = {
     "simulate": "seqae.simulate",
@@ -221,3 +225,50 @@ def test_every_cli_command_is_mapped():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMAND_MODULE)
+
+
+def test_no_rule_sets_pythonpath():
+    # Jobs run the seqae installed in their environment (editable, from this checkout).
+    for path in [REPO / "Snakefile", *sorted((REPO / "workflow").rglob("*.smk"))]:
+        assert "PYTHONPATH" not in path.read_text(), f"{path.relative_to(REPO)} sets PYTHONPATH"
+
+
+@pytest.mark.parametrize("env", ["data", "models", "trees"])
+def test_every_env_installs_seqae(env):
+    script = ENVS / f"{env}.post-deploy.sh"
+    assert script.is_file(), f"envs/{env}.yaml has no post-deploy script that installs seqae"
+    assert os.access(script, os.X_OK), f"{script.name} is not executable"
+    text = script.read_text()
+    assert '--editable "$SEQAE_SOURCE"' in text and "--no-deps" in text
+    # The script's build needs pip and the build backend in the env (no build isolation: no download).
+    packages = env_packages(ENVS / f"{env}.yaml")
+    backend = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"][0]
+    assert "pip" in packages and packages.get("setuptools") == backend.removeprefix("setuptools")
+
+
+def test_post_deploy_script_installs_this_checkout(tmp_path):
+    """Run one env's post-deploy script as Snakemake would, in a fresh environment: seqae then imports from REPO."""
+    # Found, not imported: importing setuptools here would swap distutils under the test process.
+    specs = [importlib.util.find_spec(name) for name in ("pip", "setuptools")]
+    if not all(spec and spec.origin for spec in specs):
+        pytest.skip("pip or setuptools is not installed here")
+    env_dir = tmp_path / "env"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    # The throwaway env borrows this interpreter's pip and setuptools (a conda env lists its own);
+    # a plain path in a .pth file is put on sys.path, without processing the .pth files found there.
+    tools = {str(Path(spec.origin).parents[1]) for spec in specs}
+    (Path(site) / "borrowed_tools.pth").write_text("\n".join(sorted(tools)) + "\n")
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    environ.update(PATH=f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}", SEQAE_SOURCE=str(REPO))
+    script = str(ENVS / "data.post-deploy.sh")
+    missing = subprocess.run(["bash", script], env={**environ, "SEQAE_SOURCE": ""}, capture_output=True, text=True)
+    assert missing.returncode != 0 and "SEQAE_SOURCE" in missing.stderr
+    run = subprocess.run(["bash", script], env=environ, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    where = subprocess.run([str(python), "-c", "import seqae; print(seqae.__file__)"], env=environ,
+                           capture_output=True, text=True, cwd=tmp_path, check=True)  # fmt: skip
+    assert Path(where.stdout.strip()) == REPO / "seqae" / "__init__.py"
+    assert not (Path(site) / "seqae").exists(), "seqae was copied into the env, not installed editable"

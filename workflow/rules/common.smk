@@ -127,16 +127,13 @@ TREE_BATCHES = [
 ]
 DEMO_SPECIES = [f"sp{i}" for i in range(config["simulate"]["species"]["n_species"])]
 
-# The seqae command line of every rule. It puts this checkout first on
-# PYTHONPATH so that a job runs the same seqae in the venv of `make venv`
-# (where it is installed editable) and in a conda env of envs/ (which
-# holds only the dependencies; Snakemake clears PYTHONPATH there). The path is
-# relative to the working directory, where jobs run, so that moving a checkout
-# does not change the rules' params and rerun everything.
-SEQAE = (
-    f"PYTHONPATH={shlex.quote(os.path.relpath(workflow.basedir))}"
-    "${PYTHONPATH:+:$PYTHONPATH} python -m seqae --quiet"
-)
+# The seqae command line of every rule: the seqae installed in the job's
+# environment. In the venv of `make venv` it is installed editable from this
+# checkout; in a conda env of envs/, the env's post-deploy script installs it
+# editable from SEQAE_SOURCE, which Snakemake's process (and so the script it
+# runs after creating an env) inherits from here.
+os.environ["SEQAE_SOURCE"] = os.path.abspath(workflow.basedir)
+SEQAE = "python -m seqae --quiet"
 
 
 def config_file(name, subset):
@@ -262,7 +259,7 @@ def train_launcher(wildcards, resources):
     """The command that starts ``seqae`` for a training job: SEQAE with at
     most one GPU; with more, torchrun (``python -m torch.distributed.run``),
     which starts one process per GPU of the job's node (``--standalone``: its
-    own rendezvous on a free local port), with SEQAE's PYTHONPATH. Follows the
+    own rendezvous on a free local port), in the same environment. Follows the
     job's gpu resource, so a profile's set-resources can raise it too."""
     n = int(resources.get("gpu") or 0)
     if n <= 1:
