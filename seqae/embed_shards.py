@@ -34,22 +34,10 @@ import h5py
 import numpy as np
 
 from seqae import embed as _embed
-from seqae.embed import (
-    EmbedJob,
-    EmbedResult,
-    EmbedSettings,
-    _BlockRunner,
-    _finish_parquet,
-    _LabelRows,
-    _open_run_writer,
-    _ParquetRows,
-    _prefetched,
-    _scratch_file,
-    _write_anomaly_bigwig,
-    finish_job,
-    prepare_job,
-    track_runs,
-)
+from seqae.embed import EmbedJob, EmbedResult, EmbedSettings, finish_job, prepare_job
+from seqae.embed_bigwig import open_run_writer, track_runs, write_anomaly_bigwig
+from seqae.embed_blocks import BlockRunner, prefetched_blocks
+from seqae.embed_parquet import LabelRows, ParquetRows, finish_parquet, scratch_file
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
 from seqae.progress import progress_bar
@@ -111,7 +99,7 @@ def embed_shard(
     path = shard_path(outdir, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     bar = progress_bar(hi - lo, "embed", "window", progress)
-    runner = _BlockRunner(job.model, job.device, job.schema.window_len, job.batch_size, bar)
+    runner = BlockRunner(job.model, job.device, job.schema.window_len, job.batch_size, bar)
     with (
         contextlib.closing(bar),
         atomic_output(path) as tmp,
@@ -125,7 +113,7 @@ def embed_shard(
         score = f.create_dataset("score", (hi - lo,), dtype=np.float32)
         accuracy = f.create_dataset("accuracy", (hi - lo,), dtype=np.float32)
         runs = f.create_group("runs")
-        with contextlib.closing(_prefetched(reader, job.rows, block_rows, order, positions=(lo, hi))) as blocks:
+        with contextlib.closing(prefetched_blocks(reader, job.rows, block_rows, order, positions=(lo, hi))) as blocks:
             for a, b, seq, tracks in blocks:
                 out = runner.run(seq, tracks, want_tracks=bool(job.tracks_out))
                 latent[a - lo : b - lo], score[a - lo : b - lo], accuracy[a - lo : b - lo] = (
@@ -137,7 +125,7 @@ def embed_shard(
 
 
 def _store_runs(group: h5py.Group, position: int, runs: tuple | None) -> None:
-    """One block's bigWig runs (:func:`~seqae.embed.track_runs`) under ``group/<position>``."""
+    """One block's bigWig runs (:func:`~seqae.embed_bigwig.track_runs`) under ``group/<position>``."""
     block = group.create_group(f"{position:012d}")  # names sort as positions
     if runs is None:
         return
@@ -220,11 +208,9 @@ def gather_embedding(
         tmp_parquet = stack.enter_context(atomic_output(job.paths["embeddings"]))
         tmp_anomaly = stack.enter_context(atomic_output(job.paths["anomaly"]))
         tmp_tracks = [stack.enter_context(atomic_output(path)) for path in job.tracks_out.values()]
-        scratch = stack.enter_context(_scratch_file(outdir, ".embeddings.parquet.", ".part"))
+        scratch = stack.enter_context(scratch_file(outdir, ".embeddings.parquet.", ".part"))
         # Entered last, so closed (or, after an error, abandoned) before the renames above.
-        writers = [
-            stack.enter_context(_open_run_writer(tmp, job.placement.header, use_processes)) for tmp in tmp_tracks
-        ]
+        writers = [stack.enter_context(open_run_writer(tmp, job.placement.header, use_processes)) for tmp in tmp_tracks]
         # The runs in the order the single job sends them: shard by shard, block by block.
         for part in parts:
             for name in sorted(part["runs"]):
@@ -238,15 +224,15 @@ def gather_embedding(
         for writer in writers:
             writer.close()
         # Parquet row groups in file order, as the single job writes them.
-        rows_table = _LabelRows(job.labels, job.rows)
-        parquet = _ParquetRows(scratch, rows_table.schema, job.column_names)
+        rows_table = LabelRows(job.labels, job.rows)
+        parquet = ParquetRows(scratch, rows_table.schema, job.column_names)
         stack.callback(parquet.close)
         for lo in range(0, n, block_rows):
             hi = min(lo + block_rows, n)
             parquet.write(rows_table.slice(lo, hi), latent[lo:hi], scores[lo:hi], accuracy[lo:hi])
         parquet.close()
-        _write_anomaly_bigwig(tmp_anomaly, job.placement, scores)
-        _finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(job.metadata_json)})
+        write_anomaly_bigwig(tmp_anomaly, job.placement, scores)
+        finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(job.metadata_json)})
     result = finish_job(job, started, n)
     result.summary["shards"] = shards
     return result

@@ -34,20 +34,17 @@ import pandas as pd
 
 from seqae.config import Config
 from seqae.errors import InputError
-from seqae.extract import (
+from seqae.extract_plan import (
     Extraction,
     GenomePlan,
-    TrackProfiles,
     collect_track_names,
-    finish_extraction,
     genome_work_dir,
     open_tracks,
     plan_extraction,
     windows_schema,
-    windows_writer,
-    write_labels_and_summary,
-    write_rows,
 )
+from seqae.extract_report import finish_extraction
+from seqae.extract_write import TrackProfiles, windows_writer, write_labels_and_summary, write_rows
 from seqae.fileio import atomic_output, require_file
 from seqae.genome import Genome
 from seqae.genome_inputs import genome_aliases

@@ -18,7 +18,8 @@ import torch
 from seqae import __version__, embed
 from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, save_checkpoint
 from seqae.cli import main
-from seqae.embed import embed_windows, latent_column_names, owned_intervals, place_windows
+from seqae.embed import embed_windows, latent_column_names
+from seqae.embed_placement import owned_intervals, place_windows
 from seqae.embed_shards import embed_shard, gather_embedding, shard_path
 from seqae.errors import SeqaeError
 from seqae.extract import extract_windows

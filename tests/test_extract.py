@@ -186,19 +186,19 @@ def test_blacklist_drops_windows(tiny_inputs):
 
 def test_extraction_is_deterministic(tiny_inputs, monkeypatch):
     """The same windows whatever the threads (--threads 1: one compressing thread)."""
-    import seqae.extract
+    import seqae.extract_write
 
     a = tiny_inputs["dir"] / "a" / "windows.h5"
     b = tiny_inputs["dir"] / "b" / "windows.h5"
     extract_windows(tiny_inputs["config"], a, progress=False)
     pools = []
-    real = seqae.extract.WindowsWriter
+    real = seqae.extract_write.WindowsWriter
 
     def writer(*args, **kwargs):
         pools.append(kwargs["deflate_threads"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(seqae.extract, "WindowsWriter", writer)
+    monkeypatch.setattr(seqae.extract_write, "WindowsWriter", writer)
     extract_windows(tiny_inputs["config"], b, progress=False, threads=1)
     assert pools == [1]
     pd.testing.assert_frame_equal(read_labels(a), read_labels(b))
@@ -335,10 +335,10 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, me
 
 
 def test_failure_while_writing_leaves_no_file(tiny_inputs, monkeypatch):
-    import seqae.extract
+    import seqae.extract_write
 
     calls = {"n": 0}
-    real = seqae.extract.read_windows
+    real = seqae.extract_write.read_windows
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -346,7 +346,7 @@ def test_failure_while_writing_leaves_no_file(tiny_inputs, monkeypatch):
             raise InputError("x.bw", "read failed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(seqae.extract, "read_windows", flaky)
+    monkeypatch.setattr(seqae.extract_write, "read_windows", flaky)
     out = tiny_inputs["dir"] / "flaky" / "windows.h5"
     with pytest.raises(InputError):
         extract_windows(tiny_inputs["config"], out, progress=False)

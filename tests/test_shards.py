@@ -99,7 +99,7 @@ def test_shard_rows_follow_chromosomes_on_the_chunk_grid():
 
 
 def test_failed_shard_leaves_no_file_and_gather_needs_every_shard(medium_inputs, tmp_path, monkeypatch):
-    import seqae.extract
+    import seqae.extract_write
 
     out = tmp_path / "sharded" / "windows.h5"
     plan_shards(medium_inputs, out, 2)
@@ -108,7 +108,7 @@ def test_failed_shard_leaves_no_file_and_gather_needs_every_shard(medium_inputs,
         raise InputError("TFA.bw", "read failed")
 
     with monkeypatch.context() as m:
-        m.setattr(seqae.extract, "read_windows", broken)
+        m.setattr(seqae.extract_write, "read_windows", broken)
         with pytest.raises(InputError, match="read failed"):
             write_shard(medium_inputs, out, 1, progress=False)
     assert sorted(p.name for p in shard_dir(out).iterdir()) == ["labels.parquet", "plan.json"]
