@@ -30,14 +30,9 @@ from seqae.phylo.distance import patristic_distances
 from seqae.phylo.ete import Tree
 from seqae.phylo.io import read_family, read_tree, write_family
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
-from seqae.phylo.stage import (
-    TREES_COLUMNS,
-    draw_tree_summary,
-    gather_trees,
-    run_family,
-    summarise_trees,
-)
+from seqae.phylo.stage import run_family
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder, read_latent_tree
+from seqae.phylo.trees_table import TREES_COLUMNS, draw_tree_summary, gather_trees, summarise_trees
 
 #: Settings small enough for a test: a few hundred full-batch steps of 8 sequences.
 TINY = {
