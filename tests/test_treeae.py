@@ -94,6 +94,25 @@ def test_fit_returns_tree_on_the_family(family, geometry: str) -> None:
     assert result.history["distance"][-1] < 0.5 * result.history["distance"][0]
 
 
+def test_fit_draws_on_the_users_real_trees(family) -> None:
+    # Real trees of other leaf counts than the family's: the judge and the adversary draw
+    # subsets from those large enough for each subset size (a 5-leaf tree serves only
+    # 4- and 5-leaf subsets). This once crashed: the list reached code wanting one tensor.
+    other = simulate_family(5, 50, np.random.default_rng(3), SubstitutionModel.hky85(2.0), height=0.4)
+    bigger = simulate_family(12, 50, np.random.default_rng(4), SubstitutionModel.hky85(2.0), height=0.4)
+    trees = [patristic_distances(read_tree_text(f.newick()))[0] for f in (other, bigger)]
+    with_trees = fit_tree_autoencoder(family.codes, family.names, TINY, reference_trees=trees)
+    without = fit_tree_autoencoder(family.codes, family.names, TINY)
+    assert sorted(with_trees.tree.get_leaf_names()) == sorted(family.names)
+    assert 0.0 <= with_trees.auc_before <= 1.0 and 0.0 <= with_trees.disc_score <= 1.0
+    # The user's trees reach the judge: its scores differ from a judge trained without them.
+    assert with_trees.auc_before != without.auc_before or with_trees.disc_score != without.disc_score
+
+
+def read_tree_text(newick: str) -> Tree:
+    return Tree(newick, format=1)
+
+
 def test_fit_is_seeded(family) -> None:
     settings = {**TINY, "adversarial_epochs": 0, "epochs": 40}
     a = fit_tree_autoencoder(family.codes, family.names, settings)

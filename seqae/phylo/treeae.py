@@ -121,7 +121,7 @@ from seqae.phylo.discriminator import (
     non_tree_metrics,
     random_subsets,
     reference_metrics,
-    sample_real,
+    sample_real_or_user,
     train_discriminator,
 )
 from seqae.phylo.distance import jc69_distance, p_distance
@@ -444,7 +444,7 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
             size = _subset_size(n, ds.subset_min, gen)
             with torch.no_grad():
                 current = _current_distances(model, onehot, train_mode=True)
-            real = _sample_real_user(real_pool, size, ds, gen, user)
+            real = sample_real_or_user(real_pool, size, ds.batch, gen, user, ds.user_fraction)
             idx = torch.randint(neg_pool.shape[0], (ds.batch - n_latent,), generator=gen).to(device)
             fake = torch.cat(
                 [
@@ -496,14 +496,6 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
 def read_latent_tree(dist: np.ndarray, names: Sequence[str], search: str = "bme_nni"):
     """The tree of a latent distance matrix ``[n, n]``: NJ, refined by BME NNIs unless ``search == "nj"``."""
     return nj_bme_tree(dist, names) if search == "bme_nni" else neighbor_joining(dist, names)
-
-
-def _sample_real_user(pool, size, ds: DiscriminatorSettings, gen, user):
-    eligible = [u for u in (user or []) if u.shape[-1] >= size]
-    if not eligible:
-        return sample_real(pool, size, ds.batch, gen)
-    pick = eligible[int(torch.randint(len(eligible), (1,), generator=gen))]
-    return sample_real(pool, size, ds.batch, gen, pick, ds.user_fraction)
 
 
 @torch.no_grad()
