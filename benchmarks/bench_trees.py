@@ -123,8 +123,8 @@ def run_setting(
     from seqae.phylo.compare import normalized_rf
     from seqae.phylo.hypertree import LatentTreeSettings, fit_latent_trees
     from seqae.phylo.mlfit import score_trees
+    from seqae.phylo.outputs import MODEL_TREE_ORDER
     from seqae.phylo.simulate import SubstitutionModel, simulate_family
-    from seqae.phylo.stage import MODEL_TREE_ORDER
 
     torch.set_num_threads(1)
     spec = SETTINGS[name]

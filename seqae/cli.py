@@ -180,16 +180,15 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 def _cmd_trees(args: argparse.Namespace) -> None:
     """``seqae trees`` (one family) and ``seqae trees-gather`` (rows -> trees.tsv)."""
-    from seqae.phylo.stage import gather_trees, run_family
-
     if args.command == "trees-gather":
+        from seqae.phylo.trees_table import draw_tree_summary, gather_trees, summarise_trees
+
         table = gather_trees(args.rows, args.out)
         log.info("%d family rows gathered into %s", len(table), args.out)
         if args.summary is not None:
             import json
 
             from seqae.fileio import atomic_output
-            from seqae.phylo.stage import summarise_trees
 
             summary = summarise_trees(table)
             with atomic_output(args.summary) as tmp:
@@ -197,14 +196,14 @@ def _cmd_trees(args: argparse.Namespace) -> None:
             log.info("mean nRF: latent %s, NJ-p %s (latent better/tied/worse: %s)",
                      summary["nrf_latent"]["mean"], summary["nrf_nj_p"]["mean"], summary["latent_vs_nj_p"])  # fmt: skip
         if args.figure is not None:
-            from seqae.phylo.stage import draw_tree_summary
-
             draw_tree_summary(table, args.figure, title=args.title)
         return
+    from seqae.phylo.stage import run_families, run_family
+
     config = _config_from(args)
     settings = {**config.get("trees", {}), "seed": config["seed"]}
     if args.batch is not None or args.all:
-        from seqae.phylo.stage import read_batch, run_families
+        from seqae.phylo.inputs import read_batch
 
         if args.batch is not None:
             specs = read_batch(args.batch, args.outdir)

@@ -72,7 +72,7 @@ COMMAND_MODULE = {
     "evaluate": "seqae.evaluation",
     "compare": "seqae.compare",
     "trees": "seqae.phylo.stage",
-    "trees-gather": "seqae.phylo.stage",
+    "trees-gather": "seqae.phylo.trees_table",
     "orthologs": "seqae.orthologs",
     "report": "seqae.report",
 }

@@ -82,15 +82,15 @@ def test_probe_matrix_cells_show_what_the_colour_shows(tmp_path: Path, monkeypat
 
 
 def test_tree_summary_says_lower_is_better(tmp_path: Path, monkeypatch) -> None:
-    from seqae.phylo import stage
+    from seqae.phylo import trees_table
 
     figures = []
     monkeypatch.setattr("seqae.figure.save_figure", lambda fig, path: figures.append(fig) or Path(path))
     table = pd.DataFrame({"family": ["a", "b"], "nrf_latent": [0.2, 0.4], "nrf_nj_p": [0.2, 0.6]})
-    for column in [*stage.NRF_COLUMNS, "disc_auc_before", "disc_auc_after"]:
+    for column in [*trees_table.NRF_COLUMNS, "disc_auc_before", "disc_auc_after"]:
         if column not in table:
             table[column] = np.nan
-    stage.draw_tree_summary(table, tmp_path / "t.png")
+    trees_table.draw_tree_summary(table, tmp_path / "t.png")
     ax = figures[0].axes[0]
     assert "lower is better" in ax.get_ylabel()
     assert all(t.get_rotation() > 0 for t in ax.get_xticklabels())

@@ -30,14 +30,9 @@ from seqae.phylo.distance import patristic_distances
 from seqae.phylo.ete import Tree
 from seqae.phylo.io import read_family, read_tree, write_family
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
-from seqae.phylo.stage import (
-    TREES_COLUMNS,
-    draw_tree_summary,
-    gather_trees,
-    run_family,
-    summarise_trees,
-)
+from seqae.phylo.stage import run_family
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder, read_latent_tree
+from seqae.phylo.trees_table import TREES_COLUMNS, draw_tree_summary, gather_trees, summarise_trees
 
 #: Settings small enough for a test: a few hundred full-batch steps of 8 sequences.
 TINY = {
@@ -97,6 +92,25 @@ def test_fit_returns_tree_on_the_family(family, geometry: str) -> None:
     assert result.epochs_run == TINY["epochs"] + TINY["adversarial_epochs"]
     # Training lowered the distance loss.
     assert result.history["distance"][-1] < 0.5 * result.history["distance"][0]
+
+
+def test_fit_draws_on_the_users_real_trees(family) -> None:
+    # Real trees of other leaf counts than the family's: the judge and the adversary draw
+    # subsets from those large enough for each subset size (a 5-leaf tree serves only
+    # 4- and 5-leaf subsets). This once crashed: the list reached code wanting one tensor.
+    other = simulate_family(5, 50, np.random.default_rng(3), SubstitutionModel.hky85(2.0), height=0.4)
+    bigger = simulate_family(12, 50, np.random.default_rng(4), SubstitutionModel.hky85(2.0), height=0.4)
+    trees = [patristic_distances(read_tree_text(f.newick()))[0] for f in (other, bigger)]
+    with_trees = fit_tree_autoencoder(family.codes, family.names, TINY, reference_trees=trees)
+    without = fit_tree_autoencoder(family.codes, family.names, TINY)
+    assert sorted(with_trees.tree.get_leaf_names()) == sorted(family.names)
+    assert 0.0 <= with_trees.auc_before <= 1.0 and 0.0 <= with_trees.disc_score <= 1.0
+    # The user's trees reach the judge: its scores differ from a judge trained without them.
+    assert with_trees.auc_before != without.auc_before or with_trees.disc_score != without.disc_score
+
+
+def read_tree_text(newick: str) -> Tree:
+    return Tree(newick, format=1)
 
 
 def test_fit_is_seeded(family) -> None:

@@ -27,6 +27,14 @@ One module per concern:
   like the tree's internal nodes).
 * :mod:`~seqae.phylo.iqtree` — IQ-TREE as a subprocess (fixed-tree fits, model
   parsing), where installed.
+* :mod:`~seqae.phylo.stage` — the tree stage: a batch of families fitted
+  together, with :mod:`~seqae.phylo.inputs` (batch tables, families, reference
+  trees and labels read and checked), :mod:`~seqae.phylo.outputs` (per family
+  baselines, log-likelihoods, ancestral sequences, files) and
+  :mod:`~seqae.phylo.trees_table` (``trees.tsv``: columns, gathering, summary).
+* :mod:`~seqae.phylo.treeae` — the point-cloud tree autoencoder's settings and
+  training (``trees.model: points``), its network in
+  :mod:`~seqae.phylo.treeae_model`.
 
 The torch modules are not imported here (``import seqae.phylo`` stays
 numpy-only); import them from their modules.

@@ -366,6 +366,27 @@ def sample_real(
     return torch.cat(parts)
 
 
+def sample_real_or_user(
+    pool: torch.Tensor,
+    size: int,
+    count: int,
+    generator: torch.Generator,
+    user: Sequence[torch.Tensor] | None,
+    user_fraction: float,
+) -> torch.Tensor:
+    """:func:`sample_real`, with ``user_fraction`` of the subsets from one of the user's trees that has
+    at least ``size`` leaves (drawn at random); only reference trees where none has.
+
+    Returns:
+        ``[count, size, size]`` metrics.
+    """
+    eligible = [u for u in (user or []) if u.shape[-1] >= size]
+    if not eligible:
+        return sample_real(pool, size, count, generator)
+    pick = eligible[int(torch.randint(len(eligible), (1,), generator=generator))]
+    return sample_real(pool, size, count, generator, pick, user_fraction)
+
+
 def discriminator_step(
     disc: PhylogenyDiscriminator,
     opt: torch.optim.Optimizer,
@@ -388,12 +409,14 @@ def train_discriminator(
     settings: DiscriminatorSettings | None = None,
     seed: int = 0,
     disc: PhylogenyDiscriminator | None = None,
-    user: torch.Tensor | None = None,
+    user: Sequence[torch.Tensor] | None = None,
 ) -> PhylogenyDiscriminator:
     """Fit a discriminator: reference metrics ``[R, n, n]`` vs fake metrics ``[F, n, n]``.
 
     Both pools are sampled with the same random leaf subsets. ``fake_pool``
-    may be one latent metric ``[1, n, n]`` (its subsets then vary).
+    may be one latent metric ``[1, n, n]`` (its subsets then vary). ``user``:
+    the user's real trees as metrics ``[n_u, n_u]`` (any leaf counts), drawn
+    from for the subset sizes they are large enough for (see :func:`sample_real_or_user`).
 
     Returns:
         The trained discriminator (``disc`` itself when given), in eval mode.
@@ -409,7 +432,7 @@ def train_discriminator(
     n = real_pool.shape[-1]
     for _ in range(s.steps):
         size = _subset_size(n, s.subset_min, gen)
-        real = sample_real(real_pool, size, s.batch, gen, user, s.user_fraction)
+        real = sample_real_or_user(real_pool, size, s.batch, gen, user, s.user_fraction)
         idx = torch.randint(fake_pool.shape[0], (s.batch,), generator=gen).to(device)
         fake = random_subsets(fake_pool[idx], size, s.batch, gen)
         discriminator_step(disc, opt, real, fake)

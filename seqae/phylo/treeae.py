@@ -36,9 +36,10 @@ cycle, and a discriminator of real trees judges the middle):
 * **Decoder**, (a) **reconstruction**: ``relatives`` (default) predicts each
   sequence from the family context, the *other* sequences, weighted by
   latent proximity and mutated over their latent distance (see
-  :meth:`TreeAutoencoder.decode_relatives`), so reconstruction is tied to the
-  latent distances; ``mlp`` decodes ``z_i`` plus a learned family context
-  vector. Loss: cross-entropy per site over the definite bases.
+  :meth:`~seqae.phylo.treeae_model.TreeAutoencoder.decode_relatives`), so
+  reconstruction is tied to the latent distances; ``mlp`` decodes ``z_i``
+  plus a learned family context vector. Loss: cross-entropy per site over
+  the definite bases.
 * (b) **Distance objective**: relative stress between the latent distances
   (times a learned scale) and the family's evolutionary distances
   (``distance_target``: ``p``-distance by default, or ``jc69``):
@@ -86,6 +87,10 @@ settle such near-ties by the whole tree's length, not by NJ's greedy order
 ``bme_p`` baseline, the same search on the raw p-distances, shows how much of
 that is the search (20 x 1000: 0.0753 over 100 families; 50 x 300: 0.110).
 
+The network (encoder, geometries, decoders) is
+:class:`~seqae.phylo.treeae_model.TreeAutoencoder`; this module holds its
+settings and its training.
+
 Everything runs on CUDA when available (``device: auto``); the family is one
 batch on the device, and only the final distance matrix goes back to the CPU
 for neighbor joining.
@@ -116,32 +121,28 @@ from seqae.phylo.discriminator import (
     non_tree_metrics,
     random_subsets,
     reference_metrics,
-    sample_real,
+    sample_real_or_user,
     train_discriminator,
 )
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
 from seqae.phylo.nni import nj_bme_tree
+from seqae.phylo.treeae_model import GEOMETRIES, TreeAutoencoder
 from seqae.progress import progress_bar
 from seqae.runtime import resolve_device
 
 __all__ = [
-    "GEOMETRIES",
     "TreeAEResult",
     "TreeAESettings",
-    "TreeAutoencoder",
     "fit_tree_autoencoder",
     "read_latent_tree",
 ]
 
-GEOMETRIES = ("sqeuclidean", "euclidean", "poincare", "l1")
 DISTANCE_TARGETS = ("p", "jc69")
 DECODERS = ("relatives", "mlp")
 TREE_SEARCHES = ("bme_nni", "nj")
 #: Gamma shape used to turn the path lengths of user-given real trees into p-/JC69-like distances.
 _USER_TREE_ALPHA = 0.5
-#: Largest norm of a Poincaré point, as a fraction of the ball's radius.
-_BALL_EDGE = 1.0 - 1e-5
 
 
 @dataclass
@@ -240,146 +241,6 @@ class TreeAESettings:
 _STAGE_KEYS = {"families", "baselines", "render", "figure_width", "model", "latent_tree", "adversary_check"}
 
 
-# ---------------------------------------------------------------- geometry
-
-
-def _expmap0(v: torch.Tensor, c: float) -> torch.Tensor:
-    """Tangent vector at the origin -> point of the Poincaré ball (norm < 1/sqrt(c))."""
-    sc = math.sqrt(c)
-    norm = v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return torch.tanh(sc * norm) * v / (sc * norm) * _BALL_EDGE
-
-
-def _logmap0(z: torch.Tensor, c: float) -> torch.Tensor:
-    sc = math.sqrt(c)
-    norm = z.norm(dim=-1, keepdim=True).clamp(1e-12, _BALL_EDGE / sc)
-    return torch.atanh(sc * norm) * z / (sc * norm)
-
-
-def _latent_distances(z: torch.Tensor, geometry: str, c: float) -> torch.Tensor:
-    """``[n, k]`` -> ``[n, n]`` distances (zero diagonal, finite gradients)."""
-    eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
-    sq = (z * z).sum(-1)
-    if geometry == "sqeuclidean":
-        # Gram form: O(n^2) memory for any k (no square root, so rounding
-        # near zero is harmless once clamped).
-        return (sq[:, None] + sq[None, :] - 2.0 * z @ z.T).clamp_min(0.0).masked_fill(eye, 0.0)
-    # Differences, not |a|^2 + |b|^2 - 2ab: no cancellation for close points
-    # (the square root's gradient would blow up).
-    d2 = (z[:, None, :] - z[None, :, :]).pow(2).sum(-1)
-    if geometry == "euclidean":
-        return torch.sqrt(d2.masked_fill(eye, 1.0).clamp_min(1e-12)).masked_fill(eye, 0.0)
-    if geometry == "l1":
-        # |a| smoothed as sqrt(a^2 + eps): a finite gradient where coordinates tie.
-        return torch.sqrt((z[:, None, :] - z[None, :, :]).pow(2) + 1e-12).sum(-1).masked_fill(eye, 0.0)
-    room = (1.0 - c * sq).clamp_min(1e-10)
-    arg = 1.0 + 2.0 * c * d2 / (room[:, None] * room[None, :])
-    # acosh(x) = log(x + sqrt(x^2 - 1)); guard the diagonal (x = 1) for gradients.
-    arg = arg.masked_fill(eye, 2.0).clamp_min(1.0 + 1e-7)
-    return (torch.acosh(arg) / math.sqrt(c)).masked_fill(eye, 0.0)
-
-
-# ---------------------------------------------------------------- model
-
-
-class TreeAutoencoder(nn.Module):
-    """Encoder, latent geometry and decoder of one family.
-
-    The encoder's input is the one-hot row, centred on the family's profile
-    and whitened by the family's principal axes (a fixed linear map, set by
-    :meth:`fit_whitening`; like batch normalisation, it only rescales the
-    input). Without it, gradient descent through the encoder resolves the
-    large-scale structure of the family first and the short branches last
-    (their input directions have the smallest variance), so cherries stay
-    unresolved for thousands of steps.
-
-    Args:
-        n_sites: alignment length ``L``.
-        n_components: width of the whitened input (``<= n - 1``).
-        latent_dim: ``k``.
-        hidden: MLP width.
-        encoder_depth: hidden layers of the encoder (0: linear).
-        geometry: one of :data:`GEOMETRIES`.
-        curvature: ``c`` of the ball.
-
-    ``encode(x [n, L, 4]) -> z [n, k]``; ``distances(z) -> [n, n]`` (scaled
-    to the target's units); ``decode(z) -> logits [n, L, 4]`` (the decoder
-    also sees the learned family context vector).
-    """
-
-    def __init__(self, n_sites: int, n_components: int, latent_dim: int = 16, hidden: int = 128,
-                 encoder_depth: int = 2, geometry: str = "euclidean", curvature: float = 1.0):  # fmt: skip
-        super().__init__()
-        self.n_sites = n_sites
-        self.geometry = geometry
-        self.curvature = curvature
-        self.register_buffer("offset", torch.zeros(4 * n_sites))
-        self.register_buffer("projection", torch.zeros(4 * n_sites, n_components))
-        layers: list[nn.Module] = []
-        width = n_components
-        for _ in range(encoder_depth):
-            layers += [nn.Linear(width, hidden), nn.GELU()]
-            width = hidden
-        self.encoder = nn.Sequential(*layers)
-        self.to_latent = nn.Linear(width, latent_dim)
-        self.context = nn.Parameter(torch.zeros(hidden))
-        self.decoder = nn.Sequential(nn.Linear(latent_dim + hidden, hidden), nn.GELU(), nn.Linear(hidden, 4 * n_sites))
-        # Small initial latents: the ball's centre is flat, and stress fits
-        # start from a compact configuration.
-        nn.init.normal_(self.to_latent.weight, std=1e-2 / math.sqrt(max(width, 1)) * 4)
-        nn.init.zeros_(self.to_latent.bias)
-        self.log_scale = nn.Parameter(torch.zeros(()))
-        self.rel_log_beta = nn.Parameter(torch.tensor(math.log(10.0)))
-        self.rel_log_rate = nn.Parameter(torch.zeros(()))
-
-    @torch.no_grad()
-    def fit_whitening(self, onehot: torch.Tensor) -> None:
-        """Set the input map from the family ``[n, L, 4]``: centre, rotate to principal axes, unit variance."""
-        x = onehot.flatten(1).double()
-        mean = x.mean(dim=0)
-        _, sv, vh = torch.linalg.svd(x - mean, full_matrices=False)
-        r = self.projection.shape[1]
-        scale = math.sqrt(x.shape[0]) / sv[:r].clamp_min(1e-6 * float(sv[0]))
-        self.offset.copy_(mean.float())
-        self.projection.copy_((vh[:r].T * scale).float())
-
-    def encode(self, onehot: torch.Tensor) -> torch.Tensor:
-        u = (onehot.flatten(1) - self.offset) @ self.projection
-        v = self.to_latent(self.encoder(u))
-        return _expmap0(v, self.curvature) if self.geometry == "poincare" else v
-
-    def distances(self, z: torch.Tensor) -> torch.Tensor:
-        return _latent_distances(z, self.geometry, self.curvature) * self.log_scale.exp()
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """MLP decoder: latent + family context vector -> logits ``[n, L, 4]``."""
-        tangent = _logmap0(z, self.curvature) if self.geometry == "poincare" else z
-        inp = torch.cat([tangent, self.context.expand(z.shape[0], -1)], dim=-1)
-        return self.decoder(inp).view(z.shape[0], self.n_sites, 4)
-
-    def decode_relatives(self, dist: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
-        """Relatives decoder: log-probabilities ``[n, L, 4]`` of each sequence from the others.
-
-        Sequence ``i`` is predicted from the family context (the other
-        sequences) weighted by latent proximity, each relative's base
-        mutated over their latent distance (Jukes–Cantor)::
-
-            P(x_is = a) ∝ sum_{j != i} w_ij [(1 - e_ij) 1(x_js = a) + e_ij / 4],
-            w_i. = softmax_j(-beta d_ij),  e_ij = 1 - exp(-rate d_ij)
-
-        with learned ``beta`` and ``rate``. Relatives with a gap at ``s``
-        drop out of that site. Cost: one ``[n, n] x [n, 4L]`` product.
-        """
-        n = dist.shape[0]
-        eye = torch.eye(n, dtype=torch.bool, device=dist.device)
-        w = torch.softmax((-self.rel_log_beta.exp() * dist).masked_fill(eye, float("-inf")), dim=1)
-        e = 1.0 - torch.exp(-self.rel_log_rate.exp() * dist)
-        valid = onehot.sum(-1)  # [n, L]
-        numer = ((w * (1.0 - e)) @ onehot.flatten(1)).view(n, self.n_sites, 4)
-        numer = numer + 0.25 * ((w * e) @ valid)[:, :, None]
-        return torch.log(numer.clamp_min(1e-12)) - torch.log(numer.sum(-1, keepdim=True).clamp_min(1e-12))
-
-
 @dataclass
 class TreeAEResult:
     """What one fit returns.
@@ -402,7 +263,7 @@ class TreeAEResult:
         epochs_run: warm-up + adversarial steps actually run.
         seconds: wall-clock time of the fit.
         device: where it ran.
-        model: the trained :class:`TreeAutoencoder` (on ``device``).
+        model: the trained :class:`~seqae.phylo.treeae_model.TreeAutoencoder` (on ``device``).
     """
 
     tree: object
@@ -583,7 +444,7 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
             size = _subset_size(n, ds.subset_min, gen)
             with torch.no_grad():
                 current = _current_distances(model, onehot, train_mode=True)
-            real = _sample_real_user(real_pool, size, ds, gen, user)
+            real = sample_real_or_user(real_pool, size, ds.batch, gen, user, ds.user_fraction)
             idx = torch.randint(neg_pool.shape[0], (ds.batch - n_latent,), generator=gen).to(device)
             fake = torch.cat(
                 [
@@ -635,14 +496,6 @@ def _fit(codes, names, s: TreeAESettings, device: torch.device, reference_trees,
 def read_latent_tree(dist: np.ndarray, names: Sequence[str], search: str = "bme_nni"):
     """The tree of a latent distance matrix ``[n, n]``: NJ, refined by BME NNIs unless ``search == "nj"``."""
     return nj_bme_tree(dist, names) if search == "bme_nni" else neighbor_joining(dist, names)
-
-
-def _sample_real_user(pool, size, ds: DiscriminatorSettings, gen, user):
-    eligible = [u for u in (user or []) if u.shape[-1] >= size]
-    if not eligible:
-        return sample_real(pool, size, ds.batch, gen)
-    pick = eligible[int(torch.randint(len(eligible), (1,), generator=gen))]
-    return sample_real(pool, size, ds.batch, gen, pick, ds.user_fraction)
 
 
 @torch.no_grad()
