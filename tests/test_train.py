@@ -301,9 +301,9 @@ def test_quiet_training_reports_progress_and_eta(windows, tmp_path, monkeypatch,
     losses, windows/s and ETA, and a line on the progress within an epoch (here after every step)."""
     import re
 
-    import seqae.training.loop
+    import seqae.training.epoch
 
-    monkeypatch.setattr(seqae.training.loop, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(seqae.training.epoch, "PROGRESS_EVERY_SECONDS", 0.0)
     with caplog.at_level("INFO", logger="seqae"):
         train_model(make_config(epochs=2), "plain", windows, tmp_path, progress=False)
     assert re.search(r"plain epoch 1/2: step 1/\d+, \d+ windows/s, epoch ETA \d+ s", caplog.text), caplog.text

@@ -11,7 +11,15 @@ One module per concern:
 * :mod:`~seqae.models.objectives` - reconstruction, InfoMax, CPC, anomaly scores.
 * :mod:`~seqae.models.augment` - reverse complement, crops, corruption, on device.
 * :mod:`~seqae.models.settings` - settings defaults, presets and validation.
-* :mod:`~seqae.models.autoencoder` - :class:`SequenceAutoencoder` tying it together.
+* :mod:`~seqae.models.context_decoder` - the local latent sequence and the autoregressive decoder;
+  :mod:`~seqae.models.latent_conditioning` and :mod:`~seqae.models.latent_decoding` its latent side
+  and its decoding from the latent alone.
+* :mod:`~seqae.models.erasure` - linear erasure of foreign labels from a block.
+* :mod:`~seqae.models.autoencoder` - :class:`SequenceAutoencoder` tying it together, with its groups
+  of methods in :mod:`~seqae.models.bottleneck` (plain, VAE or VQ latent, erasure),
+  :mod:`~seqae.models.decoder_terms` (the decoder's pass and losses), :mod:`~seqae.models.supervision`
+  (label heads), :mod:`~seqae.models.scoring` (anomaly scores) and :mod:`~seqae.models.generation`
+  (bases from latents alone).
 """
 
 from seqae.models.autoencoder import ModelOutput, SequenceAutoencoder

@@ -49,6 +49,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqae.alphabet import one_hot
+from seqae.models.latent_conditioning import LatentConditioningMixin
+from seqae.models.latent_decoding import LatentDecodingMixin
 from seqae.models.quantize import QuantizerOutput, VectorQuantizer
 
 __all__ = ["CausalReach", "ContextDecoder", "DecoderPass", "LocalLatent", "context_index"]
@@ -216,7 +218,7 @@ class _Layer(nn.Module):
         return h + self.fc2(F.gelu(self.fc1(normed)))
 
 
-class ContextDecoder(nn.Module):
+class ContextDecoder(LatentConditioningMixin, LatentDecodingMixin, nn.Module):
     """Per-base logits from a bounded context of previous bases, a local latent sequence and global blocks.
 
     Layout (H = ``hidden``, s = ``stride``; channels last inside)::
@@ -235,6 +237,10 @@ class ContextDecoder(nn.Module):
 
     ``keep`` (``[B]``, 1 or 0) switches the whole latent off for a window (its logits are the chain's): the
     logits are then a function of the k previous bases only, an order-k chain.
+
+    The latent side (u, gamma, beta, the tracks and the direct head) is
+    :class:`~seqae.models.latent_conditioning.LatentConditioningMixin`'s; decoding from the latent alone
+    (:meth:`sample`, :meth:`direct_forward`) is :class:`~seqae.models.latent_decoding.LatentDecodingMixin`'s.
 
     Args:
         window_len: L (bp).
@@ -316,40 +322,6 @@ class ContextDecoder(nn.Module):
         self.direct_layers = nn.ModuleList(_Layer(hidden) for _ in range(n_layers)) if direct else None
         self.direct_head = nn.Linear(hidden, 4) if direct else None
 
-    # ------------------------------------------------------------------ latent side
-
-    def _latent_features(self, local: Tensor | None, batch: int, dtype: torch.dtype) -> Tensor:
-        """``[B, L, H]``: the local codes' contribution at every base (zeros without a local latent)."""
-        phase = self.phase.to(dtype).repeat(-(-self.window_len // self.stride), 1)[: self.window_len]
-        if self.local_in is None or local is None:
-            return phase.unsqueeze(0).expand(batch, -1, -1)
-        u = self.local_in(local.to(dtype))  # [B, H, L']
-        for conv in self.latent_tower:
-            u = u + conv(F.gelu(u))
-        # Channels last in memory: every per-position layer after this reads u (and h, made
-        # from it) contiguously; a transposed view made each of them copy or stride (1.4x slower).
-        u = u.repeat_interleave(self.stride, dim=2)[..., : self.window_len].transpose(1, 2).contiguous()
-        return u + phase
-
-    def _film(self, global_latent: Tensor | None, batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        if self.film is None or global_latent is None:
-            zero = torch.zeros(batch, 1, self.hidden, device=device)
-            return zero, zero
-        gamma, beta = self.film(global_latent).unsqueeze(1).chunk(2, dim=-1)  # [B, 1, H] each
-        return gamma, beta
-
-    def _conditioning(
-        self, local: Tensor | None, global_latent: Tensor | None, keep: Tensor | None, batch: int, device: torch.device
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """(u, gamma, beta) with the latent switched off where ``keep`` is 0; u ``[B, L, H]``, the others ``[B, 1, H]``."""
-        dtype = self.context_table.weight.dtype
-        u = self._latent_features(local, batch, dtype)
-        gamma, beta = self._film(global_latent, batch, device)
-        if keep is not None:
-            k = keep.view(-1, 1, 1).to(u.dtype)
-            u, gamma, beta = u * k, gamma * k, beta * k
-        return u, gamma, beta
-
     def _head(self, h: Tensor) -> Tensor:
         for layer in self.layers:
             h = layer(h)
@@ -360,23 +332,6 @@ class ContextDecoder(nn.Module):
         for layer in self.chain_layers:
             c = layer(c)
         return self.chain_head(F.layer_norm(c, c.shape[-1:]))
-
-    def _direct(self, u: Tensor, gamma: Tensor, beta: Tensor) -> Tensor | None:
-        """Logits ``[B, L, 4]`` from the latent alone (no previous base), or None without a direct head."""
-        if self.direct_layers is None or self.direct_head is None:
-            return None
-        h = u * (1 + gamma) + beta
-        for layer in self.direct_layers:
-            h = layer(h)
-        return self.direct_head(F.layer_norm(h, h.shape[-1:]))
-
-    def _tracks(self, u: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-        batch = u.shape[0]
-        if self.track_conv is None or self.track_head is None:
-            return u.new_zeros(batch, 0, self.window_len)
-        t = self.track_conv(u.transpose(1, 2)).transpose(1, 2)
-        t = F.gelu(t * (1 + gamma) + beta)
-        return self.track_head(t).transpose(1, 2)
 
     # ------------------------------------------------------------------ decoding
 
@@ -472,67 +427,3 @@ class ContextDecoder(nn.Module):
             baseline_logits if chain else None,
             None if direct_logits is None else direct_logits.transpose(1, 2),
         )
-
-    def direct_forward(self, local: Tensor | None, global_latent: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
-        """Every base from the latent alone, in one parallel pass: ``(logits [B, 4, L], tracks_pred [B, T, L])``.
-
-        Raises:
-            ValueError: the decoder has no direct head (``direct`` false).
-        """
-        device = self.context_table.weight.device
-        u, gamma, beta = self._conditioning(local, global_latent, None, batch, device)
-        direct = self._direct(u, gamma, beta)
-        if direct is None:
-            raise ValueError("this decoder has no direct head (weights.direct is 0)")
-        return direct.transpose(1, 2), self._tracks(u, gamma, beta)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        local: Tensor | None,
-        global_latent: Tensor | None,
-        batch: int,
-        greedy: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Decode from the latent alone, base after base (each base's context is the bases decoded before it).
-
-        Args:
-            local: ``float [B, d, L']`` or None; global_latent: ``float [B, D]`` or None.
-            batch: B (needed when both are None).
-            greedy: take the likeliest base at every step instead of drawing it.
-            generator: random generator on the decoder's device for the draws.
-
-        Returns:
-            ``(bases int64 [B, L], seq_logits float32 [B, 4, L]`` (each step's logits),
-            ``tracks_pred [B, T, L])``. One step per base, each vectorised over the batch.
-        """
-        device = self.context_table.weight.device
-        u, gamma, beta = self._conditioning(local, global_latent, None, batch, device)
-        length, k = self.window_len, self.context
-        unknown = self.n_contexts - 1
-        bases = torch.zeros(batch, length, dtype=torch.long, device=device)
-        logits = torch.zeros(batch, 4, length, device=device)
-        index = torch.zeros(batch, dtype=torch.long, device=device)
-        table = self.context_table.weight
-        buffers = self.reach.start(batch, device) if (self.reach is not None and self.latent_reach) else []
-        previous = torch.full((batch,), 4, dtype=torch.long, device=device)
-        for i in range(length):
-            ctx = index if (k == 0 or i >= k) else torch.full_like(index, unknown)
-            c = table[ctx]
-            if self.reach is not None and self.latent_reach:
-                c = c + self.reach.step(previous, i, buffers)
-            h = (c + u[:, i]) * (1 + gamma[:, 0]) + beta[:, 0]
-            step_logits = self._head(h).float()
-            if greedy:
-                base = step_logits.argmax(-1)
-            else:
-                base = torch.multinomial(torch.softmax(step_logits, -1), 1, generator=generator).squeeze(1)
-            bases[:, i] = base
-            logits[:, :, i] = step_logits
-            previous = base
-            if k:
-                # The newest base becomes x[i-1] (weight 4^0), the others move up one power of 4
-                # and x[i-k] drops out: the index context_index gives at position i + 1.
-                index = (index % 4 ** (k - 1)) * 4 + base
-        return bases, logits, self._tracks(u, gamma, beta)

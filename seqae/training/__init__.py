@@ -13,6 +13,9 @@ One module per concern:
   the selection loss and the shuffle monitor.
 * :mod:`~seqae.training.checkpoint` - how far a run has come, checkpoint.pt and best.pt, resumption.
 * :mod:`~seqae.training.loop` - :class:`~seqae.training.loop.TrainingRun`, the epochs of one run.
+* :mod:`~seqae.training.epoch` - one epoch's passes: the training steps, the erasers' refit, validation.
+* :mod:`~seqae.training.outputs` - model.json, metrics.csv, TensorBoard and the log lines of a run.
+* :mod:`~seqae.training.run_state` - the attributes of a run, declared for the two above.
 * :mod:`~seqae.training.plots` - loss_curves.png.
 
 The device, mixed precision and the seeding of random streams are
