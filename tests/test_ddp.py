@@ -35,7 +35,7 @@ from seqae.checkpoint import load_checkpoint
 from seqae.config import config_to_json
 from seqae.errors import SeqaeError
 from seqae.training import resolve_model, train_model
-from seqae.training.loop import TrainingRun
+from seqae.training.data import open_run_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,7 +125,7 @@ def test_batch_size_must_be_divisible_by_the_processes(windows, tmp_path):
     config = make_config(MODELS, **TRAINING)  # batch_size 16
     expected = r"training\.batch_size 16 is the global batch .* divisible by the number of processes, 3"
     with pytest.raises(SeqaeError, match=expected):
-        TrainingRun(config, "vq", str(windows), tmp_path, False, False, distributed.Dist(rank=0, world_size=3))
+        open_run_data(str(windows), resolve_model(config, "vq")[1], [], torch.device("cpu"), distributed.Dist(0, 3))
 
 
 @pytest.mark.parametrize("weights", [{}, {"supervised": 0.0, "adversarial": 0.0}])

@@ -335,10 +335,15 @@ def test_shuffle_errors_on_a_hand_made_decoder(windows, tmp_path, monkeypatch):
     """A decoder that always predicts one window W, sure of each base (logit 10): W scores the
     cross-entropy of a right base, and its shuffles score it plus 10 nats per base moved."""
     from seqae.metrics import dinucleotide_counts
+    from seqae.training.data import open_run_data
     from seqae.training.loop import TrainingRun
     from seqae.training.monitor import ShuffleMonitor
+    from seqae.training.settings import block_labels, resolve_model
 
-    run = TrainingRun(make_config(), "plain", str(windows), tmp_path, resume=False, progress=False)
+    config = make_config()
+    settings, training = resolve_model(config, "plain")
+    data = open_run_data(str(windows), training, block_labels(settings), torch.device("cpu"))
+    run = TrainingRun(config, "plain", data, tmp_path, resume=False, progress=False)
     try:
         length, batch = 64, 6
         pattern = torch.from_numpy(np.random.default_rng(3).integers(0, 4, length)).long()

@@ -207,11 +207,17 @@ def open_run_data(
         ctx: this process's place in a data-parallel run.
 
     Raises:
-        SeqaeError: no train windows, fewer than processes, or a label column missing or empty.
+        SeqaeError: a batch that the processes cannot share evenly, no train windows, fewer than
+            processes, or a label column missing or empty.
     """
     from seqae.windows.dataset import WindowDataset
     from seqae.windows.store import open_windows_file
 
+    if training["batch_size"] % ctx.world_size:
+        raise SeqaeError(
+            f"training.batch_size {training['batch_size']} is the global batch of a step and must be divisible "
+            f"by the number of processes, {ctx.world_size} (torchrun --nproc_per_node)"
+        )
     train = WindowDataset(windows, "train")
     val = WindowDataset(windows, "val")
     if len(train) == 0:

@@ -26,9 +26,9 @@ from seqae.checkpoint import check_data, rng_state
 from seqae.config import Config
 from seqae.errors import SeqaeError
 from seqae.fileio import remove_stale_temporaries
-from seqae.runtime import autocast_dtype, resolve_device, seed_global_rngs
+from seqae.runtime import autocast_dtype, seed_global_rngs
 from seqae.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, RunProgress, previous_run, restore_rngs
-from seqae.training.data import open_run_data
+from seqae.training.data import RunData
 from seqae.training.epoch import EpochPassesMixin
 from seqae.training.model import build_model
 from seqae.training.monitor import NonFinite, selection_loss
@@ -45,7 +45,7 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
     Args:
         config: the validated pipeline configuration.
         model_name: a key of ``config["models"]``.
-        windows: the windows HDF5 file.
+        data: the windows it trains on (:func:`~seqae.training.data.open_run_data`), on the run's device.
         outdir: the run's folder.
         resume: continue from ``outdir/checkpoint.pt`` when it exists.
         progress: show a progress bar per epoch (rank 0 only).
@@ -56,14 +56,14 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
         self,
         config: Config,
         model_name: str,
-        windows: str,
+        data: RunData,
         outdir: Path,
         resume: bool,
         progress: bool,
         ctx: distributed.Dist = distributed.SINGLE,
     ):
         self.model_name = model_name
-        self.windows = windows
+        self.windows = windows = data.path
         self.outdir = outdir
         self.ctx = ctx
         self.is_main = ctx.is_main  # only rank 0 writes files (and shows the progress bar)
@@ -71,11 +71,6 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
         self.settings, self.training = resolve_model(config, model_name)
         self.seed = int(config["seed"])
         t = self.training
-        if t["batch_size"] % ctx.world_size:
-            raise SeqaeError(
-                f"training.batch_size {t['batch_size']} is the global batch of a step and must be divisible "
-                f"by the number of processes, {ctx.world_size} (torchrun --nproc_per_node)"
-            )
         self.checkpoint_path = outdir / CHECKPOINT_NAME
         self.best_path = outdir / BEST_NAME
         previous = previous_run(
@@ -93,15 +88,14 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
         if previous is not None:
             check_data(previous, self.checkpoint_path, windows, self.schema.to_dict())
 
-        self.device = resolve_device(t["device"], "training.device")
+        self.device = data.device
         self.amp_dtype = autocast_dtype(t["precision"], self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-        label_columns = list(dict.fromkeys(b["label"] for b in self.settings["blocks"].values() if b["label"]))
-        self.data = open_run_data(windows, t, label_columns, self.device, ctx)
+        self.data = data
         if previous is not None:
             check_data(previous, self.checkpoint_path, windows, self.schema.to_dict(), self.data.label_categories)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from seqae.config import Config
@@ -35,3 +36,8 @@ def resolve_model(config: Config, model_name: str) -> tuple[dict[str, Any], dict
         else:
             training[key] = value
     return settings, training
+
+
+def block_labels(settings: Mapping[str, Any]) -> list[str]:
+    """The label columns a model's latent blocks name, in block order, each once."""
+    return list(dict.fromkeys(block["label"] for block in settings["blocks"].values() if block["label"]))

@@ -65,8 +65,9 @@ from typing import Any
 from seqae import distributed
 from seqae.config import Config, validate_config
 from seqae.runtime import deterministic_cpu, resolve_device
+from seqae.training.data import open_run_data
 from seqae.training.loop import TrainingRun
-from seqae.training.settings import resolve_model
+from seqae.training.settings import block_labels, resolve_model
 
 log = logging.getLogger("seqae")
 
@@ -112,9 +113,14 @@ def train_model(
             good checkpoint is kept).
     """
     config = validate_config(copy.deepcopy(dict(config)))
-    device_type = resolve_device(resolve_model(config, model_name)[1]["device"], "training.device").type
+    settings, training = resolve_model(config, model_name)
+    device_type = resolve_device(training["device"], "training.device").type
     with distributed.process_group(device_type) as ctx, _quiet_unless_main(ctx):
-        run = TrainingRun(config, model_name, str(windows_path), Path(outdir), resume, progress, ctx)
+        device = resolve_device(training["device"], "training.device")
+        # What the model trains on: the train and validation windows as tensors, staged on the
+        # device when they fit, with the labels its blocks name (seqae.training.data).
+        data = open_run_data(str(windows_path), training, block_labels(settings), device, ctx)
+        run = TrainingRun(config, model_name, data, Path(outdir), resume, progress, ctx)
         try:
             with deterministic_cpu(run.device):
                 return run.run(stop_after)

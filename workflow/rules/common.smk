@@ -132,7 +132,7 @@ DEMO_SPECIES = [f"sp{i}" for i in range(config["simulate"]["species"]["n_species
 # checkout; in a conda env of envs/, the env's post-deploy script installs it
 # editable from SEQAE_SOURCE, which Snakemake's process (and so the script it
 # runs after creating an env) inherits from here.
-os.environ["SEQAE_SOURCE"] = os.path.abspath(workflow.basedir)
+os.environ.update(SEQAE_SOURCE=os.path.abspath(workflow.basedir))
 SEQAE = "python -m seqae --quiet"
 
 
