@@ -25,7 +25,7 @@ Config = dict[str, Any]
 @cache
 def config_schema() -> dict[str, Any]:
     """The configuration schema as a dict."""
-    text = resources.files("seqae").joinpath("schemas/config.schema.yaml").read_text()
+    text = resources.files("seqae").joinpath("schemas/config.schema.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
@@ -48,6 +48,15 @@ def _with_defaults(validator_class: type) -> type:
 
 _DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
 
+# For settings handed to the Python API, "integer" means an int: JSON Schema
+# also counts 64.0 as one, which would reach torch as a float width.
+_StrictIntegerValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
 
 def _key_path(path) -> str:  # noqa: ANN001 - a deque of str/int
     parts: list[str] = []
@@ -56,13 +65,14 @@ def _key_path(path) -> str:  # noqa: ANN001 - a deque of str/int
     return "".join(parts) or "<top level>"
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    """One line naming the key and what is wrong with it."""
-    key = _key_path(error.absolute_path)
+def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """One line naming the key (under ``prefix``) and what is wrong with it."""
+    path = [*prefix, *error.absolute_path]
+    key = _key_path(path)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
-        where = _key_path(list(error.absolute_path) + [extra[0]]) if extra else key
+        where = _key_path([*path, extra[0]]) if extra else key
         return f"{where}: unknown key (allowed here: {', '.join(allowed)})"
     if error.validator == "required":
         return f"{key}: {error.message}"
@@ -73,6 +83,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{key}: {error.message}"
 
 
+def _first_error(validator: jsonschema.protocols.Validator, instance: Any) -> jsonschema.ValidationError | None:
+    """The first problem found: the deepest one, which names the key most exactly."""
+    errors = sorted(validator.iter_errors(instance), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
+    return errors[0] if errors else None
+
+
 def validate_config(config: Config, source: str = "config") -> Config:
     """Validate ``config`` in place, filling defaults; return it.
 
@@ -80,10 +96,9 @@ def validate_config(config: Config, source: str = "config") -> Config:
         ConfigError: one line, ``<source>: <key>: <problem>``, for the first
             problem found (the deepest one, which names the key most exactly).
     """
-    validator = _DefaultFillingValidator(config_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
-    if errors:
-        raise ConfigError(f"{source}: {_describe(errors[0])}")
+    error = _first_error(_DefaultFillingValidator(config_schema()), config)
+    if error is not None:
+        raise ConfigError(f"{source}: {_describe(error)}")
     species = [g["species"] for g in config["genomes"]]
     duplicated = sorted({s for s in species if species.count(s) > 1})
     if duplicated:
@@ -99,6 +114,22 @@ def validate_config(config: Config, source: str = "config") -> Config:
         if lacking:
             raise ConfigError(f"{source}: orthologs.tf: genome {lacking[0]!r} has no TF {tf!r}")
     return config
+
+
+def check_settings(settings: Any, schema: dict[str, Any], where: str) -> None:
+    """Check ``settings`` against ``schema``, a part of the configuration schema (the
+    ``evaluate`` settings, one model's), without filling defaults.
+
+    What the Python API is handed (settings read back from a checkpoint, a test's
+    or a benchmark's dict) is checked by the same definition as a config file,
+    an integer key taking only an int (not 64.0).
+
+    Raises:
+        ConfigError: one line, ``<where>.<key>: <problem>``.
+    """
+    error = _first_error(_StrictIntegerValidator(schema), settings)
+    if error is not None:
+        raise ConfigError(_describe(error, (where,)))
 
 
 def load_config(path: str | Path | None = None, *, text: str | None = None) -> Config:

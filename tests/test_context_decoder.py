@@ -334,7 +334,7 @@ def test_vae_prior_samples_with_a_local_latent() -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="model.local.enabled: a local latent sequence needs decoder.kind"):
         model_settings({"local": {"enabled": True}})
-    with pytest.raises(ConfigError, match="model.decoder.context: must be 0 to 8"):
+    with pytest.raises(ConfigError, match="model.decoder.context: 9 is greater than the maximum of 8"):
         model_settings({"decoder": {"kind": "autoregressive", "context": 9}})
     with pytest.raises(ConfigError, match="model.decoder.kind"):
         model_settings({"decoder": {"kind": "wavenet"}})

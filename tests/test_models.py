@@ -922,7 +922,7 @@ def test_model_settings_defaults_presets_and_errors() -> None:
         ({"knd": "vae"}, "model.knd: unknown key"),
         ({"kind": "gan"}, "model.kind: 'gan' is not one of"),
         ({"weights": {"seq": "x"}}, "model.weights.seq"),
-        ({"weights": {"kl": -1.0}}, "model.weights.kl: must be >= 0"),
+        ({"weights": {"kl": -1.0}}, "model.weights.kl: -1.0 is less than the minimum of 0"),
         ({"channels": True}, "model.channels"),
         ({"kernel_size": 4}, "model.kernel_size: must be odd"),
         ({"downsample": 12}, "model.downsample: must be a power of two"),

@@ -117,7 +117,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 def test_schema_models_match_default_model_settings():
     """The generated `models` schema has exactly the keys (and choices) of DEFAULT_MODEL_SETTINGS."""
-    from seqae.models.settings import _CHOICES
+    from seqae.models.settings import MODEL_SETTINGS_CHOICES
 
     model = config_schema()["$defs"]["model"]["properties"]
 
@@ -130,7 +130,7 @@ def test_schema_models_match_default_model_settings():
     expected = defaults_tree(DEFAULT_MODEL_SETTINGS)
     actual = tree({k: v for k, v in model.items() if k != "training"})
     assert actual == expected
-    for key, choices in _CHOICES.items():
+    for key, choices in MODEL_SETTINGS_CHOICES.items():
         node = model
         parts = key.split(".")
         for part in parts[:-1]:

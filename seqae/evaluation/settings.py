@@ -1,9 +1,14 @@
 """Evaluation settings (``evaluate:`` in the config) and what metrics.json holds.
 
-:data:`DEFAULT_EVALUATE_SETTINGS` names every setting with its default and
-:data:`EVALUATE_SETTINGS_HELP` says in one line what each does;
-:func:`evaluate_settings` checks a config's overrides against them.
-:data:`METRICS_KEYS` lists the dotted keys every metrics.json carries.
+The definition of the evaluation settings: :data:`DEFAULT_EVALUATE_SETTINGS`
+names every setting with its default (and, by the default's type, its type),
+:data:`EVALUATE_SETTINGS_HELP` says what each does, and
+:data:`EVALUATE_SETTINGS_CHOICES` and :data:`EVALUATE_SETTINGS_CONSTRAINTS` hold
+what a default does not tell (choices, bounds, null). ``scripts/config_docs.py``
+writes from them the configuration schema's ``evaluate`` properties and the
+``evaluate`` table of config/README.md; :func:`evaluate_settings` checks
+overrides against that schema. :data:`METRICS_KEYS` lists the dotted keys every
+metrics.json carries.
 """
 
 from __future__ import annotations
@@ -11,12 +16,16 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
+from seqae.config import check_settings, config_schema
 from seqae.errors import ConfigError
 
 __all__ = [
     "DEFAULT_EVALUATE_SETTINGS",
+    "EVALUATE_SETTINGS_CHOICES",
+    "EVALUATE_SETTINGS_CONSTRAINTS",
     "EVALUATE_SETTINGS_HELP",
     "METRICS_FORMAT",
     "METRICS_FORMAT_VERSION",
@@ -76,12 +85,47 @@ EVALUATE_SETTINGS_HELP: dict[str, str] = {
     "dci_method": "DCI importance model: logistic (fast) or gbt (gradient-boosted trees, on dci_max_train rows).",
     "dci_max_train": "Train rows at most for the DCI models.",
     "mig_bins": "Bins per latent dimension for the MIG mutual-information estimate.",
-    "batch_size": "Windows per model forward pass (null: 512 on a GPU, 32 on the CPU, where larger batches are slower).",
+    "batch_size": "Windows per model forward pass; null: 512 on a GPU, 32 on the CPU (larger CPU batches are slower: 73 windows/s at 32 against 40 at 512 on 2 cores).",
     "blas_threads": "BLAS threads of the scikit-learn and NumPy metrics (probes, PCA, DCI); null leaves the libraries' default. One thread is fastest for these small problems and immune to oversubscription on a busy machine.",
     "figures": "Draw the figures (false: metrics.json and probe_matrix.tsv only).",
     "markov_order": "Order k of the Markov-chain anomaly baseline: the likelihood ratio of an order-k to an order-1 chain fitted on the train windows (what k-mer statistics alone tell from shuffled windows).",
-    "truth_sites": "Tab-separated table of known sites (columns chrom, start, end, 0-based half-open, and tf), e.g. the demo's planted motifs (results/demo_data/truth/sites.tsv): reconstruction accuracy on site bases against the other bases, and the mutual information between the local code at each site and its TF; null: not computed.",
+    "truth_sites": "Tab-separated table of known sites (columns chrom, start, end, 0-based half-open, and tf), e.g. the demo's planted motifs (`results/demo_data/truth/sites.tsv`, set in config/config.yaml): reconstruction accuracy on site bases against the other bases (beside PCA's), and the mutual information between the local code at each site and its TF (with a label-permutation baseline); null: not computed.",
     "seed": "Seed of every random draw (subsets, shuffles, foreign windows, donors, VAE samples).",
+}
+
+#: The values a string setting may take (the schema's ``enum``).
+EVALUATE_SETTINGS_CHOICES: dict[str, tuple[str, ...]] = {
+    "swap_decoding": ("sample", "argmax"),
+    "dci_method": ("logistic", "gbt"),
+}
+
+_K = {"type": "integer", "minimum": 1, "maximum": 8}  # a k-mer length
+
+#: JSON Schema keywords beyond the type a setting's default tells: bounds, list items, null.
+EVALUATE_SETTINGS_CONSTRAINTS: dict[str, dict[str, Any]] = {
+    **{
+        key: {"minimum": 1}
+        for key in (
+            "test_max",
+            "train_max",
+            "pca_train_max",
+            "judge_max",
+            "swap_max",
+            "probe_max_iter",
+            "dci_max_train",
+            "mig_bins",
+        )
+    },
+    "generate_n": {"minimum": 0},
+    "kmer_k": {**_K, "type": ["integer", "array"], "items": _K, "minItems": 1},
+    "judge_k": {"items": _K, "minItems": 1},
+    "spectrum_k": {"items": _K, "minItems": 1},
+    "labels": {"type": ["array", "null"], "items": {"type": "string"}},
+    "tss_bins": {"items": {"type": "number"}, "minItems": 1},  # and increasing
+    "batch_size": {"type": ["integer", "null"], "minimum": 1},
+    "blas_threads": {"type": ["integer", "null"], "minimum": 1},
+    "markov_order": {"minimum": 1, "maximum": 8},
+    "truth_sites": {"type": ["string", "null"], "minLength": 1},
 }
 
 #: Keys always present in metrics.json (dotted paths); ``vae`` / ``vq`` are null for other kinds.
@@ -154,83 +198,28 @@ METRICS_KEYS: tuple[str, ...] = (
 )
 
 
+@cache
+def _settings_schema() -> dict[str, Any]:
+    return config_schema()["properties"]["evaluate"]
+
+
 def evaluate_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Full evaluation settings: :data:`DEFAULT_EVALUATE_SETTINGS` updated by ``overrides``.
+
+    ``overrides`` is checked against the configuration schema's ``evaluate``
+    (a config file's are checked when it is read; this checks what the Python
+    API is handed too).
 
     Raises:
         ConfigError: an unknown key or an impossible value, named as ``evaluate.<key>``.
     """
-    settings = copy.deepcopy(DEFAULT_EVALUATE_SETTINGS)
-    for key, value in dict(overrides or {}).items():
-        if key not in settings:
-            raise ConfigError(f"evaluate.{key}: unknown key (allowed: {', '.join(sorted(settings))})")
-        settings[key] = copy.deepcopy(value)
-    threads = settings["blas_threads"]
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"evaluate.blas_threads: must be null or a positive integer, got {threads!r}")
-    for key in (
-        "test_max",
-        "train_max",
-        "pca_train_max",
-        "judge_max",
-        "swap_max",
-        "probe_max_iter",
-        "mig_bins",
-        "dci_max_train",
-    ):
-        value = settings[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"evaluate.{key}: must be a positive integer, got {value!r}")
-    if (
-        isinstance(settings["generate_n"], bool)
-        or not isinstance(settings["generate_n"], int)
-        or settings["generate_n"] < 0
-    ):
-        raise ConfigError(f"evaluate.generate_n: must be a non-negative integer, got {settings['generate_n']!r}")
-    batch = settings["batch_size"]
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-        raise ConfigError(f"evaluate.batch_size: must be null or a positive integer, got {batch!r}")
-    order = settings["markov_order"]
-    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 8:
-        raise ConfigError(f"evaluate.markov_order: must be an integer from 1 to 8, got {order!r}")
-    for key in ("kmer_k", "judge_k", "spectrum_k"):
-        ks = _as_ks(settings[key], key)
-        settings[key] = ks[0] if isinstance(settings[key], int) else ks
+    overrides = copy.deepcopy(dict(overrides) if isinstance(overrides, Mapping) else overrides or {})
+    check_settings(overrides, _settings_schema(), "evaluate")
+    settings = copy.deepcopy(DEFAULT_EVALUATE_SETTINGS) | overrides
     edges = settings["tss_bins"]
-    if (
-        not isinstance(edges, list | tuple)
-        or not edges
-        or any(isinstance(e, bool) or not isinstance(e, int | float) for e in edges)
-    ):
-        raise ConfigError(f"evaluate.tss_bins: must be a non-empty list of numbers, got {edges!r}")
     if any(b <= a for a, b in itertools.pairwise(edges)):
         raise ConfigError(f"evaluate.tss_bins: edges must increase, got {edges!r}")
-    if settings["swap_decoding"] not in ("sample", "argmax"):
-        raise ConfigError(f"evaluate.swap_decoding: {settings['swap_decoding']!r} is not one of ['sample', 'argmax']")
-    if settings["dci_method"] not in ("logistic", "gbt"):
-        raise ConfigError(f"evaluate.dci_method: {settings['dci_method']!r} is not one of ['logistic', 'gbt']")
-    labels = settings["labels"]
-    if labels is not None and (not isinstance(labels, list | tuple) or not all(isinstance(x, str) for x in labels)):
-        raise ConfigError(f"evaluate.labels: must be null or a list of label column names, got {labels!r}")
-    if not isinstance(settings["figures"], bool):
-        raise ConfigError(f"evaluate.figures: must be true or false, got {settings['figures']!r}")
-    sites = settings["truth_sites"]
-    if sites is not None and (not isinstance(sites, str) or not sites):
-        raise ConfigError(f"evaluate.truth_sites: must be null or a file path, got {sites!r}")
-    if not isinstance(settings["seed"], int) or isinstance(settings["seed"], bool):
-        raise ConfigError(f"evaluate.seed: must be an integer, got {settings['seed']!r}")
     return settings
-
-
-def _as_ks(value: Any, key: str) -> list[int]:
-    ks = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-    if (
-        not isinstance(ks, list | tuple)
-        or not ks
-        or any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 8 for k in ks)
-    ):
-        raise ConfigError(f"evaluate.{key}: must be a k-mer length 1..8 or a list of them, got {value!r}")
-    return [int(k) for k in ks]
 
 
 def kmer_row_name(k: int | Sequence[int]) -> str:
