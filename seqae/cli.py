@@ -41,6 +41,13 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config-json", help="the configuration as a JSON string")
 
 
+def _add_model_run_args(parser: argparse.ArgumentParser, outdir_help: str) -> None:
+    """--model, --windows and --outdir of a command that runs a trained model over a windows file."""
+    parser.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by seqae train")
+    parser.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
+    parser.add_argument("--outdir", type=Path, required=True, help=outdir_help)
+
+
 def _config_from(args: argparse.Namespace) -> Config:
     if args.config_json is not None:
         return load_config(text=args.config_json)
@@ -322,12 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         sub, "embed", help="embed windows with a trained model: latents + anomaly scores (Parquet), tracks (bigWig)"
     )
-    p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by seqae train")
-    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
-    p.add_argument(
-        "--outdir", type=Path, required=True,
-        help="folder for embeddings.parquet, recon_<track>.bw, anomaly.bw and embed_summary.json",
-    )  # fmt: skip
+    _add_model_run_args(p, "folder for embeddings.parquet, recon_<track>.bw, anomaly.bw and embed_summary.json")
     p.add_argument(
         "--batch-size", type=int, default=None,
         help="windows per forward pass (default: 512 on a GPU, 32 on the CPU, where larger batches are slower)",
@@ -369,12 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         sub, "evaluate", help="evaluate a trained model on the test split: probes vs baselines, swaps, AUROC, figures"
     )
-    p.add_argument("--model", type=Path, required=True, help="model file (best.pt) written by seqae train")
-    p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
-    p.add_argument(
-        "--outdir", type=Path, required=True,
-        help="folder for metrics.json, probe_matrix.tsv and the figures (probe_matrix.png, latent_<block>.png, anomaly_scores.png)",
-    )  # fmt: skip
+    _add_model_run_args(
+        p,
+        "folder for metrics.json, probe_matrix.tsv and the figures "
+        "(probe_matrix.png, latent_<block>.png, anomaly_scores.png)",
+    )
     p.add_argument(
         "--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one"
     )
