@@ -79,6 +79,22 @@ def test_gather_windows_and_gc():
     np.testing.assert_allclose(n, [0.0, 0.0, 0.5])
 
 
+def test_gc_and_n_fraction_counts_every_base():
+    length = 1000
+    rng = np.random.default_rng(5)
+    windows = rng.integers(0, 5, size=(6, length), dtype=np.uint8)
+    windows[0] = 4  # all N: no called base, GC undefined
+    windows[1, : length // 2] = 4
+    gc, n = gc_and_n_fraction(windows)
+    n_count = (windows == 4).sum(axis=1)
+    gc_count = ((windows == 1) | (windows == 2)).sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        expected_gc = gc_count / (length - n_count)
+    np.testing.assert_array_equal(gc, expected_gc)
+    np.testing.assert_array_equal(n, n_count / length)
+    assert np.isnan(gc[0]) and n[0] == 1.0
+
+
 def test_chrom_name_harmonising():
     assert chrom_key("chr1") == chrom_key("1") == chrom_key("Chr1")
     assert chrom_key("chrM") == chrom_key("MT") == chrom_key("M")
