@@ -7,7 +7,6 @@ as :class:`BlockOutput`.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from seqae import runtime
 from seqae.windows.reader import WindowReader
 
 
@@ -81,11 +81,8 @@ class BlockRunner:
         from seqae.models.augment import centre_crop
 
         model, device = self.model, self.device
-        autocast = (
-            torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-            if device.type == "cuda"
-            else contextlib.nullcontext()
-        )
+        # bf16 on CUDA, full precision elsewhere: the rule training.precision "auto" follows.
+        autocast = runtime.autocast(device, runtime.autocast_dtype("auto", device))
         latents, scores, accuracies, recon = [], [], [], []
         with torch.inference_mode():
             seq_all = torch.from_numpy(seq).to(device, non_blocking=True)
