@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Self
 
 import numpy as np
 import pyBigWig
 
 from seqae.errors import SeqaeError
+from seqae.fileio import ClosedOnExit
 
 
-class BigWigWriter:
+class BigWigWriter(ClosedOnExit):
     """An open bigWig being written.
 
     Args:
@@ -58,9 +58,3 @@ class BigWigWriter:
         if self.bw is not None:
             self.bw.close()
             self.bw = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -29,10 +29,14 @@ DESCRIPTION = (
 )
 
 
-def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+def _command(sub: argparse._SubParsersAction, name: str, help: str, config: bool = False) -> argparse.ArgumentParser:
     """A subcommand whose one-line ``help`` (the list in ``seqae --help``) is also
-    the description at the top of ``seqae NAME --help``."""
-    return sub.add_parser(name, help=help, description=f"seqae {name}: {help}.")
+    the description at the top of ``seqae NAME --help``; ``config``: it reads the
+    configuration (``--config`` or ``--config-json``, one of them required)."""
+    parser = sub.add_parser(name, help=help, description=f"seqae {name}: {help}.")
+    if config:
+        _add_config_args(parser)
+    return parser
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -278,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = _command(sub, "simulate", help="write the embedded demo data (genome, genes, peaks, tracks, truth)")
-    _add_config_args(p)
+    p = _command(
+        sub, "simulate", help="write the embedded demo data (genome, genes, peaks, tracks, truth)", config=True
+    )
     p.add_argument("--outdir", type=Path, required=True, help="folder for the demo data")
     p.set_defaults(func=_cmd_simulate)
 
@@ -311,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="figure path; the format follows the extension")
     p.set_defaults(func=_cmd_plot_extract)
 
-    p = _command(sub, "train", help="train one configured model on a windows file (on the GPU when there is one)")
-    _add_config_args(p)
+    p = _command(
+        sub, "train", help="train one configured model on a windows file (on the GPU when there is one)", config=True
+    )
     p.add_argument("--model", required=True, help="name of a model under models: in the config")
     p.add_argument("--windows", type=Path, required=True, help="windows HDF5 file written by seqae extract")
     p.add_argument(
@@ -398,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "orthologs",
         help="families of orthologous windows across the genomes (one FASTA per family) for seqae trees",
+        config=True,
     )
-    _add_config_args(p)
     p.add_argument(
         "--outdir", type=Path, required=True,
         help="folder for <family>.fa, <family>.nwk (pruned species tree), members.tsv, families.tsv and report.json",
@@ -410,8 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "trees",
         help="latent tree of one aligned family, or of a batch fitted together: Newick/NHX, figures, summary rows",
+        config=True,
     )
-    _add_config_args(p)
     p.add_argument("--family", help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
     p.add_argument(
         "--fasta", type=Path, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)"

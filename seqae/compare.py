@@ -200,44 +200,53 @@ def _read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-# Bars of the comparison figure: every column on a 0..1 scale, in this order.
+# Bars of the comparison figure per labelled block ``{b}``: (column, label) templates.
+_BLOCK_PROBE_BARS = (
+    ("{b}_probe", "{b} block probe"),
+    ("{b}_kmer", "{b}: k-mer baseline"),
+    ("{b}_residual", "{b}: residual probe"),
+    ("{b}_chance", "{b}: chance"),
+)
+_BLOCK_SWAP_BARS = (
+    ("swap_{b}_donor", "swap {b}: donor"),
+    ("swap_{b}_judge", "swap {b}: judge on real windows"),
+    ("swap_{b}_judge_recon", "swap {b}: judge on reconstructions"),
+    ("swap_{b}_real_mixture", "swap {b}: real bases mixed at the kept share"),
+    ("swap_{b}_recipient", "swap {b}: recipient"),
+    ("swap_{b}_kept", "swap {b}: kept bases"),
+    ("swap_{b}_moved", "swap {b}: donor's bases"),
+)
+_ANOMALY_BARS = (
+    ("auroc_shuffled", "AUROC shuffled"),
+    ("seq_corrected_auroc_shuffled", "AUROC shuffled, order-1 corrected"),
+    ("markov_auroc_shuffled", "shuffled: Markov baseline"),
+    ("seq_auroc_shuffled", "AUROC shuffled, sequence error"),
+    ("markov_raw_auroc_shuffled", "shuffled: Markov chain's error"),
+    ("chain_corrected_auroc_shuffled", "AUROC shuffled, chain (latent off), corrected"),
+    ("auroc_foreign", "AUROC foreign"),
+)
+
+
 def _figure_columns(table: pd.DataFrame) -> list[tuple[str, str]]:
-    cols = [("recon_accuracy", "recon accuracy"), ("pca_recon_accuracy", "PCA recon accuracy")]
-    if "pca_same_dims_recon_accuracy" in table and table["pca_same_dims_recon_accuracy"].notna().any():
-        cols.append(("pca_same_dims_recon_accuracy", "PCA recon, same dims"))
+    """Bars of the comparison figure, ``(column, label)``: every column on a 0..1 scale, in this order."""
+
+    def present(column: str) -> bool:
+        return column in table and table[column].notna().any()
+
+    def per_block(templates: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(col.format(b=b), label.format(b=b)) for b in blocks for col, label in templates]
+
     blocks = [c[: -len("_probe")] for c in table.columns if c.endswith("_probe")]
-    for b in blocks:
-        cols += [
-            (f"{b}_probe", f"{b} block probe"),
-            (f"{b}_kmer", f"{b}: k-mer baseline"),
-            (f"{b}_residual", f"{b}: residual probe"),
-            (f"{b}_chance", f"{b}: chance"),
-        ]
-    if "tf_identity_latent" in table and table["tf_identity_latent"].notna().any():
+    cols = [("recon_accuracy", "recon accuracy"), ("pca_recon_accuracy", "PCA recon accuracy")]
+    if present("pca_same_dims_recon_accuracy"):
+        cols.append(("pca_same_dims_recon_accuracy", "PCA recon, same dims"))
+    cols += per_block(_BLOCK_PROBE_BARS)
+    if present("tf_identity_latent"):
         cols += [
             ("tf_identity_latent", "TF identity from the embedding"),
             ("tf_identity_kmer", "TF identity: k-mer baseline"),
         ]
-    for b in blocks:
-        cols += [
-            (f"swap_{b}_donor", f"swap {b}: donor"),
-            (f"swap_{b}_judge", f"swap {b}: judge on real windows"),
-            (f"swap_{b}_judge_recon", f"swap {b}: judge on reconstructions"),
-            (f"swap_{b}_real_mixture", f"swap {b}: real bases mixed at the kept share"),
-            (f"swap_{b}_recipient", f"swap {b}: recipient"),
-            (f"swap_{b}_kept", f"swap {b}: kept bases"),
-            (f"swap_{b}_moved", f"swap {b}: donor's bases"),
-        ]
-    cols += [
-        ("auroc_shuffled", "AUROC shuffled"),
-        ("seq_corrected_auroc_shuffled", "AUROC shuffled, order-1 corrected"),
-        ("markov_auroc_shuffled", "shuffled: Markov baseline"),
-        ("seq_auroc_shuffled", "AUROC shuffled, sequence error"),
-        ("markov_raw_auroc_shuffled", "shuffled: Markov chain's error"),
-        ("chain_corrected_auroc_shuffled", "AUROC shuffled, chain (latent off), corrected"),
-        ("auroc_foreign", "AUROC foreign"),
-    ]
-    return cols
+    return cols + per_block(_BLOCK_SWAP_BARS) + list(_ANOMALY_BARS)
 
 
 def compare_models(

@@ -13,10 +13,24 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Self
 
 import pandas as pd
 
 from seqae.errors import InputError, SeqaeError
+
+
+class ClosedOnExit:
+    """Mixin: ``with obj:`` returns the object and calls its ``close()`` on the way out, error or not."""
+
+    def close(self) -> None:  # pragma: no cover - every user defines its own
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _create_temporary(target: Path, suffix: str) -> Path:

@@ -18,14 +18,13 @@ import shutil
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 import pyfaidx
 
 from seqae.alphabet import BASES, CODE_N
 from seqae.errors import InputError
-from seqae.fileio import atomic_output, require_file
+from seqae.fileio import ClosedOnExit, atomic_output, require_file
 from seqae.spans import ReadStats, read_by_spans
 
 log = logging.getLogger("seqae")
@@ -255,7 +254,7 @@ def _decompressed_copy(source: Path, work_dir: Path) -> tuple[Path, list[Path]]:
     return target, [target, stamp]
 
 
-class Genome:
+class Genome(ClosedOnExit):
     """A FASTA genome opened through its pyfaidx index.
 
     Args:
@@ -483,12 +482,6 @@ class Genome:
             self._fd = None
         if self._fasta is not None:
             self._fasta.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def gather_windows(codes: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:

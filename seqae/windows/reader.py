@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
+from seqae.fileio import ClosedOnExit
 from seqae.windows.store import open_windows_file
 
 try:  # ISA-L's inflate reads the same zlib streams as the stdlib's, several times faster.
@@ -26,7 +27,7 @@ _H5Z_FILTER_DEFLATE = 1
 _H5Z_FILTER_SHUFFLE = 2
 
 
-class WindowReader:
+class WindowReader(ClosedOnExit):
     """Rows of ``/seq`` and ``/tracks``, their HDF5 chunks decompressed in parallel threads.
 
     h5py decompresses a read in one thread; here each chunk is fetched raw
@@ -54,12 +55,6 @@ class WindowReader:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _deflate_pipeline(ds: Any) -> bool | None:

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import h5py
 import numpy as np
@@ -42,7 +42,7 @@ import pandas as pd
 
 from seqae import __version__
 from seqae.errors import InputError
-from seqae.fileio import require_file
+from seqae.fileio import ClosedOnExit, require_file
 
 try:  # ISA-L's deflate: the same zlib stream as the stdlib's, several times faster.
     from isal.isal_zlib import compress as _deflate
@@ -178,7 +178,7 @@ class WindowsSchema:
         }
 
 
-class WindowsWriter:
+class WindowsWriter(ClosedOnExit):
     """Append windows chunk by chunk to a new windows file.
 
     Args:
@@ -334,12 +334,6 @@ class WindowsWriter:
         finally:
             self._pool.shutdown(wait=True)
             self._file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _fixed_width_utf8(values: pd.Series | np.ndarray) -> np.ndarray:
