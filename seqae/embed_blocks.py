@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from seqae import runtime
+from seqae import inference
 from seqae.windows.reader import WindowReader
 
 
@@ -77,30 +77,19 @@ class BlockRunner:
         """``seq uint8 [n, seq_len]``, ``tracks [n, T, seq_len]`` as stored -> outputs of the centre crops."""
         import torch
 
-        from seqae.alphabet import CODE_N
-        from seqae.models.augment import centre_crop
-
         model, device = self.model, self.device
-        # bf16 on CUDA, full precision elsewhere: the rule training.precision "auto" follows.
-        autocast = runtime.autocast(device, runtime.autocast_dtype("auto", device))
         latents, scores, accuracies, recon = [], [], [], []
-        with torch.inference_mode():
-            seq_all = torch.from_numpy(seq).to(device, non_blocking=True)
-            tracks_all = torch.from_numpy(tracks).to(device, non_blocking=True)
-            seq_all, tracks_all = centre_crop(seq_all, tracks_all, self.window_len)
-            for lo in range(0, seq_all.shape[0], self.batch_size):
-                s = seq_all[lo : lo + self.batch_size].long()
-                t = tracks_all[lo : lo + self.batch_size].float()
-                with autocast:
+        with inference.inference_mode():
+            # The block moves to the device once; each batch is cut from it there.
+            slices = inference.batches(seq.shape[0], self.batch_size)
+            for _, s, t in inference.device_batches(seq, tracks, slices, device, self.window_len, stage=True):
+                with inference.autocast(device):  # bf16 on CUDA, none on the CPU
                     # Autoregressive decoders: each base's logits given the true previous bases. The
                     # score is model.anomaly_score(s, t), from the same pass (one encoder pass, one
                     # decoder pass that also gives the chain's logits; the direct head is not run).
                     z, logits, tracks_pred, score = model.score_reconstruct(s, t)
                 scores.append(score.float())
-                called = s < CODE_N
-                right = (logits.argmax(1) == s) & called
-                n_called = called.sum(1)
-                accuracies.append(torch.where(n_called > 0, right.sum(1).float() / n_called.clamp_min(1), float("nan")))
+                accuracies.append(inference.window_accuracy(logits.argmax(1), s))
                 latents.append(z.float())
                 if want_tracks:
                     recon.append(model.tracks_to_stored(tracks_pred))

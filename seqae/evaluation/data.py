@@ -13,7 +13,7 @@ import numpy as np
 from seqae.errors import SeqaeError
 from seqae.evaluation.labels import derive_labels
 
-__all__ = ["EvaluationData", "batches", "load_data", "subsample"]
+__all__ = ["EvaluationData", "load_data", "subsample"]
 
 
 def subsample(rows: np.ndarray, n_max: int, rng: np.random.Generator) -> np.ndarray:
@@ -41,11 +41,6 @@ def _read_crops(path: str, rows: np.ndarray, window_len: int, n_tracks: int) -> 
     else:
         tracks = np.ascontiguousarray(_centre(tracks, window_len))
     return seq, tracks
-
-
-def batches(n: int, batch_size: int) -> list[slice]:
-    """Consecutive row slices of at most ``batch_size`` rows that cover ``range(n)``, in order."""
-    return [slice(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
 
 
 @dataclass

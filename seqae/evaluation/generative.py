@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqae.evaluation.data import EvaluationData, batches, subsample
+from seqae.evaluation.data import EvaluationData, subsample
+from seqae.inference import batches
 
 __all__ = ["vae_spectra", "vq_usage"]
 

@@ -1,5 +1,8 @@
 """Model passes over windows, in batches and without gradients: latents, reconstructions and
 anomaly scores; and the PCA baseline's embedding and reconstruction error.
+
+How the model runs (batches moved to the device, inference mode, bf16 autocast
+on CUDA only) is :mod:`seqae.inference`'s, as for ``seqae embed``.
 """
 
 from __future__ import annotations
@@ -9,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqae.evaluation.data import batches
+from seqae.inference import autocast, batches, device_batches, inference_mode
 from seqae.progress import progress_bar
 
 __all__ = ["encode_latents", "model_pass", "pca_apply", "score_windows"]
 
 
-@torch.inference_mode()
+@inference_mode()
 def model_pass(
     model: Any,
     seq: np.ndarray,
@@ -60,37 +63,37 @@ def model_pass(
     }
     autoregressive = bool(getattr(model, "autoregressive", False))
     slices = batches(seq.shape[0], batch_size)
-    for sl in progress_bar(len(slices), desc, "batch", progress, slices):
-        x = torch.from_numpy(seq[sl]).to(device, non_blocking=True).long()
-        t = torch.from_numpy(tracks[sl]).to(device, non_blocking=True).float()
-        out = model(x, t)
-        parts["latent"].append(out.latent.float())
-        if autoregressive:
-            # Teacher-forced logits see the true previous bases: their arg-max is a
-            # next-base prediction, not a reconstruction. Reconstructions are decoded
-            # from the latent alone (the direct head, or base after base).
-            parts["next_base_pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
-            if out.local_codes is not None:
-                parts["local_codes"].append(out.local_codes)
-            greedy, _, _ = model.decode_bases(out.latent, out.local_codes, sample=False)
-            parts["pred"].append(greedy.to(torch.uint8))
-            if sampler is not None:
-                drawn, _, _ = model.decode_bases(out.latent, out.local_codes, sample=True, generator=sampler)
-                parts["sampled"].append(drawn.to(torch.uint8))
-        else:
-            parts["pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
-            if sampler is not None:
-                parts["sampled"].append(bases_from_logits(out.seq_logits, True, sampler).to(torch.uint8))
-        parts["tracks_pred"].append(model.tracks_to_stored(out.tracks_pred).float())
-        score, seq_score, chain_seq_score = _window_scores(
-            model, out.seq_logits, out.tracks_pred, x, t, out.chain_logits
-        )
-        parts["score"].append(score)
-        parts["seq_score"].append(seq_score)
-        if chain_seq_score is not None:
-            parts["chain_seq_score"].append(chain_seq_score)
-        if out.codes is not None:
-            parts["codes"].append(out.codes)
+    on_device = device_batches(seq, tracks, slices, device)
+    for _, x, t in progress_bar(len(slices), desc, "batch", progress, on_device):
+        with autocast(device):  # bf16 on CUDA, none on the CPU
+            out = model(x, t)
+            parts["latent"].append(out.latent.float())
+            if autoregressive:
+                # Teacher-forced logits see the true previous bases: their arg-max is a
+                # next-base prediction, not a reconstruction. Reconstructions are decoded
+                # from the latent alone (the direct head, or base after base).
+                parts["next_base_pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
+                if out.local_codes is not None:
+                    parts["local_codes"].append(out.local_codes)
+                greedy, _, _ = model.decode_bases(out.latent, out.local_codes, sample=False)
+                parts["pred"].append(greedy.to(torch.uint8))
+                if sampler is not None:
+                    drawn, _, _ = model.decode_bases(out.latent, out.local_codes, sample=True, generator=sampler)
+                    parts["sampled"].append(drawn.to(torch.uint8))
+            else:
+                parts["pred"].append(out.seq_logits.argmax(1).to(torch.uint8))
+                if sampler is not None:
+                    parts["sampled"].append(bases_from_logits(out.seq_logits, True, sampler).to(torch.uint8))
+            parts["tracks_pred"].append(model.tracks_to_stored(out.tracks_pred).float())
+            score, seq_score, chain_seq_score = _window_scores(
+                model, out.seq_logits, out.tracks_pred, x, t, out.chain_logits
+            )
+            parts["score"].append(score)
+            parts["seq_score"].append(seq_score)
+            if chain_seq_score is not None:
+                parts["chain_seq_score"].append(chain_seq_score)
+            if out.codes is not None:
+                parts["codes"].append(out.codes)
     result: dict[str, np.ndarray | None] = {}
     for key, values in parts.items():
         result[key] = torch.cat(values).cpu().numpy() if values else None
@@ -121,23 +124,23 @@ def _window_scores(
     return score.float(), sequence_error(seq_logits, x).float(), chain_error
 
 
-@torch.inference_mode()
+@inference_mode()
 def encode_latents(
     model: Any, seq: np.ndarray, tracks: np.ndarray, batch_size: int, device: torch.device, progress: bool
 ) -> np.ndarray:
     """Deterministic latents ``float32 [N, D]`` (encoder only)."""
     parts = []
     slices = batches(seq.shape[0], batch_size)
-    for sl in progress_bar(len(slices), "encode train", "batch", progress, slices):
-        x = torch.from_numpy(seq[sl]).to(device, non_blocking=True).long()
-        t = torch.from_numpy(tracks[sl]).to(device, non_blocking=True).float()
-        parts.append(model.encode(x, t))
+    on_device = device_batches(seq, tracks, slices, device)
+    for _, x, t in progress_bar(len(slices), "encode train", "batch", progress, on_device):
+        with autocast(device):
+            parts.append(model.encode(x, t))
     if not parts:
         return np.zeros((0, model.layout.dim), np.float32)
     return torch.cat(parts).cpu().numpy()
 
 
-@torch.inference_mode()
+@inference_mode()
 def score_windows(
     model: Any,
     seq: np.ndarray,
@@ -160,23 +163,22 @@ def score_windows(
     from seqae.models.objectives import sequence_error
 
     scores, seq_scores, chain_scores = [], [], []
-    for sl in batches(seq.shape[0], batch_size):
-        x = torch.from_numpy(seq[sl]).to(device).long()
-        t = torch.from_numpy(tracks[sl]).to(device).float()
-        chain_logits = None
-        if chain:
-            seq_logits, tracks_pred = model.chain_reconstruct(x)
-            chain_logits = seq_logits
-        else:
-            seq_logits, tracks_pred = model.reconstruct(x, t, latent_off=latent_off)
-        if sequence_only:
-            seq_scores.append(sequence_error(seq_logits, x).float())
-            continue
-        score, seq_score, chain_score = _window_scores(model, seq_logits, tracks_pred, x, t, chain_logits)
-        scores.append(score)
-        seq_scores.append(seq_score)
-        if chain_score is not None:
-            chain_scores.append(chain_score)
+    for _, x, t in device_batches(seq, tracks, batches(seq.shape[0], batch_size), device):
+        with autocast(device):
+            chain_logits = None
+            if chain:
+                seq_logits, tracks_pred = model.chain_reconstruct(x)
+                chain_logits = seq_logits
+            else:
+                seq_logits, tracks_pred = model.reconstruct(x, t, latent_off=latent_off)
+            if sequence_only:
+                seq_scores.append(sequence_error(seq_logits, x).float())
+                continue
+            score, seq_score, chain_score = _window_scores(model, seq_logits, tracks_pred, x, t, chain_logits)
+            scores.append(score)
+            seq_scores.append(seq_score)
+            if chain_score is not None:
+                chain_scores.append(chain_score)
     if not seq_scores:
         return np.zeros(0, np.float32), np.zeros(0, np.float32), None
     if sequence_only:

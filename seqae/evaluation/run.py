@@ -52,7 +52,8 @@ def evaluate_model(
             probes, baselines and judges; its ``test`` split is scored).
         outdir: output folder (created).
         settings: evaluation settings overriding :data:`DEFAULT_EVALUATE_SETTINGS`.
-        device: ``cuda``, ``cpu`` or None / ``auto`` (the GPU when there is one).
+        device: ``cuda``, ``cpu`` or None / ``auto`` (the GPU when there is one). On CUDA
+            the model runs under bf16 autocast, as for ``seqae embed`` (:mod:`seqae.inference`).
         progress: show progress bars over the model passes.
 
     Returns:

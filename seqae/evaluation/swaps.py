@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqae.evaluation.data import EvaluationData, batches, subsample
+from seqae.evaluation.data import EvaluationData, subsample
 from seqae.evaluation.labels import known
+from seqae.inference import batches
 
 __all__ = ["MIXTURE_KEPT_SHARES", "evaluate_swaps"]
 
