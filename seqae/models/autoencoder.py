@@ -364,7 +364,8 @@ class SequenceAutoencoder(
             metrics=metrics,
             codes=b.codes,
             local_codes=local_codes,
-            chain_logits=out.chain_logits,
+            # Only where it covers every position (a training pass may run the chain on a share).
+            chain_logits=out.chain_logits if out.aux_positions is None else None,
         )
 
     def encode(self, seq: Tensor, tracks: Tensor) -> Tensor:
