@@ -191,41 +191,6 @@ def test_the_direct_head_rebuilds_every_base_from_the_latent_alone() -> None:
     assert not conv.has_direct_head
 
 
-def test_the_chain_and_the_direct_head_train_on_a_share_of_positions() -> None:
-    """decoder.aux_positions: a training pass runs the chain and the direct head on a random share of the
-    positions, whose logits are the full pass's at those positions; evaluation covers every position."""
-    decoder = {**TINY_AR["decoder"], "reach": 8, "aux_positions": 0.25}
-    model = _model(decoder=decoder, weights={"direct": 1.0, "chain": 1.0}).eval()
-    seq, tracks = _batch()
-    positions = torch.tensor([3, 60, 17, 0])
-    with torch.no_grad():
-        latent, codes = model.encode(seq, tracks), model.encode_local(seq, tracks)
-        local = model.local.lookup(codes)
-        full = model.decoder.forward_with_chain(seq, local, latent)
-        share = model.decoder.forward_with_chain(seq, local, latent, aux_positions=positions)
-    assert full.aux_positions is None and torch.equal(share.aux_positions, positions)
-    assert share.chain_logits.shape == share.direct_logits.shape == (5, 4, 4)
-    torch.testing.assert_close(share.chain_logits, full.chain_logits[:, :, positions])
-    torch.testing.assert_close(share.direct_logits, full.direct_logits[:, :, positions])
-    torch.testing.assert_close(share.seq_logits, full.seq_logits)  # the latent path covers every position
-    assert model(seq, tracks).chain_logits.shape == (5, 4, L)  # evaluation: every position
-    model.train()
-    drawn = []
-    forward = model.decoder.forward_with_chain
-
-    def spy(*args, **kwargs):
-        drawn.append(kwargs["aux_positions"])
-        return forward(*args, **kwargs)
-
-    model.decoder.forward_with_chain = spy
-    out = model(seq, tracks)
-    assert drawn[0].shape == (16,) and drawn[0].unique().numel() == 16  # a quarter of 64, no repeats
-    assert out.chain_logits is None  # a share of positions is not the chain's whole pass
-    out.loss.backward()
-    for part in (model.decoder.chain_layers, model.decoder.direct_layers, model.decoder.reach):
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
-
-
 def test_sampling_decodes_what_teacher_forcing_scores() -> None:
     model = _model().eval()
     seq, tracks = _batch()

@@ -364,8 +364,7 @@ class SequenceAutoencoder(
             metrics=metrics,
             codes=b.codes,
             local_codes=local_codes,
-            # Only where it covers every position (a training pass may run the chain on a share).
-            chain_logits=out.chain_logits if out.aux_positions is None else None,
+            chain_logits=out.chain_logits,
         )
 
     def encode(self, seq: Tensor, tracks: Tensor) -> Tensor:

@@ -64,8 +64,6 @@ class DecoderPass(NamedTuple):
     that differs from the chain (``latent_reach`` false: an order-k chain);
     ``direct_logits``: every base from the latent alone, without any previous
     base (``direct``). Each is None where not computed or not built.
-    ``aux_positions``: ``int64 [M]`` the positions at which ``chain_logits`` and
-    ``direct_logits`` were computed (theirs are then ``[B, 4, M]``); None: every position.
     """
 
     seq_logits: Tensor
@@ -73,7 +71,6 @@ class DecoderPass(NamedTuple):
     chain_logits: Tensor | None
     baseline_logits: Tensor | None
     direct_logits: Tensor | None
-    aux_positions: Tensor | None = None
 
 
 def context_index(seq: Tensor, k: int) -> Tensor:
@@ -396,7 +393,6 @@ class ContextDecoder(LatentConditioningMixin, LatentDecodingMixin, nn.Module):
         keep: Tensor | None = None,
         chain: bool = True,
         direct: bool = True,
-        aux_positions: Tensor | None = None,
     ) -> DecoderPass:
         """:meth:`forward`, plus the same windows' logits with the latent off (``chain``) and from the latent
         alone (``direct``, with a direct head; False skips it where no caller reads it).
@@ -404,9 +400,6 @@ class ContextDecoder(LatentConditioningMixin, LatentDecodingMixin, nn.Module):
         The no-latent logits reuse the context features of the pass (only the
         chain's own per-position MLPs run besides), so training the decoder's
         own chain on every window costs a fraction of a second pass.
-        ``aux_positions`` (``int64 [M]``): compute the chain's and the direct head's
-        logits at these positions only (their per-position MLPs are most of their
-        cost); the latent path and the order-k chain still cover every position.
         """
         batch = seq.shape[0]
         u, gamma, beta = self._conditioning(local, global_latent, keep, batch, seq.device)
@@ -417,28 +410,20 @@ class ContextDecoder(LatentConditioningMixin, LatentDecodingMixin, nn.Module):
         # model whatever the latent learns.
         h = (c_latent.detach() + u) * (1 + gamma) + beta
         seq_logits = self._head(h).transpose(1, 2)
+        chain_logits = self._chain(c).transpose(1, 2) if (need_off and c is not None) else None
         baseline_logits = None
         if need_off and self.order_k is not None:
             baseline_logits = self.order_k(index).transpose(1, 2)
-        if keep is not None and baseline_logits is None:
-            aux_positions = None  # the chain decodes the windows whose latent is off: it is wanted everywhere
-        chain_logits = None
-        if need_off and c is not None:
-            chain_logits = self._chain(c if aux_positions is None else c[:, aux_positions]).transpose(1, 2)
         if keep is not None:
             # A window with its latent off is decoded by the latent path's no-latent counterpart.
             off = baseline_logits if baseline_logits is not None else chain_logits
             assert off is not None
             seq_logits = torch.where(keep.view(-1, 1, 1) > 0, seq_logits, off.to(seq_logits.dtype))
-        direct_logits = None
-        if direct:
-            u_direct = u if aux_positions is None else u[:, aux_positions]
-            direct_logits = self._direct(u_direct, gamma, beta)
+        direct_logits = self._direct(u, gamma, beta) if direct else None
         return DecoderPass(
             seq_logits,
             self._tracks(u, gamma, beta),
             chain_logits if chain else None,
             baseline_logits if chain else None,
             None if direct_logits is None else direct_logits.transpose(1, 2),
-            aux_positions if (chain or direct_logits is not None) else None,
         )

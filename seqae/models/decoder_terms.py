@@ -68,16 +68,7 @@ class DecoderTermsMixin:
         # The decoder's own chain (latent off) is trained on every window beside the
         # latent path, so that the no-latent baseline of the latent's contribution, and
         # the chain's anomaly score, are fully trained rather than learnt from a share.
-        aux_positions = None
-        share = s["decoder"]["aux_positions"]
-        if self.training and share < 1:
-            # The chain's and the direct head's losses are means over positions: a random share
-            # of them (new at every step) estimates the same loss at that share of the cost.
-            length = seq.shape[1]
-            aux_positions = torch.randperm(length, device=seq.device)[: max(1, round(share * length))]
-        out = self.decoder.forward_with_chain(
-            seq, local_q, decoder_input, keep, chain=s["weights"]["chain"] > 0, aux_positions=aux_positions
-        )
+        out = self.decoder.forward_with_chain(seq, local_q, decoder_input, keep, chain=s["weights"]["chain"] > 0)
         return out, local_codes
 
     def _reconstruction_terms(
@@ -95,10 +86,8 @@ class DecoderTermsMixin:
         seq_ce = sequence_loss(out.seq_logits, seq)
         terms["seq"] = w["seq"] * seq_ce
         metrics["seq_ce"] = seq_ce.detach()
-        # The chain's and the direct head's targets: the positions their logits cover.
-        aux_seq = seq if out.aux_positions is None else seq[:, out.aux_positions]
         if out.chain_logits is not None:
-            chain_ce = sequence_loss(out.chain_logits, aux_seq)
+            chain_ce = sequence_loss(out.chain_logits, seq)
             metrics["chain_ce"] = chain_ce.detach()
             if out.baseline_logits is not None:
                 # The latent path's own no-latent counterpart (an order-k chain), trained beside.
@@ -107,7 +96,7 @@ class DecoderTermsMixin:
                 chain_ce = chain_ce + order_k_ce
             terms["chain"] = w["chain"] * chain_ce
         if out.direct_logits is not None:
-            direct_ce = sequence_loss(out.direct_logits, aux_seq)
+            direct_ce = sequence_loss(out.direct_logits, seq)
             terms["direct"] = w["direct"] * direct_ce
             metrics["direct_ce"] = direct_ce.detach()
         if self.n_tracks:
