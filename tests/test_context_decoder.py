@@ -9,22 +9,21 @@ import copy
 
 import pytest
 import torch
+from conftest import tiny_model
 
 from seqae.errors import ConfigError
-from seqae.models import SequenceAutoencoder, model_settings
+from seqae.models import DEFAULT_MODEL_SETTINGS, SequenceAutoencoder, model_settings
 from seqae.models.context_decoder import CausalReach, ContextDecoder, context_index
 from seqae.models.objectives import sequence_error, track_error
 
 L = 64
 LABELS = {"chrom": 3, "region_class": 4}
-# The default blocks (chrom 16, gene 16, residual 32) on a tiny encoder.
-TINY_AR = {
-    "channels": 16,
-    "n_res_blocks": 1,
-    "head_hidden": 16,
-    "decoder": {"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 2},
-    "local": {"enabled": True, "dim": 4, "codebook_size": 16},
-}
+# The default blocks (chrom 16, gene 16, residual 32) on the tests' tiny encoder.
+TINY_AR = tiny_model(
+    blocks=copy.deepcopy(DEFAULT_MODEL_SETTINGS["blocks"]),
+    decoder={"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 2},
+    local={"enabled": True, "dim": 4, "codebook_size": 16},
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -381,7 +380,12 @@ def test_evaluation_probes_tf_identity_by_default() -> None:
 def test_gradient_clipping_groups_keep_the_decoder_apart_from_the_heads() -> None:
     from seqae.training.optimizer import clip_groups
 
-    model = _model()
+    torch.manual_seed(0)
+    two_level = tiny_model(
+        decoder={"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 2},
+        local={"enabled": True, "dim": 4, "codebook_size": 16},
+    )
+    model = SequenceAutoencoder(two_level, 2, 64, {"chrom": 3, "gene_family": 4})
     groups = clip_groups(model)
     ids = [id(p) for g in groups for p in g]
     assert sorted(ids) == sorted(id(p) for p in model.parameters() if p.requires_grad)  # each once

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pyBigWig
 import pytest
 import torch
+from conftest import tiny_model
 
 from seqae import __version__, embed
 from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, save_checkpoint
@@ -28,16 +29,16 @@ from seqae.tracks import invert_transform
 from seqae.windows.reader import WindowReader, read_windows
 from seqae.windows.store import WindowsWriter, read_labels, read_schema
 
-TINY_SETTINGS = {
-    "channels": 16,
-    "n_res_blocks": 1,
-    "head_hidden": 8,
-    "blocks": {
+TINY_SETTINGS = tiny_model(
+    blocks={
         "chrom": {"size": 4, "label": "chrom"},
         "gene": {"size": 4, "label": "gene_family"},
         "residual": {"size": 4, "label": None},
-    },
-}
+    }
+)
+
+# Tiny models: one torch thread (see conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def save_model(path: Path, windows: Path, window_len: int | None = None, track_names=None, seed: int = 0) -> Path:
@@ -79,15 +80,6 @@ def save_model(path: Path, windows: Path, window_len: int | None = None, track_n
     }
     save_checkpoint(state, path)
     return path
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors gain nothing from threads, and spinning OpenMP threads crawl on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -389,12 +381,14 @@ def test_chromosome_names_and_sizes(tmp_path):
         place_windows(one, np.arange(3), 100, chrom_sizes={"chr1": 5000})
 
 
-def test_parallel_reader_matches_h5py(inputs):
-    n = len(read_labels(inputs["windows"]))
+def test_parallel_reader_matches_h5py(tiny_inputs):
+    windows = tiny_inputs["dir"] / "windows.h5"
+    extract_windows(tiny_inputs["config"], windows, progress=False)
+    n = len(read_labels(windows))
     rows = np.sort(np.random.default_rng(2).choice(n, 9, replace=False))
-    with WindowReader(inputs["windows"]) as reader:
+    with WindowReader(windows) as reader:
         seq, tracks = reader.read(rows)
-    with h5py.File(inputs["windows"]) as f:
+    with h5py.File(windows) as f:
         np.testing.assert_array_equal(seq, f["seq"][rows])
         np.testing.assert_array_equal(tracks, f["tracks"][rows])
 

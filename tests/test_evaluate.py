@@ -237,11 +237,11 @@ def _dotted(data: dict, key: str) -> Any:
 
 def test_swap_blocks_equals_decoding_the_hand_swapped_latent() -> None:
     torch.manual_seed(1)
-    settings = copy.deepcopy(TINY)
-    model = SequenceAutoencoder(settings, 2, WINDOW_LEN, {"chrom": 3, "gene_family": 2}).eval()
+    length = 64
+    model = SequenceAutoencoder(tiny_model(), 2, length, {"chrom": 3, "gene_family": 2}).eval()
     g = torch.Generator().manual_seed(0)
-    seq = torch.randint(0, 4, (10, WINDOW_LEN), generator=g)
-    tracks = torch.rand(10, 2, WINDOW_LEN, generator=g)
+    seq = torch.randint(0, 4, (10, length), generator=g)
+    tracks = torch.rand(10, 2, length, generator=g)
     donor = torch.randperm(10, generator=g)
     with torch.inference_mode():
         z = model.encode(seq, tracks)
@@ -250,7 +250,7 @@ def test_swap_blocks_equals_decoding_the_hand_swapped_latent() -> None:
         want_logits, want_tracks = model.decode(by_hand)
         plain_logits, _ = model.decode(z)
     logits, tracks_out = swap_blocks(model, seq, tracks, donor, "chrom", batch_size=3)  # batches of 3: same result
-    assert logits.shape == (10, 4, WINDOW_LEN) and tracks_out.shape == (10, 2, WINDOW_LEN)
+    assert logits.shape == (10, 4, length) and tracks_out.shape == (10, 2, length)
     torch.testing.assert_close(logits, want_logits, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(tracks_out, want_tracks, rtol=1e-5, atol=1e-5)
     # Identity donors give the plain reconstruction; a numpy donor index works too.

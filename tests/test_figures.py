@@ -13,22 +13,22 @@ from seqae.figure import plt
 from seqae.report_plots import PlainLogFormatter, model_training_note, training_note
 
 
-def info(**changes) -> dict:
+def training_info(**changes) -> dict:
     base = {"epochs_completed": 2, "steps": 142, "device": "cpu", "training": {"epochs": 2},
             "finished": True, "stop_reason": "epochs", "best_epoch": 2}  # fmt: skip
     return base | changes
 
 
 def test_training_note_says_how_long_and_whether_under_trained(tmp_path: Path) -> None:
-    assert training_note(info()) == "2 epochs (142 steps) on CPU, still improving: under-trained"
-    assert training_note(info(stop_reason="early_stopping", best_epoch=1, device="cuda:0")) == (
+    assert training_note(training_info()) == "2 epochs (142 steps) on CPU, still improving: under-trained"
+    assert training_note(training_info(stop_reason="early_stopping", best_epoch=1, device="cuda:0")) == (
         "2 epochs (142 steps) on GPU"
     )
-    assert training_note(info(epochs_completed=1, finished=False, stop_reason=None)) == (
+    assert training_note(training_info(epochs_completed=1, finished=False, stop_reason=None)) == (
         "1 epoch (142 steps) on CPU of 2: training incomplete"
     )
-    (tmp_path / "model.json").write_text(json.dumps(info()))
-    assert model_training_note(tmp_path / "best.pt") == training_note(info())
+    (tmp_path / "model.json").write_text(json.dumps(training_info()))
+    assert model_training_note(tmp_path / "best.pt") == training_note(training_info())
     assert model_training_note(tmp_path / "elsewhere" / "best.pt") is None
 
 
@@ -41,7 +41,7 @@ def test_loss_curves_have_y_labels_plain_log_ticks_integer_epochs_and_the_note(t
     ]
     figures = []
     monkeypatch.setattr("seqae.figure.save_figure", lambda fig, path: figures.append(fig) or Path(path))
-    training.plot_loss_curves(history, tmp_path / "c.png", title="plain", note=training_note(info()))
+    training.plot_loss_curves(history, tmp_path / "c.png", title="plain", note=training_note(training_info()))
     fig = figures[0]
     fig.canvas.draw()
     assert "2 epochs" in fig._suptitle.get_text() and "under-trained" in fig._suptitle.get_text()

@@ -34,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_config, random_dna, write_fasta
+from conftest import make_config, random_dna, tiny_model, write_fasta
 
 from seqae.extract import extract_windows
+from seqae.models import DEFAULT_MODEL_SETTINGS
 from seqae.windows.store import read_labels
 
 FORMATS = Path(__file__).parent / "data" / "formats"
@@ -181,7 +182,7 @@ def test_default_blocks_train_on_an_annotation_without_gene_lines(tmp_path: Path
         tfs=[("TF", peaks, None)],
         annotation=FORMATS / "fungal_mrna_only.gff3",
         extract={"window_len": 200, "max_jitter": 8, "split": {"bin_size": 500}},
-        models={"plain": {"channels": 16, "n_res_blocks": 1, "dilations": [1, 2], "head_hidden": 16}},
+        models={"plain": tiny_model(blocks=DEFAULT_MODEL_SETTINGS["blocks"])},
         training={"batch_size": 16, "epochs": 1, "max_steps": 2, "warmup_steps": 1, "num_workers": 0},
     )
     out = tmp_path / "out" / "windows.h5"

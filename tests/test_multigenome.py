@@ -11,6 +11,7 @@ import copy
 
 import numpy as np
 import pytest
+from conftest import tiny_model
 
 from seqae.checkpoint import load_checkpoint
 from seqae.config import validate_config
@@ -29,17 +30,13 @@ GENOME = {
     "families": {"n_families": 0},
 }
 SPECIES = {"sp_at": {"seed": 3, "gc_mean": 0.36}, "sp_gc": {"seed": 4, "gc_mean": 0.50}}
-MODEL = {
-    "channels": 16,
-    "n_res_blocks": 1,
-    "dilations": [1, 2],
-    "head_hidden": 16,
-    "blocks": {
+MODEL = tiny_model(
+    blocks={
         "species": {"size": 2, "label": "species"},
         "chrom": {"size": 2, "label": "chrom"},
         "residual": {"size": 4, "label": None},
-    },
-}
+    }
+)
 
 
 @pytest.fixture(scope="module")
