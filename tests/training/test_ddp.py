@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from test_train import (
+from test_stage import (
     TIMING,
     assert_same_run,
     make_config,
@@ -37,7 +37,7 @@ from seqae.errors import SeqaeError
 from seqae.training import resolve_model, train_model
 from seqae.training.data import open_run_data
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # BatchNorm, dropout, augmentation, VQ codebooks with restarts, heads on labels
 # with unknowns: everything whose state or randomness DDP could get wrong.
