@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_config, random_dna, tiny_model, write_fasta
 
 from seqae.extract import extract_windows
 from seqae.models import DEFAULT_MODEL_SETTINGS
 from seqae.windows.store import read_labels
+from tests.conftest import make_config, random_dna, tiny_model, write_fasta
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 

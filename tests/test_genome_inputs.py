@@ -1,47 +1,14 @@
-"""Chromosome names across sources (chrom_aliases) and which chromosomes windows come from (extract.chromosomes)."""
+"""seqae.genome_inputs: chromosome names across sources (chrom_aliases) in extraction, and which chromosomes
+windows come from (extract.chromosomes)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_config, random_dna, write_bigwig, write_fasta
 
-from seqae.errors import InputError
 from seqae.extract import extract_windows
-from seqae.genome import ChromAliases
 from seqae.windows.store import read_labels
-
-
-def test_auto_rule_both_ways(caplog):
-    with caplog.at_level("INFO", logger="seqae"):
-        ucsc = ChromAliases(["chr1", "chr2", "chrM"]).map_source("p.bed", ["1", "chr2", "MT", "chrUn_x"])
-        ensembl = ChromAliases(["1", "2", "MT"]).map_source("q.bed", ["chr1", "2", "chrM"])
-    assert ucsc == {"1": "chr1", "chr2": "chr2", "MT": "chrM"}
-    assert ensembl == {"chr1": "1", "2": "2", "chrM": "MT"}
-    assert (
-        "p.bed: 2 chromosome names matched to the FASTA's by chrom_aliases: auto (1 -> chr1, MT -> chrM)" in caplog.text
-    )
-    assert "q.bed: 2 chromosome names matched" in caplog.text
-
-
-def test_none_rule_is_exact():
-    assert ChromAliases(["chr1", "chrM"], "none").match(["1", "chr1", "MT"]) == {"chr1": "chr1"}
-
-
-def test_alias_table(tmp_path, caplog):
-    table = tmp_path / "hg38.chromAlias.txt"
-    table.write_text(
-        "# ucsc\tassembly\tgenbank\tncbi\trefseq\n"
-        "chr1\t1\tCM000663.2\t1\tNC_000001.11\n"
-        "chrM\tMT\tJ01415.2\tMT\tNC_012920.1\n"
-        "chrX\tX\tCM000685.2\tX\tNC_000023.11\n"  # not in the FASTA: ignored
-    )
-    aliases = ChromAliases(["NC_000001.11", "NC_012920.1"], str(table))
-    assert aliases.match(["chr1", "1", "MT", "NC_000001.11", "chrX", "chr2"]) == {
-        "chr1": "NC_000001.11", "1": "NC_000001.11", "MT": "NC_012920.1", "NC_000001.11": "NC_000001.11"
-    }  # fmt: skip
-    with pytest.raises(InputError, match=r"chromAlias\.txt: no line names a sequence of the FASTA"):
-        ChromAliases(["scaffold_1"], str(table))
+from tests.conftest import make_config, random_dna, write_bigwig, write_fasta
 
 
 @pytest.fixture
@@ -109,12 +76,12 @@ def test_include_all_and_exclude(ensembl_genome):
 
 
 def test_none_rule_gives_the_no_common_chromosome_line(ensembl_genome, capsys):
-    from test_extract import run_cli
+    from tests.conftest import run_extract_cli
 
     config = _config(ensembl_genome)
     config["genomes"][0]["chrom_aliases"] = "none"
     out = ensembl_genome[0] / "none" / "windows.h5"
-    code, err = run_cli(config, out, capsys)
+    code, err = run_extract_cli(config, out, capsys)
     assert code == 2 and len(err) == 1, err
     assert "tf.narrowPeak: no chromosome name in common with the FASTA" in err[0]
     assert "chrom_aliases: none" in err[0]

@@ -11,7 +11,6 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import tiny_model
 
 from seqae.checkpoint import load_checkpoint
 from seqae.config import validate_config
@@ -20,6 +19,7 @@ from seqae.extract import extract_windows
 from seqae.simulate import simulate_demo
 from seqae.training import train_model
 from seqae.windows.store import qualify_chromosomes, read_labels
+from tests.conftest import tiny_model
 
 GENOME = {
     "n_chromosomes": 2,

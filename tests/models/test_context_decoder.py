@@ -9,12 +9,12 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_model
 
 from seqae.errors import ConfigError
 from seqae.models import DEFAULT_MODEL_SETTINGS, SequenceAutoencoder, model_settings
 from seqae.models.context_decoder import CausalReach, ContextDecoder, context_index
 from seqae.models.objectives import sequence_error, track_error
+from tests.conftest import tiny_model
 
 L = 64
 LABELS = {"chrom": 3, "region_class": 4}
@@ -362,34 +362,3 @@ def test_swap_decoding_keeps_the_recipients_codes_and_takes_the_donors_block() -
         )
     assert torch.equal(moved, want) and torch.equal(same, own)
     assert not torch.allclose(moved_logits, own_logits)  # the donor's block changes how bases are rendered
-
-
-def test_evaluation_probes_tf_identity_by_default() -> None:
-    import pandas as pd
-
-    from seqae.evaluation import evaluate_settings
-    from seqae.evaluation.labels import derive_labels
-
-    table = pd.DataFrame({"chrom": ["c1", "c2"], "gene_family": ["F", "G"], "peak_set": ["CTCF", "background"],
-                          "region_class": ["promoter", "intergenic"], "tss_distance": [10.0, 5000.0]})  # fmt: skip
-    names, values = derive_labels(table, evaluate_settings(), ["chrom", "gene_family"])
-    assert names == ["chrom", "gene_family", "peak_set", "region_class", "tss_bin"]
-    assert list(values["peak_set"]) == ["CTCF", "background"]
-
-
-def test_gradient_clipping_groups_keep_the_decoder_apart_from_the_heads() -> None:
-    from seqae.training.optimizer import clip_groups
-
-    torch.manual_seed(0)
-    two_level = tiny_model(
-        decoder={"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 2},
-        local={"enabled": True, "dim": 4, "codebook_size": 16},
-    )
-    model = SequenceAutoencoder(two_level, 2, 64, {"chrom": 3, "gene_family": 4})
-    groups = clip_groups(model)
-    ids = [id(p) for g in groups for p in g]
-    assert sorted(ids) == sorted(id(p) for p in model.parameters() if p.requires_grad)  # each once
-    group_of = {id(p): i for i, g in enumerate(groups) for p in g}
-    decoder = {group_of[id(p)] for p in model.decoder.parameters()}
-    heads = {group_of[id(p)] for p in model.supervised_heads.parameters()}
-    assert len(decoder) == 1 and decoder.isdisjoint(heads)

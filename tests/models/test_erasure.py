@@ -9,7 +9,7 @@ from seqae.errors import ConfigError
 from seqae.metrics.probes import linear_probe
 from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.erasure import BlockEraser
-from tests.models.test_autoencoder import LABELS, batch, tiny_settings
+from tests.models.conftest import LABELS, batch, tiny_settings
 
 
 def _labelled_cloud(n: int, dim: int, n_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

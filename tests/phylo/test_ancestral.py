@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import internal_state_joint
 
 from seqae.phylo.ancestral import (
     ancestral_states,
@@ -18,6 +17,7 @@ from seqae.phylo.ete import Tree
 from seqae.phylo.io import read_family, read_tree, write_nhx
 from seqae.phylo.schedule import unrooted_tree
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
+from tests.conftest import internal_state_joint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,25 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import internal_state_joint
 
 from seqae.phylo.alphabet import decode
 from seqae.phylo.ete import Tree
 from seqae.phylo.gtr import GTRGamma
-from seqae.phylo.likelihood import (
-    TreeTensors,
-    branch_derivatives,
-    log_likelihood,
-    model_site_log_likelihoods,
-)
-from seqae.phylo.patterns import (
-    partial_codes,
-    partial_text,
-    pattern_batch,
-    site_patterns,
-)
+from seqae.phylo.likelihood import TreeTensors, branch_derivatives, log_likelihood, model_site_log_likelihoods
+from seqae.phylo.patterns import partial_codes, partial_text, pattern_batch, site_patterns
 from seqae.phylo.schedule import UnrootedTree, tree_batch, unrooted_tree
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
+from tests.conftest import internal_state_joint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -119,36 +109,6 @@ def test_rooting_and_multifurcations_do_not_change_the_likelihood() -> None:
     star = unrooted_tree(Tree("(a:0.1,b:0.2,c:0.3,d:0.05,e:0.15);"), names)
     assert star.lengths[star.n_taxa :].tolist() == [0.0, 0.0]
     assert float(evaluate([star], [codes], GTR)[0]) == pytest.approx(brute_force(star, codes, GTR), abs=1e-10)
-
-
-def test_unrooted_tree_round_trip_and_errors() -> None:
-    tree = Tree("((a:0.1,b:0.2)x:0.1,(c:0.3,(d:0.05,e:0.15)y:0.2)z:0.15);", format=1)
-    ut = unrooted_tree(tree, ["e", "d", "c", "b", "a"])
-    back = ut.to_ete()
-    assert sorted(back.get_leaf_names()) == ["a", "b", "c", "d", "e"]
-    assert sorted(ut.internal_names) == ["x", "y", "z"]  # the bifurcating root is gone
-    assert back.get_distance("a", "b") == pytest.approx(0.3)
-    assert back.get_distance("a", "e") == pytest.approx(0.1 + 0.1 + 0.15 + 0.2 + 0.15)
-    with pytest.raises(ValueError, match="only in the alignment .*'f'"):
-        unrooted_tree(tree, ["a", "b", "c", "d", "e", "f"])
-    with pytest.raises(ValueError, match="only in the tree .*'e'"):
-        unrooted_tree(tree, ["a", "b", "c", "d"])
-    with pytest.raises(ValueError, match="duplicate sequence names: 'a'"):
-        unrooted_tree(tree, ["a", "a", "b", "c", "d"])
-    with pytest.raises(ValueError, match="at least 3 leaves"):
-        unrooted_tree(Tree("(a:1,b:1);"), ["a", "b"])
-
-
-def test_site_patterns_and_bad_columns() -> None:
-    codes = np.array([[0, 1, 0, 4, 0], [0, 2, 0, 1, 0], [3, 2, 3, 1, 3]], dtype=np.uint8)
-    pats = site_patterns(codes)
-    assert pats.weights.sum() == 5 and pats.codes.shape == (3, 3)
-    assert (pats.codes[:, pats.site_pattern] == codes).all()
-    codes[:, 3] = 4
-    with pytest.raises(ValueError, match="fam.fa: alignment column 4 has only gaps or N"):
-        site_patterns(codes, "fam.fa")
-    with pytest.raises(ValueError, match="codes must be 0..14"):
-        site_patterns(np.full((3, 2), 15, dtype=np.uint8))
 
 
 def test_gradients_match_finite_differences() -> None:

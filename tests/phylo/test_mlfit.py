@@ -7,16 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from seqae.errors import SeqaeError
 from seqae.phylo.alphabet import decode
-from seqae.phylo.ete import Tree
 from seqae.phylo.gtr import GTRGamma
-from seqae.phylo.iqtree import (
-    find_iqtree,
-    model_string,
-    parse_iqtree_report,
-    run_iqtree,
-)
+from seqae.phylo.iqtree import find_iqtree, model_string, run_iqtree
 from seqae.phylo.likelihood import TreeTensors, log_likelihood
 from seqae.phylo.mlfit import fit_ml, score_trees
 from seqae.phylo.patterns import partial_codes, pattern_batch, site_patterns
@@ -36,41 +29,6 @@ def our_log_likelihood(tree, codes: np.ndarray, names: list[str], model: Substit
     lengths = torch.as_tensor(tb.lengths)
     model_t = GTRGamma.from_substitution_model(model)
     return float(log_likelihood(TreeTensors.of(tb), tips, weights, model_t, lengths).detach()[0])
-
-
-REPORT = """
-Rate parameter R:
-
-  A-C: 0.6421
-  A-G: 1.8795
-  A-T: 0.3375
-  C-G: 0.2559
-  C-T: 2.3987
-  G-T: 1.0000
-
-State frequencies: (empirical counts from alignment)
-
-  pi(A) = 0.3229
-  pi(C) = 0.2013
-  pi(G) = 0.1963
-  pi(T) = 0.2796
-
-Model of rate heterogeneity: Gamma with 4 categories
-Gamma shape alpha: 0.7045
-
-Log-likelihood of the tree: -1760.8263 (s.e. 59.3837)
-"""
-
-
-def test_parse_iqtree_report() -> None:
-    logl, model = parse_iqtree_report(REPORT)
-    assert logl == -1760.8263
-    assert model.exchangeabilities.tolist() == [0.6421, 1.8795, 0.3375, 0.2559, 2.3987, 1.0]
-    assert model.freqs == pytest.approx([0.3229, 0.2013, 0.1963, 0.2796], abs=2e-4)
-    assert model.alpha == 0.7045 and model.n_categories == 4
-    assert model_string(model).startswith("GTR{0.6421,1.8795,0.3375,0.2559,2.3987}+F{0.32")
-    with pytest.raises(SeqaeError, match="no 'Log-likelihood of the tree'"):
-        parse_iqtree_report("nothing here", "x.iqtree")
 
 
 @needs_iqtree
@@ -141,9 +99,3 @@ def test_score_trees_under_one_model_prefers_the_true_tree() -> None:
         score_trees(fam.codes, fam.names + ["extra"], [fam.tree])
     with pytest.raises(ValueError, match="reference tree 3 out of range"):
         score_trees(fam.codes, fam.names, [fam.tree], reference=3)
-
-
-def test_run_iqtree_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("seqae.phylo.iqtree.find_iqtree", lambda: None)
-    with pytest.raises(SeqaeError, match="IQ-TREE is not installed"):
-        run_iqtree(np.zeros((4, 5), dtype=np.uint8), list("abcd"), tree=Tree("((a,b),(c,d));"))
