@@ -209,7 +209,7 @@ def data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Mod
     * ``find_unused_parameters=False``: every parameter gets a gradient at every
       step - heads whose loss weight is 0, whose labels are all unknown in a batch
       or whose gradient reversal is still 0 contribute zeros, not nothing
-      (tests/test_ddp.py checks it for every model kind) - so DDP need not walk
+      (tests/training/test_ddp.py checks it for every model kind) - so DDP need not walk
       the autograd graph each step. Should a parameter ever go unused, DDP
       fails loudly at the next step instead of averaging wrong gradients.
     * Buffers are not broadcast from rank 0 before each forward pass:

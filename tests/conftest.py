@@ -1,9 +1,15 @@
-"""Shared fixtures: tiny genomes, peaks, bigWigs and annotations written inside the tests."""
+"""Fixtures and helpers the test directories share (see tests/README.md).
+
+Tiny genomes, peaks, bigWigs and annotations written inside the tests; the tiny
+model settings; one torch thread for tiny models; the evaluation of a tiny model
+of each kind (tests/evaluation/ and tests/test_compare.py).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +22,26 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """``n`` torch threads inside the block, the caller's number again after it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module of tiny models (``pytest.mark.usefixtures``):
     they gain nothing from intra-op threads, and on a busy 2-core machine OpenMP
-    threads contending with other processes make every op many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    threads contending with other processes make every op many times slower.
+    Session-scoped fixtures that train are set up before it: they take
+    :func:`torch_threads` themselves."""
+    with torch_threads(1):
+        yield
 
 
 def write_fasta(path: Path, records: Mapping[str, str], line_width: int = 60) -> Path:
@@ -240,3 +257,42 @@ def windows_file_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, 
         }
         attrs = {k: str(v) for k, v in f.attrs.items() if k != "created_utc"}
     return data, chunks, attrs
+
+
+def run_extract_cli(config: Mapping[str, Any], out: Path, capsys: Any) -> tuple[int, list[str]]:
+    """``seqae --quiet extract`` on ``config`` (written beside ``out``): the exit status and the stderr lines."""
+    import yaml
+
+    from seqae.cli import main
+
+    path = out.parent / "c.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    code = main(["--quiet", "extract", "--config", str(path), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+def training_info(**changes: Any) -> dict[str, Any]:
+    """A model.json's summary of a finished 2-epoch CPU run, with ``changes``."""
+    base = {"epochs_completed": 2, "steps": 142, "device": "cpu", "training": {"epochs": 2},
+            "finished": True, "stop_reason": "epochs", "best_epoch": 2}  # fmt: skip
+    return base | changes
+
+
+def assert_non_blank_png(path: Path, imread: Any) -> None:
+    """``path`` is a PNG of some size whose pixels are not all the same."""
+    assert path.is_file(), path
+    assert path.stat().st_size > 5000, path
+    image = imread(path)
+    assert (image != image[:1, :1]).any(), f"{path}: every pixel has the same value"
+
+
+@pytest.fixture(scope="session")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny windows file, one model of each kind (plain, VQ, VAE, two-level) and their evaluations
+    (tests.evaluation.helpers.evaluate_tiny_models), made once for every test that reads them."""
+    from tests.evaluation.helpers import evaluate_tiny_models
+
+    with torch_threads(1):
+        return evaluate_tiny_models(tmp_path_factory.mktemp("evaluate"))

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from seqae import cli
-from seqae.fileio import atomic_output, remove_stale_temporaries
+from seqae.fileio import atomic_output
 
 
 def test_sigterm_removes_the_file_being_written(tmp_path, monkeypatch, capsys):
@@ -49,19 +49,6 @@ def test_a_second_sigterm_does_not_interrupt_the_clean_up(tmp_path, monkeypatch,
     status = cli.main(["compare", "--metrics", "m.json", "--out", str(tmp_path / "c.tsv")])
     assert status == 128 + signal.SIGTERM
     assert list(target.parent.iterdir()) == []
-
-
-def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
-    """SIGKILL leaves the file being written; the next run in the folder removes it, and only it."""
-    for name in (".checkpoint.pt.2a7dfde9da0c.tmp", ".metrics.csv.k3j_x9ab.tmp", ".best.pt.0123456789ab.tmp"):
-        (tmp_path / name).write_bytes(b"")
-    for keep in ("checkpoint.pt", ".notes.txt", ".checkpoint.ptx.tmp"):
-        (tmp_path / keep).write_bytes(b"x")
-    removed = remove_stale_temporaries(tmp_path, ["checkpoint.pt", "metrics.csv", "model.json"])
-    assert sorted(p.name for p in removed) == [".checkpoint.pt.2a7dfde9da0c.tmp", ".metrics.csv.k3j_x9ab.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".best.pt.0123456789ab.tmp", ".checkpoint.ptx.tmp", ".notes.txt", "checkpoint.pt",
-    ]  # fmt: skip
 
 
 def test_help_is_plain_text_and_every_command_has_a_description() -> None:

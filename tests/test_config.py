@@ -6,12 +6,14 @@ import pytest
 
 from seqae.cli import main
 from seqae.config import (
+    config_schema,
     config_to_json,
     load_config,
     merge_config_layers,
     validate_config,
 )
 from seqae.errors import ConfigError
+from seqae.models import DEFAULT_MODEL_SETTINGS
 
 
 def minimal() -> dict:
@@ -197,3 +199,31 @@ def test_python_defined_defaults_satisfy_the_generated_schema() -> None:
         validate_config(config)
     with pytest.raises(ConfigError, match=r"^models\.m\.decoder\.context: 9 is greater than the maximum of 8$"):
         model_settings({"decoder": {"context": 9}}, where="models.m")
+
+
+def test_schema_models_match_default_model_settings():
+    """The generated `models` schema has exactly the keys (and choices) of DEFAULT_MODEL_SETTINGS."""
+    from seqae.models.settings import MODEL_SETTINGS_CHOICES
+
+    model = config_schema()["$defs"]["model"]["properties"]
+
+    def tree(schema: dict) -> dict:
+        return {k: tree(v["properties"]) if "properties" in v else None for k, v in schema.items()}
+
+    def defaults_tree(settings: dict) -> dict:
+        return {k: defaults_tree(v) if isinstance(v, dict) and k != "blocks" else None for k, v in settings.items()}
+
+    expected = defaults_tree(DEFAULT_MODEL_SETTINGS)
+    actual = tree({k: v for k, v in model.items() if k != "training"})
+    assert actual == expected
+    for key, choices in MODEL_SETTINGS_CHOICES.items():
+        node = model
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node[part]["properties"]
+        assert node[parts[-1]]["enum"] == list(choices), key
+    # A model's training overrides: the same keys as the top-level training, without defaults.
+    top = config_schema()["properties"]["training"]["properties"]
+    override = model["training"]["properties"]
+    assert tree(override) == tree(top)
+    assert not any("default" in v for v in override.values())

@@ -19,25 +19,26 @@ from seqae import __version__, embed
 from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, save_checkpoint
 from seqae.cli import main
 from seqae.embed import embed_windows, latent_column_names
-from seqae.embed_placement import owned_intervals, place_windows
+from seqae.embed_placement import place_windows
 from seqae.embed_shards import embed_shard, gather_embedding, shard_path
 from seqae.errors import SeqaeError
 from seqae.extract import extract_windows
 from seqae.models import SequenceAutoencoder
 from seqae.tracks import invert_transform
-from seqae.windows.reader import WindowReader, read_windows
+from seqae.windows.reader import read_windows
 from seqae.windows.store import WindowsWriter, read_labels, read_schema
+from tests.conftest import tiny_model
 
-TINY_SETTINGS = {
-    "channels": 16,
-    "n_res_blocks": 1,
-    "head_hidden": 8,
-    "blocks": {
+TINY_SETTINGS = tiny_model(
+    blocks={
         "chrom": {"size": 4, "label": "chrom"},
         "gene": {"size": 4, "label": "gene_family"},
         "residual": {"size": 4, "label": None},
-    },
-}
+    }
+)
+
+# Tiny models: one torch thread (see conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def save_model(path: Path, windows: Path, window_len: int | None = None, track_names=None, seed: int = 0) -> Path:
@@ -79,15 +80,6 @@ def save_model(path: Path, windows: Path, window_len: int | None = None, track_n
     }
     save_checkpoint(state, path)
     return path
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors gain nothing from threads, and spinning OpenMP threads crawl on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -336,67 +328,6 @@ def test_gather_names_a_missing_or_foreign_shard(inputs, monkeypatch):
     with pytest.raises(RuntimeError, match="killed"):
         embed_shard(inputs["model"], inputs["windows"], out, 1, 2, batch_size=1, progress=False)
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["embed_shard_000.h5", "embed_shard_002.h5"]
-
-
-def test_owned_intervals_follow_the_nearest_centre():
-    rng = np.random.default_rng(1)
-    window_len = 10
-    start = np.sort(rng.integers(0, 60, size=12))
-    start[4] = start[5]  # two windows at the same place: the later one wins
-    chrom = np.zeros(len(start), dtype=np.int64)
-    chrom[8:] = 1  # a second chromosome
-    lo, hi = owned_intervals(chrom, start, window_len)
-    assert hi[4] == lo[4]
-    centre = start + window_len // 2
-    for c in (0, 1):
-        rows = np.flatnonzero(chrom == c)
-        for p in range(start[rows].min() - 2, start[rows].max() + window_len + 2):
-            covering = [i for i in rows if start[i] <= p < start[i] + window_len]
-            owner = [i for i in rows if lo[i] <= p < hi[i]]
-            if not covering:
-                assert owner == []
-                continue
-            distance = np.abs(p - centre[covering])
-            # nearest centre; among equals the last one (larger start, later row)
-            expected = max(i for i, d in zip(covering, distance, strict=True) if d == distance.min())
-            assert owner == [expected], (p, covering)
-
-
-def test_chromosome_names_and_sizes(tmp_path):
-    labels = pd.DataFrame(
-        {
-            "species": ["human", "human", "mouse"],
-            "chrom": ["chr1", "chr1", "chr1"],
-            "start": [100, 150, 500],
-            "end": [200, 250, 600],
-        }
-    )
-    placement = place_windows(labels, np.arange(3), 100, flank=10)
-    assert placement.header == [("human:chr1", 260), ("mouse:chr1", 610)]
-    assert placement.genome_sorted
-    sizes = tmp_path / "sizes.txt"
-    sizes.write_text("human:chr1\t1000\nchr1\t900\n")
-    assert place_windows(labels, np.arange(3), 100, chrom_sizes=sizes).header == [
-        ("human:chr1", 1000),
-        ("mouse:chr1", 900),
-    ]
-    sizes.write_text("chr1\t550\n")
-    with pytest.raises(SeqaeError, match="'mouse:chr1' is 550 bp but a window ends at 600"):
-        place_windows(labels, np.arange(3), 100, chrom_sizes=sizes)
-    one = labels.assign(species="human", chrom=["chr1", "chr2", "chr2"])
-    assert [name for name, _ in place_windows(one, np.arange(3), 100).header] == ["chr1", "chr2"]
-    with pytest.raises(SeqaeError, match="no size for chromosome 'chr2'"):
-        place_windows(one, np.arange(3), 100, chrom_sizes={"chr1": 5000})
-
-
-def test_parallel_reader_matches_h5py(inputs):
-    n = len(read_labels(inputs["windows"]))
-    rows = np.sort(np.random.default_rng(2).choice(n, 9, replace=False))
-    with WindowReader(inputs["windows"]) as reader:
-        seq, tracks = reader.read(rows)
-    with h5py.File(inputs["windows"]) as f:
-        np.testing.assert_array_equal(seq, f["seq"][rows])
-        np.testing.assert_array_equal(tracks, f["tracks"][rows])
 
 
 def test_cli(inputs, tmp_path, capsys):

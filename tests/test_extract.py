@@ -8,16 +8,14 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
-from conftest import make_config
 
-from seqae.background import gc_matched_sample
 from seqae.cli import main
 from seqae.errors import InputError
 from seqae.extract import extract_windows
 from seqae.genome import decode
-from seqae.splits import assign_split
 from seqae.windows.reader import read_windows
 from seqae.windows.store import read_labels, read_schema
+from tests.conftest import make_config, run_extract_cli
 
 
 @pytest.fixture
@@ -206,64 +204,9 @@ def test_extraction_is_deterministic(tiny_inputs, monkeypatch):
         np.testing.assert_array_equal(x, y)
 
 
-def test_split_is_a_function_of_the_region():
-    settings = {
-        "split": {
-            "val_fraction": 0.2,
-            "test_fraction": 0.2,
-            "bin_size": 1000,
-            "holdout_chromosomes": {"val": [], "test": []},
-        }
-    }
-    chrom = np.array(["c1"] * 20000)
-    start = np.arange(20000) * 500
-    split = assign_split("sp", chrom, start, settings)
-    assert split[0] == split[1]  # same 1 kb bin
-    frac = pd.Series(split).value_counts(normalize=True)
-    assert abs(frac["test"] - 0.2) < 0.03 and abs(frac["val"] - 0.2) < 0.03
-    again = assign_split("sp", chrom[::-1], start[::-1], settings)[::-1]
-    assert (again == split).all()  # independent of the other windows and their order
-
-
-def test_chromosome_holdout(caplog):
-    settings = {
-        "split": {
-            "val_fraction": 0.1,
-            "test_fraction": 0.1,
-            "bin_size": 100,
-            "holdout_chromosomes": {"val": [], "test": ["2"]},
-        }
-    }
-    chrom = np.array(["chr1"] * 500 + ["chr2"] * 500)
-    split = assign_split("sp", chrom, np.tile(np.arange(500) * 100, 2), settings)
-    assert (split[500:] == "test").all()
-    assert "test" not in set(split[:500]) and "val" in set(split[:500])
-    assert "chromosome block" in caplog.text
-
-
-def test_gc_matched_sample_follows_target():
-    rng = np.random.default_rng(0)
-    target = rng.normal(0.6, 0.05, 2000).clip(0, 1)
-    cands = rng.uniform(0.2, 0.8, 50000)
-    idx = gc_matched_sample(target, cands, 1000, 20, rng)
-    assert len(idx) == 1000 and len(np.unique(idx)) == 1000
-    assert abs(cands[idx].mean() - target.mean()) < 0.01
-
-
-def run_cli(config, out, capsys):
-    import yaml
-
-    path = out.parent / "c.yaml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config))
-    code = main(["--quiet", "extract", "--config", str(path), "--out", str(out)])
-    err = capsys.readouterr().err.strip().splitlines()
-    return code, err
-
-
 def test_cli_runs(tiny_inputs, capsys):
     out = tiny_inputs["dir"] / "cli" / "windows.h5"
-    code, _ = run_cli(tiny_inputs["config"], out, capsys)
+    code, _ = run_extract_cli(tiny_inputs["config"], out, capsys)
     assert code == 0 and out.exists()
 
 
@@ -296,7 +239,7 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, me
     elif breakage == "missing_bigwig":
         genome["tfs"][0]["bigwig"] = str(d / "nope.bw")
     elif breakage == "bigwig_lacks_chrom":
-        from conftest import write_bigwig
+        from tests.conftest import write_bigwig
 
         short = write_bigwig(d / "short.bw", {c: v for c, v in tiny_inputs["tracks"]["TFA"].items() if c != "chr3"})
         genome["tfs"][0]["bigwig"] = str(short)
@@ -325,7 +268,7 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, me
     elif breakage == "every_peak_excluded":
         config["extract"]["chromosomes"] = {"include": "peaks", "exclude": ["chr*"]}
     out = d / "bad" / "windows.h5"
-    code, err = run_cli(config, out, capfd)
+    code, err = run_extract_cli(config, out, capfd)
     assert code == 2
     assert len(err) == 1, err
     assert pytest.importorskip("re").search(message, err[0]), err[0]
@@ -357,7 +300,7 @@ def test_failure_while_writing_leaves_no_file(tiny_inputs, monkeypatch):
 def test_unwritable_output_folder(tiny_inputs, capsys, tmp_path):
     blocker = tmp_path / "file_not_folder"
     blocker.write_text("")
-    code, err = run_cli(tiny_inputs["config"], tmp_path / "x" / "windows.h5", capsys)  # sanity: works
+    code, err = run_extract_cli(tiny_inputs["config"], tmp_path / "x" / "windows.h5", capsys)  # sanity: works
     assert code == 0
     code = main(
         ["--quiet", "extract", "--config", str(tmp_path / "x" / "c.yaml"), "--out", str(blocker / "windows.h5")]
@@ -420,10 +363,10 @@ def test_failed_run_leaves_no_index_or_copy(tiny_inputs, capsys):
     config["genomes"][0]["fasta"] = str(fa_gz)
     tiny_inputs["peaks"]["TFA"].write_text("chr1\t100\t200\tx\t5\t.\t1\t1\t1\t500\n")
     out = d / "failed" / "windows.h5"
-    code, err = run_cli(config, out, capsys)
+    code, err = run_extract_cli(config, out, capsys)
     assert code == 2 and len(err) == 1 and "TFA.narrowPeak:1: summit" in err[0]
     assert sorted(p.name for p in out.parent.iterdir()) == ["c.yaml"]
     # The same for an index beside a plain FASTA, built by the failed run.
     config["genomes"][0]["fasta"] = str(tiny_inputs["fasta"])
-    code, err = run_cli(config, out, capsys)
+    code, err = run_extract_cli(config, out, capsys)
     assert code == 2 and not (d / "genome.fa.fai").exists()

@@ -7,10 +7,10 @@ import stat
 
 import numpy as np
 import pytest
-from conftest import write_fasta
 
 from seqae.errors import InputError
 from seqae.genome import (
+    ChromAliases,
     Genome,
     chrom_key,
     decode,
@@ -20,6 +20,7 @@ from seqae.genome import (
     harmonise_chrom_names,
 )
 from seqae.spans import ReadStats
+from tests.conftest import write_fasta
 
 
 def test_encode_decode_round_trip():
@@ -259,3 +260,35 @@ def test_failed_index_build_leaves_no_index(tmp_path, work):
         Genome(bad, work_dir=work_dir)
     left = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
     assert left == ["dup.fa"], left
+
+
+def test_auto_rule_both_ways(caplog):
+    with caplog.at_level("INFO", logger="seqae"):
+        ucsc = ChromAliases(["chr1", "chr2", "chrM"]).map_source("p.bed", ["1", "chr2", "MT", "chrUn_x"])
+        ensembl = ChromAliases(["1", "2", "MT"]).map_source("q.bed", ["chr1", "2", "chrM"])
+    assert ucsc == {"1": "chr1", "chr2": "chr2", "MT": "chrM"}
+    assert ensembl == {"chr1": "1", "2": "2", "chrM": "MT"}
+    assert (
+        "p.bed: 2 chromosome names matched to the FASTA's by chrom_aliases: auto (1 -> chr1, MT -> chrM)" in caplog.text
+    )
+    assert "q.bed: 2 chromosome names matched" in caplog.text
+
+
+def test_none_rule_is_exact():
+    assert ChromAliases(["chr1", "chrM"], "none").match(["1", "chr1", "MT"]) == {"chr1": "chr1"}
+
+
+def test_alias_table(tmp_path, caplog):
+    table = tmp_path / "hg38.chromAlias.txt"
+    table.write_text(
+        "# ucsc\tassembly\tgenbank\tncbi\trefseq\n"
+        "chr1\t1\tCM000663.2\t1\tNC_000001.11\n"
+        "chrM\tMT\tJ01415.2\tMT\tNC_012920.1\n"
+        "chrX\tX\tCM000685.2\tX\tNC_000023.11\n"  # not in the FASTA: ignored
+    )
+    aliases = ChromAliases(["NC_000001.11", "NC_012920.1"], str(table))
+    assert aliases.match(["chr1", "1", "MT", "NC_000001.11", "chrX", "chr2"]) == {
+        "chr1": "NC_000001.11", "1": "NC_000001.11", "MT": "NC_012920.1", "NC_000001.11": "NC_000001.11"
+    }  # fmt: skip
+    with pytest.raises(InputError, match=r"chromAlias\.txt: no line names a sequence of the FASTA"):
+        ChromAliases(["scaffold_1"], str(table))

@@ -19,6 +19,7 @@ from seqae.extract import extract_windows
 from seqae.simulate import simulate_demo
 from seqae.training import train_model
 from seqae.windows.store import qualify_chromosomes, read_labels
+from tests.conftest import tiny_model
 
 GENOME = {
     "n_chromosomes": 2,
@@ -29,17 +30,13 @@ GENOME = {
     "families": {"n_families": 0},
 }
 SPECIES = {"sp_at": {"seed": 3, "gc_mean": 0.36}, "sp_gc": {"seed": 4, "gc_mean": 0.50}}
-MODEL = {
-    "channels": 16,
-    "n_res_blocks": 1,
-    "dilations": [1, 2],
-    "head_hidden": 16,
-    "blocks": {
+MODEL = tiny_model(
+    blocks={
         "species": {"size": 2, "label": "species"},
         "chrom": {"size": 2, "label": "chrom"},
         "residual": {"size": 4, "label": None},
-    },
-}
+    }
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import random_dna, write_fasta
 
 from seqae.cli import main
 from seqae.config import validate_config
@@ -33,6 +32,7 @@ from seqae.orthologs import (
 )
 from seqae.phylo.io import read_family, read_tree
 from seqae.simulate import simulate_demo
+from tests.conftest import random_dna, write_fasta
 
 SPECIES = ["sp0", "sp1", "sp2", "sp3", "sp4"]
 DEMO = {

@@ -45,13 +45,3 @@ def test_one_device_resolver_for_every_stage(monkeypatch) -> None:
     assert resolve_device("auto") == torch.device("cuda", 3)
     assert resolve_device("cuda") == torch.device("cuda", 3)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
-
-
-def test_progress_bar_counts_and_wraps_an_iterable(capsys) -> None:
-    from seqae.progress import progress_bar
-
-    with progress_bar(10, "extract", "window") as bar:
-        bar.update(4)
-        assert bar.n == 4
-    assert list(progress_bar(3, "evaluate", "batch", enabled=False, iterable=iter("abc"))) == ["a", "b", "c"]
-    assert "window" in capsys.readouterr().err  # the enabled bar drew on stderr, in its unit

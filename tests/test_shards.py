@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pyBigWig
 import pytest
-from conftest import make_config, random_dna, windows_file_contents, write_fasta
 
 from seqae.cli import main
 from seqae.errors import InputError
@@ -21,6 +20,7 @@ from seqae.shards import (
     write_shard,
 )
 from seqae.windows.store import ROW_ALIGN
+from tests.conftest import make_config, random_dna, windows_file_contents, write_fasta
 
 
 @pytest.fixture

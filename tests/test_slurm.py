@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_workflow import snakemake_command, tiny_demo_config
+
+from tests.test_workflow import snakemake_command, tiny_demo_config
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"

@@ -77,7 +77,7 @@ def test_write_bigwig_round_trip(tmp_path):
 
 def test_truncated_bigwig_is_one_line_without_native_noise(tiny_inputs, capfd):
     """libBigWig's own '[bwOpen] ...' lines never reach the terminal: only seqae's line does (fd level)."""
-    from test_extract import run_cli
+    from tests.conftest import run_extract_cli
 
     d = tiny_inputs["dir"]
     truncated = d / "truncated.bw"
@@ -85,7 +85,7 @@ def test_truncated_bigwig_is_one_line_without_native_noise(tiny_inputs, capfd):
     tiny_inputs["config"]["genomes"][0]["tfs"][0]["bigwig"] = str(truncated)
     out = d / "bad" / "windows.h5"
 
-    code, err = run_cli(tiny_inputs["config"], out, capfd)  # capfd: file descriptor 2, where C libraries write
+    code, err = run_extract_cli(tiny_inputs["config"], out, capfd)  # capfd: file descriptor 2, where C libraries write
     assert code == 2
     assert err == [
         f"seqae extract: error: {truncated}: not a bigWig file, or a truncated one (pyBigWig could not open it)"

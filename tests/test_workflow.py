@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import windows_file_contents
 
 from seqae.cli import main as cli_main
 from seqae.config import nvidia_gpu_visible
 from seqae.windows.store import read_labels, read_schema
+from tests.conftest import windows_file_contents
 
 REPO = Path(__file__).resolve().parents[1]
 

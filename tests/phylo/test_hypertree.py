@@ -1,0 +1,56 @@
+"""seqae.phylo.hypertree: hyperbolic points trained by the likelihood, decoded into trees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seqae.phylo.compare import normalized_rf
+from seqae.phylo.hypertree import LatentTreeSettings, fit_latent_trees, poincare_distance_matrix
+from tests.phylo.conftest import simulated_family
+
+
+def test_poincare_distances_are_a_metric_with_zero_diagonal():
+    x = torch.tensor([[[0.0, 0.0], [0.5, 0.0], [0.0, 0.9]]], dtype=torch.float64)
+    d = poincare_distance_matrix(x)
+    assert torch.allclose(torch.diagonal(d[0]), torch.zeros(3, dtype=torch.float64))
+    assert torch.allclose(
+        d[0, 0, 1], 2 * torch.atanh(torch.tensor(0.5, dtype=torch.float64))
+    )  # from the origin: 2 atanh r
+    assert torch.allclose(d, d.transpose(1, 2))
+
+
+SMALL = LatentTreeSettings(dim=4, init_steps=40, epochs=5, nni_rounds=2, judge=False)
+
+
+def test_fit_latent_trees_batches_by_size_and_refines():
+    fams = [simulated_family(7, 150, 11), simulated_family(5, 150, 12), simulated_family(7, 150, 13)]
+    out = fit_latent_trees([(f.codes, f.names) for f in fams], SMALL)
+    assert len(out) == 3
+    for f, lat in zip(fams, out):
+        assert {leaf.name for leaf in lat.tree.get_leaves()} == set(f.names)
+        assert lat.points.shape == (len(f.names), 4)
+        assert (np.linalg.norm(lat.points, axis=1) < 1).all()  # inside the ball
+        assert np.isfinite(lat.log_likelihood)
+        # ML lengths and NNIs never lose likelihood against the decoded tree (same model).
+        assert lat.log_likelihood >= lat.decoded_log_likelihood - 1e-6
+        assert len(lat.trace) == SMALL.epochs
+
+
+def test_fit_latent_trees_does_not_depend_on_row_order():
+    fam = simulated_family(7, 200, 21)
+    perm = np.random.default_rng(0).permutation(7)
+    a = fit_latent_trees([(fam.codes, fam.names)], SMALL)[0]
+    b = fit_latent_trees([(fam.codes[perm], [fam.names[i] for i in perm])], SMALL)[0]
+    assert normalized_rf(a.tree, b.tree) == 0.0
+    assert a.log_likelihood == pytest.approx(b.log_likelihood, abs=1e-6)
+
+
+def test_latent_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="refine"):
+        LatentTreeSettings(refine="spr")
+    with pytest.raises(ValueError, match="unknown key"):
+        LatentTreeSettings.from_mapping({"dims": 3})
+    with pytest.raises(ValueError, match="at least 4"):
+        fit_latent_trees([(np.zeros((3, 10), dtype=np.uint8), ["a", "b", "c"])])

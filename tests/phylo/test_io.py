@@ -1,0 +1,172 @@
+"""seqae.phylo.io: Newick, NHX and FASTA families, read and written, and their bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqae.errors import InputError
+from seqae.phylo.compare import normalized_rf
+from seqae.phylo.distance import patristic_distances
+from seqae.phylo.ete import Tree
+from seqae.phylo.io import read_family, read_tree, write_family, write_newick, write_nhx
+from seqae.phylo.nj import neighbor_joining
+from tests.phylo.conftest import random_additive
+
+
+def bio_newick(tree) -> str:
+    from Bio import Phylo
+
+    out = io.StringIO()
+    Phylo.write(tree, out, "newick")
+    return out.getvalue().strip()
+
+
+def test_newick_round_trip_ete3_and_biopython(tmp_path: Path) -> None:
+    from Bio import Phylo
+
+    rng = np.random.default_rng(3)
+    tree, dist, names = random_additive(rng, 12)
+    path = write_newick(tree, tmp_path / "trees" / "t.nwk")
+    back = read_tree(path, names)
+    assert normalized_rf(back, tree) == 0.0
+    assert np.allclose(patristic_distances(back, names)[0], dist, rtol=1e-10, atol=1e-12)
+    bio = Phylo.read(path, "newick")
+    assert sorted(c.name for c in bio.get_terminals()) == sorted(names)
+    assert bio.total_branch_length() == pytest.approx(sum(node.dist for node in tree.traverse()), rel=1e-10)
+    assert normalized_rf(Tree(bio_newick(bio), format=1), tree) == 0.0
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_nhx_round_trip_ete3_and_biopython(tmp_path: Path) -> None:
+    from Bio import Phylo
+
+    tree = neighbor_joining(random_additive(np.random.default_rng(4), 8)[1], [f"seq{i}" for i in range(8)])
+    for k, node in enumerate(tree.traverse()):
+        node.add_feature("disc_score", round(0.1 * k, 3))
+        if node.is_leaf():
+            node.add_feature("label", f"chr{k % 3}")
+    path = write_nhx(tree, tmp_path / "t.nhx", ["disc_score", "label"])
+    back = read_tree(path, tree.get_leaf_names())
+    assert normalized_rf(back, tree) == 0.0
+    for old, new in zip(tree.traverse("preorder"), back.traverse("preorder")):
+        assert float(new.disc_score) == old.disc_score
+        assert new.dist == pytest.approx(old.dist, rel=1e-10, abs=1e-12)
+        if old.is_leaf():
+            assert (new.name, new.label) == (old.name, old.label)
+    bio = Phylo.read(path, "newick")
+    terminal = {c.name: c.comment for c in bio.get_terminals()}
+    leaf = tree.get_leaves()[0]
+    assert f"disc_score={leaf.disc_score}" in terminal[leaf.name] and f"label={leaf.label}" in terminal[leaf.name]
+    assert bio.root.comment == f"&&NHX:disc_score={tree.disc_score}"
+
+
+def test_write_rejects_unwritable_names_and_values(tmp_path: Path) -> None:
+    tree = Tree("((a,b),c,(d,e));")
+    tree.get_leaves()[0].name = "bad:name"
+    with pytest.raises(ValueError, match="cannot hold"):
+        write_newick(tree, tmp_path / "x.nwk")
+    tree = Tree("((a,b),c,(d,e));")
+    tree.add_feature("note", "x=1")
+    with pytest.raises(ValueError, match="reserved"):
+        write_nhx(tree, tmp_path / "x.nhx", ["note"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_read_family_good(tmp_path: Path) -> None:
+    path = tmp_path / "fam.fa"
+    path.write_text(">a desc\nACGT\nacgt\n\n>b\nACGTNNRY\n>c\nAC-TACGT\n>d\nACGUACGT\n")
+    family = read_family(path)
+    assert family.names == ["a", "b", "c", "d"]
+    assert family.sequences[0] == "ACGTACGT"
+    assert family.aligned
+    assert family.codes().shape == (4, 8)
+    assert family.codes()[3, 3] == 3  # U read as T
+    out = write_family(family, tmp_path / "copy.fa", line_width=3)
+    assert read_family(out).as_dict() == family.as_dict()
+    # Unaligned families are fine when no alignment is required.
+    path.write_text(">a\nACGT\n>b\nACG\n>c\nACGTT\n>d\nA\n")
+    family = read_family(path, aligned_required=False)
+    assert not family.aligned
+    with pytest.raises(ValueError, match="not aligned"):
+        family.codes()
+
+
+FOUR = ">a\nACGT\n>b\nACGT\n>c\nACGT\n>d\nACGT\n"
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("", None, "empty file: no FASTA records"),
+        ("\n \n", None, "empty file: no FASTA records"),
+        ("ACGT\n>a\nACGT\n", 1, "sequence text before the first '>' header"),
+        (">a\nACGT\n>\nACGT\n", 3, "FASTA header has no name"),
+        (">a\nACGT\n>b(1)\nACGT\n", 3, "FASTA header name 'b(1)' contains '(', which a Newick tree cannot hold"),
+        (">a\nACGT\n>b\nACGT\n>a\nACGT\n>c\nACGT\n", 5, "duplicate sequence name 'a' (first at line 1)"),
+        (
+            ">a\nACGT\n>b\nACGT\nACXT\n>c\nACGT\n>d\nACGT\n",
+            5,
+            "character 'X' at column 3 of record 'b' is not IUPAC DNA",
+        ),
+        (">a\nACGT\n>b\n>c\nACGT\n>d\nACGT\n>e\nACGT\n", 3, "record 'b' has no sequence"),
+        (">a\nACGT\n>b\nACGT\n>c\nACGT\n", None, "only 3 sequences; a family needs at least 4"),
+        (
+            FOUR.replace(">c\nACGT", ">c\nACGTA"),
+            5,
+            "record 'c' has 5 characters but 'a' has 4; an alignment needs sequences of equal length",
+        ),
+    ],
+)
+def test_read_family_bad_input(tmp_path: Path, text: str, line: int | None, message: str) -> None:
+    path = tmp_path / "fam.fa"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        read_family(path, aligned_required=True)
+    where = f"{path}:{line}" if line else str(path)
+    assert str(info.value) == f"{where}: {message}"
+    assert "\n" not in str(info.value)
+
+
+def test_read_family_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        read_family(tmp_path / "nope.fa")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty file: no Newick tree"),
+        ("((a,b),c", "not a valid Newick tree: the tree does not end with ';'"),
+        ("((a,b),c));", "not a valid Newick tree: unmatched ')' at character 10"),
+        ("((a,b),(c,d);", "not a valid Newick tree: 1 '(' not closed"),
+        ("(a,b),(c,d);", "not a valid Newick tree: text after the outermost ')'"),
+        ("((a,b),(c,d));((a,c),(b,d));", "not a valid Newick tree: 2 ';' found"),
+        ("abc;", "not a valid Newick tree: the tree does not start with '('"),
+        ("((a:x,b),(c,d));", "not a valid Newick tree: Unexpected newick format 'a:x'"),
+        ("((a,b),(c,a));", "duplicate leaf names: 'a'"),
+        ("((a,b),(c,));", "not a valid Newick tree: Empty leaf node found"),
+    ],
+)
+def test_read_tree_bad_input(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "t.nwk"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        read_tree(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(info.value)
+
+
+def test_read_tree_leaves_must_match_family(tmp_path: Path) -> None:
+    path = tmp_path / "t.nwk"
+    path.write_text("((a:1,b:1):1,(c:1,x:1):1,(y:1,z:1):1);")
+    with pytest.raises(InputError) as info:
+        read_tree(path, ["a", "b", "c", "d", "e", "f", "g"])
+    assert str(info.value) == (
+        f"{path}: tree leaves do not match the FASTA: 3 only in the tree ('x', 'y', 'z'); "
+        "4 only in the FASTA ('d', 'e', 'f', 'g')"
+    )
+    assert read_tree(path, ["a", "b", "c", "x", "y", "z"]).get_leaf_names() == ["a", "b", "c", "x", "y", "z"]

@@ -1,0 +1,43 @@
+"""seqae.splits: train / val / test splits by genomic bin, and held-out chromosomes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from seqae.splits import assign_split
+
+
+def test_split_is_a_function_of_the_region():
+    settings = {
+        "split": {
+            "val_fraction": 0.2,
+            "test_fraction": 0.2,
+            "bin_size": 1000,
+            "holdout_chromosomes": {"val": [], "test": []},
+        }
+    }
+    chrom = np.array(["c1"] * 20000)
+    start = np.arange(20000) * 500
+    split = assign_split("sp", chrom, start, settings)
+    assert split[0] == split[1]  # same 1 kb bin
+    frac = pd.Series(split).value_counts(normalize=True)
+    assert abs(frac["test"] - 0.2) < 0.03 and abs(frac["val"] - 0.2) < 0.03
+    again = assign_split("sp", chrom[::-1], start[::-1], settings)[::-1]
+    assert (again == split).all()  # independent of the other windows and their order
+
+
+def test_chromosome_holdout(caplog):
+    settings = {
+        "split": {
+            "val_fraction": 0.1,
+            "test_fraction": 0.1,
+            "bin_size": 100,
+            "holdout_chromosomes": {"val": [], "test": ["2"]},
+        }
+    }
+    chrom = np.array(["chr1"] * 500 + ["chr2"] * 500)
+    split = assign_split("sp", chrom, np.tile(np.arange(500) * 100, 2), settings)
+    assert (split[500:] == "test").all()
+    assert "test" not in set(split[:500]) and "val" in set(split[:500])
+    assert "chromosome block" in caplog.text
