@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model
+from tests.conftest import tiny_model
 
 from seqae import inference
 from seqae.embed_blocks import BlockRunner
