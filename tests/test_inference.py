@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tests.conftest import tiny_model
 
 from seqae import inference
 from seqae.embed_blocks import BlockRunner
 from seqae.evaluation.passes import encode_latents, model_pass, score_windows
 from seqae.models import SequenceAutoencoder
+from tests.conftest import tiny_model
 
 WINDOW_LEN = 32
 FLANK = 4
