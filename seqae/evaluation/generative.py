@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from seqae.evaluation.data import EvaluationData, subsample
-from seqae.inference import batches
+from seqae.inference import autocast, batches, inference_mode
 
 __all__ = ["vae_spectra", "vq_usage"]
 
@@ -31,7 +31,7 @@ def vae_spectra(
     n_gen = min(cfg["generate_n"], data.test_seq.shape[0])
     generator = torch.Generator(device=device).manual_seed(seed)
     parts = []
-    with torch.inference_mode():
+    with inference_mode(), autocast(device):
         for sl in batches(n_gen, cfg["batch_size"]):
             codes, _ = model.generate(sl.stop - sl.start, generator=generator)
             parts.append(codes.to(torch.uint8))

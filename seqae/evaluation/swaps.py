@@ -12,7 +12,7 @@ import torch
 
 from seqae.evaluation.data import EvaluationData, subsample
 from seqae.evaluation.labels import known
-from seqae.inference import batches
+from seqae.inference import autocast, batches, inference_mode
 
 __all__ = ["MIXTURE_KEPT_SHARES", "evaluate_swaps"]
 
@@ -95,7 +95,8 @@ def evaluate_swaps(
                 model, swapped, own_local, sample, generator, cfg["batch_size"]
             )
         else:
-            logits, _ = decode_latents(model, swapped, cfg["batch_size"])
+            with autocast(device):  # the precision of the test pass whose reconstructions frame the swap
+                logits, _ = decode_latents(model, swapped, cfg["batch_size"])
             swapped_likeliest = logits.argmax(1).to(torch.uint8).cpu().numpy()
             swapped_codes = (
                 bases_from_logits(logits, True, generator).to(torch.uint8).cpu().numpy()
@@ -169,7 +170,7 @@ def _real_mixture_frontier(
     return out
 
 
-@torch.inference_mode()
+@inference_mode()
 def _decode_swapped(
     model: Any,
     latent: torch.Tensor,
@@ -186,11 +187,13 @@ def _decode_swapped(
     greedy, drawn = [], []
     for sl in batches(latent.shape[0], batch_size):
         codes = None if local_codes is None else local_codes[sl]
-        g, _, _ = model.decode_bases(latent[sl], codes, sample=False)
-        greedy.append(g.to(torch.uint8))
-        if sample:
-            d, _, _ = model.decode_bases(latent[sl], codes, sample=True, generator=generator)
-            drawn.append(d.to(torch.uint8))
+        # The precision of the test pass whose reconstructions frame the swap.
+        with autocast(latent.device):
+            g, _, _ = model.decode_bases(latent[sl], codes, sample=False)
+            greedy.append(g.to(torch.uint8))
+            if sample:
+                d, _, _ = model.decode_bases(latent[sl], codes, sample=True, generator=generator)
+                drawn.append(d.to(torch.uint8))
     likeliest = torch.cat(greedy).cpu().numpy()
     return likeliest, (torch.cat(drawn).cpu().numpy() if sample else likeliest)
 
