@@ -21,6 +21,9 @@ import torch
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+#: The repository's root: the tests read its config/, workflow and scripts from here, wherever pytest runs.
+REPO = Path(__file__).resolve().parents[1]
+
 
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:

@@ -14,6 +14,7 @@ from seqae.config import (
 )
 from seqae.errors import ConfigError
 from seqae.models import DEFAULT_MODEL_SETTINGS
+from tests.conftest import REPO
 
 
 def minimal() -> dict:
@@ -21,7 +22,7 @@ def minimal() -> dict:
 
 
 def test_demo_config_is_valid():
-    config = load_config("config/config.yaml")
+    config = load_config(REPO / "config" / "config.yaml")
     assert config["simulate"]["enabled"] is True
     assert config["extract"]["window_len"] == 1000
 

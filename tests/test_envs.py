@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+
 ENVS = REPO / "envs"
 
 #: conda package -> the top-level module it provides.

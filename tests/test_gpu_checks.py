@@ -8,7 +8,8 @@ import math
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
+
 _spec = importlib.util.spec_from_file_location("gpu_checks", REPO / "scripts" / "gpu_checks.py")
 gpu_checks = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = gpu_checks

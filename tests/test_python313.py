@@ -11,7 +11,7 @@ import textwrap
 import tomllib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
 
 SCRIPT = textwrap.dedent(
     """

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.test_workflow import snakemake_command, tiny_demo_config
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 
 

@@ -18,9 +18,7 @@ import yaml
 from seqae.cli import main as cli_main
 from seqae.config import nvidia_gpu_visible
 from seqae.windows.store import read_labels, read_schema
-from tests.conftest import windows_file_contents
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, windows_file_contents
 
 pytestmark = pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake is not installed")
 

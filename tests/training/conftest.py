@@ -19,7 +19,7 @@ import torch
 from seqae.checkpoint import load_checkpoint
 from seqae.config import load_config, validate_config
 from seqae.windows.store import WindowsSchema, WindowsWriter
-from tests.conftest import tiny_model
+from tests.conftest import REPO, tiny_model
 
 TINY: dict[str, Any] = tiny_model(adversarial_schedule={"warmup_steps": 10})
 TRAINING: dict[str, Any] = {"batch_size": 16, "epochs": 4, "warmup_steps": 2, "lr": 3e-3, "log_every_steps": 2}
@@ -101,4 +101,4 @@ def assert_same_run(a: Path, b: Path) -> None:
     pd.testing.assert_frame_equal(metrics(a).drop(columns=TIMING), metrics(b).drop(columns=TIMING), check_exact=True)
 
 
-DEMO_MODELS = load_config("config/config.yaml")["models"]
+DEMO_MODELS = load_config(REPO / "config" / "config.yaml")["models"]

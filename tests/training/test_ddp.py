@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,9 +28,8 @@ from seqae.config import config_to_json
 from seqae.errors import SeqaeError
 from seqae.training import resolve_model, train_model
 from seqae.training.data import open_run_data
+from tests.conftest import REPO
 from tests.training.conftest import TIMING, assert_same_run, make_config, metrics, tiny
-
-REPO = Path(__file__).resolve().parents[2]
 
 # BatchNorm, dropout, augmentation, VQ codebooks with restarts, heads on labels
 # with unknowns: everything whose state or randomness DDP could get wrong.

@@ -9,6 +9,7 @@ import pytest
 from seqae.config import load_config, validate_config
 from seqae.errors import ConfigError, SeqaeError
 from seqae.training import resolve_model
+from tests.conftest import REPO
 from tests.training.conftest import DEMO_MODELS, make_config, tiny
 
 # Tiny models: one torch thread (see conftest.one_torch_thread).
@@ -45,7 +46,7 @@ def test_per_model_training_override():
 
 def test_demo_config_lists_every_model_kind():
     assert {"plain", "denoising", "vae", "vq"} <= set(DEMO_MODELS)
-    config = load_config("config/config.yaml")
+    config = load_config(REPO / "config" / "config.yaml")
     kinds = {name: resolve_model(config, name)[0] for name in DEMO_MODELS}
     assert kinds["plain"]["kind"] == "plain" and kinds["vae"]["kind"] == "vae" and kinds["vq"]["kind"] == "vq"
     assert kinds["denoising"]["kind"] == "plain" and kinds["denoising"]["denoise"]["enabled"]
