@@ -11,7 +11,7 @@ import contextlib
 import glob
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Self
 
@@ -23,8 +23,7 @@ from seqae.errors import InputError, SeqaeError
 class ClosedOnExit:
     """Mixin: ``with obj:`` returns the object and calls its ``close()`` on the way out, error or not."""
 
-    def close(self) -> None:  # pragma: no cover - every user defines its own
-        raise NotImplementedError
+    close: Callable[[], None]  # each class that mixes this in defines its own
 
     def __enter__(self) -> Self:
         return self
