@@ -64,6 +64,8 @@ class DecoderPass(NamedTuple):
     that differs from the chain (``latent_reach`` false: an order-k chain);
     ``direct_logits``: every base from the latent alone, without any previous
     base (``direct``). Each is None where not computed or not built.
+    ``direct_positions``: ``int64 [M]`` the positions at which ``direct_logits``
+    were computed (they are then ``[B, 4, M]``); None: every position.
     """
 
     seq_logits: Tensor
@@ -71,6 +73,7 @@ class DecoderPass(NamedTuple):
     chain_logits: Tensor | None
     baseline_logits: Tensor | None
     direct_logits: Tensor | None
+    direct_positions: Tensor | None = None
 
 
 def context_index(seq: Tensor, k: int) -> Tensor:
@@ -393,6 +396,7 @@ class ContextDecoder(LatentConditioningMixin, LatentDecodingMixin, nn.Module):
         keep: Tensor | None = None,
         chain: bool = True,
         direct: bool = True,
+        direct_positions: Tensor | None = None,
     ) -> DecoderPass:
         """:meth:`forward`, plus the same windows' logits with the latent off (``chain``) and from the latent
         alone (``direct``, with a direct head; False skips it where no caller reads it).
@@ -400,6 +404,8 @@ class ContextDecoder(LatentConditioningMixin, LatentDecodingMixin, nn.Module):
         The no-latent logits reuse the context features of the pass (only the
         chain's own per-position MLPs run besides), so training the decoder's
         own chain on every window costs a fraction of a second pass.
+        ``direct_positions`` (``int64 [M]``): compute the direct head's logits at these
+        positions only (its per-position MLPs are most of its cost).
         """
         batch = seq.shape[0]
         u, gamma, beta = self._conditioning(local, global_latent, keep, batch, seq.device)
@@ -419,11 +425,14 @@ class ContextDecoder(LatentConditioningMixin, LatentDecodingMixin, nn.Module):
             off = baseline_logits if baseline_logits is not None else chain_logits
             assert off is not None
             seq_logits = torch.where(keep.view(-1, 1, 1) > 0, seq_logits, off.to(seq_logits.dtype))
-        direct_logits = self._direct(u, gamma, beta) if direct else None
+        direct_logits = None
+        if direct:
+            direct_logits = self._direct(u if direct_positions is None else u[:, direct_positions], gamma, beta)
         return DecoderPass(
             seq_logits,
             self._tracks(u, gamma, beta),
             chain_logits if chain else None,
             baseline_logits if chain else None,
             None if direct_logits is None else direct_logits.transpose(1, 2),
+            None if direct_logits is None else direct_positions,
         )

@@ -86,6 +86,14 @@ class BlockEraser(nn.Module):
         n = x.shape[0]
         if n < 2:
             return
+        # Under autocast the products below would run (and come back) in bf16;
+        # the running statistics are float32 buffers, so they are computed in float32.
+        with torch.autocast(x.device.type, enabled=False):
+            self._fold(x, targets)
+
+    def _fold(self, x: Tensor, targets: Sequence[Tensor]) -> None:
+        """:meth:`update`'s arithmetic on a float32 ``[B, d]`` block, outside autocast."""
+        n = x.shape[0]
         mean = x.mean(0)
         centred = x - mean
         covariance = centred.T @ centred / (n - 1)

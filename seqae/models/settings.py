@@ -56,6 +56,7 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
         "reach": 0,
         "reach_width": 64,
         "latent_reach": True,
+        "direct_positions": 1.0,
     },
     "local": {"enabled": False, "dim": 16, "codebook_size": 256, "latent_dropout": 0.0},
     "dropout": 0.0,
@@ -149,6 +150,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "decoder.n_layers": "Residual per-position MLPs of the autoregressive decoder.",
     "decoder.latent_layers": "Dilated residual convolutions (dilations 1, 2, 4, ...) over the local latent sequence in the autoregressive decoder, so that each base's conditioning sees several codes around it.",
     "decoder.reach": "Previous bases read by a causal dilated convolution (kernel 2, dilations 1, 2, 4, ..., WaveNet-style) beside the context table: 0 (none) or a power of two up to 1024. With it the latent-off decoder is an order-`reach` neural chain, so repeat copies and motifs already begun are read by the decoder itself, and the latent's contribution is what it adds beyond them. Free-running decoding keeps each layer's last inputs in a buffer (one layer step per base).",
+    "decoder.direct_positions": "Autoregressive decoder with a direct head (`weights.direct` > 0) only: share of each training window's positions at which the direct head (every base from the latent alone) is trained, drawn at random anew at every step (the same positions for every window of the batch). Its loss is a mean over positions, so a share is an unbiased estimate of the same loss at that share of its per-position cost. Evaluation and embedding use every position, and the chain and the latent path are always trained on all of them. 1: every position; config/cpu.yaml uses 0.125.",
     "decoder.reach_width": "Channels of the causal convolution over the previous bases (decoder.reach).",
     "decoder.latent_reach": "Whether the latent path reads the `decoder.reach` bases too. `false`: the latent path reads only the `decoder.context` table and the latent, as VQ-VAE's bounded-context decoder does, so whatever lies beyond k bases (repeat copies, motifs) has to come through the latent; its no-latent counterpart is then a learnt order-k chain (a table of next-base logits, trained beside it), against which `anomaly.latent_contribution` is measured, and the chain over the reach stays the anomaly score (`no_latent_*`). With `true` the latent's contribution is what it adds to the chain over the reach.",
     "local": "A latent sequence beside the global blocks: one VQ code per downsample bases.",
@@ -234,6 +236,7 @@ MODEL_SETTINGS_CONSTRAINTS: dict[str, dict[str, Any]] = {
     "decoder.latent_layers": {"minimum": 0},
     "decoder.reach": {"minimum": 0, "maximum": 1024},  # and 0 or a power of two
     "decoder.reach_width": {"minimum": 1},
+    "decoder.direct_positions": {"exclusiveMinimum": 0, "maximum": 1},
     "local.dim": {"minimum": 1},
     "local.codebook_size": {"minimum": 2},
     "local.latent_dropout": {"minimum": 0, "exclusiveMaximum": 1},

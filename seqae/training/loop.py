@@ -26,7 +26,7 @@ from seqae.checkpoint import check_data, rng_state
 from seqae.config import Config
 from seqae.errors import SeqaeError
 from seqae.fileio import remove_stale_temporaries
-from seqae.runtime import autocast_dtype, seed_global_rngs
+from seqae.runtime import autocast_dtype, cpu_has_native_bf16, seed_global_rngs
 from seqae.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, RunProgress, previous_run, restore_rngs
 from seqae.training.data import RunData
 from seqae.training.epoch import EpochPassesMixin
@@ -90,6 +90,12 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
 
         self.device = data.device
         self.amp_dtype = autocast_dtype(t["precision"], self.device)
+        if self.amp_dtype is not None and self.device.type == "cpu" and not cpu_has_native_bf16():
+            log.warning(
+                "%s: training.precision is bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX): "
+                "it is emulated there and slower than fp32; set training.precision: fp32",
+                model_name,
+            )
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True

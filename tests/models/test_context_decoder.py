@@ -190,6 +190,46 @@ def test_the_direct_head_rebuilds_every_base_from_the_latent_alone() -> None:
     assert not conv.has_direct_head
 
 
+def test_the_direct_head_trains_on_a_share_of_positions_and_evaluates_on_all() -> None:
+    """decoder.direct_positions: in training the direct head's loss is the cross-entropy at a random
+    share of positions (the logits at those positions, the same as the full pass gives there);
+    in evaluation every position is decoded, and the chain and the latent path always cover all."""
+    decoder = {**TINY_AR["decoder"], "direct_positions": 0.25}
+    model = _model(weights={"direct": 1.0}, decoder=decoder)
+    seq, tracks = _batch()
+    with torch.no_grad():
+        latent, codes = model.encode(seq, tracks), model.encode_local(seq, tracks)
+        local = model.local.lookup(codes)
+        full = model.decoder.forward_with_chain(seq, local, latent)
+        positions = torch.tensor([3, 17, 40, 63])
+        part = model.decoder.forward_with_chain(seq, local, latent, direct_positions=positions)
+    assert full.direct_positions is None and full.direct_logits.shape == (5, 4, L)
+    torch.testing.assert_close(part.direct_logits, full.direct_logits[:, :, positions])
+    torch.testing.assert_close(part.seq_logits, full.seq_logits)
+    torch.testing.assert_close(part.chain_logits, full.chain_logits)
+    assert torch.equal(part.direct_positions, positions)
+
+    drawn: list[torch.Tensor] = []
+    forward = model.decoder.forward_with_chain
+
+    def spy(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        drawn.append(out.direct_positions)
+        return out
+
+    model.decoder.forward_with_chain = spy
+    model.train()
+    torch.manual_seed(1)
+    model(seq, tracks)
+    model(seq, tracks)
+    assert all(p is not None and p.numel() == L // 4 and p.unique().numel() == L // 4 for p in drawn)
+    assert not torch.equal(drawn[0], drawn[1])  # drawn anew at every step
+    model.eval()
+    drawn.clear()
+    model(seq, tracks)
+    assert drawn == [None]
+
+
 def test_sampling_decodes_what_teacher_forcing_scores() -> None:
     model = _model().eval()
     seq, tracks = _batch()

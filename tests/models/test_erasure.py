@@ -66,6 +66,30 @@ def test_running_statistics_follow_batches_with_momentum() -> None:
     assert torch.allclose(eraser.mean, expected, atol=1e-5)
 
 
+def test_statistics_under_bf16_autocast_are_the_float32_ones() -> None:
+    """A bf16 training step (CUDA's default, and training.precision: bf16 on the CPU) folds the batch into
+    the float32 running statistics as a float32 step would: the products are not left to autocast."""
+    x, y = _labelled_cloud(256, 6, 3, seed=4)
+    full = BlockEraser(6, [3], momentum=0.5)
+    half = BlockEraser(6, [3], momentum=0.5)
+    full.update(x, [y])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half.update(x, [y])
+    for name in ("mean", "covariance", "cross_covariance"):
+        assert getattr(half, name).dtype == torch.float32
+        assert torch.allclose(getattr(half, name), getattr(full, name), rtol=1e-5, atol=1e-5)
+
+
+def test_a_bf16_training_step_with_erasure_runs() -> None:
+    model = SequenceAutoencoder(tiny_settings(erasure={"enabled": True}), 2, 64, LABELS)
+    model.train()
+    seq, tracks, labels = batch(4, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(seq, tracks, labels)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+
+
 def test_model_erases_foreign_labels_and_embeds_the_erased_blocks() -> None:
     settings = tiny_settings(erasure={"enabled": True, "momentum": 1.0})
     torch.manual_seed(0)

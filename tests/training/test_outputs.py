@@ -54,3 +54,39 @@ def test_tensorboard_events_when_available(windows, tmp_path, monkeypatch):
     assert {"open", "close", "train_step/loss", "train_step/lr", "epoch/val_loss", "epoch/train_loss/seq"} <= tags
     assert [step for tag, _, step in calls if tag == "train_step/loss"] == [2, 4, 6]
     assert [step for tag, _, step in calls if tag == "epoch/val_loss"] == [1, 2]
+
+
+def test_bf16_training_on_the_cpu_runs_and_warns_where_bf16_is_emulated(windows, tmp_path, monkeypatch, caplog):
+    """training.precision: bf16 on the CPU (config/cpu.yaml): a two-level model with erasure trains to
+    finite losses, the log names the precision, and a CPU without bf16 instructions gets a warning."""
+    import math
+
+    import pandas as pd
+
+    import seqae.training.loop
+    from tests.training.conftest import tiny
+
+    model = tiny(
+        decoder={"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "reach": 8,
+                 "latent_reach": False, "direct_positions": 0.5},
+        local={"enabled": True, "dim": 4, "codebook_size": 16},
+        weights={"direct": 1.0},
+        erasure={"enabled": True},
+    )  # fmt: skip
+    config = make_config({"plain": model}, epochs=1, max_steps=2, precision="bf16")
+    monkeypatch.setattr(seqae.training.loop, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level("INFO", logger="seqae"):
+        train_model(config, "plain", windows, tmp_path, progress=False)
+    assert "cpu bf16" in caplog.text
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("emulated" in m and "training.precision: fp32" in m for m in warned), warned
+    history = pd.read_csv(tmp_path / "metrics.csv")
+    assert all(math.isfinite(v) for v in history[["train_loss", "val_loss"]].iloc[-1])
+
+    caplog.clear()
+    monkeypatch.setattr(seqae.training.loop, "cpu_has_native_bf16", lambda: True)
+    with caplog.at_level("INFO", logger="seqae"):
+        train_model(
+            make_config(epochs=1, max_steps=1, precision="bf16"), "plain", windows, tmp_path / "b", progress=False
+        )
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "emulated" in r.getMessage()]
