@@ -32,7 +32,9 @@ def evaluate_swaps(
     (``cfg["swap_decoding"]``), so the judge's ceiling (how often it still
     recognises the recipient's label in the plain reconstruction) is measured
     on the same kind of sequence as the swaps. The plain reconstructions are
-    the test pass's (``test_out``: ``latent``, ``pred``, ``sampled``).
+    the test pass's (``test_out``: ``latent``, ``pred``, ``sampled``), or, for a
+    model with a converter (``weights.conversion``), the converter's own
+    rendering of the recipients, as it renders their swaps.
     """
     from seqae.metrics import swap_success, train_judge
     from seqae.models.decoder import bases_from_logits
@@ -86,11 +88,15 @@ def evaluate_swaps(
         own = latent[torch.from_numpy(recipients).to(device)]
         swapped = swap_latents(model.layout, own, donors, block)
         generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+        judged_own, own_likeliest = test_judged[recipients], test_out["pred"][recipients]
         if getattr(model, "autoregressive", False):
-            # Decoded from the recipient's local codes and the swapped global latent (by the
-            # direct head where there is one, else base after base).
+            # Decoded from the recipient's local codes and the swapped global latent: by the
+            # converter where there is one (and then its own unswapped rendering frames the
+            # swap), else by the direct head, else base after base.
             local = test_out["local_codes"]
             own_local = torch.from_numpy(local[recipients]).to(device) if local is not None else None
+            if getattr(model, "converter", None) is not None:
+                own_likeliest, judged_own = _decode_swapped(model, own, own_local, sample, generator, cfg["batch_size"])
             swapped_likeliest, swapped_codes = _decode_swapped(
                 model, swapped, own_local, sample, generator, cfg["batch_size"]
             )
@@ -105,8 +111,7 @@ def evaluate_swaps(
             )
         result = swap_success(judge, swapped_codes, recipient_y[donors], recipient_y)
         # The ceiling: how often the judge still recognises the recipient's label in its plain reconstruction.
-        kept = judge.predict(test_judged[recipients]) == recipient_y
-        own_likeliest = test_out["pred"][recipients]
+        kept = judge.predict(judged_own) == recipient_y
         entry.update(
             {k: v for k, v in result.items() if not k.startswith("judge_")},
             computed=True,
@@ -179,16 +184,27 @@ def _decode_swapped(
     generator: torch.Generator,
     batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """An autoregressive model's swapped windows: (likeliest ``uint8 [N, L]``, judged bases ``uint8 [N, L]``).
+    """An autoregressive model's windows from latents: (likeliest ``uint8 [N, L]``, judged bases ``uint8 [N, L]``).
 
-    The likeliest bases are decoded greedily; the judged ones are drawn when
-    ``sample`` (each base given the bases drawn before it), else the greedy ones.
+    Rendered by the model's converter where it has one (``weights.conversion``), else
+    by its direct head or base after base (:meth:`decode_bases`). The likeliest bases
+    are the greedy ones; the judged ones are drawn when ``sample`` (base after base:
+    each given the bases drawn before it), else the greedy ones.
     """
+    from seqae.models.decoder import bases_from_logits
+
+    converter = getattr(model, "converter", None) is not None
     greedy, drawn = [], []
     for sl in batches(latent.shape[0], batch_size):
         codes = None if local_codes is None else local_codes[sl]
         # The precision of the test pass whose reconstructions frame the swap.
         with autocast(latent.device):
+            if converter:
+                logits = model.convert_logits(latent[sl], None if codes is None else model.local.lookup(codes))
+                greedy.append(logits.argmax(1).to(torch.uint8))
+                if sample:
+                    drawn.append(bases_from_logits(logits, True, generator).to(torch.uint8))
+                continue
             g, _, _ = model.decode_bases(latent[sl], codes, sample=False)
             greedy.append(g.to(torch.uint8))
             if sample:

@@ -19,6 +19,10 @@ Loss (each term already weighted; ``w`` = ``settings["weights"]``)::
                     + lambda * squared block-label correlations with the decorrelation objective)
     infomax        w.infomax * BCE of the (features, latent) discriminator   (infomax.enabled)
     cpc            w.cpc * InfoNCE of future-chunk prediction                (cpc.enabled)
+    conversion_recon  w.conversion * cross-entropy of the converter's own reconstruction    (training only)
+    conversion     w.conversion * sum over labelled blocks of CE(frozen head(frozen encoder(
+                   bases drawn from the converter given swapped blocks)), donor's label)
+                   (:mod:`seqae.models.conversion`; training only)
 
 Adversaries: every block gets one adversarial head per label of the *other*
 labelled blocks (the ``chrom`` block must not predict ``gene_family``, the
@@ -67,6 +71,7 @@ from torch import Tensor, nn
 from seqae.models.augment import corrupt
 from seqae.models.bottleneck import BottleneckMixin, build_erasers, build_quantizers, erased_labels
 from seqae.models.context_decoder import ContextDecoder, LocalLatent
+from seqae.models.conversion import ConversionMixin, Converter
 from seqae.models.decoder import SequenceDecoder
 from seqae.models.decoder_terms import DecoderTermsMixin
 from seqae.models.encoder import SequenceEncoder
@@ -202,7 +207,7 @@ def _decoder(
 
 
 class SequenceAutoencoder(
-    BottleneckMixin, DecoderTermsMixin, LabelHeadsMixin, ScoringMixin, GenerationMixin, nn.Module
+    BottleneckMixin, DecoderTermsMixin, LabelHeadsMixin, ConversionMixin, ScoringMixin, GenerationMixin, nn.Module
 ):
     """Autoencoder over one-hot DNA windows and their signal tracks, with a latent split into named blocks.
 
@@ -289,6 +294,10 @@ class SequenceAutoencoder(
         self.cpc = (
             CPCHead(channels, cpc["n_future"], cpc["chunk"] // s["downsample"], cpc["dim"]) if cpc["enabled"] else None
         )
+        # Made last, so that every other part starts from the same weights as without it.
+        self.converter = (
+            Converter(s["decoder"]["hidden"], dim, s["decoder"]["n_layers"]) if s["weights"]["conversion"] > 0 else None
+        )
 
     # ------------------------------------------------------------------ pieces
 
@@ -340,7 +349,7 @@ class SequenceAutoencoder(
             applied = torch.full((), float("nan"), device=decoder_input.device)
             decoder_input, head_input = cap_head_gradient(decoder_input, head_input, s["head_gradient_cap"], applied)
             metrics["head_gradient_scale"] = applied
-        out, local_codes = self._decoder_pass(seq, features, decoder_input, b, metrics)
+        out, local_codes, local_q = self._decoder_pass(seq, features, decoder_input, b, metrics)
         terms = self._reconstruction_terms(seq, tracks, out, b.losses, metrics)
         blocks = self.layout.split(head_input)
         if labels:
@@ -353,6 +362,8 @@ class SequenceAutoencoder(
             loss, acc = self.cpc(features)
             terms["cpc"] = w["cpc"] * loss
             metrics["cpc_acc"] = acc.detach()
+        if self.converter is not None and self.training:
+            terms.update(self._conversion_terms(seq, decoder_input, local_q, labels, out.direct_positions, metrics))
         total = torch.stack([t.float() for t in terms.values()]).sum()
         return ModelOutput(
             latent=b.latent,

@@ -41,8 +41,9 @@ class DecoderTermsMixin:
 
     def _decoder_pass(
         self, seq: Tensor, features: Tensor, decoder_input: Tensor, b: Bottleneck, metrics: dict[str, Tensor]
-    ) -> tuple[DecoderPass, Tensor | None]:
-        """The training (or evaluation) pass of the decoder: ``(its logits, local codes int64 [B, L'] or None)``.
+    ) -> tuple[DecoderPass, Tensor | None, Tensor | None]:
+        """The training (or evaluation) pass of the decoder: ``(its logits, local codes int64 [B, L'] or None,
+        local code vectors float [B, d, L'] or None)``.
 
         An autoregressive decoder also quantises the local latent sequence from the
         encoder's ``features [B, C, L']`` (its commitment into ``b.losses``, its
@@ -51,7 +52,7 @@ class DecoderTermsMixin:
         s = self.settings
         if not isinstance(self.decoder, ContextDecoder):
             seq_logits, tracks_pred = self.decoder(decoder_input)
-            return DecoderPass(seq_logits, tracks_pred, None, None, None), None
+            return DecoderPass(seq_logits, tracks_pred, None, None, None), None, None
         local_q = local_codes = None
         if self.local is not None:
             lo = self.local(features, update=self.training)
@@ -79,7 +80,7 @@ class DecoderTermsMixin:
         out = self.decoder.forward_with_chain(
             seq, local_q, decoder_input, keep, chain=s["weights"]["chain"] > 0, direct_positions=direct_positions
         )
-        return out, local_codes
+        return out, local_codes, local_q
 
     def _reconstruction_terms(
         self,

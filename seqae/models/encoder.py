@@ -156,17 +156,27 @@ class SequenceEncoder(nn.Module):
             length = (length + 1) // 2
         return length
 
-    def forward(self, seq: Tensor, tracks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, seq: Tensor | None, tracks: Tensor | None = None, bases: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Encode a batch.
 
         Args:
-            seq: ``int [B, L]`` base codes.
+            seq: ``int [B, L]`` base codes (None when ``bases`` is given).
             tracks: ``float [B, T, L]`` signal on the stored transform (None or T = 0 without tracks).
+            bases: ``float [B, 4, L]`` one-hot (or soft) bases read instead of ``seq``'s one-hot:
+                decoded windows, through which a gradient can pass back to the decoder.
 
         Returns:
             ``(latent [B, out_dim], features [B, C, L'])``.
         """
-        x = one_hot(seq)
+        if bases is None:
+            if seq is None:
+                raise ValueError("encoder needs seq or bases")
+            x = one_hot(seq)
+        else:
+            x = bases
+            seq = bases.argmax(1)  # the codes the k-mer spectrum (composition_k) counts
         if self.n_tracks:
             if tracks is None or tracks.shape[1] != self.n_tracks:
                 raise ValueError(

@@ -79,7 +79,9 @@ DEFAULT_MODEL_SETTINGS: dict[str, Any] = {
         "cpc": 0.1,
         "chain": 1.0,
         "direct": 0.0,
+        "conversion": 0.0,
     },
+    "conversion": {"windows": 16, "temperature": 1.0},
     "adversarial_schedule": {"shape": "sigmoid", "warmup_steps": 2000},
     "adversarial_objective": "reversal",
     "head_gradient_cap": 1.0,
@@ -180,6 +182,10 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "weights.cpc": "Weight of the CPC InfoNCE loss.",
     "weights.direct": "Autoregressive decoder only: weight of the bottleneck's own reconstruction, every base rebuilt from the local codes and the global blocks alone (no previous base) in one parallel pass. > 0 builds this direct head; reconstructions, swaps and the windows `seqae evaluate` decodes then come from it (VAE prior samples are still drawn base after base). 0: none (they are decoded base after base). The convolutional decoder ignores it (it rebuilds every base from the latent alone anyway).",
     "weights.chain": "Autoregressive decoder only: weight of the loss of the same windows decoded with the latent off (the decoder's own chain over `decoder.context` / `decoder.reach` bases), on every training window. It makes the chain, the baseline of `anomaly.latent_contribution` and an anomaly score of its own (`anomaly.latent_contribution.no_latent_*`), fully trained. 0 turns it off (then `local.latent_dropout` trains the chain on a share of windows).",
+    "weights.conversion": "Autoregressive decoder only: > 0 adds a converter (seqae/models/conversion.py), a renderer of its own that reads what the direct head reads (the local codes' features and the global latent, detached). It is trained, with this weight, to rebuild the windows' own bases and to render swapped blocks: `conversion.windows` windows of each training batch are decoded with every labelled block taken from another of them, bases are drawn (straight-through Gumbel-softmax), and the model's own encoder and supervised heads, frozen, must read each donor's label off the result. Only the converter learns from it; `seqae evaluate` decodes the block swaps (and their judge's ceiling) with it. 0: none (swaps come from the direct head).",
+    "conversion": "The converter (weights.conversion): swapped blocks rendered so that the donors' labels read back.",
+    "conversion.windows": "Windows of each training batch decoded with swapped blocks (their donors are drawn among them).",
+    "conversion.temperature": "Temperature of the Gumbel-softmax draw of the converted windows' bases (the forward pass draws hard one-hot bases; the gradient is the softmax's at this temperature).",
     "adversarial_schedule": "Ramp of the gradient-reversal strength of the adversarial heads.",
     "adversarial_schedule.shape": "Ramp of the gradient-reversal strength from 0: sigmoid (DANN) or linear.",
     "adversarial_schedule.warmup_steps": "Training steps over which the ramp reaches weights.adversarial.",
@@ -259,6 +265,8 @@ MODEL_SETTINGS_CONSTRAINTS: dict[str, dict[str, Any]] = {
     "denoise.mask_rate": {"minimum": 0, "maximum": 1},
     "denoise.track_noise": {"minimum": 0},
     **{f"weights.{key}": {"minimum": 0} for key in DEFAULT_MODEL_SETTINGS["weights"]},
+    "conversion.windows": {"minimum": 2},
+    "conversion.temperature": {"exclusiveMinimum": 0},
     "adversarial_schedule.warmup_steps": {"minimum": 0},
     "head_gradient_cap": {"minimum": 0},
     "erasure.momentum": {"exclusiveMinimum": 0, "maximum": 1},
@@ -354,6 +362,10 @@ def _check_combinations(s: dict[str, Any], where: str) -> None:
         fail(
             "weights.chain",
             "the autoregressive decoder's chain (latent off) needs weights.chain > 0 or local.latent_dropout > 0",
+        )
+    if s["weights"]["conversion"] > 0 and dec["kind"] != "autoregressive":
+        fail(
+            "weights.conversion", "the converter reads the local codes' features: it needs decoder.kind: autoregressive"
         )
     if local["enabled"] and dec["kind"] != "autoregressive":
         fail("local.enabled", "a local latent sequence needs decoder.kind: autoregressive")

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from seqae.checkpoint import build_model, load_checkpoint, save_checkpoint
 from seqae.evaluation import evaluate_model
@@ -91,3 +92,26 @@ def test_swap_base_agreement_on_hand_made_decoders(
         assert swap["recipient_base_agreement"] == 1.0 and swap["donor_base_agreement"] < 1.0
     else:
         assert swap["donor_base_agreement"] == 1.0 and swap["recipient_base_agreement"] < 1.0
+
+
+def test_a_converter_renders_the_swaps_and_their_ceiling(evaluated: dict[str, Any], tmp_path: Path) -> None:
+    """A model with a converter (weights.conversion) is swapped through it, not through its direct head:
+    a converter made to render every window as G gives swaps that agree with the recipient's and the
+    donor's renderings at every base."""
+    from tests.evaluation.helpers import TWO_LEVEL, model_file
+
+    extra = {**TWO_LEVEL, "weights": {"direct": 1.0, "conversion": 1.0}}
+    path = model_file(tmp_path / "model.pt", evaluated["windows"], evaluated["labels"], "plain", 0, extra=extra)
+    state = load_checkpoint(path)
+    state["model_state"]["converter.head.weight"].zero_()
+    state["model_state"]["converter.head.bias"].copy_(torch.tensor([0.0, 0.0, 30.0, 0.0]))
+    path = save_checkpoint(state, tmp_path / "best.pt")
+    settings = {**FAST, "labels": ["chrom"], "figures": False}
+    metrics = evaluate_model(
+        path, evaluated["windows"], tmp_path / "eval", settings=settings, device="cpu", progress=False
+    )
+    swap = metrics["swap"]["chrom"]
+    assert swap["computed"]
+    assert swap["recipient_base_agreement"] == 1.0 and swap["donor_base_agreement"] == 1.0
+    # The direct head of the same model does not render all G: its reconstruction is not what was swapped.
+    assert metrics["reconstruction"]["base_accuracy"] < 0.9

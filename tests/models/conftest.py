@@ -27,6 +27,15 @@ def tiny_settings(**overrides: object) -> dict:
     return settings
 
 
+def seeded_model(settings: dict, labels: dict[str, int], length: int, **overrides: object):
+    """A :class:`~seqae.models.SequenceAutoencoder` of ``settings`` (top-level keys replaced by
+    ``overrides``) with 2 tracks, built from torch seed 0."""
+    from seqae.models import SequenceAutoencoder
+
+    torch.manual_seed(0)
+    return SequenceAutoencoder({**copy.deepcopy(settings), **copy.deepcopy(overrides)}, 2, length, labels)
+
+
 def encode_str(text: str) -> torch.Tensor:
     return torch.tensor([CODES[c] for c in text])
 

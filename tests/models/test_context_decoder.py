@@ -15,6 +15,7 @@ from seqae.models import DEFAULT_MODEL_SETTINGS, SequenceAutoencoder, model_sett
 from seqae.models.context_decoder import CausalReach, ContextDecoder, context_index
 from seqae.models.objectives import sequence_error, track_error
 from tests.conftest import tiny_model
+from tests.models.conftest import seeded_model
 
 L = 64
 LABELS = {"chrom": 3, "region_class": 4}
@@ -29,10 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(**overrides: object) -> SequenceAutoencoder:
-    torch.manual_seed(0)
-    settings = copy.deepcopy(TINY_AR)
-    settings.update(overrides)
-    return SequenceAutoencoder(settings, 2, L, LABELS)
+    return seeded_model(TINY_AR, LABELS, L, **overrides)
 
 
 def _batch(n: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
