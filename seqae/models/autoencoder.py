@@ -296,7 +296,9 @@ class SequenceAutoencoder(
         )
         # Made last, so that every other part starts from the same weights as without it.
         self.converter = (
-            Converter(s["decoder"]["hidden"], dim, s["decoder"]["n_layers"]) if s["weights"]["conversion"] > 0 else None
+            Converter(s["decoder"]["hidden"], dim, s["decoder"]["n_layers"])
+            if s["weights"]["conversion"] > 0 and self.autoregressive
+            else None
         )
 
     # ------------------------------------------------------------------ pieces

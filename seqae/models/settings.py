@@ -182,7 +182,7 @@ MODEL_SETTINGS_HELP: dict[str, str] = {
     "weights.cpc": "Weight of the CPC InfoNCE loss.",
     "weights.direct": "Autoregressive decoder only: weight of the bottleneck's own reconstruction, every base rebuilt from the local codes and the global blocks alone (no previous base) in one parallel pass. > 0 builds this direct head; reconstructions, swaps and the windows `seqae evaluate` decodes then come from it (VAE prior samples are still drawn base after base). 0: none (they are decoded base after base). The convolutional decoder ignores it (it rebuilds every base from the latent alone anyway).",
     "weights.chain": "Autoregressive decoder only: weight of the loss of the same windows decoded with the latent off (the decoder's own chain over `decoder.context` / `decoder.reach` bases), on every training window. It makes the chain, the baseline of `anomaly.latent_contribution` and an anomaly score of its own (`anomaly.latent_contribution.no_latent_*`), fully trained. 0 turns it off (then `local.latent_dropout` trains the chain on a share of windows).",
-    "weights.conversion": "Autoregressive decoder only: > 0 adds a converter (seqae/models/conversion.py), a renderer of its own that reads what the direct head reads (the local codes' features and the global latent, detached). It is trained, with this weight, to rebuild the windows' own bases and to render swapped blocks: `conversion.windows` windows of each training batch are decoded with every labelled block taken from another of them, bases are drawn (straight-through Gumbel-softmax), and the model's own encoder and supervised heads, frozen, must read each donor's label off the result. Only the converter learns from it; `seqae evaluate` decodes the block swaps (and their judge's ceiling) with it. 0: none (swaps come from the direct head).",
+    "weights.conversion": "Autoregressive decoder only: > 0 adds a converter (seqae/models/conversion.py), a renderer of its own that reads what the direct head reads (the local codes' features and the global latent, detached). It is trained, with this weight, to rebuild the windows' own bases and to render swapped blocks: `conversion.windows` windows of each training batch are decoded with every labelled block taken from another of them, bases are drawn (straight-through Gumbel-softmax), and the model's own encoder and supervised heads, frozen, must read each donor's label off the result. Only the converter learns from it; `seqae evaluate` decodes the block swaps (and their judge's ceiling) with it. 0: none (swaps come from the direct head). The convolutional decoder ignores it (no local codes to read).",
     "conversion": "The converter (weights.conversion): swapped blocks rendered so that the donors' labels read back.",
     "conversion.windows": "Windows of each training batch decoded with swapped blocks (their donors are drawn among them).",
     "conversion.temperature": "Temperature of the Gumbel-softmax draw of the converted windows' bases (the forward pass draws hard one-hot bases; the gradient is the softmax's at this temperature).",
@@ -362,10 +362,6 @@ def _check_combinations(s: dict[str, Any], where: str) -> None:
         fail(
             "weights.chain",
             "the autoregressive decoder's chain (latent off) needs weights.chain > 0 or local.latent_dropout > 0",
-        )
-    if s["weights"]["conversion"] > 0 and dec["kind"] != "autoregressive":
-        fail(
-            "weights.conversion", "the converter reads the local codes' features: it needs decoder.kind: autoregressive"
         )
     if local["enabled"] and dec["kind"] != "autoregressive":
         fail("local.enabled", "a local latent sequence needs decoder.kind: autoregressive")

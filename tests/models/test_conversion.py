@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -168,11 +166,13 @@ def test_the_terms_are_in_training_passes_only_and_swaps_are_rendered_by_the_con
         _model(weights={"direct": 1.0}).convert_logits(latent, local)
 
 
-def test_conversion_needs_the_autoregressive_decoder() -> None:
-    settings = copy.deepcopy(TINY_CONVERSION)
-    settings["decoder"] = {"kind": "conv"}
-    settings["local"] = {"enabled": False}
-    with pytest.raises(ConfigError, match="weights.conversion"):
-        model_settings(settings)
+def test_the_convolutional_decoder_has_no_converter() -> None:
+    """As for weights.direct, the convolutional decoder ignores weights.conversion (overlays such as
+    config/cpu.yaml set it for models that config/species.yaml makes convolutional)."""
+    conv = _model(decoder={"kind": "conv"}, local={"enabled": False})
+    assert conv.converter is None
+    seq, tracks, labels = _batch()
+    conv.train()
+    assert not {"conversion", "conversion_recon"} & set(conv(seq, tracks, labels).losses)
     with pytest.raises(ConfigError, match="conversion.windows"):
         model_settings({**TINY_CONVERSION, "conversion": {"windows": 1}})
