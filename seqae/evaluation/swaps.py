@@ -188,8 +188,9 @@ def _decode_swapped(
 
     Rendered by the model's converter where it has one (``weights.conversion``), else
     by its direct head or base after base (:meth:`decode_bases`). The likeliest bases
-    are the greedy ones; the judged ones are drawn when ``sample`` (base after base:
-    each given the bases drawn before it), else the greedy ones.
+    are the greedy ones; the judged ones are drawn when ``sample`` (every position
+    at once from the converter's or the direct head's softmax; base after base, each
+    given the bases drawn before it, otherwise), else the greedy ones.
     """
     from seqae.models.decoder import bases_from_logits
 

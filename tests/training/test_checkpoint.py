@@ -23,6 +23,13 @@ RESUME_MODELS = {
     # Erasure: running statistics in the steps and the exact refit after each epoch both resume exactly.
     "vae": tiny(kind="vae", dropout=0.1, denoise={"enabled": True}, erasure={"enabled": True}),
     "vq": tiny(kind="vq", vq={"codebook_size": 8, "n_groups": 2, "dead_code_steps": 2}),
+    # The converter draws its donors and its bases from the global RNG at every step.
+    "converter": tiny(
+        decoder={"kind": "autoregressive", "context": 3, "hidden": 16, "n_layers": 1, "latent_layers": 1},
+        local={"enabled": True, "dim": 4, "codebook_size": 16},
+        weights={"direct": 1.0, "conversion": 1.0},
+        conversion={"windows": 4},
+    ),
 }
 
 
@@ -44,6 +51,13 @@ def test_resume_after_stop_is_exact(windows, tmp_path, uninterrupted):
     resumed = train_model(config, "vae", windows, tmp_path, resume=True, progress=False)
     assert resumed["finished"] and resumed["epochs_completed"] == 4
     assert_same_run(uninterrupted["vae"], tmp_path)
+
+
+def test_resume_of_a_model_with_a_converter_is_exact(windows, tmp_path, uninterrupted):
+    config = make_config(RESUME_MODELS)
+    train_model(config, "converter", windows, tmp_path, progress=False, stop_after=2)
+    train_model(config, "converter", windows, tmp_path, resume=True, progress=False)
+    assert_same_run(uninterrupted["converter"], tmp_path)
 
 
 class Killed(BaseException):
