@@ -169,9 +169,7 @@ class ConversionMixin:
         tracks = None
         if self.encoder.n_tracks:
             with torch.no_grad():  # the tracks the decoder predicts for the recipient: the swap changes bases only
-                _, gamma, beta = self.decoder._conditioning(
-                    local[:n] if local is not None else None, latent[:n], None, n, seq.device
-                )
+                gamma, beta = self.decoder._film(latent[:n], n, seq.device)
                 tracks = self.tracks_to_stored(self.decoder._tracks(u[:n], gamma, beta))  # type: ignore[attr-defined]
         was_training = self.encoder.training
         self.encoder.eval()  # batch norm on its running statistics, as for real windows at evaluation
@@ -179,10 +177,8 @@ class ConversionMixin:
             h, _ = functional_call(self.encoder, _frozen(self.encoder), (None, tracks), {"bases": drawn})
         finally:
             self.encoder.train(was_training)
-        read = self._quantised_bottleneck(h, sample=False, update=False).latent  # type: ignore[attr-defined]
-        if getattr(self, "erasers", None) is not None:
-            read = self._erase(read)  # type: ignore[attr-defined]
-        parts = self.layout.split(read)
+        # No sampling, no codebook or eraser update: the embedding a probe reads, erased where erasure is on.
+        parts = self.layout.split(self._bottleneck(h, sample=False, update=False).latent)  # type: ignore[attr-defined]
         losses, hits = [], []
         for block, label in blocks.items():
             head = self.supervised_heads[block]
