@@ -99,7 +99,7 @@ def embed_shard(
     path = shard_path(outdir, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     bar = progress_bar(hi - lo, "embed", "window", progress)
-    runner = BlockRunner(job.model, job.device, job.schema.window_len, job.batch_size, bar)
+    runner = BlockRunner(job.model, job.device, job.schema.window_len, job.batch_size, bar, job.dtype)
     with (
         contextlib.closing(bar),
         atomic_output(path) as tmp,
@@ -108,6 +108,7 @@ def embed_shard(
     ):
         f.attrs.update({"format": SHARD_FORMAT, "shard": shard, "shards": shards, "n_windows": n, "lo": lo, "hi": hi})
         f.attrs["recon_tracks"] = bool(job.tracks_out)
+        f.attrs["precision"] = job.precision
         f["index"] = order[lo:hi]
         latent = f.create_dataset("latent", (hi - lo, job.model.layout.dim), dtype=np.float32)
         score = f.create_dataset("score", (hi - lo,), dtype=np.float32)
@@ -198,6 +199,14 @@ def gather_embedding(
     scores = np.empty(n, dtype=np.float32)
     accuracy = np.empty(n, dtype=np.float32)
     parts = _open_shards(job, outdir, shards, block_rows)
+    precisions = sorted({str(part.attrs.get("precision", "fp32")) for part in parts})
+    if len(precisions) > 1:
+        for part in parts:
+            part.close()
+        raise SeqaeError(
+            f"{outdir / 'shards'}: the shards were embedded at different precisions ({', '.join(precisions)})"
+        )
+    precision = precisions[0]
     use_processes = len(job.tracks_out) > 0 and n >= _embed._PROCESS_WRITERS_MIN_WINDOWS
     with contextlib.ExitStack() as stack:
         for part in parts:
@@ -234,6 +243,7 @@ def gather_embedding(
         write_anomaly_bigwig(tmp_anomaly, job.placement, scores)
         finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(job.metadata_json)})
     result = finish_job(job, started, n)
+    result.summary["precision"] = precision
     result.summary["shards"] = shards
     return result
 

@@ -11,7 +11,8 @@ one place that decides how:
 - :func:`inference_mode` is the gradient-free mode the passes run under;
 - :func:`autocast` is the precision the model runs at: bf16 autocast on CUDA,
   full fp32 elsewhere (the rule of ``training.precision: auto``, from
-  :mod:`seqae.runtime`), so that on the CPU nothing is autocast;
+  :mod:`seqae.runtime`), so that on the CPU nothing is autocast; ``seqae
+  embed`` may ask for another (:func:`precision_dtype`);
 - :func:`window_accuracy` is the per-window reconstruction accuracy (called bases only).
 
 torch is imported inside the functions that use it, so importing this
@@ -31,7 +32,19 @@ from seqae import runtime
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["autocast", "batches", "device_batches", "inference_dtype", "inference_mode", "window_accuracy"]
+__all__ = [
+    "PRECISIONS",
+    "autocast",
+    "batches",
+    "device_batches",
+    "inference_dtype",
+    "inference_mode",
+    "precision_dtype",
+    "window_accuracy",
+]
+
+#: The precisions a model can be run at (``seqae embed --precision``).
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def batches(n: int, batch_size: int) -> list[slice]:
@@ -44,9 +57,29 @@ def inference_dtype(device: torch.device) -> torch.dtype | None:
     return runtime.autocast_dtype("auto", device)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """The context a model call of inference runs in: autocast to :func:`inference_dtype` (a no-op on the CPU)."""
-    return runtime.autocast(device, inference_dtype(device))
+def precision_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of running a model at ``precision`` on ``device`` (None: full fp32).
+
+    ``fp32``: None; ``bf16``: bf16; ``auto``: bf16 where the device computes it
+    natively (CUDA, and CPUs with AMX or AVX512-BF16, on which a model pass runs
+    about twice as fast: most of it is element-wise work on half the bytes),
+    else fp32 (elsewhere bf16 is emulated, slower than fp32).
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "bf16" or device.type == "cuda" or (device.type == "cpu" and runtime.cpu_has_native_bf16()):
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None | str = "default") -> contextlib.AbstractContextManager:
+    """The context a model call of inference runs in: autocast to ``dtype``; by default to
+    :func:`inference_dtype` (a no-op on the CPU)."""
+    return runtime.autocast(device, inference_dtype(device) if isinstance(dtype, str) else dtype)
 
 
 def inference_mode() -> contextlib.AbstractContextManager:

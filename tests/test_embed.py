@@ -15,7 +15,7 @@ import pyBigWig
 import pytest
 import torch
 
-from seqae import __version__, embed
+from seqae import __version__, embed, runtime
 from seqae.checkpoint import FORMAT_VERSION, MODEL_FORMAT, save_checkpoint
 from seqae.cli import main
 from seqae.embed import embed_windows, latent_column_names
@@ -39,6 +39,13 @@ TINY_SETTINGS = tiny_model(
 
 # Tiny models: one torch thread (see conftest.one_torch_thread).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(autouse=True)
+def fp32_by_default(monkeypatch):
+    """``precision: auto`` is bf16 on a CPU with bf16 instructions and fp32 elsewhere; these tests compare
+    with full-precision references, so auto is fp32 here on every machine (bf16 is tested by name)."""
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
 
 
 def save_model(path: Path, windows: Path, window_len: int | None = None, track_names=None, seed: int = 0) -> Path:
@@ -307,6 +314,35 @@ def test_sharded_embedding_gives_the_same_outputs(inputs, monkeypatch, windows_k
         for chrom in ea:
             assert [x[:2] for x in ea[chrom]] == [x[:2] for x in eb[chrom]]
             np.testing.assert_allclose([x[2] for x in ea[chrom]], [x[2] for x in eb[chrom]], rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_embedding_is_near_fp32_and_shards_agree_with_one_job(inputs, monkeypatch):
+    """--precision bf16: the same rows, latents and scores near fp32's, the precision in the summary; its shards
+    give what one bf16 job gives, and shards of different precisions are refused."""
+    monkeypatch.setattr(embed, "_BLOCK_ROWS", 2)
+    model, windows, root = inputs["model"], inputs["windows"], inputs["dir"]
+    full = embed_windows(model, windows, root / "fp32", batch_size=1, progress=False, precision="fp32")
+    half = embed_windows(model, windows, root / "bf16", batch_size=1, progress=False, precision="bf16")
+    assert (full.summary["precision"], half.summary["precision"]) == ("fp32", "bf16")
+    a, b = pd.read_parquet(full.paths["embeddings"]), pd.read_parquet(half.paths["embeddings"])
+    latents = [c for c in a.columns if c.startswith("z_")]
+    assert not np.array_equal(a[latents].to_numpy(), b[latents].to_numpy())  # bf16 did run
+    np.testing.assert_allclose(b[latents].to_numpy(), a[latents].to_numpy(), atol=0.05)
+    np.testing.assert_allclose(b["anomaly_score"], a["anomaly_score"], rtol=0.01)
+    pd.testing.assert_frame_equal(a.drop(columns=[*latents, "anomaly_score", "anomaly_rank", "seq_recon_accuracy"]),
+                                  b.drop(columns=[*latents, "anomaly_score", "anomaly_rank", "seq_recon_accuracy"]))  # fmt: skip
+    out = root / "sharded"
+    for k in range(2):
+        embed_shard(model, windows, out, k, 2, batch_size=1, progress=False, precision="bf16")
+    sharded = gather_embedding(model, windows, out, 2, batch_size=1)
+    assert sharded.summary["precision"] == "bf16"
+    pd.testing.assert_frame_equal(b, pd.read_parquet(sharded.paths["embeddings"]))
+    embed_shard(model, windows, out, 1, 2, batch_size=1, progress=False, precision="fp32")
+    with pytest.raises(SeqaeError, match=r"shards: the shards were embedded at different precisions \(bf16, fp32\)"):
+        gather_embedding(model, windows, out, 2, batch_size=1)
+    with pytest.raises(SeqaeError, match="precision must be one of auto, fp32, bf16, got 'half'"):
+        embed_windows(model, windows, root / "bad", progress=False, precision="half")
+    assert not (root / "bad" / "embeddings.parquet").exists()
 
 
 def test_gather_names_a_missing_or_foreign_shard(inputs, monkeypatch):

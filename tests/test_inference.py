@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqae import inference
+from seqae import inference, runtime
 from seqae.embed_blocks import BlockRunner
 from seqae.evaluation.passes import encode_latents, model_pass, score_windows
 from seqae.models import SequenceAutoencoder
@@ -88,6 +88,25 @@ def test_the_precision_rule_is_bf16_on_cuda_and_none_on_the_cpu() -> None:
     with inference.autocast(CPU):
         assert not torch.is_autocast_enabled("cpu")
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_precision_dtype_auto_is_bf16_where_the_device_computes_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
+    """seqae embed's --precision: fp32 is always None (no autocast), bf16 always bf16, auto bf16 on CUDA and on
+    CPUs with bf16 instructions only."""
+    cuda = torch.device("cuda")
+    for native in (True, False):
+        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda native=native: native)
+        assert inference.precision_dtype("fp32", CPU) is None
+        assert inference.precision_dtype("fp32", cuda) is None
+        assert inference.precision_dtype("bf16", CPU) == torch.bfloat16
+        assert inference.precision_dtype("auto", cuda) == torch.bfloat16
+        assert inference.precision_dtype("auto", CPU) == (torch.bfloat16 if native else None)
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
+        inference.precision_dtype("fp16", CPU)
+    with inference.autocast(CPU, torch.bfloat16):
+        assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+    with inference.autocast(CPU, None):
+        assert not torch.is_autocast_enabled("cpu")
 
 
 def test_the_passes_run_without_gradients(model: SequenceAutoencoder) -> None:

@@ -76,9 +76,11 @@ if config["embed"]["shards"] == 1:
         params:
             seqae=SEQAE,
             outdir=lambda wildcards, output: os.path.dirname(output.parquet),
+            precision=config["embed"]["precision"],
         shell:
             "{params.seqae} embed --model {input.model:q} --windows {input.h5:q}"
-            " --outdir {params.outdir:q} --threads {threads} > {log:q} 2>&1"
+            " --outdir {params.outdir:q} --threads {threads} --precision {params.precision}"
+            " > {log:q} 2>&1"
 
 else:
     # Sharded (embed.shards > 1): jobs embedding ranges of the windows at once,
@@ -107,9 +109,11 @@ else:
             outdir=f"{MODELS_DIR}/{{model}}/embed",
             shard=lambda wildcards: int(wildcards.shard),
             shards=config["embed"]["shards"],
+            precision=config["embed"]["precision"],
         shell:
             "{params.seqae} embed --model {input.model:q} --windows {input.h5:q} --outdir {params.outdir:q}"
-            " --shard {params.shard} --shards {params.shards} --threads {threads} > {log:q} 2>&1"
+            " --shard {params.shard} --shards {params.shards} --threads {threads}"
+            " --precision {params.precision} > {log:q} 2>&1"
 
     rule embed_model:
         """Write one model's embedding outputs (Parquet, AnnData, bigWigs) from its shards."""
