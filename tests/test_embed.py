@@ -316,7 +316,7 @@ def test_sharded_embedding_gives_the_same_outputs(inputs, monkeypatch, windows_k
             np.testing.assert_allclose([x[2] for x in ea[chrom]], [x[2] for x in eb[chrom]], rtol=1e-4, atol=1e-5)
 
 
-def test_bf16_embedding_is_near_fp32_and_shards_agree_with_one_job(inputs, monkeypatch):
+def test_bf16_embedding_is_near_fp32_and_shards_agree_with_one_job(inputs, monkeypatch, caplog):
     """--precision bf16: the same rows, latents and scores near fp32's, the precision in the summary; its shards
     give what one bf16 job gives, and shards of different precisions are refused."""
     monkeypatch.setattr(embed, "_BLOCK_ROWS", 2)
@@ -340,6 +340,9 @@ def test_bf16_embedding_is_near_fp32_and_shards_agree_with_one_job(inputs, monke
     embed_shard(model, windows, out, 1, 2, batch_size=1, progress=False, precision="fp32")
     with pytest.raises(SeqaeError, match=r"shards: the shards were embedded at different precisions \(bf16, fp32\)"):
         gather_embedding(model, windows, out, 2, batch_size=1)
+    with caplog.at_level("WARNING", logger="seqae"):  # this module's CPUs have no bf16 instructions
+        embed_windows(model, windows, root / "emulated", batch_size=1, progress=False, precision="bf16")
+    assert "is emulated and slower than fp32" in caplog.text
     with pytest.raises(SeqaeError, match="precision must be one of auto, fp32, bf16, got 'half'"):
         embed_windows(model, windows, root / "bad", progress=False, precision="half")
     assert not (root / "bad" / "embeddings.parquet").exists()
