@@ -153,8 +153,8 @@ def _cmd_embed(args: argparse.Namespace) -> None:
     result = embed_windows(args.model, args.windows, args.outdir, **common)
     s = result.summary
     log.info(
-        "%d windows embedded in %.1f s (%.0f windows/s on %s); outputs in %s",
-        s["n_windows"], s["seconds"], s["windows_per_second"], s["device"], args.outdir,
+        "%d windows embedded in %.1f s (%.0f windows/s on %s, %s); outputs in %s",
+        s["n_windows"], s["seconds"], s["windows_per_second"], s["device"], s["precision"], args.outdir,
     )  # fmt: skip
 
 
