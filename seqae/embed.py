@@ -145,9 +145,9 @@ def embed_windows(
         threads: CPU threads of the model's kernels (None: torch's default).
         precision: ``auto``, ``fp32`` or ``bf16``, the model's autocast
             (:func:`seqae.inference.precision_dtype`); ``auto`` is bf16 on CUDA
-            and on CPUs with AMX or AVX512-BF16, where it runs about twice as
-            fast as fp32 (latents differ from fp32's by about 1e-3, scores by
-            about 1e-4 nats per base), else fp32.
+            and on CPUs with AMX or AVX512-BF16, where the job ran 1.0-1.4x as
+            fast as fp32 in ``benchmarks/bench_embed.py`` (latents differ from
+            fp32's by about 1e-3, scores by about 3e-4 nats per base), else fp32.
 
     Returns:
         :class:`EmbedResult`.

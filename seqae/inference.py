@@ -61,9 +61,10 @@ def precision_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of running a model at ``precision`` on ``device`` (None: full fp32).
 
     ``fp32``: None; ``bf16``: bf16; ``auto``: bf16 where the device computes it
-    natively (CUDA, and CPUs with AMX or AVX512-BF16, on which a model pass runs
-    about twice as fast: most of it is element-wise work on half the bytes),
-    else fp32 (elsewhere bf16 is emulated, slower than fp32).
+    natively (CUDA, and CPUs with AMX or AVX512-BF16, on which the model pass
+    alone ran 1.5-2.1x as fast as fp32 in ``benchmarks/bench_embed.py``'s runs,
+    and the whole ``seqae embed`` job 1.0-1.4x), else fp32 (elsewhere bf16 is
+    emulated, slower than fp32).
     """
     import torch
 
