@@ -312,9 +312,10 @@ def _model_dtype(precision: str, device: Any) -> Any:
     a warning where bf16 is asked of a CPU that emulates it."""
     from seqae import inference, runtime
 
-    if precision not in inference.PRECISIONS:
-        raise SeqaeError(f"precision must be one of {', '.join(inference.PRECISIONS)}, got {precision!r}")
-    dtype = inference.precision_dtype(precision, device)
+    try:
+        dtype = inference.precision_dtype(precision, device)
+    except ValueError as exc:
+        raise SeqaeError(str(exc)) from None
     if dtype is not None and device.type == "cpu" and not runtime.cpu_has_native_bf16():
         log.warning(
             "precision bf16 on a CPU without bf16 instructions (AMX, AVX512-BF16) is emulated and slower than fp32"

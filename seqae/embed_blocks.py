@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from seqae import inference
+from seqae import inference, runtime
 from seqae.windows.reader import WindowReader
 
 
@@ -66,11 +66,9 @@ class BlockOutput:
 class BlockRunner:
     """Runs the model over a block of stored windows in batches; results come back to the host once per block."""
 
-    def __init__(
-        self, model: Any, device: Any, window_len: int, batch_size: int, bar: Any, dtype: Any = "default"
-    ) -> None:
-        """``dtype``: the autocast dtype of the model's calls (None: full fp32); by default
-        :func:`seqae.inference.inference_dtype` (bf16 on CUDA, none on the CPU)."""
+    def __init__(self, model: Any, device: Any, window_len: int, batch_size: int, bar: Any, dtype: Any) -> None:
+        """``dtype``: the autocast dtype of the model's calls (None: full fp32; see
+        :func:`seqae.inference.precision_dtype`)."""
         self.model = model.eval()
         self.dtype = dtype
         self.device = device
@@ -88,7 +86,7 @@ class BlockRunner:
             # The block moves to the device once; each batch is cut from it there.
             slices = inference.batches(seq.shape[0], self.batch_size)
             for _, s, t in inference.device_batches(seq, tracks, slices, device, self.window_len, stage=True):
-                with inference.autocast(device, self.dtype):
+                with runtime.autocast(device, self.dtype):
                     # Autoregressive decoders: each base's logits given the true previous bases. The
                     # score is model.anomaly_score(s, t), from the same pass (one encoder pass, one
                     # decoder pass that also gives the chain's logits; the direct head is not run).

@@ -12,7 +12,7 @@ one place that decides how:
 - :func:`autocast` is the precision the model runs at: bf16 autocast on CUDA,
   full fp32 elsewhere (the rule of ``training.precision: auto``, from
   :mod:`seqae.runtime`), so that on the CPU nothing is autocast; ``seqae
-  embed`` may ask for another (:func:`precision_dtype`);
+  embed`` chooses its own (:func:`precision_dtype`);
 - :func:`window_accuracy` is the per-window reconstruction accuracy (called bases only).
 
 torch is imported inside the functions that use it, so importing this
@@ -77,10 +77,9 @@ def precision_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None | str = "default") -> contextlib.AbstractContextManager:
-    """The context a model call of inference runs in: autocast to ``dtype``; by default to
-    :func:`inference_dtype` (a no-op on the CPU)."""
-    return runtime.autocast(device, inference_dtype(device) if isinstance(dtype, str) else dtype)
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """The context a model call of inference runs in: autocast to :func:`inference_dtype` (a no-op on the CPU)."""
+    return runtime.autocast(device, inference_dtype(device))
 
 
 def inference_mode() -> contextlib.AbstractContextManager:

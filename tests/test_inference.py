@@ -103,9 +103,9 @@ def test_precision_dtype_auto_is_bf16_where_the_device_computes_it_natively(monk
         assert inference.precision_dtype("auto", CPU) == (torch.bfloat16 if native else None)
     with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
         inference.precision_dtype("fp16", CPU)
-    with inference.autocast(CPU, torch.bfloat16):
+    with runtime.autocast(CPU, inference.precision_dtype("bf16", CPU)):
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
-    with inference.autocast(CPU, None):
+    with runtime.autocast(CPU, inference.precision_dtype("fp32", CPU)):
         assert not torch.is_autocast_enabled("cpu")
 
 
@@ -142,7 +142,9 @@ def test_evaluate_and_embed_passes_give_the_latents_of_a_direct_model_call(model
     out = model_pass(model, inner_seq, inner_tracks, 4, CPU, False, "test")
     np.testing.assert_array_equal(out["latent"], direct_latent)
     bar = _Bar()
-    block = BlockRunner(model, CPU, WINDOW_LEN, 4, bar).run(seq, tracks, want_tracks=True)
+    block = BlockRunner(model, CPU, WINDOW_LEN, 4, bar, inference.inference_dtype(CPU)).run(
+        seq, tracks, want_tracks=True
+    )
     assert bar.n == 10
     np.testing.assert_array_equal(block.latent, direct_latent)
     # Other batches (all rows at once): the same within float tolerance.
@@ -175,5 +177,7 @@ def test_under_bf16_autocast_the_passes_still_return_float32(
     assert encode_latents(model, seq, tracks, 4, CPU, False).dtype == np.float32
     scores = score_windows(model, seq, tracks, 4, CPU)
     assert scores[0].dtype == np.float32 and scores[1].dtype == np.float32
-    block = BlockRunner(model, CPU, WINDOW_LEN, 4, _Bar()).run(seq, tracks, want_tracks=True)
+    block = BlockRunner(model, CPU, WINDOW_LEN, 4, _Bar(), inference.inference_dtype(CPU)).run(
+        seq, tracks, want_tracks=True
+    )
     assert block.latent.dtype == np.float32 and np.isfinite(block.accuracy).all()
