@@ -193,7 +193,7 @@ class BigWigBlocks:
         """
         starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
         lengths = ends - starts
-        out = np.full(int(lengths.sum()), fill, dtype=dtype)
+        total = int(lengths.sum())
         lo_row, hi_row = self._chrom_rows.get(chrom_id, (0, 0))
         first = lo_row + np.searchsorted(self._ends[lo_row:hi_row], starts, side="right")
         last = lo_row + np.searchsorted(self._starts[lo_row:hi_row], ends, side="left")
@@ -201,7 +201,7 @@ class BigWigBlocks:
         pair_row = _expand_ranges(first, n_rows)  # every (span, block) pair, span by span
         rows = np.unique(pair_row)
         if not len(rows):
-            return out
+            return np.full(total, fill, dtype=dtype)
         blocks = [self._block(int(row)) for row in rows]
         if all(blk.starts is None for blk in blocks):
             span, item_starts, item_ends, item_vals = _fixed_step_pieces(
@@ -214,9 +214,9 @@ class BigWigBlocks:
         first_pos = np.cumsum(lengths)[span] - lengths[span] + a - starts[span]  # where each piece goes in `out`
         piece_vals = item_vals if prepare is None else prepare(item_vals)
         painted = np.repeat(piece_vals, width)
-        if len(painted) == len(out):  # pieces tile the spans (signal everywhere, as binned coverage has it)
-            out[:] = painted
-            return out
+        if len(painted) == total:  # pieces tile the spans (signal everywhere, as binned coverage has it)
+            return painted.astype(dtype, copy=False)
+        out = np.full(total, fill, dtype=dtype)
         # Positions of every base the pieces cover: each piece's first position plus 0 .. width - 1.
         out[np.repeat(first_pos - (np.cumsum(width) - width), width) + np.arange(len(painted))] = painted
         return out

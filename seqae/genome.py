@@ -506,9 +506,12 @@ def gc_and_n_fraction(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(gc, n_fraction)``, both ``float64 [n]``; gc is NaN for an all-N window.
     """
+    windows = np.asarray(windows, dtype=np.uint8)  # the wrap-around below needs uint8 (no copy when it is)
     length = windows.shape[1]
-    n_count = np.count_nonzero(windows == CODE_N, axis=1)
-    gc_count = np.count_nonzero((windows == 1) | (windows == 2), axis=1)
+    # Codes 1 and 2 (C, G) are the bytes b with (b - 1) < 2 in uint8 arithmetic (0 wraps to 255): one
+    # comparison, and a summing reduce with an int32 accumulator, which is about twice count_nonzero(axis=1).
+    gc_count = np.add.reduce((windows - np.uint8(1)) < 2, axis=1, dtype=np.int32)
+    n_count = np.add.reduce(windows == CODE_N, axis=1, dtype=np.int32)
     called = length - n_count
     with np.errstate(invalid="ignore", divide="ignore"):
         gc = np.where(called > 0, gc_count / np.maximum(called, 1), np.nan)
