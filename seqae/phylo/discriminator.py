@@ -48,12 +48,13 @@ Shapes: a batch of metrics is ``[B, m, m]``; features ``[B, m, K]``; scores
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from seqae.phylo.settings import settings_from_mapping
 from seqae.phylo.simulate import TreeArrays, birth_death_tree, coalescent_tree
 
 __all__ = [
@@ -118,12 +119,7 @@ class DiscriminatorSettings:
     @classmethod
     def from_mapping(cls, values: dict | None) -> DiscriminatorSettings:
         """Settings from a config mapping; unknown keys raise ValueError."""
-        values = dict(values or {})
-        known = set(asdict(cls()))
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown discriminator settings {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return settings_from_mapping(cls, values, "discriminator")
 
 
 # ---------------------------------------------------------------- reference trees

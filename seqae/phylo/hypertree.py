@@ -62,7 +62,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -75,6 +75,7 @@ from seqae.phylo.mlsearch import nni_search, perturbed_search
 from seqae.phylo.njtorch import decode_nj
 from seqae.phylo.patterns import pattern_batch, site_patterns
 from seqae.phylo.schedule import UnrootedTree
+from seqae.phylo.settings import settings_from_mapping
 from seqae.phylo.treejudge import (
     JudgeTrees,
     perturbed,
@@ -145,12 +146,8 @@ class LatentTreeSettings:
 
     @classmethod
     def from_mapping(cls, values: dict | None) -> LatentTreeSettings:
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"latent_tree: unknown key {unknown[0]!r}")
-        return cls(**values)
+        """Settings from ``config["trees"]["latent_tree"]``; unknown keys raise ValueError."""
+        return settings_from_mapping(cls, values, "latent_tree")
 
 
 @dataclass

@@ -127,6 +127,7 @@ from seqae.phylo.discriminator import (
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
 from seqae.phylo.nni import nj_bme_tree
+from seqae.phylo.settings import settings_from_mapping
 from seqae.phylo.treeae_model import GEOMETRIES, TreeAutoencoder
 from seqae.progress import progress_bar
 from seqae.runtime import resolve_device
@@ -228,11 +229,7 @@ class TreeAESettings:
         """Settings from ``config["trees"]`` (plus ``seed``); keys of the stage
         (``families``, ``baselines``, ``render``) are ignored, others must be known."""
         values = {k: v for k, v in dict(values or {}).items() if k not in _STAGE_KEYS}
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown tree-autoencoder settings {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return settings_from_mapping(cls, values, "tree autoencoder")
 
     def as_dict(self) -> dict:
         return asdict(self)
