@@ -98,7 +98,14 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "overlays",
-    [("gpu.yaml",), ("cpu.yaml",), ("species.yaml",), ("species.yaml", "cpu.yaml"), ("species.yaml", "gpu.yaml")],
+    [
+        ("gpu.yaml",),
+        ("cpu.yaml",),
+        ("quick.yaml",),
+        ("species.yaml",),
+        ("species.yaml", "cpu.yaml"),
+        ("species.yaml", "gpu.yaml"),
+    ],
 )
 def test_shipped_overlays_validate(overlays: tuple[str, ...]) -> None:
     """Every overlay in config/ merges onto the demo config (as the workflow merges --configfile) into a valid config."""
@@ -114,9 +121,15 @@ def test_shipped_overlays_validate(overlays: tuple[str, ...]) -> None:
     demo = ["denoising", "plain", "vae", "vq"]
     # The species overlay adds its learnt model; an overlay after it that lists the demo's models
     # (cpu.yaml, gpu.yaml) decides which models run, as for a user's overlay.
-    assert sorted(config["models"]) == (sorted([*demo, "learnt"]) if overlays == ("species.yaml",) else demo)
-    for name, settings in config["models"].items():
-        model_settings({k: v for k, v in settings.items() if k != "training"}, where=f"models.{name}")
+    expected = {("species.yaml",): sorted([*demo, "learnt"]), ("quick.yaml",): ["plain"]}.get(overlays, demo)
+    assert sorted(config["models"]) == expected
+    resolved = {
+        name: model_settings({k: v for k, v in settings.items() if k != "training"}, where=f"models.{name}")
+        for name, settings in config["models"].items()
+    }
+    if "species.yaml" not in overlays:
+        # The demo's two-level models: linear erasure guards the blocks; the gradient-reversal adversary is off.
+        assert all(m["weights"]["adversarial"] == 0.0 and m["erasure"]["enabled"] for m in resolved.values())
     if "cpu.yaml" in overlays:
         assert config["training"]["epochs"] == 8
         assert all(m["adversarial_schedule"]["warmup_steps"] == 600 for m in config["models"].values())
