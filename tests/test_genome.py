@@ -63,6 +63,40 @@ def test_span_and_window_codes_equal_fasta_slices(tmp_path, width):
     genome.close()
 
 
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"])
+def test_many_spans_equal_fasta_slices_at_record_ends(tmp_path, line_end):
+    """Spans read in one call: any line end, a record of whole lines, spans touching a record's last base."""
+    rng = np.random.default_rng(len(line_end))
+    seqs = {"a": "".join(rng.choice(list("ACGTNacgtn"), size=600)), "b": "".join(rng.choice(list("ACGT"), size=333))}
+    text = b"".join(
+        b">" + name.encode() + b"\n" + b"".join(seq[i : i + 60].encode() + line_end for i in range(0, len(seq), 60))
+        for name, seq in seqs.items()
+    )
+    (tmp_path / "g.fa").write_bytes(text)
+    genome = Genome(tmp_path / "g.fa")
+    for name, seq in seqs.items():
+        bounds = np.sort(rng.choice(len(seq) + 1, size=20, replace=False))
+        starts, ends = bounds[0::2], bounds[1::2]
+        ends[-1] = len(seq)
+        codes = genome.spans_codes(name, starts, ends)
+        assert decode(codes) == "".join(seq[a:b] for a, b in zip(starts, ends, strict=True)).upper()
+        assert decode(genome.chrom_codes(name)) == seq.upper()
+    genome.close()
+
+
+def test_line_shorter_than_the_index_says_is_named(tmp_path):
+    fasta = write_fasta(tmp_path / "g.fa", {"x": "ACGT" * 50}, line_width=20)
+    Genome(fasta).close()  # index it
+    when = os.stat(fasta).st_mtime_ns
+    text = fasta.read_bytes()
+    at = text.index(b"\n", 30)  # the second line loses a base, the third gains one
+    fasta.write_bytes(text[: at - 1] + b"\nA" + text[at + 1 :])
+    os.utime(fasta, ns=(when, when))  # the index still looks fresh
+    genome = Genome(fasta)
+    with pytest.raises(InputError, match=r"g\.fa:record 'x': line lengths disagree with the index"):
+        genome.span_codes("x", 0, 200)
+
+
 def test_non_dna_character_in_a_span_names_its_position(tmp_path):
     bad = write_fasta(tmp_path / "prot.fa", {"p": "ACGT" * 30 + "X" + "ACGT"}, line_width=7)
     genome = Genome(bad)
