@@ -1,4 +1,4 @@
-"""The base alphabet every part of seqae shares: codes, N, complement and one-hot.
+"""The base alphabet every part of seqae shares: codes, N, complement, one-hot and the ASCII table.
 
 Windows hold bases as ``uint8`` codes A=0, C=1, G=2, T=3 and N=4 (any other
 IUPAC letter, or a base not called); a code above 4 reads as N too. The
@@ -56,3 +56,21 @@ def one_hot(codes: Any, dtype: Any = None) -> Any:
         return rows.to(dtype or torch.float32)
     rows = np.vstack([np.eye(N_BASES), np.zeros((1, N_BASES))]).astype(dtype or np.float32)
     return rows[np.minimum(np.asarray(codes), CODE_N)]
+
+
+_IUPAC = b"ACGTNRYSWKMBDHVU"
+
+
+def _ascii_code_table() -> np.ndarray:
+    """ASCII byte -> base code; 255 marks a byte that is not IUPAC DNA."""
+    table = np.full(256, 255, dtype=np.uint8)
+    for byte in _IUPAC + _IUPAC.lower():
+        table[byte] = CODE_N
+    for code, base in enumerate(b"ACGT"):
+        table[base] = code
+        table[base + 32] = code  # lower case (soft-masked repeats)
+    return table
+
+
+#: ASCII byte -> base code (IUPAC ambiguity letters -> N, 255: not IUPAC DNA).
+ASCII_TO_CODE = _ascii_code_table()

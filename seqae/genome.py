@@ -20,33 +20,17 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyfaidx
 
-from seqae.alphabet import BASES, CODE_N
+from seqae.alphabet import ASCII_TO_CODE, BASES, CODE_N
 from seqae.errors import InputError
+from seqae.fasta_lines import LineLengthError, plain_spans_codes
 from seqae.fileio import ClosedOnExit, atomic_output, require_file
 from seqae.spans import ReadStats, read_by_spans
 
 log = logging.getLogger("seqae")
 
 
-_IUPAC = b"ACGTNRYSWKMBDHVU"
-
-
-def _code_table() -> np.ndarray:
-    """ASCII byte -> base code; 255 marks a byte that is not IUPAC DNA."""
-    table = np.full(256, 255, dtype=np.uint8)
-    for byte in _IUPAC + _IUPAC.lower():
-        table[byte] = CODE_N
-    for code, base in enumerate(b"ACGT"):
-        table[base] = code
-        table[base + 32] = code  # lower case (soft-masked repeats)
-    return table
-
-
-ASCII_TO_CODE = _code_table()
 _DECODE = ASCII_TO_CODE.tobytes()  # the same table for bytes.translate
 
 #: Gap (bp) between two windows worth reading rather than starting a new span.
@@ -415,7 +399,7 @@ class Genome(ClosedOnExit):
 
         A plain FASTA is read with one ``preadv`` per span of the whole lines
         it covers, and decoded without holding the GIL (see
-        :func:`_plain_spans_codes`); should the spans hold a fault, one
+        :func:`seqae.fasta_lines.plain_spans_codes`); should the spans hold a fault, one
         ``bytes.translate`` over them names it. No per-base Python work.
         Thread-safe for plain FASTAs.
 
@@ -427,8 +411,8 @@ class Genome(ClosedOnExit):
         starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
         if self._fd is not None:
             try:
-                codes = _plain_spans_codes(self._fd, rec, starts, ends)
-            except _LineLengthError as err:
+                codes = plain_spans_codes(self._fd, rec, starts, ends)
+            except LineLengthError as err:
                 raise InputError(
                     self.path,
                     f"line lengths disagree with the index {self.index_path.name} near position {err.args[0] + 1} "
@@ -499,76 +483,6 @@ class Genome(ClosedOnExit):
             self._fd = None
         if self._fasta is not None:
             self._fasta.close()
-
-
-def _plain_spans_codes(fd: int, rec: pyfaidx.IndexRecord, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
-    """Base codes of spans of one record of a plain FASTA, without holding the GIL: ``uint8 [sum(ends - starts)]``.
-
-    Each span is widened to whole lines and read with one ``preadv`` into a
-    shared buffer; the lines are then one ``[lines, line width]`` array whose
-    first ``line bases`` columns are the bases, so the line ends drop out in
-    one strided copy, an Arrow ``take`` maps ASCII to codes, and the spans
-    are cut back to size. None of these steps holds the GIL for long (unlike
-    ``bytes.join`` and ``bytes.translate``), so chromosomes measured in
-    parallel threads run on all cores.
-
-    Returns:
-        The codes, or None when a span holds a byte that is not IUPAC DNA, or
-        the file ends early: the caller's slower path then names the fault.
-
-    Raises:
-        _LineLengthError: a line does not end where the index says it does.
-    """
-    line_bases, line_width, offset, length = int(rec.lenc), int(rec.lenb), int(rec.offset), int(rec.rlen)
-    keep = ends > starts
-    starts, ends = starts[keep], ends[keep]
-    if not len(starts) or line_bases <= 0:
-        return np.zeros(0, dtype=np.uint8) if not len(starts) else None
-    first_line = starts // line_bases
-    n_lines = (ends - 1) // line_bases - first_line + 1
-    line_at = np.cumsum(n_lines) - n_lines  # each span's first row in the lines array
-    buffer = np.empty((int(n_lines.sum()), line_width), dtype=np.uint8)
-    flat = memoryview(buffer.reshape(-1))
-    record_end = offset + (length // line_bases) * line_width + length % line_bases  # past the last base
-    for row, line, count in zip(line_at.tolist(), first_line.tolist(), n_lines.tolist(), strict=True):
-        at = offset + line * line_width
-        size = min(count * line_width, record_end - at)
-        if os.preadv(fd, [flat[row * line_width : row * line_width + size]], at) != size:
-            return None
-    # Every line but the record's last ends in the line-end bytes the index gives it (CR or LF).
-    if line_width > line_bases:
-        last_rows = line_at + n_lines - 1
-        record_last = last_rows[(first_line + n_lines) * line_bases >= length]
-        buffer[record_last, line_bases:] = 10  # not read, or not there: nothing to check
-        line_ends = buffer[:, line_bases:]
-        ends_ok = np.logical_or(line_ends == 10, line_ends == 13).all(axis=1)
-        if not ends_ok.all():
-            bad_row = int(np.argmin(ends_ok))
-            k = int(np.searchsorted(line_at, bad_row, side="right")) - 1  # the span holding that line
-            raise _LineLengthError(int(first_line[k] + bad_row - line_at[k]) * line_bases)
-    bases = np.ascontiguousarray(buffer[:, :line_bases]).reshape(-1)
-    flat.release()
-    del buffer  # the widest copy: freed before the next ones are made
-    # Each span cut out of its whole lines (a copy per span, not per base), then coded in one Arrow take.
-    skip = line_at * line_bases + starts - first_line * line_bases  # where each span starts in `bases`
-    if len(starts) == 1:
-        wanted = bases[int(skip[0]) : int(skip[0] + ends[0] - starts[0])]
-    else:
-        wanted = np.concatenate(
-            [bases[a:b] for a, b in zip(skip.tolist(), (skip + ends - starts).tolist(), strict=True)]
-        )
-    # The system allocator, as NumPy's: Arrow's default pool keeps freed memory (measured slower here).
-    codes = pc.take(_CODE_TABLE_ARROW, pa.array(wanted), memory_pool=pa.system_memory_pool()).to_numpy()
-    if len(codes) and codes.max() == 255:
-        return None
-    return codes
-
-
-_CODE_TABLE_ARROW = pa.array(ASCII_TO_CODE)
-
-
-class _LineLengthError(Exception):
-    """A FASTA line that does not end where the index says; ``args[0]`` is its first base (0-based)."""
 
 
 def gather_windows(codes: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
