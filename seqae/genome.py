@@ -413,12 +413,7 @@ class Genome(ClosedOnExit):
             try:
                 codes = plain_spans_codes(self._fd, rec, starts, ends)
             except LineLengthError as err:
-                raise InputError(
-                    self.path,
-                    f"line lengths disagree with the index {self.index_path.name} near position {err.args[0] + 1} "
-                    "(re-index the FASTA)",
-                    line=f"record {chrom!r}",
-                ) from None
+                raise self._misaligned(chrom, err.args[0]) from None
             if codes is not None:
                 return codes
             # Something is wrong in these spans: the slower path below names it.
@@ -433,12 +428,7 @@ class Genome(ClosedOnExit):
         codes = np.frombuffer(raw.translate(_DECODE, b"\r\n"), dtype=np.uint8)
         lengths = ends - starts
         if len(codes) != int(lengths.sum()):
-            raise InputError(
-                self.path,
-                f"line lengths disagree with the index {self.index_path.name} near position {int(starts[0]) + 1} "
-                "(re-index the FASTA)",
-                line=f"record {chrom!r}",
-            )
+            raise self._misaligned(chrom, int(starts[0]))
         if len(codes) and codes.max() == 255:
             at = int(np.flatnonzero(codes == 255)[0])
             k = int(np.searchsorted(np.cumsum(lengths), at, side="right"))  # the span holding it
@@ -450,6 +440,15 @@ class Genome(ClosedOnExit):
                 line=f"record {chrom!r}",
             )
         return codes
+
+    def _misaligned(self, chrom: str, position: int) -> InputError:
+        """The error for lines of ``chrom`` that do not match the index, near ``position`` (0-based)."""
+        return InputError(
+            self.path,
+            f"line lengths disagree with the index {self.index_path.name} near position {position + 1} "
+            "(re-index the FASTA)",
+            line=f"record {chrom!r}",
+        )
 
     def window_codes(
         self,

@@ -97,6 +97,16 @@ def test_line_shorter_than_the_index_says_is_named(tmp_path):
         genome.span_codes("x", 0, 200)
 
 
+def test_fasta_cut_short_after_indexing_is_named(tmp_path):
+    fasta = write_fasta(tmp_path / "g.fa", {"x": "ACGT" * 50}, line_width=20)
+    Genome(fasta).close()  # index it
+    when = os.stat(fasta).st_mtime_ns
+    fasta.write_bytes(fasta.read_bytes()[:100])
+    os.utime(fasta, ns=(when, when))  # the index still looks fresh
+    with pytest.raises(InputError, match=r"g\.fa:record 'x': line lengths disagree with the index g\.fa\.fai"):
+        Genome(fasta).span_codes("x", 0, 200)
+
+
 def test_non_dna_character_in_a_span_names_its_position(tmp_path):
     bad = write_fasta(tmp_path / "prot.fa", {"p": "ACGT" * 30 + "X" + "ACGT"}, line_width=7)
     genome = Genome(bad)
