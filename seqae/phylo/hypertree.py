@@ -51,6 +51,12 @@ Training, per batch of families with the same number of taxa:
    tree, with ML branch lengths; ``refine: none`` stops at step 2 (the
    ablation). Starting points are the family's own JC69 distances: no
    other program's tree is used.
+4. **Flat branches** (``flat_resolution: jc69``, default): an internal
+   branch whose ML length is zero leaves the likelihood flat across its
+   three arrangements, so the search's choice there is arbitrary. Those
+   branches alone are re-resolved by balanced minimum evolution on the
+   family's JC69 distances (:func:`seqae.phylo.nni.resolve_flat_branches`);
+   the likelihood and every other split stay as they are.
 
 The measured figures (nRF to the true tree, log-likelihood against FastTree
 and IQ-TREE, families per second) are in the README and come from
@@ -73,8 +79,9 @@ from seqae.phylo.likelihood import TreeTensors, log_likelihood
 from seqae.phylo.mlfit import MIN_LENGTH, empirical_freqs
 from seqae.phylo.mlsearch import nni_search, perturbed_search
 from seqae.phylo.njtorch import decode_nj
+from seqae.phylo.nni import resolve_flat_branches
 from seqae.phylo.patterns import pattern_batch, site_patterns
-from seqae.phylo.schedule import UnrootedTree
+from seqae.phylo.schedule import UnrootedTree, tree_batch, unrooted_tree
 from seqae.phylo.settings import settings_from_mapping
 from seqae.phylo.treejudge import (
     JudgeTrees,
@@ -87,6 +94,10 @@ from seqae.phylo.treejudge import (
 __all__ = ["LatentTree", "LatentTreeSettings", "fit_latent_trees", "poincare_distance_matrix"]
 
 REFINEMENTS = ("nni", "none")
+FLAT_RESOLUTIONS = ("jc69", "none")
+#: Internal branches at most this long (expected substitutions per site) are flat:
+#: the likelihood cannot tell their resolutions apart (ML lengths stop at ``MIN_LENGTH``).
+FLAT_LENGTH = 10 * MIN_LENGTH
 
 
 @dataclass
@@ -107,6 +118,13 @@ class LatentTreeSettings:
             12 by default: on simulated 100-taxon families the climb alone stops
             below FastTree's likelihood on over half of them; 12 rounds reach
             IQ-TREE's likelihood, for about 4x the time (README, tree benchmark).
+        flat_resolution: how the refined tree's zero-length internal branches
+            are resolved, where the likelihood is flat across their three
+            arrangements: ``"jc69"`` (default) by BME NNIs on the family's
+            JC69 distances, ``"none"``: as the search left them (the
+            ablation). Only those branches change; the likelihood does not
+            (:func:`seqae.phylo.nni.resolve_flat_branches`). The latent
+            points' own distances resolve them worse (README).
         n_categories: discrete-Gamma categories.
         batch_size: families fitted together (same number of taxa).
         dtype: ``"float64"`` (default) or ``"float32"``.
@@ -128,6 +146,7 @@ class LatentTreeSettings:
     refine: str = "nni"
     nni_rounds: int = 40
     perturbations: int = 12
+    flat_resolution: str = "jc69"
     n_categories: int = 4
     batch_size: int = 64
     dtype: str = "float64"
@@ -141,6 +160,10 @@ class LatentTreeSettings:
             raise ValueError(f"latent_tree.refine must be one of {', '.join(REFINEMENTS)}, got {self.refine!r}")
         if self.dim < 2 or self.batch_size < 1 or self.epochs < 0 or self.init_steps < 0:
             raise ValueError("latent_tree: dim >= 2, batch_size >= 1, epochs >= 0 and init_steps >= 0 required")
+        if self.flat_resolution not in FLAT_RESOLUTIONS:
+            raise ValueError(
+                f"latent_tree.flat_resolution must be one of {', '.join(FLAT_RESOLUTIONS)}, got {self.flat_resolution!r}"
+            )
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"latent_tree.dtype must be float64 or float32, got {self.dtype!r}")
 
@@ -158,6 +181,9 @@ class LatentTree:
         names: the family's sequence names (input order).
         tree: the latent tree (``ete3.Tree``, unrooted trifurcating root, ML
             branch lengths in expected substitutions per site).
+        search_tree: the refined tree before its flat branches were resolved
+            (``tree`` itself when ``flat_resolution`` is ``"none"``).
+        flat_interchanges: NNIs across zero-length branches that resolved them.
         log_likelihood: of the alignment on ``tree`` under ``model`` (natural log).
         decoded_tree: the tree decoded from the points alone (before refinement).
         decoded_log_likelihood: its log-likelihood after likelihood training.
@@ -174,6 +200,8 @@ class LatentTree:
 
     names: list[str]
     tree: object
+    search_tree: object
+    flat_interchanges: int
     log_likelihood: float
     decoded_tree: object
     decoded_log_likelihood: float
@@ -373,10 +401,27 @@ def _fit_batch(
     )  # fmt: skip
     if s.refine == "nni" and s.perturbations:
         search = perturbed_search(search, tips, weights, model, s.perturbations, seed=seed, max_rounds=s.nni_rounds)
+    with torch.no_grad():
+        sorted_pts = _ball(v).cpu().double().numpy()  # [B, n, dim], rows in names[k] (sorted) order
+
+    def ete(ch: torch.Tensor, rc: torch.Tensor, ln: torch.Tensor, k: int):
+        return _to_ete(ch[k].cpu().numpy(), rc[k].cpu().numpy(), ln[k].detach().cpu().double().numpy(), names[k])
+
+    # 4. Zero-length branches re-resolved where the likelihood is flat.
+    searched = [ete(search.children, search.root_children, search.lengths, k) for k in range(b)]
+    final, flat_moves = list(searched), [0] * b
+    if s.flat_resolution != "none" and s.refine == "nni":
+        for k in range(b):
+            final[k], flat_moves[k] = resolve_flat_branches(searched[k], target[k], names[k], FLAT_LENGTH)
     scores = aucs = np.full(b, np.nan)
     if judge is not None:
+        schedules = tree_batch([unrooted_tree(t, names[k]) for k, t in enumerate(final)])
         with torch.no_grad():
-            logit = judge.score(JudgeTrees(search.children, search.root_children, search.lengths))
+            logit = judge.score(JudgeTrees(
+                torch.as_tensor(schedules.children, device=device),
+                torch.as_tensor(schedules.root_children, device=device),
+                torch.as_tensor(schedules.lengths, dtype=dtype, device=device),
+            ))  # fmt: skip
             held_logit = judge.score(held)
         scores = torch.sigmoid(logit).cpu().numpy()
         aucs = ((held_logit[None, :] > logit[:, None]).double().mean(1)
@@ -385,21 +430,17 @@ def _fit_batch(
     out = []
     for k in range(b):
         inv = np.argsort(orders[k])
-        with torch.no_grad():
-            pts = _ball(v[k]).cpu().double().numpy()[inv]
-
-        def ete(ch: torch.Tensor, rc: torch.Tensor, ln: torch.Tensor, k: int = k):
-            return _to_ete(ch[k].cpu().numpy(), rc[k].cpu().numpy(), ln[k].detach().cpu().double().numpy(), names[k])
-
         out.append(
             LatentTree(
                 names=list(batch[k][1]),
-                tree=ete(search.children, search.root_children, search.lengths),
+                tree=final[k],
+                search_tree=searched[k],
+                flat_interchanges=flat_moves[k],
                 log_likelihood=float(search.log_likelihood[k]),
-                decoded_tree=ete(decoded[0], decoded[1], decoded[2]),
+                decoded_tree=ete(decoded[0], decoded[1], decoded[2], k),
                 decoded_log_likelihood=float(decoded[3][k]),
-                start_tree=ete(*start),
-                points=pts,
+                start_tree=ete(*start, k),
+                points=sorted_pts[k][inv],
                 model=model.substitution_model(k),
                 nni_moves=int(search.moves[k]),
                 judge_score=float(scores[k]),

@@ -42,7 +42,7 @@ import numpy as np
 
 from seqae.phylo.nj import neighbor_joining
 
-__all__ = ["NNIResult", "bme_length", "bme_nni", "nj_bme_tree"]
+__all__ = ["NNIResult", "bme_length", "bme_nni", "nj_bme_tree", "resolve_flat_branches"]
 
 
 @dataclass(frozen=True)
@@ -325,3 +325,105 @@ def nj_bme_tree(dist: np.ndarray, names: Sequence[str]):
     """Neighbor joining on ``dist [n, n]``, refined by BME NNIs (n >= 4; fewer taxa have one tree): an ``ete3.Tree``."""
     tree = neighbor_joining(dist, names)
     return bme_nni(tree, dist, names).tree if len(names) >= 4 else tree
+
+
+def _edge_lengths(tree, top: _Topology, r: _Rooted, names: Sequence[str]) -> dict[frozenset, float]:
+    """Branch length of each edge of ``top`` (as the pair of its node ids), read from the ete3 ``tree``.
+
+    Edges are matched by the leaves they split off (the side without leaf 0).
+    A bifurcating root's two edges are one edge of the unrooted tree: their
+    lengths add.
+    """
+    index = {str(name): i for i, name in enumerate(names)}
+    everything = frozenset(range(top.n))
+
+    def side(leaves: frozenset) -> frozenset:
+        return everything - leaves if 0 in leaves else leaves
+
+    below_ete: dict[int, frozenset] = {}
+    by_split: dict[frozenset, float] = {}
+    for node in tree.traverse("postorder"):
+        leaves = (
+            frozenset([index[node.name]])
+            if node.is_leaf()
+            else frozenset().union(*(below_ete[id(c)] for c in node.children))
+        )
+        below_ete[id(node)] = leaves
+        if node.up is not None:
+            by_split[side(leaves)] = by_split.get(side(leaves), 0.0) + float(node.dist)
+    below: list[frozenset] = [frozenset()] * len(top.nbrs)
+    for v in np.argsort(-_depths(r), kind="stable"):  # children before parents
+        v = int(v)
+        below[v] = frozenset([v]) if v < top.n else below[int(r.first[v])] | below[int(r.second[v])]
+    return {frozenset((v, int(r.parent[v]))): by_split[side(below[v])] for v in range(1, len(top.nbrs))}
+
+
+def _depths(r: _Rooted) -> np.ndarray:
+    """``[N]`` edges from the root leaf (node 0) to each node."""
+    depth = np.zeros(r.parent.shape[0], dtype=np.int64)
+    todo = list(np.flatnonzero(r.parent == 0))
+    while todo:
+        v = todo.pop()
+        depth[v] = depth[r.parent[v]] + 1
+        todo.extend(int(u) for u in (r.first[v], r.second[v]) if u >= 0)
+    return depth
+
+
+def resolve_flat_branches(tree, dist: np.ndarray, names: Sequence[str], max_length: float = 1e-5):
+    """Resolve the zero-length internal branches of an ML tree by balanced minimum evolution.
+
+    An internal branch whose ML length is (near) zero leaves the likelihood
+    flat across the three ways of resolving its four subtrees, so the
+    topology there is whatever the search happened to leave: wrong two times
+    in three, and each wrong one costs two RF errors. This function applies
+    BME NNIs (:func:`bme_nni`'s criterion on ``dist``) **only across those
+    branches**, until none shortens the tree, and moves every subtree with
+    its own branch length: the likelihood is unchanged (a zero-length branch
+    has no substitutions to place), the flat branches stay flat, and every
+    other branch and split is kept.
+
+    Args:
+        tree: binary ``ete3.Tree`` with ML branch lengths, leaves ``names``.
+        dist: ``[n, n]`` distances for the tie-break (e.g. JC69).
+        names: the leaf name of each row of ``dist``.
+        max_length: internal branches at most this long count as flat.
+
+    Returns:
+        ``(tree, interchanges)``: an unrooted ``ete3.Tree`` (trifurcating
+        root) with the input's branch lengths, and the NNIs applied.
+    """
+    d = _check(dist, names)
+    names = [str(x) for x in names]
+    top = _Topology.from_ete(tree, names)
+    r = _root(top, d)
+    lengths = _edge_lengths(tree, top, r, names)
+    n = top.n
+    flat = {e for e, length in lengths.items() if min(e) >= n and length <= max_length}
+    # Gains below this are rounding, not improvements (they would cycle).
+    tol = 1e-12 * max(float(np.abs(d).max()), 1e-300) * n
+    done = 0
+    while flat and done < 10 * n:
+        v, p, dl = _edge_quartets(top, r)
+        on_flat = np.array([frozenset((int(a), int(b))) in flat for a, b in zip(v, p)], dtype=bool)
+        if not on_flat.any():
+            break
+        current = dl["ab"] + dl["cd"]
+        gains = 0.25 * np.stack([current - (dl["ac"] + dl["bd"]), current - (dl["ad"] + dl["bc"])])
+        gains[:, ~on_flat] = -np.inf
+        option, edge = np.unravel_index(int(np.argmax(gains)), gains.shape)
+        if gains[option, edge] <= tol:
+            break
+        ve, pe = int(v[edge]), int(p[edge])
+        x = int(r.second[ve]) if option == 0 else int(r.first[ve])
+        y = int(r.sibling[ve])
+        # The exchanged subtrees keep their own branch lengths (they move with them).
+        lengths[frozenset((x, pe))] = lengths.pop(frozenset((x, ve)))
+        lengths[frozenset((y, ve))] = lengths.pop(frozenset((y, pe)))
+        _swap(top, x, ve, y, pe)
+        r = _root(top, d)
+        done += 1
+    per_node = np.zeros(len(top.nbrs))
+    for u in range(1, len(top.nbrs)):
+        per_node[u] = lengths[frozenset((u, int(r.parent[u])))]
+    per_node[0] = lengths[frozenset((0, int(np.flatnonzero(r.parent == 0)[0])))]
+    return _to_ete(top, r, names, per_node, clip_negative=False), done

@@ -50,7 +50,29 @@ def test_fit_latent_trees_does_not_depend_on_row_order():
 def test_latent_settings_reject_bad_values():
     with pytest.raises(ValueError, match="refine"):
         LatentTreeSettings(refine="spr")
+    with pytest.raises(ValueError, match="flat_resolution"):
+        LatentTreeSettings(flat_resolution="parsimony")
     with pytest.raises(ValueError, match="unknown key"):
         LatentTreeSettings.from_mapping({"dims": 3})
     with pytest.raises(ValueError, match="at least 4"):
         fit_latent_trees([(np.zeros((3, 10), dtype=np.uint8), ["a", "b", "c"])])
+
+
+@pytest.mark.parametrize("how", ["jc69", "none"])
+def test_flat_resolution_changes_only_zero_length_branches(how: str):
+    from tests.phylo.conftest import unrooted_edges
+
+    # Few sites for 12 taxa: some ML internal branches end at zero length.
+    fams = [simulated_family(12, 60, seed, height=0.4) for seed in (31, 32)]
+    settings = LatentTreeSettings(dim=4, init_steps=40, epochs=5, nni_rounds=4, perturbations=2, judge=False,
+                                  flat_resolution=how)  # fmt: skip
+    out = fit_latent_trees([(f.codes, f.names) for f in fams], settings)
+    if how == "none":
+        assert all(lat.tree is lat.search_tree and lat.flat_interchanges == 0 for lat in out)
+        return
+    assert sum(lat.flat_interchanges for lat in out) > 0
+    for lat in out:
+        before, after = unrooted_edges(lat.search_tree), unrooted_edges(lat.tree)
+        flat = {k for k, v in before.items() if v <= 1e-5}
+        assert set(before) - flat <= set(after)  # every split with length is kept
+        assert sorted(before.values()) == pytest.approx(sorted(after.values()))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from seqae.phylo.compare import normalized_rf
-from seqae.phylo.distance import p_distance, patristic_distances
+from seqae.phylo.distance import jc69_distance, p_distance, patristic_distances
 from seqae.phylo.ete import Tree
 from seqae.phylo.nj import neighbor_joining
-from seqae.phylo.nni import bme_length, bme_nni
+from seqae.phylo.nni import bme_length, bme_nni, resolve_flat_branches
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
-from tests.phylo.conftest import random_additive, random_matrix, unrooted_edges
+from tests.phylo.conftest import random_additive, random_matrix, simulated_family, unrooted_edges
 
 
 def _same_node(tree: Tree, node: Tree) -> Tree:
@@ -123,3 +123,95 @@ def test_bme_nni_rejects_bad_input() -> None:
         bme_nni(Tree("(a,b,c);"), dist[:3, :3], names[:3])
     with pytest.raises(ValueError, match="non-finite"):
         bme_nni(Tree("((a,b),(c,d),e);"), np.full((5, 5), np.nan), names)
+
+
+def _scramble_flat(tree: Tree, rng: np.random.Generator, k: int) -> tuple[Tree, list[frozenset[str]]]:
+    """A copy of ``tree`` with ``k`` node-disjoint internal branches set to length 0 and then NNI-swapped.
+
+    Returns the copy and the true splits (``unrooted_edges`` keys) the swaps removed.
+    """
+    out = tree.copy()
+    truth = unrooted_edges(out)
+    used: set[int] = set()
+    removed = []
+    inner = [x for x in out.traverse() if not x.is_leaf() and not x.is_root() and not x.up.is_root()]
+    for node in rng.permutation(len(inner)):
+        u = inner[node]
+        if id(u) in used or id(u.up) in used or len(removed) == k:
+            continue
+        v = u.up
+        before = set(unrooted_edges(out))
+        u.dist = 0.0
+        x = u.children[int(rng.integers(2))]
+        y = next(c for c in v.children if c is not u)
+        x.detach(), y.detach()
+        u.add_child(y), v.add_child(x)
+        removed.extend(before - set(unrooted_edges(out)))
+        used.update({id(u), id(v)} | {id(c) for c in u.children} | {id(c) for c in v.children})
+    assert len(removed) == k and all(split in truth for split in removed)
+    return out, removed
+
+
+def test_resolve_flat_branches_restores_the_bme_resolution_and_moves_nothing_else() -> None:
+    rng = np.random.default_rng(17)
+    true_tree, dist, names = random_additive(rng, 24)
+    scrambled, removed = _scramble_flat(true_tree, rng, 3)
+    assert normalized_rf(scrambled, true_tree) > 0
+    resolved, swaps = resolve_flat_branches(scrambled, dist, names, max_length=1e-5)
+    # On additive distances BME prefers the true tree: every flat branch is resolved as it was.
+    assert normalized_rf(resolved, true_tree) == 0.0
+    assert swaps >= len(removed)
+    # Every subtree kept its own branch length, and the flat branches stayed flat.
+    want = unrooted_edges(true_tree)
+    for split in removed:
+        want[split] = 0.0
+    have = unrooted_edges(resolved)
+    assert have.keys() == want.keys()
+    assert max(abs(have[key] - want[key]) for key in want) < 1e-12
+    assert len(resolved.children) == 3
+
+
+def test_resolve_flat_branches_keeps_every_branch_that_is_not_flat() -> None:
+    rng = np.random.default_rng(8)
+    tree, _, names = random_additive(rng, 18)  # a random topology ...
+    dist = random_matrix(rng, 18)  # ... and distances it does not fit: BME would move many branches if it could
+    for node in tree.traverse():
+        node.dist = 0.0 if node.is_root() else 0.1
+    same, swaps = resolve_flat_branches(tree, dist, names)
+    assert swaps == 0 and unrooted_edges(same) == pytest.approx(unrooted_edges(tree))
+    assert bme_nni(tree, dist, names).interchanges > 0
+    # With some branches flat, only their splits may change.
+    flat = [x for x in tree.traverse() if not x.is_leaf() and not x.is_root()][::3]
+    for node in flat:
+        node.dist = 0.0
+    kept = {split for split, length in unrooted_edges(tree).items() if length > 0}
+    resolved, _ = resolve_flat_branches(tree, dist, names)
+    assert kept <= set(unrooted_edges(resolved))
+    assert bme_length(resolved, dist, names) <= bme_length(tree, dist, names) + 1e-12
+
+
+def test_resolving_flat_branches_leaves_the_likelihood_unchanged() -> None:
+    import torch
+
+    from seqae.phylo.gtr import GTRGamma
+    from seqae.phylo.likelihood import TreeTensors, log_likelihood
+    from seqae.phylo.mlfit import empirical_freqs
+    from seqae.phylo.patterns import pattern_batch, site_patterns
+    from seqae.phylo.schedule import tree_batch, unrooted_tree
+
+    fam = simulated_family(16, 300, 4, height=0.8)
+    scrambled, _ = _scramble_flat(fam.tree, np.random.default_rng(2), 2)
+    jc = jc69_distance(fam.codes)
+    resolved, swaps = resolve_flat_branches(scrambled, jc, fam.names)
+    assert swaps > 0 and normalized_rf(resolved, scrambled) > 0
+    pats = [site_patterns(fam.codes)]
+    tips, weights = pattern_batch(pats).tensors()
+    model = GTRGamma(1, 4, freqs=empirical_freqs(pats))
+    values = []
+    for tree in (scrambled, resolved):
+        batch = tree_batch([unrooted_tree(tree, fam.names)])
+        with torch.no_grad():
+            values.append(
+                float(log_likelihood(TreeTensors.of(batch), tips, weights, model, torch.as_tensor(batch.lengths)))
+            )
+    assert values[1] == pytest.approx(values[0], abs=1e-8)
