@@ -166,9 +166,10 @@ def run_setting(
             row[f"seconds_{b.method}"] = b.seconds
             if b.tree is not None:
                 trees[b.method] = b.tree
+        jc69 = jc69_distance(fam.codes)
         for m in ("fasttree", "iqtree"):
             if m in trees:
-                resolved, _ = resolve_flat_branches(trees[m], jc69_distance(fam.codes), fam.names, FLAT_LENGTH)
+                resolved, _ = resolve_flat_branches(trees[m], jc69, fam.names, FLAT_LENGTH)
                 row[f"{m}_resolved"] = normalized_rf(resolved, fam.tree)
         scored = [m for m in SCORED if m in trees]
         t0 = time.perf_counter()

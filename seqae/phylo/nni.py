@@ -63,11 +63,17 @@ class NNIResult:
 
 
 class _Topology:
-    """An unrooted binary tree as adjacency lists: leaves ``0..n-1``, inner nodes ``n..2n-3``."""
+    """An unrooted binary tree as adjacency lists: leaves ``0..n-1``, inner nodes ``n..2n-3``.
 
-    def __init__(self, neighbours: list[list[int]], n_leaves: int):
+    ``lengths`` holds the input tree's branch length of each edge, keyed by
+    the pair of its node ids (the BME search ignores it; it is kept for
+    :func:`resolve_flat_branches`).
+    """
+
+    def __init__(self, neighbours: list[list[int]], n_leaves: int, lengths: dict[frozenset, float]):
         self.nbrs = neighbours
         self.n = n_leaves
+        self.lengths = lengths
 
     @classmethod
     def from_ete(cls, tree, names: Sequence[str]) -> _Topology:
@@ -76,6 +82,7 @@ class _Topology:
         nbrs: list[list[int]] = [[] for _ in range(n)]
         ids: dict[int, int] = {}
         seen: set[int] = set()
+        lengths: dict[frozenset, float] = {}
         for node in tree.traverse("preorder"):
             if node.is_leaf():
                 if node.name not in index:
@@ -91,6 +98,7 @@ class _Topology:
                 a, b = ids[id(node)], ids[id(node.up)]
                 nbrs[a].append(b)
                 nbrs[b].append(a)
+                lengths[frozenset((a, b))] = float(node.dist)
         if len(seen) != n:
             missing = sorted(set(index) - {str(x) for x in tree.get_leaf_names()})
             raise ValueError(f"the tree lacks {len(missing)} of the names, e.g. {missing[0]!r}")
@@ -101,6 +109,7 @@ class _Topology:
                 nbrs[a][nbrs[a].index(v)] = b
                 nbrs[b][nbrs[b].index(v)] = a
                 nbrs[v] = []
+                lengths[frozenset((a, b))] = lengths.pop(frozenset((a, v))) + lengths.pop(frozenset((v, b)))
         bad = [v for v in range(n, len(nbrs)) if nbrs[v] and len(nbrs[v]) != 3]
         if bad:
             raise ValueError(f"the tree is not binary: an inner node has {len(nbrs[bad[0]])} neighbours")
@@ -109,7 +118,7 @@ class _Topology:
         remap = {v: n + k for k, v in enumerate(inner)}
         remap.update({i: i for i in range(n)})
         dense = [[remap[u] for u in nbrs[v]] for v in list(range(n)) + inner]
-        return cls(dense, n)
+        return cls(dense, n, {frozenset(remap[u] for u in edge): length for edge, length in lengths.items()})
 
 
 @dataclass
@@ -223,6 +232,36 @@ def _branch_lengths(top: _Topology, r: _Rooted) -> np.ndarray:
     return out
 
 
+def _tolerance(d: np.ndarray) -> float:
+    """BME gains below this are rounding, not improvements (they would cycle)."""
+    return 1e-12 * max(float(np.abs(d).max()), 1e-300) * d.shape[0]
+
+
+def _best_interchange(
+    top: _Topology, r: _Rooted, tol: float, only: set[frozenset] | None = None
+) -> tuple[int, int, int, int] | None:
+    """The NNI that shortens the BME length most, as ``_swap``'s ``(x, v, y, p)``; None if none gains over ``tol``.
+
+    Args:
+        only: consider only these inner edges (node-id pairs); all when None.
+    """
+    v, p, dl = _edge_quartets(top, r)
+    if v.size == 0:
+        return None
+    current = dl["ab"] + dl["cd"]
+    gains = 0.25 * np.stack([current - (dl["ac"] + dl["bd"]), current - (dl["ad"] + dl["bc"])])
+    if only is not None:
+        allowed = np.array([frozenset((int(a), int(b))) in only for a, b in zip(v, p)], dtype=bool)
+        gains[:, ~allowed] = -np.inf
+    option, edge = np.unravel_index(int(np.argmax(gains)), gains.shape)
+    if gains[option, edge] <= tol:
+        return None
+    ve, pe = int(v[edge]), int(p[edge])
+    # Option 0 (AC|BD) exchanges B and C; option 1 (AD|BC) exchanges A and C.
+    x = int(r.second[ve]) if option == 0 else int(r.first[ve])
+    return x, ve, int(r.sibling[ve]), pe
+
+
 def _swap(top: _Topology, x: int, v: int, y: int, p: int) -> None:
     """Exchange ``x`` (a child of ``v``) with ``y`` (a neighbour of ``p``), across the edge ``v-p``."""
     nb = top.nbrs
@@ -299,22 +338,12 @@ def bme_nni(tree, dist: np.ndarray, names: Sequence[str], max_interchanges: int 
     limit = 10 * len(names) if max_interchanges is None else int(max_interchanges)
     r = _root(top, d)
     before = _length(top, r)
-    # Gains below this are rounding, not improvements (they would cycle).
-    tol = 1e-12 * max(float(np.abs(d).max()), 1e-300) * len(names)
     done = 0
     while done < limit:
-        v, p, dl = _edge_quartets(top, r)
-        if v.size == 0:
+        move = _best_interchange(top, r, _tolerance(d))
+        if move is None:
             break
-        current = dl["ab"] + dl["cd"]
-        gains = 0.25 * np.stack([current - (dl["ac"] + dl["bd"]), current - (dl["ad"] + dl["bc"])])
-        option, edge = np.unravel_index(int(np.argmax(gains)), gains.shape)
-        if gains[option, edge] <= tol:
-            break
-        ve, pe = int(v[edge]), int(p[edge])
-        # Option 0 (AC|BD) exchanges B and C; option 1 (AD|BC) exchanges A and C.
-        x = int(r.second[ve]) if option == 0 else int(r.first[ve])
-        _swap(top, x, ve, int(r.sibling[ve]), pe)
+        _swap(top, *move)
         r = _root(top, d)
         done += 1
     lengths = _branch_lengths(top, r)
@@ -325,48 +354,6 @@ def nj_bme_tree(dist: np.ndarray, names: Sequence[str]):
     """Neighbor joining on ``dist [n, n]``, refined by BME NNIs (n >= 4; fewer taxa have one tree): an ``ete3.Tree``."""
     tree = neighbor_joining(dist, names)
     return bme_nni(tree, dist, names).tree if len(names) >= 4 else tree
-
-
-def _edge_lengths(tree, top: _Topology, r: _Rooted, names: Sequence[str]) -> dict[frozenset, float]:
-    """Branch length of each edge of ``top`` (as the pair of its node ids), read from the ete3 ``tree``.
-
-    Edges are matched by the leaves they split off (the side without leaf 0).
-    A bifurcating root's two edges are one edge of the unrooted tree: their
-    lengths add.
-    """
-    index = {str(name): i for i, name in enumerate(names)}
-    everything = frozenset(range(top.n))
-
-    def side(leaves: frozenset) -> frozenset:
-        return everything - leaves if 0 in leaves else leaves
-
-    below_ete: dict[int, frozenset] = {}
-    by_split: dict[frozenset, float] = {}
-    for node in tree.traverse("postorder"):
-        leaves = (
-            frozenset([index[node.name]])
-            if node.is_leaf()
-            else frozenset().union(*(below_ete[id(c)] for c in node.children))
-        )
-        below_ete[id(node)] = leaves
-        if node.up is not None:
-            by_split[side(leaves)] = by_split.get(side(leaves), 0.0) + float(node.dist)
-    below: list[frozenset] = [frozenset()] * len(top.nbrs)
-    for v in np.argsort(-_depths(r), kind="stable"):  # children before parents
-        v = int(v)
-        below[v] = frozenset([v]) if v < top.n else below[int(r.first[v])] | below[int(r.second[v])]
-    return {frozenset((v, int(r.parent[v]))): by_split[side(below[v])] for v in range(1, len(top.nbrs))}
-
-
-def _depths(r: _Rooted) -> np.ndarray:
-    """``[N]`` edges from the root leaf (node 0) to each node."""
-    depth = np.zeros(r.parent.shape[0], dtype=np.int64)
-    todo = list(np.flatnonzero(r.parent == 0))
-    while todo:
-        v = todo.pop()
-        depth[v] = depth[r.parent[v]] + 1
-        todo.extend(int(u) for u in (r.first[v], r.second[v]) if u >= 0)
-    return depth
 
 
 def resolve_flat_branches(tree, dist: np.ndarray, names: Sequence[str], max_length: float = 1e-5):
@@ -396,27 +383,16 @@ def resolve_flat_branches(tree, dist: np.ndarray, names: Sequence[str], max_leng
     names = [str(x) for x in names]
     top = _Topology.from_ete(tree, names)
     r = _root(top, d)
-    lengths = _edge_lengths(tree, top, r, names)
-    n = top.n
-    flat = {e for e, length in lengths.items() if min(e) >= n and length <= max_length}
-    # Gains below this are rounding, not improvements (they would cycle).
-    tol = 1e-12 * max(float(np.abs(d).max()), 1e-300) * n
+    lengths = top.lengths
+    flat = {edge for edge, length in lengths.items() if min(edge) >= top.n and length <= max_length}
     done = 0
-    while flat and done < 10 * n:
-        v, p, dl = _edge_quartets(top, r)
-        on_flat = np.array([frozenset((int(a), int(b))) in flat for a, b in zip(v, p)], dtype=bool)
-        if not on_flat.any():
+    while flat and done < 10 * top.n:
+        move = _best_interchange(top, r, _tolerance(d), only=flat)
+        if move is None:
             break
-        current = dl["ab"] + dl["cd"]
-        gains = 0.25 * np.stack([current - (dl["ac"] + dl["bd"]), current - (dl["ad"] + dl["bc"])])
-        gains[:, ~on_flat] = -np.inf
-        option, edge = np.unravel_index(int(np.argmax(gains)), gains.shape)
-        if gains[option, edge] <= tol:
-            break
-        ve, pe = int(v[edge]), int(p[edge])
-        x = int(r.second[ve]) if option == 0 else int(r.first[ve])
-        y = int(r.sibling[ve])
-        # The exchanged subtrees keep their own branch lengths (they move with them).
+        x, ve, y, pe = move
+        # The exchanged subtrees keep their own branch lengths (they move with them); the
+        # central edge ve-pe stays where it is, so ``flat`` needs no update.
         lengths[frozenset((x, pe))] = lengths.pop(frozenset((x, ve)))
         lengths[frozenset((y, ve))] = lengths.pop(frozenset((y, pe)))
         _swap(top, x, ve, y, pe)
