@@ -97,15 +97,26 @@ def run_id(output: str) -> str:
     return found[-1]
 
 
-def sacct_jobs(cluster, name: str) -> list[dict[str, str]]:
-    """The jobs named ``name`` in the accounting database: id, rule (from the comment), state."""
-    done = cluster.run("sacct", "-X", "-n", "-P", f"--name={name}", "-o", "JobID,Comment,State")
-    jobs = []
-    for line in done.stdout.splitlines():
-        jobid, comment, state = line.split("|")
-        rule = re.match(r"rule_(.+?)(?:_wildcards_.*)?$", comment)
-        jobs.append({"id": jobid, "comment": comment, "rule": rule.group(1) if rule else "", "state": state})
-    return sorted(jobs, key=lambda j: int(j["id"]))
+def sacct_jobs(cluster, name: str, until=None, wait: float = 60.0) -> list[dict[str, str]]:
+    """The jobs named ``name`` in the accounting database: id, rule (from the comment), state.
+
+    slurmctld hands finished jobs to slurmdbd asynchronously, so the last jobs
+    of a run can reach sacct a few seconds after snakemake returns. With
+    ``until`` (a test on the job list) given, sacct is asked again, for up to
+    ``wait`` seconds, until every job is in a final state and ``until`` holds.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        done = cluster.run("sacct", "-X", "-n", "-P", f"--name={name}", "-o", "JobID,Comment,State")
+        jobs = []
+        for line in done.stdout.splitlines():
+            jobid, comment, state = line.split("|")
+            rule = re.match(r"rule_(.+?)(?:_wildcards_.*)?$", comment)
+            jobs.append({"id": jobid, "comment": comment, "rule": rule.group(1) if rule else "", "state": state})
+        settled = all(j["state"] not in ("PENDING", "RUNNING", "COMPLETING") for j in jobs)
+        if until is None or (settled and until(jobs)) or time.monotonic() > deadline:
+            return sorted(jobs, key=lambda j: int(j["id"]))
+        time.sleep(1.0)
 
 
 def summary(workdir: Path, config: dict) -> list[dict[str, str]]:
@@ -151,8 +162,9 @@ def test_demo_runs_through_sbatch(cluster, tmp_path):
 
     # Every job of every rule went through SLURM and completed there, the
     # model jobs with the GPU they asked for.
-    jobs = sacct_jobs(cluster, run_id(done.stdout + done.stderr))
-    assert {j["rule"] for j in jobs} == {row["rule"] for row in outputs}
+    rules = {row["rule"] for row in outputs}
+    jobs = sacct_jobs(cluster, run_id(done.stdout + done.stderr), lambda jobs: {j["rule"] for j in jobs} >= rules)
+    assert {j["rule"] for j in jobs} == rules
     assert all(j["state"] == "COMPLETED" for j in jobs), jobs
     gpu_jobs = [j for j in jobs if j["rule"] in ("train_model", "embed_model", "evaluate_model")]
     for job in gpu_jobs:
@@ -227,7 +239,8 @@ def test_killed_training_job_is_retried_and_resumes_from_its_checkpoint(cluster,
 
     # SLURM killed the first training job; the plugin saw it fail, and
     # snakemake resubmitted it (the profile's retries), which completed.
-    train = [j for j in sacct_jobs(cluster, run_id(output)) if j["rule"] == "train_model"]
+    jobs = sacct_jobs(cluster, run_id(output), lambda jobs: sum(j["rule"] == "train_model" for j in jobs) >= 2)
+    train = [j for j in jobs if j["rule"] == "train_model"]
     assert [j["state"] for j in train] == ["FAILED", "COMPLETED"], train
     assert train[0]["id"] == jobid
     assert f"SLURM-job '{jobid}' failed" in output

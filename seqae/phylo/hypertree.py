@@ -225,16 +225,18 @@ def poincare_distance_matrix(x: torch.Tensor) -> torch.Tensor:
     """``[B, n, n]`` geodesic distances of points ``x [B, n, k]`` in the unit Poincare ball.
 
     ``d = 2 asinh(|x - y| / sqrt((1 - |x|^2)(1 - |y|^2)))`` (equal to the
-    usual arccosh form, with a finite gradient at coincident points away
-    from the diagonal); the diagonal is exactly 0.
+    usual arccosh form). Coincident points (the diagonal, and identical
+    sequences, which the MDS start places on one point) are exactly 0 apart
+    with a zero gradient: ``sqrt`` has an infinite slope at 0, and its
+    ``0 * inf`` would turn the points into NaN.
     """
-    n = x.shape[1]
     sq = (x * x).sum(-1)
     diff = x[:, :, None, :] - x[:, None, :, :]
-    eye = torch.eye(n, dtype=torch.bool, device=x.device)
-    gap = torch.sqrt((diff * diff).sum(-1) + eye.to(x.dtype))  # 1 on the diagonal keeps sqrt's gradient finite
+    sq_gap = (diff * diff).sum(-1)
+    coincident = sq_gap <= 0
+    gap = torch.sqrt(torch.where(coincident, torch.ones_like(sq_gap), sq_gap))
     conf = torch.sqrt((1 - sq).clamp_min(1e-15)[:, :, None] * (1 - sq).clamp_min(1e-15)[:, None, :])
-    return torch.where(eye, torch.zeros_like(gap), 2 * torch.asinh(gap / conf))
+    return torch.where(coincident, torch.zeros_like(gap), 2 * torch.asinh(gap / conf))
 
 
 def _mds(dist: np.ndarray, dim: int) -> np.ndarray:

@@ -21,6 +21,18 @@ def test_poincare_distances_are_a_metric_with_zero_diagonal():
     assert torch.allclose(d, d.transpose(1, 2))
 
 
+def test_poincare_distances_of_coincident_points_are_zero_with_a_finite_gradient():
+    # Identical sequences have equal MDS coordinates: their points coincide exactly.
+    x = torch.tensor([[[0.1, 0.2], [0.1, 0.2], [0.5, -0.3], [0.0, 0.6]]], dtype=torch.float64, requires_grad=True)
+    d = poincare_distance_matrix(x)
+    assert d[0, 0, 1] == 0.0 and d[0, 1, 0] == 0.0
+    apart = poincare_distance_matrix(x[:, 1:].detach())
+    assert torch.allclose(d[:, 1:, 1:], apart)
+    ((d - 1.0) ** 2).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.equal(x.grad[0, 0], x.grad[0, 1])  # pulled alike: they stay together
+
+
 SMALL = LatentTreeSettings(dim=4, init_steps=40, epochs=5, nni_rounds=2, judge=False)
 
 
@@ -45,6 +57,19 @@ def test_fit_latent_trees_does_not_depend_on_row_order():
     b = fit_latent_trees([(fam.codes[perm], [fam.names[i] for i in perm])], SMALL)[0]
     assert normalized_rf(a.tree, b.tree) == 0.0
     assert a.log_likelihood == pytest.approx(b.log_likelihood, abs=1e-6)
+
+
+def test_identical_sequences_are_fitted_as_a_cherry():
+    fam = simulated_family(7, 200, 31)
+    codes = np.concatenate([fam.codes, fam.codes[:2]])
+    names = [*fam.names, "copy_a", "copy_b"]
+    lat = fit_latent_trees([(codes, names)], SMALL)[0]
+    assert np.isfinite(lat.log_likelihood) and np.isfinite(lat.points).all()
+    tree = lat.tree.copy()
+    for original, copy in ((fam.names[0], "copy_a"), (fam.names[1], "copy_b")):
+        tree.set_outgroup(fam.names[-1])  # a leaf outside the pair: the pair's split is then a clade
+        cherry = tree.get_common_ancestor(original, copy)
+        assert {leaf.name for leaf in cherry.get_leaves()} == {original, copy}
 
 
 def test_latent_settings_reject_bad_values():
