@@ -344,7 +344,8 @@ def _fit_batch(
     for _ in range(s.init_steps):
         opt.zero_grad()
         dist = torch.exp(log_scale)[:, None, None] * poincare_distance_matrix(_ball(v))
-        loss = (stress_w * (dist - target_t) ** 2).sum() / (stress_w * target_t**2).sum()
+        # The floor keeps a batch of families whose sequences are all identical (all targets 0) at loss 0, not 0/0.
+        loss = (stress_w * (dist - target_t) ** 2).sum() / (stress_w * target_t**2).sum().clamp_min(1e-12)
         loss.backward()
         opt.step()
 

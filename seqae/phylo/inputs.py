@@ -111,6 +111,11 @@ def prepare_family(fasta, outdir, reference_tree, labels, family: str | None) ->
             "add nothing to the likelihood and are N in the ancestral sequences",
             fasta, empty.size, "s" if empty.size > 1 else "", int(empty[0]) + 1,
         )  # fmt: skip
+    if (partials == partials[:1]).all():
+        log.warning(
+            "%s: all %d sequences are identical; every topology fits them equally well, and the trees' branch "
+            "lengths sit at their minimum", fasta, len(fam.names),
+        )  # fmt: skip
     reference = None
     if reference_tree is not None:
         if isinstance(reference_tree, (str, os.PathLike)):

@@ -93,7 +93,9 @@ def parse_iqtree_report(text: str, source: str = ".iqtree report") -> tuple[floa
         raise SeqaeError(f"{source}: no 'Log-likelihood of the tree' or no base frequencies found")
     rates = {a + b: float(v) for a, b, v in _RATE.findall(text)}
     exchange = np.array([rates.get(pair, 1.0) for pair in _PAIR_ORDER])
-    pi = np.array([float(freqs[b]) for b in "ACGT"])
+    # Printed to 4 decimals: a base that is rare or absent in the alignment reads 0, which no model can hold;
+    # it is floored at the print's resolution.
+    pi = np.maximum(np.array([float(freqs[b]) for b in "ACGT"]), 1e-4)
     alpha = _ALPHA.search(text)
     categories = _CATEGORIES.search(text)
     model = SubstitutionModel.gtr(

@@ -254,6 +254,26 @@ def test_seqae_trees_batch_fits_families_together_with_and_without_the_adversary
         assert {line[1:].strip() for line in text.splitlines() if line.startswith(">")} == inner
 
 
+def test_a_family_of_identical_sequences_gets_a_tree_and_a_warning(tmp_path, caplog):
+    """A perfectly conserved family (all sequences the same) is fitted, not lost to a 0/0 in the distance fit."""
+    import logging
+
+    from seqae.phylo.io import read_tree, write_family
+    from seqae.phylo.mlfit import MIN_LENGTH
+
+    seq = simulated_family(6, 120, 40).sequences()["t0"]
+    fasta = write_family({f"s{i}": seq for i in range(6)}, tmp_path / "same.fa")
+    with caplog.at_level(logging.WARNING, logger="seqae"):
+        row = run_family(fasta, tmp_path / "out", TINY_STAGE, family="same", progress=False)
+    warned = [r.getMessage() for r in caplog.records if "identical" in r.getMessage()]
+    assert len(warned) == 1 and str(fasta) in warned[0] and "all 6 sequences" in warned[0]
+    assert np.isfinite([row["loglik_latent"], row["loglik_nj_p"]]).all()
+    assert row["loglik_latent"] == pytest.approx(row["loglik_nj_p"], abs=1e-3)
+    tree = read_tree(tmp_path / "out" / "same.nwk")
+    assert sorted(tree.get_leaf_names()) == [f"s{i}" for i in range(6)]
+    assert max(node.dist for node in tree.traverse() if not node.is_root()) <= 10 * MIN_LENGTH
+
+
 def test_run_families_rejects_a_family_listed_twice(tmp_path):
     from seqae.errors import ConfigError
     from seqae.phylo.io import write_family
