@@ -46,7 +46,9 @@ def test_parse_iqtree_report() -> None:
         parse_iqtree_report("nothing here", "x.iqtree")
     # A base absent from the alignment is printed as 0: read as the print's resolution, not rejected.
     _, absent = parse_iqtree_report(REPORT.replace("pi(T) = 0.2796", "pi(T) = 0.0000"))
-    assert absent.freqs[3] == pytest.approx(1e-4 / (1 + 1e-4 - 0.2796), rel=1e-3) and absent.freqs.sum() == pytest.approx(1.0)
+    assert absent.freqs[3] == pytest.approx(
+        1e-4 / (1 + 1e-4 - 0.2796), rel=1e-3
+    ) and absent.freqs.sum() == pytest.approx(1.0)
 
 
 def test_run_iqtree_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
