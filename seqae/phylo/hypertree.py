@@ -77,7 +77,7 @@ from seqae.phylo.distance import jc69_distance
 from seqae.phylo.gtr import GTRGamma
 from seqae.phylo.likelihood import TreeTensors, log_likelihood
 from seqae.phylo.mlfit import MIN_LENGTH, empirical_freqs
-from seqae.phylo.mlsearch import nni_search, perturbed_search
+from seqae.phylo.mlsearch import NNISearchResult, nni_search, perturbed_search
 from seqae.phylo.njtorch import decode_nj
 from seqae.phylo.nni import resolve_flat_branches
 from seqae.phylo.patterns import pattern_batch, site_patterns
@@ -90,6 +90,7 @@ from seqae.phylo.treejudge import (
     split_features,
     train_tree_judge,
 )
+from seqae.progress import progress_bar
 
 __all__ = ["LatentTree", "LatentTreeSettings", "fit_latent_trees", "poincare_distance_matrix"]
 
@@ -263,6 +264,7 @@ def fit_latent_trees(
     device: torch.device | str | None = None,
     seed: int = 1,
     user_trees: Sequence = (),
+    progress: bool = False,
 ) -> list[LatentTree]:
     """Fit the tree latent of many families, batched by number of taxa.
 
@@ -276,6 +278,9 @@ def fit_latent_trees(
         seed: seeds the judge's reference trees and its fit.
         user_trees: real trees (``ete3.Tree``) for the judge; those with as
             many leaves as a batch's families join its real trees.
+        progress: draw a progress bar per batch and phase (distance fit,
+            likelihood training, ML search), with the batch's mean
+            log-likelihood per site, the rate and the ETA.
 
     Returns:
         One :class:`LatentTree` per family, in input order.
@@ -293,7 +298,9 @@ def fit_latent_trees(
         members = groups[n]
         for start in range(0, len(members), s.batch_size):
             chunk = members[start : start + s.batch_size]
-            for k, tree in zip(chunk, _fit_batch([alignments[k] for k in chunk], s, device, seed, user_trees)):
+            for k, tree in zip(
+                chunk, _fit_batch([alignments[k] for k in chunk], s, device, seed, user_trees, progress)
+            ):
                 out[k] = tree
     return out  # type: ignore[return-value]
 
@@ -317,7 +324,12 @@ def _judges(n: int, s: LatentTreeSettings, seed: int, user_trees: Sequence, dtyp
 
 
 def _fit_batch(
-    batch: Sequence[tuple[np.ndarray, Sequence[str]]], s: LatentTreeSettings, device, seed: int, user_trees: Sequence
+    batch: Sequence[tuple[np.ndarray, Sequence[str]]],
+    s: LatentTreeSettings,
+    device,
+    seed: int,
+    user_trees: Sequence,
+    progress: bool = False,
 ) -> list[LatentTree]:
     """One batch of families with the same ``n`` (see :func:`fit_latent_trees`)."""
     t0 = time.perf_counter()
@@ -340,8 +352,9 @@ def _fit_batch(
     log_scale = torch.tensor(np.log(radius[:, 0, 0]), dtype=dtype, device=device, requires_grad=True)
     target_t = torch.as_tensor(target, dtype=dtype, device=device)
     stress_w = 1.0 / (target_t + 0.05)
+    label = f"trees n={n} x{b}"
     opt = torch.optim.Adam([v, log_scale], lr=s.init_lr)
-    for _ in range(s.init_steps):
+    for _ in progress_bar(s.init_steps, f"{label} distance fit", "step", progress, range(s.init_steps)):
         opt.zero_grad()
         dist = torch.exp(log_scale)[:, None, None] * poincare_distance_matrix(_ball(v))
         # The floor keeps a batch of families whose sequences are all identical (all targets 0) at loss 0, not 0/0.
@@ -369,6 +382,7 @@ def _fit_batch(
         judge, adversary, real, held, rng = _judges(n, s, seed, user_trees, dtype, device)
         adv_opt = torch.optim.Adam(adversary.parameters(), lr=1e-3)
     trace = []
+    bar = progress_bar(s.epochs, f"{label} likelihood training", "epoch", progress)
     for _ in range(s.epochs):
         opt.zero_grad()
         ch, rc, ln, ll = decode()
@@ -396,14 +410,27 @@ def _fit_batch(
         best[2] = torch.where(better[:, None], ln.detach(), best[2])
         best[3] = torch.where(better, ll.detach(), best[3])
         trace.append(float((ll.detach() / sites).mean()))
+        bar.update()
+        bar.set_postfix({"logL/site": f"{trace[-1]:.4f}"}, refresh=False)
+    bar.close()
     decoded = [x.detach() for x in best]
     # 3. Refinement by ML NNIs (or ML branch lengths only).
+    rounds = 1 + (s.perturbations if s.refine == "nni" else 0)
+    bar = progress_bar(rounds, f"{label} ML search", "round", progress)
+
+    def searched_round(result: NNISearchResult) -> None:
+        bar.update()
+        bar.set_postfix({"logL/site": f"{float((result.log_likelihood / sites).mean()):.4f}"}, refresh=False)
+
     search = nni_search(
         decoded[0], decoded[1], decoded[2].clamp_min(MIN_LENGTH), tips, weights, model,
         max_rounds=s.nni_rounds if s.refine == "nni" else 0,
     )  # fmt: skip
-    if s.refine == "nni" and s.perturbations:
-        search = perturbed_search(search, tips, weights, model, s.perturbations, seed=seed, max_rounds=s.nni_rounds)
+    searched_round(search)
+    if rounds > 1:
+        search = perturbed_search(search, tips, weights, model, s.perturbations, seed=seed, max_rounds=s.nni_rounds,
+                                  on_round=searched_round)  # fmt: skip
+    bar.close()
     with torch.no_grad():
         sorted_pts = _ball(v).cpu().double().numpy()  # [B, n, dim], rows in names[k] (sorted) order
 

@@ -51,6 +51,7 @@ sequences have ``N`` there.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,8 @@ __all__ = [
     "run_family",
     "stage_settings",
 ]
+
+log = logging.getLogger("seqae")
 
 BASELINE_METHODS = BASELINES
 #: Keys of ``config["trees"]`` that belong to the stage, not to the model.
@@ -154,7 +157,7 @@ def run_family(
             pass real trees for it as ``settings["real_trees"]``.
         labels: leaf labels (mapping or two-column TSV) for the figures and NHX.
         family: the family's name (default: the FASTA file's stem).
-        progress: show the training progress bar (``model: points``).
+        progress: show the fit's progress bars.
 
     Returns:
         The summary row (:data:`~seqae.phylo.trees_table.TREES_COLUMNS`) plus ``paths``: output name -> path.
@@ -178,7 +181,7 @@ def run_families(
         families: per family a mapping with ``fasta``, ``outdir`` and
             optionally ``reference``, ``labels`` and ``name`` (as :func:`run_family`).
         settings: ``config["trees"]`` plus ``seed``.
-        progress: progress bars of the ``points`` model.
+        progress: progress bars of the fit (both models).
 
     Every family is read and checked before any fitting, so bad input fails
     in seconds with one line naming its file. With ``model: tree_latent``
@@ -214,7 +217,7 @@ def run_families(
         if model_settings.cpu_threads and device.type == "cpu":
             torch.set_num_threads(int(model_settings.cpu_threads))
         try:
-            fits = _fit_tree_latent(prepared, stage, real_trees, device)
+            fits = _fit_tree_latent(prepared, stage, real_trees, device, progress)
         finally:
             torch.set_num_threads(before)
     else:
@@ -239,7 +242,7 @@ def run_families(
 
 
 def _fit_tree_latent(
-    prepared: Sequence[PreparedFamily], stage: Mapping[str, Any], real_trees: Sequence, device
+    prepared: Sequence[PreparedFamily], stage: Mapping[str, Any], real_trees: Sequence, device, progress: bool
 ) -> list[dict[str, Any]]:
     """The tree latent of every family, with and without the adversary (see ``adversary_check``)."""
     latent: LatentTreeSettings = stage["latent_tree"]
@@ -247,12 +250,17 @@ def _fit_tree_latent(
     for fam in prepared:
         kept = np.flatnonzero(~(fam.partials == CODE_MISSING).all(axis=0))
         data.append((fam.partials[:, kept], fam.names))
-    main = fit_latent_trees(data, latent, device=device, seed=stage["seed"], user_trees=real_trees)
+    main = fit_latent_trees(data, latent, device=device, seed=stage["seed"], user_trees=real_trees, progress=progress)
     other_weight = 0.0 if latent.adversarial_weight > 0 else stage["adversary_check"]
     other = [None] * len(prepared)
     if latent.adversarial_weight > 0 or other_weight > 0:
         other_settings = LatentTreeSettings(**{**asdict(latent), "adversarial_weight": other_weight})
-        other = fit_latent_trees(data, other_settings, device=device, seed=stage["seed"], user_trees=real_trees)
+        log.info(
+            "fitting again with adversarial_weight %g for the with/without-adversary columns "
+            "(trees.adversary_check: 0 skips this)", other_settings.adversarial_weight,
+        )  # fmt: skip
+        other = fit_latent_trees(data, other_settings, device=device, seed=stage["seed"], user_trees=real_trees,
+                                 progress=progress)  # fmt: skip
     fits = []
     for lat, alt in zip(main, other):
         with_adv, without = (lat, alt) if latent.adversarial_weight > 0 else (alt, lat)

@@ -50,6 +50,23 @@ def test_fit_latent_trees_batches_by_size_and_refines():
         assert len(lat.trace) == SMALL.epochs
 
 
+def test_fit_latent_trees_shows_each_phase_with_its_rate_and_likelihood_only_when_asked(capsys):
+    fam = simulated_family(6, 120, 31)
+    settings = LatentTreeSettings(dim=4, init_steps=10, epochs=3, nni_rounds=2, perturbations=2, judge=False)
+    quiet = fit_latent_trees([(fam.codes, fam.names)], settings)[0]
+    assert capsys.readouterr().err == ""
+    shown = fit_latent_trees([(fam.codes, fam.names)], settings, progress=True)[0]
+    err = capsys.readouterr().err
+    # One bar per phase, named with the batch (taxa x families), its total and unit (1 climb + 2 perturbations).
+    for phase, total, unit in [
+        ("distance fit", 10, "step"),
+        ("likelihood training", 3, "epoch"),
+        ("ML search", 3, "round"),
+    ]:
+        assert f"trees n=6 x1 {phase}:" in err and f"0/{total} " in err and f"{unit}/s]" in err
+    assert shown.log_likelihood == quiet.log_likelihood  # drawing changes nothing
+
+
 def test_fit_latent_trees_does_not_depend_on_row_order():
     fam = simulated_family(7, 200, 21)
     perm = np.random.default_rng(0).permutation(7)

@@ -96,8 +96,12 @@ def test_perturbed_search_never_loses_likelihood():
     fams = [simulated_family(8, 300, seed) for seed in (50, 51)]
     tt, tips, weights, model, lengths = _setup(fams, [f.tree for f in fams])
     first = nni_search(tt.children, tt.root_children, lengths, tips, weights, model, max_rounds=3)
-    best = perturbed_search(first, tips, weights, model, rounds=2, max_rounds=3)
+    seen = []
+    best = perturbed_search(first, tips, weights, model, rounds=2, max_rounds=3, on_round=seen.append)
     assert (best.log_likelihood >= first.log_likelihood - 1e-9).all()
+    # on_round sees the best trees so far after each round, never a worse likelihood.
+    assert len(seen) == 2 and seen[-1] is best
+    assert (seen[1].log_likelihood >= seen[0].log_likelihood).all()
     for k, f in enumerate(fams):
         tree = decoded_tree(best.children, best.root_children, best.lengths, f.names, k)
         assert sorted(tree.get_leaf_names()) == sorted(f.names)
