@@ -90,7 +90,7 @@ from seqae.phylo.treejudge import (
     split_features,
     train_tree_judge,
 )
-from seqae.progress import progress_bar
+from seqae.progress import PhaseProgress
 
 __all__ = ["LatentTree", "LatentTreeSettings", "fit_latent_trees", "poincare_distance_matrix"]
 
@@ -280,7 +280,8 @@ def fit_latent_trees(
             many leaves as a batch's families join its real trees.
         progress: draw a progress bar per batch and phase (distance fit,
             likelihood training, ML search), with the batch's mean
-            log-likelihood per site, the rate and the ETA.
+            log-likelihood per site, the rate and the ETA; without, log
+            those as lines (:class:`~seqae.progress.PhaseProgress`).
 
     Returns:
         One :class:`LatentTree` per family, in input order.
@@ -354,13 +355,15 @@ def _fit_batch(
     stress_w = 1.0 / (target_t + 0.05)
     label = f"trees n={n} x{b}"
     opt = torch.optim.Adam([v, log_scale], lr=s.init_lr)
-    for _ in progress_bar(s.init_steps, f"{label} distance fit", "step", progress, range(s.init_steps)):
-        opt.zero_grad()
-        dist = torch.exp(log_scale)[:, None, None] * poincare_distance_matrix(_ball(v))
-        # The floor keeps a batch of families whose sequences are all identical (all targets 0) at loss 0, not 0/0.
-        loss = (stress_w * (dist - target_t) ** 2).sum() / (stress_w * target_t**2).sum().clamp_min(1e-12)
-        loss.backward()
-        opt.step()
+    with PhaseProgress(s.init_steps, f"{label} distance fit", "step", progress) as bar:
+        for _ in range(s.init_steps):
+            opt.zero_grad()
+            dist = torch.exp(log_scale)[:, None, None] * poincare_distance_matrix(_ball(v))
+            # The floor keeps a batch of families whose sequences are all identical (all targets 0) at loss 0, not 0/0.
+            loss = (stress_w * (dist - target_t) ** 2).sum() / (stress_w * target_t**2).sum().clamp_min(1e-12)
+            loss.backward()
+            opt.step()
+            bar.update()
 
     def decode() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         dist = torch.exp(log_scale)[:, None, None] * poincare_distance_matrix(_ball(v))
@@ -382,7 +385,7 @@ def _fit_batch(
         judge, adversary, real, held, rng = _judges(n, s, seed, user_trees, dtype, device)
         adv_opt = torch.optim.Adam(adversary.parameters(), lr=1e-3)
     trace = []
-    bar = progress_bar(s.epochs, f"{label} likelihood training", "epoch", progress)
+    bar = PhaseProgress(s.epochs, f"{label} likelihood training", "epoch", progress)
     for _ in range(s.epochs):
         opt.zero_grad()
         ch, rc, ln, ll = decode()
@@ -410,17 +413,15 @@ def _fit_batch(
         best[2] = torch.where(better[:, None], ln.detach(), best[2])
         best[3] = torch.where(better, ll.detach(), best[3])
         trace.append(float((ll.detach() / sites).mean()))
-        bar.update()
-        bar.set_postfix({"logL/site": f"{trace[-1]:.4f}"}, refresh=False)
+        bar.update(**{"logL/site": f"{trace[-1]:.4f}"})
     bar.close()
     decoded = [x.detach() for x in best]
     # 3. Refinement by ML NNIs (or ML branch lengths only).
     rounds = 1 + (s.perturbations if s.refine == "nni" else 0)
-    bar = progress_bar(rounds, f"{label} ML search", "round", progress)
+    bar = PhaseProgress(rounds, f"{label} ML search", "round", progress)
 
     def searched_round(result: NNISearchResult) -> None:
-        bar.update()
-        bar.set_postfix({"logL/site": f"{float((result.log_likelihood / sites).mean()):.4f}"}, refresh=False)
+        bar.update(**{"logL/site": f"{float((result.log_likelihood / sites).mean()):.4f}"})
 
     search = nni_search(
         decoded[0], decoded[1], decoded[2].clamp_min(MIN_LENGTH), tips, weights, model,

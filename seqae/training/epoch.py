@@ -16,10 +16,9 @@ from collections.abc import Iterator, Mapping
 import torch
 
 from seqae import distributed
-from seqae.progress import progress_bar
+from seqae.progress import duration, progress_bar
 from seqae.runtime import autocast, epoch_seed
 from seqae.training.monitor import DeviceMeans, NonFiniteWatch, ShuffleMonitor, step_items
-from seqae.training.outputs import duration
 from seqae.training.run_state import RunState
 
 __all__ = ["PROGRESS_EVERY_SECONDS", "EpochPassesMixin"]

@@ -26,6 +26,7 @@ from seqae.checkpoint import check_data, rng_state
 from seqae.config import Config
 from seqae.errors import SeqaeError
 from seqae.fileio import remove_stale_temporaries
+from seqae.progress import duration
 from seqae.runtime import autocast_dtype, cpu_has_native_bf16, seed_global_rngs
 from seqae.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, RunProgress, previous_run, restore_rngs
 from seqae.training.data import RunData
@@ -33,7 +34,7 @@ from seqae.training.epoch import EpochPassesMixin
 from seqae.training.model import build_model
 from seqae.training.monitor import NonFinite, selection_loss
 from seqae.training.optimizer import clip_groups, make_optimizer, make_scheduler, total_steps
-from seqae.training.outputs import OUTPUT_NAMES, RunOutputsMixin, duration
+from seqae.training.outputs import OUTPUT_NAMES, RunOutputsMixin
 from seqae.training.settings import resolve_model
 
 log = logging.getLogger("seqae")

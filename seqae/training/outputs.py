@@ -30,7 +30,7 @@ from seqae.training.checkpoint import (
 from seqae.training.plots import plot_loss_curves
 from seqae.training.run_state import RunState
 
-__all__ = ["OUTPUT_NAMES", "PLOT_EVERY_SECONDS", "RunOutputsMixin", "duration"]
+__all__ = ["OUTPUT_NAMES", "PLOT_EVERY_SECONDS", "RunOutputsMixin"]
 
 log = logging.getLogger("seqae")
 
@@ -39,17 +39,6 @@ PLOT_EVERY_SECONDS = 30.0
 
 #: The files a run writes into its folder (their stale temporaries are removed when a run starts).
 OUTPUT_NAMES = (CHECKPOINT_NAME, BEST_NAME, "model.json", "metrics.csv", "loss_curves.png")
-
-
-def duration(seconds: float) -> str:
-    """A duration for a person: "40 s", "7 min", "1.5 h"."""
-    if not math.isfinite(seconds):
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 class RunOutputsMixin(RunState):
