@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 import torch
 
 from seqae import distributed
-from seqae.progress import duration, progress_bar
+from seqae.progress import LOG_EVERY_SECONDS, duration, progress_bar
 from seqae.runtime import autocast, epoch_seed
 from seqae.training.monitor import DeviceMeans, NonFiniteWatch, ShuffleMonitor, step_items
 from seqae.training.run_state import RunState
@@ -26,8 +26,9 @@ __all__ = ["PROGRESS_EVERY_SECONDS", "EpochPassesMixin"]
 log = logging.getLogger("seqae")
 
 # Without progress bars (--quiet, as in the workflow), a line on the progress of
-# the epoch at most this often, so that a slow epoch is not minutes of silence.
-PROGRESS_EVERY_SECONDS = 60.0
+# the epoch at most this often, so that a slow epoch is not minutes of silence
+# (the interval every stage's log lines keep).
+PROGRESS_EVERY_SECONDS = LOG_EVERY_SECONDS
 
 
 class EpochPassesMixin(RunState):
