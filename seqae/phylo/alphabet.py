@@ -3,7 +3,7 @@
 Codes are ``uint8``: ``A=0, C=1, G=2, T=3`` (``U`` is read as ``T``), as in
 :mod:`seqae.genome`, and :data:`CODE_MISSING` ``= 4`` for anything that is not
 one definite base: the IUPAC ambiguity codes (``N R Y S W K M B D H V``) and
-alignment gaps (``-`` and ``.``). Lower case is read as upper case. Distances
+alignment gaps (``-`` and ``.``) and ``?`` (missing). Lower case is read as upper case. Distances
 ignore missing codes pair by pair.
 
 The likelihood keeps more: :func:`partial_codes` reads text into codes 0..14,
@@ -31,8 +31,9 @@ __all__ = [
 
 BASES = "ACGT"
 CODE_MISSING = 4
-#: Every byte a family's sequence lines may hold (IUPAC DNA/RNA, gaps), both cases.
-VALID_BYTES = b"ACGTURYSWKMBDHVN-." + b"acgturyswkmbdhvn"
+#: Every byte a family's sequence lines may hold (IUPAC DNA/RNA, gaps, ``?`` for missing
+#: as PHYLIP and NEXUS write it), both cases.
+VALID_BYTES = b"ACGTURYSWKMBDHVN-.?" + b"acgturyswkmbdhvn"
 
 
 def _code_table() -> np.ndarray:

@@ -97,7 +97,7 @@ def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> 
 
     Args:
         path: FASTA file; lines may wrap; lower case, IUPAC ambiguity codes,
-            ``U`` and gaps (``-``, ``.``) are accepted.
+            ``U``, gaps (``-``, ``.``) and ``?`` (missing) are accepted.
         aligned_required: all sequences must have the same length.
 
     Returns:
@@ -107,7 +107,7 @@ def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> 
         InputError: one line naming the file, the line and the problem.
     """
     p = require_file(path, "FASTA file")
-    raw = p.read_bytes()
+    raw = p.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors save
     if not raw.strip():
         raise InputError(p, "empty file: no FASTA records")
     names: list[str] = []

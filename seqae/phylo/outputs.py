@@ -157,12 +157,17 @@ def finish_family(
         "seconds_total": round(fit["seconds"] + time.perf_counter() - t_start, 3),
     }
     paths["tsv"] = write_tsv(pd.DataFrame([row], columns=list(TREES_COLUMNS)), out / f"{name}.tsv")
+    nrf_text = (
+        f"nRF latent {nrf_latent:.3f} (without/with the adversary {row['nrf_latent_noadv']:.3f}/"
+        f"{row['nrf_latent_adv']:.3f}; NJ-p {nrfs['nj_p']:.3f}, FastTree {nrfs['fasttree']:.3f}, "
+        f"IQ-TREE {nrfs['iqtree']:.3f})"
+        if np.isfinite(nrf_latent) else "no reference tree, so no nRF"
+    )  # fmt: skip
     log.info(
-        "%s: %d taxa x %d sites, nRF latent %.3f (without/with the adversary %.3f/%.3f; NJ-p %.3f, FastTree %.3f, IQ-TREE %.3f), "
-        "log-likelihood latent %.2f (FastTree %.2f, IQ-TREE %.2f; model fitted on the %s tree), judge AUC %.2f / %.2f",
-        name, row["n_taxa"], row["n_sites"], nrf_latent, row["nrf_latent_noadv"], row["nrf_latent_adv"], nrfs["nj_p"], nrfs["fasttree"], nrfs["iqtree"],
-        row["loglik_latent"], row["loglik_fasttree"], row["loglik_iqtree"], model_tree,
-        row["disc_auc_before"], row["disc_auc_after"],
+        "%s: %d taxa x %d sites, %s, log-likelihood latent %.2f (FastTree %.2f, IQ-TREE %.2f; model fitted on the %s "
+        "tree), judge AUC without/with the adversary %.2f/%.2f",
+        name, row["n_taxa"], row["n_sites"], nrf_text, row["loglik_latent"], row["loglik_fasttree"],
+        row["loglik_iqtree"], model_tree, row["disc_auc_before"], row["disc_auc_after"],
     )  # fmt: skip
     return {**row, "paths": paths}
 

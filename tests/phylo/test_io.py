@@ -95,6 +95,16 @@ def test_read_family_good(tmp_path: Path) -> None:
         family.codes()
 
 
+def test_read_family_takes_question_marks_as_missing_and_a_byte_order_mark(tmp_path: Path) -> None:
+    # '?' is missing data as PHYLIP/NEXUS (and IQ-TREE) write it; a UTF-8 BOM is what some editors save.
+    path = tmp_path / "fam.fa"
+    path.write_bytes(b"\xef\xbb\xbf>a\r\nAC?T\r\n>b\r\nACGT\r\n>c\r\nA-GT\r\n>d\r\nAC.T\r\n")
+    family = read_family(path)
+    assert family.names == ["a", "b", "c", "d"]
+    codes = family.codes()
+    assert codes[0, 2] == codes[2, 1] == codes[3, 2] == 4  # ?, - and . all missing
+
+
 FOUR = ">a\nACGT\n>b\nACGT\n>c\nACGT\n>d\nACGT\n"
 
 

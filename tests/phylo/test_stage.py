@@ -149,8 +149,10 @@ def test_columns_of_only_gaps_are_kept_with_a_warning(tmp_path, family, caplog) 
     }
     fasta = write_family(gapped, tmp_path / "gappy.fa")
     quick = {**TINY, "epochs": 30, "adversarial_epochs": 0, "render": False, "baselines": ["nj_p"]}
-    with caplog.at_level(logging.WARNING, logger="seqae"):
+    with caplog.at_level(logging.INFO, logger="seqae"):
         row = run_family(fasta, tmp_path / "out", quick, family="gappy", progress=False)
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gappy: ")]
+    assert "no reference tree, so no nRF," in summary[0] and "nRF latent" not in summary[0]
     warned = [r.getMessage() for r in caplog.records if "only gaps" in r.getMessage()]
     assert len(warned) == 1 and str(fasta) in warned[0] and "2 alignment columns (first: column 3)" in warned[0]
     assert row["n_sites"] == 202 and row["loglik_model_tree"] == "latent"
@@ -188,6 +190,8 @@ def test_without_iqtree_the_stage_says_why_and_fits_the_model_on_fasttree(
     )
     assert np.isnan(row["loglik_iqtree"]) and np.isnan(row["nrf_iqtree"]) and np.isfinite(row["loglik_nj_p"])
     assert row["loglik_model_tree"] == ("fasttree" if find_fasttree() else "latent")
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("famA: 8 taxa")]
+    assert f"nRF latent {row['nrf_latent']:.3f}" in summary[0]  # with a reference, the summary gives the nRFs
 
 
 def test_demo_families_stage(tmp_path) -> None:
