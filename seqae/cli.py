@@ -39,9 +39,11 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str, config: bool
     return parser
 
 
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--config", type=Path, help="YAML configuration file (see config/README.md)")
+def _add_config_args(
+    parser: argparse.ArgumentParser, required: bool = True, help: str = "YAML configuration file (see config/README.md)"
+) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--config", type=Path, help=help)
     group.add_argument("--config-json", help="the configuration as a JSON string")
 
 
@@ -52,10 +54,12 @@ def _add_model_run_args(parser: argparse.ArgumentParser, outdir_help: str) -> No
     parser.add_argument("--outdir", type=Path, required=True, help=outdir_help)
 
 
-def _config_from(args: argparse.Namespace) -> Config:
+def _config_from(args: argparse.Namespace, genomes_required: bool = True) -> Config:
     if args.config_json is not None:
-        return load_config(text=args.config_json)
-    return load_config(args.config)
+        return load_config(text=args.config_json, genomes_required=genomes_required)
+    if args.config is None and not genomes_required:  # every setting at its default
+        return load_config(text="{}", genomes_required=False)
+    return load_config(args.config, genomes_required=genomes_required)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
@@ -212,7 +216,7 @@ def _cmd_trees(args: argparse.Namespace) -> None:
         return
     from seqae.phylo.stage import run_families, run_family
 
-    config = _config_from(args)
+    config = _config_from(args, genomes_required=False)
     settings = {**config.get("trees", {}), "seed": config["seed"]}
     if args.batch is not None or args.all:
         from seqae.phylo.inputs import read_batch
@@ -391,9 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto: the GPU when there is one"
     )
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--config", type=Path, help="YAML configuration whose evaluate: settings apply (optional)")
-    group.add_argument("--config-json", help="the configuration as a JSON string")
+    _add_config_args(p, required=False, help="YAML configuration whose evaluate: settings apply (optional)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = _command(sub, "compare", help="tabulate several models' metrics.json side by side (TSV, Markdown, bar figure)")
@@ -422,8 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "trees",
         help="latent tree of one aligned family, or of a batch fitted together: Newick/NHX, figures, summary rows",
-        config=True,
     )
+    _add_config_args(p, required=False, help="YAML configuration whose trees: settings and seed apply (optional: the "
+                     "defaults; it needs no genomes: section)")  # fmt: skip
     p.add_argument("--family", help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
     p.add_argument(
         "--fasta", type=Path, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)"

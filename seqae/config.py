@@ -89,28 +89,34 @@ def _first_error(validator: jsonschema.protocols.Validator, instance: Any) -> js
     return errors[0] if errors else None
 
 
-def validate_config(config: Config, source: str = "config") -> Config:
+def validate_config(config: Config, source: str = "config", genomes_required: bool = True) -> Config:
     """Validate ``config`` in place, filling defaults; return it.
+
+    ``genomes_required=False`` takes a config without ``genomes``, for the
+    commands that need none (``seqae trees`` on the user's alignments).
 
     Raises:
         ConfigError: one line, ``<source>: <key>: <problem>``, for the first
             problem found (the deepest one, which names the key most exactly).
     """
-    error = _first_error(_DefaultFillingValidator(config_schema()), config)
+    schema = config_schema()
+    if not genomes_required:  # a shallow copy: the cached schema stays as it is
+        schema = {**schema, "required": [key for key in schema.get("required", []) if key != "genomes"]}
+    error = _first_error(_DefaultFillingValidator(schema), config)
     if error is not None:
         raise ConfigError(f"{source}: {_describe(error)}")
-    species = [g["species"] for g in config["genomes"]]
+    species = [g["species"] for g in config.get("genomes", [])]
     duplicated = sorted({s for s in species if species.count(s) > 1})
     if duplicated:
         raise ConfigError(f"{source}: genomes: species {duplicated[0]!r} is listed more than once")
-    for i, genome in enumerate(config["genomes"]):
+    for i, genome in enumerate(config.get("genomes", [])):
         names = [tf["name"] for tf in genome["tfs"]]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ConfigError(f"{source}: genomes[{i}].tfs: TF {twice[0]!r} is listed more than once")
     tf = config.get("orthologs", {}).get("tf")
     if tf is not None:
-        lacking = [g["species"] for g in config["genomes"] if tf not in {t["name"] for t in g["tfs"]}]
+        lacking = [g["species"] for g in config.get("genomes", []) if tf not in {t["name"] for t in g["tfs"]}]
         if lacking:
             raise ConfigError(f"{source}: orthologs.tf: genome {lacking[0]!r} has no TF {tf!r}")
     return config
@@ -132,8 +138,9 @@ def check_settings(settings: Any, schema: dict[str, Any], where: str) -> None:
         raise ConfigError(_describe(error, (where,)))
 
 
-def load_config(path: str | Path | None = None, *, text: str | None = None) -> Config:
-    """Read a YAML (or JSON) config from ``path`` or from ``text``; validate and fill defaults."""
+def load_config(path: str | Path | None = None, *, text: str | None = None, genomes_required: bool = True) -> Config:
+    """Read a YAML (or JSON) config from ``path`` or from ``text``; validate and fill defaults
+    (``genomes_required``: as :func:`validate_config`)."""
     source = str(path) if path is not None else "config"
     try:
         if text is None:
@@ -149,7 +156,7 @@ def load_config(path: str | Path | None = None, *, text: str | None = None) -> C
         raise ConfigError(f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level")
-    return validate_config(data, source)
+    return validate_config(data, source, genomes_required)
 
 
 def config_to_json(config: Config) -> str:

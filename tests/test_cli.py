@@ -6,7 +6,10 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from seqae import cli
+from seqae.errors import ConfigError
 from seqae.fileio import atomic_output
 
 
@@ -60,3 +63,26 @@ def test_help_is_plain_text_and_every_command_has_a_description() -> None:
         text = command.format_help()
         assert f"seqae {name}: " in text, text  # a description line below the usage
         assert "``" not in text
+
+
+def test_trees_runs_on_the_defaults_or_a_config_without_genomes(tmp_path, monkeypatch):
+    """`seqae trees` on one's own alignments needs no configuration, or one with only a trees: section."""
+    from seqae.config import load_config
+    from seqae.phylo import stage
+
+    seen = []
+    monkeypatch.setattr(
+        stage, "run_family", lambda fasta, outdir, settings, **kw: seen.append(settings) or {"family": "x"}
+    )
+    base = ["--quiet", "trees", "--family", "x", "--fasta", str(tmp_path / "x.fa"), "--outdir", str(tmp_path / "o")]
+    assert cli.main(base) == 0
+    defaults = load_config(text="{}", genomes_required=False)
+    assert seen[0] == {**defaults["trees"], "seed": defaults["seed"]}
+    config = tmp_path / "trees.yaml"
+    config.write_text("seed: 3\ntrees:\n  adversary_check: 0\n  latent_tree: {perturbations: 2}\n")
+    assert cli.main([*base, "--config", str(config)]) == 0
+    assert seen[1]["seed"] == 3 and seen[1]["adversary_check"] == 0 and seen[1]["latent_tree"]["perturbations"] == 2
+    config.write_text("trees:\n  adversary_chek: 0\n")  # still checked against the schema
+    assert cli.main([*base, "--config", str(config)]) != 0 and len(seen) == 2
+    with pytest.raises(ConfigError, match="'genomes' is a required property"):
+        load_config(text="{}")  # the commands that read genomes still need them

@@ -17,6 +17,7 @@ per node. Both read back with ete3 and with ``Bio.Phylo.read(path,
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -217,13 +218,30 @@ def _few(names: Iterable[str], k: int = 5) -> str:
     return ", ".join(map(repr, items[:k])) + more
 
 
+def _nexus_tree(path: Path, text: str) -> str:
+    """The one tree of a NEXUS file (MrBayes, BEAST, PAUP*), its TRANSLATE table applied, as Newick."""
+    from Bio import Phylo
+
+    try:
+        trees = list(Phylo.parse(io.StringIO(text), "nexus"))
+    except Exception as exc:  # noqa: BLE001 - Bio.Nexus raises bare Exceptions and NexusErrors alike
+        raise InputError(path, f"not a readable NEXUS file: {' '.join(str(exc).split())[:200]}") from None
+    if len(trees) != 1:
+        raise InputError(path, f"the NEXUS file holds {len(trees)} trees; expected exactly one")
+    out = io.StringIO()
+    Phylo.write(trees, out, "newick")
+    return out.getvalue().strip()
+
+
 def read_tree(path: str | os.PathLike[str], leaf_names: Sequence[str] | None = None):
     """Read one Newick/NHX tree, checking it.
 
     Args:
         path: a file with one tree (branch lengths and NHX attributes
-            optional; internal labels are read as node names). NHX values are
-            read as text.
+            optional; internal labels are read as node names; quoted names
+            lose their quotes; other ``[...]`` comments are dropped). NHX
+            values are read as text. A NEXUS file with one tree (MrBayes,
+            BEAST) is read too, its TRANSLATE table applied.
         leaf_names: if given, the tree's leaves must be exactly these names
             (e.g. the family's sequence names).
 
@@ -238,14 +256,18 @@ def read_tree(path: str | os.PathLike[str], leaf_names: Sequence[str] | None = N
     from seqae.phylo.ete import NewickError, Tree
 
     p = require_file(path, "tree file")
-    text = p.read_text(errors="replace").strip()
+    text = p.read_text(errors="replace").removeprefix("\ufeff").strip()
     if not text:
         raise InputError(p, "empty file: no Newick tree")
+    if text[:6].upper() == "#NEXUS":
+        text = _nexus_tree(p, text)
     problem = _newick_problem(text)
     if problem:
         raise InputError(p, f"not a valid Newick tree: {problem}")
+    # Comments other than NHX's (BEAST's [&R], [&rate=...]) carry nothing here, and ete3 rejects them.
+    text = re.sub(r"\[(?!&&NHX)[^\]]*\]", "", text)
     try:
-        tree = Tree(text, format=1)
+        tree = Tree(text, format=1, quoted_node_names=True)
     except (NewickError, ValueError, TypeError) as exc:
         reason = " ".join(str(exc).split()).split(" You may want to check")[0]
         raise InputError(p, f"not a valid Newick tree: {reason}") from None

@@ -159,6 +159,10 @@ def test_read_family_missing_file(tmp_path: Path) -> None:
         ("((a:x,b),(c,d));", "not a valid Newick tree: Unexpected newick format 'a:x'"),
         ("((a,b),(c,a));", "duplicate leaf names: 'a'"),
         ("((a,b),(c,));", "not a valid Newick tree: Empty leaf node found"),
+        (
+            "#NEXUS\nbegin trees;\ntree a = ((a,b),(c,d));\ntree b = ((a,c),(b,d));\nend;\n",
+            "the NEXUS file holds 2 trees; expected exactly one",
+        ),
     ],
 )
 def test_read_tree_bad_input(tmp_path: Path, text: str, message: str) -> None:
@@ -180,3 +184,30 @@ def test_read_tree_leaves_must_match_family(tmp_path: Path) -> None:
         "4 only in the FASTA ('d', 'e', 'f', 'g')"
     )
     assert read_tree(path, ["a", "b", "c", "x", "y", "z"]).get_leaf_names() == ["a", "b", "c", "x", "y", "z"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(('a':0.1,'b':0.2):0.05,c:0.3,d:0.4);",  # quoted names, as IQ-TREE writes odd ones
+        "[&R] ((a[&rate=1.1]:0.1,b:0.2):0.05,c:0.3,d:0.4);",  # BEAST's comments
+        "\ufeff((a:0.1,b:0.2)95:0.05,c:0.3,d:0.4);\r\n",  # byte-order mark, support label, Windows line end
+        "#NEXUS\nbegin trees;\n translate 1 a, 2 b, 3 c, 4 d;\n"
+        " tree con_50 = [&U] ((1:0.1,2:0.2)1.00:0.05,3:0.3,4:0.4);\nend;\n",  # MrBayes' consensus
+    ],
+)
+def test_read_tree_takes_the_files_other_programs_write(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "t.tree"
+    path.write_text(text, encoding="utf-8")
+    tree = read_tree(path, ["a", "b", "c", "d"])
+    assert normalized_rf(tree, Tree("((a,b),c,d);")) == 0.0
+    assert {leaf.name: leaf.dist for leaf in tree.get_leaves()} == pytest.approx(
+        {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}
+    )
+
+
+def test_read_tree_keeps_nhx_attributes_beside_other_comments(tmp_path: Path) -> None:
+    path = tmp_path / "t.nhx"
+    path.write_text("((a[&rate=1.2]:0.1,b:0.2):0.05[&&NHX:S=x],c:0.3,d:0.4);")
+    tree = read_tree(path)
+    assert [node.S for node in tree.traverse() if hasattr(node, "S")] == ["x"]
