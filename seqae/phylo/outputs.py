@@ -157,9 +157,12 @@ def finish_family(
         "seconds_total": round(fit["seconds"] + time.perf_counter() - t_start, 3),
     }
     paths["tsv"] = write_tsv(pd.DataFrame([row], columns=list(TREES_COLUMNS)), out / f"{name}.tsv")
+    adversary = (
+        f"without/with the adversary {row['nrf_latent_noadv']:.3f}/{row['nrf_latent_adv']:.3f}; "
+        if np.isfinite([row["nrf_latent_noadv"], row["nrf_latent_adv"]]).all() else ""
+    )  # fmt: skip
     nrf_text = (
-        f"nRF latent {nrf_latent:.3f} (without/with the adversary {row['nrf_latent_noadv']:.3f}/"
-        f"{row['nrf_latent_adv']:.3f}; NJ-p {nrfs['nj_p']:.3f}, FastTree {nrfs['fasttree']:.3f}, "
+        f"nRF latent {nrf_latent:.3f} ({adversary}NJ-p {nrfs['nj_p']:.3f}, FastTree {nrfs['fasttree']:.3f}, "
         f"IQ-TREE {nrfs['iqtree']:.3f})"
         if np.isfinite(nrf_latent) else "no reference tree, so no nRF"
     )  # fmt: skip
