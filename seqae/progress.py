@@ -97,7 +97,7 @@ class PhaseProgress:
         """Remove the bar; without one, log the phase's time (only when it completed)."""
         self.bar.close()
         if not self.enabled and completed:
-            log.info("%s: %d %ss in %s%s", self.desc, self.done, self.unit,
+            log.info("%s: %d %s%s in %s%s", self.desc, self.done, self.unit, "" if self.done == 1 else "s",
                      duration(time.perf_counter() - self.start), self._figures())  # fmt: skip
 
     def _figures(self) -> str:

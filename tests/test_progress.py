@@ -28,6 +28,9 @@ def test_a_phase_without_a_bar_logs_its_progress_and_its_end(monkeypatch, caplog
     assert len(lines) == 3 and all(line.startswith("trees n=9 x2 ML search: ") for line in lines)
     assert "1/3 rounds" in lines[0] and "ETA" in lines[0] and "logL/site -1.0" in lines[0]
     assert "3 rounds in" in lines[2] and "logL/site -1.2" in lines[2]
+    with caplog.at_level("INFO", logger="seqae"), progress.PhaseProgress(1, "ML search", "round", False) as phase:
+        phase.update()
+    assert caplog.records[-1].getMessage().startswith("ML search: 1 round in ")
     assert capsys.readouterr().err == ""  # no bar
 
 
