@@ -160,7 +160,7 @@ def _newton_lengths(
     weights: torch.Tensor,
     model: GTRGamma,
     lengths: torch.Tensor,
-    ll: torch.Tensor,
+    ll: torch.Tensor | None,
     tolerance: torch.Tensor,
     max_iter: int,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -168,11 +168,19 @@ def _newton_lengths(
 
     Where a branch's second derivative is not negative (the likelihood is not
     concave there) the step doubles or halves the length instead, towards
-    its gradient. Stops when no family gains ``tolerance`` ``[B]``.
+    its gradient. Stops when no family gains ``tolerance`` ``[B]``. ``ll``:
+    the log-likelihoods at ``lengths``, or None to take them from the first
+    derivative pass (the same numbers, without a pass of their own).
     """
     real = tt.edge_mask
+    step = 0
+    if ll is None and max_iter < 1:
+        with torch.no_grad():
+            ll = log_likelihood(tt, tips, weights, model, lengths)
     for step in range(1, max_iter + 1):  # noqa: B007 - returned below: the iterations run
-        _, first, second = branch_derivatives(tt, tips, weights, model, lengths)
+        current, first, second = branch_derivatives(tt, tips, weights, model, lengths)
+        if ll is None:
+            ll = current
         newton = torch.where(second < 0, -first / second.clamp(max=-1e-300), torch.sign(first) * lengths)
         newton = torch.where(real, newton, torch.zeros_like(newton))
         accepted = torch.zeros_like(ll, dtype=torch.bool)

@@ -44,7 +44,6 @@ from seqae.phylo.likelihood import (
     _model_inputs,
     _outside,
     _root_log_likelihood,
-    log_likelihood,
 )
 from seqae.phylo.mlfit import MAX_LENGTH, MIN_LENGTH, _fit_model, _newton_lengths
 
@@ -355,11 +354,8 @@ def nni_search(
         return TreeTensors(table[:, : n - 3, :2].contiguous(), table[:, n - 3].contiguous(), mask)
 
     def refit(table: torch.Tensor, ell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tt = tensors(table)
-        with torch.no_grad():
-            ll0 = log_likelihood(tt, tips, weights, model, ell)
-        ell, ll0, _ = _newton_lengths(tt, tips, weights, model, ell, ll0, 1e-7 * sites, newton_iter)
-        return ell, ll0
+        ell, ll, _ = _newton_lengths(tensors(table), tips, weights, model, ell, None, 1e-7 * sites, newton_iter)
+        return ell, ll
 
     lengths, ll = refit(kids, lengths)
     moves = np.zeros(b, dtype=np.int64)
