@@ -439,7 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fit every family of the configuration's trees.families together (outputs in OUTDIR/NAME/)",
     )
-    p.add_argument("--reference", type=Path, help="reference/true tree (Newick) of the family, for the nRF columns")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        help="reference/true tree of the family (Newick, or NEXUS with one tree), for the nRF columns",
+    )
     p.add_argument(
         "--labels", type=Path, help="leaf labels: two-column TSV (sequence name, label) for the figures and NHX"
     )
