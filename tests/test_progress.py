@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_progress_bar_counts_and_wraps_an_iterable(capsys) -> None:
     from seqae.progress import progress_bar
@@ -38,12 +40,9 @@ def test_a_phase_that_fails_logs_no_end_and_a_drawn_phase_logs_nothing(caplog) -
     from seqae.progress import PhaseProgress
 
     with caplog.at_level("INFO", logger="seqae"):
-        try:
-            with PhaseProgress(5, "distance fit", "step", False) as phase:
-                phase.update()
-                raise RuntimeError("stopped")
-        except RuntimeError:
-            pass
+        with pytest.raises(RuntimeError, match="stopped"), PhaseProgress(5, "distance fit", "step", False) as phase:
+            phase.update()
+            raise RuntimeError("stopped")
         with PhaseProgress(2, "likelihood training", "epoch", True) as phase:
             phase.update()
             phase.update()

@@ -256,7 +256,7 @@ def read_tree(path: str | os.PathLike[str], leaf_names: Sequence[str] | None = N
     from seqae.phylo.ete import NewickError, Tree
 
     p = require_file(path, "tree file")
-    text = p.read_text(errors="replace").removeprefix("\ufeff").strip()
+    text = p.read_text(encoding="utf-8-sig", errors="replace").strip()  # utf-8-sig: a byte-order mark is skipped
     if not text:
         raise InputError(p, "empty file: no Newick tree")
     if text[:6].upper() == "#NEXUS":
