@@ -166,6 +166,7 @@ rule plot_extract_qc:
         f"{LOGS}/plot_extract_qc.log",
     conda:
         "../../envs/data.yaml"
+    threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=10,

@@ -206,6 +206,7 @@ rule compare_models:
         f"{LOGS}/compare_models.log",
     conda:
         "../../envs/models.yaml"
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=10,

@@ -76,6 +76,7 @@ rule gather_trees:
         f"{LOGS}/gather_trees.log",
     conda:
         "../../envs/trees.yaml"
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
