@@ -122,6 +122,29 @@ def validate_config(config: Config, source: str = "config", genomes_required: bo
     return config
 
 
+def json_type(value: Any) -> dict[str, Any]:
+    """The JSON Schema type a setting's default tells: ``64`` -> ``{"type": "integer"}``, a list of strings ->
+    ``{"type": "array", "items": {"type": "string"}}``.
+
+    Raises:
+        TypeError: a default that tells no type (None): its definition must give the type.
+    """
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int):
+        return {"type": "integer"}
+    if isinstance(value, float):
+        return {"type": "number"}
+    if isinstance(value, str):
+        return {"type": "string"}
+    if isinstance(value, list):
+        items = {json_type(v)["type"] for v in value}
+        return {"type": "array", "items": {"type": items.pop()}} if len(items) == 1 else {"type": "array"}
+    if isinstance(value, dict):
+        return {"type": "object"}
+    raise TypeError(f"no JSON type for {value!r}: give it in the constraints")
+
+
 def check_settings(settings: Any, schema: dict[str, Any], where: str) -> None:
     """Check ``settings`` against ``schema``, a part of the configuration schema (the
     ``evaluate`` settings, one model's), without filling defaults.

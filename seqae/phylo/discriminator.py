@@ -48,13 +48,12 @@ Shapes: a batch of metrics is ``[B, m, m]``; features ``[B, m, K]``; scores
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from seqae.phylo.settings import settings_from_mapping
+from seqae.phylo.settings import DiscriminatorSettings
 from seqae.phylo.simulate import TreeArrays, birth_death_tree, coalescent_tree
 
 __all__ = [
@@ -76,50 +75,6 @@ __all__ = [
     "train_discriminator",
     "tree_arrays_metric",
 ]
-
-
-@dataclass
-class DiscriminatorSettings:
-    """Settings of the discriminator and of its reference trees.
-
-    Attributes:
-        hidden: width of the row and pooled networks.
-        n_quantiles: quantiles that summarise each sorted row.
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        steps: optimiser steps of a stand-alone fit (before adversarial
-            training, and for the fresh discriminator after it).
-        batch: metrics per side per step.
-        subset_min: smallest leaf subset drawn (at most the family size).
-        n_reference: simulated reference trees per family (training pool; as
-            many again, freshly drawn, are held out for the AUC).
-        clock_sd_max: relaxed clocks draw a log-normal rate sd up to this.
-        death_max: birth–death trees draw ``death / birth`` up to this.
-        coalescent_fraction: share of coalescent trees among the references.
-        user_fraction: share of reference samples drawn from the user's
-            real trees when some are given.
-        latent_fraction: share of the adversary's negatives that are leaf
-            subsets of the current latent metric (the rest: non-tree metrics).
-    """
-
-    hidden: int = 64
-    n_quantiles: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    steps: int = 300
-    batch: int = 64
-    subset_min: int = 8
-    n_reference: int = 256
-    clock_sd_max: float = 0.5
-    death_max: float = 0.9
-    coalescent_fraction: float = 0.3
-    user_fraction: float = 0.25
-    latent_fraction: float = 0.5
-
-    @classmethod
-    def from_mapping(cls, values: dict | None) -> DiscriminatorSettings:
-        """Settings from a config mapping; unknown keys raise ValueError."""
-        return settings_from_mapping(cls, values, "discriminator")
 
 
 # ---------------------------------------------------------------- reference trees

@@ -82,7 +82,7 @@ from seqae.phylo.njtorch import decode_nj
 from seqae.phylo.nni import resolve_flat_branches
 from seqae.phylo.patterns import pattern_batch, site_patterns
 from seqae.phylo.schedule import UnrootedTree, tree_batch, unrooted_tree
-from seqae.phylo.settings import settings_from_mapping
+from seqae.phylo.settings import LatentTreeSettings
 from seqae.phylo.treejudge import (
     JudgeTrees,
     perturbed,
@@ -94,84 +94,9 @@ from seqae.progress import PhaseProgress
 
 __all__ = ["LatentTree", "LatentTreeSettings", "fit_latent_trees", "poincare_distance_matrix"]
 
-REFINEMENTS = ("nni", "none")
-FLAT_RESOLUTIONS = ("jc69", "none")
 #: Internal branches at most this long (expected substitutions per site) are flat:
 #: the likelihood cannot tell their resolutions apart (ML lengths stop at ``MIN_LENGTH``).
 FLAT_LENGTH = 10 * MIN_LENGTH
-
-
-@dataclass
-class LatentTreeSettings:
-    """Settings of the tree latent (``config["trees"]["latent_tree"]``).
-
-    Attributes:
-        dim: dimensions of the Poincare ball holding the leaf points.
-        init_steps: Adam steps fitting the points to the JC69 distances.
-        init_lr: their learning rate.
-        epochs: Adam steps of likelihood training (0: the decoded start is the latent tree).
-        lr: learning rate of the points and the distance scale.
-        model_lr: learning rate of the GTR + Gamma parameters.
-        refine: ``"nni"`` (ML NNI refinement of the decoded tree) or ``"none"``.
-        nni_rounds: refinement rounds at most.
-        perturbations: rounds of random NNIs followed by NNI climbing again, the
-            better tree kept per family (IQ-TREE's stochastic search; 0: none).
-            12 by default: on simulated 100-taxon families the climb alone stops
-            below FastTree's likelihood on over half of them; 12 rounds reach
-            IQ-TREE's likelihood, for about 4x the time (README, tree benchmark).
-        flat_resolution: how the refined tree's zero-length internal branches
-            are resolved, where the likelihood is flat across their three
-            arrangements: ``"jc69"`` (default) by BME NNIs on the family's
-            JC69 distances, ``"none"``: as the search left them (the
-            ablation). Only those branches change; the likelihood does not
-            (:func:`seqae.phylo.nni.resolve_flat_branches`). The latent
-            points' own distances resolve them worse (README).
-        n_categories: discrete-Gamma categories.
-        batch_size: families fitted together (same number of taxa).
-        dtype: ``"float64"`` (default) or ``"float32"``.
-        adversarial_weight: weight of the adversarial term ``softplus(-adversary(tree))``
-            added to the negative log-likelihood per site during likelihood
-            training (0: no adversary; see :mod:`seqae.phylo.treejudge`).
-        judge: fit the judge (real vs perturbed trees; it never sees a latent
-            tree) and report its score and AUC for each latent tree.
-        judge_steps: Adam steps of the judge's first fit.
-        n_reference: simulated real trees for the judge (and as many held out).
-    """
-
-    dim: int = 8
-    init_steps: int = 300
-    init_lr: float = 0.05
-    epochs: int = 100
-    lr: float = 0.01
-    model_lr: float = 0.05
-    refine: str = "nni"
-    nni_rounds: int = 40
-    perturbations: int = 12
-    flat_resolution: str = "jc69"
-    n_categories: int = 4
-    batch_size: int = 64
-    dtype: str = "float64"
-    adversarial_weight: float = 0.0
-    judge: bool = True
-    judge_steps: int = 200
-    n_reference: int = 256
-
-    def __post_init__(self) -> None:
-        if self.refine not in REFINEMENTS:
-            raise ValueError(f"latent_tree.refine must be one of {', '.join(REFINEMENTS)}, got {self.refine!r}")
-        if self.dim < 2 or self.batch_size < 1 or self.epochs < 0 or self.init_steps < 0:
-            raise ValueError("latent_tree: dim >= 2, batch_size >= 1, epochs >= 0 and init_steps >= 0 required")
-        if self.flat_resolution not in FLAT_RESOLUTIONS:
-            raise ValueError(
-                f"latent_tree.flat_resolution must be one of {', '.join(FLAT_RESOLUTIONS)}, got {self.flat_resolution!r}"
-            )
-        if self.dtype not in ("float64", "float32"):
-            raise ValueError(f"latent_tree.dtype must be float64 or float32, got {self.dtype!r}")
-
-    @classmethod
-    def from_mapping(cls, values: dict | None) -> LatentTreeSettings:
-        """Settings from ``config["trees"]["latent_tree"]``; unknown keys raise ValueError."""
-        return settings_from_mapping(cls, values, "latent_tree")
 
 
 @dataclass

@@ -80,17 +80,6 @@ __all__ = [
 log = logging.getLogger("seqae")
 
 BASELINE_METHODS = BASELINES
-#: Keys of ``config["trees"]`` that belong to the stage, not to the model.
-STAGE_KEYS = (
-    "families",
-    "baselines",
-    "render",
-    "figure_width",
-    "real_trees",
-    "model",
-    "latent_tree",
-    "adversary_check",
-)
 #: trees.model values: the tree latent (default) and the earlier point-cloud autoencoder.
 MODELS = ("tree_latent", "points")
 
@@ -113,19 +102,11 @@ def stage_settings(settings: Mapping[str, Any] | None) -> tuple[TreeAESettings, 
     }
     if stage["model"] not in MODELS:
         raise ConfigError(f"trees.model: {stage['model']!r} is not one of {', '.join(MODELS)}")
-    try:
-        stage["latent_tree"] = LatentTreeSettings.from_mapping(values.get("latent_tree") or {})
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"trees.{exc}") from None
+    stage["latent_tree"] = LatentTreeSettings.from_mapping(values.get("latent_tree"))
     unknown = [m for m in stage["baselines"] if m not in BASELINE_METHODS]
     if unknown:
         raise ConfigError(f"trees.baselines: unknown method {unknown[0]!r} (choose from {', '.join(BASELINE_METHODS)})")
-    model_values = {k: v for k, v in values.items() if k not in STAGE_KEYS}
-    try:
-        model = TreeAESettings.from_mapping(model_values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"trees: {exc}") from None
-    return model, stage
+    return TreeAESettings.from_mapping(values), stage
 
 
 def run_family(

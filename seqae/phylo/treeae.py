@@ -102,7 +102,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -110,7 +110,6 @@ from torch import nn
 
 from seqae.alphabet import one_hot
 from seqae.phylo.discriminator import (
-    DiscriminatorSettings,
     PhylogenyDiscriminator,
     _subset_size,
     discriminator_scores,
@@ -127,8 +126,8 @@ from seqae.phylo.discriminator import (
 from seqae.phylo.distance import jc69_distance, p_distance
 from seqae.phylo.nj import neighbor_joining
 from seqae.phylo.nni import nj_bme_tree
-from seqae.phylo.settings import settings_from_mapping
-from seqae.phylo.treeae_model import GEOMETRIES, TreeAutoencoder
+from seqae.phylo.settings import TreeAESettings
+from seqae.phylo.treeae_model import TreeAutoencoder
 from seqae.progress import progress_bar
 from seqae.runtime import resolve_device
 
@@ -139,103 +138,8 @@ __all__ = [
     "read_latent_tree",
 ]
 
-DISTANCE_TARGETS = ("p", "jc69")
-DECODERS = ("relatives", "mlp")
-TREE_SEARCHES = ("bme_nni", "nj")
 #: Gamma shape used to turn the path lengths of user-given real trees into p-/JC69-like distances.
 _USER_TREE_ALPHA = 0.5
-
-
-@dataclass
-class TreeAESettings:
-    """Model and training settings of the tree autoencoder (``config["trees"]``).
-
-    Attributes:
-        latent_dim: size ``k`` of each sequence's latent point; None: ``n - 1``
-            (enough for an exact fit of the p-distances with ``sqeuclidean``).
-        geometry: ``"sqeuclidean"``, ``"euclidean"``, ``"poincare"`` or ``"l1"``.
-        curvature: ``c`` of the Poincaré ball (curvature ``-c``).
-        hidden: width of the encoder and decoder MLPs.
-        encoder_depth: hidden layers of the encoder (0: linear map of the
-            whitened input).
-        distance_target: ``"p"`` or ``"jc69"`` distances the latent distances fit.
-        epochs: warm-up steps (full batch) with reconstruction + distance.
-        adversarial_epochs: steps with the discriminator (0: no adversarial phase).
-        lr: Adam learning rate of the autoencoder.
-        recon_weight: weight of the reconstruction cross-entropy (nats per site).
-        distance_weight: weight of the relative stress. Only the ratios of
-            the three weights matter (Adam is invariant to the loss scale);
-            100 : 0.1 : 0.001 keeps the stress in charge (the stress of an
-            exact fit is ~1e-8, a GAN loss ~1).
-        adversarial_weight: weight of the generator's GAN loss.
-        tree_search: how the tree is read from the latent distances:
-            ``"bme_nni"`` (neighbor joining, then nearest-neighbour
-            interchanges under balanced minimum evolution, as FastME does;
-            :mod:`seqae.phylo.nni`) or ``"nj"`` (neighbor joining alone).
-        input_dropout: fraction of sites masked in the encoder's input.
-        max_seconds: wall-clock bound of the whole fit; phases stop early
-            (the adversarial phase keeps at least its share of the remainder).
-        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        cpu_threads: torch threads during a CPU fit (restored afterwards);
-            None keeps torch's setting. A family is a small problem: on a
-            busy machine more threads spin against each other (8 x 200 sites:
-            0.3 s with one thread, 16 s with two on a loaded 2-core machine).
-        seed: seed of every random choice (initialisation, masks, subsets,
-            reference trees).
-        discriminator: :class:`~seqae.phylo.discriminator.DiscriminatorSettings`.
-    """
-
-    latent_dim: int | None = None
-    geometry: str = "sqeuclidean"
-    curvature: float = 1.0
-    hidden: int = 128
-    encoder_depth: int = 0
-    decoder: str = "relatives"
-    distance_target: str = "p"
-    epochs: int = 800
-    adversarial_epochs: int = 200
-    lr: float = 0.01
-    recon_weight: float = 0.1
-    distance_weight: float = 100.0
-    adversarial_weight: float = 1e-3
-    tree_search: str = "bme_nni"
-    input_dropout: float = 0.0
-    max_seconds: float = 600.0
-    device: str = "auto"
-    cpu_threads: int | None = 1
-    seed: int = 7
-    discriminator: DiscriminatorSettings = field(default_factory=DiscriminatorSettings)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.discriminator, dict):
-            self.discriminator = DiscriminatorSettings.from_mapping(self.discriminator)
-        if self.geometry not in GEOMETRIES:
-            raise ValueError(f"geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
-        if self.tree_search not in TREE_SEARCHES:
-            raise ValueError(f"tree_search must be one of {TREE_SEARCHES}, got {self.tree_search!r}")
-        if self.distance_target not in DISTANCE_TARGETS:
-            raise ValueError(f"distance_target must be one of {DISTANCE_TARGETS}, got {self.distance_target!r}")
-        if (self.latent_dim is not None and self.latent_dim < 1) or self.hidden < 1:
-            raise ValueError("latent_dim and hidden must be >= 1")
-        if self.curvature <= 0:
-            raise ValueError(f"curvature must be > 0, got {self.curvature}")
-        if not 0.0 <= self.input_dropout < 1.0:
-            raise ValueError(f"input_dropout must be in [0, 1), got {self.input_dropout}")
-
-    @classmethod
-    def from_mapping(cls, values: dict | None) -> TreeAESettings:
-        """Settings from ``config["trees"]`` (plus ``seed``); keys of the stage
-        (``families``, ``baselines``, ``render``) are ignored, others must be known."""
-        values = {k: v for k, v in dict(values or {}).items() if k not in _STAGE_KEYS}
-        return settings_from_mapping(cls, values, "tree autoencoder")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-_STAGE_KEYS = {"families", "baselines", "render", "figure_width", "model", "latent_tree", "adversary_check"}
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 :class:`TreeAutoencoder` maps one-hot rows ``[n, L, 4]`` of a family to
 latent points ``z [n, k]``, reads latent distances ``[n, n]`` between them
-in one of :data:`GEOMETRIES` (scaled by a learned factor to the distance
+in one of :data:`seqae.phylo.settings.GEOMETRIES` (scaled by a learned factor to the distance
 target's units, differences per site for p-distances), and decodes
 log-probabilities or logits ``[n, L, 4]`` back. Why the geometries and
 decoders are what they are, and how they are trained: :mod:`seqae.phylo.treeae`.
@@ -15,10 +15,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["GEOMETRIES", "TreeAutoencoder"]
+__all__ = ["TreeAutoencoder"]
 
-#: Latent geometries: squared Euclidean (default), Euclidean, the Poincaré ball, l1.
-GEOMETRIES = ("sqeuclidean", "euclidean", "poincare", "l1")
 #: Largest norm of a Poincaré point, as a fraction of the ball's radius.
 _BALL_EDGE = 1.0 - 1e-5
 
@@ -79,7 +77,7 @@ class TreeAutoencoder(nn.Module):
         latent_dim: ``k``.
         hidden: MLP width.
         encoder_depth: hidden layers of the encoder (0: linear).
-        geometry: one of :data:`GEOMETRIES`.
+        geometry: one of :data:`seqae.phylo.settings.GEOMETRIES`.
         curvature: ``c`` of the ball.
 
     ``encode(x [n, L, 4]) -> z [n, k]``; ``distances(z) -> [n, n]`` (scaled

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from seqae.errors import ConfigError
 from seqae.phylo.compare import normalized_rf
 from seqae.phylo.hypertree import LatentTreeSettings, fit_latent_trees, poincare_distance_matrix
 from tests.phylo.conftest import simulated_family
@@ -90,11 +91,11 @@ def test_identical_sequences_are_fitted_as_a_cherry():
 
 
 def test_latent_settings_reject_bad_values():
-    with pytest.raises(ValueError, match="refine"):
+    with pytest.raises(ConfigError, match=r"^trees\.latent_tree\.refine: 'spr' is not one of"):
         LatentTreeSettings(refine="spr")
-    with pytest.raises(ValueError, match="flat_resolution"):
+    with pytest.raises(ConfigError, match="flat_resolution"):
         LatentTreeSettings(flat_resolution="parsimony")
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ConfigError, match="unknown key"):
         LatentTreeSettings.from_mapping({"dims": 3})
     with pytest.raises(ValueError, match="at least 4"):
         fit_latent_trees([(np.zeros((3, 10), dtype=np.uint8), ["a", "b", "c"])])

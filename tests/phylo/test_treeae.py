@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from seqae.errors import ConfigError
 from seqae.phylo.distance import patristic_distances
 from seqae.phylo.ete import Tree
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
@@ -60,11 +61,11 @@ def test_fit_is_seeded(family) -> None:
 
 
 def test_settings_reject_unknown_keys() -> None:
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(ConfigError, match="unknown"):
         TreeAESettings.from_mapping({"latent_dims": 3})
-    with pytest.raises(ValueError, match="geometry"):
+    with pytest.raises(ConfigError, match=r"^trees\.geometry: 'spherical' is not one of"):
         TreeAESettings.from_mapping({"geometry": "spherical"})
-    with pytest.raises(ValueError, match="tree_search"):
+    with pytest.raises(ConfigError, match="tree_search"):
         TreeAESettings.from_mapping({"tree_search": "spr"})
 
 

@@ -117,8 +117,8 @@ FAMILIES = {family["name"]: family for family in config["trees"]["families"]}
 # per job in config order (the job fits those with the same number of taxa
 # together on one device); the points model keeps one family per batch.
 TREE_BATCH_SIZE = (
-    int((config["trees"].get("latent_tree") or {}).get("batch_size", 64))
-    if config["trees"].get("model", "tree_latent") == "tree_latent"
+    config["trees"]["latent_tree"]["batch_size"]
+    if config["trees"]["model"] == "tree_latent"
     else 1
 )
 TREE_BATCHES = [
