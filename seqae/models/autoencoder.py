@@ -77,6 +77,7 @@ from seqae.models.decoder_terms import DecoderTermsMixin
 from seqae.models.encoder import SequenceEncoder
 from seqae.models.generation import GenerationMixin
 from seqae.models.heads import cap_head_gradient
+from seqae.models.layers import TowerShape
 from seqae.models.layout import LatentLayout
 from seqae.models.objectives import (
     TRACK_TRANSFORMS,
@@ -84,6 +85,7 @@ from seqae.models.objectives import (
     InfoMaxDiscriminator,
     tracks_to_stored,
 )
+from seqae.models.quantize import training_options
 from seqae.models.scoring import ScoringMixin
 from seqae.models.settings import DEFAULT_MODEL_SETTINGS, MODEL_SETTINGS_HELP, SIZE_PRESETS, model_settings
 from seqae.models.supervision import LabelHeadsMixin, build_label_heads
@@ -142,23 +144,12 @@ class ModelOutput:
         return dict(zip(items, values, strict=True))
 
 
-def _architecture(s: Mapping[str, Any]) -> dict[str, Any]:
-    """The convolution settings the encoder and the convolutional decoder share."""
-    return {
-        "channels": s["channels"],
-        "n_res_blocks": s["n_res_blocks"],
-        "kernel_size": s["kernel_size"],
-        "dilations": tuple(s["dilations"]),
-        "norm": s["norm"],
-        "dropout": s["dropout"],
-    }
-
-
 def _encoder(s: Mapping[str, Any], n_tracks: int, window_len: int, dim: int) -> SequenceEncoder:
     """The encoder of filled settings ``s``: ``D`` = ``dim`` outputs (``2 D``, mean and log-variance, for a VAE)."""
     return SequenceEncoder(
         n_tracks,
         2 * dim if s["kind"] == "vae" else dim,
+        TowerShape.from_settings(s),
         downsample=s["downsample"],
         stem_kernel_size=s["stem_kernel_size"],
         pooling=s["pooling"],
@@ -166,7 +157,6 @@ def _encoder(s: Mapping[str, Any], n_tracks: int, window_len: int, dim: int) -> 
         composition_k=s["composition_k"],
         scan_channels=s["scan"]["channels"],
         scan_kernel_size=s["scan"]["kernel_size"],
-        **_architecture(s),
     )
 
 
@@ -175,9 +165,7 @@ def _local_latent(s: Mapping[str, Any]) -> LocalLatent | None:
     local, vq = s["local"], s["vq"]
     if not local["enabled"]:
         return None
-    return LocalLatent(
-        s["channels"], local["dim"], local["codebook_size"], vq["commitment"], vq["decay"], vq["dead_code_steps"]
-    )
+    return LocalLatent(s["channels"], local["dim"], local["codebook_size"], **training_options(vq))
 
 
 def _decoder(
@@ -186,7 +174,7 @@ def _decoder(
     """The decoder of ``decoder.kind``: convolutional from the ``dim`` latent, or autoregressive."""
     if s["decoder"]["kind"] != "autoregressive":
         return SequenceDecoder(
-            dim, n_tracks, window_len, upsample=s["downsample"], upsample_mode=s["upsample_mode"], **_architecture(s)
+            dim, n_tracks, window_len, TowerShape.from_settings(s), s["downsample"], s["upsample_mode"]
         )
     dec = s["decoder"]
     return ContextDecoder(

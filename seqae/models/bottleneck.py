@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from seqae.models.encoder import SequenceEncoder
 from seqae.models.erasure import BlockEraser
 from seqae.models.layout import LatentLayout
-from seqae.models.quantize import VectorQuantizer
+from seqae.models.quantize import VectorQuantizer, training_options
 from seqae.models.variational import GaussianBottleneck
 
 __all__ = ["Bottleneck", "BottleneckMixin", "build_erasers", "build_quantizers", "erased_labels"]
@@ -55,9 +55,7 @@ def build_quantizers(layout: LatentLayout, vq: Mapping[str, Any]) -> nn.ModuleDi
     """One :class:`~seqae.models.quantize.VectorQuantizer` per block (``vq``: the ``vq`` settings)."""
     return nn.ModuleDict(
         {
-            name: VectorQuantizer(
-                size, vq["codebook_size"], vq["n_groups"], vq["commitment"], vq["decay"], vq["dead_code_steps"]
-            )
+            name: VectorQuantizer(size, vq["codebook_size"], vq["n_groups"], **training_options(vq))
             for name, size in layout.sizes.items()
         }
     )

@@ -42,7 +42,7 @@ bases) nor free-running decoding (its first errors compound) measures.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -105,22 +105,15 @@ class LocalLatent(nn.Module):
         channels: C, the encoder's feature width.
         dim: width of each code vector.
         codebook_size: K codes; the latent carries ``log2(K) / s`` bits per base.
-        commitment, decay, dead_code_steps: as for :class:`~seqae.models.quantize.VectorQuantizer`.
+        quantizer: further keyword arguments of its :class:`~seqae.models.quantize.VectorQuantizer`
+            (one group): how the codebook trains (:func:`~seqae.models.quantize.training_options`).
     """
 
-    def __init__(
-        self,
-        channels: int,
-        dim: int,
-        codebook_size: int,
-        commitment: float = 0.25,
-        decay: float = 0.99,
-        dead_code_steps: int = 200,
-    ):
+    def __init__(self, channels: int, dim: int, codebook_size: int, **quantizer: Any):
         super().__init__()
         self.dim = dim
         self.proj = nn.Conv1d(channels, dim, 1)
-        self.quantizer = VectorQuantizer(dim, codebook_size, 1, commitment, decay, dead_code_steps)
+        self.quantizer = VectorQuantizer(dim, codebook_size, 1, **quantizer)
 
     def forward(self, features: Tensor, update: bool) -> QuantizerOutput:
         """Quantise every position: a :class:`~seqae.models.quantize.QuantizerOutput` whose ``quantized``

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from seqae.models.layers import ResidualBlock, level_widths, make_norm
+from seqae.models.layers import DEFAULT_TOWER, TowerShape, level_widths, make_norm
 from seqae.models.settings import UPSAMPLE_MODES
 
 
@@ -56,7 +54,7 @@ class SequenceDecoder(nn.Module):
         n_tracks: T (0 gives an empty ``[B, 0, L]`` track output).
         window_len: L, output length (bp); need not be divisible by ``upsample``
             (the decoder makes ``L0 * upsample >= L`` positions and crops the end).
-        channels, n_res_blocks, kernel_size, dilations, norm, dropout: as for the encoder.
+        tower: the residual convolutions, as for the encoder (its dilations in reverse order).
         upsample: total length increase, a power of two (the encoder's ``downsample``).
         upsample_mode: ``nearest`` (nearest-neighbour x2 then a conv; no checkerboard
             artefacts) or ``transposed`` (stride-2 transposed conv).
@@ -71,31 +69,21 @@ class SequenceDecoder(nn.Module):
         latent_dim: int,
         n_tracks: int,
         window_len: int,
-        channels: int = 64,
-        n_res_blocks: int = 4,
-        kernel_size: int = 5,
-        dilations: Sequence[int] = (1, 2, 4, 8),
+        tower: TowerShape = DEFAULT_TOWER,
         upsample: int = 8,
-        norm: str = "batch",
         upsample_mode: str = "nearest",
-        dropout: float = 0.0,
     ):
         super().__init__()
         if upsample_mode not in UPSAMPLE_MODES:
             raise ValueError(f"upsample_mode must be one of {UPSAMPLE_MODES}, got {upsample_mode!r}")
+        channels, norm, kernel_size = tower.channels, tower.norm, tower.kernel_size
         self.window_len = window_len
         self.n_tracks = n_tracks
         self.channels = channels
         widths = level_widths(channels, upsample)
         self.start_len = -(-window_len // upsample)
         self.from_latent = nn.Linear(latent_dim, channels * self.start_len)
-        reversed_dilations = list(dilations)[::-1]
-        self.tower = nn.Sequential(
-            *(
-                ResidualBlock(channels, kernel_size, reversed_dilations[i % len(reversed_dilations)], norm, dropout)
-                for i in range(n_res_blocks)
-            )
-        )
+        self.tower = tower.dilated_tower(reverse=True)
 
         def up(w_in: int, w_out: int) -> nn.Module:
             if upsample_mode == "nearest":
@@ -103,9 +91,7 @@ class SequenceDecoder(nn.Module):
             return nn.ConvTranspose1d(w_in, w_out, 4, stride=2, padding=1)
 
         self.stages = nn.ModuleList(
-            nn.Sequential(
-                make_norm(norm, w_in), nn.GELU(), up(w_in, w_out), ResidualBlock(w_out, kernel_size, 1, norm, dropout)
-            )
+            nn.Sequential(make_norm(norm, w_in), nn.GELU(), up(w_in, w_out), tower.block(w_out))
             for w_in, w_out in zip(widths[:0:-1], widths[-2::-1], strict=True)
         )
         self.out_norm = make_norm(norm, widths[0])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqae import alphabet
-from seqae.models.layers import ResidualBlock, level_widths, make_norm, make_pool
+from seqae.models.layers import DEFAULT_TOWER, TowerShape, level_widths, make_norm, make_pool
 
 
 def one_hot(seq: Tensor) -> Tensor:
@@ -67,19 +65,14 @@ class SequenceEncoder(nn.Module):
     Args:
         n_tracks: T, signal channels next to the 4 base channels.
         out_dim: size of the pooled output (D, or 2D for a VAE's mean and log-variance).
-        channels: C, width of the convs at the lowest resolution (narrower towards full length).
-        n_res_blocks: residual blocks in the dilated tower at the lowest resolution.
-        kernel_size: odd width of the residual convs (positions).
-        dilations: dilation of tower block i is ``dilations[i % len(dilations)]``.
+        tower: the residual convolutions' width C, depth, kernel, dilations, norm and dropout.
         downsample: total length reduction, a power of two (8 -> 1000 bp becomes 125 positions).
         stem_kernel_size: odd width of the first conv (bp), about a motif's length.
-        norm: ``batch`` or ``group``.
         pooling: ``positional`` (position-specific linear map of all positions' features),
             ``positional_meanmax`` (that plus mean and max over positions),
             ``meanmax`` or ``attention`` (position-free summaries; see
             :class:`~seqae.models.layers.PositionalPool` for why the default keeps positions).
         window_len: L, input length (bp); required by the positional poolings.
-        dropout: dropout inside the residual blocks.
         composition_k: k of a k-mer spectrum of the input window handed to
             the latent's linear map beside the pooled features (0: none).
             Labels written in composition (species; isochores) are then one
@@ -105,21 +98,17 @@ class SequenceEncoder(nn.Module):
         self,
         n_tracks: int,
         out_dim: int,
-        channels: int = 64,
-        n_res_blocks: int = 4,
-        kernel_size: int = 5,
-        dilations: Sequence[int] = (1, 2, 4, 8),
+        tower: TowerShape = DEFAULT_TOWER,
         downsample: int = 8,
         stem_kernel_size: int = 15,
-        norm: str = "batch",
         pooling: str = "positional",
-        dropout: float = 0.0,
         window_len: int | None = None,
         composition_k: int = 0,
         scan_channels: int = 0,
         scan_kernel_size: int = 8,
     ):
         super().__init__()
+        channels = tower.channels
         self.n_tracks = n_tracks
         self.channels = channels
         self.downsample = downsample
@@ -127,20 +116,15 @@ class SequenceEncoder(nn.Module):
         self.stem = nn.Conv1d(4 + n_tracks, widths[0], stem_kernel_size, padding=stem_kernel_size // 2)
         self.stages = nn.ModuleList(
             nn.Sequential(
-                make_norm(norm, w_in),
+                make_norm(tower.norm, w_in),
                 nn.GELU(),
                 nn.Conv1d(w_in, w_out, 3, stride=2, padding=1),
-                ResidualBlock(w_out, kernel_size, 1, norm, dropout),
+                tower.block(w_out),
             )
             for w_in, w_out in zip(widths[:-1], widths[1:], strict=True)
         )
-        self.tower = nn.Sequential(
-            *(
-                ResidualBlock(channels, kernel_size, dilations[i % len(dilations)], norm, dropout)
-                for i in range(n_res_blocks)
-            )
-        )
-        self.out_norm = make_norm(norm, channels)
+        self.tower = tower.dilated_tower()
+        self.out_norm = make_norm(tower.norm, channels)
         self.pool = make_pool(pooling, channels, None if window_len is None else self.output_length(window_len))
         if not 0 <= composition_k <= 6:
             raise ValueError(f"composition_k must be 0 to 6, got {composition_k}")

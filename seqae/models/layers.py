@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -129,6 +133,55 @@ class PositionalMeanMaxPool(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([self.positional(x), self.meanmax(x)], dim=-1)
+
+
+@dataclass(frozen=True)
+class TowerShape:
+    """The residual convolutions the encoder and the convolutional decoder share (the ``models`` keys of the same names).
+
+    Attributes:
+        channels: C, width of the convs at the lowest resolution (narrower towards full length).
+        n_res_blocks: residual blocks in the dilated tower at the lowest resolution.
+        kernel_size: odd width of the residual convs (positions).
+        dilations: dilation of tower block i is ``dilations[i % len(dilations)]``.
+        norm: ``batch`` or ``group``.
+        dropout: dropout inside the residual blocks.
+    """
+
+    channels: int = 64
+    n_res_blocks: int = 4
+    kernel_size: int = 5
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    norm: str = "batch"
+    dropout: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> TowerShape:
+        """The shape a model's filled settings give."""
+        return cls(
+            settings["channels"],
+            settings["n_res_blocks"],
+            settings["kernel_size"],
+            tuple(settings["dilations"]),
+            settings["norm"],
+            settings["dropout"],
+        )
+
+    def block(self, channels: int, dilation: int = 1) -> ResidualBlock:
+        """One residual block of this shape's kernel, norm and dropout, ``channels`` wide."""
+        return ResidualBlock(channels, self.kernel_size, dilation, self.norm, self.dropout)
+
+    def dilated_tower(self, reverse: bool = False) -> nn.Sequential:
+        """The ``n_res_blocks`` dilated blocks at the lowest resolution (``reverse``: dilations from the
+        largest down, as the decoder mirrors the encoder)."""
+        dilations = self.dilations[::-1] if reverse else self.dilations
+        return nn.Sequential(
+            *(self.block(self.channels, dilations[i % len(dilations)]) for i in range(self.n_res_blocks))
+        )
+
+
+#: The default shape (frozen, so one instance serves every default argument).
+DEFAULT_TOWER = TowerShape()
 
 
 def make_pool(

@@ -30,7 +30,9 @@ updates its own codebook from its own shard (no all-reduce here).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +59,12 @@ class QuantizerOutput:
     perplexity: Tensor
     usage: Tensor
     restarted: Tensor
+
+
+def training_options(vq: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :class:`VectorQuantizer` that tune how its codebook trains
+    (``commitment``, ``decay``, ``dead_code_steps``), from a model's ``vq`` settings."""
+    return {key: vq[key] for key in ("commitment", "decay", "dead_code_steps")}
 
 
 class VectorQuantizer(nn.Module):

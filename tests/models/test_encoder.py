@@ -11,6 +11,7 @@ import torch
 from seqae.errors import ConfigError
 from seqae.models import SequenceAutoencoder, model_settings
 from seqae.models.encoder import SequenceEncoder, kmer_spectrum, one_hot
+from seqae.models.layers import TowerShape
 from tests.models.conftest import LABELS, batch, encode_str, tiny_settings
 
 # Tiny models: one torch thread (see conftest.one_torch_thread).
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def test_encoder_any_length_with_position_free_pooling() -> None:
     encoder = SequenceEncoder(
-        n_tracks=1, out_dim=6, channels=16, n_res_blocks=1, dilations=(1,), downsample=8, pooling="meanmax"
+        n_tracks=1, out_dim=6, tower=TowerShape(16, 1, dilations=(1,)), downsample=8, pooling="meanmax"
     )
     for length in (64, 100, 1000, 7):
         latent, features = encoder(torch.randint(0, 5, (2, length)), torch.rand(2, 1, length))
@@ -30,7 +31,7 @@ def test_encoder_any_length_with_position_free_pooling() -> None:
 def test_positional_pooling_keeps_where_a_base_is() -> None:
     """The default pooling gives each position its own latent weights: moving a motif changes the latent."""
     torch.manual_seed(0)
-    kwargs = dict(n_tracks=0, out_dim=8, channels=16, n_res_blocks=1, dilations=(1,), downsample=4, norm="group")
+    kwargs = dict(n_tracks=0, out_dim=8, tower=TowerShape(16, 1, dilations=(1,), norm="group"), downsample=4)
     positional = SequenceEncoder(**kwargs, window_len=64).eval()
     assert positional.pool.out_dim == 16 * 16  # width 16 x 64 / 4 positions
     background = torch.full((1, 64), 0)
@@ -48,7 +49,7 @@ def test_positional_meanmax_pooling_reads_positions_and_composition() -> None:
     """positional_meanmax: the positional features plus mean and max over positions; a moved motif
     still changes the latent, and the pooled vector ends with the window's mean and max features."""
     torch.manual_seed(0)
-    kwargs = dict(n_tracks=0, out_dim=8, channels=16, n_res_blocks=1, dilations=(1,), downsample=4, norm="group")
+    kwargs = dict(n_tracks=0, out_dim=8, tower=TowerShape(16, 1, dilations=(1,), norm="group"), downsample=4)
     encoder = SequenceEncoder(**kwargs, pooling="positional_meanmax", window_len=64).eval()
     assert encoder.pool.out_dim == 16 * 16 + 2 * 16
     seqs = torch.zeros(2, 64, dtype=torch.long)
@@ -87,7 +88,7 @@ def test_composition_pathway_feeds_the_latent() -> None:
     """composition_k: the spectrum joins the pooled features; the latent then moves with composition
     even where the convolutions are blind (zeroed), and bad k is a clear error."""
     torch.manual_seed(0)
-    kwargs = dict(n_tracks=0, out_dim=8, channels=16, n_res_blocks=1, dilations=(1,), downsample=4, norm="group")
+    kwargs = dict(n_tracks=0, out_dim=8, tower=TowerShape(16, 1, dilations=(1,), norm="group"), downsample=4)
     encoder = SequenceEncoder(**kwargs, pooling="meanmax", composition_k=2).eval()
     assert encoder.to_latent.in_features == encoder.pool.out_dim + 16
     with torch.no_grad():
@@ -107,7 +108,7 @@ def test_scan_feeds_the_latent_standardised_across_windows() -> None:
     batch, join the pooled features; the latent then tells composition even where the tower is
     blind, and bad settings are clear errors."""
     torch.manual_seed(0)
-    kwargs = dict(n_tracks=0, out_dim=8, channels=16, n_res_blocks=1, dilations=(1,), downsample=4, norm="group")
+    kwargs = dict(n_tracks=0, out_dim=8, tower=TowerShape(16, 1, dilations=(1,), norm="group"), downsample=4)
     encoder = SequenceEncoder(**kwargs, pooling="meanmax", scan_channels=6, scan_kernel_size=4)
     assert encoder.to_latent.in_features == encoder.pool.out_dim + 12
     seen = {}
