@@ -13,8 +13,7 @@ that one definition come
   ``__post_init__``), so a setting handed to the Python API directly meets the
   same bounds as one read from a config file.
 
-This module imports no torch, so the schema generator and the Snakefile can
-read it cheaply.
+This module imports no torch, so the schema generator reads it in a moment.
 """
 
 from __future__ import annotations
