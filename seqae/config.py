@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -143,6 +144,20 @@ def json_type(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return {"type": "object"}
     raise TypeError(f"no JSON type for {value!r}: give it in the constraints")
+
+
+def section_with_defaults(values: Mapping[str, Any] | None, section: str) -> dict[str, Any]:
+    """A copy of one top-level section of a config (``"trees"``), checked against its part of the
+    schema and with its defaults filled: for the Python API, which is handed a section, not a file.
+
+    Raises:
+        ConfigError: one line, ``<section>.<key>: <problem>``.
+    """
+    filled = copy.deepcopy(dict(values or {}))
+    error = _first_error(_DefaultFillingValidator(config_schema()["properties"][section]), filled)
+    if error is not None:
+        raise ConfigError(_describe(error, (section,)))
+    return filled
 
 
 def check_settings(settings: Any, schema: dict[str, Any], where: str) -> None:

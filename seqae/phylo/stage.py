@@ -60,9 +60,9 @@ from typing import Any
 
 import numpy as np
 
+from seqae.config import section_with_defaults
 from seqae.errors import ConfigError, SeqaeError
 from seqae.phylo.alphabet import CODE_MISSING
-from seqae.phylo.baselines import BASELINES
 from seqae.phylo.distance import patristic_distances
 from seqae.phylo.hypertree import LatentTreeSettings, fit_latent_trees
 from seqae.phylo.inputs import PreparedFamily, prepare_family
@@ -71,7 +71,6 @@ from seqae.phylo.outputs import finish_family
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
 
 __all__ = [
-    "BASELINE_METHODS",
     "run_families",
     "run_family",
     "stage_settings",
@@ -79,34 +78,28 @@ __all__ = [
 
 log = logging.getLogger("seqae")
 
-BASELINE_METHODS = BASELINES
-#: trees.model values: the tree latent (default) and the earlier point-cloud autoencoder.
-MODELS = ("tree_latent", "points")
+#: The ``trees`` keys that are options of the stage itself (the schema defines them).
+STAGE_OPTIONS = ("baselines", "render", "figure_width", "real_trees", "model", "adversary_check")
 
 
 def stage_settings(settings: Mapping[str, Any] | None) -> tuple[TreeAESettings, dict[str, Any]]:
     """Split ``config["trees"]`` (plus ``seed``) into model settings and stage options.
 
+    The keys left out take the configuration schema's defaults, as in a config
+    file; without ``seed`` the stage draws with seed 1 and the point model
+    with its own default.
+
     Raises:
         ConfigError: an unknown or invalid key, one line.
     """
     values = dict(settings or {})
-    stage = {
-        "seed": int(values["seed"]) if values.get("seed") is not None else 1,
-        "baselines": list(values.get("baselines", BASELINE_METHODS)),
-        "render": bool(values.get("render", True)),
-        "figure_width": int(values.get("figure_width", 800)),
-        "real_trees": list(values.get("real_trees", []) or []),
-        "model": str(values.get("model", "tree_latent")),
-        "adversary_check": float(values.get("adversary_check", 0.3)),
-    }
-    if stage["model"] not in MODELS:
-        raise ConfigError(f"trees.model: {stage['model']!r} is not one of {', '.join(MODELS)}")
-    stage["latent_tree"] = LatentTreeSettings.from_mapping(values.get("latent_tree"))
-    unknown = [m for m in stage["baselines"] if m not in BASELINE_METHODS]
-    if unknown:
-        raise ConfigError(f"trees.baselines: unknown method {unknown[0]!r} (choose from {', '.join(BASELINE_METHODS)})")
-    return TreeAESettings.from_mapping(values), stage
+    seed = values.pop("seed", None)
+    trees = section_with_defaults(values, "trees")
+    stage = {key: trees[key] for key in STAGE_OPTIONS}
+    stage["seed"] = int(seed) if seed is not None else 1
+    stage["latent_tree"] = LatentTreeSettings.from_mapping(trees["latent_tree"])
+    model = TreeAESettings.from_mapping(trees if seed is None else {**trees, "seed": seed})
+    return model, stage
 
 
 def run_family(

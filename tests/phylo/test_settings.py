@@ -6,6 +6,7 @@ import pytest
 
 from seqae.config import config_schema, load_config
 from seqae.errors import ConfigError
+from seqae.phylo.baselines import BASELINES
 from seqae.phylo.discriminator import DiscriminatorSettings
 from seqae.phylo.hypertree import LatentTreeSettings
 from seqae.phylo.settings import settings_properties
@@ -66,3 +67,33 @@ def test_a_config_file_fills_the_dataclass_defaults() -> None:
 def test_settings_handed_to_the_api_meet_the_config_bounds(make, message) -> None:
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+def test_the_stage_options_left_out_take_the_schema_defaults() -> None:
+    trees = config_schema()["properties"]["trees"]["properties"]
+    model, stage = stage_settings({"latent_tree": {"dim": 4}})
+    for key in ("baselines", "render", "figure_width", "real_trees", "model", "adversary_check"):
+        assert stage[key] == trees[key]["default"], key
+    assert stage["seed"] == 1 and model.seed == TreeAESettings().seed
+    assert stage["latent_tree"] == LatentTreeSettings(dim=4)
+
+
+def test_the_schema_offers_every_baseline_the_stage_runs() -> None:
+    trees = config_schema()["properties"]["trees"]["properties"]
+    assert tuple(trees["baselines"]["items"]["enum"]) == BASELINES
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"model": "cloud"}, r"^trees\.model: 'cloud' is not one of"),
+        ({"baselines": ["nj_p", "raxml"]}, r"^trees\.baselines\[1\]: 'raxml' is not one of"),
+        ({"figure_width": 50}, r"^trees\.figure_width: 50 is less than the minimum of 200$"),
+        ({"latent_tree": {"dim": 1}}, r"^trees\.latent_tree\.dim: 1 is less than the minimum of 2$"),
+        ({"geometry": "sphere"}, r"^trees\.geometry: 'sphere' is not one of"),
+        ({"epochz": 3}, r"^trees\.epochz: unknown key"),
+    ],
+)
+def test_stage_settings_name_the_bad_key(values, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        stage_settings({**values, "seed": 3})
