@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from seqae.config import section_with_defaults
+from seqae.config import config_schema, section_with_defaults
 from seqae.errors import ConfigError, SeqaeError
 from seqae.phylo.alphabet import CODE_MISSING
 from seqae.phylo.distance import patristic_distances
@@ -86,20 +86,20 @@ def stage_settings(settings: Mapping[str, Any] | None) -> tuple[TreeAESettings, 
     """Split ``config["trees"]`` (plus ``seed``) into model settings and stage options.
 
     The keys left out take the configuration schema's defaults, as in a config
-    file; without ``seed`` the stage draws with seed 1 and the point model
-    with its own default.
+    file, ``seed`` the top-level one's.
 
     Raises:
         ConfigError: an unknown or invalid key, one line.
     """
     values = dict(settings or {})
     seed = values.pop("seed", None)
+    if seed is None:
+        seed = config_schema()["properties"]["seed"]["default"]
     trees = section_with_defaults(values, "trees")
     stage = {key: trees[key] for key in STAGE_OPTIONS}
-    stage["seed"] = int(seed) if seed is not None else 1
+    stage["seed"] = int(seed)
     stage["latent_tree"] = LatentTreeSettings.from_mapping(trees["latent_tree"])
-    model = TreeAESettings.from_mapping(trees if seed is None else {**trees, "seed": seed})
-    return model, stage
+    return TreeAESettings.from_mapping({**trees, "seed": stage["seed"]}), stage
 
 
 def run_family(
