@@ -116,6 +116,18 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def simulated_families(name: str, replicates: int, seed: int) -> list:
+    """The ``replicates`` families of setting ``name`` (HKY85, kappa 2, Gamma alpha 0.5), family r from seed ``seed + r``."""
+    from seqae.phylo.simulate import SubstitutionModel, simulate_family
+
+    spec = SETTINGS[name]
+    model = SubstitutionModel.hky85(2.0, alpha=0.5)
+    return [
+        simulate_family(spec["n"], spec["n_sites"], np.random.default_rng(seed + r), model=model, height=spec["height"])
+        for r in range(replicates)
+    ]
+
+
 def run_setting(
     name: str, replicates: int, settings: dict, seed: int, verbose: bool, adversary: float = 0.0, baselines: bool = True
 ) -> dict:
@@ -129,15 +141,9 @@ def run_setting(
     from seqae.phylo.mlfit import score_trees
     from seqae.phylo.nni import resolve_flat_branches
     from seqae.phylo.outputs import MODEL_TREE_ORDER
-    from seqae.phylo.simulate import SubstitutionModel, simulate_family
 
     torch.set_num_threads(1)
-    spec = SETTINGS[name]
-    model = SubstitutionModel.hky85(2.0, alpha=0.5)
-    fams = [
-        simulate_family(spec["n"], spec["n_sites"], np.random.default_rng(seed + r), model=model, height=spec["height"])
-        for r in range(replicates)
-    ]
+    fams = simulated_families(name, replicates, seed)
     start = time.perf_counter()
     latents = fit_latent_trees([(f.codes, f.names) for f in fams], LatentTreeSettings.from_mapping(settings), seed=seed)
     seconds_latent = time.perf_counter() - start
@@ -247,15 +253,9 @@ def likelihood_speed(name: str, replicates: int, seed: int) -> list[str]:
     from seqae.phylo.mlfit import fit_ml
     from seqae.phylo.patterns import pattern_batch, site_patterns
     from seqae.phylo.schedule import tree_batch, unrooted_tree
-    from seqae.phylo.simulate import SubstitutionModel, simulate_family
 
     torch.set_num_threads(1)
-    spec = SETTINGS[name]
-    model = SubstitutionModel.hky85(2.0, alpha=0.5)
-    fams = [
-        simulate_family(spec["n"], spec["n_sites"], np.random.default_rng(seed + r), model=model, height=spec["height"])
-        for r in range(replicates)
-    ]
+    fams = simulated_families(name, replicates, seed)
     lines = [f"{name} ({replicates} families, ML fit on the true topologies)"]
     start = time.perf_counter()
     trees = tree_batch([unrooted_tree(f.tree, f.names) for f in fams])
