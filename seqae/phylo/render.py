@@ -62,6 +62,13 @@ def _nice_length(tree) -> float | None:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= raw * 0.75)
 
 
+def _padded(face, right: int = 10):
+    """``face`` with a margin on both sides: ete3 sets the title and the legend flush with the figure's
+    edges (the tree style's margins do not reach them), which cut their first letter or circle."""
+    face.margin_left, face.margin_right = 10, right
+    return face
+
+
 def _tree_style(
     tree, labels: Mapping[str, str] | None, layout: str, title: str | None, font_size: int, colors, scale_unit: str
 ):
@@ -74,7 +81,7 @@ def _tree_style(
     style.scale_length = _nice_length(tree)
     style.margin_left = style.margin_right = style.margin_top = style.margin_bottom = 10
     if title:
-        style.title.add_face(TextFace(title, fsize=font_size + 4, bold=True), column=0)
+        style.title.add_face(_padded(TextFace(title, fsize=font_size + 4, bold=True)), column=0)
     unlabelled = False
     for node in tree.traverse():
         node_style = NodeStyle()
@@ -95,14 +102,16 @@ def _tree_style(
         node.set_style(node_style)
     if labels:
         for label, color in colors.items():
-            style.legend.add_face(CircleFace(radius=5, color=color), column=0)
+            style.legend.add_face(_padded(CircleFace(radius=5, color=color), right=0), column=0)
             style.legend.add_face(TextFace(f" {label}", fsize=font_size), column=1)
         if unlabelled:
-            style.legend.add_face(CircleFace(radius=5, color=UNLABELLED_COLOR), column=0)
+            style.legend.add_face(_padded(CircleFace(radius=5, color=UNLABELLED_COLOR), right=0), column=0)
             style.legend.add_face(TextFace(" (no label)", fsize=font_size), column=1)
     # ete3 writes the scale bar's length without a unit: the legend names it.
     if scale_unit and style.scale_length:
-        style.legend.add_face(TextFace(f"scale bar: {scale_unit}", fsize=font_size, fgcolor="#555555"), column=1)
+        style.legend.add_face(
+            _padded(TextFace(f"scale bar: {scale_unit}", fsize=font_size, fgcolor="#555555")), column=1
+        )
     style.legend_position = 4  # bottom right
     return style
 
