@@ -27,12 +27,11 @@ byte-identical files.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seqae.config import config_schema
+from seqae.config import section_with_defaults
 from seqae.errors import ConfigError
 from seqae.simulate.context import SimContext
 from seqae.simulate.families import simulate_families
@@ -87,27 +86,26 @@ def with_stage(
 
 
 def fill_defaults(settings: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``settings`` with the schema's defaults for missing ``simulate`` keys.
+    """A copy of ``settings`` with the schema's defaults for every missing ``simulate`` key, nested
+    ones included, checked against the schema.
 
     ``seqae simulate`` passes validated settings, which are complete already;
     this lets tests and notebooks pass only the keys they change.
-    """
-    schema = config_schema()["properties"]["simulate"]["properties"]
-    out = copy.deepcopy(settings)
-    for key, sub in schema.items():
-        if key not in out and "default" in sub:
-            out[key] = copy.deepcopy(sub["default"])
-    tf_defaults = {k: v["default"] for k, v in schema["tfs"]["items"]["properties"].items() if "default" in v}
-    out["tfs"] = [{**tf_defaults, **tf} for tf in out["tfs"]]
-    return out
-
-
-def check_settings(settings: dict[str, Any]) -> None:
-    """Checks the schema cannot express: motif ids, TF names, room for the peaks.
 
     Raises:
         ConfigError: one line naming the ``simulate`` key at fault.
     """
+    return section_with_defaults(settings, "simulate")
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Checks the schema cannot express: one species, motif ids, TF names, room for the peaks.
+
+    Raises:
+        ConfigError: one line naming the ``simulate`` key at fault.
+    """
+    if settings["species"]["n_species"] == 1:
+        raise ConfigError("simulate.species.n_species: one species has no tree (0 writes none, otherwise at least 2)")
     motifs = shipped_motifs()
     available = ", ".join(f"{m.id} ({m.name})" for m in motifs.values())
     seen: set[str] = set()

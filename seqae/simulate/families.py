@@ -25,38 +25,12 @@ from seqae.phylo.io import write_family
 from seqae.phylo.simulate import SubstitutionModel, simulate_family
 from seqae.simulate.context import SimContext
 
-__all__ = ["FAMILY_DEFAULTS", "family_settings", "simulate_families"]
-
-#: Defaults of ``simulate.families`` (the schema's defaults, for callers that pass partial settings).
-FAMILY_DEFAULTS = {"n_families": 4, "n_taxa": 12, "n_sites": 300, "height": 0.5, "kappa": 2.0, "gamma_alpha": 0.5}
-
-
-def family_settings(settings: dict) -> dict:
-    """``settings["families"]`` with :data:`FAMILY_DEFAULTS` filled in; checked.
-
-    Raises:
-        ValueError: an out-of-range value (the schema catches these first
-            when the settings come from a config file).
-    """
-    values = {**FAMILY_DEFAULTS, **(settings.get("families") or {})}
-    unknown = sorted(set(values) - set(FAMILY_DEFAULTS))
-    if unknown:
-        raise ValueError(f"simulate.families: unknown keys {unknown}")
-    if int(values["n_families"]) < 0:
-        raise ValueError("simulate.families.n_families must be >= 0")
-    if int(values["n_taxa"]) < 4:
-        raise ValueError("simulate.families.n_taxa must be >= 4")
-    if int(values["n_sites"]) < 1:
-        raise ValueError("simulate.families.n_sites must be >= 1")
-    for key in ("height", "kappa", "gamma_alpha"):
-        if not float(values[key]) > 0:
-            raise ValueError(f"simulate.families.{key} must be > 0")
-    return values
+__all__ = ["simulate_families"]
 
 
 def simulate_families(ctx: SimContext) -> None:
     """Write ``families/fam_<i>.fa`` and ``families/fam_<i>.nwk``; record them in ``ctx.outputs``."""
-    s = family_settings(ctx.settings)
+    s = ctx.settings["families"]
     rng = ctx.rng("families")
     model = SubstitutionModel.hky85(float(s["kappa"]), alpha=float(s["gamma_alpha"]))
     folder = ctx.outdir / "families"

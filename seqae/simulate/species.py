@@ -58,42 +58,7 @@ from seqae.fileio import atomic_output
 from seqae.phylo.simulate import SubstitutionModel, birth_death_tree
 from seqae.simulate.context import SimContext
 
-__all__ = ["SPECIES_DEFAULTS", "evolve_species", "species_settings"]
-
-#: Defaults of ``simulate.species`` (the schema's defaults).
-SPECIES_DEFAULTS = {
-    "n_species": 0,
-    "height": 0.1,
-    "kappa": 2.0,
-    "gc_shift_sd": 0.1,
-    "cpg_loss": 0.6,
-    "turnover": 0.2,
-    "gain_fraction": 0.1,
-}
-
-
-def species_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings["species"]`` with :data:`SPECIES_DEFAULTS` filled in; checked.
-
-    Raises:
-        ValueError: an unknown key or an out-of-range value (the schema catches
-            these first when the settings come from a config file).
-    """
-    values = {**SPECIES_DEFAULTS, **(settings.get("species") or {})}
-    unknown = sorted(set(values) - set(SPECIES_DEFAULTS))
-    if unknown:
-        raise ValueError(f"simulate.species: unknown keys {unknown}")
-    n = int(values["n_species"])
-    if n < 0 or n == 1:
-        raise ValueError("simulate.species.n_species must be 0 (no species) or >= 2")
-    if not float(values["height"]) > 0 or not float(values["kappa"]) > 0:
-        raise ValueError("simulate.species.height and kappa must be > 0")
-    if float(values["gc_shift_sd"]) < 0:
-        raise ValueError("simulate.species.gc_shift_sd must be >= 0")
-    for key in ("turnover", "gain_fraction", "cpg_loss"):
-        if not 0.0 <= float(values[key]) < 1.0:
-            raise ValueError(f"simulate.species.{key} must be in [0, 1)")
-    return values
+__all__ = ["evolve_species"]
 
 
 def _presence(
@@ -177,7 +142,7 @@ def evolve_species(ctx: SimContext) -> None:
     """Write the species' files (see the module docstring); a no-op when ``n_species`` is 0."""
     from seqae.simulate.outputs import WRITERS
 
-    s = species_settings(ctx.settings)
+    s = ctx.settings["species"]
     n_species = int(s["n_species"])
     if n_species == 0:
         return

@@ -11,12 +11,13 @@ import pandas as pd
 import pyfaidx
 import pytest
 
+from seqae.config import config_schema
+from seqae.errors import ConfigError
 from seqae.phylo.compare import normalized_rf
 from seqae.phylo.distance import p_distance
 from seqae.phylo.io import read_tree
 from seqae.phylo.nj import neighbor_joining
-from seqae.simulate import simulate_demo
-from seqae.simulate.species import species_settings
+from seqae.simulate import check_settings, fill_defaults, simulate_demo
 
 BASE = {
     "seed": 11,
@@ -135,8 +136,13 @@ def test_species_differ_in_composition(tmp_path):
 
 
 def test_settings_are_checked():
-    assert species_settings({})["n_species"] == 0
-    with pytest.raises(ValueError, match="n_species"):
-        species_settings({"species": {"n_species": 1}})
-    with pytest.raises(ValueError, match="unknown keys"):
-        species_settings({"species": {"n_species": 2, "rate": 1}})
+    assert fill_defaults(BASE)["species"] == {
+        key: node["default"]
+        for key, node in config_schema()["properties"]["simulate"]["properties"]["species"]["properties"].items()
+    }
+    with pytest.raises(ConfigError, match=r"^simulate\.species\.n_species: one species has no tree"):
+        check_settings(fill_defaults({**BASE, "species": {"n_species": 1}}))
+    with pytest.raises(ConfigError, match=r"^simulate\.species\.rate: unknown key"):
+        fill_defaults({**BASE, "species": {"n_species": 2, "rate": 1}})
+    with pytest.raises(ConfigError, match=r"^simulate\.species\.turnover: 1 is greater than or equal"):
+        fill_defaults({**BASE, "species": {"n_species": 2, "turnover": 1}})
