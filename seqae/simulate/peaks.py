@@ -232,7 +232,7 @@ def build_peaks(ctx: SimContext) -> None:
     for i, tf_cfg in enumerate(ctx.settings["tfs"]):
         tf, pwm = tf_cfg["name"], motifs[tf_cfg["motif"]]
         rng = ctx.rng(f"peaks/{tf}")
-        n_peaks = int(tf_cfg.get("n_peaks", 1000))
+        n_peaks = int(tf_cfg["n_peaks"])
         # Each TF prefers the promoters of a few families.
         fam_weight = np.ones(n_fam)
         fam_weight[rng.choice(n_fam, size=max(1, n_fam // 3), replace=False)] = 4.0
