@@ -195,11 +195,11 @@ def test_without_iqtree_the_stage_says_why_and_fits_the_model_on_fasttree(
 
 
 def test_demo_families_stage(tmp_path) -> None:
-    from seqae.simulate import DEFAULT_STAGES
+    from seqae.simulate import DEFAULT_STAGES, fill_defaults
     from seqae.simulate.context import SimContext
     from seqae.simulate.families import simulate_families
 
-    settings = {"seed": 5, "families": {"n_families": 2, "n_taxa": 6, "n_sites": 50}}
+    settings = fill_defaults({"seed": 5, "families": {"n_families": 2, "n_taxa": 6, "n_sites": 50}})
     ctx = SimContext(settings=settings, outdir=tmp_path / "a")
     simulate_families(ctx)
     for i in range(2):
