@@ -133,6 +133,17 @@ class GTRGamma(torch.nn.Module):
         n_cat = model.n_categories if model.alpha is not None else 1
         return cls(1, n_cat, model.freqs, model.exchangeabilities, model.alpha or 1.0, dtype=dtype, device=device)
 
+    def rows(self, index: torch.Tensor) -> GTRGamma:
+        """The models of the families ``index`` (``int64 [b]``), as a new module holding copies of their
+        parameters (for evaluation: no gradient reaches this one); itself when the model is shared."""
+        if self.n_models == 1:
+            return self
+        part = GTRGamma(int(index.numel()), self.n_categories, dtype=self.freq_logits.dtype, device=index.device)
+        with torch.no_grad():
+            for name, value in self.named_parameters():
+                getattr(part, name).copy_(value[index])
+        return part
+
     @property
     def n_models(self) -> int:
         return self.freq_logits.shape[0]

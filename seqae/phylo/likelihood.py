@@ -70,6 +70,10 @@ class TreeTensors:
             torch.as_tensor(trees.edge_mask, device=device),
         )
 
+    def rows(self, index: torch.Tensor) -> TreeTensors:
+        """The families ``index`` (``int64 [b]``) of the batch."""
+        return TreeTensors(self.children[index], self.root_children[index], self.edge_mask[index])
+
 
 def _rescale(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``part [..., 4]`` divided by its largest entry, and the log of that entry ``[...]``.

@@ -187,8 +187,18 @@ def _newton_lengths(
         new_lengths, new_ll = lengths.clone(), ll.clone()
         for scale in _STEP_SCALES:
             trial = torch.where(real, (lengths + scale * newton).clamp(MIN_LENGTH, MAX_LENGTH), lengths)
+            # After the full step, only the families that still wait for a smaller one are
+            # evaluated: each family's likelihood is computed on its own rows, so the numbers
+            # are those of the whole batch.
             with torch.no_grad():
-                trial_ll = log_likelihood(tt, tips, weights, model, trial)
+                if not bool(accepted.any()):
+                    trial_ll = log_likelihood(tt, tips, weights, model, trial)
+                else:
+                    todo = (~accepted).nonzero()[:, 0]
+                    trial_ll = ll.clone()
+                    trial_ll[todo] = log_likelihood(
+                        tt.rows(todo), tips[todo], weights[todo], model.rows(todo), trial[todo]
+                    )
             better = ~accepted & (trial_ll > ll)
             new_lengths[better] = trial[better]
             new_ll[better] = trial_ll[better]

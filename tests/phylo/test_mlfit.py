@@ -99,3 +99,19 @@ def test_score_trees_under_one_model_prefers_the_true_tree() -> None:
         score_trees(fam.codes, fam.names + ["extra"], [fam.tree])
     with pytest.raises(ValueError, match="reference tree 3 out of range"):
         score_trees(fam.codes, fam.names, [fam.tree], reference=3)
+
+
+def test_a_subset_of_the_batch_has_the_whole_batchs_log_likelihoods_to_the_last_bit() -> None:
+    """The branch-length search evaluates smaller steps only for the families still waiting for one;
+    that is exact because each family's numbers depend on its own rows alone."""
+    fams = [simulate_family(n, 200, np.random.default_rng(n), model=GTR, height=0.6) for n in (9, 9, 9, 9, 9)]
+    tb = tree_batch([unrooted_tree(f.tree, f.names) for f in fams])
+    tips, weights = pattern_batch([site_patterns(f.codes) for f in fams]).tensors()
+    tt, lengths = TreeTensors.of(tb), torch.as_tensor(tb.lengths)
+    model = GTRGamma(len(fams), 4, freqs=np.array([[0.3, 0.2, 0.2, 0.3]] * 5), alpha=np.linspace(0.3, 2.0, 5))
+    with torch.no_grad():
+        whole = log_likelihood(tt, tips, weights, model, lengths)
+        rows = torch.tensor([3, 0, 4])
+        part = log_likelihood(tt.rows(rows), tips[rows], weights[rows], model.rows(rows), lengths[rows])
+    assert torch.equal(part, whole[rows])
+    assert model.rows(rows).n_models == 3
