@@ -9,8 +9,8 @@ Each family is a birth–death (Yule) tree of ``n_taxa`` leaves scaled to
 ``height`` substitutions per site from root to tips, with sequences evolved
 under HKY85 (``kappa``) + discrete Gamma (``gamma_alpha``, 4 categories) by
 :func:`seqae.phylo.simulate.simulate_family`. Settings come from
-``settings["families"]`` (``config["simulate"]["families"]``), with
-:data:`FAMILY_DEFAULTS` for missing keys.
+``settings["families"]`` (``config["simulate"]["families"]``, filled with the
+schema's defaults by :func:`seqae.simulate.fill_defaults`).
 
 The stage draws only from ``ctx.rng("families")`` and does not touch the
 genome, so adding it leaves every other demo file byte-identical for the same
