@@ -263,7 +263,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_orthologs(args: argparse.Namespace) -> None:
     from seqae.orthologs import build_ortholog_families
 
-    build_ortholog_families(_config_from(args), args.outdir)
+    build_ortholog_families(_config_from(args), args.outdir, threads=args.threads)
 
 
 def _add_extract_args(p: argparse.ArgumentParser) -> None:
@@ -418,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--outdir", type=Path, required=True,
         help="folder for <family>.fa, <family>.nwk (pruned species tree), members.tsv, families.tsv and report.json",
     )  # fmt: skip
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="MAFFT alignments run at a time (default 1)")
     p.set_defaults(func=_cmd_orthologs)
 
     p = _command(

@@ -54,7 +54,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,9 +63,10 @@ import numpy as np
 import pandas as pd
 
 from seqae.alphabet import CODE_N, reverse_complement
-from seqae.errors import ConfigError, InputError, SeqaeError
+from seqae.errors import ConfigError, InputError
 from seqae.fileio import require_file, write_tsv
 from seqae.genome import Genome, decode, gather_windows
+from seqae.mafft import align_families, align_family
 
 __all__ = [
     "MEMBER_COLUMNS",
@@ -379,39 +379,6 @@ def cut_windows(members: pd.DataFrame, genome: Genome) -> np.ndarray:
     return out
 
 
-def align_family(records: Mapping[str, str], mafft: str = "mafft") -> dict[str, str]:
-    """Align a family's sequences with MAFFT (``--auto``); names and order kept.
-
-    Raises:
-        SeqaeError: MAFFT is not installed, or it failed (its last message).
-    """
-    exe = shutil.which(mafft)
-    if exe is None:
-        raise SeqaeError(
-            "orthologs.align: MAFFT is not installed (apt install mafft, or conda install -c bioconda mafft); "
-            "or set align: none when the genomes share coordinates"
-        )
-    with tempfile.TemporaryDirectory(prefix="seqae-mafft-") as tmp:
-        fasta = Path(tmp) / "in.fa"
-        fasta.write_text("".join(f">{name}\n{seq}\n" for name, seq in records.items()))
-        proc = subprocess.run([exe, "--auto", "--quiet", "--thread", "1", str(fasta)],
-                              capture_output=True, text=True, check=False)  # fmt: skip
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SeqaeError(f"MAFFT failed (exit {proc.returncode}): {last}")
-    aligned: dict[str, list[str]] = {}
-    name = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(">"):
-            name = line[1:].strip()
-            aligned[name] = []
-        elif name is not None:
-            aligned[name].append(line.strip().upper())
-    if set(aligned) != set(records):
-        raise SeqaeError("MAFFT returned other sequence names than it was given")
-    return {n: "".join(aligned[n]) for n in records}
-
-
 def _read_species_tree(path: str | os.PathLike[str], species: Sequence[str]):
     from seqae.phylo.io import read_tree
 
@@ -523,14 +490,20 @@ def select_families(
     return members.reset_index(drop=True), counts
 
 
-def _write_families(members: pd.DataFrame, seqs: np.ndarray, folder: Path, align: str, species_tree) -> None:
-    """One FASTA (and pruned species tree) per family, members.tsv and families.tsv, into ``folder``."""
+def _write_families(
+    members: pd.DataFrame, seqs: np.ndarray, folder: Path, align: str, species_tree, threads: int = 1
+) -> None:
+    """One FASTA (and pruned species tree) per family, members.tsv and families.tsv, into ``folder``;
+    ``threads`` single-threaded MAFFT processes at a time (the alignments do not depend on it)."""
     from seqae.phylo.io import write_family, write_newick
 
-    for family, rows in members.groupby("family", sort=False).indices.items():
-        records = {str(members.at[r, "species"]): decode(seqs[members.at[r, "row"]]) for r in rows}
-        if align == "mafft":
-            records = align_family(records)
+    groups = members.groupby("family", sort=False).indices
+    windows = [
+        {str(members.at[r, "species"]): decode(seqs[members.at[r, "row"]]) for r in rows} for rows in groups.values()
+    ]
+    if align == "mafft":
+        windows = align_families(windows, threads)
+    for family, records in zip(groups, windows, strict=True):
         write_family(records, folder / f"{family}.fa")
         if species_tree is not None:
             pruned = species_tree.copy()
@@ -542,12 +515,15 @@ def _write_families(members: pd.DataFrame, seqs: np.ndarray, folder: Path, align
     write_tsv(families, folder / "families.tsv")
 
 
-def build_ortholog_families(config: Mapping[str, Any], outdir: str | os.PathLike[str]) -> dict[str, Any]:
+def build_ortholog_families(
+    config: Mapping[str, Any], outdir: str | os.PathLike[str], threads: int = 1
+) -> dict[str, Any]:
     """Write the families of orthologous windows (see the module docstring).
 
     Args:
         config: a validated config (``genomes``, ``extract``, ``orthologs``).
         outdir: the output folder (replaced as a whole when complete).
+        threads: MAFFT processes run at a time (``align: mafft``).
 
     Returns:
         The report (also written as ``report.json``).
@@ -579,7 +555,7 @@ def build_ortholog_families(config: Mapping[str, Any], outdir: str | os.PathLike
     target = Path(outdir)
     tmp = _atomic_folder(target)
     try:
-        _write_families(members, seqs, tmp, settings["align"], species_tree)
+        _write_families(members, seqs, tmp, settings["align"], species_tree, threads)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         _replace_folder(tmp, target)
     except BaseException:

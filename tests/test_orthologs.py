@@ -292,3 +292,15 @@ def test_without_a_species_tree_no_reference_is_written(species_demo, tmp_path):
     report = build_ortholog_families(config, tmp_path / "out")
     assert report["source"] == "gene-name match" and report["families_written"] == 2
     assert len(list((tmp_path / "out").glob("*.fa"))) == 2 and not list((tmp_path / "out").glob("*.nwk"))
+
+
+@pytest.mark.skipif(shutil.which("mafft") is None, reason="MAFFT is not installed")
+def test_mafft_several_at_a_time_writes_the_same_families(species_demo, tmp_path):
+    config = _config(species_demo, table=str(species_demo["table"]), align="mafft", max_families=6)
+    build_ortholog_families(config, tmp_path / "one", threads=1)
+    build_ortholog_families(config, tmp_path / "three", threads=3)
+    written = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert len([name for name in written if name.endswith(".fa")]) == 6
+    assert written == sorted(p.name for p in (tmp_path / "three").iterdir())
+    for name in written:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "three" / name).read_bytes(), name

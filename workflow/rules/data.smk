@@ -26,6 +26,7 @@ if config["simulate"]["enabled"]:
             f"{LOGS}/simulate_demo.log",
         conda:
             "../../envs/data.yaml"
+        threads: 1
         resources:
             mem_mb=lambda wildcards, attempt: 2000 * attempt,
             runtime=15,

@@ -99,6 +99,7 @@ checkpoint ortholog_families:
         f"{LOGS}/ortholog_families.log",
     conda:
         "../../envs/trees.yaml"
+    threads: 4
     resources:
         mem_mb=4000,
         runtime=30,
@@ -107,7 +108,7 @@ checkpoint ortholog_families:
         cfg=cli_config("extract", "orthologs"),
     shell:
         "{params.seqae} orthologs --config {params.cfg:q} --outdir {output:q}"
-        " > {log:q} 2>&1"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 use rule gather_trees as gather_ortholog_trees with:
