@@ -160,6 +160,11 @@ def section_with_defaults(values: Mapping[str, Any] | None, section: str) -> dic
     return filled
 
 
+def default_seed() -> int:
+    """The top-level ``seed`` a config without one gets (the schema's default)."""
+    return int(config_schema()["properties"]["seed"]["default"])
+
+
 def check_settings(settings: Any, schema: dict[str, Any], where: str) -> None:
     """Check ``settings`` against ``schema``, a part of the configuration schema (the
     ``evaluate`` settings, one model's), without filling defaults.

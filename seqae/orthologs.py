@@ -66,11 +66,10 @@ from seqae.alphabet import CODE_N, reverse_complement
 from seqae.errors import ConfigError, InputError
 from seqae.fileio import require_file, write_tsv
 from seqae.genome import Genome, decode, gather_windows
-from seqae.mafft import align_families, align_family
+from seqae.mafft import align_families
 
 __all__ = [
     "MEMBER_COLUMNS",
-    "align_family",
     "anchor_windows",
     "build_ortholog_families",
     "match_gene_names",

@@ -18,10 +18,9 @@ import pytest
 
 from seqae.cli import main
 from seqae.config import validate_config
-from seqae.errors import ConfigError, InputError, SeqaeError
+from seqae.errors import ConfigError, InputError
 from seqae.genome import Genome, decode
 from seqae.orthologs import (
-    align_family,
     anchor_windows,
     build_ortholog_families,
     cut_windows,
@@ -167,23 +166,6 @@ def test_windows_are_read_on_the_genes_strand(tmp_path):
     assert decode(windows[0]) == seq[995:1005]  # the TSS base at index L // 2
     assert decode(windows[1]) == seq[996:1006].translate(complement)[::-1]  # ... on the minus strand too
     assert placed[["start", "end"]].values.tolist() == [[995, 1005], [996, 1006]]
-
-
-@pytest.mark.skipif(shutil.which("mafft") is None, reason="MAFFT is not installed")
-def test_mafft_aligns_windows_with_an_indel():
-    rng = np.random.default_rng(1)
-    base = random_dna(rng, 300)
-    records = {"sp0": base, "sp1": base[:150] + base[160:], "sp2": base, "sp3": base[:80] + "ACGTA" + base[80:]}
-    aligned = align_family(records)
-    assert list(aligned) == list(records)
-    assert len({len(s) for s in aligned.values()}) == 1
-    assert aligned["sp1"].count("-") >= 10 and aligned["sp1"].replace("-", "") == records["sp1"]
-
-
-def test_missing_mafft_is_one_clear_line(monkeypatch):
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(SeqaeError, match="MAFFT is not installed .* or set align: none"):
-        align_family({"a": "ACGT", "b": "ACGT"})
 
 
 # ---------------------------------------------------------------- the stage on the demo species

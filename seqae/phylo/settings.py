@@ -23,7 +23,7 @@ from dataclasses import Field, asdict, dataclass, field, fields
 from functools import cache
 from typing import Any, ClassVar, Self
 
-from seqae.config import check_settings, config_schema, json_type
+from seqae.config import check_settings, default_seed, json_type
 from seqae.errors import ConfigError
 
 __all__ = [
@@ -323,7 +323,7 @@ class TreeAESettings(TreeSettings):
         type=["integer", "null"],
         minimum=1,
     )
-    seed: int = field(default_factory=lambda: config_schema()["properties"]["seed"]["default"])
+    seed: int = field(default_factory=default_seed)
     discriminator: DiscriminatorSettings = field(default_factory=DiscriminatorSettings)
 
     def __post_init__(self) -> None:

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from seqae.config import config_schema, section_with_defaults
+from seqae.config import default_seed, section_with_defaults
 from seqae.errors import ConfigError, SeqaeError
 from seqae.phylo.alphabet import CODE_MISSING
 from seqae.phylo.distance import patristic_distances
@@ -93,11 +93,9 @@ def stage_settings(settings: Mapping[str, Any] | None) -> tuple[TreeAESettings, 
     """
     values = dict(settings or {})
     seed = values.pop("seed", None)
-    if seed is None:
-        seed = config_schema()["properties"]["seed"]["default"]
     trees = section_with_defaults(values, "trees")
     stage = {key: trees[key] for key in STAGE_OPTIONS}
-    stage["seed"] = int(seed)
+    stage["seed"] = default_seed() if seed is None else int(seed)
     stage["latent_tree"] = LatentTreeSettings.from_mapping(trees["latent_tree"])
     return TreeAESettings.from_mapping({**trees, "seed": stage["seed"]}), stage
 
