@@ -24,6 +24,12 @@ GTR + Gamma, as PhyML does (Guindon & Gascuel 2003; Guindon et al. 2010):
   :func:`seqae.phylo.mlfit.fit_ml`. A family whose likelihood fell keeps
   only its single best move (or, if that falls too, its old tree).
 * The substitution model is re-fitted every ``model_every`` rounds.
+* **Only the families that moved climb on.** A family whose tree did not
+  change in a round scores the same gains in the next (same tree, lengths
+  and model) and would not move either, so a round scores and re-fits only
+  the families that moved in the last one, until the model is re-fitted and
+  every family is scored again. One Newton pass on every family's branch
+  lengths at the end makes up for the re-fits the others skipped.
 
 Vectorised over families, patterns, categories and branches; Python loops
 run over internal nodes (moves, relabelling) and chunks of branches only.
@@ -337,7 +343,8 @@ def nni_search(
             ``model_every=0`` to keep it fixed).
         max_rounds: rounds of (score all NNIs, apply, re-fit lengths) at most.
         threshold: a move must gain more than this (log-likelihood units).
-        newton_iter: Newton iterations on all branch lengths after each round.
+        newton_iter: Newton iterations on the branch lengths of the families that
+            moved, after each round, and on every family's at the end.
 
     Returns:
         :class:`NNISearchResult`.
@@ -349,50 +356,64 @@ def nni_search(
     sites = weights.sum(-1)
     kids = _kids_table(children, root_children)
     lengths = lengths.detach().clamp(MIN_LENGTH, MAX_LENGTH)
+    every = torch.arange(b, device=tips.device)
 
-    def tensors(table: torch.Tensor) -> TreeTensors:
-        return TreeTensors(table[:, : n - 3, :2].contiguous(), table[:, n - 3].contiguous(), mask)
+    def tensors(table: torch.Tensor, rows: torch.Tensor) -> TreeTensors:
+        return TreeTensors(table[:, : n - 3, :2].contiguous(), table[:, n - 3].contiguous(), mask[rows])
 
-    def refit(table: torch.Tensor, ell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ell, ll, _ = _newton_lengths(tensors(table), tips, weights, model, ell, None, 1e-7 * sites, newton_iter)
+    def refit(table: torch.Tensor, ell: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Newton on the branch lengths of the families ``rows`` (``table`` and ``ell`` hold only theirs)."""
+        tt = tensors(table, rows)
+        ell, ll, _ = _newton_lengths(
+            tt, tips[rows], weights[rows], model.rows(rows), ell, None, 1e-7 * sites[rows], newton_iter
+        )
         return ell, ll
 
-    lengths, ll = refit(kids, lengths)
+    lengths, ll = refit(kids, lengths, every)
     moves = np.zeros(b, dtype=np.int64)
     rounds = 0
+    # The families that may still move (see the module docstring): those that moved in the
+    # last round, or all of them after the model is re-fitted.
+    live = every
     for rounds in range(1, max_rounds + 1):
-        tt = tensors(kids)
-        gains, central = nni_gains(tt, tips, weights, model, lengths)
-        move = _select_moves(gains, kids, n, threshold, single=False)
+        table, ell, before = kids[live], lengths[live], ll[live]
+        part = model.rows(live)
+        gains, central = nni_gains(tensors(table, live), tips[live], weights[live], part, ell)
+        move = _select_moves(gains, table, n, threshold, single=False)
         active = (move >= 0).any(-1)
         if not bool(active.any()):
             break
-        new_kids, new_len = _apply_moves(kids, lengths, move, central, n)
-        new_len, new_ll = refit(new_kids, new_len)
-        worse = active & (new_ll < ll)
+        live, move, gains, central = live[active], move[active], gains[active], central[active]
+        table, ell, before = table[active], ell[active], before[active]
+        new_kids, new_len = _apply_moves(table, ell, move, central, n)
+        new_len, new_ll = refit(new_kids, new_len, live)
+        worse = new_ll < before
         if bool(worse.any()):  # fall back to the single best move in those families
-            one = _select_moves(gains, kids, n, threshold, single=True)
-            one_kids, one_len = _apply_moves(kids, lengths, one, central, n)
-            one_len, one_ll = refit(one_kids, one_len)
-            fix = worse & (one_ll > ll)
+            one = _select_moves(gains, table, n, threshold, single=True)
+            one_kids, one_len = _apply_moves(table, ell, one, central, n)
+            one_len, one_ll = refit(one_kids, one_len, live)
+            fix = worse & (one_ll > before)
             keep_old = worse & ~fix
             new_kids = torch.where(fix[:, None, None], one_kids, new_kids)
             new_len = torch.where(fix[:, None], one_len, new_len)
             new_ll = torch.where(fix, one_ll, new_ll)
             move = torch.where(fix[:, None], one, move)
-            new_kids = torch.where(keep_old[:, None, None], kids, new_kids)
-            new_len = torch.where(keep_old[:, None], lengths, new_len)
-            new_ll = torch.where(keep_old, ll, new_ll)
+            new_kids = torch.where(keep_old[:, None, None], table, new_kids)
+            new_len = torch.where(keep_old[:, None], ell, new_len)
+            new_ll = torch.where(keep_old, before, new_ll)
             move = torch.where(keep_old[:, None], torch.full_like(move, -1), move)
-        moves += (move >= 0).sum(-1).cpu().numpy()
-        kids, lengths, ll = new_kids, new_len, new_ll
+        moved = (move >= 0).any(-1)
+        moves[live.cpu().numpy()] += (move >= 0).sum(-1).cpu().numpy()
+        kids[live], lengths[live], ll[live] = new_kids, new_len, new_ll
+        live = live[moved]
         if model_every and rounds % model_every == 0:
-            ll, _ = _fit_model(tensors(kids), tips, weights, model, lengths, 10)
-        if not bool((move >= 0).any()):
+            ll, _ = _fit_model(tensors(kids, every), tips, weights, model, lengths, 10)
+            live = every
+        if not bool(moved.any()):
             break
     if model_every:
-        ll, _ = _fit_model(tensors(kids), tips, weights, model, lengths, 10)
-        lengths, ll = refit(kids, lengths)
+        ll, _ = _fit_model(tensors(kids, every), tips, weights, model, lengths, 10)
+    lengths, ll = refit(kids, lengths, every)
     return NNISearchResult(
         children=kids[:, : n - 3, :2].contiguous(), root_children=kids[:, n - 3].contiguous(), lengths=lengths,
         log_likelihood=ll, moves=moves, rounds=rounds,

@@ -108,3 +108,31 @@ def test_perturbed_search_never_loses_likelihood():
     # The kept trees' likelihoods are their own.
     moved = TreeTensors(best.children, best.root_children, tt.edge_mask)
     assert torch.allclose(log_likelihood(moved, tips, weights, model, best.lengths), best.log_likelihood)
+
+
+def test_families_climbed_together_reach_the_trees_they_reach_alone():
+    # The climb goes on with fewer and fewer families (those that moved last); each family's
+    # tree, moves and likelihood must be written back to its own row.
+    fams = [simulated_family(8, 400, seed, height=0.5) for seed in (60, 61, 62)]
+    starts = []
+    for k, f in enumerate(fams):
+        t = f.tree.copy()
+        leaves = t.get_leaves()
+        for i in range(k):  # 0, 1 and 2 leaf swaps: families stop climbing after different rounds
+            leaves[i].name, leaves[-1 - i].name = leaves[-1 - i].name, leaves[i].name
+        starts.append(t)
+    tt, tips, weights, model, lengths = _setup(fams, starts)
+    together = nni_search(tt.children, tt.root_children, lengths, tips, weights, model, model_every=0)
+    moved = TreeTensors(together.children, together.root_children, tt.edge_mask)
+    assert torch.allclose(log_likelihood(moved, tips, weights, model, together.lengths), together.log_likelihood)
+    for k, f in enumerate(fams):
+        one = torch.tensor([k])
+        alone = nni_search(
+            tt.children[one], tt.root_children[one], lengths[one], tips[one], weights[one], model.rows(one),
+            model_every=0,
+        )  # fmt: skip
+        tree_together = decoded_tree(together.children, together.root_children, together.lengths, f.names, k)
+        tree_alone = decoded_tree(alone.children, alone.root_children, alone.lengths, f.names, 0)
+        assert normalized_rf(tree_together, tree_alone) == 0.0
+        assert together.moves[k] == alone.moves[0]
+        assert float(together.log_likelihood[k]) == pytest.approx(float(alone.log_likelihood[0]), abs=1e-3)
