@@ -28,8 +28,8 @@ GTR + Gamma, as PhyML does (Guindon & Gascuel 2003; Guindon et al. 2010):
   change in a round scores the same gains in the next (same tree, lengths
   and model) and would not move either, so a round scores and re-fits only
   the families that moved in the last one, until the model is re-fitted and
-  every family is scored again. One Newton pass on every family's branch
-  lengths at the end makes up for the re-fits the others skipped.
+  every family is scored again. One Newton pass at the end on the branch
+  lengths of the families that missed a round's re-fit makes up for it.
 
 Vectorised over families, patterns, categories and branches; Python loops
 run over internal nodes (moves, relabelling) and chunks of branches only.
@@ -344,7 +344,7 @@ def nni_search(
         max_rounds: rounds of (score all NNIs, apply, re-fit lengths) at most.
         threshold: a move must gain more than this (log-likelihood units).
         newton_iter: Newton iterations on the branch lengths of the families that
-            moved, after each round, and on every family's at the end.
+            moved, after each round, and at the end on those that missed one.
 
     Returns:
         :class:`NNISearchResult`.
@@ -375,6 +375,9 @@ def nni_search(
     # The families that may still move (see the module docstring): those that moved in the
     # last round, or all of them after the model is re-fitted.
     live = every
+    # Families left out of a round's refit while the climb went on; only they get the final pass,
+    # so a family that was refitted in every round (a batch of one, always) ends as before.
+    skipped = torch.zeros(b, dtype=torch.bool, device=tips.device)
     for rounds in range(1, max_rounds + 1):
         table, ell, before = kids[live], lengths[live], ll[live]
         part = model.rows(live)
@@ -385,6 +388,9 @@ def nni_search(
             break
         live, move, gains, central = live[active], move[active], gains[active], central[active]
         table, ell, before = table[active], ell[active], before[active]
+        left_out = torch.ones(b, dtype=torch.bool, device=tips.device)
+        left_out[live] = False
+        skipped |= left_out
         new_kids, new_len = _apply_moves(table, ell, move, central, n)
         new_len, new_ll = refit(new_kids, new_len, live)
         worse = new_ll < before
@@ -413,7 +419,10 @@ def nni_search(
             break
     if model_every:
         ll, _ = _fit_model(tensors(kids, every), tips, weights, model, lengths, 10)
-    lengths, ll = refit(kids, lengths, every)
+        lengths, ll = refit(kids, lengths, every)
+    elif bool(skipped.any()):
+        rows = skipped.nonzero()[:, 0]
+        lengths[rows], ll[rows] = refit(kids[rows], lengths[rows], rows)
     return NNISearchResult(
         children=kids[:, : n - 3, :2].contiguous(), root_children=kids[:, n - 3].contiguous(), lengths=lengths,
         log_likelihood=ll, moves=moves, rounds=rounds,
