@@ -141,17 +141,21 @@ def run_setting(
     from seqae.phylo.mlfit import score_trees
     from seqae.phylo.nni import resolve_flat_branches
     from seqae.phylo.outputs import MODEL_TREE_ORDER
+    from seqae.phylo.treejudge import JudgeCache
 
     torch.set_num_threads(1)
     fams = simulated_families(name, replicates, seed)
     start = time.perf_counter()
-    latents = fit_latent_trees([(f.codes, f.names) for f in fams], LatentTreeSettings.from_mapping(settings), seed=seed)
+    judges = JudgeCache()  # the fit with the adversary reuses the first fit's judges (the same ones either way)
+    latents = fit_latent_trees(
+        [(f.codes, f.names) for f in fams], LatentTreeSettings.from_mapping(settings), seed=seed, judges=judges
+    )
     seconds_latent = time.perf_counter() - start
     with_adversary = [None] * replicates
     if adversary > 0:
         with_adversary = fit_latent_trees(
             [(f.codes, f.names) for f in fams],
-            LatentTreeSettings.from_mapping({**settings, "adversarial_weight": adversary}), seed=seed,
+            LatentTreeSettings.from_mapping({**settings, "adversarial_weight": adversary}), seed=seed, judges=judges,
         )  # fmt: skip
     rows = []
     for r, (fam, lat, adv) in enumerate(zip(fams, latents, with_adversary)):

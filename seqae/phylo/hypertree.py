@@ -65,7 +65,6 @@ and IQ-TREE, families per second) are in the README and come from
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,13 +82,7 @@ from seqae.phylo.nni import resolve_flat_branches
 from seqae.phylo.patterns import pattern_batch, site_patterns
 from seqae.phylo.schedule import UnrootedTree, tree_batch, unrooted_tree
 from seqae.phylo.settings import LatentTreeSettings
-from seqae.phylo.treejudge import (
-    JudgeTrees,
-    perturbed,
-    reference_schedules,
-    split_features,
-    train_tree_judge,
-)
+from seqae.phylo.treejudge import JudgeCache, JudgeTrees, split_features
 from seqae.progress import PhaseProgress
 
 __all__ = ["LatentTree", "LatentTreeSettings", "fit_latent_trees", "poincare_distance_matrix"]
@@ -190,6 +183,7 @@ def fit_latent_trees(
     seed: int = 1,
     user_trees: Sequence = (),
     progress: bool = False,
+    judges: JudgeCache | None = None,
 ) -> list[LatentTree]:
     """Fit the tree latent of many families, batched by number of taxa.
 
@@ -207,11 +201,17 @@ def fit_latent_trees(
             likelihood training, ML search), with the batch's mean
             log-likelihood per site, the rate and the ETA; without, log
             those as lines (:class:`~seqae.progress.PhaseProgress`).
+        judges: judges already fitted, reused where the size and settings
+            match and added to otherwise (default: a new cache, shared by
+            this call's batches). Pass one cache to several calls on the
+            same families (with and without the adversary) to fit each
+            size's judge once; the results are the same either way.
 
     Returns:
         One :class:`LatentTree` per family, in input order.
     """
     s = settings or LatentTreeSettings()
+    judges = JudgeCache() if judges is None else judges
     groups: dict[int, list[int]] = {}
     for k, (codes, names) in enumerate(alignments):
         if len(names) < 4 or codes.shape[0] != len(names):
@@ -225,28 +225,10 @@ def fit_latent_trees(
         for start in range(0, len(members), s.batch_size):
             chunk = members[start : start + s.batch_size]
             for k, tree in zip(
-                chunk, _fit_batch([alignments[k] for k in chunk], s, device, seed, user_trees, progress)
+                chunk, _fit_batch([alignments[k] for k in chunk], s, device, seed, user_trees, judges, progress)
             ):
                 out[k] = tree
     return out  # type: ignore[return-value]
-
-
-def _judges(n: int, s: LatentTreeSettings, seed: int, user_trees: Sequence, dtype: torch.dtype, device):
-    """The frozen judge, the adversary (a copy that keeps learning), real trees to train on and held-out ones."""
-    rng = np.random.default_rng(seed)
-    real = reference_schedules(n, s.n_reference, rng, user_trees, dtype=dtype)
-    held = reference_schedules(n, s.n_reference, rng, dtype=dtype)
-    judge = train_tree_judge(real, perturbed(real, rng), steps=s.judge_steps, seed=seed).to(device)
-    for p in judge.parameters():
-        p.requires_grad_(False)
-    adversary = copy.deepcopy(judge)
-    for p in adversary.parameters():
-        p.requires_grad_(True)
-
-    def move(t: JudgeTrees) -> JudgeTrees:
-        return JudgeTrees(t.children.to(device), t.root_children.to(device), t.lengths.to(device))
-
-    return judge, adversary, move(real), move(held), rng
 
 
 def _fit_batch(
@@ -255,6 +237,7 @@ def _fit_batch(
     device,
     seed: int,
     user_trees: Sequence,
+    judges: JudgeCache,
     progress: bool = False,
 ) -> list[LatentTree]:
     """One batch of families with the same ``n`` (see :func:`fit_latent_trees`)."""
@@ -307,7 +290,10 @@ def _fit_batch(
     )
     judge = None
     if s.judge or s.adversarial_weight > 0:
-        judge, adversary, real, held, rng = _judges(n, s, seed, user_trees, dtype, device)
+        fitted = judges.fitted(n, s.n_reference, s.judge_steps, seed, user_trees, dtype, device)
+        judge, adversary, real, held, rng = (
+            fitted.judge, fitted.adversary(), fitted.real, fitted.held, fitted.generator()
+        )  # fmt: skip
         adv_opt = torch.optim.Adam(adversary.parameters(), lr=1e-3)
     trace = []
     bar = PhaseProgress(s.epochs, f"{label} likelihood training", "epoch", progress)

@@ -69,6 +69,7 @@ from seqae.phylo.inputs import PreparedFamily, prepare_family
 from seqae.phylo.io import read_tree
 from seqae.phylo.outputs import finish_family
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
+from seqae.phylo.treejudge import JudgeCache
 
 __all__ = [
     "run_families",
@@ -222,7 +223,9 @@ def _fit_tree_latent(
     for fam in prepared:
         kept = np.flatnonzero(~(fam.partials == CODE_MISSING).all(axis=0))
         data.append((fam.partials[:, kept], fam.names))
-    main = fit_latent_trees(data, latent, device=device, seed=stage["seed"], user_trees=real_trees, progress=progress)
+    judges = JudgeCache()  # both fits below use the same judges (same sizes, seed and settings)
+    main = fit_latent_trees(data, latent, device=device, seed=stage["seed"], user_trees=real_trees, progress=progress,
+                            judges=judges)  # fmt: skip
     other_weight = 0.0 if latent.adversarial_weight > 0 else stage["adversary_check"]
     other = [None] * len(prepared)
     if latent.adversarial_weight > 0 or other_weight > 0:
@@ -232,7 +235,7 @@ def _fit_tree_latent(
             "(trees.adversary_check: 0 skips this)", other_settings.adversarial_weight,
         )  # fmt: skip
         other = fit_latent_trees(data, other_settings, device=device, seed=stage["seed"], user_trees=real_trees,
-                                 progress=progress)  # fmt: skip
+                                 progress=progress, judges=judges)  # fmt: skip
     fits = []
     for lat, alt in zip(main, other):
         with_adv, without = (lat, alt) if latent.adversarial_weight > 0 else (alt, lat)

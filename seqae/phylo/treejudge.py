@@ -33,8 +33,10 @@ Shapes: ``B`` trees of ``n`` leaves (``E = 2n - 3`` splits); features
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +45,15 @@ from torch import nn
 from seqae.phylo.discriminator import auc, sample_reference_trees
 from seqae.phylo.schedule import tree_batch, unrooted_tree
 
-__all__ = ["JudgeTrees", "TreeJudge", "reference_schedules", "split_features", "train_tree_judge"]
+__all__ = [
+    "FittedJudge",
+    "JudgeCache",
+    "JudgeTrees",
+    "TreeJudge",
+    "reference_schedules",
+    "split_features",
+    "train_tree_judge",
+]
 
 N_FEATURES = 4
 
@@ -151,3 +161,81 @@ def train_tree_judge(
 def judge_auc(judge: TreeJudge, real: JudgeTrees, fake: JudgeTrees) -> float:
     """Held-out AUC of the judge, real vs fake trees (0.5: it cannot tell them apart)."""
     return auc(judge.score(real).cpu().numpy(), judge.score(fake).cpu().numpy())
+
+
+@dataclass
+class FittedJudge:
+    """A judge fitted for one tree size, with its real trees.
+
+    Attributes:
+        judge: the frozen judge (no parameter requires grad), on the device.
+        real: the real trees it was fitted on (the adversary's positives), on the device.
+        held: as many held-out real trees (its AUC), on the device.
+        rng_state: the state of the generator that drew the trees and the negatives, after
+            the fit: what draws from it next (the adversary's picks) goes on from there.
+    """
+
+    judge: TreeJudge
+    real: JudgeTrees
+    held: JudgeTrees
+    rng_state: dict[str, Any]
+
+    def generator(self) -> np.random.Generator:
+        """A generator in ``rng_state``: the one a fresh fit would hand on."""
+        rng = np.random.default_rng()
+        rng.bit_generator.state = copy.deepcopy(self.rng_state)
+        return rng
+
+    def adversary(self) -> TreeJudge:
+        """A trainable copy of the judge, for the adversarial loop."""
+        adversary = copy.deepcopy(self.judge)
+        for p in adversary.parameters():
+            p.requires_grad_(True)
+        return adversary
+
+
+class JudgeCache:
+    """Judges fitted once per tree size and setting, and reused.
+
+    The tree stage fits every family twice with the same seed (without and with the
+    adversary: ``trees.adversary_check``), and a size with more families than a batch
+    in several batches. Each time the judge, its reference trees and the generator's
+    state after them are the same, and at 100 taxa the fit takes half a minute on a
+    CPU core, so it is done once. The key holds everything the fit reads: the size,
+    the reference count, the steps, the seed, the user trees of that size (as
+    Newick), the dtype and the device.
+    """
+
+    def __init__(self) -> None:
+        self._fitted: dict[tuple, FittedJudge] = {}
+
+    def __len__(self) -> int:
+        return len(self._fitted)
+
+    def fitted(
+        self,
+        n: int,
+        n_reference: int,
+        steps: int,
+        seed: int,
+        user_trees: Sequence = (),
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> FittedJudge:
+        """The judge of ``n``-leaf trees: fitted on the first call with these arguments, then the same one."""
+        device = torch.device(device or "cpu")
+        own = tuple(t.write(format=1) for t in user_trees if len(t) == n)
+        key = (n, n_reference, steps, seed, own, str(dtype), str(device))
+        if key not in self._fitted:
+            rng = np.random.default_rng(seed)
+            real = reference_schedules(n, n_reference, rng, user_trees, dtype=dtype)
+            held = reference_schedules(n, n_reference, rng, dtype=dtype)
+            judge = train_tree_judge(real, perturbed(real, rng), steps=steps, seed=seed).to(device)
+            for p in judge.parameters():
+                p.requires_grad_(False)
+
+            def move(t: JudgeTrees) -> JudgeTrees:
+                return JudgeTrees(t.children.to(device), t.root_children.to(device), t.lengths.to(device))
+
+            self._fitted[key] = FittedJudge(judge, move(real), move(held), copy.deepcopy(rng.bit_generator.state))
+        return self._fitted[key]

@@ -119,3 +119,31 @@ def test_flat_resolution_changes_only_zero_length_branches(how: str):
         flat = {k for k, v in before.items() if v <= 1e-5}
         assert set(before) - flat <= set(after)  # every split with length is kept
         assert sorted(before.values()) == pytest.approx(sorted(after.values()))
+
+
+def test_a_shared_judge_cache_fits_each_size_once_and_changes_no_result(monkeypatch):
+    import seqae.phylo.treejudge as treejudge
+
+    fits = []
+    train = treejudge.train_tree_judge
+    monkeypatch.setattr(treejudge, "train_tree_judge", lambda *a, **k: fits.append(1) or train(*a, **k))
+    fams = [(f.codes, f.names) for f in (simulated_family(6, 120, 41), simulated_family(6, 120, 42))]
+    plain = LatentTreeSettings(dim=4, init_steps=10, epochs=4, nni_rounds=2, judge_steps=5, n_reference=16)
+    # With the adversary, one family a batch: two batches of one size.
+    adversarial = LatentTreeSettings(**{**plain.__dict__, "adversarial_weight": 0.5, "batch_size": 1})
+    # Each batch with a judge of its own (the fits the cache saves).
+    alone = [fit_latent_trees(fams, plain, seed=3), [fit_latent_trees([f], adversarial, seed=3)[0] for f in fams]]
+    assert len(fits) == 3
+    fits.clear()
+    cache = treejudge.JudgeCache()
+    shared = [fit_latent_trees(fams, s, seed=3, judges=cache) for s in (plain, adversarial)]
+    assert len(fits) == 1 and len(cache) == 1
+    for a_run, s_run in zip(alone, shared):
+        for a, s in zip(a_run, s_run):
+            assert a.tree.write(format=1) == s.tree.write(format=1)
+            assert a.decoded_tree.write(format=1) == s.decoded_tree.write(format=1)  # the adversary's steps
+            assert a.log_likelihood == s.log_likelihood and a.trace == s.trace
+            assert a.judge_score == s.judge_score and a.judge_auc == s.judge_auc
+    # Another seed is another judge.
+    fit_latent_trees(fams, plain, seed=4, judges=cache)
+    assert len(cache) == 2
