@@ -101,12 +101,18 @@ def _sniff_dialect(attributes: pa.Array) -> str | None:
     return "gtf" if n_gtf > n_gff else "gff3"
 
 
+#: ASCII control characters (tab and line breaks included), which percent-decoding can produce.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _extract(attributes: pa.Array, pattern: str, unescape: bool = False) -> np.ndarray:
     """object [n]: the text captured by ``pattern``'s named groups (concatenated); None where absent or empty.
 
     Runs Arrow's RE2 over the whole column.  Patterns with alternative groups
     (quoted or bare GTF values) work because an unmatched group captures ''.
-    ``unescape`` decodes GFF3 percent-encoding (``%3B`` -> ``;``).
+    ``unescape`` decodes GFF3 percent-encoding (``%3B`` -> ``;``); the control characters it can
+    decode (``%09`` tab, ``%0A`` line feed, ...) become spaces, since a label holding them could not
+    be written as one field of a tab-separated line.
     """
     found = pc.extract_regex(attributes, pattern=pattern)
     groups = [found.field(i) for i in range(found.type.num_fields)]
@@ -117,7 +123,7 @@ def _extract(attributes: pa.Array, pattern: str, unescape: bool = False) -> np.n
         # Only the rare values that contain '%' go through urllib.
         escaped = np.flatnonzero(pc.fill_null(pc.match_substring(value, "%"), False).to_numpy(zero_copy_only=False))
         if escaped.size:
-            out[escaped] = [unquote(v) for v in out[escaped]]
+            out[escaped] = [_CONTROL.sub(" ", unquote(v)) for v in out[escaped]]
     return out
 
 

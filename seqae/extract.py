@@ -73,12 +73,11 @@ def _extract(
 ) -> dict[str, Any]:
     extraction = plan_extraction(config, out, opened)
     profiles = TrackProfiles()
-    with (
-        atomic_output(out) as tmp,
-        windows_writer(tmp, extraction, threads) as writer,
-    ):
-        write_rows(extraction, writer, profiles, progress)
-        write_labels_and_summary(writer, extraction.labels, profiles)
-    for plan in extraction.plans:
-        plan.track_files = [t.file_reads() if t is not None else {} for t in plan.tracks]
-    return finish_extraction(extraction, out, profiles)
+    with atomic_output(out) as tmp:
+        with windows_writer(tmp, extraction, threads) as writer:
+            write_rows(extraction, writer, profiles, progress)
+            write_labels_and_summary(writer, extraction.labels, profiles)
+        for plan in extraction.plans:
+            plan.track_files = [t.file_reads() if t is not None else {} for t in plan.tracks]
+        # The side files first: the windows file is renamed into place last.
+        return finish_extraction(extraction, out, profiles)

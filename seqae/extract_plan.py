@@ -11,6 +11,7 @@ from the plan.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from seqae.spans import ReadStats
 from seqae.splits import assign_split
 from seqae.tracks import BigWigTrack
 from seqae.windows.store import WindowsSchema
+
+log = logging.getLogger("seqae")
 
 #: Folder beside the windows file holding each genome's FASTA index (and the
 #: decompressed copy of a plain-gzip FASTA): seqae never writes beside its inputs.
@@ -262,7 +265,7 @@ def _plan_genome(
         windows[column] = gene_labels[column].to_numpy()
     windows["split"] = assign_split(species, windows["chrom"].to_numpy(), windows["start"].to_numpy(), settings)
 
-    tracks = open_tracks(genome_cfg, track_names, aliases, windows)
+    tracks = open_tracks(genome_cfg, track_names, aliases, windows, sizes)
     report["bigwig_chrom_names"] = {
         name: track.chrom_names for name, track in zip(track_names, tracks, strict=True) if track is not None
     }
@@ -321,9 +324,21 @@ def _no_gene_labels(n: int) -> pd.DataFrame:
 
 
 def open_tracks(
-    genome_cfg: Mapping[str, Any], track_names: list[str], aliases: ChromAliases, windows: pd.DataFrame
+    genome_cfg: Mapping[str, Any],
+    track_names: list[str],
+    aliases: ChromAliases,
+    windows: pd.DataFrame,
+    sizes: Mapping[str, int],
 ) -> list[BigWigTrack | None]:
-    """Open this genome's bigWigs in track order; check they cover every window's chromosome."""
+    """Open this genome's bigWigs in track order; check they cover every window's chromosome.
+
+    A chromosome whose length in the bigWig's header differs from the FASTA's (``sizes``, bp)
+    is logged as a warning: the usual sign of a bigWig made on another assembly.
+
+    Raises:
+        InputError: a bigWig without a chromosome that holds windows (naming the bigWig's own
+            chromosomes, the alias rule and how to leave the chromosome out).
+    """
     by_name = {tf["name"]: tf.get("bigwig") for tf in genome_cfg["tfs"]}
     needed = windows["chrom"].value_counts()
     tracks: list[BigWigTrack | None] = []
@@ -335,6 +350,20 @@ def open_tracks(
         track = BigWigTrack(path, name, aliases.reference, aliases)
         for chrom, count in needed.items():
             if not track.has_chrom(str(chrom)):
-                raise InputError(path, f"bigWig has no chromosome {chrom!r}, which holds {count} windows")
+                shown = ", ".join(track.own_chroms()[:5]) or "none"
+                raise InputError(
+                    path,
+                    f"bigWig has no chromosome {chrom!r}, which holds {count} windows (bigWig has: {shown}; "
+                    f"chrom_aliases: {aliases.rule}; extract.chromosomes.exclude leaves a chromosome out)",
+                )
+        differ = [str(c) for c in needed.index if track.chrom_size(str(c)) != sizes[str(c)]]
+        if differ:
+            log.warning(
+                "%s: %d chromosomes holding windows have another length here than in the FASTA (%s): "
+                "is the bigWig for another assembly? Its signal past its own chromosome ends reads 0",
+                path,
+                len(differ),
+                ", ".join(f"{c}: {track.chrom_size(c)} bp, FASTA {sizes[c]} bp" for c in differ[:3]),
+            )
         tracks.append(track)
     return tracks

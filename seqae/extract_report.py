@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,25 +15,34 @@ import pandas as pd
 
 from seqae.extract_plan import Extraction, GenomePlan
 from seqae.extract_write import TrackProfiles
-from seqae.fileio import atomic_output, write_tsv
+from seqae.fileio import atomic_output, write_tsv_to
 from seqae.spans import ReadStats
+
+#: The side files, beside the windows file.
+SIDE_FILES = ("windows.bed", "windows.tsv", "extract_report.json")
 
 
 def finish_extraction(extraction: Extraction, out: Path, profiles: TrackProfiles) -> dict[str, Any]:
-    """The side files beside the windows file (BED, TSV, report); closes the inputs; returns the report."""
+    """The side files beside the windows file (BED, TSV, report); closes the inputs; returns the report.
+
+    Each is written to a temporary file, and they are renamed into place only once all
+    three are written. Called inside the windows file's own :func:`atomic_output`, so
+    that a run that fails leaves every output as it was: no windows file beside the
+    side files of another run.
+    """
     labels = extraction.labels
     report = _report(extraction.plans, labels, extraction.settings, extraction.track_names, profiles)
-    folder = out.parent
-    _write_bed(labels, folder / "windows.bed")
-    write_tsv(labels, folder / "windows.tsv")
-    with atomic_output(folder / "extract_report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    with contextlib.ExitStack() as outputs:
+        bed, tsv, summary = (outputs.enter_context(atomic_output(out.parent / name)) for name in SIDE_FILES)
+        _write_bed(labels, bed, name=out.parent / SIDE_FILES[0])
+        write_tsv_to(labels, tsv, name=out.parent / SIDE_FILES[1])
+        summary.write_text(json.dumps(report, indent=2) + "\n")
     for plan in extraction.plans:
         plan.close()
     return report
 
 
-def _write_bed(labels: pd.DataFrame, path: Path) -> None:
+def _write_bed(labels: pd.DataFrame, path: Path, name: Path | None = None) -> None:
     """BED6 of the windows proper: name = window id, score = peak score scaled to 0-1000."""
     score = labels["score"].to_numpy(dtype=np.float64)
     top = np.nanmax(score) if len(score) and np.nanmax(score) > 0 else 1.0
@@ -46,7 +56,7 @@ def _write_bed(labels: pd.DataFrame, path: Path) -> None:
             "strand": ".",
         }
     )
-    write_tsv(bed, path, header=False)
+    write_tsv_to(bed, path, header=False, name=name)
 
 
 def _report(

@@ -114,19 +114,37 @@ def require_file(path: str | os.PathLike[str], what: str = "input file") -> Path
 
 
 def write_tsv(table: pd.DataFrame, path: str | os.PathLike[str], header: bool = True) -> Path:
-    """Write a DataFrame as tab-separated text (temp file, then rename).
+    """Write a DataFrame as tab-separated text (temp file, then rename): :func:`write_tsv_to`."""
+    with atomic_output(path) as tmp:
+        write_tsv_to(table, tmp, header, name=path)
+    return Path(path)
+
+
+def write_tsv_to(
+    table: pd.DataFrame, path: str | os.PathLike[str], header: bool = True, name: str | os.PathLike[str] | None = None
+) -> None:
+    """Write a DataFrame as tab-separated text straight to ``path``, for a caller that holds its own temporary.
 
     Uses Arrow's multithreaded CSV writer; missing values are written as
     empty fields, which pandas, R and spreadsheet programs read as missing.
+    ``name`` is the file the errors name (default ``path``).
+
+    Raises:
+        SeqaeError: a value holds a tab or a line break, which unquoted tab-separated text cannot hold.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as handle:
-            if header:  # written here: Arrow would quote the column names
-                handle.write(("\t".join(map(str, table.columns)) + "\n").encode())
+    with open(path, "wb") as handle:
+        if header:  # written here: Arrow would quote the column names
+            handle.write(("\t".join(map(str, table.columns)) + "\n").encode())
+        try:
             pacsv.write_csv(arrow, handle, write_options=options)
-    return Path(path)
+        except pa.ArrowInvalid as exc:
+            value = str(exc).partition("Invalid value: ")[2]
+            raise SeqaeError(
+                f"{name or path}: a value holds a tab or a line break, which a tab-separated field cannot hold: "
+                f"{value!r}"
+            ) from None

@@ -165,6 +165,26 @@ def _read_alias_table(path: str | os.PathLike[str], reference: list[str]) -> dic
 
 
 _LINE_RE = re.compile(r"at line (\d+)")
+_RECORD_RE = re.compile(r"found in (>\S+)")
+
+
+def _first_blank_line(path: Path, line: int) -> int | None:
+    """The 1-based number of a blank line at ``line`` or just after it in the FASTA ``path``, or None.
+
+    pyfaidx reports a blank line inside a sequence at the blank line itself, and two or more at a
+    record's end at the sequence line before them. Read only on that error path.
+    """
+    opener = gzip.open if fasta_compression(path) != "plain" else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, text in enumerate(handle, start=1):
+                if number >= line and not text.strip():
+                    return number
+                if number > line:
+                    return None
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
 
 
 def fasta_compression(path: Path) -> str:
@@ -184,7 +204,18 @@ def _fasta_errors(path: Path) -> Iterator[None]:
         yield
     except pyfaidx.FastaIndexingError as exc:
         match = _LINE_RE.search(str(exc))
-        raise InputError(path, f"malformed FASTA: {exc}", line=int(match.group(1)) if match else None) from None
+        line = int(match.group(1)) if match else None
+        blank = _first_blank_line(path, line) if line is not None else None
+        if blank is not None:
+            record = _RECORD_RE.search(str(exc))
+            where = f" of {record.group(1)}" if record else ""
+            raise InputError(
+                path,
+                f"malformed FASTA: a blank line inside or after the sequence{where}, which pyfaidx cannot index "
+                "(one blank line at a record's end is all it allows); remove the blank lines",
+                line=blank,
+            ) from None
+        raise InputError(path, f"malformed FASTA: {exc}", line=line) from None
     except ValueError as exc:  # pyfaidx: 'Duplicate key "chr1"'
         raise InputError(path, f"malformed FASTA: {exc}") from None
     except (EOFError, zlib.error) as exc:
@@ -210,6 +241,12 @@ def _build_index(fasta: Path, fai: Path, gzi: Path | None) -> None:
             ).close()
 
 
+def _bgzip_advice(source: Path) -> str:
+    """The command that recompresses the gzip FASTA ``source`` with bgzip, into a new file (never onto itself)."""
+    stem = source.name[: -len(".gz")] if source.name.endswith(".gz") else source.name
+    return f"`gunzip -c {source.name} | bgzip > {stem}.bgz`"
+
+
 def _decompressed_copy(source: Path, work_dir: Path) -> tuple[Path, list[Path]]:
     """A plain copy of the gzip FASTA ``source`` in ``work_dir``, made once (remade when ``source`` changes).
 
@@ -227,8 +264,8 @@ def _decompressed_copy(source: Path, work_dir: Path) -> tuple[Path, list[Path]]:
                 return target, []
     log.info(
         "%s: gzip-compressed but not bgzip, so it cannot be indexed in place; decompressing it once into %s "
-        "(to skip this, recompress it with `gunzip -c %s | bgzip > %s`)",
-        source, target, source.name, name + ".gz",
+        "(to skip this, recompress it: %s)",
+        source, target, _bgzip_advice(source),
     )  # fmt: skip
     with atomic_output(target) as tmp:
         try:
@@ -291,7 +328,7 @@ class Genome(ClosedOnExit):
                 raise InputError(
                     self.source,
                     "FASTA is gzip-compressed, which cannot be indexed for random access; recompress it with "
-                    f"bgzip: `gunzip -c {self.source.name} | bgzip > {self.source.name}.bgz` (htslib)",
+                    f"bgzip: {_bgzip_advice(self.source)} (htslib)",
                 )
             work.mkdir(parents=True, exist_ok=True)
             self.path, made = _decompressed_copy(self.source, work)

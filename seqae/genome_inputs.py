@@ -91,10 +91,19 @@ def read_genome_genes(
             f"FASTA has: {', '.join(list(sizes)[:5])}; chrom_aliases: {aliases.rule})",
         )
     renamed, dropped = rename_chromosomes(genes, mapping)
+    past = renamed["end"].to_numpy() > renamed["chrom"].map(sizes).to_numpy()
+    if past.any():
+        first = renamed[past].iloc[0]
+        log.warning(
+            "%s: %d genes end past their chromosome's end in the FASTA (e.g. %s on %s ends at %d, which is %d bp): "
+            "is the annotation for another assembly?",
+            path, int(past.sum()), first["gene_id"], first["chrom"], first["end"], sizes[first["chrom"]],
+        )  # fmt: skip
     report["genes"] = {
         "file": str(path),
         "n_genes": len(genes),
         "n_on_absent_chromosomes": int(dropped.sum()),
+        "n_past_chromosome_end": int(past.sum()),
         "chrom_names": {ref: name for name, ref in sorted(mapping.items()) if name != ref},
     }
     return renamed

@@ -47,7 +47,10 @@ PEAK_COLUMNS = ["chrom", "start", "end", "summit", "score", "name", "peak_set"]
 
 #: narrowPeak has exactly 10 columns; BED peaks 3 to 6 (chrom, start, end, name, score, strand).
 _NARROWPEAK_COLUMNS = 10
-_BED_COLUMNS = (3, 4, 5, 6)
+#: Column counts read with the summit at the midpoint: BED3 to BED9 (broadPeak is BED6 + 3),
+#: BED12 and gappedPeak (BED12 + 3). Every other count from 10 up is narrowPeak, with any
+#: columns past the tenth ignored (IDR writes 20).
+_MIDPOINT_COLUMNS = (3, 4, 5, 6, 7, 8, 9, 12, 15)
 
 
 # --------------------------------------------------------------------------
@@ -59,13 +62,15 @@ def read_peaks(path: str | os.PathLike[str], peak_set: str) -> pd.DataFrame:
     """Read peaks from a narrowPeak or BED file (optionally gzipped).
 
     The format is decided by the number of tab-separated columns of the first
-    data line: 10 is narrowPeak, 3 to 6 is BED (chrom, start, end, name,
-    score, strand).  Blank lines and lines starting with ``#``, ``track`` or
-    ``browser`` are skipped.
+    data line: 3 to 9 is BED (chrom, start, end, name, score, strand, ...;
+    broadPeak has 9), 12 is BED12 and 15 gappedPeak; 10 is narrowPeak, and so
+    is any other count above 10 (narrowPeak with columns of its own after the
+    tenth, as IDR's output has).  Blank lines and lines starting with ``#``,
+    ``track`` or ``browser`` are skipped.
 
     Summits: narrowPeak column 10 is the summit's offset from ``start``;
-    ``-1`` means "no summit" and the midpoint is used.  BED peaks always use
-    the midpoint ``(start + end) // 2``.
+    ``-1`` means "no summit" and the midpoint is used.  The other formats
+    have no summit: they use the midpoint ``(start + end) // 2``.
 
     Args:
         path: the peak file.
@@ -92,13 +97,15 @@ def read_peaks(path: str | os.PathLike[str], peak_set: str) -> pd.DataFrame:
     if len(text) == 0:
         raise InputError(p, "no peaks in file")
     first_line, n = int(text.lineno[0]), int(text.ncols[0])
-    if n != _NARROWPEAK_COLUMNS and n not in _BED_COLUMNS:
+    if n < 3:
+        spaces = b" " in text.raw[int(text.line_start[0]) : int(text.line_end[0])]
         raise InputError(
             p,
-            f"has {n} columns; expected 3 to 6 (BED) or {_NARROWPEAK_COLUMNS} (narrowPeak)",
+            f"has {n} column{'s' if n != 1 else ''}; a peak line needs at least 3 (BED), tab-separated"
+            + (" (this one is separated by spaces)" if spaces else ""),
             line=first_line,
         )
-    narrow = n == _NARROWPEAK_COLUMNS
+    narrow = n not in _MIDPOINT_COLUMNS
     columns: dict[int, tuple[str, str]] = {0: ("chrom", "str"), 1: ("start", "int"), 2: ("end", "int")}
     if n >= 4:
         columns[3] = ("name", "str")

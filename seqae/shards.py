@@ -147,7 +147,8 @@ def _extraction(
         genome, tracks = None, [None] * len(track_names)
         if rows is not None and offset < rows[1] and offset + n > rows[0]:
             genome = Genome(genome_cfg["fasta"], work_dir=genome_work_dir(out, genome_cfg))
-            tracks = open_tracks(genome_cfg, track_names, genome_aliases(genome_cfg, genome), windows)
+            tracks = open_tracks(genome_cfg, track_names, genome_aliases(genome_cfg, genome), windows,
+                                 genome.chrom_sizes)  # fmt: skip
         plans.append(GenomePlan(genome_cfg["species"], genome, windows, tracks, planned["report"],
                                 genome_bases=int(planned["genome_bases"])))  # fmt: skip
         offset += n
@@ -184,17 +185,21 @@ def gather_shards(config: Config, out: str | Path, threads: int | None = None) -
     for p, planned in zip(extraction.plans, plan["genomes"], strict=True):
         p.add_reads(planned["reads"])
     profiles = TrackProfiles()
-    with atomic_output(out) as tmp, windows_writer(tmp, extraction, threads) as writer:
-        for shard, rows in enumerate(plan["shards"]):
-            path = shard_path(out, shard)
-            with h5py.File(require_file(path, "windows shard (seqae extract-shard)"), "r") as f:
-                meta = json.loads(f.attrs.get("shard", "{}"))
-                if meta.get("rows") != list(rows):
-                    raise InputError(path, f"holds rows {meta.get('rows')}, the plan's shard {shard} is {list(rows)}")
-                sums = {kind: f[f"shard/profile_sum/{kind}"][()] for kind in meta["counts"]}
-            writer.append_shard(path)
-            profiles.merge(sums, meta["counts"])
-            for p, reads in zip(extraction.plans, meta["reads"], strict=True):
-                p.add_reads(reads)
-        write_labels_and_summary(writer, labels, profiles)
-    return finish_extraction(extraction, out, profiles)
+    with atomic_output(out) as tmp:
+        with windows_writer(tmp, extraction, threads) as writer:
+            for shard, rows in enumerate(plan["shards"]):
+                path = shard_path(out, shard)
+                with h5py.File(require_file(path, "windows shard (seqae extract-shard)"), "r") as f:
+                    meta = json.loads(f.attrs.get("shard", "{}"))
+                    if meta.get("rows") != list(rows):
+                        raise InputError(
+                            path, f"holds rows {meta.get('rows')}, the plan's shard {shard} is {list(rows)}"
+                        )
+                    sums = {kind: f[f"shard/profile_sum/{kind}"][()] for kind in meta["counts"]}
+                writer.append_shard(path)
+                profiles.merge(sums, meta["counts"])
+                for p, reads in zip(extraction.plans, meta["reads"], strict=True):
+                    p.add_reads(reads)
+            write_labels_and_summary(writer, labels, profiles)
+        # The side files first: the windows file is renamed into place last.
+        return finish_extraction(extraction, out, profiles)

@@ -105,6 +105,14 @@ class BigWigTrack:
         """Whether the bigWig holds the FASTA chromosome ``chrom`` (under any spelling)."""
         return chrom in self._own_name
 
+    def chrom_size(self, chrom: str) -> int:
+        """The length (bp) the bigWig's header gives the FASTA chromosome ``chrom`` (it must hold it)."""
+        return self._own_size[chrom]
+
+    def own_chroms(self) -> list[str]:
+        """The bigWig's own chromosome names, in its header's order."""
+        return list(self._bw.chroms())
+
     def values(self, chrom: str, start: int, end: int) -> np.ndarray:
         """Signal over ``[start, end)`` of FASTA chromosome ``chrom``, ``float32 [end - start]``.
 

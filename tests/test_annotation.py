@@ -85,6 +85,13 @@ def test_read_gff3_gives_the_same_genes(tmp_path: Path) -> None:
     assert_genes(read_genes(write(tmp_path / "genes.gff3", GFF3_LINES)), expected_genes())
 
 
+def test_gff3_escaped_tabs_and_line_breaks_become_spaces(tmp_path: Path) -> None:
+    # GFF3 escapes a tab or a line break inside a value; decoded as is, it would split the windows' TSV line.
+    lines = [line.replace("Name=Gamma%3Bx", "Name=Gamma%3Bx%09y%0Az%0D") for line in GFF3_LINES]
+    genes = read_genes(write(tmp_path / "genes.gff3", lines))
+    assert genes.set_index("gene_id").loc["GC", "gene_name"] == "Gamma;x y z "
+
+
 def test_dialect_sniffed_for_gff_extension_and_gzip(tmp_path: Path) -> None:
     # '.gff' holding GTF-style attributes, gzipped.
     path = tmp_path / "genes.gff.gz"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -216,7 +217,11 @@ def test_cli_runs(tiny_inputs, capsys):
         ("empty_peaks", r"TFA\.narrowPeak: no peaks in file"),
         ("summit_outside", r"TFA\.narrowPeak:1: summit"),
         ("missing_bigwig", r"nope\.bw: bigWig file does not exist"),
-        ("bigwig_lacks_chrom", r"short\.bw: bigWig has no chromosome 'chr3'"),
+        (
+            "bigwig_lacks_chrom",
+            r"short\.bw: bigWig has no chromosome 'chr3', which holds \d+ windows \(bigWig has: chr1, chr2; "
+            r"chrom_aliases: auto; extract\.chromosomes\.exclude leaves a chromosome out\)$",
+        ),
         ("no_shared_names", r"TFA\.narrowPeak: no chromosome name in common with the FASTA"),
         ("missing_fasta", r"absent\.fa: genome FASTA does not exist"),
         ("bad_gtf", r"genes\.gtf:2: "),
@@ -277,6 +282,36 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, me
     assert not (out.parent / "genome_index").exists()
 
 
+def test_bigwig_and_annotation_of_another_assembly_are_warned_about(tiny_inputs, caplog):
+    from tests.conftest import write_bigwig
+
+    d = tiny_inputs["dir"]
+    # chr2 shorter in the bigWig's header than in the FASTA; a gene past chr1's end.
+    tracks = dict(tiny_inputs["tracks"]["TFA"])
+    tracks["chr2"] = tracks["chr2"][:-500]
+    config = copy.deepcopy(tiny_inputs["config"])
+    config["genomes"][0]["tfs"][0]["bigwig"] = str(write_bigwig(d / "other.bw", tracks))
+    lines = tiny_inputs["gtf"].read_text().splitlines()
+    lines.append(lines[-1].replace("chr2\tt\tgene\t2001\t2600", "chr1\tt\tgene\t2001\t90000").replace("G3", "G9"))
+    (d / "other.gtf").write_text("\n".join(lines) + "\n")
+    config["genomes"][0]["annotation"] = str(d / "other.gtf")
+    with caplog.at_level("WARNING", logger="seqae"):
+        report = extract_windows(config, d / "other" / "windows.h5", progress=False)
+    size = len(tiny_inputs["seqs"]["chr2"])
+    assert (
+        f"other.bw: 1 chromosomes holding windows have another length here than in the FASTA (chr2: {size - 500} bp, FASTA {size} bp)"
+        in caplog.text
+    )
+    assert (
+        "other.gtf: 1 genes end past their chromosome's end in the FASTA (e.g. G9 on chr1 ends at 90000" in caplog.text
+    )
+    assert report["genomes"][0]["genes"]["n_past_chromosome_end"] == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="seqae"):
+        extract_windows(tiny_inputs["config"], d / "same" / "windows.h5", progress=False)
+    assert "another length" not in caplog.text and "past their chromosome" not in caplog.text
+
+
 def test_failure_while_writing_leaves_no_file(tiny_inputs, monkeypatch):
     import seqae.extract_write
 
@@ -295,6 +330,35 @@ def test_failure_while_writing_leaves_no_file(tiny_inputs, monkeypatch):
         extract_windows(tiny_inputs["config"], out, progress=False)
     assert not out.exists()
     assert list(out.parent.iterdir()) == []
+
+
+def test_failure_while_writing_the_side_files_leaves_every_output_as_it_was(tiny_inputs, monkeypatch):
+    import seqae.extract_report
+
+    out = tiny_inputs["dir"] / "again" / "windows.h5"
+    extract_windows(tiny_inputs["config"], out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert set(before) >= {"windows.h5", "windows.bed", "windows.tsv", "extract_report.json"}
+
+    def fail(*args, **kwargs):
+        raise InputError("windows.tsv", "cannot be written")
+
+    monkeypatch.setattr(seqae.extract_report, "write_tsv_to", fail)
+    config = copy.deepcopy(tiny_inputs["config"])
+    config["extract"]["background_ratio"] = 0.0  # another run's outputs
+    with pytest.raises(InputError):
+        extract_windows(config, out, progress=False)
+    # Not a new windows file or BED beside the old TSV and report: the old four, and no temporaries.
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+
+
+def test_tsv_value_with_a_tab_is_a_one_line_error(tmp_path):
+    from seqae.errors import SeqaeError
+    from seqae.fileio import write_tsv
+
+    with pytest.raises(SeqaeError, match=r"^\S*t\.tsv: a value holds a tab or a line break.*'a\\tb'$"):
+        write_tsv(pd.DataFrame({"name": ["ok", "a\tb"]}), tmp_path / "t.tsv")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_output_folder(tiny_inputs, capsys, tmp_path):

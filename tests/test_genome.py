@@ -163,6 +163,27 @@ def test_malformed_fasta_names_line(tmp_path):
         Genome(bad)
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "record"),
+    [
+        (">a\nACGT\nACGT\nAC\n>b\nACGT\nAC\n\n\n", 8, ">b"),  # two blank lines at the end
+        (">a\nACGT\nACGT\nAC\n\n\n>b\nACGT\nAC\n", 5, ">a"),  # two between records
+        (">a\nACGT\n\nACGT\nAC\n>b\nACGT\n", 3, ">a"),  # one inside a sequence
+    ],
+)
+def test_blank_lines_pyfaidx_cannot_index_are_named(tmp_path, text, line, record):
+    bad = tmp_path / "bad.fa"
+    bad.write_text(text)
+    with pytest.raises(
+        InputError,
+        match=rf"^\S*bad\.fa:{line}: malformed FASTA: a blank line inside or after the sequence of {record}, "
+        r"which pyfaidx cannot index .*; remove the blank lines$",
+    ):
+        Genome(bad)
+    (tmp_path / "one.fa").write_text(">a\nACGT\nAC\n\n>b\nACGT\n\n")  # one blank line after a record is fine
+    assert Genome(tmp_path / "one.fa").chroms == ["a", "b"]
+
+
 def test_text_before_first_record(tmp_path):
     bad = tmp_path / "bad.fa"
     bad.write_text("ACGT\n>a\nACGT\n")
@@ -254,7 +275,9 @@ def test_plain_gzip_fasta_decompressed_once(tiny_inputs, tmp_path, caplog):
         genome = Genome(fa_gz, work_dir=work)
     assert genome.path == work / "genome.fa"
     assert decode(genome.chrom_codes("chr2")) == tiny_inputs["seqs"]["chr2"].upper()
-    assert "gzip-compressed but not bgzip" in caplog.text and "bgzip" in caplog.text
+    assert "gzip-compressed but not bgzip" in caplog.text
+    # The advice writes a new file: `> genome.fa.gz` would empty the input before gunzip reads it.
+    assert "`gunzip -c genome.fa.gz | bgzip > genome.fa.bgz`" in caplog.text
     caplog.clear()
     with caplog.at_level("INFO", logger="seqae"):
         Genome(fa_gz, work_dir=work)  # the copy and its index are reused
@@ -267,7 +290,8 @@ def test_plain_gzip_fasta_refused_without_work_dir(tiny_inputs, tmp_path):
     fa_gz = tmp_path / "genome.fa.gz"
     fa_gz.write_bytes(gzip.compress(tiny_inputs["fasta"].read_bytes()))
     with pytest.raises(
-        InputError, match=r"genome\.fa\.gz: FASTA is gzip-compressed.*`gunzip -c genome\.fa\.gz \| bgzip"
+        InputError,
+        match=r"genome\.fa\.gz: FASTA is gzip-compressed.*`gunzip -c genome\.fa\.gz \| bgzip > genome\.fa\.bgz`",
     ):
         Genome(fa_gz)
 

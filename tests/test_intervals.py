@@ -114,10 +114,32 @@ def test_no_peaks(tmp_path: Path, lines: list[str]) -> None:
         read_peaks(path, "S")
 
 
-def test_unsupported_column_count_names_first_data_line(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.bed", ["track x", "#c", "chr1\t1\t2\ta\t0\t+\tx"])
-    with raises_at(path, 3, "has 7 columns"):
+def test_too_few_columns_names_first_data_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.bed", ["track x", "#c", "chr1\t1"])
+    with raises_at(path, 3, "has 2 columns; a peak line needs at least 3 (BED), tab-separated"):
         read_peaks(path, "S")
+    path = write(tmp_path / "b.bed", ["chr1 1 20 a 0 +"])
+    with raises_at(
+        path, 1, "has 1 column; a peak line needs at least 3 (BED), tab-separated (this one is separated by spaces)"
+    ):
+        read_peaks(path, "S")
+
+
+@pytest.mark.parametrize(
+    ("extra", "summit"),
+    [
+        (["x"], 150),  # BED7: the midpoint
+        (["5.1", "3.2", "2.0"], 150),  # broadPeak (BED6 + 3)
+        (["0", "0", "0", "1", "200,", "0,"], 150),  # BED12
+        (["0", "0", "0", "1", "200,", "0,", "5.1", "3.2", "2.0"], 150),  # gappedPeak (BED12 + 3)
+        (["5.1", "3.2", "2.0", "30"], 130),  # narrowPeak
+        (["5.1", "3.2", "2.0", "30", "1.2", "0.9", "50", "250", "7", "40", "60", "240", "5", "45"], 130),  # IDR
+    ],
+)
+def test_peak_formats_by_column_count(tmp_path: Path, extra: list[str], summit: int) -> None:
+    path = write(tmp_path / "a.peaks", ["\t".join(["chr1", "100", "200", "p", "7", "+", *extra])])
+    peaks = read_peaks(path, "S")
+    assert peaks["summit"].tolist() == [summit] and peaks["score"].tolist() == [7.0] and peaks["name"].tolist() == ["p"]
 
 
 def test_inconsistent_column_count(tmp_path: Path) -> None:
