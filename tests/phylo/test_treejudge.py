@@ -28,3 +28,10 @@ def test_tree_judge_reads_splits_and_separates_real_from_perturbed_trees():
     assert torch.isfinite(lengths.grad).all()
     scaled = split_features(real.children[:2], real.root_children[:2], 3.0 * real.lengths[:2])
     assert torch.allclose(scaled, feats.detach())
+    # The network runs in float32 on float64 trees; the adversary's gradient still reaches the lengths.
+    assert real.lengths.dtype == torch.float64 and judge.phi[0].weight.dtype == torch.float32
+    lengths.grad = None
+    torch.nn.functional.softplus(
+        -judge(split_features(real.children[:2], real.root_children[:2], lengths))
+    ).sum().backward()
+    assert lengths.grad.dtype == torch.float64 and torch.isfinite(lengths.grad).all() and lengths.grad.abs().sum() > 0
