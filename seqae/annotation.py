@@ -387,7 +387,7 @@ def read_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
             "strand": strand[rows[first]],
         }
     )
-    _log_genes_without_gene_lines(p, top_level, own_line, kinds[codes[rows[first]]])
+    _log_genes_without_gene_lines(p, top_level, own_line, kinds[codes[rows[first]]], dialect)
     if dialect == "gff3":
         genes["gene_id"] = _strip_id_prefixes(p, genes["gene_id"].to_numpy(dtype=object))
     _warn_split_genes(p, genes)
@@ -403,12 +403,18 @@ def read_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
     return sort_by_chrom(genes, "start")
 
 
-def _log_genes_without_gene_lines(path: Path, top_level: np.ndarray, own_line: np.ndarray, kinds: np.ndarray) -> None:
+def _log_genes_without_gene_lines(
+    path: Path, top_level: np.ndarray, own_line: np.ndarray, kinds: np.ndarray, dialect: str
+) -> None:
     """Log once how the genes without a gene line were made (spans of which lines, named by what)."""
     orphan = top_level > _GENE
     if not orphan.any():
         return
     made_of = ", ".join(sorted({str(k) for k in kinds[orphan]}))
+    if dialect == "gtf":  # a GTF line always names its gene_id
+        log.info("%s: %d of %d genes have no gene line: each spans its %s lines, by gene_id",
+                 path, int(orphan.sum()), len(top_level), made_of)  # fmt: skip
+        return
     log.info(
         "%s: %d of %d genes have no gene line: each spans its %s lines; its id is their Parent or gene_id "
         "(%d genes) or, without one, the line's own ID (%d genes)",

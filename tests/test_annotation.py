@@ -101,7 +101,7 @@ def test_dialect_sniffed_for_gff_extension_and_gzip(tmp_path: Path) -> None:
     assert_genes(read_genes(write(tmp_path / "genes.txt", GFF3_LINES)), expected_genes())
 
 
-def test_genes_from_exon_only_gtf(tmp_path: Path) -> None:
+def test_genes_from_exon_only_gtf(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(
         tmp_path / "exons.gtf",
         [
@@ -115,7 +115,11 @@ def test_genes_from_exon_only_gtf(tmp_path: Path) -> None:
             'chr2\tsrc\texon\t171\t200\t.\t+\t.\tgene_id "GC"; transcript_id "TC";',
         ],
     )
-    assert_genes(read_genes(path), expected_genes())
+    with caplog.at_level("INFO", logger="seqae"):
+        assert_genes(read_genes(path), expected_genes())
+    # In GFF3's words only where they apply: a GTF gene is named by its gene_id.
+    logged = [r.getMessage() for r in caplog.records if "no gene line" in r.getMessage()]
+    assert logged == [f"{path}: 3 of 3 genes have no gene line: each spans its exon, transcript lines, by gene_id"]
 
 
 def test_one_base_gene_is_allowed(tmp_path: Path) -> None:
