@@ -45,8 +45,6 @@ __all__ = [
 
 PEAK_COLUMNS = ["chrom", "start", "end", "summit", "score", "name", "peak_set"]
 
-#: narrowPeak has exactly 10 columns; BED peaks 3 to 6 (chrom, start, end, name, score, strand).
-_NARROWPEAK_COLUMNS = 10
 #: Column counts read with the summit at the midpoint: BED3 to BED9 (broadPeak is BED6 + 3),
 #: BED12 and gappedPeak (BED12 + 3). Every other count from 10 up is narrowPeak, with any
 #: columns past the tenth ignored (IDR writes 20).
