@@ -13,12 +13,19 @@ CORES ?= 2
 # To change torch in an existing venv, add -B (or delete $(VENV)/.installed).
 TORCH_VERSION ?= 2.13.0
 PIP_TORCH_ARGS ?=
+# Every other package is installed at the exact version in constraints.txt (written
+# by `make lock`), the set the README's figures were measured with, so that a venv
+# built later or elsewhere computes the same numbers. Where those versions have no
+# wheel (another platform or Python), take the newest releases within pyproject's
+# ranges instead: make venv CONSTRAINTS=
+CONSTRAINTS ?= constraints.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS))
 
 BIN := $(VENV)/bin
 # The venv's bin first on PATH, so that Snakemake's jobs run its python too.
 RUN := PATH="$(abspath $(BIN)):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))"
 
-.PHONY: help venv demo demo-full report test lint clean
+.PHONY: help venv lock demo demo-full report test lint clean
 
 help:
 	@echo "make demo   the quick demo: one model on the embedded demo data, a few minutes (results/)"
@@ -26,17 +33,31 @@ help:
 	@echo "make report gather the figures written so far into report.html (and report_species.html), listing what is missing"
 	@echo "make test   run the test suite"
 	@echo "make lint   snakemake --lint, snakefmt --check, ruff check and ruff format --check"
-	@echo "make venv   create $(VENV) with seqae, Snakemake and the test tools"
+	@echo "make venv   create $(VENV) with seqae, Snakemake and the test tools (versions from constraints.txt)"
+	@echo "make lock   rewrite constraints.txt from a fresh venv of the newest releases pyproject allows"
 	@echo "make clean  remove results/, .snakemake/ and the reports"
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install "torch==$(TORCH_VERSION)" $(PIP_TORCH_ARGS)
-	$(BIN)/python -m pip install -e '.[workflow,dev]'
+	$(BIN)/python -m pip install $(PIP_CONSTRAINTS) "torch==$(TORCH_VERSION)" $(PIP_TORCH_ARGS)
+	$(BIN)/python -m pip install $(PIP_CONSTRAINTS) -e '.[workflow,dev]'
 	touch $@
+
+# torch and its CUDA wheels stay out of the lock: TORCH_VERSION and the index pick them
+# (a CPU build's version, 2.13.0+cpu, would not match a CUDA build's). Written to a
+# temporary file first, so that a failed install leaves constraints.txt as it was.
+LOCK_VENV := $(VENV)-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(MAKE) venv VENV=$(LOCK_VENV) CONSTRAINTS=
+	{ echo "# Exact versions for make venv, written by make lock on $$(date -u +%F) with $$($(LOCK_VENV)/bin/python -V)."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable \
+	  | grep -v -i -E '^(torch|triton|nvidia-[a-z0-9_-]+)=='; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
+	rm -rf $(LOCK_VENV)
 
 # The single-genome demo into results/, then the four-species demo
 # (config/species.yaml: species blocks, trees of orthologous windows) into
