@@ -31,6 +31,7 @@ from seqae.tabtext import (
     parse_tab_columns,
     raise_first_problem,
     read_tab_text,
+    skip_column_names,
     sort_by_chrom,
 )
 
@@ -64,7 +65,9 @@ def read_peaks(path: str | os.PathLike[str], peak_set: str) -> pd.DataFrame:
     broadPeak has 9), 12 is BED12 and 15 gappedPeak; 10 is narrowPeak, and so
     is any other count above 10 (narrowPeak with columns of its own after the
     tenth, as IDR's output has).  Blank lines and lines starting with ``#``,
-    ``track`` or ``browser`` are skipped.
+    ``track`` or ``browser`` are skipped, and so is a first line that names
+    the columns (``chrom<TAB>start<TAB>end...``, as R and pandas write
+    tables: neither its second nor its third field is an integer).
 
     Summits: narrowPeak column 10 is the summit's offset from ``start``;
     ``-1`` means "no summit" and the midpoint is used.  The other formats
@@ -90,7 +93,9 @@ def read_peaks(path: str | os.PathLike[str], peak_set: str) -> pd.DataFrame:
             negative or empty coordinates, a summit outside its peak, or a
             non-numeric score.  The line is the first bad line in the file.
     """
-    text = read_tab_text(path, what="peak file", header_words=(b"track", b"browser"))
+    text = skip_column_names(
+        read_tab_text(path, what="peak file", header_words=(b"track", b"browser")), integer_columns=(1, 2)
+    )
     p = text.path
     if len(text) == 0:
         raise InputError(p, "no peaks in file")
@@ -274,7 +279,9 @@ def read_bed_intervals(path: str | os.PathLike[str]) -> pd.DataFrame:
             fewer than 3 columns, a non-integer or negative coordinate, or
             ``end <= start``.
     """
-    text = read_tab_text(path, what="BED file", header_words=(b"track", b"browser"))
+    text = skip_column_names(
+        read_tab_text(path, what="BED file", header_words=(b"track", b"browser")), integer_columns=(1, 2)
+    )
     if len(text) == 0:
         return pd.DataFrame(
             {

@@ -16,9 +16,10 @@ import csv
 import gzip
 import io
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,10 @@ MAX_COORD = 2**53
 # A problem found in a parsed table: a bool mask over the data rows and a
 # function that describes the problem of one row (row index -> message).
 Problem = tuple[np.ndarray, Callable[[int], str]]
+
+#: A column name starts with a letter or an underscore (``start``, ``chromStart``); a
+#: coordinate, even a bad one such as ``1.5`` or ``1e5``, does not.
+_NAME_START = re.compile(rb"[A-Za-z_]")
 
 _SPACE_BYTES = np.zeros(256, dtype=bool)
 _SPACE_BYTES[[9, 10, 11, 12, 13, 32]] = True
@@ -225,6 +230,33 @@ def read_tab_text(
         line_start=starts[data],
         line_end=ends[data],
         tabs=tabs,
+    )
+
+
+def skip_column_names(text: TabText, integer_columns: tuple[int, ...]) -> TabText:
+    """``text`` without its first data line when that line names the columns.
+
+    Tables exported from R, pandas or a spreadsheet often start with a line
+    such as ``chrom<TAB>start<TAB>end`` without a ``#``.  The first data line
+    counts as such a header when every one of ``integer_columns`` (0-based)
+    starts with a letter or an underscore there.  A line with only some of
+    them so, or with a number that is not an integer (``1.5``), stays data,
+    so that a bad coordinate is still reported as one.
+    """
+    if len(text) == 0:
+        return text
+    fields = text.raw[int(text.line_start[0]) : int(text.line_end[0])].split(b"\t")
+    values = [fields[col].strip() for col in integer_columns if col < len(fields)]
+    if len(values) < len(integer_columns) or not all(_NAME_START.match(v) for v in values):
+        return text
+    first = int(text.lineno[0]) - 1  # its 0-based line index
+    return replace(
+        text,
+        skiprows=np.sort(np.append(text.skiprows, first)),
+        lineno=text.lineno[1:],
+        ncols=text.ncols[1:],
+        line_start=text.line_start[1:],
+        line_end=text.line_end[1:],
     )
 
 

@@ -98,6 +98,38 @@ def test_headers_blank_lines_gzip_and_crlf(tmp_path: Path) -> None:
     assert peaks["name"].tolist() == ["T_5"]
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "chrom\tstart\tend\tname\tscore\tstrand\tsignalValue\tpValue\tqValue\tpeak",  # pandas / R
+        "seqnames\tchromStart\tchromEnd",  # fewer columns than the data
+        "track name=p",  # the UCSC word, as before
+    ],
+)
+def test_a_first_line_of_column_names_is_skipped(tmp_path: Path, header: str) -> None:
+    path = write(tmp_path / "a.narrowPeak", [header, np_line("chr1", 0, 100, ".", 1, 5)])
+    peaks = read_peaks(path, "T")
+    assert peaks["summit"].tolist() == [5] and peaks["name"].tolist() == ["T_2"]
+    bed = read_bed_intervals(write(tmp_path / "a.bed", [header, "chr1\t10\t20"]))
+    assert bed[["start", "end"]].values.tolist() == [[10, 20]]
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "message"),
+    [
+        (["chr1\tstart\t200"], 1, "start 'start' is not an integer"),  # only one named: data with a bad start
+        (["chr1\t1.5\t20.5"], 1, "start '1.5' is not an integer"),  # numbers: data
+        (["chrom\tstart\tend", "chrom\tstart\tend", "chr1\t1\t2"], 2, "start 'start' is not an integer"),
+    ],
+)
+def test_only_a_first_line_of_names_counts_as_a_header(
+    tmp_path: Path, lines: list[str], line: int, message: str
+) -> None:
+    path = write(tmp_path / "a.bed", lines)
+    with raises_at(path, line, message):
+        read_peaks(path, "S")
+
+
 # --------------------------------------------------------------------------- read_peaks: errors
 
 
