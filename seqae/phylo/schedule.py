@@ -28,6 +28,9 @@ bifurcating root is removed (its two branches become one, lengths added, as
 the likelihood of a reversible model cannot place a root), a node with one
 child is removed the same way, and a multifurcation is resolved into a
 caterpillar of zero-length branches, which leaves the likelihood unchanged.
+Simulated trees (:class:`~seqae.phylo.simulate.TreeArrays`, rooted and
+binary) can skip ete3: :func:`unrooted_from_arrays` gives the same schedules
+from the arrays directly, vectorised over the trees.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqae.phylo.io import _few
+from seqae.phylo.simulate import TreeArrays
 
-__all__ = ["TreeBatch", "UnrootedTree", "tree_batch", "unrooted_tree"]
+__all__ = ["TreeBatch", "UnrootedTree", "tree_batch", "unrooted_from_arrays", "unrooted_tree"]
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,138 @@ def unrooted_tree(tree, names: Sequence[str]) -> UnrootedTree:
         names=names,
         internal_names=[label[k] for k in order],
     )
+
+
+def unrooted_from_arrays(trees: Sequence[TreeArrays]) -> list[UnrootedTree]:
+    """Rooted binary trees given as arrays, as :class:`UnrootedTree` schedules, without ete3.
+
+    Each result is identical, bit for bit (node numbering, child order, branch
+    lengths), to ``unrooted_tree(t.to_ete(), sorted(t.names))``:
+
+    * leaves ``0 .. n-1`` are the leaf names in sorted (string) order;
+    * the root's two branches become one, lengths added;
+    * internal nodes ``n .. 2n-3`` are the rooted tree's internal nodes but
+      its root in reverse pre-order (children in array order, the lower index
+      first, as :meth:`~seqae.phylo.simulate.TreeArrays.to_ete` adds them):
+      the schedule's root ``2n-3`` is the root's first child if that is
+      internal, else its second;
+    * children pairs and root children are sorted by node id; internal names
+      are all ``""``.
+
+    Trees of the same size are converted together: one pass over the ``2n-1``
+    node positions up the trees and one down, each step on ``[B]`` arrays.
+
+    Args:
+        trees: ``TreeArrays`` with ``n >= 3`` uniquely named leaves each (sizes
+            may differ): ``parent [2n-1]`` (node 0 the root, parents before
+            children, every internal node with two children), ``length
+            [2n-1]``, ``leaf_nodes [n]``, ``names`` (``n``).
+
+    Returns:
+        One :class:`UnrootedTree` per tree, in input order: ``children
+        [n-3, 2]`` and ``root_children [3]`` int64, ``lengths [2n-3]`` float64.
+
+    Raises:
+        ValueError: a tree that is not rooted and binary with parents first,
+            fewer than 3 leaves, or leaves that are not its childless nodes
+            with unique names.
+    """
+    out: list[UnrootedTree | None] = [None] * len(trees)
+    groups: dict[int, list[int]] = {}
+    for k, t in enumerate(trees):
+        groups.setdefault(int(np.asarray(t.parent).size), []).append(k)
+    for members in groups.values():
+        for k, tree in zip(members, _unrooted_same_size([trees[k] for k in members])):
+            out[k] = tree
+    return out  # type: ignore[return-value]
+
+
+def _unrooted_same_size(trees: Sequence[TreeArrays]) -> list[UnrootedTree]:
+    """:func:`unrooted_from_arrays` for ``B`` trees of ``m = 2n-1`` nodes each."""
+    m = int(np.asarray(trees[0].parent).size)
+    n = (m + 1) // 2
+    if m % 2 == 0 or n < 3:
+        raise ValueError(f"need rooted binary trees with at least 3 leaves (2n-1 nodes), got {m} nodes")
+    b = len(trees)
+    rows = np.arange(b)
+    col = rows[:, None]
+    parent = np.stack([np.asarray(t.parent, dtype=np.int64) for t in trees])  # [B, m]
+    if np.any(parent[:, 0] != -1) or np.any(parent[:, 1:] < 0) or np.any(parent[:, 1:] >= np.arange(1, m)):
+        raise ValueError("tree arrays must have the root at node 0 and every parent before its children")
+    # Each internal node's two children, the lower index first (ete3's child order in TreeArrays.to_ete).
+    by_parent = np.argsort(parent[:, 1:], axis=1, kind="stable")  # [B, m-1]
+    grouped = np.take_along_axis(parent[:, 1:], by_parent, axis=1)
+    internal = grouped[:, 0::2]  # [B, n-1] internal nodes, increasing
+    if np.any(grouped[:, 1::2] != internal) or np.any(np.diff(internal, axis=1) <= 0):
+        raise ValueError("tree arrays must be binary: every internal node with exactly two children")
+    first, second = by_parent[:, 0::2] + 1, by_parent[:, 1::2] + 1  # [B, n-1] children of `internal`
+    is_internal = np.zeros((b, m), dtype=bool)
+    is_internal[col, internal] = True
+
+    # Leaves: the rank of their name in sorted order.
+    new_id = np.zeros((b, m), dtype=np.int64)
+    sorted_names: list[list[str]] = []
+    for k, t in enumerate(trees):
+        names = list(t.names)
+        leaves = np.asarray(t.leaf_nodes, dtype=np.int64)
+        if len(names) != n or leaves.shape != (n,) or len(set(names)) != n:
+            raise ValueError(f"a tree of {m} nodes needs {n} leaf nodes with unique names")
+        if np.any(is_internal[k, leaves]) or np.unique(leaves).size != n:
+            raise ValueError("leaf_nodes must be the tree's childless nodes, each once")
+        order = sorted(range(n), key=names.__getitem__)
+        new_id[k, leaves[order]] = np.arange(n)
+        sorted_names.append([names[i] for i in order])
+
+    # Internal nodes below each node (itself included), children before parents.
+    size = is_internal.astype(np.int64)
+    for v in range(m - 1, 0, -1):
+        size[rows, parent[:, v]] += size[:, v]
+    # unrooted_tree's post-order visits the later child first: a node's second child starts where
+    # it starts, its first child after the second's subtree; the root (node 0) would come last.
+    offset = np.zeros((b, m), dtype=np.int64)
+    offset[col, first] = size[col, second]
+    start = np.zeros((b, m), dtype=np.int64)
+    for v in range(1, m):
+        start[:, v] = start[rows, parent[:, v]] + offset[:, v]
+    post = start + size - 1  # internal nodes: 0 .. n-3 without the root, whose post is n-2
+    new_id[col, internal] = n + post[col, internal]
+
+    # Unroot: the root's children a (first) and c; the schedule's root r is a if internal, else c,
+    # and the other one, o, hangs from r by the two root branches together.
+    a, c = first[:, 0], second[:, 0]
+    a_internal = is_internal[rows, a]
+    r = np.where(a_internal, a, c)
+    o = np.where(a_internal, c, a)
+    raw = np.stack([np.asarray(t.length, dtype=np.float64) for t in trees])
+    ell = np.where(raw == 0, 0.0, raw)  # as unrooted_tree's `dist or 0.0`: -0.0 becomes 0.0
+    ell[rows, o] = ell[rows, a] + ell[rows, c]
+    by_id = np.zeros((b, 2 * n - 2))  # column 2n-3 (the schedule's root) is dropped
+    by_id[col, new_id[:, 1:]] = ell[:, 1:]
+    lengths = by_id[:, : 2 * n - 3]
+
+    pairs = np.zeros((b, n - 1, 2), dtype=np.int64)  # rows n-3 (r) and n-2 (the root) are dropped
+    one, two = new_id[col, first], new_id[col, second]
+    slot = post[col, internal]
+    pairs[col, slot, 0] = np.minimum(one, two)
+    pairs[col, slot, 1] = np.maximum(one, two)
+    children = pairs[:, : n - 3]
+    # r's children: its own two and o.
+    kids = np.zeros((b, m, 2), dtype=np.int64)
+    kids[col, internal, 0], kids[col, internal, 1] = first, second
+    root_children = np.sort(
+        np.stack([new_id[rows, kids[rows, r, 0]], new_id[rows, kids[rows, r, 1]], new_id[rows, o]], axis=1), axis=1
+    )
+    return [
+        UnrootedTree(
+            n_taxa=n,
+            children=children[k],
+            root_children=root_children[k],
+            lengths=lengths[k],
+            names=sorted_names[k],
+            internal_names=[""] * (n - 2),
+        )
+        for k in range(b)
+    ]
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from seqae.phylo.discriminator import auc, sample_reference_trees
-from seqae.phylo.schedule import tree_batch, unrooted_tree
+from seqae.phylo.schedule import tree_batch, unrooted_from_arrays, unrooted_tree
 
 __all__ = [
     "FittedJudge",
@@ -119,9 +119,9 @@ def reference_schedules(
     n: int, count: int, rng: np.random.Generator, user_trees: Sequence = (), dtype: torch.dtype = torch.float64
 ) -> JudgeTrees:
     """``count`` real trees of ``n`` leaves: simulated, plus user trees with exactly ``n`` leaves (module docstring)."""
-    trees = [a.to_ete() for a in sample_reference_trees(n, count, rng)]
-    trees += [t for t in user_trees if len(t) == n]
-    schedules = [unrooted_tree(t, sorted(leaf.name for leaf in t.get_leaves())) for t in trees]
+    # The simulated trees go straight from their arrays (as unrooted_tree would give them through ete3).
+    schedules = unrooted_from_arrays(sample_reference_trees(n, count, rng))
+    schedules += [unrooted_tree(t, sorted(leaf.name for leaf in t.get_leaves())) for t in user_trees if len(t) == n]
     batch = tree_batch(schedules)
     return JudgeTrees(
         torch.as_tensor(batch.children), torch.as_tensor(batch.root_children),
