@@ -35,6 +35,7 @@ from seqae.errors import SeqaeError
 from seqae.phylo.alphabet import decode
 from seqae.phylo.compare import normalized_rf
 from seqae.phylo.distance import jc69_distance, p_distance
+from seqae.phylo.external_names import external_names, restore_names
 from seqae.phylo.nj import neighbor_joining
 from seqae.phylo.nni import nj_bme_tree
 
@@ -147,7 +148,8 @@ def fasttree(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="seqae-fasttree-") as folder:
         fasta = Path(folder) / "family.fa"
-        fasta.write_text("".join(f">{name}\n{decode(row)}\n" for name, row in zip(names, arr)))
+        # Neutral names out and the family's back, as for IQ-TREE (seqae.phylo.external_names).
+        fasta.write_text("".join(f">{label}\n{decode(row)}\n" for label, row in zip(external_names(len(names)), arr)))
         cmd = [binary, "-nt", "-quiet", "-nopr", *extra_args, str(fasta)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
@@ -157,7 +159,7 @@ def fasttree(
         lines = [x for x in (done.stderr or "").strip().splitlines() if x.strip()]
         last = lines[-1] if lines else "no output"
         raise SeqaeError(f"FastTree failed (exit status {done.returncode}): {last}")
-    tree = Tree(done.stdout.strip(), format=1)
+    tree = restore_names(Tree(done.stdout.strip(), format=1), names, "FastTree")
     # FastTree writes local support values as internal labels; keep them as support.
     for node in tree.traverse():
         if not node.is_leaf() and node.name:

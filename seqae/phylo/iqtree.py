@@ -5,8 +5,11 @@ releases: ``iqtree``); :func:`find_iqtree` looks for ``iqtree2``,
 ``iqtree3`` and ``iqtree`` on PATH. :func:`run_iqtree` writes the alignment
 to a temporary folder, runs
 
-    iqtree2 -s aln.fa -m GTR+G4 [-te tree.nwk [-blfix]] -T 1 --seed S -quiet
+    iqtree2 -s aln.fa -st DNA -m GTR+G4 [-te tree.nwk [-blfix]] -T 1 --seed S -quiet
 
+(``-st DNA``: IQ-TREE would take an alignment rich in ambiguity codes for
+protein; the sequences go out as ``s0 .. s{n-1}``, as IQ-TREE rewrites
+characters such as ``+`` in names, and come back under their own names)
 and reads back the tree (``.treefile``), the log-likelihood and the fitted
 GTR rates, frequencies and Gamma shape (``.iqtree`` report). IQ-TREE prints
 the model parameters to 4 decimals, which moves a log-likelihood evaluated
@@ -28,6 +31,7 @@ import numpy as np
 
 from seqae.errors import SeqaeError
 from seqae.phylo.alphabet import partial_text
+from seqae.phylo.external_names import external_names, renamed_for_external, restore_names
 from seqae.phylo.simulate import SubstitutionModel
 
 __all__ = ["IQTREE_NAMES", "IQTreeResult", "find_iqtree", "model_string", "parse_iqtree_report", "run_iqtree"]
@@ -144,11 +148,15 @@ def run_iqtree(
     with tempfile.TemporaryDirectory(prefix="seqae-iqtree-") as folder:
         work = Path(folder)
         (work / "aln.fa").write_text(
-            "".join(f">{name}\n{partial_text(row)}\n" for name, row in zip(names, np.asarray(codes)))
+            "".join(
+                f">{label}\n{partial_text(row)}\n" for label, row in zip(external_names(len(names)), np.asarray(codes))
+            )
         )
-        cmd = [binary, "-s", "aln.fa", "-m", model, "-T", "1", "--seed", str(seed), "-quiet", "-redo", "-pre", "out"]
+        cmd = [binary, "-s", "aln.fa", "-st", "DNA", "-m", model, "-T", "1", "--seed", str(seed), "-quiet", "-redo"]
+        cmd += ["-pre", "out"]
         if tree is not None:
-            (work / "user.nwk").write_text(tree.write(format=5, dist_formatter="%0.17g"))
+            neutral = renamed_for_external(tree, names)
+            (work / "user.nwk").write_text(neutral.write(format=5, dist_formatter="%0.17g"))
             cmd += ["-te", "user.nwk"] + (["-blfix"] if fix_branch_lengths else [])
         try:
             done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout, check=False)
@@ -160,5 +168,5 @@ def run_iqtree(
             last = lines[-1] if lines else "no output"
             raise SeqaeError(f"IQ-TREE failed (exit status {done.returncode}): {last}")
         logl, fitted = parse_iqtree_report(report.read_text(), str(report))
-        result_tree = Tree((work / "out.treefile").read_text().strip(), format=1)
+        result_tree = restore_names(Tree((work / "out.treefile").read_text().strip(), format=1), names, "IQ-TREE")
     return IQTreeResult(result_tree, logl, fitted, time.perf_counter() - start)

@@ -55,3 +55,36 @@ def test_fasttree_baseline() -> None:
     assert result.tree is not None and result.seconds > 0
     assert sorted(result.tree.get_leaf_names()) == sorted(family.names)
     assert result.nrf <= 1 / 7  # 0 with FastTree 2.1.11; one split of slack for other versions
+
+
+#: Names a Newick tree holds (seqae.phylo.io accepts them) that IQ-TREE would rewrite with '_'.
+_ODD_NAMES = ["t0+v0", "Müller_é1", "a@b#2", "x&y=3", "p%q!4", "r*s$5", "u~v^6", "w<z7"]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param("fasttree", marks=pytest.mark.skipif(find_fasttree() is None, reason="FastTree is not installed")),
+        pytest.param("iqtree", marks=pytest.mark.skipif(find_iqtree() is None, reason="IQ-TREE is not installed")),
+    ],
+)
+def test_external_trees_come_back_under_the_familys_own_names(method: str) -> None:
+    family = simulate_family(8, 600, np.random.default_rng(3), SubstitutionModel.hky85(2.0), height=0.3)
+    reference = family.tree.copy()
+    for leaf in reference.get_leaves():
+        leaf.name = _ODD_NAMES[family.names.index(leaf.name)]
+    (result,) = run_baselines(family.codes, _ODD_NAMES, reference=reference, methods=[method], seed=2)
+    assert sorted(result.tree.get_leaf_names()) == sorted(_ODD_NAMES) and result.nrf <= 0.2
+
+
+@pytest.mark.skipif(find_iqtree() is None, reason="IQ-TREE is not installed (apt-get install iqtree)")
+def test_iqtree_reads_dna_rich_in_ambiguity_codes_as_dna() -> None:
+    from seqae.phylo.alphabet import partial_codes
+
+    family = simulate_family(8, 400, np.random.default_rng(5), SubstitutionModel.hky85(2.0), height=0.3)
+    rows = np.array([list(family.sequences()[name]) for name in family.names])
+    rng = np.random.default_rng(6)
+    rows[rng.random(rows.shape) < 0.15] = "R"  # 15% two-base codes: IQ-TREE alone guesses protein
+    partials = partial_codes(["".join(r) for r in rows])
+    (result,) = run_baselines(family.codes, family.names, methods=["iqtree"], partials=partials)
+    assert sorted(result.tree.get_leaf_names()) == sorted(family.names)
