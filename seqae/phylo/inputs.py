@@ -161,6 +161,12 @@ def read_batch(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> 
 def _check_overlap(codes: np.ndarray, names: Sequence[str]) -> str | None:
     from seqae.phylo.distance import pair_counts
 
+    blank = np.flatnonzero(~(codes < CODE_MISSING).any(axis=1))
+    if blank.size:
+        return (
+            f"record {names[int(blank[0])]!r} has no A, C, G or T (only gaps, N or other ambiguity codes); "
+            "no distance to it is defined: remove it from the family"
+        )
     sites = pair_counts(codes).sites
     np.fill_diagonal(sites, 1)
     if (sites == 0).any():

@@ -2,7 +2,8 @@
 
 Reading checks the input and raises :class:`seqae.errors.InputError`, one
 line ``<path>:<line>: <what>``, for each problem a user can fix: an empty
-file, sequence text before the first header, a header without a name, a name
+file, sequence text before the first header (naming the format when it is
+another alignment format's), a header without a name, a header name that is not UTF-8, a name
 that a Newick tree cannot hold, a duplicate name, a character outside IUPAC
 DNA (with its line and column), a record without sequence, fewer than 4
 sequences, unequal lengths where an alignment is required; for trees, text
@@ -17,9 +18,11 @@ per node. Both read back with ete3 and with ``Bio.Phylo.read(path,
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,12 +96,36 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+#: First lines of the alignment formats a FASTA reader meets in users' hands, and their names.
+_FORMAT_STARTS = (
+    (re.compile(rb"#nexus\b", re.IGNORECASE), "NEXUS"),
+    (re.compile(rb"# stockholm\b", re.IGNORECASE), "Stockholm"),
+    (re.compile(rb"(clustal|muscle|mafft|probcons)\b", re.IGNORECASE), "Clustal"),
+    (re.compile(rb"\d+\s+\d+\s*$"), "PHYLIP"),
+    (re.compile(rb"(locus|id)\s", re.IGNORECASE), "GenBank or EMBL"),
+    (re.compile(rb"!!", re.IGNORECASE), "MSF"),
+    (re.compile(rb"@\S"), "FASTQ"),
+)
+
+
+def _other_format(first_line: bytes) -> str:
+    """``"; this looks like a NEXUS file, ..."`` for the first line of a known non-FASTA format, else ``""``."""
+    for start, name in _FORMAT_STARTS:
+        if start.match(first_line):
+            return (
+                f"; this looks like a {name} file: the tree stage reads aligned FASTA (convert it, e.g. with "
+                f"Biopython's Bio.AlignIO.convert or seqkit)"
+            )
+    return ""
+
+
 def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> Family:
     """Read a FASTA family of homologous DNA sequences, checking it.
 
     Args:
-        path: FASTA file; lines may wrap; lower case, IUPAC ambiguity codes,
-            ``U``, gaps (``-``, ``.``) and ``?`` (missing) are accepted.
+        path: FASTA file, plain or gzip; lines may wrap; lower case, IUPAC
+            ambiguity codes, ``U``, gaps (``-``, ``.``) and ``?`` (missing)
+            are accepted.
         aligned_required: all sequences must have the same length.
 
     Returns:
@@ -108,7 +135,13 @@ def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> 
         InputError: one line naming the file, the line and the problem.
     """
     p = require_file(path, "FASTA file")
-    raw = p.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors save
+    raw = p.read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # gzip or bgzip, as genome FASTAs often come
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(p, f"is not a valid gzip file ({exc})") from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors save
     if not raw.strip():
         raise InputError(p, "empty file: no FASTA records")
     names: list[str] = []
@@ -122,7 +155,14 @@ def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> 
             continue
         if line.startswith(b">"):
             words = line[1:].split()
-            name = words[0].decode("utf-8", "replace") if words else ""
+            try:
+                name = words[0].decode("utf-8") if words else ""
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    p,
+                    f"FASTA header name is not UTF-8 text (byte 0x{words[0][exc.start]:02x}); save the file as UTF-8",
+                    number,
+                ) from None
             problem = _name_problem(name)
             if problem:
                 raise InputError(p, f"FASTA header {problem}", number)
@@ -134,7 +174,7 @@ def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> 
             chunks.append([])
             continue
         if not names:
-            raise InputError(p, "sequence text before the first '>' header", number)
+            raise InputError(p, "sequence text before the first '>' header" + _other_format(line), number)
         bad = line.translate(None, delete_valid)
         if bad:
             column = line.index(bad[:1]) + 1
@@ -222,6 +262,10 @@ def _nexus_tree(path: Path, text: str) -> str:
     """The one tree of a NEXUS file (MrBayes, BEAST, PAUP*), its TRANSLATE table applied, as Newick."""
     from Bio import Phylo
 
+    # MrBayes and BEAST annotate nodes and branches with [&...] comments (MrBayes's hold
+    # quotes and parentheses, which Bio.Nexus cannot read), and Bio writes any it keeps
+    # as escaped text that is no Newick. They carry nothing here: drop every comment.
+    text = re.sub(r"\[[^\]]*\]", "", text)
     try:
         trees = list(Phylo.parse(io.StringIO(text), "nexus"))
     except Exception as exc:  # noqa: BLE001 - Bio.Nexus raises bare Exceptions and NexusErrors alike
@@ -229,7 +273,7 @@ def _nexus_tree(path: Path, text: str) -> str:
     if len(trees) != 1:
         raise InputError(path, f"the NEXUS file holds {len(trees)} trees; expected exactly one")
     out = io.StringIO()
-    Phylo.write(trees, out, "newick")
+    Phylo.write(trees, out, "newick", format_branch_length=_DIST_FORMAT)  # Bio's default keeps 8 digits
     return out.getvalue().strip()
 
 

@@ -141,6 +141,43 @@ def test_read_family_bad_input(tmp_path: Path, text: str, line: int | None, mess
     assert "\n" not in str(info.value)
 
 
+_CONVERT = ": the tree stage reads aligned FASTA (convert it, e.g. with Biopython's Bio.AlignIO.convert or seqkit)"
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("#NEXUS\nbegin data;\n", "NEXUS"),
+        ("# STOCKHOLM 1.0\na ACGT\n", "Stockholm"),
+        ("CLUSTAL W (1.83) multiple sequence alignment\n\na ACGT\n", "Clustal"),
+        (" 4 120\na ACGT\n", "PHYLIP"),
+        ("LOCUS       AB000001 120 bp DNA\n", "GenBank or EMBL"),
+        ("@read1\nACGT\n+\nIIII\n", "FASTQ"),
+    ],
+)
+def test_read_family_names_another_format(tmp_path: Path, text: str, name: str) -> None:
+    path = tmp_path / "aln.txt"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        read_family(path)
+    assert str(info.value) == (
+        f"{path}:1: sequence text before the first '>' header; this looks like a {name} file{_CONVERT}"
+    )
+
+
+def test_read_family_reads_gzip_and_names_a_header_that_is_not_utf8(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "fam.fa.gz"
+    path.write_bytes(gzip.compress(FOUR.replace(">c", ">Müller_c").encode()))
+    assert read_family(path).names == ["a", "b", "Müller_c", "d"]
+    path = tmp_path / "latin1.fa"
+    path.write_bytes(FOUR.replace(">c", ">Müller_c").encode("latin-1"))
+    with pytest.raises(InputError) as info:
+        read_family(path)
+    assert str(info.value) == f"{path}:5: FASTA header name is not UTF-8 text (byte 0xfc); save the file as UTF-8"
+
+
 def test_read_family_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         read_family(tmp_path / "nope.fa")
@@ -194,6 +231,13 @@ def test_read_tree_leaves_must_match_family(tmp_path: Path) -> None:
         "\ufeff((a:0.1,b:0.2)95:0.05,c:0.3,d:0.4);\r\n",  # byte-order mark, support label, Windows line end
         "#NEXUS\nbegin trees;\n translate 1 a, 2 b, 3 c, 4 d;\n"
         " tree con_50 = [&U] ((1:0.1,2:0.2)1.00:0.05,3:0.3,4:0.4);\nend;\n",  # MrBayes' consensus
+        # MrBayes' .con.tre: annotations with quotes, parentheses and braces on nodes and branches
+        "#NEXUS\n[ID: 42]\nbegin trees;\n translate 1 a, 2 b, 3 c, 4 d;\n tree con_50_majrule = [&U] "
+        '((1[&prob=1.0,prob(percent)="100",prob+-sd="100+-0"]:0.1[&length_mean=0.1,length_95%HPD={0.08,0.12}],'
+        "2:0.2)[&prob=0.95]:0.05,3:0.3,4:0.4);\nend;\n",
+        # BEAST's TreeAnnotator (MCC tree): [&R] and node annotations, no TRANSLATE
+        "#NEXUS\nbegin trees;\n tree TREE1 = [&R] ((a[&height=0.0,rate=1.2]:0.1,b[&height=0.0]:0.2)"
+        "[&height=0.2,posterior=1.0]:0.05,(c:0.3,d:0.4));\nend;\n",
     ],
 )
 def test_read_tree_takes_the_files_other_programs_write(tmp_path: Path, text: str) -> None:
@@ -204,6 +248,12 @@ def test_read_tree_takes_the_files_other_programs_write(tmp_path: Path, text: st
     assert {leaf.name: leaf.dist for leaf in tree.get_leaves()} == pytest.approx(
         {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}
     )
+
+
+def test_a_nexus_tree_keeps_its_branch_lengths_digits(tmp_path: Path) -> None:
+    path = tmp_path / "t.nex"
+    path.write_text("#NEXUS\nbegin trees;\n tree t = ((a:0.123456789012,b:0.2):0.05,c:0.3,d:0.4);\nend;\n")
+    assert read_tree(path).get_leaves_by_name("a")[0].dist == 0.123456789012
 
 
 def test_read_tree_keeps_nhx_attributes_beside_other_comments(tmp_path: Path) -> None:

@@ -104,6 +104,7 @@ def test_png_is_not_blank(family_run) -> None:
         (">a\nACGT\n>b\nACGA\n>c\nACGG\n", "at least 4"),
         (">a\nACGT\n>b\nACGA\n>c\nACGG\n>d\nACG\n", "record 'd' has 3 characters"),
         (">a\nACGT\n>b\nACGA\n>c\nACGG\n>b\nACGC\n", "duplicate sequence name 'b'"),
+        (">a\nACGT\n>b\nACGA\n>c\nN--N\n>d\nACGC\n", "record 'c' has no A, C, G or T"),
     ],
 )
 def test_bad_family_is_one_line_and_writes_nothing(tmp_path, text, message) -> None:
