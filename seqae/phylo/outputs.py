@@ -86,6 +86,8 @@ def finish_family(
         if fit.get(f"{key}_tree") is not None and not same[key]:
             trees[f"latent_{key}"] = fit[f"{key}_tree"]
     for method in stage["baselines"]:
+        # A line before and after each: IQ-TREE alone takes minutes on a large family.
+        log.info("%s: baseline %s ...", name, method)
         try:
             (b,) = run_baselines(codes, fam.names, reference, [method], seed=stage["seed"], partials=partials)
         except SeqaeError as exc:  # FastTree or IQ-TREE failed: keep the other baselines
@@ -96,10 +98,12 @@ def finish_family(
             log.info("%s: %s; %s left out", name, b.reason, method)
         else:
             trees[method] = b.tree
+            log.info("%s: baseline %s done in %.1f s", name, method, b.seconds)
     if reference is not None:
         nrf_latent = normalized_rf(fit["tree"], reference)
 
     t_loglik = time.perf_counter()
+    log.info("%s: log-likelihoods of %d trees under one GTR + Gamma model, then ancestral states ...", name, len(trees))
     tree = name_internal_nodes(fit["tree"])  # the names the NHX and the ancestral FASTA share
     trees["latent"] = tree
     logliks, model_tree, ancestors = _score_and_reconstruct(
@@ -162,17 +166,27 @@ def finish_family(
         if np.isfinite([row["nrf_latent_noadv"], row["nrf_latent_adv"]]).all() else ""
     )  # fmt: skip
     nrf_text = (
-        f"nRF latent {nrf_latent:.3f} ({adversary}NJ-p {nrfs['nj_p']:.3f}, FastTree {nrfs['fasttree']:.3f}, "
-        f"IQ-TREE {nrfs['iqtree']:.3f})"
+        f"nRF latent {nrf_latent:.3f} ({adversary}NJ-p {_shown(nrfs['nj_p'], '.3f')}, "
+        f"FastTree {_shown(nrfs['fasttree'], '.3f')}, IQ-TREE {_shown(nrfs['iqtree'], '.3f')})"
         if np.isfinite(nrf_latent) else "no reference tree, so no nRF"
     )  # fmt: skip
+    judge = (
+        f", judge AUC without/with the adversary {_shown(row['disc_auc_before'], '.2f')}/"
+        f"{_shown(row['disc_auc_after'], '.2f')}"
+        if np.isfinite([row["disc_auc_before"], row["disc_auc_after"]]).any() else ""
+    )  # fmt: skip
     log.info(
-        "%s: %d taxa x %d sites, %s, log-likelihood latent %.2f (FastTree %.2f, IQ-TREE %.2f; model fitted on the %s "
-        "tree), judge AUC without/with the adversary %.2f/%.2f",
-        name, row["n_taxa"], row["n_sites"], nrf_text, row["loglik_latent"], row["loglik_fasttree"],
-        row["loglik_iqtree"], model_tree, row["disc_auc_before"], row["disc_auc_after"],
+        "%s: %d taxa x %d sites, %s, log-likelihood latent %.2f (FastTree %s, IQ-TREE %s; model fitted on the %s "
+        "tree)%s",
+        name, row["n_taxa"], row["n_sites"], nrf_text, row["loglik_latent"], _shown(row["loglik_fasttree"], ".2f"),
+        _shown(row["loglik_iqtree"], ".2f"), model_tree, judge,
     )  # fmt: skip
     return {**row, "paths": paths}
+
+
+def _shown(value: float, spec: str) -> str:
+    """``value`` formatted, or ``not run`` for NaN (a baseline left out, no judge)."""
+    return format(value, spec) if math.isfinite(value) else "not run"
 
 
 def _score_and_reconstruct(

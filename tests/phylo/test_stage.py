@@ -152,7 +152,7 @@ def test_columns_of_only_gaps_are_kept_with_a_warning(tmp_path, family, caplog) 
     quick = {**TINY, "epochs": 30, "adversarial_epochs": 0, "render": False, "baselines": ["nj_p"]}
     with caplog.at_level(logging.INFO, logger="seqae"):
         row = run_family(fasta, tmp_path / "out", quick, family="gappy", progress=False)
-    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gappy: ")]
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gappy: 8 taxa")]
     assert "no reference tree, so no nRF," in summary[0] and "nRF latent" not in summary[0]
     warned = [r.getMessage() for r in caplog.records if "only gaps" in r.getMessage()]
     assert len(warned) == 1 and str(fasta) in warned[0] and "2 alignment columns (first: column 3)" in warned[0]
@@ -193,6 +193,9 @@ def test_without_iqtree_the_stage_says_why_and_fits_the_model_on_fasttree(
     assert row["loglik_model_tree"] == ("fasttree" if find_fasttree() else "latent")
     summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("famA: 8 taxa")]
     assert f"nRF latent {row['nrf_latent']:.3f}" in summary[0]  # with a reference, the summary gives the nRFs
+    assert "IQ-TREE not run" in summary[0] and "nan" not in summary[0]  # a baseline left out reads as such
+    messages = [r.getMessage() for r in caplog.records]
+    assert "famA: baseline nj_p ..." in messages and any(m.startswith("famA: baseline nj_p done in") for m in messages)
 
 
 def test_demo_families_stage(tmp_path) -> None:
