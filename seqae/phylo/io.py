@@ -1,4 +1,4 @@
-"""Files of the tree stage: FASTA families in, Newick/NHX trees in and out.
+"""Files of the tree stage: FASTA families in (or NEXUS, PHYLIP, Stockholm, Clustal), Newick/NHX trees in and out.
 
 Reading checks the input and raises :class:`seqae.errors.InputError`, one
 line ``<path>:<line>: <what>``, for each problem a user can fix: an empty
@@ -31,6 +31,7 @@ import numpy as np
 
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, require_file
+from seqae.phylo.alignment_formats import READABLE, detect_format, read_records
 from seqae.phylo.alphabet import VALID_BYTES, encode
 
 __all__ = [
@@ -96,43 +97,22 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
-#: First lines of the alignment formats a FASTA reader meets in users' hands, and their names.
-_FORMAT_STARTS = (
-    (re.compile(rb"#nexus\b", re.IGNORECASE), "NEXUS"),
-    (re.compile(rb"# stockholm\b", re.IGNORECASE), "Stockholm"),
-    (re.compile(rb"(clustal|muscle|mafft|probcons)\b", re.IGNORECASE), "Clustal"),
-    (re.compile(rb"\d+\s+\d+\s*$"), "PHYLIP"),
-    (re.compile(rb"(locus|id)\s", re.IGNORECASE), "GenBank or EMBL"),
-    (re.compile(rb"!!", re.IGNORECASE), "MSF"),
-    (re.compile(rb"@\S"), "FASTQ"),
-)
-
-
-def _other_format(first_line: bytes) -> str:
-    """``"; this looks like a NEXUS file, ..."`` for the first line of a known non-FASTA format, else ``""``."""
-    for start, name in _FORMAT_STARTS:
-        if start.match(first_line):
-            return (
-                f"; this looks like a {name} file: the tree stage reads aligned FASTA (convert it, e.g. with "
-                f"Biopython's Bio.AlignIO.convert or seqkit)"
-            )
-    return ""
-
-
 def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> Family:
-    """Read a FASTA family of homologous DNA sequences, checking it.
+    """Read a family of homologous DNA sequences, checking it.
 
     Args:
         path: FASTA file, plain or gzip; lines may wrap; lower case, IUPAC
             ambiguity codes, ``U``, gaps (``-``, ``.``) and ``?`` (missing)
-            are accepted.
+            are accepted. An alignment in NEXUS, PHYLIP, Stockholm or Clustal
+            format is read too (:mod:`seqae.phylo.alignment_formats`).
         aligned_required: all sequences must have the same length.
 
     Returns:
         :class:`Family` with at least :data:`MIN_FAMILY_SIZE` sequences.
 
     Raises:
-        InputError: one line naming the file, the line and the problem.
+        InputError: one line naming the file, the line (the record, for the
+            formats other than FASTA) and the problem.
     """
     p = require_file(path, "FASTA file")
     raw = p.read_bytes()
@@ -144,56 +124,22 @@ def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> 
     raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors save
     if not raw.strip():
         raise InputError(p, "empty file: no FASTA records")
-    names: list[str] = []
-    header_line: list[int] = []
-    chunks: list[list[bytes]] = []
-    first_seen: dict[str, int] = {}
-    delete_valid = bytes(VALID_BYTES)
-    for number, line in enumerate(raw.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith(b">"):
-            words = line[1:].split()
-            try:
-                name = words[0].decode("utf-8") if words else ""
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    p,
-                    f"FASTA header name is not UTF-8 text (byte 0x{words[0][exc.start]:02x}); save the file as UTF-8",
-                    number,
-                ) from None
-            problem = _name_problem(name)
-            if problem:
-                raise InputError(p, f"FASTA header {problem}", number)
-            if name in first_seen:
-                raise InputError(p, f"duplicate sequence name {name!r} (first at line {first_seen[name]})", number)
-            first_seen[name] = number
-            names.append(name)
-            header_line.append(number)
-            chunks.append([])
-            continue
-        if not names:
-            raise InputError(p, "sequence text before the first '>' header" + _other_format(line), number)
-        bad = line.translate(None, delete_valid)
-        if bad:
-            column = line.index(bad[:1]) + 1
-            char = bad[:1].decode("latin-1")
-            raise InputError(
-                p, f"character {char!r} at column {column} of record {names[-1]!r} is not IUPAC DNA", number
-            )
-        chunks[-1].append(line)
-    if not names:
-        raise InputError(p, "no FASTA records (no line starts with '>')")
-    sequences = [b"".join(parts).decode("ascii").upper() for parts in chunks]
-    for name, seq, number in zip(names, sequences, header_line):
+    first = raw.lstrip().split(b"\n", 1)[0].strip()
+    other = None if first.startswith(b">") else detect_format(first)
+    if other in READABLE:
+        records = _other_records(p, raw, other)
+    else:
+        records = _fasta_records(p, raw, other)
+    names = [name for name, _, _ in records]
+    sequences = [seq for _, seq, _ in records]
+    for name, seq, number in records:
         if not seq:
             raise InputError(p, f"record {name!r} has no sequence", number)
     if len(names) < MIN_FAMILY_SIZE:
         raise InputError(p, f"only {len(names)} sequences; a family needs at least {MIN_FAMILY_SIZE}")
     if aligned_required:
         length = len(sequences[0])
-        for name, seq, number in zip(names, sequences, header_line):
+        for name, seq, number in records:
             if len(seq) != length:
                 raise InputError(
                     p,
@@ -202,6 +148,81 @@ def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> 
                     number,
                 )
     return Family(names=names, sequences=sequences, path=p)
+
+
+def _fasta_records(p: Path, raw: bytes, other: str | None) -> list[tuple[str, str, int | None]]:
+    """``(name, sequence in upper case, header line)`` of each FASTA record, each line checked.
+
+    ``other``: the format the first line looks like (named when the file has text before any header).
+    """
+    records: list[tuple[str, int, list[bytes]]] = []
+    first_seen: dict[str, int] = {}
+    for number, line in enumerate(raw.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(b">"):
+            words = line[1:].split()
+            name = _checked_name(p, words[0] if words else b"", number, first_seen)
+            first_seen[name] = number
+            records.append((name, number, []))
+            continue
+        if not records:
+            hint = (
+                f"; this looks like a {other} file, which the tree stage does not read: convert it to aligned FASTA"
+                if other else ""
+            )  # fmt: skip
+            raise InputError(p, "sequence text before the first '>' header" + hint, number)
+        _check_characters(p, line, records[-1][0], number)
+        records[-1][2].append(line)
+    if not records:
+        raise InputError(p, "no FASTA records (no line starts with '>')")
+    return [(name, b"".join(parts).decode("ascii").upper(), number) for name, number, parts in records]
+
+
+def _other_records(p: Path, raw: bytes, fmt: str) -> list[tuple[str, str, None]]:
+    """``(name, sequence in upper case, None)`` of each record of a NEXUS, PHYLIP, Stockholm or Clustal alignment."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(p, f"is not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8") from None
+    first_seen: dict[str, int] = {}
+    records = []
+    for index, (name, seq) in enumerate(read_records(p, text, fmt)):
+        name = _checked_name(p, name.encode(), None, first_seen, record=index + 1)
+        first_seen[name] = index + 1
+        _check_characters(p, seq.encode("utf-8"), name, None)
+        records.append((name, seq.upper(), None))
+    return records
+
+
+def _checked_name(
+    p: Path, word: bytes, number: int | None, first_seen: dict[str, int], record: int | None = None
+) -> str:
+    """The sequence name ``word`` decoded and checked (UTF-8, Newick-safe, not seen before)."""
+    where = "FASTA header" if record is None else f"record {record}'s"
+    try:
+        name = word.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            p, f"{where} name is not UTF-8 text (byte 0x{word[exc.start]:02x}); save the file as UTF-8", number
+        ) from None
+    problem = _name_problem(name)
+    if problem:
+        raise InputError(p, f"{where} {problem}", number)
+    if name in first_seen:
+        first = f"line {first_seen[name]}" if record is None else f"record {first_seen[name]}"
+        raise InputError(p, f"duplicate sequence name {name!r} (first at {first})", number)
+    return name
+
+
+def _check_characters(p: Path, text: bytes, name: str, number: int | None) -> None:
+    """Raise at the first character of ``text`` (record ``name``) outside IUPAC DNA, gaps and ``?``."""
+    bad = text.translate(None, VALID_BYTES)
+    if bad:
+        column = text.index(bad[:1]) + 1
+        char = bad[:1].decode("latin-1")
+        raise InputError(p, f"character {char!r} at column {column} of record {name!r} is not IUPAC DNA", number)
 
 
 def write_family(records: Family | Mapping[str, str], path: str | os.PathLike[str], line_width: int = 60) -> Path:

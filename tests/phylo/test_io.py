@@ -141,28 +141,56 @@ def test_read_family_bad_input(tmp_path: Path, text: str, line: int | None, mess
     assert "\n" not in str(info.value)
 
 
-_CONVERT = ": the tree stage reads aligned FASTA (convert it, e.g. with Biopython's Bio.AlignIO.convert or seqkit)"
-
-
 @pytest.mark.parametrize(
     "text, name",
     [
-        ("#NEXUS\nbegin data;\n", "NEXUS"),
-        ("# STOCKHOLM 1.0\na ACGT\n", "Stockholm"),
-        ("CLUSTAL W (1.83) multiple sequence alignment\n\na ACGT\n", "Clustal"),
-        (" 4 120\na ACGT\n", "PHYLIP"),
         ("LOCUS       AB000001 120 bp DNA\n", "GenBank or EMBL"),
         ("@read1\nACGT\n+\nIIII\n", "FASTQ"),
+        ("!!NA_MULTIPLE_ALIGNMENT 1.0\n", "MSF"),
     ],
 )
-def test_read_family_names_another_format(tmp_path: Path, text: str, name: str) -> None:
+def test_read_family_names_a_format_it_does_not_read(tmp_path: Path, text: str, name: str) -> None:
     path = tmp_path / "aln.txt"
     path.write_text(text)
     with pytest.raises(InputError) as info:
         read_family(path)
     assert str(info.value) == (
-        f"{path}:1: sequence text before the first '>' header; this looks like a {name} file{_CONVERT}"
+        f"{path}:1: sequence text before the first '>' header; this looks like a {name} file, which the tree "
+        "stage does not read: convert it to aligned FASTA"
     )
+
+
+@pytest.mark.parametrize("fmt", ["nexus", "phylip-relaxed", "phylip", "stockholm", "clustal"])
+def test_read_family_reads_the_alignment_formats_of_phylogenetics_programs(tmp_path: Path, fmt: str) -> None:
+    from Bio import AlignIO
+    from Bio.Align import MultipleSeqAlignment
+    from Bio.Seq import Seq
+    from Bio.SeqRecord import SeqRecord
+
+    rng = np.random.default_rng(0)
+    names = ["Homo_sap", "Pan_trog", "Gorilla", "Pongo", "Macaca"]
+    seqs = ["".join(rng.choice(list("ACGT-"), 130)) for _ in names]
+    seqs[2] = "n" + seqs[2][1:]  # lower case and N survive too
+    records = [SeqRecord(Seq(s), id=n, name=n, description="", annotations={"molecule_type": "DNA"})
+               for n, s in zip(names, seqs)]  # fmt: skip
+    path = tmp_path / f"aln.{fmt}"
+    AlignIO.write(MultipleSeqAlignment(records), path, fmt)
+    family = read_family(path)
+    assert family.names == names and family.sequences == [s.upper() for s in seqs]
+
+
+def test_read_family_checks_other_formats_as_fasta(tmp_path: Path) -> None:
+    path = tmp_path / "aln.phy"
+    path.write_text(" 4 4\na ACGT\nb ACGT\nc ACXT\nd ACGT\n")
+    with pytest.raises(InputError) as info:
+        read_family(path)
+    assert str(info.value) == f"{path}: character 'X' at column 3 of record 'c' is not IUPAC DNA"
+    path.write_text(" 4 4\na ACGT\nb ACGT\na ACGT\nd ACGT\n")
+    with pytest.raises(InputError, match=r"duplicate sequence name 'a' \(first at record 1\)"):
+        read_family(path)
+    path.write_text("#NEXUS\nbegin data;\n dimensions ntax=4 nchar=4;\n matrix\n a ACGT\n;\nend;\n")
+    with pytest.raises(InputError, match=r"^.*aln.phy: not a readable NEXUS alignment \(.+\)$"):
+        read_family(path)
 
 
 def test_read_family_reads_gzip_and_names_a_header_that_is_not_utf8(tmp_path: Path) -> None:
