@@ -430,7 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "defaults; it needs no genomes: section)")  # fmt: skip
     p.add_argument("--family", help="family name (names the outputs: NAME.nwk, NAME.nhx, NAME.png, NAME.tsv, ...)")
     p.add_argument(
-        "--fasta", type=Path, help="aligned FASTA of the family (align unaligned families first, e.g. with MAFFT)"
+        "--fasta",
+        type=Path,
+        help="the family's alignment: FASTA (plain or gzip), or NEXUS, PHYLIP, Stockholm or Clustal "
+        "(align unaligned families first, e.g. with MAFFT)",
     )
     p.add_argument("--batch", type=Path,
                    help="TSV of families fitted together (columns name, fasta, and optionally reference, labels); "
