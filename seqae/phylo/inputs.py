@@ -31,6 +31,10 @@ __all__ = ["PreparedFamily", "prepare_family", "read_batch", "read_labels"]
 
 log = logging.getLogger("seqae")
 
+#: Above this share of ambiguity codes among the non-gap characters an alignment is warned about:
+#: DNA alignments hold a few percent at most; protein letters (A, C, G, T, R, S, W, K, M, D, H,
+#: V, N, Y) pass as IUPAC DNA.
+AMBIGUOUS_WARN_SHARE = 0.25
 _FAMILY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _NHX_RESERVED = re.compile(r"[()\[\]:;,=\s]+")
 
@@ -110,6 +114,13 @@ def prepare_family(fasta, outdir, reference_tree, labels, family: str | None) ->
             "%s: %d alignment column%s (first: column %d) hold only gaps or N; kept, as IQ-TREE keeps them, but they "
             "add nothing to the likelihood and are N in the ancestral sequences",
             fasta, empty.size, "s" if empty.size > 1 else "", int(empty[0]) + 1,
+        )  # fmt: skip
+    present = partials != CODE_MISSING
+    ambiguous = float((partials > CODE_MISSING).sum() / max(int(present.sum()), 1))
+    if ambiguous > AMBIGUOUS_WARN_SHARE:
+        log.warning(
+            "%s: %.0f%% of the bases are IUPAC ambiguity codes (R, Y, K, ...); is this DNA? A protein alignment "
+            "in letters that IUPAC DNA also uses reads as DNA here", fasta, 100 * ambiguous,
         )  # fmt: skip
     if (partials == partials[:1]).all():
         log.warning(

@@ -46,9 +46,9 @@ __all__ = [
 
 #: A family needs this many sequences: an unrooted tree of 3 has no topology.
 MIN_FAMILY_SIZE = 4
-#: Characters a Newick label cannot hold unquoted (plus whitespace).
-NEWICK_SPECIAL = "()[]:;,'\""
-_NAME_BAD = re.compile(r"[()\[\]:;,'\"\s]")
+#: Characters a name cannot hold: Newick's own (unquoted), whitespace, and '=', which
+#: ete3's Newick writer turns into '_' (a name would change, or two become one).
+_NAME_BAD = re.compile(r"[()\[\]:;,'\"=\s]")
 #: NHX values must not contain these.
 _NHX_BAD = re.compile(r"[()\[\]:;,=\s]")
 _DIST_FORMAT = "%0.12g"
@@ -93,6 +93,8 @@ def _name_problem(name: str) -> str | None:
         return "has no name"
     bad = _NAME_BAD.search(name)
     if bad:
+        if bad.group() == "=":
+            return f"name {name!r} contains '=', which the Newick trees written by ete3 turn into '_'"
         return f"name {name!r} contains {bad.group()!r}, which a Newick tree cannot hold"
     return None
 

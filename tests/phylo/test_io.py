@@ -116,6 +116,11 @@ FOUR = ">a\nACGT\n>b\nACGT\n>c\nACGT\n>d\nACGT\n"
         ("ACGT\n>a\nACGT\n", 1, "sequence text before the first '>' header"),
         (">a\nACGT\n>\nACGT\n", 3, "FASTA header has no name"),
         (">a\nACGT\n>b(1)\nACGT\n", 3, "FASTA header name 'b(1)' contains '(', which a Newick tree cannot hold"),
+        (
+            ">a\nACGT\n>b=1\nACGT\n",
+            3,
+            "FASTA header name 'b=1' contains '=', which the Newick trees written by ete3 turn into '_'",
+        ),
         (">a\nACGT\n>b\nACGT\n>a\nACGT\n>c\nACGT\n", 5, "duplicate sequence name 'a' (first at line 1)"),
         (
             ">a\nACGT\n>b\nACGT\nACXT\n>c\nACGT\n>d\nACGT\n",

@@ -128,6 +128,28 @@ def test_bad_family_is_one_line_and_writes_nothing(tmp_path, text, message) -> N
     assert not out.exists()
 
 
+def test_an_alignment_mostly_of_ambiguity_codes_is_warned_about(tmp_path, caplog) -> None:
+    import logging
+
+    from seqae.phylo.inputs import prepare_family
+
+    fasta = tmp_path / "prot.fa"
+    # A protein alignment in the letters IUPAC DNA shares with amino acids.
+    fasta.write_text(
+        ">a\nMKVLAAGIWR\n>b\nMKVLSAGIWR\n>c\nMRVLAAGVWR\n>d\nMKVIAAGIWK\n".replace("I", "H").replace("L", "D")
+    )
+    with caplog.at_level(logging.WARNING, logger="seqae"):
+        prepare_family(fasta, tmp_path / "out", None, None, "prot")
+    assert any(
+        "are IUPAC ambiguity codes" in r.getMessage() and "is this DNA?" in r.getMessage() for r in caplog.records
+    )
+    caplog.clear()
+    fasta.write_text(">a\nACGTRACGTA\n>b\nACGTAACGTA\n>c\nACGAAACGTA\n>d\nACGTAACTTA\n")
+    with caplog.at_level(logging.WARNING, logger="seqae"):
+        prepare_family(fasta, tmp_path / "out", None, None, "dna")
+    assert not caplog.records
+
+
 def test_reference_with_other_leaves_is_rejected(tmp_path, family_files) -> None:
     fasta, _, _ = family_files
     wrong = tmp_path / "wrong.nwk"
