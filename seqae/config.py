@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -123,6 +124,43 @@ def validate_config(config: Config, source: str = "config", genomes_required: bo
     return config
 
 
+def check_demo_paths(config: Config, source: str = "config") -> None:
+    """Refuse a config that turns the demo off but still reads the demo's files.
+
+    ``config`` as written, before :func:`validate_config` fills defaults: only a
+    config that says ``simulate: {enabled: false}`` itself is checked (the
+    sections the workflow hands its commands carry no ``simulate``, whose
+    default is off). A path under ``<results>/demo_data/`` there would read the
+    files an earlier ``make demo`` left (the demo's truth sites scored against
+    the user's windows, its tree families fitted beside theirs) or fail late.
+
+    Raises:
+        ConfigError: one line naming the first such key.
+    """
+    simulation = config.get("simulate")
+    if not (isinstance(simulation, Mapping) and simulation.get("enabled") is False):
+        return
+    demo = _demo_path(config, f"{os.path.normpath(str(config.get('results', 'results')))}/demo_data/")
+    if demo is not None:
+        key, path = demo
+        raise ConfigError(
+            f"{source}: {key}: {path} is the demo's simulated data, but simulate.enabled is false: point it "
+            "at your own file (trees: {families: []} and evaluate: {truth_sites: null} turn those parts off)"
+        )
+
+
+def _demo_path(value: Any, prefix: str, key: str = "") -> tuple[str, str] | None:
+    """The first ``(dotted key, path)`` in ``value`` whose path lies under ``prefix``, or None."""
+    if isinstance(value, str):
+        return (key, value) if os.path.normpath(value).startswith(prefix) else None
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        found = _demo_path(item, prefix, f"{key}[{name}]" if isinstance(name, int) else f"{key}.{name}".lstrip("."))
+        if found is not None:
+            return found
+    return None
+
+
 def json_type(value: Any) -> dict[str, Any]:
     """The JSON Schema type a setting's default tells: ``64`` -> ``{"type": "integer"}``, a list of strings ->
     ``{"type": "array", "items": {"type": "string"}}``.
@@ -199,6 +237,7 @@ def load_config(path: str | Path | None = None, *, text: str | None = None, geno
         raise ConfigError(f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+    check_demo_paths(data, source)
     return validate_config(data, source, genomes_required)
 
 

@@ -33,7 +33,7 @@ from seqae.intervals import (
     rename_chromosomes,
 )
 from seqae.spans import ReadStats
-from seqae.splits import assign_split
+from seqae.splits import assign_split, check_holdout
 from seqae.tracks import BigWigTrack
 from seqae.windows.store import WindowsSchema
 
@@ -143,6 +143,7 @@ def plan_extraction(config: Config, out: Path, opened: list[Genome]) -> Extracti
         for genome_cfg in config["genomes"]
     ]
     labels = pd.concat([p.windows for p in plans], ignore_index=True)
+    check_holdout(settings["split"]["holdout_chromosomes"], labels["chrom"].to_numpy(), labels["split"].to_numpy())
     labels["window_id"] = "w" + pd.Series(np.arange(len(labels))).astype(str).str.zfill(7)
     labels = labels[LABEL_COLUMNS]
     return Extraction(plans, labels, windows_schema(settings, track_names), track_names, settings)
@@ -223,6 +224,14 @@ def _plan_genome(
     chrom_len = windows["chrom"].map(sizes).to_numpy(dtype=np.int64)
     inside = (windows["start"].to_numpy() - flank >= 0) & (windows["end"].to_numpy() + flank <= chrom_len)
     report["dropped_chromosome_end"] = int((~inside).sum())
+    if not inside.all():
+        near_end = windows.loc[~inside, "chrom"].value_counts()
+        log.info(
+            "%s: %d summits lie within window_len/2 + max_jitter (%d bp) of a chromosome end and are left out "
+            "(most on %s)",
+            species, int((~inside).sum()), window_len // 2 + flank,
+            ", ".join(f"{c}: {n}" for c, n in near_end.head(3).items()),
+        )  # fmt: skip
     windows = windows[inside]
 
     blacklist = _read_blacklist(genome_cfg.get("blacklist"), aliases)
@@ -348,14 +357,22 @@ def open_tracks(
             tracks.append(None)
             continue
         track = BigWigTrack(path, name, aliases.reference, aliases)
-        for chrom, count in needed.items():
-            if not track.has_chrom(str(chrom)):
-                shown = ", ".join(track.own_chroms()[:5]) or "none"
-                raise InputError(
-                    path,
-                    f"bigWig has no chromosome {chrom!r}, which holds {count} windows (bigWig has: {shown}; "
-                    f"chrom_aliases: {aliases.rule}; extract.chromosomes.exclude leaves a chromosome out)",
-                )
+        # Every missing chromosome at once: an assembly's unplaced and alt contigs are often
+        # missing together, and one run per contig would find them one by one.
+        missing = [(str(c), int(n)) for c, n in needed.items() if not track.has_chrom(str(c))]
+        if missing:
+            (chrom, count), others = missing[0], missing[1:]
+            nor = ", ".join(f"{c!r} ({n})" for c, n in others[:5]) + (
+                f" and {len(others) - 5} more" if len(others) > 5 else ""
+            )
+            shown = ", ".join(track.own_chroms()[:5]) or "none"
+            raise InputError(
+                path,
+                f"bigWig has no chromosome {chrom!r}, which holds {count} windows"
+                + (f", nor {nor}" if others else "")
+                + f" (bigWig has: {shown}; chrom_aliases: {aliases.rule}; "
+                "extract.chromosomes.exclude leaves a chromosome out)",
+            )
         differ = [str(c) for c in needed.index if track.chrom_size(str(c)) != sizes[str(c)]]
         if differ:
             log.warning(

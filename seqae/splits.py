@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from seqae.errors import ConfigError
 from seqae.genome import harmonise_chrom_names
 
 log = logging.getLogger(__name__)
@@ -56,3 +57,36 @@ def assign_split(species: str, chrom: np.ndarray, start: np.ndarray, settings: M
             mapping = harmonise_chrom_names(listed, uniq)
             split[np.isin(chrom, list(mapping.values()))] = name
     return split
+
+
+def check_holdout(holdout: Mapping[str, list[str]], chrom: np.ndarray, split: np.ndarray) -> None:
+    """Check ``extract.split.holdout_chromosomes`` against the windows of every genome.
+
+    Args:
+        holdout: ``{"val": [...], "test": [...]}`` chromosome names, as configured.
+        chrom: ``[n]`` every window's chromosome (the FASTA's names).
+        split: ``[n]`` every window's split, as :func:`assign_split` gave it.
+
+    Raises:
+        ConfigError: a list whose chromosomes hold no window, so that its split would be
+            empty (before training, where the empty test split was found only by evaluation).
+
+    Listed names that match no chromosome with windows, beside ones that do, are logged.
+    """
+    chroms = np.unique(np.asarray(chrom).astype(str))
+    for name in ("val", "test"):
+        listed = list(holdout[name])
+        if not listed:
+            continue
+        unmatched = sorted(set(listed) - set(harmonise_chrom_names(listed, chroms)))
+        if not (np.asarray(split) == name).any():
+            shown = ", ".join(chroms[:8]) + (f" and {len(chroms) - 8} more" if len(chroms) > 8 else "")
+            raise ConfigError(
+                f"extract.split.holdout_chromosomes.{name}: no window lies on {', '.join(listed)}, so the {name} "
+                f"split would be empty (the windows' chromosomes: {shown})"
+            )
+        if unmatched:
+            log.warning(
+                "extract.split.holdout_chromosomes.%s: %s match%s no chromosome with windows; left out",
+                name, ", ".join(unmatched), "es" if len(unmatched) == 1 else "",
+            )  # fmt: skip

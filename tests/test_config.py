@@ -6,6 +6,7 @@ import pytest
 
 from seqae.cli import main
 from seqae.config import (
+    check_demo_paths,
     config_schema,
     config_to_json,
     load_config,
@@ -172,6 +173,35 @@ def test_a_users_models_replace_the_demos_and_lists_are_replaced() -> None:
     overlay = merge_config_layers([demo, {"models": {"plain": {"size": "large"}}}])
     assert overlay["models"] == {"plain": demo["models"]["plain"] | {"size": "large"}}
     assert demo["models"]["plain"].get("size") is None  # the layers are not changed
+
+
+def test_own_data_with_the_demos_paths_left_in_is_one_line(tmp_path) -> None:
+    """simulate.enabled: false with a key still under results/demo_data: the demo's truth sites or
+    families would be read (if an earlier demo left them) or fail late; the config says which key."""
+    import json
+
+    import yaml
+
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    mine = {"simulate": {"enabled": False}, **minimal()}
+    with pytest.raises(ConfigError) as err:
+        check_demo_paths(merge_config_layers([demo, mine]), source="my.yaml")
+    assert str(err.value).startswith(
+        "my.yaml: evaluate.truth_sites: results/demo_data/truth/sites.tsv is the demo's simulated data, but "
+        "simulate.enabled is false"
+    )
+    mine["evaluate"] = {"truth_sites": None}
+    with pytest.raises(ConfigError, match=r"my.yaml: trees.families\[0\].fasta: results/demo_data/families/fam_0.fa"):
+        check_demo_paths(merge_config_layers([demo, mine]), source="my.yaml")
+    mine["trees"] = {"families": []}
+    check_demo_paths(merge_config_layers([demo, mine]), source="my.yaml")
+    # The sections the workflow hands its commands carry no `simulate`: the demo's paths pass there.
+    load_config(text=json.dumps({"trees": demo["trees"], "results": "results"}), genomes_required=False)
+    # A user's file read by a command is checked as it is written.
+    own = tmp_path / "my.yaml"
+    own.write_text(yaml.safe_dump(merge_config_layers([demo, {"simulate": {"enabled": False}, **minimal()}])))
+    with pytest.raises(ConfigError, match="is the demo's simulated data"):
+        load_config(own)
 
 
 def test_generated_schema_and_readme_are_current() -> None:

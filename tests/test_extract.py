@@ -222,6 +222,10 @@ def test_cli_runs(tiny_inputs, capsys):
             r"short\.bw: bigWig has no chromosome 'chr3', which holds \d+ windows \(bigWig has: chr1, chr2; "
             r"chrom_aliases: auto; extract\.chromosomes\.exclude leaves a chromosome out\)$",
         ),
+        (
+            "bigwig_lacks_two_chroms",  # both named in one message, not one run each
+            r"short\.bw: bigWig has no chromosome 'chr2', which holds \d+ windows, nor 'chr3' \(\d+\) \(bigWig has: chr1; ",
+        ),
         ("no_shared_names", r"TFA\.narrowPeak: no chromosome name in common with the FASTA"),
         ("missing_fasta", r"absent\.fa: genome FASTA does not exist"),
         ("bad_gtf", r"genes\.gtf:2: "),
@@ -247,6 +251,12 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, me
         from tests.conftest import write_bigwig
 
         short = write_bigwig(d / "short.bw", {c: v for c, v in tiny_inputs["tracks"]["TFA"].items() if c != "chr3"})
+        genome["tfs"][0]["bigwig"] = str(short)
+    elif breakage == "bigwig_lacks_two_chroms":
+        from tests.conftest import write_bigwig
+
+        tracks = tiny_inputs["tracks"]["TFA"]
+        short = write_bigwig(d / "short.bw", {c: v for c, v in tracks.items() if c not in ("chr2", "chr3")})
         genome["tfs"][0]["bigwig"] = str(short)
     elif breakage == "no_shared_names":
         tiny_inputs["peaks"]["TFA"].write_text("scaffold_9\t100\t300\tx\t5\t.\t1\t1\t1\t100\n")

@@ -41,3 +41,33 @@ def test_chromosome_holdout(caplog):
     assert (split[500:] == "test").all()
     assert "test" not in set(split[:500]) and "val" in set(split[:500])
     assert "chromosome block" in caplog.text
+
+
+def test_a_holdout_list_that_matches_no_window_stops_before_training(caplog):
+    import pytest
+
+    from seqae.errors import ConfigError
+    from seqae.splits import check_holdout
+
+    chrom = np.array(["chr1"] * 5 + ["chr2"] * 5)
+    settings = {
+        "split": {
+            "val_fraction": 0.1,
+            "test_fraction": 0.1,
+            "bin_size": 100,
+            "holdout_chromosomes": {"val": [], "test": ["chr21"]},  # in no genome: test would be empty
+        }
+    }
+    split = assign_split("sp", chrom, np.tile(np.arange(5) * 100, 2), settings)
+    with pytest.raises(ConfigError) as err:
+        check_holdout(settings["split"]["holdout_chromosomes"], chrom, split)
+    assert str(err.value) == (
+        "extract.split.holdout_chromosomes.test: no window lies on chr21, so the test split would be empty "
+        "(the windows' chromosomes: chr1, chr2)"
+    )
+    # A typo beside a good name: the good one holds out, the typo is named.
+    holdout = {"val": [], "test": ["2", "chrZZ_typo"]}
+    settings["split"]["holdout_chromosomes"] = holdout
+    split = assign_split("sp", chrom, np.tile(np.arange(5) * 100, 2), settings)
+    check_holdout(holdout, chrom, split)
+    assert "holdout_chromosomes.test: chrZZ_typo matches no chromosome with windows; left out" in caplog.text

@@ -13,6 +13,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from seqae.config import (
+    check_demo_paths,
     config_to_json,
     merge_config_layers,
     nvidia_gpu_visible,
@@ -61,6 +62,7 @@ if _models is not None:
 # ...)". That line alone is printed, without a traceback: it says all there is
 # to fix.
 try:
+    check_demo_paths(config, source=_config_sources())
     validate_config(config, source=_config_sources())
 except ConfigError as exc:
     print(f"Error in the configuration: {exc}", file=sys.stderr)
