@@ -490,7 +490,8 @@ def annotate_positions(
         means upstream of the TSS; NaN without a gene); ``region_class``:
         ``"promoter"`` if ``-promoter_upstream <= tss_distance <=
         promoter_downstream``, else ``"gene_body"`` if ``pos`` lies in any
-        gene's ``[start, end)``, else ``"intergenic"``.  Two equidistant TSSs:
+        gene's ``[start, end)``, else ``"intergenic"``; ``""`` (unknown) on a
+        chromosome without any gene in ``genes``.  Two equidistant TSSs:
         the one with the smaller coordinate wins; genes sharing one TSS: the
         first in ``genes`` order.
     """
@@ -555,6 +556,9 @@ def annotate_positions(
     # NaN distances compare False, so positions without genes are never promoters.
     promoter = (tss_distance >= -promoter_upstream) & (tss_distance <= promoter_downstream)
     region = np.where(promoter, "promoter", np.where(in_body, "gene_body", "intergenic"))
+    # A chromosome without any annotated gene (chrM, chrEBV, unplaced and alt contigs, which
+    # GENCODE's primary GTF leaves out) is unannotated, not intergenic: its class is unknown.
+    region = np.where(has, region, "")
     out = pd.DataFrame(
         {
             **labels,

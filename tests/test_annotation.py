@@ -219,7 +219,7 @@ def test_annotate_positions(tmp_path: Path) -> None:
         ("chr1", 5500, "GM", 500, "promoter"),
         ("chr1", 5400, "GM", 600, "gene_body"),
         ("chr2", 150, "GC", 50, "promoter"),
-        ("chr3", 150, "", np.nan, "intergenic"),  # no gene on chr3
+        ("chr3", 150, "", np.nan, ""),  # no gene on chr3: unannotated, not intergenic
     ]
     chrom = np.array([c[0] for c in cases], dtype=object)
     pos = np.array([c[1] for c in cases], dtype=np.int64)

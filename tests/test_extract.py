@@ -110,7 +110,7 @@ def test_labels_nearest_gene_and_tss_distance(extracted):
         row = peaks.loc[key]
         assert (row["gene_id"], row["tss_distance"], row["region_class"]) == (gene, distance, region)
     no_gene = peaks.loc[("chr3", 1500)]
-    assert no_gene["gene_id"] == "" and np.isnan(no_gene["tss_distance"]) and no_gene["region_class"] == "intergenic"
+    assert no_gene["gene_id"] == "" and np.isnan(no_gene["tss_distance"]) and no_gene["region_class"] == ""
     assert peaks.loc[("chr1", 1100), "peak_set"] == "TFA"
     assert peaks.loc[("chr1", 4200), "peak_set"] == "TFB"
 
