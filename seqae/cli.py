@@ -353,8 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--chrom-sizes", type=Path,
-        help="UCSC chrom.sizes for the bigWig headers; without it a chromosome's size is the last base the windows file holds "
-        "(genome browsers need the real sizes for whole-genome views)",
+        help="UCSC chrom.sizes for the bigWig headers (seqae extract writes one beside the windows file); without it "
+        "a chromosome's size is the last base the windows file holds (genome browsers need the real sizes for "
+        "whole-genome views)",
     )  # fmt: skip
     p.add_argument(
         "--no-recon-tracks", action="store_true", help="skip the recon_<track>.bw files (the slowest output)"

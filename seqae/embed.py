@@ -41,13 +41,14 @@ Chromosome names and sizes: with one species in the windows file the
 bigWigs use the FASTA's chromosome names; with several (the ``species``
 label) every name is prefixed ``<species>:`` so that chromosomes of different
 genomes stay apart. The windows file does not store chromosome lengths, so
-by default a chromosome's size in the bigWig header is the furthest base the
+without ``chrom_sizes`` a chromosome's size in the bigWig header is the furthest base the
 file holds on it (largest window end plus the stored flank). That is enough
 to view the windows, but genome browsers need the real sizes to place the
 tracks on a whole-genome view and to overlay them with other tracks of the
 assembly: pass ``chrom_sizes`` (a UCSC ``chrom.sizes`` file: name and length,
 tab-separated; with several species the names may carry the ``species:``
-prefix, else the bare name is used).
+prefix, else the bare name is used). ``seqae extract`` writes one beside the
+windows file (``chrom.sizes``), and the workflow's embed rules pass it.
 
 Performance: windows are read in blocks of ``_BLOCK_ROWS`` rows; the HDF5
 chunks of a block are decompressed in parallel threads while the previous

@@ -83,6 +83,8 @@ class GenomePlan:
     report: dict[str, Any] = field(default_factory=dict)
     fasta_reads: ReadStats = field(default_factory=ReadStats)
     genome_bases: int = 0
+    #: Every FASTA sequence's length (bp), for ``chrom.sizes``.
+    chrom_sizes: dict[str, int] = field(default_factory=dict)
     track_reads: list[ReadStats] = field(init=False)
     track_files: list[dict[str, int]] = field(init=False)
 
@@ -278,7 +280,9 @@ def _plan_genome(
     report["bigwig_chrom_names"] = {
         name: track.chrom_names for name, track in zip(track_names, tracks, strict=True) if track is not None
     }
-    return GenomePlan(species, genome, windows, tracks, report, fasta_reads, sum(genome.chrom_sizes.values()))
+    return GenomePlan(
+        species, genome, windows, tracks, report, fasta_reads, sum(genome.chrom_sizes.values()), dict(sizes)
+    )
 
 
 def select_chromosomes(

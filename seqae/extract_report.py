@@ -19,27 +19,42 @@ from seqae.fileio import atomic_output, write_tsv_to
 from seqae.spans import ReadStats
 
 #: The side files, beside the windows file.
-SIDE_FILES = ("windows.bed", "windows.tsv", "extract_report.json")
+SIDE_FILES = ("windows.bed", "windows.tsv", "extract_report.json", "chrom.sizes")
 
 
 def finish_extraction(extraction: Extraction, out: Path, profiles: TrackProfiles) -> dict[str, Any]:
-    """The side files beside the windows file (BED, TSV, report); closes the inputs; returns the report.
+    """The side files beside the windows file (BED, TSV, report, chrom.sizes); closes the inputs; returns the report.
 
     Each is written to a temporary file, and they are renamed into place only once all
-    three are written. Called inside the windows file's own :func:`atomic_output`, so
+    four are written. Called inside the windows file's own :func:`atomic_output`, so
     that a run that fails leaves every output as it was: no windows file beside the
     side files of another run.
     """
     labels = extraction.labels
     report = _report(extraction.plans, labels, extraction.settings, extraction.track_names, profiles)
     with contextlib.ExitStack() as outputs:
-        bed, tsv, summary = (outputs.enter_context(atomic_output(out.parent / name)) for name in SIDE_FILES)
+        bed, tsv, summary, sizes = (outputs.enter_context(atomic_output(out.parent / name)) for name in SIDE_FILES)
         _write_bed(labels, bed, name=out.parent / SIDE_FILES[0])
         write_tsv_to(labels, tsv, name=out.parent / SIDE_FILES[1])
         summary.write_text(json.dumps(report, indent=2) + "\n")
+        sizes.write_text(chrom_sizes_text(extraction.plans))
     for plan in extraction.plans:
         plan.close()
     return report
+
+
+def chrom_sizes_text(plans: list[GenomePlan]) -> str:
+    """UCSC ``chrom.sizes`` of every genome's FASTA sequences: ``name<TAB>length`` (bp) per line.
+
+    With several genomes each name is ``species:chrom``, as the embeddings' bigWigs name them;
+    ``seqae embed --chrom-sizes`` takes it, so that their headers carry the assembly's lengths.
+    """
+    several = len(plans) > 1
+    return "".join(
+        f"{plan.species + ':' if several else ''}{chrom}\t{size}\n"
+        for plan in plans
+        for chrom, size in plan.chrom_sizes.items()
+    )
 
 
 def _write_bed(labels: pd.DataFrame, path: Path, name: Path | None = None) -> None:

@@ -135,6 +135,8 @@ def test_side_files(extracted):
     tsv = pd.read_csv(out.parent / "windows.tsv", sep="\t", keep_default_na=False)
     assert tsv["window_id"].tolist() == labels["window_id"].tolist()
     assert not (out.parent / "extract_qc.png").exists()  # drawn by `seqae plot-extract`
+    # Every FASTA sequence's length, in UCSC chrom.sizes form, for the embeddings' bigWig headers.
+    assert (out.parent / "chrom.sizes").read_text() == "chr1\t6000\nchr2\t5000\nchr3\t3000\n"
 
 
 def test_qc_figure(extracted, capsys):
@@ -348,7 +350,7 @@ def test_failure_while_writing_the_side_files_leaves_every_output_as_it_was(tiny
     out = tiny_inputs["dir"] / "again" / "windows.h5"
     extract_windows(tiny_inputs["config"], out, progress=False)
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
-    assert set(before) >= {"windows.h5", "windows.bed", "windows.tsv", "extract_report.json"}
+    assert set(before) >= {"windows.h5", "windows.bed", "windows.tsv", "extract_report.json", "chrom.sizes"}
 
     def fail(*args, **kwargs):
         raise InputError("windows.tsv", "cannot be written")

@@ -79,6 +79,9 @@ def test_windows_carry_species_and_each_genomes_own_names(two_genomes):
     per_genome = {g["species"]: g for g in two_genomes["report"]["genomes"]}
     assert set(per_genome) == set(SPECIES)
     assert all(g["n_chromosomes"] == 2 for g in per_genome.values())
+    # chrom.sizes names them as the embeddings' bigWigs do: species-qualified.
+    sizes = (two_genomes["h5"].parent / "chrom.sizes").read_text().splitlines()
+    assert [line.split("\t")[0] for line in sizes] == [f"{sp}:{c}" for sp in SPECIES for c in ("chr1", "chr2")]
 
 
 @pytest.mark.usefixtures("one_torch_thread")

@@ -80,7 +80,7 @@ def test_sharded_equals_unsharded(medium_inputs, tmp_path):
         np.testing.assert_array_equal(values, data_s[name], err_msg=name)
     assert chunks == chunks_s  # the chunk grid: as many chunks, the same masks and contents, padding included
     assert attrs == attrs_s
-    for side in ("windows.tsv", "windows.bed"):
+    for side in ("windows.tsv", "windows.bed", "chrom.sizes"):
         assert (single.parent / side).read_bytes() == (sharded.parent / side).read_bytes()
     assert _report_without_reads(single.parent / "extract_report.json") == _report_without_reads(
         sharded.parent / "extract_report.json"

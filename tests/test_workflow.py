@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -110,6 +111,12 @@ def test_demo_workflow_runs_end_to_end(tmp_path):
         "evaluate/latent/latent_chrom.png",
     ):
         assert (model / name).stat().st_size > 0, name
+    # The bigWigs' headers carry the assembly's lengths (chrom.sizes from the extraction), not the last window's end.
+    import pyBigWig
+
+    sizes = dict(line.split("\t") for line in (windows / "chrom.sizes").read_text().splitlines())
+    with contextlib.closing(pyBigWig.open(str(model / "embed" / "anomaly.bw"))) as bw:
+        assert bw.chroms() and all(int(sizes[c]) == n for c, n in bw.chroms().items())
     # The training's lines reach the terminal (and its log) while Snakemake runs.
     assert "tiny epoch 1/1: train loss" in done.stdout, done.stdout[-2000:]
     assert "tiny epoch 1/1: train loss" in (tmp_path / "results" / "logs" / "train_tiny.log").read_text()

@@ -50,6 +50,7 @@ if config["extract"]["shards"] == 1:
             bed=f"{WINDOWS_DIR}/windows.bed",
             tsv=f"{WINDOWS_DIR}/windows.tsv",
             summary=f"{WINDOWS_DIR}/extract_report.json",
+            sizes=f"{WINDOWS_DIR}/chrom.sizes",
         log:
             f"{LOGS}/extract_windows.log",
         conda:
@@ -137,6 +138,7 @@ else:
             bed=f"{WINDOWS_DIR}/windows.bed",
             tsv=f"{WINDOWS_DIR}/windows.tsv",
             summary=f"{WINDOWS_DIR}/extract_report.json",
+            sizes=f"{WINDOWS_DIR}/chrom.sizes",
         log:
             f"{LOGS}/extract_windows.log",
         conda:

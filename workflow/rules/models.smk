@@ -61,6 +61,7 @@ if config["embed"]["shards"] == 1:
         input:
             model=f"{MODELS_DIR}/{{model}}/best.pt",
             h5=f"{WINDOWS_DIR}/windows.h5",
+            sizes=f"{WINDOWS_DIR}/chrom.sizes",
         output:
             **EMBED_OUTPUTS,
         log:
@@ -80,7 +81,7 @@ if config["embed"]["shards"] == 1:
         shell:
             "{params.seqae} embed --model {input.model:q} --windows {input.h5:q}"
             " --outdir {params.outdir:q} --threads {threads} --precision {params.precision}"
-            " > {log:q} 2>&1"
+            " --chrom-sizes {input.sizes:q} > {log:q} 2>&1"
 
 else:
     # Sharded (embed.shards > 1): jobs embedding ranges of the windows at once,
@@ -91,6 +92,7 @@ else:
         input:
             model=f"{MODELS_DIR}/{{model}}/best.pt",
             h5=f"{WINDOWS_DIR}/windows.h5",
+            sizes=f"{WINDOWS_DIR}/chrom.sizes",
         output:
             temp(f"{MODELS_DIR}/{{model}}/embed/shards/embed_shard_{{shard}}.h5"),
         log:
@@ -113,13 +115,14 @@ else:
         shell:
             "{params.seqae} embed --model {input.model:q} --windows {input.h5:q} --outdir {params.outdir:q}"
             " --shard {params.shard} --shards {params.shards} --threads {threads}"
-            " --precision {params.precision} > {log:q} 2>&1"
+            " --precision {params.precision} --chrom-sizes {input.sizes:q} > {log:q} 2>&1"
 
     rule embed_model:
         """Write one model's embedding outputs (Parquet, AnnData, bigWigs) from its shards."""
         input:
             model=f"{MODELS_DIR}/{{model}}/best.pt",
             h5=f"{WINDOWS_DIR}/windows.h5",
+            sizes=f"{WINDOWS_DIR}/chrom.sizes",
             shards=expand(
                 "{dir}/{{model}}/embed/shards/embed_shard_{shard:03d}.h5",
                 dir=MODELS_DIR,
@@ -141,7 +144,7 @@ else:
             shards=config["embed"]["shards"],
         shell:
             "{params.seqae} embed-gather --model {input.model:q} --windows {input.h5:q}"
-            " --outdir {params.outdir:q} --shards {params.shards} > {log:q} 2>&1"
+            " --outdir {params.outdir:q} --shards {params.shards} --chrom-sizes {input.sizes:q} > {log:q} 2>&1"
 
 
 rule evaluate_model:
