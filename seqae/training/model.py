@@ -61,7 +61,9 @@ def build_model(
             if erased >= size / 2:
                 log.warning(
                     "%s: erasure takes up to %d of the %d coordinates of block %s (%s); "
-                    "its own label keeps %d: give the block more coordinates",
+                    "its own label keeps %d: give the block more coordinates (blocks.<name>.size), erase only the "
+                    "unlabelled blocks (erasure.labelled_blocks: false), or leave contigs with few windows out "
+                    "(extract.chromosomes.exclude: chrM, *_random, chrUn_*, *_alt, ...)",
                     model_name,
                     min(erased, size),
                     size,
