@@ -28,7 +28,8 @@ def assign_split(species: str, chrom: np.ndarray, start: np.ndarray, settings: M
     """Deterministic train/val/test split of windows.
 
     A window's split depends only on its region: the hash of (species,
-    chromosome, ``start // bin_size``). Windows starting in one bin share a
+    chromosome, ``start // bin_size``), without the species when
+    ``split.shared_coordinates``. Windows starting in one bin share a
     split, so heavily overlapping windows never straddle train and test.
     Chromosomes listed in ``holdout_chromosomes`` go whole to val or test;
     a warning says that this conflicts with learning a chromosome block.
@@ -39,7 +40,9 @@ def assign_split(species: str, chrom: np.ndarray, start: np.ndarray, settings: M
     split_cfg = settings["split"]
     chrom = np.asarray(chrom).astype(str)
     uniq, inverse = np.unique(chrom, return_inverse=True)
-    chrom_hash = np.array([zlib.crc32(f"{species}\t{c}".encode()) for c in uniq], dtype=np.uint64)[inverse]
+    # With shared coordinates the species is left out of the hash: one bin, one split in every genome.
+    prefix = "" if split_cfg.get("shared_coordinates", False) else f"{species}\t"
+    chrom_hash = np.array([zlib.crc32(f"{prefix}{c}".encode()) for c in uniq], dtype=np.uint64)[inverse]
     bins = (np.asarray(start, dtype=np.int64) // split_cfg["bin_size"]).astype(np.uint64)
     u = (_splitmix64((chrom_hash << np.uint64(32)) ^ bins) >> np.uint64(11)).astype(np.float64) / float(2**53)
 

@@ -71,3 +71,21 @@ def test_a_holdout_list_that_matches_no_window_stops_before_training(caplog):
     split = assign_split("sp", chrom, np.tile(np.arange(5) * 100, 2), settings)
     check_holdout(holdout, chrom, split)
     assert "holdout_chromosomes.test: chrZZ_typo matches no chromosome with windows; left out" in caplog.text
+
+
+def test_shared_coordinates_give_a_region_one_split_in_every_genome():
+    settings = {
+        "split": {
+            "val_fraction": 0.2,
+            "test_fraction": 0.2,
+            "bin_size": 1000,
+            "holdout_chromosomes": {"val": [], "test": []},
+        }
+    }
+    chrom, start = np.array(["chr1"] * 2000), np.arange(2000) * 1000
+    apart = [assign_split(sp, chrom, start, settings) for sp in ("strain_a", "strain_b")]
+    assert (apart[0] != apart[1]).mean() > 0.3  # each genome's bins split on their own
+    settings["split"]["shared_coordinates"] = True
+    shared = [assign_split(sp, chrom, start, settings) for sp in ("strain_a", "strain_b")]
+    assert (shared[0] == shared[1]).all()
+    assert abs((shared[0] == "test").mean() - 0.2) < 0.03
