@@ -8,15 +8,21 @@ import pandas as pd
 from seqae.splits import assign_split
 
 
-def test_split_is_a_function_of_the_region():
-    settings = {
+def split_settings(fraction: float, bin_size: int, test: list[str] | None = None) -> dict:
+    """``extract`` settings with val and test fractions ``fraction`` and chromosomes ``test`` held out."""
+    holdout = {"val": [], "test": list(test or [])}
+    return {
         "split": {
-            "val_fraction": 0.2,
-            "test_fraction": 0.2,
-            "bin_size": 1000,
-            "holdout_chromosomes": {"val": [], "test": []},
+            "val_fraction": fraction,
+            "test_fraction": fraction,
+            "bin_size": bin_size,
+            "holdout_chromosomes": holdout,
         }
     }
+
+
+def test_split_is_a_function_of_the_region():
+    settings = split_settings(0.2, 1000)
     chrom = np.array(["c1"] * 20000)
     start = np.arange(20000) * 500
     split = assign_split("sp", chrom, start, settings)
@@ -28,14 +34,7 @@ def test_split_is_a_function_of_the_region():
 
 
 def test_chromosome_holdout(caplog):
-    settings = {
-        "split": {
-            "val_fraction": 0.1,
-            "test_fraction": 0.1,
-            "bin_size": 100,
-            "holdout_chromosomes": {"val": [], "test": ["2"]},
-        }
-    }
+    settings = split_settings(0.1, 100, ["2"])
     chrom = np.array(["chr1"] * 500 + ["chr2"] * 500)
     split = assign_split("sp", chrom, np.tile(np.arange(500) * 100, 2), settings)
     assert (split[500:] == "test").all()
@@ -50,14 +49,7 @@ def test_a_holdout_list_that_matches_no_window_stops_before_training(caplog):
     from seqae.splits import check_holdout
 
     chrom = np.array(["chr1"] * 5 + ["chr2"] * 5)
-    settings = {
-        "split": {
-            "val_fraction": 0.1,
-            "test_fraction": 0.1,
-            "bin_size": 100,
-            "holdout_chromosomes": {"val": [], "test": ["chr21"]},  # in no genome: test would be empty
-        }
-    }
+    settings = split_settings(0.1, 100, ["chr21"])
     split = assign_split("sp", chrom, np.tile(np.arange(5) * 100, 2), settings)
     with pytest.raises(ConfigError) as err:
         check_holdout(settings["split"]["holdout_chromosomes"], chrom, split)
@@ -74,14 +66,7 @@ def test_a_holdout_list_that_matches_no_window_stops_before_training(caplog):
 
 
 def test_shared_coordinates_give_a_region_one_split_in_every_genome():
-    settings = {
-        "split": {
-            "val_fraction": 0.2,
-            "test_fraction": 0.2,
-            "bin_size": 1000,
-            "holdout_chromosomes": {"val": [], "test": []},
-        }
-    }
+    settings = split_settings(0.2, 1000)
     chrom, start = np.array(["chr1"] * 2000), np.arange(2000) * 1000
     apart = [assign_split(sp, chrom, start, settings) for sp in ("strain_a", "strain_b")]
     assert (apart[0] != apart[1]).mean() > 0.3  # each genome's bins split on their own
