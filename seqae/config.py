@@ -140,7 +140,11 @@ def check_demo_paths(config: Config, source: str = "config") -> None:
     simulation = config.get("simulate")
     if not (isinstance(simulation, Mapping) and simulation.get("enabled") is False):
         return
-    demo = _demo_path(config, f"{os.path.normpath(str(config.get('results', 'results')))}/demo_data/")
+    # Under this config's results folder, and under the demo's own `results/`, which
+    # config/config.yaml spells out whatever `results` a user's overlay then sets.
+    demo = None
+    for results in dict.fromkeys([os.path.normpath(str(config.get("results", "results"))), "results"]):
+        demo = demo or _demo_path(config, f"{results}/demo_data/")
     if demo is not None:
         key, path = demo
         raise ConfigError(

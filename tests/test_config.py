@@ -190,6 +190,9 @@ def test_own_data_with_the_demos_paths_left_in_is_one_line(tmp_path) -> None:
         "my.yaml: evaluate.truth_sites: results/demo_data/truth/sites.tsv is the demo's simulated data, but "
         "simulate.enabled is false"
     )
+    # With results elsewhere, the demo's paths (spelled results/demo_data/...) are caught all the same.
+    with pytest.raises(ConfigError, match="evaluate.truth_sites: results/demo_data/truth/sites.tsv is the demo's"):
+        check_demo_paths(merge_config_layers([demo, {**mine, "results": "results_mine"}]), source="my.yaml")
     mine["evaluate"] = {"truth_sites": None}
     with pytest.raises(ConfigError, match=r"my.yaml: trees.families\[0\].fasta: results/demo_data/families/fam_0.fa"):
         check_demo_paths(merge_config_layers([demo, mine]), source="my.yaml")

@@ -59,16 +59,18 @@ def build_model(
             erased = sum(label_classes[label] - 1 for label in labels)
             size = module.layout.sizes[block]
             if erased >= size / 2:
+                labelled = settings["blocks"][block].get("label") is not None
                 log.warning(
-                    "%s: erasure takes up to %d of the %d coordinates of block %s (%s); "
-                    "its own label keeps %d: give the block more coordinates (blocks.<name>.size), erase only the "
-                    "unlabelled blocks (erasure.labelled_blocks: false), or leave contigs with few windows out "
+                    "%s: erasure takes up to %d of the %d coordinates of block %s (%s); %s %d: give the block more "
+                    "coordinates (blocks.<name>.size), %sor leave contigs with few windows out "
                     "(extract.chromosomes.exclude: chrM, *_random, chrUn_*, *_alt, ...)",
                     model_name,
                     min(erased, size),
                     size,
                     block,
                     ", ".join(f"{label}: {label_classes[label]} classes" for label in labels),
+                    "its own label keeps" if labelled else "coordinates left:",
                     max(size - erased, 0),
+                    "erase only the unlabelled blocks (erasure.labelled_blocks: false), " if labelled else "",
                 )
     return module
