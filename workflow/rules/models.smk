@@ -152,6 +152,8 @@ rule evaluate_model:
     input:
         model=f"{MODELS_DIR}/{{model}}/best.pt",
         h5=f"{WINDOWS_DIR}/windows.h5",
+        # An input, so that a missing file stops the workflow before any job, not evaluation at its end.
+        truth_sites=config.get("evaluate", {}).get("truth_sites") or [],
     output:
         metrics=f"{MODELS_DIR}/{{model}}/evaluate/metrics.json",
         probes=f"{MODELS_DIR}/{{model}}/evaluate/probe_matrix.tsv",
