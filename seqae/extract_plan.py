@@ -82,8 +82,7 @@ class GenomePlan:
     tracks: list[BigWigTrack | None]
     report: dict[str, Any] = field(default_factory=dict)
     fasta_reads: ReadStats = field(default_factory=ReadStats)
-    genome_bases: int = 0
-    #: Every FASTA sequence's length (bp), for ``chrom.sizes``.
+    #: Every FASTA sequence's length (bp), for ``chrom.sizes`` and the genome's size.
     chrom_sizes: dict[str, int] = field(default_factory=dict)
     track_reads: list[ReadStats] = field(init=False)
     track_files: list[dict[str, int]] = field(init=False)
@@ -92,6 +91,11 @@ class GenomePlan:
         # One per track, as `tracks`: signal read against need, and data blocks read from the file.
         self.track_reads = [ReadStats() for _ in self.tracks]
         self.track_files = [{} for _ in self.tracks]
+
+    @property
+    def genome_bases(self) -> int:
+        """The genome's size: bases of all its FASTA sequences."""
+        return sum(self.chrom_sizes.values())
 
     def reads_state(self) -> dict[str, Any]:
         """The read counts as JSON-able data, for a shard to hand to the gather step."""
@@ -280,9 +284,7 @@ def _plan_genome(
     report["bigwig_chrom_names"] = {
         name: track.chrom_names for name, track in zip(track_names, tracks, strict=True) if track is not None
     }
-    return GenomePlan(
-        species, genome, windows, tracks, report, fasta_reads, sum(genome.chrom_sizes.values()), dict(sizes)
-    )
+    return GenomePlan(species, genome, windows, tracks, report, fasta_reads, dict(sizes))
 
 
 def select_chromosomes(

@@ -67,7 +67,8 @@ def read_peaks(path: str | os.PathLike[str], peak_set: str) -> pd.DataFrame:
     tenth, as IDR's output has).  Blank lines and lines starting with ``#``,
     ``track`` or ``browser`` are skipped, and so is a first line that names
     the columns (``chrom<TAB>start<TAB>end...``, as R and pandas write
-    tables: neither its second nor its third field is an integer).
+    tables: its second and third fields both start with a letter or ``_``;
+    :func:`~seqae.tabtext.skip_column_names`).
 
     Summits: narrowPeak column 10 is the summit's offset from ``start``;
     ``-1`` means "no summit" and the midpoint is used.  The other formats

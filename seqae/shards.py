@@ -119,7 +119,6 @@ def _genome_plan(plan: GenomePlan) -> dict[str, Any]:
         "species": plan.species,
         "n_windows": len(plan.windows),
         "report": plan.report,
-        "genome_bases": plan.genome_bases,
         "chrom_sizes": plan.chrom_sizes,
         "reads": plan.reads_state(),
     }
@@ -151,8 +150,7 @@ def _extraction(
             tracks = open_tracks(genome_cfg, track_names, genome_aliases(genome_cfg, genome), windows,
                                  genome.chrom_sizes)  # fmt: skip
         plans.append(GenomePlan(genome_cfg["species"], genome, windows, tracks, planned["report"],
-                                genome_bases=int(planned["genome_bases"]),
-                                chrom_sizes=planned.get("chrom_sizes", {})))  # fmt: skip
+                                chrom_sizes=planned["chrom_sizes"]))  # fmt: skip
         offset += n
     if offset != len(labels):
         raise InputError(shard_dir(out) / PLAN_JSON, f"plans {offset} windows, its labels hold {len(labels)}")

@@ -24,10 +24,10 @@ def external_names(n: int) -> list[str]:
 
 def renamed_for_external(tree, names: Sequence[str]):
     """A copy of ``tree`` (``ete3.Tree`` on ``names``) with its leaves under :func:`external_names`."""
-    index = {name: i for i, name in enumerate(names)}
+    neutral = dict(zip(names, external_names(len(names))))
     out = tree.copy()
     for leaf in out.get_leaves():
-        leaf.name = f"s{index[leaf.name]}"
+        leaf.name = neutral[leaf.name]
     return out
 
 
