@@ -3,8 +3,9 @@
 Per genome: read the peaks, harmonise chromosome names, merge close summits,
 place windows, drop those crossing a chromosome end, touching the blacklist
 or with too many N; measure GC; draw GC-matched background windows; label
-every window (nearest gene, TSS distance, region class, split); open the
-bigWigs. Nothing is written: :mod:`seqae.extract_write` cuts the windows
+every window (nearest gene, TSS distance, region class); open the bigWigs.
+Then split every genome's windows at once (chains of overlapping windows
+keep one split). Nothing is written: :mod:`seqae.extract_write` cuts the windows
 from the plan.
 """
 
@@ -149,6 +150,15 @@ def plan_extraction(config: Config, out: Path, opened: list[Genome]) -> Extracti
         for genome_cfg in config["genomes"]
     ]
     labels = pd.concat([p.windows for p in plans], ignore_index=True)
+    # Split over every genome at once: with shared coordinates, chains of overlapping windows run across genomes.
+    labels["split"] = assign_split(
+        labels["species"].to_numpy(),
+        labels["chrom"].to_numpy(),
+        labels["start"].to_numpy(),
+        labels["end"].to_numpy(),
+        settings,
+        flank=settings["max_jitter"],
+    )
     check_holdout(settings["split"]["holdout_chromosomes"], labels["chrom"].to_numpy(), labels["split"].to_numpy())
     labels["window_id"] = "w" + pd.Series(np.arange(len(labels))).astype(str).str.zfill(7)
     labels = labels[LABEL_COLUMNS]
@@ -278,7 +288,6 @@ def _plan_genome(
         gene_labels = _no_gene_labels(len(windows))
     for column in ["gene_id", "gene_name", "gene_biotype", "gene_family", "tss_distance", "region_class"]:
         windows[column] = gene_labels[column].to_numpy()
-    windows["split"] = assign_split(species, windows["chrom"].to_numpy(), windows["start"].to_numpy(), settings)
 
     tracks = open_tracks(genome_cfg, track_names, aliases, windows, sizes)
     report["bigwig_chrom_names"] = {
