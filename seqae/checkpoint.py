@@ -9,7 +9,7 @@ continue a run exactly where it stopped::
     model_name, model_init (SequenceAutoencoder's arguments, settings filled in),
     model_state, optimizer_state, scheduler_state,
     training (effective training settings), seed,
-    data {schema (WindowsSchema.to_dict()), label_categories, n_train, n_val},
+    data {schema (WindowsSchema.to_dict()), label_categories, labels_fingerprint, n_train, n_val},
     rng {torch, cuda, numpy, python}, epoch (completed), step (optimiser steps),
     best_val_loss, best_epoch, epochs_without_improvement,
     history (one dict per epoch = the rows of metrics.csv),
@@ -209,7 +209,7 @@ def check_resumable(
 
     Keys in :data:`RUN_ONLY_TRAINING_KEYS` may differ.
     """
-    hint = "; train with a new --outdir to start afresh"
+    hint = "; delete it, or train with a new --outdir, to start afresh"
     if state["model_name"] != model_name:
         raise SeqaeError(f"{path}: is a checkpoint of model {state['model_name']!r}, not {model_name!r}{hint}")
     diff = first_difference(state["model_init"]["settings"], dict(model_settings), f"models.{model_name}")
@@ -238,6 +238,7 @@ def check_data(
     windows: str | os.PathLike[str],
     schema: Mapping[str, Any],
     label_categories: Mapping[str, list[str]] | None = None,
+    labels_fingerprint: str | None = None,
 ) -> None:
     """Raise a one-line :class:`SeqaeError` when a windows file does not match the data a checkpoint was trained on.
 
@@ -248,6 +249,8 @@ def check_data(
         schema: ``WindowsSchema.to_dict()`` of the windows file.
         label_categories: label column -> categories of the windows file (only
             the columns the checkpoint used are compared); None skips the check.
+        labels_fingerprint: :func:`seqae.windows.store.labels_fingerprint` of the windows file's
+            labels; None (or a checkpoint written before it was recorded) skips the check.
     """
     diff = first_difference(state["data"]["schema"], dict(schema))
     if diff is not None:
@@ -267,3 +270,11 @@ def check_data(
                     f"{windows}: label {column!r} has other categories than the windows "
                     f"{path} was trained on ({detail})"
                 )
+    recorded = state["data"].get("labels_fingerprint")
+    if labels_fingerprint is not None and recorded is not None and recorded != labels_fingerprint:
+        # Snakemake reruns training when the windows are rebuilt (other peaks, splits or genome) but keeps
+        # checkpoint.pt, which is no declared output: resuming it would hand on a model of other windows.
+        raise SeqaeError(
+            f"{windows}: holds other windows than {path} was trained on (the label tables differ: other peaks, "
+            f"splits or genome); delete {path}, or train with a new --outdir, to start afresh"
+        )

@@ -104,7 +104,14 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
 
         self.data = data
         if previous is not None:
-            check_data(previous, self.checkpoint_path, windows, self.schema.to_dict(), self.data.label_categories)
+            check_data(
+                previous,
+                self.checkpoint_path,
+                windows,
+                self.schema.to_dict(),
+                self.data.label_categories,
+                self.data.labels_fingerprint,
+            )
 
         seed_global_rngs(self.seed)  # before the model: its initial weights draw from the torch RNG
         self.module = build_model(self.settings, self.schema, self.data, self.device, model_name, notes=self.is_main)

@@ -28,6 +28,7 @@ opens without plugins.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 from collections import deque
@@ -434,6 +435,19 @@ def read_labels(path: str | os.PathLike[str], columns: Sequence[str] | None = No
             ds = f["labels"][name]
             data[name] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
     return pd.DataFrame(data)
+
+
+def labels_fingerprint(labels: pd.DataFrame) -> str:
+    """A SHA-256 hex digest of a label table: its column names and every value, in row order.
+
+    Two windows files with the same fingerprint hold the same windows (place,
+    kind, GC, labels and split), so a training run may resume on either; other
+    peaks, splits or genome change it. pandas' row hashes are stable across
+    processes (a fixed key), so the digest is too.
+    """
+    digest = hashlib.sha256("\t".join(map(str, labels.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(labels, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def qualify_chromosomes(labels: pd.DataFrame) -> pd.DataFrame:

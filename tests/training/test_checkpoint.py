@@ -123,6 +123,40 @@ def test_existing_run_is_not_overwritten_without_resume(windows, uninterrupted):
         train_model(make_config(RESUME_MODELS), "vae", windows, uninterrupted["vae"], progress=False)
 
 
+def test_resume_on_rebuilt_windows_is_refused(windows, uninterrupted, tmp_path):
+    """A finished run is not handed on when its windows were rebuilt with other splits (Snakemake reruns training
+    then, and keeps checkpoint.pt): same schema and label classes, other label table."""
+    import shutil
+
+    import h5py
+
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted["vae"], out)
+    rebuilt = tmp_path / "windows.h5"
+    shutil.copy(windows, rebuilt)
+    with h5py.File(rebuilt, "r+") as f:
+        split = f["labels"]["split"].asstr()[()]
+        split[[0, 1]] = split[[1, 0]]  # a val and a test window trade places
+        del f["labels"]["split"]
+        f["labels"].create_dataset("split", data=split.astype(object), dtype=h5py.string_dtype())
+    assert (load_labels_split(rebuilt) != load_labels_split(windows)).any()
+    with pytest.raises(SeqaeError) as err:
+        train_model(make_config(RESUME_MODELS), "vae", rebuilt, out, resume=True, progress=False)
+    assert str(err.value) == (
+        f"{rebuilt}: holds other windows than {out / 'checkpoint.pt'} was trained on (the label tables differ: "
+        f"other peaks, splits or genome); delete {out / 'checkpoint.pt'}, or train with a new --outdir, to start "
+        "afresh"
+    )
+    result = train_model(make_config(RESUME_MODELS), "vae", windows, out, resume=True, progress=False)
+    assert result["finished"]  # the same windows: nothing to do
+
+
+def load_labels_split(path: Path):
+    from seqae.windows.store import read_labels
+
+    return read_labels(path, ["split"])["split"].to_numpy()
+
+
 def test_resume_with_another_config_is_refused(windows, uninterrupted):
     out = uninterrupted["vae"]
     other_kind = copy.deepcopy(RESUME_MODELS)
@@ -133,6 +167,7 @@ def test_resume_with_another_config_is_refused(windows, uninterrupted):
     assert "\n" not in message
     assert message.startswith(str(out / "checkpoint.pt"))
     assert "was trained with models.vae.kind='vae', this config says 'vq'" in message
+    assert message.endswith("; delete it, or train with a new --outdir, to start afresh")
 
     with pytest.raises(SeqaeError, match=r"was trained with training\.lr=0\.003, this config says 0\.01"):
         train_model(make_config(RESUME_MODELS, lr=0.01), "vae", windows, out, resume=True, progress=False)
