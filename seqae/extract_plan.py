@@ -34,7 +34,7 @@ from seqae.intervals import (
     rename_chromosomes,
 )
 from seqae.spans import ReadStats
-from seqae.splits import assign_split, check_holdout
+from seqae.splits import assign_split, check_holdout, check_test_split
 from seqae.tracks import BigWigTrack
 from seqae.windows.store import WindowsSchema
 
@@ -160,6 +160,7 @@ def plan_extraction(config: Config, out: Path, opened: list[Genome]) -> Extracti
         flank=settings["max_jitter"],
     )
     check_holdout(settings["split"]["holdout_chromosomes"], labels["chrom"].to_numpy(), labels["split"].to_numpy())
+    check_test_split(settings["split"], labels["split"].to_numpy())
     labels["window_id"] = "w" + pd.Series(np.arange(len(labels))).astype(str).str.zfill(7)
     labels = labels[LABEL_COLUMNS]
     return Extraction(plans, labels, windows_schema(settings, track_names), track_names, settings)

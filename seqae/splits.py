@@ -172,3 +172,27 @@ def check_holdout(holdout: Mapping[str, list[str]], chrom: np.ndarray, split: np
                 "extract.split.holdout_chromosomes.%s: %s match%s no chromosome with windows; left out",
                 name, ", ".join(unmatched), "es" if len(unmatched) == 1 else "",
             )  # fmt: skip
+
+
+def check_test_split(split_cfg: Mapping[str, Any], split: np.ndarray) -> None:
+    """Warn when the hashed test split came out empty although ``test_fraction`` asks for one.
+
+    Few bins (a small genome or few peaks) or one long chain of overlapping
+    windows can leave it empty; ``seqae evaluate`` would then fail after
+    training. A warning, not an error: extraction alone, or training alone,
+    on a few windows is a fair use.
+
+    Args:
+        split_cfg: ``extract.split``.
+        split: ``[n]`` every window's split, as :func:`assign_split` gave it.
+    """
+    if split_cfg["holdout_chromosomes"]["test"] or split_cfg["test_fraction"] == 0:
+        return
+    if (np.asarray(split) == "test").any():
+        return
+    log.warning(
+        "extract.split: no window fell in the test split (%d windows, test_fraction %s, bins of %d bp), so seqae "
+        "evaluate will fail: lower extract.split.bin_size or hold out a chromosome "
+        "(extract.split.holdout_chromosomes.test)",
+        len(split), split_cfg["test_fraction"], split_cfg["bin_size"],
+    )  # fmt: skip

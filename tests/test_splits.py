@@ -135,3 +135,23 @@ def test_shared_coordinates_chain_windows_across_genomes():
     assert len(set(split)) == 1  # one chain of 30 kb, so one split
     apart = split_of(species[:200], np.array(["chr1"] * 200), start, settings)
     assert len(set(apart)) > 1  # alone, each genome's windows do not chain
+
+
+def test_an_empty_hashed_test_split_is_warned_about_before_training(caplog):
+    from seqae.splits import check_test_split
+
+    settings = split_settings(0.1, 10_000)
+    start = np.arange(0, 50_000, 50)  # one chain of 1,000 windows over 5 bins: one split for all
+    split = split_of("a", np.array(["chr1"] * 1000), start, settings)
+    assert set(split) == {"train"}
+    check_test_split(settings["split"], split)
+    assert (
+        "extract.split: no window fell in the test split (1000 windows, test_fraction 0.1, bins of 10000 bp), so "
+        "seqae evaluate will fail: lower extract.split.bin_size or hold out a chromosome "
+        "(extract.split.holdout_chromosomes.test)"
+    ) in caplog.text
+    caplog.clear()
+    check_test_split(settings["split"], np.array(["train", "test"]))
+    settings["split"]["test_fraction"] = 0.0
+    check_test_split(settings["split"], split)  # no test split asked for
+    assert "test split" not in caplog.text

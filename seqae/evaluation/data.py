@@ -109,7 +109,9 @@ def load_data(
     test_all = np.flatnonzero(split == "test")
     train_all = np.flatnonzero(split == "train")
     if test_all.size == 0:
-        raise SeqaeError(f"{windows}: no windows in the test split (extract.split.test_fraction is 0?)")
+        raise SeqaeError(
+            f"{windows}: no windows in the test split (extract.split.test_fraction is 0, or its bins drew none: see extract.split.bin_size)"
+        )
     if train_all.size < 2:
         raise SeqaeError(f"{windows}: fewer than 2 windows in the train split")
     seed = cfg["seed"]
