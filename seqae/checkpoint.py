@@ -32,7 +32,9 @@ loss, what ``embed`` and ``evaluate`` load (:func:`load_model`)::
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqae import __version__
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
 
@@ -86,13 +89,24 @@ def load_checkpoint(path: str | os.PathLike[str], expect: str | None = None) -> 
         SeqaeError: missing, unreadable, or not a seqae checkpoint (of the expected kind).
     """
     path = Path(path)
+    if path.is_dir():
+        raise SeqaeError(f"{path}: is a folder; give the checkpoint file in it (best.pt or checkpoint.pt)")
     if not path.is_file():
         raise SeqaeError(f"{path}: checkpoint does not exist")
+    # torch.save writes a zip archive: anything else is truncated or another kind of file, which torch's own
+    # messages describe in its internals' terms (and with advice to unpickle untrusted code).
+    if not zipfile.is_zipfile(path):
+        raise SeqaeError(f"{path}: not a PyTorch checkpoint (truncated, or another kind of file)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling problem is one user-facing line
+    except pickle.UnpicklingError:
+        raise SeqaeError(
+            f"{path}: holds Python objects other than tensors and plain values, which seqae does not load "
+            "(not a seqae checkpoint)"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any other reading problem is one user-facing line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqaeError(f"{path}: not a readable checkpoint ({first})") from None
+        raise SeqaeError(f"{path}: not a readable checkpoint ({first[:200]})") from None
     fmt = state.get("format") if isinstance(state, dict) else None
     if fmt not in (CHECKPOINT_FORMAT, MODEL_FORMAT):
         raise SeqaeError(f"{path}: not a seqae checkpoint")
@@ -106,12 +120,29 @@ def load_checkpoint(path: str | os.PathLike[str], expect: str | None = None) -> 
     return state
 
 
-def build_model(state: Mapping[str, Any], device: torch.device | str = "cpu") -> torch.nn.Module:
-    """The :class:`~seqae.models.SequenceAutoencoder` of a checkpoint or model file, weights loaded, in eval mode."""
+def build_model(
+    state: Mapping[str, Any], device: torch.device | str = "cpu", source: str | os.PathLike[str] = "checkpoint"
+) -> torch.nn.Module:
+    """The :class:`~seqae.models.SequenceAutoencoder` of a checkpoint or model file, weights loaded, in eval mode.
+
+    Raises:
+        SeqaeError: the file's model does not fit this version's model (``source`` names the file).
+    """
     from seqae.models import SequenceAutoencoder
 
-    model = SequenceAutoencoder(**state["model_init"])
-    model.load_state_dict(state["model_state"])
+    try:
+        model = SequenceAutoencoder(**state["model_init"])
+        model.load_state_dict(state["model_state"])
+    except (TypeError, KeyError, RuntimeError) as exc:
+        # torch's message spreads over lines ("Error(s) in loading state_dict ...:\n\tMissing key(s) ..."): one line.
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        written = state.get("seqae_version", "?")
+        origin = (
+            "it was written by this seqae version, so the file was changed since"
+            if written == __version__
+            else f"it was written by seqae {written}, this is {__version__}"
+        )
+        raise SeqaeError(f"{source}: its model does not fit this seqae's ({detail}); {origin}") from None
     return model.to(device).eval()
 
 
@@ -127,7 +158,7 @@ def load_model(
         ``data`` (``schema``, ``label_categories``), ``training``, ``epoch``, ...
     """
     state = load_checkpoint(path)
-    model = build_model(state, device)
+    model = build_model(state, device, path)
     skip = {"model_state", "optimizer_state", "scheduler_state", "rng", "rng_ranks"}
     return model, {k: v for k, v in state.items() if k not in skip}
 

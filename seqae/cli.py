@@ -239,19 +239,15 @@ def _cmd_trees(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    import yaml
-
-    from seqae.config import merge_config_layers, validate_config
+    from seqae.config import merge_config_layers, read_config_yaml, validate_config
     from seqae.report import build_report, summary_lines
 
     config = None
     if args.config:
-        layers = []
-        for path in args.config:
-            try:
-                layers.append(yaml.safe_load(path.read_text()))
-            except (OSError, yaml.YAMLError) as exc:
-                raise SeqaeError(f"{path}: cannot read the configuration ({exc})") from None
+        layers = [read_config_yaml(path) for path in args.config]
+        for path, layer in zip(args.config, layers, strict=True):
+            if layer is not None and not isinstance(layer, dict):
+                raise SeqaeError(f"{path}: expected a mapping of keys at the top level")
         # Merged as the workflow merges --configfile (a later file's models replace the earlier's).
         config = validate_config(merge_config_layers(layers), " + ".join(map(str, args.config)))
     results = args.results if args.results is not None else Path(config["results"] if config else "results")

@@ -272,7 +272,11 @@ def compare_models(
 
     if not metrics_paths:
         raise SeqaeError("compare needs at least one metrics.json")
+    from seqae.figure import figure_path
     from seqae.report_plots import draw_comparison, model_training_note
+
+    # The figure's path is checked before the table is written: no half set of outputs.
+    png = figure_path(out_png if out_png is not None else Path(out_tsv).with_suffix(".png"))
 
     rows, notes = [], []
     for path in metrics_paths:
@@ -295,6 +299,5 @@ def compare_models(
     write_tsv(table, out_tsv)
     with atomic_output(out_tsv.with_suffix(".md")) as tmp:
         tmp.write_text(markdown_table(table.drop(columns=["metrics"])))
-    png = out_png if out_png is not None else out_tsv.with_suffix(".png")
     draw_comparison(table, _figure_columns(table), png, notes=dict(zip(table["model"], notes, strict=True)))
     return table

@@ -223,22 +223,32 @@ def check_settings(settings: Any, schema: dict[str, Any], where: str) -> None:
         raise ConfigError(_describe(error, (where,)))
 
 
-def load_config(path: str | Path | None = None, *, text: str | None = None, genomes_required: bool = True) -> Config:
-    """Read a YAML (or JSON) config from ``path`` or from ``text``; validate and fill defaults
-    (``genomes_required``: as :func:`validate_config`)."""
+def read_config_yaml(path: str | Path | None, *, text: str | None = None) -> Any:
+    """The parsed YAML (or JSON) of a config file, or of ``text`` (then ``path`` only names it; None: "config").
+
+    Raises:
+        ConfigError: one line naming the file (and line) that is missing, unreadable or not YAML.
+    """
     source = str(path) if path is not None else "config"
     try:
-        if text is None:
-            if path is None:
-                raise ConfigError("no configuration given")
-            text = Path(path).read_text()
-        data = yaml.safe_load(text)
+        return yaml.safe_load(Path(path).read_text() if text is None else text)
     except FileNotFoundError:
         raise ConfigError(f"{source}: config file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read the config file ({getattr(exc, 'strerror', None) or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def load_config(path: str | Path | None = None, *, text: str | None = None, genomes_required: bool = True) -> Config:
+    """Read a YAML (or JSON) config from ``path`` or from ``text``; validate and fill defaults
+    (``genomes_required``: as :func:`validate_config`)."""
+    source = str(path) if path is not None else "config"
+    if text is None and path is None:
+        raise ConfigError("no configuration given")
+    data = read_config_yaml(path, text=text)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level")
     check_demo_paths(data, source)

@@ -63,6 +63,7 @@ process (see :class:`seqae.embed_bigwig.ProcessRunWriter`). ``recon_tracks=False
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -241,6 +242,7 @@ class EmbedJob:
     metadata_json: dict[str, Any]
     batch_size: int
     dtype: Any = None  # the model's autocast dtype (None: full fp32)
+    source: str = ""  # digest of the model and the windows' labels: shards of other inputs are not gathered
 
     @property
     def precision(self) -> str:
@@ -273,7 +275,7 @@ def prepare_job(
     """
     from seqae.checkpoint import load_model
     from seqae.runtime import forward_batch_size, resolve_device
-    from seqae.windows.store import read_labels, read_schema
+    from seqae.windows.store import labels_fingerprint, read_labels, read_schema
 
     batch_size, splits = settings.get("batch_size"), settings.get("splits")
     chrom_sizes, recon_tracks = settings.get("chrom_sizes"), settings.get("recon_tracks", True)
@@ -302,9 +304,12 @@ def prepare_job(
         "latent_blocks": {name: [s.start, s.stop] for name in model.layout.names for s in [model.layout.slice(name)]},
     }
     column_names = latent_column_names(model.layout.sizes)
+    source = {key: metadata.get(key) for key in ("model_name", "epoch", "step", "val_loss", "seqae_version")}
+    source["windows"] = labels_fingerprint(labels)
     return EmbedJob(
         model, torch_device, schema, labels, rows, placement, paths, tracks_out, column_names, metadata_json,
         forward_batch_size(batch_size, torch_device), dtype,
+        hashlib.sha256(json.dumps(source, sort_keys=True, default=str).encode()).hexdigest(),
     )  # fmt: skip
 
 

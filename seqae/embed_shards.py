@@ -39,7 +39,7 @@ from seqae.embed_bigwig import open_run_writer, track_runs, write_anomaly_bigwig
 from seqae.embed_blocks import BlockRunner, prefetched_blocks
 from seqae.embed_parquet import LabelRows, ParquetRows, finish_parquet, scratch_file
 from seqae.errors import SeqaeError
-from seqae.fileio import atomic_output
+from seqae.fileio import atomic_output, output_folder
 from seqae.progress import progress_bar
 from seqae.windows.reader import WindowReader
 
@@ -97,7 +97,7 @@ def embed_shard(
     lo, hi = shard_positions(n, shard, shards, block_rows)
     order = _genome_order(job)
     path = shard_path(outdir, shard)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(path.parent)
     bar = progress_bar(hi - lo, "embed", "window", progress)
     runner = BlockRunner(job.model, job.device, job.schema.window_len, job.batch_size, bar, job.dtype)
     with (
@@ -109,6 +109,7 @@ def embed_shard(
         f.attrs.update({"format": SHARD_FORMAT, "shard": shard, "shards": shards, "n_windows": n, "lo": lo, "hi": hi})
         f.attrs["recon_tracks"] = bool(job.tracks_out)
         f.attrs["precision"] = job.precision
+        f.attrs["source"] = job.source
         f["index"] = order[lo:hi]
         latent = f.create_dataset("latent", (hi - lo, job.model.layout.dim), dtype=np.float32)
         score = f.create_dataset("score", (hi - lo,), dtype=np.float32)
@@ -148,11 +149,22 @@ def _open_shards(job: EmbedJob, outdir: Path, shards: int, block_rows: int) -> l
     try:
         for k in range(shards):
             path = shard_path(outdir, k)
-            f = h5py.File(path, "r")
+            try:
+                f = h5py.File(path, "r")
+            except OSError:
+                raise SeqaeError(
+                    f"{path}: not a readable HDF5 file (truncated?); run `seqae embed --shard {k} --shards {shards}` "
+                    "again"
+                ) from None
             files.append(f)
             want = {"format": SHARD_FORMAT, "shard": k, "shards": shards, "n_windows": n}
             lo, hi = shard_positions(n, k, shards, block_rows)
             want.update({"lo": lo, "hi": hi, "recon_tracks": bool(job.tracks_out)})
+            if f.attrs.get("source", job.source) != job.source:
+                raise SeqaeError(
+                    f"{path}: was embedded from another model or windows file than these; embed shard {k} again "
+                    "with the same --model and --windows"
+                )
             for key, value in want.items():
                 if key not in f.attrs or f.attrs[key] != value:
                     got = f.attrs.get(key)

@@ -66,18 +66,47 @@ def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
     for writers that choose the format by extension.
     """
     target = Path(path)
+    if target.is_dir():
+        raise SeqaeError(f"{target}: is a folder; give the path of a file to write")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _create_temporary(target, suffix)
     except OSError as exc:
-        raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
+        raise SeqaeError(f"{target}: cannot write output here ({_why_not_writable(target.parent, exc)})") from None
     try:
         yield tmp
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise SeqaeError(f"{target}: cannot write output here ({exc.strerror or exc})") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def output_folder(path: str | os.PathLike[str]) -> Path:
+    """Create the output folder ``path`` (and its parents) if needed; a one-line error where that cannot be.
+
+    Raises:
+        SeqaeError: ``path``, or a folder above it, is a file, or it cannot be created.
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SeqaeError(f"{folder}: cannot create this output folder ({_why_not_writable(folder, exc)})") from None
+    return folder
+
+
+def _why_not_writable(folder: Path, exc: OSError) -> str:
+    """Why ``folder`` could not be made or written into: a file in the way, named, else the system's reason."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                return f"{candidate} is a file, not a folder"
+            break
+    return exc.strerror or str(exc)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:

@@ -64,7 +64,7 @@ import pandas as pd
 
 from seqae.alphabet import CODE_N, reverse_complement
 from seqae.errors import ConfigError, InputError
-from seqae.fileio import require_file, write_tsv
+from seqae.fileio import output_folder, require_file, write_tsv
 from seqae.genome import Genome, decode, gather_windows
 from seqae.mafft import align_families
 
@@ -391,7 +391,7 @@ def _read_species_tree(path: str | os.PathLike[str], species: Sequence[str]):
 
 def _atomic_folder(target: Path) -> Path:
     """A new temporary folder beside ``target``, to be renamed onto it when complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(target.parent)
     return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from seqae.figure import plt, save_figure
+from seqae.figure import figure_path, plt, save_figure
 
 if TYPE_CHECKING:
     from seqae.windows.store import WindowsSchema
@@ -21,6 +21,7 @@ def plot_extract_qc(windows_path: str | os.PathLike[str], path: str | os.PathLik
     """Draw the extraction QC figure of a windows file (see :func:`draw_extract_qc`)."""
     from seqae.windows.store import read_labels, read_schema, read_summary
 
+    path = figure_path(path)
     summary = read_summary(windows_path)
     profiles = {key.split("/", 1)[1]: value for key, value in summary.items() if key.startswith("mean_profile/")}
     labels = read_labels(windows_path, columns=["species", "chrom", "kind", "gc"])

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqae.config import Config
+from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
 
 __all__ = ["ReportResult", "build_report", "incomplete_outputs", "summary_lines"]
@@ -138,6 +139,8 @@ def build_report(
         The figures shown, the planned figures missing and the incomplete outputs.
     """
     results = Path(results)
+    if results.exists() and not results.is_dir():
+        raise SeqaeError(f"{results}: is a file; give the results folder of a run")
     result = ReportResult(Path(out))
     incomplete = incomplete_outputs(workdir)
     result.incomplete = [p for p in incomplete if Path(p).is_relative_to(results) or not Path(p).is_absolute()]

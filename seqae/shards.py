@@ -45,7 +45,7 @@ from seqae.extract_plan import (
 )
 from seqae.extract_report import finish_extraction
 from seqae.extract_write import TrackProfiles, windows_writer, write_labels_and_summary, write_rows
-from seqae.fileio import atomic_output, require_file
+from seqae.fileio import atomic_output, output_folder, require_file
 from seqae.genome import Genome
 from seqae.genome_inputs import genome_aliases
 from seqae.windows.store import ROW_ALIGN
@@ -94,7 +94,7 @@ def plan_shards(config: Config, out: str | Path, n_shards: int) -> dict[str, Any
     try:
         extraction = plan_extraction(config, out, opened)
         folder = shard_dir(out)
-        folder.mkdir(parents=True, exist_ok=True)
+        output_folder(folder)
         plan = {
             "n_windows": len(extraction.labels),
             "shards": shard_rows(extraction.labels, n_shards),

@@ -122,6 +122,11 @@ def test_compare_models_on_hand_made_metrics(tmp_path: Path) -> None:
 
     assert_non_blank_png(out.with_suffix(".png"), imread)
 
+    # A figure format matplotlib does not write is refused before the table is written.
+    typo = tmp_path / "typo" / "comparison.tsv"
+    assert main(["-q", "compare", "--metrics", *map(str, paths), "--out", str(typo), "--png", str(typo) + ".pgn"]) == 2
+    assert not typo.parent.exists()
+
 
 def test_compare_on_real_evaluations(evaluated: dict[str, Any], tmp_path: Path) -> None:
     paths = [evaluated["outdir"][k] / "metrics.json" for k in ("plain", "vq", "vae", "plain")]

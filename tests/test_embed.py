@@ -359,6 +359,24 @@ def test_gather_names_a_missing_or_foreign_shard(inputs, monkeypatch):
         embed_shard(inputs["model"], inputs["windows"], out, 2, 3, batch_size=1, progress=False)
         gather_embedding(inputs["model"], inputs["windows"], out, 3, batch_size=1)
     assert not (out / "embeddings.parquet").exists()
+    # Shards of other windows (here: the same windows with one label changed) or of another model are not gathered.
+    import shutil
+
+    import h5py
+
+    other = inputs["dir"] / "other_windows.h5"
+    shutil.copy(inputs["windows"], other)
+    with h5py.File(other, "r+") as f:
+        gc = f["labels"]["gc"][()]
+        f["labels"]["gc"][0] = gc[0] + 0.01
+    with pytest.raises(SeqaeError, match=r"embed_shard_000.h5: was embedded from another model or windows file"):
+        gather_embedding(inputs["model"], other, out, 2, batch_size=1)
+    # A shard file cut short: one line, not HDF5's.
+    good = shard_path(out, 0).read_bytes()
+    shard_path(out, 0).write_bytes(good[:1000])
+    with pytest.raises(SeqaeError, match=r"embed_shard_000.h5: not a readable HDF5 file \(truncated\?\)"):
+        gather_embedding(inputs["model"], inputs["windows"], out, 2, batch_size=1)
+    shard_path(out, 0).write_bytes(good)
     # A shard that fails leaves no file behind (written under a temporary name, renamed when complete).
     monkeypatch.setattr(
         SequenceAutoencoder, "score_reconstruct", lambda *a: (_ for _ in ()).throw(RuntimeError("killed"))

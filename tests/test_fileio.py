@@ -16,3 +16,29 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".best.pt.0123456789ab.tmp", ".checkpoint.ptx.tmp", ".notes.txt", "checkpoint.pt",
     ]  # fmt: skip
+
+
+def test_outputs_where_a_folder_or_file_is_in_the_way_get_one_line(tmp_path):
+    """A folder at an output's path, or a file where a folder must be: one line naming it, nothing written."""
+    import os
+
+    import pytest
+
+    from seqae.errors import SeqaeError
+    from seqae.fileio import atomic_output, output_folder
+
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(SeqaeError) as err, atomic_output(tmp_path / "taken"):
+        pass
+    assert str(err.value) == f"{tmp_path / 'taken'}: is a folder; give the path of a file to write"
+    (tmp_path / "cfg.json").write_text("{}")
+    with pytest.raises(SeqaeError) as err, atomic_output(tmp_path / "cfg.json" / "deeper" / "out.tsv"):
+        pass
+    assert str(err.value).endswith(f"cannot write output here ({tmp_path / 'cfg.json'} is a file, not a folder)")
+    with pytest.raises(SeqaeError) as err:
+        output_folder(tmp_path / "cfg.json")
+    assert str(err.value) == (
+        f"{tmp_path / 'cfg.json'}: cannot create this output folder ({tmp_path / 'cfg.json'} is a file, not a folder)"
+    )
+    assert output_folder(tmp_path / "a" / "b").is_dir()
+    assert sorted(os.listdir(tmp_path)) == ["a", "cfg.json", "taken"]  # no temporary left behind

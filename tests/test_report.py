@@ -48,3 +48,21 @@ def test_cli_report_without_a_config_uses_what_it_finds(tmp_path: Path, monkeypa
         assert main(["report", "--out", "report.html"]) == 0
     assert "report with 1 figures" in caplog.text and "not there yet" in caplog.text
     assert "probe_matrix.png" in (tmp_path / "report.html").read_text()
+
+
+def test_cli_report_names_a_bad_config_or_results_path_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("syntax.yaml").write_text("seed: 1\nmodels: {plain: {kind: plain}\n  x: 1\n")
+    Path("list.yaml").write_text("- 1\n- 2\n")
+    Path("cfg.json").write_text("{}")
+    for args, message in (
+        (["--config", "syntax.yaml"], "syntax.yaml:3: not valid YAML ("),
+        (["--config", "list.yaml"], "list.yaml: expected a mapping of keys at the top level"),
+        (["--results", "cfg.json"], "cfg.json: is a file; give the results folder of a run"),
+        (["--results", "."], "report.html: is a folder; give the path of a file to write"),
+    ):
+        if args[-1] == ".":
+            Path("report.html").mkdir()
+        assert main(["-q", "report", *args, "--out", "report.html"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

@@ -28,7 +28,7 @@ from seqae.evaluation.reconstruction import evaluate_reconstruction
 from seqae.evaluation.settings import METRICS_FORMAT, METRICS_FORMAT_VERSION, evaluate_settings
 from seqae.evaluation.sites import evaluate_sites
 from seqae.evaluation.swaps import evaluate_swaps
-from seqae.fileio import atomic_output
+from seqae.fileio import atomic_output, output_folder
 from seqae.runtime import forward_batch_size, resolve_device
 
 log = logging.getLogger("seqae")
@@ -88,8 +88,6 @@ def _evaluate(
 
     t_total = t = time.perf_counter()
     timings: dict[str, float] = {}
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     cfg = {**cfg, "batch_size": forward_batch_size(cfg["batch_size"], dev)}
     model, meta = load_model(model_path, dev)
@@ -97,6 +95,7 @@ def _evaluate(
     name = str(meta.get("model_name") or Path(model_path).parent.name)
     block_labels = {b: s["label"] for b, s in model.settings["blocks"].items() if s["label"] is not None}
     data = load_data(model, meta, model_path, str(windows_path), cfg, block_labels)
+    outdir = output_folder(outdir)  # after the inputs were found good: a failed run leaves no empty folder
     t = _stage(timings, "load", t)
 
     # A VAE's reconstructions are compared with its prior samples by k-mer spectrum: both are drawn from the softmax.

@@ -25,7 +25,7 @@ from seqae import distributed
 from seqae.checkpoint import check_data, rng_state
 from seqae.config import Config
 from seqae.errors import SeqaeError
-from seqae.fileio import remove_stale_temporaries
+from seqae.fileio import output_folder, remove_stale_temporaries
 from seqae.progress import duration
 from seqae.runtime import autocast_dtype, cpu_has_native_bf16, seed_global_rngs
 from seqae.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, RunProgress, previous_run, restore_rngs
@@ -160,7 +160,7 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
     def run(self, stop_after: int | None) -> dict[str, Any]:
         """Train until the run stops (or for ``stop_after`` epochs of this call); returns :meth:`summary`."""
         t, p = self.training, self.progress
-        self.outdir.mkdir(parents=True, exist_ok=True)
+        output_folder(self.outdir)
         if self.is_main:
             stale = remove_stale_temporaries(self.outdir, OUTPUT_NAMES)
             if stale:

@@ -18,8 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from seqae.errors import InputError
 from seqae.windows.reader import read_rows
 from seqae.windows.store import WindowsSchema, open_windows_file, qualify_chromosomes, read_labels, read_schema
+
+#: The split labels a windows file may hold.
+SPLITS = ("train", "val", "test")
 
 # HDF5 chunk cache per open file: holds many compressed chunks so that batches
 # of nearby rows do not decompress the same chunk twice.
@@ -44,6 +48,11 @@ class WindowDataset(torch.utils.data.Dataset):
         self.labels: pd.DataFrame = qualify_chromosomes(read_labels(path))
         if isinstance(splits, str):
             splits = [splits]
+        if "split" in self.labels:
+            unknown = sorted(set(self.labels["split"].astype(str).unique()) - set(SPLITS))
+            if unknown:
+                # Rows of another split would be left out of every split silently.
+                raise InputError(self.path, f"split label {unknown[0]!r} is none of {', '.join(SPLITS)}")
         keep = np.ones(len(self.labels), bool) if splits is None else self.labels["split"].isin(splits).to_numpy()
         self.rows = np.flatnonzero(keep)
         self._file: h5py.File | None = None

@@ -418,7 +418,57 @@ def open_windows_file(path: str | os.PathLike[str]) -> h5py.File:
     if "n_windows" not in f.attrs:
         f.close()
         raise InputError(p, "windows file is incomplete (no labels written)")
+    try:
+        problem = _layout_problem(f)
+    except Exception:
+        f.close()
+        raise
+    if problem is not None:
+        f.close()
+        raise InputError(p, f"damaged windows file: {problem}")
     return f
+
+
+def _layout_problem(f: h5py.File) -> str | None:
+    """What in a windows file's layout disagrees with its attributes (metadata only, no data read); None if all fits.
+
+    A file edited or cut by other tools could otherwise fail deep in HDF5 or,
+    worse, be read in part: labels shorter than ``seq`` trained on silently.
+    """
+    attrs = f.attrs
+    for key in ("n_windows", "window_len", "flank", "track_names", "track_transform", "label_columns"):
+        if key not in attrs:
+            return f"no attribute {key}"
+    try:
+        n = int(attrs["n_windows"])
+        seq_len = int(attrs["window_len"]) + 2 * int(attrs["flank"])
+        track_names = json.loads(attrs["track_names"])
+        label_columns = json.loads(attrs["label_columns"])
+    except (ValueError, TypeError):
+        return (
+            "unreadable attributes (n_windows, window_len and flank are integers; track_names and label_columns JSON)"
+        )
+    if not isinstance(track_names, list) or not isinstance(label_columns, list):
+        return "attributes track_names and label_columns must be JSON lists"
+    expected = {"seq": (n, seq_len)}
+    if track_names:
+        expected["tracks"] = (n, len(track_names), seq_len)
+    for name, shape in expected.items():
+        ds = f.get(name)
+        if not isinstance(ds, h5py.Dataset):
+            return f"no dataset /{name}"
+        if ds.shape != shape:
+            return f"/{name} has shape {ds.shape}, the attributes say {shape}"
+    labels = f.get("labels")
+    if not isinstance(labels, h5py.Group):
+        return "no group /labels"
+    for column in label_columns:
+        ds = labels.get(column)
+        if not isinstance(ds, h5py.Dataset):
+            return f"no label column /labels/{column}, which label_columns lists"
+        if ds.shape != (n,):
+            return f"/labels/{column} has {ds.shape[0] if ds.shape else 0} rows for {n} windows"
+    return None
 
 
 def read_labels(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:

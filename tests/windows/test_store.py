@@ -45,3 +45,51 @@ def test_foreign_hdf5_is_refused(tmp_path):
     text.write_text("hello")
     with pytest.raises(InputError, match="not an HDF5 file"):
         read_schema(text)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda f: f.__delitem__("labels"), "no group /labels"),
+        (lambda f: f.__delitem__("seq"), "no dataset /seq"),
+        (lambda f: f["labels"].__delitem__("split"), "no label column /labels/split, which label_columns lists"),
+        (lambda f: f.attrs.__setitem__("track_names", "[not json"), "unreadable attributes"),
+        (lambda f: f.attrs.__delitem__("flank"), "no attribute flank"),
+        (lambda f: f.attrs.__setitem__("window_len", 9), "/seq has shape (10, 12), the attributes say (10, 13)"),
+    ],
+)
+def test_a_damaged_file_is_refused_in_one_line(tmp_path, damage, problem):
+    """A file edited by other tools: named with what is wrong, never an HDF5 traceback."""
+    path = tmp_path / "w.h5"
+    write_small(path)
+    with h5py.File(path, "r+") as f:
+        damage(f)
+    with pytest.raises(InputError) as err:
+        read_labels(path)
+    assert str(err.value).startswith(f"{path}: damaged windows file: {problem}")
+
+
+def test_labels_shorter_than_the_windows_are_refused(tmp_path):
+    """Read in part, such a file trained and embedded a subset of its windows silently."""
+    path = tmp_path / "w.h5"
+    _, _, labels = write_small(path)
+    with h5py.File(path, "r+") as f:
+        data = f["labels"]["chrom"].asstr()[()][:3]
+        del f["labels"]["chrom"]
+        f["labels"].create_dataset("chrom", data=data.astype(object), dtype=h5py.string_dtype())
+    with pytest.raises(InputError, match=r"damaged windows file: /labels/chrom has 3 rows for 10 windows"):
+        read_schema(path)
+
+
+def test_a_split_label_outside_train_val_test_is_refused(tmp_path):
+    from seqae.windows.dataset import WindowDataset
+
+    path = tmp_path / "w.h5"
+    write_small(path)
+    with h5py.File(path, "r+") as f:
+        split = f["labels"]["split"].asstr()[()]
+        split[3] = "holdout"
+        del f["labels"]["split"]
+        f["labels"].create_dataset("split", data=split.astype(object), dtype=h5py.string_dtype())
+    with pytest.raises(InputError, match=r"w.h5: split label 'holdout' is none of train, val, test"):
+        WindowDataset(path, "train")
