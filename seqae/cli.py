@@ -150,6 +150,8 @@ def _cmd_embed(args: argparse.Namespace) -> None:
         "threads": args.threads,
         "precision": args.precision,
     }
+    if (args.shard is None) != (args.shards is None):
+        raise SeqaeError("--shard and --shards go together: give both to embed one shard, or neither")
     if args.shard is not None:
         path = embed_shard(args.model, args.windows, args.outdir, args.shard, args.shards, **common)
         log.info("shard %d of %d embedded into %s", args.shard, args.shards, path)
@@ -270,9 +272,20 @@ def _add_extract_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _count(text: str) -> int:
+    """An argparse type: an integer of at least 1 (shards, threads)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
 def _add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--threads", type=int, default=None, metavar="N",
+        "--threads", type=_count, default=None, metavar="N",
         help="CPU threads: one reads ahead, N - 1 compress (default: the CPUs this process may use, up to 5)",
     )  # fmt: skip
 
@@ -307,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         step[name].set_defaults(func=func)
     step["extract-gather"].set_defaults(threads=1)  # it copies compressed chunks: nothing to spread over threads
     step["extract-plan"].add_argument(
-        "--shards", type=int, required=True, help="number of shards (jobs writing groups of chromosomes)"
+        "--shards", type=_count, required=True, help="number of shards (jobs writing groups of chromosomes)"
     )
     step["extract-shard"].add_argument("--shard", type=int, required=True, help="the shard to write (0 ... shards - 1)")
     _add_threads_arg(step["extract-shard"])
@@ -365,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shard", type=int, help="embed only shard SHARD of --shards (0-based); seqae embed-gather writes the outputs"
     )
-    p.add_argument("--shards", type=int, default=1, help="shards the windows are cut into (with --shard)")
+    p.add_argument("--shards", type=_count, default=None, help="shards the windows are cut into (with --shard)")
     p.set_defaults(func=_cmd_embed)
 
     p = _command(
@@ -374,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="the model file the shards were embedded with")
     p.add_argument("--windows", type=Path, required=True, help="the windows file the shards were embedded from")
     p.add_argument("--outdir", type=Path, required=True, help="the --outdir of the shards")
-    p.add_argument("--shards", type=int, required=True, help="number of shards")
+    p.add_argument("--shards", type=_count, required=True, help="number of shards")
     p.add_argument("--batch-size", type=int, default=None, help="the shards' --batch-size (default: as theirs)")
     p.add_argument("--splits", nargs="+", metavar="SPLIT", help="the shards' --splits")
     p.add_argument("--chrom-sizes", type=Path, help="the shards' --chrom-sizes")

@@ -86,3 +86,18 @@ def test_trees_runs_on_the_defaults_or_a_config_without_genomes(tmp_path, monkey
     assert cli.main([*base, "--config", str(config)]) != 0 and len(seen) == 2
     with pytest.raises(ConfigError, match="'genomes' is a required property"):
         load_config(text="{}")  # the commands that read genomes still need them
+
+
+def test_counts_below_one_and_a_shard_without_its_count_are_refused(tmp_path, capsys):
+    """--shards 0 ran as one shard, and --shards without --shard wrote the whole embedding, silently."""
+    for argv, message in (
+        (["extract-plan", "--config", "c.yaml", "--out", "w.h5", "--shards", "0"], "argument --shards: 0 is below 1"),
+        (["extract", "--config", "c.yaml", "--out", "w.h5", "--threads", "x"], "argument --threads: 'x' is not"),
+        (["embed-gather", "--model", "m", "--windows", "w", "--outdir", "o", "--shards", "-3"], "-3 is below 1"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    status = cli.main(["embed", "--model", "m.pt", "--windows", "w.h5", "--outdir", str(tmp_path), "--shards", "2"])
+    assert status == 2
+    assert "--shard and --shards go together" in capsys.readouterr().err
