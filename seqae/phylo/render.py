@@ -16,7 +16,10 @@ renamed into place, so a failed drawing never leaves a partial figure.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +27,12 @@ from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if not os.environ.get("XDG_RUNTIME_DIR"):
+    # Batch jobs (SLURM, cron) have no session folder, and Qt prints "QStandardPaths: XDG_RUNTIME_DIR not set"
+    # on every run; a private folder of this process's own (mode 0700, as Qt requires) keeps the log clean.
+    _runtime_dir = tempfile.mkdtemp(prefix="seqae-qt-")
+    os.environ["XDG_RUNTIME_DIR"] = _runtime_dir
+    atexit.register(shutil.rmtree, _runtime_dir, ignore_errors=True)
 
 __all__ = ["FORMATS", "PALETTE", "label_colors", "render_tree"]
 
