@@ -49,7 +49,8 @@ def overlap_anchors(group: np.ndarray, start: np.ndarray, end: np.ndarray) -> np
         return start.copy()
     order = np.lexsort((start, group))
     # Shift each group past the previous ones so that one running maximum serves them all.
-    offset = group[order] * (int(max(end.max(), 0)) + 1)
+    low = int(start.min())
+    offset = group[order] * (int(end.max()) - low + 1) - low
     s, e = start[order] + offset, end[order] + offset
     reach = np.maximum.accumulate(e)
     first = np.ones(len(s), dtype=bool)

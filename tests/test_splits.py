@@ -95,6 +95,9 @@ def test_overlap_anchors_follow_chains_of_overlaps_within_a_group():
     touching = overlap_anchors(np.zeros(2, int), np.array([0, 100]), np.array([100, 200]))
     assert touching.tolist() == [0, 100]  # half-open: sharing no base is no overlap
     assert overlap_anchors(np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)).tolist() == []
+    # Starts before 0 (a flank reaching past a chromosome's start) do not chain into the previous group.
+    crossing = overlap_anchors(np.array([0, 1]), np.array([900, -20]), np.array([1000, 80]))
+    assert crossing.tolist() == [900, -20]
 
 
 def test_windows_that_share_a_base_never_straddle_splits(caplog):
