@@ -270,6 +270,7 @@ def check_data(
     schema: Mapping[str, Any],
     label_categories: Mapping[str, list[str]] | None = None,
     labels_fingerprint: str | None = None,
+    split_sizes: tuple[int, int] | None = None,
 ) -> None:
     """Raise a one-line :class:`SeqaeError` when a windows file does not match the data a checkpoint was trained on.
 
@@ -281,7 +282,9 @@ def check_data(
         label_categories: label column -> categories of the windows file (only
             the columns the checkpoint used are compared); None skips the check.
         labels_fingerprint: :func:`seqae.windows.store.labels_fingerprint` of the windows file's
-            labels; None (or a checkpoint written before it was recorded) skips the check.
+            labels; None skips the check.
+        split_sizes: ``(train windows, validation windows)`` of the windows file, compared where the
+            checkpoint was written before fingerprints were recorded (it holds these counts); None skips.
     """
     diff = first_difference(state["data"]["schema"], dict(schema))
     if diff is not None:
@@ -301,10 +304,15 @@ def check_data(
                     f"{windows}: label {column!r} has other categories than the windows "
                     f"{path} was trained on ({detail})"
                 )
+    # Snakemake reruns training when the windows are rebuilt (other peaks, splits or genome) but keeps
+    # checkpoint.pt, which is no declared output: resuming it would hand on a model of other windows.
     recorded = state["data"].get("labels_fingerprint")
-    if labels_fingerprint is not None and recorded is not None and recorded != labels_fingerprint:
-        # Snakemake reruns training when the windows are rebuilt (other peaks, splits or genome) but keeps
-        # checkpoint.pt, which is no declared output: resuming it would hand on a model of other windows.
+    if recorded is not None:
+        other = labels_fingerprint is not None and recorded != labels_fingerprint
+    else:  # an older checkpoint: its split sizes are what it recorded of the windows
+        before = (state["data"].get("n_train"), state["data"].get("n_val"))
+        other = split_sizes is not None and None not in before and tuple(split_sizes) != before
+    if other:
         raise SeqaeError(
             f"{windows}: holds other windows than {path} was trained on (the label tables differ: other peaks, "
             f"splits or genome); delete {path}, or train with a new --outdir, to start afresh"

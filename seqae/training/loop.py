@@ -111,6 +111,7 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
                 self.schema.to_dict(),
                 self.data.label_categories,
                 self.data.labels_fingerprint,
+                (len(self.data.train), len(self.data.val)),
             )
 
         seed_global_rngs(self.seed)  # before the model: its initial weights draw from the torch RNG

@@ -150,6 +150,19 @@ def test_resume_on_rebuilt_windows_is_refused(windows, uninterrupted, tmp_path):
     result = train_model(make_config(RESUME_MODELS), "vae", windows, out, resume=True, progress=False)
     assert result["finished"]  # the same windows: nothing to do
 
+    # A checkpoint written before fingerprints were recorded is checked by its split sizes.
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    del state["data"]["labels_fingerprint"]
+    torch.save(state, out / "checkpoint.pt")
+    with pytest.raises(SeqaeError, match=r"holds other windows than .* \(the label tables differ"):
+        with h5py.File(rebuilt, "r+") as f:
+            split = f["labels"]["split"].asstr()[()]
+            split[2] = "test"  # a train window to test: the counts differ too
+            del f["labels"]["split"]
+            f["labels"].create_dataset("split", data=split.astype(object), dtype=h5py.string_dtype())
+        train_model(make_config(RESUME_MODELS), "vae", rebuilt, out, resume=True, progress=False)
+    assert train_model(make_config(RESUME_MODELS), "vae", windows, out, resume=True, progress=False)["finished"]
+
 
 def load_labels_split(path: Path):
     from seqae.windows.store import read_labels
