@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shard", type=int, help="embed only shard SHARD of --shards (0-based); seqae embed-gather writes the outputs"
     )
-    p.add_argument("--shards", type=_count, default=None, help="shards the windows are cut into (with --shard)")
+    p.add_argument("--shards", type=_count, help="shards the windows are cut into (with --shard)")
     p.set_defaults(func=_cmd_embed)
 
     p = _command(
