@@ -148,7 +148,8 @@ def read_batch(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> 
     cells mean none. Each family's outputs go to ``outdir/name/``.
 
     Raises:
-        InputError: not such a table, a missing column, or no rows.
+        InputError: not such a table, a missing column, no rows, or a row whose file does not exist
+            (named by its line).
     """
     source = require_file(path, "batch table")
     try:
@@ -161,7 +162,11 @@ def read_batch(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> 
             source, f"needs a header with name and fasta and at least one row (missing: {missing or 'rows'})"
         )
     specs = []
-    for record in table.to_dict("records"):
+    for line, record in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
+        for column in ("fasta", "reference", "labels"):
+            value = record.get(column) or None
+            if (column == "fasta" or value) and not Path(value or "").is_file():
+                raise InputError(source, f"family {record['name']!r}: its {column} file {value!r} does not exist", line)
         specs.append({
             "name": record["name"], "fasta": record["fasta"], "outdir": Path(outdir) / record["name"],
             "reference": record.get("reference") or None, "labels": record.get("labels") or None,

@@ -282,6 +282,17 @@ def test_seqae_trees_batch_fits_families_together_with_and_without_the_adversary
         inner = {node.name for node in tree.traverse() if not node.is_leaf()}
         text = (out / f"f{k}" / f"f{k}.ancestral.fa").read_text()
         assert {line[1:].strip() for line in text.splitlines() if line.startswith(">")} == inner
+    # A row naming a file that is not there is named by its line, before any family is fitted.
+    from seqae.errors import InputError
+    from seqae.phylo.inputs import read_batch
+
+    (tmp_path / "bad.tsv").write_text("\n".join([*lines, f"f9\t{tmp_path / 'f0.fa'}\t{tmp_path / 'gone.nwk'}"]) + "\n")
+    with pytest.raises(InputError) as err:
+        read_batch(tmp_path / "bad.tsv", out)
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'bad.tsv'}:5: family 'f9': its reference file '{tmp_path / 'gone.nwk'}' does not exist"
+    )
 
 
 def test_a_family_of_identical_sequences_gets_a_tree_and_a_warning(tmp_path, caplog):

@@ -146,7 +146,13 @@ def test_cli_unknown_model_lists_the_configured_ones(windows, tmp_path, capsys):
     argv = ["train", "--config-json", config_to_json(config), "--windows", str(windows), "--outdir", str(tmp_path)]
     assert main([*argv, "--model", "vae"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "seqae train: error: no model 'vae' in the config (configured models: plain, vq)"
+    assert err == "seqae train: error: --config-json: no model 'vae' under models (configured models: plain, vq)"
+    path = tmp_path / "run.yaml"
+    path.write_text(config_to_json(config))
+    argv = ["train", "--config", str(path), "--windows", str(windows), "--outdir", str(tmp_path)]
+    assert main([*argv, "--model", "vae"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"seqae train: error: {path}: no model 'vae' under models (configured models: plain, vq)"
 
 
 def test_cli_block_with_a_missing_label_column_is_one_line(windows, tmp_path, capsys):
