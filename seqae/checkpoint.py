@@ -9,7 +9,7 @@ continue a run exactly where it stopped::
     model_name, model_init (SequenceAutoencoder's arguments, settings filled in),
     model_state, optimizer_state, scheduler_state,
     training (effective training settings), seed,
-    data {schema (WindowsSchema.to_dict()), label_categories, labels_fingerprint, n_train, n_val},
+    data {schema (WindowsSchema.to_dict()), label_categories, windows_fingerprint, n_train, n_val},
     rng {torch, cuda, numpy, python}, epoch (completed), step (optimiser steps),
     best_val_loss, best_epoch, epochs_without_improvement,
     history (one dict per epoch = the rows of metrics.csv),
@@ -269,7 +269,7 @@ def check_data(
     windows: str | os.PathLike[str],
     schema: Mapping[str, Any],
     label_categories: Mapping[str, list[str]] | None = None,
-    labels_fingerprint: str | None = None,
+    windows_fingerprint: str | None = None,
     split_sizes: tuple[int, int] | None = None,
 ) -> None:
     """Raise a one-line :class:`SeqaeError` when a windows file does not match the data a checkpoint was trained on.
@@ -281,8 +281,8 @@ def check_data(
         schema: ``WindowsSchema.to_dict()`` of the windows file.
         label_categories: label column -> categories of the windows file (only
             the columns the checkpoint used are compared); None skips the check.
-        labels_fingerprint: :func:`seqae.windows.store.labels_fingerprint` of the windows file's
-            labels; None skips the check.
+        windows_fingerprint: :func:`seqae.windows.store.windows_fingerprint` of the windows file;
+            None skips the check.
         split_sizes: ``(train windows, validation windows)`` of the windows file, compared where the
             checkpoint was written before fingerprints were recorded (it holds these counts); None skips.
     """
@@ -306,14 +306,14 @@ def check_data(
                 )
     # Snakemake reruns training when the windows are rebuilt (other peaks, splits or genome) but keeps
     # checkpoint.pt, which is no declared output: resuming it would hand on a model of other windows.
-    recorded = state["data"].get("labels_fingerprint")
+    recorded = state["data"].get("windows_fingerprint")
     if recorded is not None:
-        other = labels_fingerprint is not None and recorded != labels_fingerprint
+        other = windows_fingerprint is not None and recorded != windows_fingerprint
     else:  # an older checkpoint: its split sizes are what it recorded of the windows
         before = (state["data"].get("n_train"), state["data"].get("n_val"))
         other = split_sizes is not None and None not in before and tuple(split_sizes) != before
     if other:
         raise SeqaeError(
-            f"{windows}: holds other windows than {path} was trained on (the label tables differ: other peaks, "
-            f"splits or genome); delete {path}, or train with a new --outdir, to start afresh"
+            f"{windows}: holds other windows than {path} was trained on (other peaks, signal, genome, splits or "
+            f"extraction settings); delete {path}, or train with a new --outdir, to start afresh"
         )

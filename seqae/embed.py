@@ -275,7 +275,7 @@ def prepare_job(
     """
     from seqae.checkpoint import load_model
     from seqae.runtime import forward_batch_size, resolve_device
-    from seqae.windows.store import labels_fingerprint, read_labels, read_schema
+    from seqae.windows.store import read_labels, read_schema, windows_fingerprint
 
     batch_size, splits = settings.get("batch_size"), settings.get("splits")
     chrom_sizes, recon_tracks = settings.get("chrom_sizes"), settings.get("recon_tracks", True)
@@ -305,7 +305,7 @@ def prepare_job(
     }
     column_names = latent_column_names(model.layout.sizes)
     source = {key: metadata.get(key) for key in ("model_name", "epoch", "step", "val_loss", "seqae_version")}
-    source["windows"] = labels_fingerprint(labels)
+    source["windows"] = windows_fingerprint(windows_path, labels)
     return EmbedJob(
         model, torch_device, schema, labels, rows, placement, paths, tracks_out, column_names, metadata_json,
         forward_batch_size(batch_size, torch_device), dtype,

@@ -73,7 +73,7 @@ class RunData:
     val: Any  # WindowDataset
     label_codes: dict[str, torch.Tensor]  # column -> int64 [n_windows in file] on device, -1 unknown
     label_categories: dict[str, list[str]]
-    labels_fingerprint: str  # of the whole file's label table (seqae.windows.store.labels_fingerprint)
+    windows_fingerprint: str  # seqae.windows.store.windows_fingerprint of the file
     staged: bool
     num_workers: int
     track_dtype: torch.dtype
@@ -212,7 +212,7 @@ def open_run_data(
             processes, or a label column missing or empty.
     """
     from seqae.windows.dataset import WindowDataset
-    from seqae.windows.store import labels_fingerprint, open_windows_file
+    from seqae.windows.store import open_windows_file, windows_fingerprint
 
     if training["batch_size"] % ctx.world_size:
         raise SeqaeError(
@@ -245,7 +245,7 @@ def open_run_data(
         val=val,
         label_codes={c: torch.from_numpy(v).to(device) for c, v in codes.items()},
         label_categories=categories,
-        labels_fingerprint=labels_fingerprint(train.labels),
+        windows_fingerprint=windows_fingerprint(windows, train.labels),
         staged=bool(stage),
         num_workers=training["num_workers"],
         track_dtype=track_dtype,

@@ -110,7 +110,7 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
                 windows,
                 self.schema.to_dict(),
                 self.data.label_categories,
-                self.data.labels_fingerprint,
+                self.data.windows_fingerprint,
                 (len(self.data.train), len(self.data.val)),
             )
 

@@ -98,7 +98,7 @@ class RunOutputsMixin(RunState):
             "data": {
                 "schema": self.schema.to_dict(),
                 "label_categories": self.data.label_categories,
-                "labels_fingerprint": self.data.labels_fingerprint,
+                "windows_fingerprint": self.data.windows_fingerprint,
                 "n_train": len(self.data.train),
                 "n_val": len(self.data.val),
             },

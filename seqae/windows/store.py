@@ -487,16 +487,31 @@ def read_labels(path: str | os.PathLike[str], columns: Sequence[str] | None = No
     return pd.DataFrame(data)
 
 
-def labels_fingerprint(labels: pd.DataFrame) -> str:
-    """A SHA-256 hex digest of a label table: its column names and every value, in row order.
+def windows_fingerprint(path: str | os.PathLike[str], labels: pd.DataFrame | None = None) -> str:
+    """A SHA-256 hex digest of what a windows file holds, without reading its sequences and tracks.
 
-    Two windows files with the same fingerprint hold the same windows (place,
-    kind, GC, labels and split), so a training run may resume on either; other
-    peaks, splits or genome change it. pandas' row hashes are stable across
-    processes (a fixed key), so the digest is too.
+    It covers the label table (places, kinds, GC, labels and splits: other
+    peaks, splits or genome change it), the extraction settings and track
+    dtype recorded in the file, and the per-track mean profiles of
+    ``/summary`` (a bigWig replaced or rescaled changes them). Two files with
+    one fingerprint hold the same windows, so a training run may resume on
+    either. pandas' row hashes use a fixed key, so the digest is stable
+    across processes.
+
+    Args:
+        path: the windows file.
+        labels: its label table as already read (:func:`read_labels`, maybe with
+            :func:`qualify_chromosomes`); None reads it.
     """
+    labels = read_labels(path) if labels is None else labels
     digest = hashlib.sha256("\t".join(map(str, labels.columns)).encode())
     digest.update(pd.util.hash_pandas_object(labels, index=False).to_numpy().tobytes())
+    with open_windows_file(path) as f:
+        for key in ("settings", "track_dtype"):
+            digest.update(f"\n{key}={f.attrs.get(key, '')}".encode())
+    for name, array in sorted(read_summary(path).items()):
+        digest.update(f"\n{name}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,18 +144,30 @@ def test_resume_on_rebuilt_windows_is_refused(windows, uninterrupted, tmp_path):
     with pytest.raises(SeqaeError) as err:
         train_model(make_config(RESUME_MODELS), "vae", rebuilt, out, resume=True, progress=False)
     assert str(err.value) == (
-        f"{rebuilt}: holds other windows than {out / 'checkpoint.pt'} was trained on (the label tables differ: "
-        f"other peaks, splits or genome); delete {out / 'checkpoint.pt'}, or train with a new --outdir, to start "
+        f"{rebuilt}: holds other windows than {out / 'checkpoint.pt'} was trained on (other peaks, signal, genome, "
+        f"splits or extraction settings); delete {out / 'checkpoint.pt'}, or train with a new --outdir, to start "
         "afresh"
     )
     result = train_model(make_config(RESUME_MODELS), "vae", windows, out, resume=True, progress=False)
     assert result["finished"]  # the same windows: nothing to do
 
+    # Same labels, other signal (a bigWig rescaled in place): the tracks' mean profiles differ.
+    for scale in (1.0, 5.0):
+        shutil.copy(windows, rebuilt)
+        with h5py.File(rebuilt, "r+") as f:
+            f.create_dataset("summary/mean_profile/peak", data=np.ones((2, 80), np.float32) * scale)
+        if scale == 1.0:
+            first = out / "first"
+            train_model(make_config(RESUME_MODELS), "vae", rebuilt, first, progress=False, stop_after=1)
+        else:
+            with pytest.raises(SeqaeError, match=r"holds other windows than .* \(other peaks, signal"):
+                train_model(make_config(RESUME_MODELS), "vae", rebuilt, first, resume=True, progress=False)
+
     # A checkpoint written before fingerprints were recorded is checked by its split sizes.
     state = torch.load(out / "checkpoint.pt", weights_only=True)
-    del state["data"]["labels_fingerprint"]
+    del state["data"]["windows_fingerprint"]
     torch.save(state, out / "checkpoint.pt")
-    with pytest.raises(SeqaeError, match=r"holds other windows than .* \(the label tables differ"):
+    with pytest.raises(SeqaeError, match=r"holds other windows than .* \(other peaks, signal"):
         with h5py.File(rebuilt, "r+") as f:
             split = f["labels"]["split"].asstr()[()]
             split[2] = "test"  # a train window to test: the counts differ too
