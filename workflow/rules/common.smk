@@ -302,6 +302,38 @@ def tree_gpus(wildcards):
     return 1 if config["trees"]["device"] == "cuda" else None
 
 
+def evaluate_outputs():
+    """Outputs of ``seqae evaluate`` for one model: metrics and the probe
+    table, and the figures (registered for the report) unless
+    evaluate.figures is false, when it draws none."""
+    folder = f"{MODELS_DIR}/{{model}}/evaluate"
+    outputs = {
+        "metrics": f"{folder}/metrics.json",
+        "probes": f"{folder}/probe_matrix.tsv",
+    }
+    if (config.get("evaluate") or {}).get("figures", True):
+        outputs["probe_png"] = report(
+            f"{folder}/probe_matrix.png",
+            caption="../report/probe_matrix.rst",
+            category="Evaluation",
+            subcategory="{model}",
+        )
+        outputs["anomaly_png"] = report(
+            f"{folder}/anomaly_scores.png",
+            caption="../report/anomaly_scores.rst",
+            category="Evaluation",
+            subcategory="{model}",
+        )
+        outputs["latent_png"] = report(
+            directory(f"{folder}/latent"),
+            patterns=["latent_{block}.png"],
+            caption="../report/latent.rst",
+            category="Evaluation",
+            subcategory="{model}",
+        )
+    return outputs
+
+
 def family_cli_options(wildcards, input):
     """``--reference``/``--labels`` options of ``seqae trees`` for the inputs given."""
     return "".join(

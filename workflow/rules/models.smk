@@ -155,27 +155,7 @@ rule evaluate_model:
         # An input, so that a missing file stops the workflow before any job, not evaluation at its end.
         truth_sites=config.get("evaluate", {}).get("truth_sites") or [],
     output:
-        metrics=f"{MODELS_DIR}/{{model}}/evaluate/metrics.json",
-        probes=f"{MODELS_DIR}/{{model}}/evaluate/probe_matrix.tsv",
-        probe_png=report(
-            f"{MODELS_DIR}/{{model}}/evaluate/probe_matrix.png",
-            caption="../report/probe_matrix.rst",
-            category="Evaluation",
-            subcategory="{model}",
-        ),
-        anomaly_png=report(
-            f"{MODELS_DIR}/{{model}}/evaluate/anomaly_scores.png",
-            caption="../report/anomaly_scores.rst",
-            category="Evaluation",
-            subcategory="{model}",
-        ),
-        latent_png=report(
-            directory(f"{MODELS_DIR}/{{model}}/evaluate/latent"),
-            patterns=["latent_{block}.png"],
-            caption="../report/latent.rst",
-            category="Evaluation",
-            subcategory="{model}",
-        ),
+        **evaluate_outputs(),
     log:
         f"{LOGS}/evaluate_{{model}}.log",
     conda:
