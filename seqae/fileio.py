@@ -130,6 +130,27 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str
     return removed
 
 
+def remove_earlier_outputs(folder: str | os.PathLike[str], patterns: Iterable[str]) -> list[Path]:
+    """Remove the files matching ``patterns`` in ``folder`` that an earlier run wrote and this run does not.
+
+    A command told not to draw (``evaluate.figures: false``, ``trees.render:
+    false``) removes the figures of its earlier runs, which would otherwise
+    stand beside the new results (Snakemake does not remove what a rule no
+    longer declares) and be shown in the report as if current.
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for pattern in patterns:
+        for path in sorted(Path(folder).glob(pattern)):
+            if path.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
 def require_file(path: str | os.PathLike[str], what: str = "input file") -> Path:
     """Return ``path`` as a Path, or raise a one-line error if it is not a readable file."""
     p = Path(path)

@@ -28,7 +28,7 @@ from seqae.evaluation.reconstruction import evaluate_reconstruction
 from seqae.evaluation.settings import METRICS_FORMAT, METRICS_FORMAT_VERSION, evaluate_settings
 from seqae.evaluation.sites import evaluate_sites
 from seqae.evaluation.swaps import evaluate_swaps
-from seqae.fileio import atomic_output, output_folder
+from seqae.fileio import atomic_output, output_folder, remove_earlier_outputs
 from seqae.runtime import forward_batch_size, resolve_device
 
 log = logging.getLogger("seqae")
@@ -151,6 +151,10 @@ def _evaluate(
             outdir, model, titled, pm, flags, colours, test_latent, scores, seq_scores, anomaly, cfg["seed"],
             chain_scores=chain_scores,
         )  # fmt: skip
+    else:
+        stale = remove_earlier_outputs(outdir, ["probe_matrix.png", "anomaly_scores.png", "latent/latent_*.png"])
+        if stale:
+            log.info("evaluate.figures is false: removed %d figures of an earlier run from %s", len(stale), outdir)
     curves = Path(model_path).parent / "loss_curves.png"
     if curves.is_file() and curves.resolve() != (outdir / "loss_curves.png").resolve():
         with atomic_output(outdir / "loss_curves.png") as tmp:

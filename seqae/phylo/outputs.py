@@ -17,6 +17,7 @@ are ``N`` in the ancestral sequences.
 
 from __future__ import annotations
 
+import glob
 import logging
 import math
 import time
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from seqae.errors import SeqaeError
-from seqae.fileio import write_tsv
+from seqae.fileio import remove_earlier_outputs, write_tsv
 from seqae.phylo.alphabet import CODE_MISSING
 from seqae.phylo.ancestral import name_internal_nodes
 from seqae.phylo.baselines import BASELINES, run_baselines
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["BRANCH_UNITS", "MODEL_TREE_ORDER", "finish_family"]
 
 log = logging.getLogger("seqae")
+
+#: The figures of a family, after its name: rectangular and circular layouts, PNG and SVG.
+FIGURE_SUFFIXES = (".png", ".svg", ".circular.png", ".circular.svg")
 
 #: The shared model is fitted on the first of these trees that the family has.
 MODEL_TREE_ORDER = ("iqtree", "fasttree", "latent")
@@ -132,6 +136,10 @@ def finish_family(
     if stage["render"]:
         unit = BRANCH_UNITS["ml"] if stage["model"] == "tree_latent" else BRANCH_UNITS[model_settings.distance_target]
         paths.update(_render(tree, out, name, fam.labels, stage["figure_width"], unit))
+    else:
+        stale = remove_earlier_outputs(out, [f"{glob.escape(name)}{suffix}" for suffix in FIGURE_SUFFIXES])
+        if stale:
+            log.info("%s: trees.render is false: removed %d figures of an earlier run", name, len(stale))
     paths["nwk"] = write_newick(tree, out / f"{name}.nwk")
     paths["nhx"] = write_nhx(tree, out / f"{name}.nhx", features=["loglik", "disc_score", "geometry", "label"])
     paths["ancestral"] = write_family(ancestors, out / f"{name}.ancestral.fa")

@@ -67,7 +67,12 @@ def test_block_trained_on_shuffled_label_probes_at_chance(evaluated: dict[str, A
     blocks = {"shuffled": {"size": 4, "label": "chrom_shuffled"}, "residual": {"size": 8, "label": None}}
     path = model_file(tmp_path / "best.pt", windows, labels, "plain", 100, blocks=blocks)
     run = {**FAST, "labels": ["chrom_shuffled"], "figures": False}
+    (tmp_path / "eval" / "latent").mkdir(parents=True)
+    for old in ("anomaly_scores.png", "latent/latent_chrom.png"):  # an earlier run's figures, which would look current
+        (tmp_path / "eval" / old).write_bytes(b"old")
     probes = evaluate_model(path, windows, tmp_path / "eval", settings=run, device="cpu", progress=False)["probes"]
+    assert not (tmp_path / "eval" / "anomaly_scores.png").exists()
+    assert not (tmp_path / "eval" / "latent" / "latent_chrom.png").exists()
     block = probes["blocks"]["shuffled"]
     assert block["label"] == "chrom_shuffled" and block["recoverable"] is False
     assert block["probe"] == pytest.approx(probes["accuracy"]["shuffled"]["chrom_shuffled"])

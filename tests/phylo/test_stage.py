@@ -172,8 +172,15 @@ def test_columns_of_only_gaps_are_kept_with_a_warning(tmp_path, family, caplog) 
     }
     fasta = write_family(gapped, tmp_path / "gappy.fa")
     quick = {**TINY, "epochs": 30, "adversarial_epochs": 0, "render": False, "baselines": ["nj_p"]}
+    # Figures of an earlier run with render on would stand beside the new tree: they are removed.
+    (tmp_path / "out").mkdir()
+    for old in ("gappy.png", "gappy.circular.svg", "other.png"):
+        (tmp_path / "out" / old).write_bytes(b"old")
     with caplog.at_level(logging.INFO, logger="seqae"):
         row = run_family(fasta, tmp_path / "out", quick, family="gappy", progress=False)
+    assert not (tmp_path / "out" / "gappy.png").exists() and not (tmp_path / "out" / "gappy.circular.svg").exists()
+    assert (tmp_path / "out" / "other.png").exists()  # another family's
+    assert "gappy: trees.render is false: removed 2 figures of an earlier run" in caplog.text
     summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gappy: 8 taxa")]
     assert "no reference tree, so no nRF," in summary[0] and "nRF latent" not in summary[0]
     warned = [r.getMessage() for r in caplog.records if "only gaps" in r.getMessage()]
