@@ -350,8 +350,11 @@ def block_rows_for(requested_batch: int | None) -> int:
     return max(_BLOCK_ROWS, requested_batch or 0)
 
 
-def finish_job(job: EmbedJob, started: float, n: int) -> EmbedResult:
-    """The AnnData file (from the finished Parquet) and ``embed_summary.json``; the result of the run."""
+def finish_job(job: EmbedJob, started: float, n: int, extra: dict[str, Any] | None = None) -> EmbedResult:
+    """The AnnData file (from the finished Parquet) and ``embed_summary.json``; the result of the run.
+
+    ``extra`` keys go into the summary last (a sharded run's precision and shard count).
+    """
     from seqae.anndata_out import write_h5ad
     from seqae.fileio import atomic_output
 
@@ -367,6 +370,7 @@ def finish_job(job: EmbedJob, started: float, n: int) -> EmbedResult:
         **job.metadata_json,
         "latent_dim": job.model.layout.dim,
         "outputs": {key: path.name for key, path in job.paths.items()},
+        **(extra or {}),
     }
     with atomic_output(job.paths["summary"]) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")

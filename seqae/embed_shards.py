@@ -39,7 +39,7 @@ from seqae.embed_bigwig import open_run_writer, track_runs, write_anomaly_bigwig
 from seqae.embed_blocks import BlockRunner, prefetched_blocks
 from seqae.embed_parquet import LabelRows, ParquetRows, finish_parquet, scratch_file
 from seqae.errors import SeqaeError
-from seqae.fileio import atomic_output, output_folder
+from seqae.fileio import atomic_output, output_folder, remove_stale_temporaries
 from seqae.progress import progress_bar
 from seqae.windows.reader import WindowReader
 
@@ -98,6 +98,7 @@ def embed_shard(
     order = _genome_order(job)
     path = shard_path(outdir, shard)
     output_folder(path.parent)
+    remove_stale_temporaries(path.parent, [path.name])  # a killed run of this shard left its temporary file
     bar = progress_bar(hi - lo, "embed", "window", progress)
     runner = BlockRunner(job.model, job.device, job.schema.window_len, job.batch_size, bar, job.dtype)
     with (
@@ -254,10 +255,8 @@ def gather_embedding(
         parquet.close()
         write_anomaly_bigwig(tmp_anomaly, job.placement, scores)
         finish_parquet(scratch, tmp_parquet, scores, {"seqae": json.dumps(job.metadata_json)})
-    result = finish_job(job, started, n)
-    result.summary["precision"] = precision
-    result.summary["shards"] = shards
-    return result
+    # The shards' precision, not this process's: the summary file says what the embeddings were computed at.
+    return finish_job(job, started, n, {"precision": precision, "shards": shards})
 
 
 __all__ = ["embed_shard", "gather_embedding", "shard_path", "shard_positions"]

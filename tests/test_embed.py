@@ -336,6 +336,11 @@ def test_bf16_embedding_is_near_fp32_and_shards_agree_with_one_job(inputs, monke
         embed_shard(model, windows, out, k, 2, batch_size=1, progress=False, precision="bf16")
     sharded = gather_embedding(model, windows, out, 2, batch_size=1)
     assert sharded.summary["precision"] == "bf16"
+    import json
+
+    # The file says so too (it held the gathering process's own precision, fp32 here, and no shard count).
+    written = json.loads(sharded.paths["summary"].read_text())
+    assert (written["precision"], written["shards"]) == ("bf16", 2)
     pd.testing.assert_frame_equal(b, pd.read_parquet(sharded.paths["embeddings"]))
     embed_shard(model, windows, out, 1, 2, batch_size=1, progress=False, precision="fp32")
     with pytest.raises(SeqaeError, match=r"shards: the shards were embedded at different precisions \(bf16, fp32\)"):
@@ -382,6 +387,8 @@ def test_gather_names_a_missing_or_foreign_shard(inputs, monkeypatch):
         SequenceAutoencoder, "score_reconstruct", lambda *a: (_ for _ in ()).throw(RuntimeError("killed"))
     )
     shard_path(out, 1).unlink()
+    left = out / "shards" / ".embed_shard_001.h5.0123456789ab.tmp"  # what a SIGKILLed run of shard 1 leaves
+    left.write_bytes(b"x")
     with pytest.raises(RuntimeError, match="killed"):
         embed_shard(inputs["model"], inputs["windows"], out, 1, 2, batch_size=1, progress=False)
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["embed_shard_000.h5", "embed_shard_002.h5"]
