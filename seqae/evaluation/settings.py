@@ -87,7 +87,7 @@ EVALUATE_SETTINGS_HELP: dict[str, str] = {
     "mig_bins": "Bins per latent dimension for the MIG mutual-information estimate.",
     "batch_size": "Windows per model forward pass; null: 512 on a GPU, 32 on the CPU (larger CPU batches are slower: 73 windows/s at 32 against 40 at 512 on 2 cores).",
     "blas_threads": "BLAS threads of the scikit-learn and NumPy metrics (probes, PCA, DCI); null leaves the libraries' default. One thread is fastest for these small problems and immune to oversubscription on a busy machine.",
-    "figures": "Draw the figures (false: metrics.json and probe_matrix.tsv only).",
+    "figures": "Draw the figures (false: metrics.json and probe_matrix.tsv only, and an earlier run's figures in the folder are removed).",
     "markov_order": "Order k of the Markov-chain anomaly baseline: the likelihood ratio of an order-k to an order-1 chain fitted on the train windows (what k-mer statistics alone tell from shuffled windows).",
     "truth_sites": "Tab-separated table of known sites (columns chrom, start, end, 0-based half-open, and tf), e.g. the demo's planted motifs (`results/demo_data/truth/sites.tsv`, set in config/config.yaml): reconstruction accuracy on site bases against the other bases (beside PCA's), and the mutual information between the local code at each site and its TF (with a label-permutation baseline); null: not computed.",
     "seed": "Seed of every random draw (subsets, shuffles, foreign windows, donors, VAE samples).",
