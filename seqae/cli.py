@@ -120,11 +120,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from seqae.distributed import env_world
     from seqae.training import resolve_model, train_model
 
-    if args.model not in (config.get("models") or {}):
-        source = args.config if args.config is not None else "--config-json"
-        names = ", ".join(config.get("models") or {}) or "none"
-        raise SeqaeError(f"{source}: no model {args.model!r} under models (configured models: {names})")
-    resolve_model(config, args.model)  # bad settings: one line before any data is read
+    source = str(args.config) if args.config is not None else "--config-json"
+    resolve_model(config, args.model, source)  # unknown model or bad settings: one line before any data is read
     # Under torchrun every process runs this; they train data-parallel and rank 0 reports.
     result = train_model(config, args.model, args.windows, args.outdir, resume=args.resume, progress=not args.quiet)
     if env_world().is_main:

@@ -32,11 +32,16 @@ def figure_path(path: str | os.PathLike[str]) -> Path:
         SeqaeError: another extension (no extension means PNG).
     """
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
+    fmt = _format(path)
     supported = FigureCanvasBase.get_supported_filetypes()
     if fmt not in supported:
         raise SeqaeError(f"{path}: cannot draw a .{fmt} figure (formats: {', '.join(sorted(supported))})")
     return path
+
+
+def _format(path: Path) -> str:
+    """The figure format a path's extension names (no extension: PNG)."""
+    return path.suffix.lstrip(".").lower() or "png"
 
 
 def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
@@ -44,6 +49,6 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
     path = figure_path(path)
     with atomic_output(path) as tmp:
         # No bbox_inches="tight": it renders the figure twice; callers lay out with tight_layout.
-        fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png", dpi=110)
+        fig.savefig(tmp, format=_format(path), dpi=110)
     plt.close(fig)
     return path

@@ -120,21 +120,15 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str
     Returns:
         The paths removed.
     """
-    removed = []
-    for name in names:
-        for stale in Path(folder).glob(f".{glob.escape(name)}.*"):
-            if stale.is_file():
-                with contextlib.suppress(FileNotFoundError):
-                    stale.unlink()
-                    removed.append(stale)
-    return removed
+    return remove_earlier_outputs(folder, [f".{glob.escape(name)}.*" for name in names])
 
 
 def remove_earlier_outputs(folder: str | os.PathLike[str], patterns: Iterable[str]) -> list[Path]:
-    """Remove the files matching ``patterns`` in ``folder`` that an earlier run wrote and this run does not.
+    """Remove the files matching the glob ``patterns`` (relative to ``folder``) that an earlier run wrote.
 
-    A command told not to draw (``evaluate.figures: false``, ``trees.render:
-    false``) removes the figures of its earlier runs, which would otherwise
+    For the temporaries of a killed run (:func:`remove_stale_temporaries`),
+    and for a command told not to draw (``evaluate.figures: false``,
+    ``trees.render: false``): the figures of its earlier runs would otherwise
     stand beside the new results (Snakemake does not remove what a rule no
     longer declares) and be shown in the report as if current.
 

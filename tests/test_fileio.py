@@ -29,11 +29,11 @@ def test_outputs_where_a_folder_or_file_is_in_the_way_get_one_line(tmp_path):
 
     (tmp_path / "taken").mkdir()
     with pytest.raises(SeqaeError) as err, atomic_output(tmp_path / "taken"):
-        pass
+        raise AssertionError("an output path in the way was opened")
     assert str(err.value) == f"{tmp_path / 'taken'}: is a folder; give the path of a file to write"
     (tmp_path / "cfg.json").write_text("{}")
     with pytest.raises(SeqaeError) as err, atomic_output(tmp_path / "cfg.json" / "deeper" / "out.tsv"):
-        pass
+        raise AssertionError("an output path in the way was opened")
     assert str(err.value).endswith(f"cannot write output here ({tmp_path / 'cfg.json'} is a file, not a folder)")
     with pytest.raises(SeqaeError) as err:
         output_folder(tmp_path / "cfg.json")

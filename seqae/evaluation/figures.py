@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["draw_figures"]
+__all__ = ["FIGURE_PATTERNS", "draw_figures"]
+
+#: The files :func:`draw_figures` writes under the output folder (globs: one latent figure per block).
+FIGURE_PATTERNS = ("probe_matrix.png", "anomaly_scores.png", "latent/latent_*.png")
 
 
 def _chain_panel(

@@ -20,7 +20,7 @@ import torch
 from seqae import __version__
 from seqae.evaluation.anomaly import evaluate_anomaly
 from seqae.evaluation.data import load_data
-from seqae.evaluation.figures import draw_figures
+from seqae.evaluation.figures import FIGURE_PATTERNS, draw_figures
 from seqae.evaluation.generative import vae_spectra, vq_usage
 from seqae.evaluation.passes import encode_latents, model_pass
 from seqae.evaluation.probes import evaluate_disentanglement, evaluate_probes
@@ -152,7 +152,7 @@ def _evaluate(
             chain_scores=chain_scores,
         )  # fmt: skip
     else:
-        stale = remove_earlier_outputs(outdir, ["probe_matrix.png", "anomaly_scores.png", "latent/latent_*.png"])
+        stale = remove_earlier_outputs(outdir, FIGURE_PATTERNS)
         if stale:
             log.info("evaluate.figures is false: removed %d figures of an earlier run from %s", len(stale), outdir)
     curves = Path(model_path).parent / "loss_curves.png"

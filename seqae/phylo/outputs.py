@@ -251,9 +251,9 @@ def _render(tree, out: Path, name: str, labels: Mapping[str, str], width: int, u
     if outgroup is not None and outgroup is not drawn:
         drawn.set_outgroup(outgroup)
     paths = {}
-    for layout, stem in (("rectangular", name), ("circular", f"{name}.circular")):
-        for ext in (".png", ".svg"):
-            key = f"{'' if layout == 'rectangular' else 'circular_'}{ext[1:]}"
-            paths[key] = render_tree(drawn, out / f"{stem}{ext}", labels=labels or None, layout=layout, title=name,
-                                     width=width, scale_unit=unit)  # fmt: skip
+    for suffix in FIGURE_SUFFIXES:  # ".png" -> key "png", ".circular.svg" -> key "circular_svg"
+        layout = "circular" if suffix.startswith(".circular") else "rectangular"
+        paths[suffix[1:].replace(".", "_")] = render_tree(drawn, out / f"{name}{suffix}", labels=labels or None,
+                                                          layout=layout, title=name, width=width,
+                                                          scale_unit=unit)  # fmt: skip
     return paths

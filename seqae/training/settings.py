@@ -10,11 +10,13 @@ from seqae.config import Config
 from seqae.errors import SeqaeError
 
 
-def resolve_model(config: Config, model_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def resolve_model(config: Config, model_name: str, source: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Full model settings and effective training settings of one configured model.
 
     The model's own ``training:`` entry overrides the top-level ``training``
     keys (``augment`` key by key).
+
+    ``source`` names where the config came from (a file, ``--config-json``) in the message for an unknown model.
 
     Raises:
         SeqaeError: no such model (the message lists the configured ones).
@@ -23,7 +25,9 @@ def resolve_model(config: Config, model_name: str) -> tuple[dict[str, Any], dict
     models = config.get("models") or {}
     if model_name not in models:
         names = ", ".join(models) or "none"
-        raise SeqaeError(f"no model {model_name!r} in the config (configured models: {names})")
+        if source is None:
+            raise SeqaeError(f"no model {model_name!r} in the config (configured models: {names})")
+        raise SeqaeError(f"{source}: no model {model_name!r} under models (configured models: {names})")
     from seqae.models import model_settings
 
     entry = copy.deepcopy(dict(models[model_name] or {}))
