@@ -7,6 +7,12 @@ gathers every figure that exists into one self-contained HTML file (the PNGs
 embedded), grouped as the pipeline's stages, and lists what the configuration
 plans that is not there yet, and the outputs Snakemake marks as incomplete
 (the jobs an interrupted run left running). It never fails for a missing part.
+
+A figure whose inputs changed after it was drawn (windows rebuilt, a model
+retrained, or removed by a failed rerun) is shown with a note saying so: it
+may describe an earlier run. Like Snakemake, this reads the files' modification
+times, so a results folder copied without them (``cp -r`` rather than
+``cp -a``) can be marked wrongly.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from seqae.config import Config
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
 
-__all__ = ["ReportResult", "build_report", "incomplete_outputs", "summary_lines"]
+__all__ = ["ReportResult", "build_report", "incomplete_outputs", "out_of_date", "summary_lines"]
 
 #: Short captions of the figures (Snakemake's report has the long ones, workflow/report/*.rst).
 CAPTIONS = {
@@ -41,12 +47,14 @@ CAPTIONS = {
 
 @dataclass
 class ReportResult:
-    """What :func:`build_report` found: figures shown, planned outputs missing, outputs left incomplete."""
+    """What :func:`build_report` found: figures shown, planned outputs missing, outputs left incomplete,
+    and the figures shown whose inputs changed after they were drawn (figure -> why)."""
 
     path: Path
     figures: list[Path] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
+    out_of_date: dict[Path, str] = field(default_factory=dict)
 
 
 def incomplete_outputs(workdir: str | os.PathLike[str] = ".") -> list[str]:
@@ -101,6 +109,73 @@ def _planned(config: Config | None, results: Path) -> dict[str, list[Path]]:
     return sections
 
 
+def _inputs(path: Path, results: Path, config: Config | None) -> list[Path]:
+    """The files the workflow makes ``path`` from (the inputs of its rule), for the outputs the report
+    looks at and the files between them and the user's inputs; [] for anything else.
+
+    The user's own inputs (genomes, peaks, tracks, family alignments) are named only with a config."""
+    windows = results / "windows" / "windows.h5"
+    models_dir, trees_dir, orthologs = results / "models", results / "trees", results / "orthologs"
+    rel = path.relative_to(results).parts if path.is_relative_to(results) else ()
+    if path == windows:
+        if config is None:
+            return []
+        names = []
+        for genome in config.get("genomes", []):
+            names += [genome.get("fasta"), genome.get("annotation"), genome.get("blacklist")]
+            names += [name for tf in genome.get("tfs", []) for name in (tf.get("peaks"), tf.get("bigwig"))]
+        return [Path(name) for name in dict.fromkeys(names) if name]
+    if rel == ("windows", "extract_qc.png"):
+        return [windows]
+    if len(rel) >= 3 and rel[0] == "models" and rel[2] in ("best.pt", "loss_curves.png"):
+        return [windows]
+    if len(rel) >= 4 and rel[0] == "models" and rel[2] == "evaluate":
+        return [models_dir / rel[1] / "best.pt", windows]
+    if rel == ("models", "comparison.png"):
+        models = list(config.get("models", {})) if config is not None else None
+        found = sorted(models_dir.glob("*/evaluate/metrics.json"))
+        return found if models is None else [models_dir / m / "evaluate" / "metrics.json" for m in models]
+    if rel == ("trees", "trees_nrf.png"):
+        if config is None:
+            return sorted(trees_dir.glob("*/*.tsv"))
+        return [trees_dir / f["name"] / f"{f['name']}.tsv" for f in config.get("trees", {}).get("families", [])]
+    if len(rel) == 3 and rel[0] == "trees" and config is not None:
+        family = next((f for f in config.get("trees", {}).get("families", []) if f["name"] == rel[1]), None)
+        return [Path(family[key]) for key in ("fasta", "reference", "labels") if family and family.get(key)]
+    if rel == ("orthologs", "trees_nrf.png"):
+        return sorted((orthologs / "trees").glob("*/*.tsv"))
+    if len(rel) == 4 and rel[:2] == ("orthologs", "trees"):
+        return [orthologs / "families" / f"{rel[2]}.fa"]
+    return []
+
+
+def out_of_date(path: Path, results: Path, config: Config | None = None) -> str | None:
+    """Why the figure ``path`` may describe an earlier run, or None.
+
+    As Snakemake decides what to rerun: ``path`` is out of date when a file it
+    is made from, directly or through the files between, was written after the
+    file made from it. A file of the results folder it is made from that is
+    gone (removed by a failed rerun, or by hand) also makes it out of date."""
+    made, seen = [path], set()
+    while made:
+        product = made.pop()
+        if product in seen:
+            continue
+        seen.add(product)
+        for source in _inputs(product, results, config):
+            name = str(source.relative_to(results)) if source.is_relative_to(results) else str(source)
+            try:
+                newer = source.stat().st_mtime_ns > product.stat().st_mtime_ns
+            except FileNotFoundError:
+                if source.is_relative_to(results):
+                    return f"{name} is gone (removed, or a rerun of its job failed)"
+                continue  # the user's input moved: Snakemake would say so
+            if newer:
+                return f"{name} was written after it"
+            made.append(source)
+    return None
+
+
 def _caption(path: Path) -> str:
     stem = path.stem
     for key in ("loss_curves", "probe_matrix", "anomaly_scores", "comparison", "trees_nrf", "extract_qc"):
@@ -109,11 +184,17 @@ def _caption(path: Path) -> str:
     return CAPTIONS["latent"] if stem.startswith("latent_") else CAPTIONS["tree"]
 
 
-def _figure_html(path: Path, results: Path) -> str:
+def _figure_html(path: Path, results: Path, why_out_of_date: str | None = None) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     name = html.escape(str(path.relative_to(results)) if path.is_relative_to(results) else str(path))
+    warning = (
+        f'<p class="stale"><b>May show an earlier run:</b> {html.escape(why_out_of_date)}. '
+        "Run the workflow again to redraw it.</p>"
+        if why_out_of_date
+        else ""
+    )
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{name}">'
+        f'<figure>{warning}<img src="data:image/png;base64,{data}" alt="{name}">'
         f"<figcaption><code>{name}</code>: {html.escape(_caption(path))}</figcaption></figure>"
     )
 
@@ -150,7 +231,10 @@ def build_report(
         shown = []
         for path in paths:
             if path.is_file() and os.path.normpath(path) not in marked:
-                shown.append(_figure_html(path, results))
+                why = out_of_date(path, results, config)
+                if why:
+                    result.out_of_date[path] = why
+                shown.append(_figure_html(path, results, why))
                 result.figures.append(path)
             else:
                 result.missing.append(str(path))
@@ -165,6 +249,11 @@ def build_report(
             + "".join(f"<li><code>{html.escape(p)}</code></li>" for p in result.incomplete)
             + "</ul>"
         )
+    if result.out_of_date:
+        notes.append(
+            f"<p><b>{len(result.out_of_date)} figures may show an earlier run</b>: files they are drawn from "
+            "changed after them (marked below). Run the workflow again to redraw them.</p>"
+        )
     if result.missing:
         notes.append(
             "<p><b>Not in this report</b> (planned by the configuration, not written yet):</p><ul>"
@@ -175,6 +264,7 @@ def build_report(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
         "img{max-width:100%;border:1px solid #ddd}figure{margin:1.5em 0}figcaption{font-size:90%;color:#333}"
+        ".stale{background:#fff3cd;border-left:4px solid #e0a800;padding:.4em .8em}"
         "</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>{len(result.figures)} figures from <code>{html.escape(str(results))}</code>."
         "</p>" + "".join(notes) + "".join(body) + "</body></html>\n"
@@ -191,6 +281,12 @@ def summary_lines(result: ReportResult, rerun_hint: str = "run the workflow agai
         lines.append(
             f"the last run stopped before it finished ({len(result.incomplete)} outputs incomplete, e.g. "
             f"{result.incomplete[0]}): {rerun_hint} to finish it (training resumes from its checkpoint)"
+        )
+    if result.out_of_date:
+        path, why = next(iter(result.out_of_date.items()))
+        lines.append(
+            f"{len(result.out_of_date)} figures may show an earlier run (marked in the report), e.g. {path}: "
+            f"{why}; {rerun_hint} to redraw them"
         )
     if result.missing:
         lines.append(
