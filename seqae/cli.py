@@ -56,7 +56,7 @@ def _add_model_run_args(parser: argparse.ArgumentParser, outdir_help: str) -> No
 
 def _config_from(args: argparse.Namespace, genomes_required: bool = True) -> Config:
     if args.config_json is not None:
-        return load_config(text=args.config_json, genomes_required=genomes_required)
+        return load_config("--config-json", text=args.config_json, genomes_required=genomes_required)
     if args.config is None and not genomes_required:  # every setting at its default
         return load_config(text="{}", genomes_required=False)
     return load_config(args.config, genomes_required=genomes_required)

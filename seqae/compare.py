@@ -266,12 +266,17 @@ def compare_models(
         the metrics file's folder appended (``plain (run2)``).
 
     Raises:
-        SeqaeError: no file given, a missing or unreadable metrics file.
+        SeqaeError: no file given, a file given twice, a missing or unreadable metrics file.
     """
     from seqae.errors import SeqaeError
 
     if not metrics_paths:
         raise SeqaeError("compare needs at least one metrics.json")
+    resolved = [os.path.realpath(path) for path in metrics_paths]
+    for i, real in enumerate(resolved):
+        if real in resolved[:i]:
+            first = metrics_paths[resolved.index(real)]
+            raise SeqaeError(f"{metrics_paths[i]}: given twice (first as {first}); give each metrics.json once")
     from seqae.figure import figure_path
     from seqae.report_plots import draw_comparison, model_training_note
 

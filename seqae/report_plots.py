@@ -170,7 +170,10 @@ def _umap_2d(x: np.ndarray, seed: int) -> np.ndarray | None:
     if x.shape[0] < 10:
         return None
     try:
-        return umap.UMAP(n_components=2, random_state=seed).fit_transform(np.asarray(x, dtype=np.float32))
+        # A seeded UMAP runs on one thread; asking for that, and for no more neighbours than there
+        # are other points, keeps umap's warnings about both off the user's terminal.
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, x.shape[0] - 1), random_state=seed, n_jobs=1)
+        return reducer.fit_transform(np.asarray(x, dtype=np.float32))
     except Exception:  # noqa: BLE001 - UMAP is a nicety; the PCA panels are the figure
         return None
 

@@ -101,3 +101,12 @@ def test_counts_below_one_and_a_shard_without_its_count_are_refused(tmp_path, ca
     status = cli.main(["embed", "--model", "m.pt", "--windows", "w.h5", "--outdir", str(tmp_path), "--shards", "2"])
     assert status == 2
     assert "--shard and --shards go together" in capsys.readouterr().err
+
+
+def test_config_json_errors_name_the_option(tmp_path, capsys):
+    """They said "config:1", a file that does not exist."""
+    out = str(tmp_path / "w.h5")
+    for text, message in (('{"seed": ', "--config-json:1: not valid YAML"), ('{"seed": "x"}', "--config-json: seed:")):
+        assert cli.main(["-q", "extract", "--config-json", text, "--out", out]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

@@ -126,6 +126,11 @@ def test_compare_models_on_hand_made_metrics(tmp_path: Path) -> None:
     typo = tmp_path / "typo" / "comparison.tsv"
     assert main(["-q", "compare", "--metrics", *map(str, paths), "--out", str(typo), "--png", str(typo) + ".pgn"]) == 2
     assert not typo.parent.exists()
+    # The same file twice (a repeated path, or through a link) made two rows of one model.
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    for twice in ([paths[0], paths[1], paths[0]], [paths[0], tmp_path / "link" / "metrics.json"]):
+        assert main(["-q", "compare", "--metrics", *map(str, twice), "--out", str(typo)]) == 2
+        assert not typo.parent.exists()
 
 
 def test_compare_on_real_evaluations(evaluated: dict[str, Any], tmp_path: Path) -> None:

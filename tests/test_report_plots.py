@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from seqae.figure import plt
-from seqae.report_plots import PlainLogFormatter, model_training_note, training_note
+from seqae.report_plots import PlainLogFormatter, draw_latent_embedding, model_training_note, training_note
 from tests.conftest import training_info
 
 
@@ -50,3 +50,22 @@ def test_probe_matrix_cells_show_what_the_colour_shows(tmp_path: Path, monkeypat
     assert "acc 0.75" in texts  # the accuracy beneath
     assert "chance" in bar.get_ylabel() and "large number" in bar.get_ylabel()
     plt.close(figures[0])
+
+
+def test_latent_figure_draws_umap_without_warnings_on_a_dozen_windows(tmp_path: Path) -> None:
+    """umap warned about its thread count on every run and about its neighbours on small test sets."""
+    import warnings
+
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("umap")
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(12, 4)).astype(np.float32)
+    labels = {"chrom": np.array(["chr1", "chr2"] * 6)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=ImportWarning)  # umap's note that TensorFlow is absent
+        draw_latent_embedding(embedding, labels, tmp_path / "latent.png", title="chrom block")
+    assert not [str(w.message) for w in caught]
+    assert (tmp_path / "latent.png").stat().st_size > 0
