@@ -134,11 +134,14 @@ def test_compare_models_on_hand_made_metrics(tmp_path: Path) -> None:
 
 
 def test_compare_on_real_evaluations(evaluated: dict[str, Any], tmp_path: Path) -> None:
-    paths = [evaluated["outdir"][k] / "metrics.json" for k in ("plain", "vq", "vae", "plain")]
+    # A second run of the plain model, in another folder: the two are told apart by their folders.
+    (tmp_path / "run2").mkdir()
+    rerun = tmp_path / "run2" / "metrics.json"
+    rerun.write_bytes((evaluated["outdir"]["plain"] / "metrics.json").read_bytes())
+    paths = [evaluated["outdir"][k] / "metrics.json" for k in ("plain", "vq", "vae")] + [rerun]
     table = compare_models(paths, tmp_path / "c.tsv", tmp_path / "c.png")
     assert table["kind"].tolist() == ["plain", "vq", "vae", "plain"]
-    # The same model twice: told apart by the metrics file's folder.
-    assert table["model"].tolist() == ["tiny_plain (eval_plain)", "tiny_vq", "tiny_vae", "tiny_plain (eval_plain)"]
+    assert table["model"].tolist() == ["tiny_plain (eval_plain)", "tiny_vq", "tiny_vae", "tiny_plain (run2)"]
     assert table["chrom_probe"].between(0, 1).all()
     assert not np.isnan(table["vq_perplexity"].iloc[1]) and np.isnan(table["vq_perplexity"].iloc[0])
     assert "vae_spectrum_k4" in table.columns and not np.isnan(table["vae_spectrum_k4"].iloc[2])
