@@ -459,6 +459,10 @@ def _layout_problem(f: h5py.File) -> str | None:
             return f"no dataset /{name}"
         if ds.shape != shape:
             return f"/{name} has shape {ds.shape}, the attributes say {shape}"
+    if f["seq"].dtype != np.uint8:
+        return f"/seq has dtype {f['seq'].dtype}, not the uint8 base codes seqae writes"
+    if "seq_len" in attrs and attrs["seq_len"] != seq_len:
+        return f"attribute seq_len is {attrs['seq_len']}, but window_len + 2 * flank is {seq_len}"
     labels = f.get("labels")
     if not isinstance(labels, h5py.Group):
         return "no group /labels"

@@ -47,6 +47,12 @@ def test_foreign_hdf5_is_refused(tmp_path):
         read_schema(text)
 
 
+def _retype_seq(f: h5py.File) -> None:
+    seq = f["seq"][()].astype(np.int64)
+    del f["seq"]
+    f["seq"] = seq
+
+
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
@@ -56,6 +62,8 @@ def test_foreign_hdf5_is_refused(tmp_path):
         (lambda f: f.attrs.__setitem__("track_names", "[not json"), "unreadable attributes"),
         (lambda f: f.attrs.__delitem__("flank"), "no attribute flank"),
         (lambda f: f.attrs.__setitem__("window_len", 9), "/seq has shape (10, 12), the attributes say (10, 13)"),
+        (lambda f: f.attrs.__setitem__("seq_len", 13), "attribute seq_len is 13, but window_len + 2 * flank is 12"),
+        (_retype_seq, "/seq has dtype int64, not the uint8 base codes seqae writes"),
     ],
 )
 def test_a_damaged_file_is_refused_in_one_line(tmp_path, damage, problem):
