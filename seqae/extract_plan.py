@@ -286,6 +286,13 @@ def _plan_genome(
             promoter_downstream=settings["promoter_downstream"],
         )
     else:
+        log.warning(
+            "%s: no annotation: the gene labels (nearest gene, TSS distance, region_class) of its %d windows are "
+            "unknown; a latent block labelled with one (the default gene block: region_class) learns from "
+            "annotated genomes only, or, with none, needs `label: null`",
+            species,
+            len(windows),
+        )
         gene_labels = _no_gene_labels(len(windows))
     for column in ["gene_id", "gene_name", "gene_biotype", "gene_family", "tss_distance", "region_class"]:
         windows[column] = gene_labels[column].to_numpy()
@@ -336,6 +343,7 @@ def _read_blacklist(path: str | None, aliases: ChromAliases) -> pd.DataFrame | N
 
 
 def _no_gene_labels(n: int) -> pd.DataFrame:
+    """Gene labels of windows without an annotation: all unknown (not ``intergenic``, which would be a claim)."""
     return pd.DataFrame(
         {
             "gene_id": [""] * n,
@@ -343,7 +351,7 @@ def _no_gene_labels(n: int) -> pd.DataFrame:
             "gene_biotype": [""] * n,
             "gene_family": [""] * n,
             "tss_distance": np.full(n, np.nan),
-            "region_class": ["intergenic"] * n,
+            "region_class": [""] * n,
         }
     )
 

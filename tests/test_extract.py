@@ -11,7 +11,7 @@ import pyBigWig
 import pytest
 
 from seqae.cli import main
-from seqae.errors import InputError
+from seqae.errors import InputError, SeqaeError
 from seqae.extract import extract_windows
 from seqae.genome import decode
 from seqae.windows.reader import read_windows
@@ -446,3 +446,24 @@ def test_failed_run_leaves_no_index_or_copy(tiny_inputs, capsys):
     config["genomes"][0]["fasta"] = str(tiny_inputs["fasta"])
     code, err = run_extract_cli(config, out, capsys)
     assert code == 2 and not (d / "genome.fa.fai").exists()
+
+
+def test_without_an_annotation_the_gene_labels_are_unknown_not_intergenic(tiny_inputs, caplog):
+    """region_class said "intergenic" for every window of a genome without an annotation: a claim, not a label."""
+    config = copy.deepcopy(tiny_inputs["config"])
+    config["genomes"][0]["annotation"] = None
+    out = tiny_inputs["dir"] / "plain" / "windows.h5"
+    with caplog.at_level("WARNING", logger="seqae"):
+        extract_windows(config, out, progress=False)
+    labels = read_labels(out)
+    assert (labels["region_class"].astype(str) == "").all() and labels["tss_distance"].isna().all()
+    assert (labels["gene_id"].astype(str) == "").all()
+    assert f"tiny: no annotation: the gene labels (nearest gene, TSS distance, region_class) of its {len(labels)}" in (
+        caplog.text
+    )
+    # A model whose gene block is labelled region_class (the default) is refused at training, naming the fix.
+    from seqae.training.data import _label_codes
+    from seqae.windows.dataset import WindowDataset
+
+    with pytest.raises(SeqaeError, match="label column 'region_class' is empty for every window .* `label: null`"):
+        _label_codes(WindowDataset(out, "train"), WindowDataset(out, "val"), ["region_class"], str(out))
