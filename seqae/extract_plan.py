@@ -338,6 +338,14 @@ def _read_blacklist(path: str | None, aliases: ChromAliases) -> pd.DataFrame | N
         return None
     intervals = read_bed_intervals(path)
     mapping = aliases.map_source(path, intervals["chrom"].unique())
+    if len(intervals) and not mapping:
+        # As for peaks and genes: a blacklist of other names would exclude nothing, silently.
+        shown = ", ".join(sorted(intervals["chrom"].unique())[:5])
+        raise InputError(
+            path,
+            f"no chromosome name in common with the FASTA (blacklist on: {shown}; "
+            f"FASTA has: {', '.join(aliases.reference[:5])}; chrom_aliases: {aliases.rule})",
+        )
     renamed, _ = rename_chromosomes(intervals, mapping)
     return renamed
 

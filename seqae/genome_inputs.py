@@ -91,6 +91,13 @@ def read_genome_genes(
             f"FASTA has: {', '.join(list(sizes)[:5])}; chrom_aliases: {aliases.rule})",
         )
     renamed, dropped = rename_chromosomes(genes, mapping)
+    if len(dropped):
+        # As for peaks: windows on a chromosome named otherwise here get unknown gene labels.
+        log.warning(
+            "%s: %d of %d genes on %d chromosomes absent from the FASTA were skipped (%s)",
+            path, int(dropped.sum()), len(genes), len(dropped),
+            ", ".join(f"{k}: {v}" for k, v in dropped.head(5).items()),
+        )  # fmt: skip
     past = renamed["end"].to_numpy() > renamed["chrom"].map(sizes).to_numpy()
     if past.any():
         first = renamed[past].iloc[0]

@@ -236,6 +236,10 @@ def test_cli_runs(tiny_inputs, capsys):
         ("gff3_mrna_without_ids", r"genes\.gff3:2: mRNA line has neither ID nor Parent attribute"),
         ("alias_table_naming_nothing", r"alias\.txt: no line names a sequence of the FASTA"),
         ("every_peak_excluded", r"TFA\.narrowPeak: every peak is on a chromosome that extract\.chromosomes leaves out"),
+        (
+            "blacklist_of_other_names",  # it excluded nothing, silently
+            r"black\.bed: no chromosome name in common with the FASTA \(blacklist on: NC_000001\.11; FASTA has: chr1",
+        ),
     ],
 )
 def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, message):
@@ -282,6 +286,9 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, me
     elif breakage == "alias_table_naming_nothing":
         (d / "alias.txt").write_text("scaffold_1\t1\n")
         genome["chrom_aliases"] = str(d / "alias.txt")
+    elif breakage == "blacklist_of_other_names":
+        (d / "black.bed").write_text("NC_000001.11\t100\t900\n")
+        genome["blacklist"] = str(d / "black.bed")
     elif breakage == "every_peak_excluded":
         config["extract"]["chromosomes"] = {"include": "peaks", "exclude": ["chr*"]}
     out = d / "bad" / "windows.h5"
@@ -467,3 +474,16 @@ def test_without_an_annotation_the_gene_labels_are_unknown_not_intergenic(tiny_i
 
     with pytest.raises(SeqaeError, match="label column 'region_class' is empty for every window .* `label: null`"):
         _label_codes(WindowDataset(out, "train"), WindowDataset(out, "val"), ["region_class"], str(out))
+
+
+def test_genes_on_chromosomes_absent_from_the_fasta_are_warned_about(tiny_inputs, caplog):
+    """Dropped without a word, they left the windows of those chromosomes with unknown gene labels."""
+    d = tiny_inputs["dir"]
+    config = copy.deepcopy(tiny_inputs["config"])
+    (d / "renamed.gtf").write_text(tiny_inputs["gtf"].read_text().replace("\nchr2\t", "\nscaffold_2\t"))
+    config["genomes"][0]["annotation"] = str(d / "renamed.gtf")
+    with caplog.at_level("WARNING", logger="seqae"):
+        extract_windows(config, d / "renamed" / "windows.h5", progress=False)
+    assert (
+        "renamed.gtf: 1 of 3 genes on 1 chromosomes absent from the FASTA were skipped (scaffold_2: 1)" in caplog.text
+    )

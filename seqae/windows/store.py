@@ -336,6 +336,20 @@ class WindowsWriter(ClosedOnExit):
             self._pool.shutdown(wait=True)
             self._file.close()
 
+    def abort(self) -> None:
+        """Close the file without writing what is pending, and without waiting for the compression threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._file.close()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        # On an error (SIGTERM and Ctrl-C included) the file is being discarded: writing the
+        # chunks still pending, from wherever append() was stopped, would only raise again, in
+        # place of the real exception.
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
 
 def _fixed_width_utf8(values: pd.Series | np.ndarray) -> np.ndarray:
     """Strings ``[n]`` as a NumPy ``S<width>`` array of their UTF-8 bytes, zero-padded.

@@ -101,3 +101,27 @@ def test_a_split_label_outside_train_val_test_is_refused(tmp_path):
         f["labels"].create_dataset("split", data=split.astype(object), dtype=h5py.string_dtype())
     with pytest.raises(InputError, match=r"w.h5: split label 'holdout' is none of train, val, test"):
         WindowDataset(path, "train")
+
+
+def test_an_exception_inside_the_writer_is_not_replaced_by_the_flush(tmp_path, monkeypatch):
+    """SIGTERM (an exception) while append() sent chunks left a half-updated queue, which close() then
+    flushed: a ValueError traceback in place of "terminated", and now and then a hang."""
+    from seqae.windows import store
+
+    calls = {"n": 0}
+    write_oldest = store._ChunkWriter._write_oldest
+
+    def interrupted(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        write_oldest(self)
+
+    monkeypatch.setattr(store, "_MAX_IN_FLIGHT", 1)
+    monkeypatch.setattr(store._ChunkWriter, "_write_oldest", interrupted)
+    rng = np.random.default_rng(0)
+    n = 2000  # several chunks of 256 sequence and 64 track rows
+    with pytest.raises(KeyboardInterrupt):
+        with WindowsWriter(tmp_path / "w.h5", SCHEMA, "float16") as writer:
+            writer.append(rng.integers(0, 5, (n, SCHEMA.seq_len), dtype=np.uint8), rng.random((n, 2, SCHEMA.seq_len)))
+    assert calls["n"] == 3  # nothing was written after the interruption
