@@ -45,6 +45,8 @@ _HEADER = struct.Struct("<IHHQQQHHQQIQ")
 _CHROM_TREE_HEADER = struct.Struct("<IIIIQQ")
 _NODE_HEADER = struct.Struct("<BBH")
 _SECTION = struct.Struct("<IIIIIBBH")
+#: The header's total summary: bases covered, smallest and largest value, their sum and sum of squares.
+_TOTAL_SUMMARY = struct.Struct("<Qdddd")
 _LEAF = np.dtype([("chrom0", "<u4"), ("start", "<u4"), ("chrom1", "<u4"), ("end", "<u4"),
                   ("offset", "<u8"), ("size", "<u8")])  # fmt: skip
 _BRANCH = np.dtype([("chrom0", "<u4"), ("start", "<u4"), ("chrom1", "<u4"), ("end", "<u4"), ("child", "<u8")])
@@ -93,10 +95,17 @@ class BigWigBlocks:
         return data
 
     def _read_header(self) -> None:
-        (magic, _version, _zooms, chrom_tree, _data, index, _fields, _defined, _autosql, _summary, buf_size,
+        (magic, _version, _zooms, chrom_tree, _data, index, _fields, _defined, _autosql, summary, buf_size,
          _ext) = _HEADER.unpack(self._pread(_HEADER.size, 0))  # fmt: skip
         if magic != _BIGWIG_MAGIC:
             raise UnsupportedBigWig(f"magic {magic:#x}")
+        #: ``(bases covered, smallest value, largest value)`` of the whole file, from its header; None without one.
+        self.total_summary: tuple[int, float, float] | None = None
+        if summary:
+            covered, smallest, largest, _sum, _squares = _TOTAL_SUMMARY.unpack(
+                self._pread(_TOTAL_SUMMARY.size, summary)
+            )
+            self.total_summary = (int(covered), float(smallest), float(largest))
         self._compressed = buf_size > 0
         self.chrom_ids = self._read_chrom_tree(chrom_tree)
         leaves = self._read_rtree(index)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,6 +298,7 @@ def _plan_genome(
         windows[column] = gene_labels[column].to_numpy()
 
     tracks = open_tracks(genome_cfg, track_names, aliases, windows, sizes)
+    check_track_values(tracks, settings["track_transform"], settings["track_dtype"])
     report["bigwig_chrom_names"] = {
         name: track.chrom_names for name, track in zip(track_names, tracks, strict=True) if track is not None
     }
@@ -362,6 +363,37 @@ def _no_gene_labels(n: int) -> pd.DataFrame:
             "region_class": [""] * n,
         }
     )
+
+
+def check_track_values(tracks: Sequence[BigWigTrack | None], transform: str, track_dtype: str) -> None:
+    """Check the values each bigWig's header records against how they are stored: warn of an empty file, and of
+    negative values that ``log1p`` would store as 0.
+
+    Raises:
+        InputError: values that overflow float16 storage (``track_transform: none``) to infinity.
+    """
+    largest_stored = float(np.finfo(np.dtype(track_dtype)).max)
+    for track in tracks:
+        if track is None:
+            continue
+        covered, smallest, largest = track.total_summary()
+        if covered == 0:
+            log.warning("%s: holds no data: its track reads 0 in every window", track.path)
+            continue
+        if transform == "none" and largest > largest_stored:
+            raise InputError(
+                track.path,
+                f"values up to {largest:g} overflow track_dtype {track_dtype} (largest {largest_stored:g}) with "
+                "track_transform none; set extract.track_transform: log1p or extract.track_dtype: float32",
+            )
+        if smallest < 0 and transform == "log1p":
+            log.warning(
+                "%s: holds negative values (down to %g), which track_transform log1p stores as 0; for a signed "
+                "track (log ratio, conservation score, z-score) set extract.track_transform: none (with the models' "
+                "default track_loss mse, which fits the stored values)",
+                track.path,
+                smallest,
+            )
 
 
 def open_tracks(

@@ -101,6 +101,13 @@ class BigWigTrack:
         except UnsupportedBigWig:  # read through libBigWig instead: slower per call, same values
             self._blocks = None
 
+    def total_summary(self) -> tuple[int, float, float]:
+        """``(bases covered, smallest value, largest value)`` of the whole file, as its header records them."""
+        if self._blocks is not None and self._blocks.total_summary is not None:
+            return self._blocks.total_summary
+        header = self._bw.header()  # libBigWig's: the values rounded to integers
+        return int(header["nBasesCovered"]), float(header["minVal"]), float(header["maxVal"])
+
     def has_chrom(self, chrom: str) -> bool:
         """Whether the bigWig holds the FASTA chromosome ``chrom`` (under any spelling)."""
         return chrom in self._own_name

@@ -237,6 +237,10 @@ def test_cli_runs(tiny_inputs, capsys):
         ("alias_table_naming_nothing", r"alias\.txt: no line names a sequence of the FASTA"),
         ("every_peak_excluded", r"TFA\.narrowPeak: every peak is on a chromosome that extract\.chromosomes leaves out"),
         (
+            "float16_overflow",  # stored as infinity, with numpy's RuntimeWarning
+            r"huge\.bw: values up to 1e\+06 overflow track_dtype float16 \(largest 65504\) with track_transform none",
+        ),
+        (
             "blacklist_of_other_names",  # it excluded nothing, silently
             r"black\.bed: no chromosome name in common with the FASTA \(blacklist on: NC_000001\.11; FASTA has: chr1",
         ),
@@ -289,6 +293,12 @@ def test_bad_input_gives_one_line_and_no_output(tiny_inputs, capfd, breakage, me
     elif breakage == "blacklist_of_other_names":
         (d / "black.bed").write_text("NC_000001.11\t100\t900\n")
         genome["blacklist"] = str(d / "black.bed")
+    elif breakage == "float16_overflow":
+        from tests.conftest import write_bigwig
+
+        write_bigwig(d / "huge.bw", {c: np.full(len(v), 1e6, np.float32) for c, v in tiny_inputs["seqs"].items()})
+        genome["tfs"][0]["bigwig"] = str(d / "huge.bw")
+        config["extract"]["track_transform"] = "none"
     elif breakage == "every_peak_excluded":
         config["extract"]["chromosomes"] = {"include": "peaks", "exclude": ["chr*"]}
     out = d / "bad" / "windows.h5"
@@ -487,3 +497,33 @@ def test_genes_on_chromosomes_absent_from_the_fasta_are_warned_about(tiny_inputs
     assert (
         "renamed.gtf: 1 of 3 genes on 1 chromosomes absent from the FASTA were skipped (scaffold_2: 1)" in caplog.text
     )
+
+
+def test_negative_and_empty_bigwigs_are_warned_about(tiny_inputs, caplog):
+    """log1p stored a signed track's negative values as 0, and an empty bigWig made a track of zeros, silently."""
+    from tests.conftest import write_bigwig
+
+    d = tiny_inputs["dir"]
+    config = copy.deepcopy(tiny_inputs["config"])
+    signed = {c: np.linspace(-2.5, 2.5, len(s), dtype=np.float32) for c, s in tiny_inputs["seqs"].items()}
+    config["genomes"][0]["tfs"][0]["bigwig"] = str(write_bigwig(d / "signed.bw", signed))
+    with caplog.at_level("WARNING", logger="seqae"):
+        extract_windows(config, d / "signed" / "windows.h5", progress=False)
+    assert "signed.bw: holds negative values (down to -2.5), which track_transform log1p stores as 0" in caplog.text
+    caplog.clear()
+    config["extract"]["track_transform"] = "none"  # stored as they are: nothing to say
+    with caplog.at_level("WARNING", logger="seqae"):
+        extract_windows(config, d / "signed_none" / "windows.h5", progress=False)
+    assert "negative values" not in caplog.text
+    _, tracks = read_windows(d / "signed_none" / "windows.h5")
+    assert tracks[:, 0].min() < -1
+
+    import pyBigWig
+
+    bw = pyBigWig.open(str(d / "empty.bw"), "w")
+    bw.addHeader([(c, len(s)) for c, s in tiny_inputs["seqs"].items()])
+    bw.close()
+    config["genomes"][0]["tfs"][0]["bigwig"] = str(d / "empty.bw")
+    with caplog.at_level("WARNING", logger="seqae"):
+        extract_windows(config, d / "empty" / "windows.h5", progress=False)
+    assert "empty.bw: holds no data: its track reads 0 in every window" in caplog.text
