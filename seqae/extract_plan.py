@@ -241,12 +241,24 @@ def _plan_genome(
     chrom_len = windows["chrom"].map(sizes).to_numpy(dtype=np.int64)
     inside = (windows["start"].to_numpy() - flank >= 0) & (windows["end"].to_numpy() + flank <= chrom_len)
     report["dropped_chromosome_end"] = int((~inside).sum())
-    if not inside.all():
-        near_end = windows.loc[~inside, "chrom"].value_counts()
+    past = windows["summit"].to_numpy() >= chrom_len
+    report["dropped_past_chromosome_end"] = int(past.sum())
+    if past.any():
+        # Not near an end but beyond it: peaks called on another assembly (or another genome's names).
+        first = windows[past].iloc[0]
+        log.warning(
+            "%s: %d summits lie past their chromosome's end in the FASTA (e.g. %s's peak %s at %s:%d, on a "
+            "chromosome of %d bp) and are left out: are the peaks for another assembly?",
+            species, int(past.sum()), first["peak_set"], first["peak_name"], first["chrom"], first["summit"],
+            sizes[first["chrom"]],
+        )  # fmt: skip
+    near = ~inside & ~past
+    if near.any():
+        near_end = windows.loc[near, "chrom"].value_counts()
         log.info(
             "%s: %d summits lie within window_len/2 + max_jitter (%d bp) of a chromosome end and are left out "
             "(most on %s)",
-            species, int((~inside).sum()), window_len // 2 + flank,
+            species, int(near.sum()), window_len // 2 + flank,
             ", ".join(f"{c}: {n}" for c, n in near_end.head(3).items()),
         )  # fmt: skip
     windows = windows[inside]

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyfaidx
 
 from seqae.alphabet import ASCII_TO_CODE, BASES, CODE_N
@@ -228,6 +229,27 @@ def _is_fresh(index: Path, fasta: Path) -> bool:
     return index.exists() and index.stat().st_mtime >= fasta.stat().st_mtime
 
 
+def _index_misses_records(fai: Path, fasta: Path) -> bool:
+    """Whether a plain FASTA holds more than its ``.fai`` says: anything but white space after the last record.
+
+    A newer modification time is not enough: ``wget`` and ``gunzip`` give a
+    downloaded FASTA the server's (older) time, so the index of an earlier,
+    shorter download looks fresh. (A FASTA shorter than its index is named
+    when a record is read.) Reads the index and at most 4 KiB of the FASTA.
+    """
+    try:
+        columns = pd.read_csv(fai, sep="\t", header=None, usecols=[1, 2, 3, 4], dtype=np.int64).to_numpy()
+        length, offset, line_bases, line_bytes = columns.T
+        full_lines = np.floor_divide(length, line_bases, where=line_bases > 0, out=np.zeros_like(length))
+        end = int((offset + full_lines * line_bytes + (length - full_lines * line_bases)).max(initial=0))
+        with open(fasta, "rb") as handle:
+            handle.seek(end)
+            tail = handle.read(4096)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return False  # an unreadable index: pyfaidx names the problem when it reads it
+    return bool(tail.strip())
+
+
 def _build_index(fasta: Path, fai: Path, gzi: Path | None) -> None:
     """Index ``fasta`` into ``fai`` (and ``gzi`` for bgzip), atomically: a failed build leaves no index."""
     with atomic_output(fai) as tmp_fai, atomic_output(gzi) if gzi else contextlib.nullcontext() as tmp_gzi:
@@ -366,7 +388,9 @@ class Genome(ClosedOnExit):
         for folder in [path.parent] + ([work] if work is not None and work != path.parent else []):
             fai, gzi = named(folder)
             if _is_fresh(fai, path) and (gzi is None or _is_fresh(gzi, path)):
-                return fai, gzi
+                if gzi is not None or not _index_misses_records(fai, path):
+                    return fai, gzi
+                log.warning("%s: does not cover the whole FASTA (an index of an earlier version?); indexing again", fai)
         if os.access(path.parent, os.W_OK):
             fai, gzi = named(path.parent)
         elif work is not None:

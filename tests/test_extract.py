@@ -527,3 +527,20 @@ def test_negative_and_empty_bigwigs_are_warned_about(tiny_inputs, caplog):
     with caplog.at_level("WARNING", logger="seqae"):
         extract_windows(config, d / "empty" / "windows.h5", progress=False)
     assert "empty.bw: holds no data: its track reads 0 in every window" in caplog.text
+
+
+def test_summits_past_a_chromosome_end_suggest_another_assembly(tiny_inputs, caplog):
+    """They were counted with the summits near an end, at INFO, as if the peaks fitted the FASTA."""
+    d = tiny_inputs["dir"]
+    config = copy.deepcopy(tiny_inputs["config"])
+    text = tiny_inputs["peaks"]["TFA"].read_text()
+    (d / "past.narrowPeak").write_text(text + "chr3\t90000\t90400\tfar\t10\t.\t5.0\t10.0\t8.0\t200\n")
+    config["genomes"][0]["tfs"][0]["peaks"] = str(d / "past.narrowPeak")
+    with caplog.at_level("INFO", logger="seqae"):
+        report = extract_windows(config, d / "past" / "windows.h5", progress=False)
+    assert (
+        "tiny: 1 summits lie past their chromosome's end in the FASTA (e.g. TFA's peak far at chr3:90200, on a "
+        "chromosome of 3000 bp) and are left out: are the peaks for another assembly?" in caplog.text
+    )
+    assert "tiny: 1 summits lie within window_len/2 + max_jitter (120 bp) of a chromosome end" in caplog.text
+    assert report["genomes"][0]["dropped_past_chromosome_end"] == 1

@@ -364,3 +364,22 @@ def test_alias_table(tmp_path, caplog):
     }  # fmt: skip
     with pytest.raises(InputError, match=r"chromAlias\.txt: no line names a sequence of the FASTA"):
         ChromAliases(["scaffold_1"], str(table))
+
+
+def test_an_index_of_a_shorter_earlier_fasta_is_rebuilt(tmp_path, caplog):
+    """A FASTA downloaded again keeps the server's older time (wget, gunzip): the old index looked fresh and
+    its records were all that was read, so peaks on the new records were skipped as on absent chromosomes."""
+    fasta = write_fasta(tmp_path / "g.fa", {"x": "ACGT" * 50}, line_width=20)
+    Genome(fasta).close()  # index it
+    when = os.stat(fasta).st_mtime_ns - 10**9
+    write_fasta(fasta, {"x": "ACGT" * 50, "y": "GGCC" * 10}, line_width=20)
+    os.utime(fasta, ns=(when, when))  # older than the index
+    with caplog.at_level("WARNING", logger="seqae"):
+        genome = Genome(fasta)
+    assert genome.chrom_sizes == {"x": 200, "y": 40}
+    assert "g.fa.fai: does not cover the whole FASTA (an index of an earlier version?); indexing again" in caplog.text
+    genome.close()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="seqae"):
+        Genome(fasta).close()  # the new index covers it: used as it is
+    assert not caplog.text
