@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,8 @@ from seqae.errors import InputError
 from seqae.genome import Genome, gc_and_n_fraction
 from seqae.intervals import overlaps_any
 from seqae.spans import ReadStats
+
+log = logging.getLogger("seqae")
 
 # Background candidates drawn per background window needed: enough to fill
 # the GC bins at the tails of the peak GC distribution.
@@ -98,6 +101,11 @@ def measure_and_sample_background(
     windows = windows.assign(gc=gc, n_fraction=n_frac)
     too_many_n = windows["n_fraction"].to_numpy() > settings["max_n_fraction"]
     report["dropped_n_fraction"] = int(too_many_n.sum())
+    if too_many_n.any():
+        log.info(
+            "%s: %d peak windows hold more than max_n_fraction (%g) N bases and are left out",
+            genome.path, int(too_many_n.sum()), settings["max_n_fraction"],
+        )  # fmt: skip
     windows = windows[~too_many_n].reset_index(drop=True)
     report["n_peak_windows"] = len(windows)
     if not len(windows):

@@ -257,10 +257,25 @@ def _build_index(fasta: Path, fai: Path, gzi: Path | None) -> None:
         tmp_fai.unlink()
         if tmp_gzi is not None:
             tmp_gzi.unlink()
+        if gzi is None:
+            _check_plain_text(fasta)
         with _fasta_errors(fasta):
             pyfaidx.Faidx(
                 str(fasta), indexname=str(tmp_fai), gzi_indexname=str(tmp_gzi) if tmp_gzi else None, as_raw=True
             ).close()
+
+
+def _check_plain_text(fasta: Path) -> None:
+    """Refuse what pyfaidx would misread without a word, or name wrongly: a byte-order mark, or line breaks of
+    a lone carriage return (old Mac text, which it reads as one line). Reads the first 64 KiB."""
+    with open(fasta, "rb") as handle:
+        head = handle.read(65536)
+    if head.startswith(b"\xef\xbb\xbf"):
+        raise InputError(fasta, "starts with a UTF-8 byte-order mark, which FASTA readers cannot index; remove it "
+                         "(`sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`)", line=1)  # fmt: skip
+    if b"\r" in head and b"\n" not in head:
+        raise InputError(fasta, "lines end in a lone carriage return (old Mac text), which FASTA readers cannot "
+                         "index; convert them (`tr '\\r' '\\n'`)")  # fmt: skip
 
 
 def _bgzip_advice(source: Path) -> str:

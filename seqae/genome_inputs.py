@@ -37,6 +37,14 @@ def read_genome_peaks(
     frames, per_file = [], {}
     for tf in genome_cfg["tfs"]:
         peaks = read_peaks(tf["peaks"], peak_set=tf["name"])
+        repeated = peaks.duplicated(["chrom", "summit"]).to_numpy()
+        if repeated.any():
+            # Concatenated replicates or a file appended twice: the same window again, weighted twice in training.
+            log.warning(
+                "%s: %d peaks repeat an earlier peak's summit (chromosome and position) and are dropped",
+                tf["peaks"], int(repeated.sum()),
+            )  # fmt: skip
+            peaks = peaks[~repeated].reset_index(drop=True)
         mapping = aliases.map_source(tf["peaks"], peaks["chrom"].unique())
         if not mapping:
             shown = ", ".join(sorted(peaks["chrom"].unique())[:5])
@@ -57,7 +65,8 @@ def read_genome_peaks(
         per_file[tf["name"]] = {
             "file": str(tf["peaks"]),
             "chrom_names": {ref: name for name, ref in sorted(mapping.items()) if name != ref},
-            "n_peaks": len(peaks),
+            "n_peaks": len(peaks) + int(repeated.sum()),
+            "n_repeated_summits": int(repeated.sum()),
             "n_on_absent_chromosomes": int(dropped.sum()),
             "absent_chromosomes": {str(k): int(v) for k, v in dropped.items()},
         }

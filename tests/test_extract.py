@@ -544,3 +544,22 @@ def test_summits_past_a_chromosome_end_suggest_another_assembly(tiny_inputs, cap
     )
     assert "tiny: 1 summits lie within window_len/2 + max_jitter (120 bp) of a chromosome end" in caplog.text
     assert report["genomes"][0]["dropped_past_chromosome_end"] == 1
+    # The peak over chr2's N run: said on the terminal too, not only in the report.
+    assert "genome.fa: 1 peak windows hold more than max_n_fraction (0.05) N bases and are left out" in caplog.text
+
+
+def test_peaks_repeating_a_summit_are_dropped_with_a_warning(tiny_inputs, caplog):
+    """A peaks file appended twice made every window twice, silently."""
+    d = tiny_inputs["dir"]
+    config = copy.deepcopy(tiny_inputs["config"])
+    text = tiny_inputs["peaks"]["TFA"].read_text()
+    (d / "twice.narrowPeak").write_text(text + text)
+    config["genomes"][0]["tfs"][0]["peaks"] = str(d / "twice.narrowPeak")
+    once = extract_windows(copy.deepcopy(tiny_inputs["config"]), d / "once" / "windows.h5", progress=False)
+    with caplog.at_level("WARNING", logger="seqae"):
+        twice = extract_windows(config, d / "twice" / "windows.h5", progress=False)
+    assert "twice.narrowPeak: 7 peaks repeat an earlier peak's summit (chromosome and position) and are dropped" in (
+        caplog.text
+    )
+    assert twice["n_peak_windows"] == once["n_peak_windows"]
+    assert twice["genomes"][0]["peaks"]["TFA"]["n_repeated_summits"] == 7

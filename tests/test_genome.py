@@ -383,3 +383,18 @@ def test_an_index_of_a_shorter_earlier_fasta_is_rebuilt(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="seqae"):
         Genome(fasta).close()  # the new index covers it: used as it is
     assert not caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"\xef\xbb\xbf>x\nACGT\n", r"g\.fa:1: starts with a UTF-8 byte-order mark"),  # said: text before the first '>'
+        (b">x\rACGT\r>y\rGGCC\r", r"g\.fa: lines end in a lone carriage return"),  # read as one record, silently
+    ],
+)
+def test_a_byte_order_mark_or_old_mac_line_breaks_are_named(tmp_path, text, message):
+    fasta = tmp_path / "g.fa"
+    fasta.write_bytes(text)
+    with pytest.raises(InputError, match=message):
+        Genome(fasta)
+    assert not (tmp_path / "g.fa.fai").exists()
