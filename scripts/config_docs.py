@@ -76,7 +76,10 @@ PLACEHOLDERS = {"models": "<name>", "models.<name>.blocks": "<block>"}
 #: Keys whose sub-keys the README does not list again (a model's ``training`` repeats ``training``).
 NOT_EXPANDED = {"models.<name>.training"}
 #: Words for the name patterns of the schema.
-PATTERN_WORDS = {"^[A-Za-z0-9_.-]+$": "letters, digits, `_ . -`", "^[A-Za-z0-9_-]+$": "letters, digits, `_ -`"}
+PATTERN_WORDS = {
+    "^(?!\\.+$)[A-Za-z0-9_.-]+$": "letters, digits, `_ . -`; not only dots",
+    "^[A-Za-z0-9_-]+$": "letters, digits, `_ -`",
+}
 
 
 # ---------------------------------------------------------------- values as text

@@ -221,8 +221,17 @@ def _cmd_trees(args: argparse.Namespace) -> None:
 
     config = _config_from(args, genomes_required=False)
     settings = {**config.get("trees", {}), "seed": config["seed"]}
+    figures = " and figures" if settings.get("render", True) else ""
     if args.batch is not None or args.all:
         from seqae.phylo.inputs import read_batch
+
+        one_family = [f"--{k}" for k in ("family", "fasta", "reference", "labels") if getattr(args, k) is not None]
+        if args.batch is not None and args.all:
+            raise ConfigError("give --batch or --all, not both (--all fits the configuration's trees.families)")
+        if one_family:
+            raise ConfigError(
+                f"{one_family[0]} names one family; --batch and --all fit the families they list (give one or the other)"
+            )
 
         if args.batch is not None:
             specs = read_batch(args.batch, args.outdir)
@@ -230,15 +239,15 @@ def _cmd_trees(args: argparse.Namespace) -> None:
             specs = [{"name": f["name"], "fasta": f["fasta"], "reference": f.get("reference"), "labels": f.get("labels"),
                       "outdir": args.outdir / f["name"]} for f in config["trees"].get("families") or []]  # fmt: skip
             if not specs:
-                raise ConfigError("seqae trees --all: the configuration lists no trees.families")
+                raise ConfigError("--all: the configuration lists no trees.families")
         rows = run_families(specs, settings, progress=not args.quiet)
-        log.info("%d families fitted together; latent trees and figures written under %s", len(rows), args.outdir)
+        log.info("%d families fitted together; latent trees%s written under %s", len(rows), figures, args.outdir)
         return
     if args.family is None or args.fasta is None:
-        raise ConfigError("seqae trees: give --family and --fasta (one family), --batch or --all (several)")
+        raise ConfigError("give --family and --fasta (one family), --batch or --all (several)")
     row = run_family(args.fasta, args.outdir, settings, reference_tree=args.reference, labels=args.labels,
                      family=args.family, progress=not args.quiet)  # fmt: skip
-    log.info("%s: latent tree and figures written to %s", row["family"], args.outdir)
+    log.info("%s: latent tree%s written to %s", row["family"], figures, args.outdir)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:

@@ -67,6 +67,10 @@ def _key_path(path) -> str:  # noqa: ANN001 - a deque of str/int
     return "".join(parts) or "<top level>"
 
 
+#: The schema's pattern of the names that name files and folders (TFs, species, families): no '/', not '.' or '..'.
+FILE_NAME_PATTERN = r"^(?!\.+$)[A-Za-z0-9_.-]+$"
+
+
 def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...] = ()) -> str:
     """One line naming the key (under ``prefix``) and what is wrong with it."""
     path = [*prefix, *error.absolute_path]
@@ -82,6 +86,8 @@ def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...] = ()) -
         return f"{key}: {error.instance!r} is not of type {error.validator_value}"
     if error.validator == "enum":
         return f"{key}: {error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "pattern" and error.validator_value == FILE_NAME_PATTERN:
+        return f"{key}: {error.instance!r} may hold only letters, digits, '_', '.' and '-', and not only dots (it names files)"
     return f"{key}: {error.message}"
 
 

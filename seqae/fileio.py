@@ -99,6 +99,25 @@ def output_folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def check_output_folder(path: str | os.PathLike[str]) -> None:
+    """Fail now, in one line, where :func:`output_folder` would fail later; creates nothing.
+
+    For long work whose outputs come at its end: a file in the way, or a folder
+    it may not write in, is named before the work rather than after it.
+
+    Raises:
+        SeqaeError: ``path``, or the nearest folder above it that exists, is a file or not writable.
+    """
+    folder = Path(path)
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise SeqaeError(f"{folder}: cannot create this output folder ({candidate} is a file, not a folder)")
+            if not os.access(candidate, os.W_OK | os.X_OK):
+                raise SeqaeError(f"{folder}: cannot create this output folder (no permission to write in {candidate})")
+            return
+
+
 def _why_not_writable(folder: Path, exc: OSError) -> str:
     """Why ``folder`` could not be made or written into: a file in the way, named, else the system's reason."""
     for candidate in (folder, *folder.parents):

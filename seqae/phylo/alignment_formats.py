@@ -51,12 +51,21 @@ def read_records(path: Path, text: str, name: str) -> list[tuple[str, str]]:
     from Bio import AlignIO
 
     formats = next(formats for _, known, formats in _FORMATS if known == name)
+    # PHYLIP's header gives the shape. Strict files whose names fill all 10 columns read as
+    # relaxed ones too, with the first bases glued to the names: only the shape tells them apart.
+    shape = tuple(int(v) for v in text.split(None, 2)[:2]) if name == "PHYLIP" else None
     reason = ""
     for fmt in formats:
         try:
             alignment = AlignIO.read(io.StringIO(text), fmt)
         except Exception as exc:  # noqa: BLE001 - Bio's parsers raise ValueError, AssertionError, NexusError...
             reason = reason or " ".join(str(exc).split())[:200] or type(exc).__name__
+            continue
+        found = (len(alignment), alignment.get_alignment_length())
+        if shape is not None and found != shape:
+            reason = reason or (
+                f"the header says {shape[0]} sequences of {shape[1]} columns; read as {fmt}: {found[0]} of {found[1]}"
+            )
             continue
         return [(record.id, str(record.seq)) for record in alignment]
     raise InputError(path, f"not a readable {name} alignment ({reason})")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seqae.config import FILE_NAME_PATTERN
 from seqae.errors import ConfigError, InputError
 from seqae.fileio import require_file
 from seqae.phylo.alphabet import CODE_MISSING, partial_codes
@@ -35,7 +36,7 @@ log = logging.getLogger("seqae")
 #: DNA alignments hold a few percent at most; protein letters (A, C, G, T, R, S, W, K, M, D, H,
 #: V, N, Y) pass as IUPAC DNA.
 AMBIGUOUS_WARN_SHARE = 0.25
-_FAMILY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_FAMILY_NAME = re.compile(FILE_NAME_PATTERN)
 _NHX_RESERVED = re.compile(r"[()\[\]:;,=\s]+")
 
 
@@ -101,7 +102,7 @@ def prepare_family(fasta, outdir, reference_tree, labels, family: str | None) ->
     fasta = Path(fasta)
     name = family if family is not None else fasta.name.split(".")[0]
     if not _FAMILY_NAME.match(name or ""):
-        raise ConfigError(f"family name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        raise ConfigError(f"family name {name!r} may hold only letters, digits, '_', '.' and '-', and not only dots")
     fam = read_family(fasta, aligned_required=True)
     codes = fam.codes()
     overlap = _check_overlap(codes, fam.names)
@@ -153,16 +154,32 @@ def read_batch(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> 
     """
     source = require_file(path, "batch table")
     try:
-        table = pd.read_csv(source, sep="\t", dtype=str, keep_default_na=False)
+        table = pd.read_csv(source, sep="\t", dtype=str, keep_default_na=False, index_col=False)
+        lines = source.read_text().splitlines()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(source, f"not a tab-separated table ({str(exc).splitlines()[0]})") from None
+    # pandas would fill a short row with blanks and take a long row's first field as its index,
+    # shifting the others: the error then named another family's file.
+    fields = [text.count("\t") + 1 for text in lines]
+    for line, (text, n) in enumerate(zip(lines[1:], fields[1:]), start=2):
+        if text.strip() and n != fields[0]:
+            raise InputError(source, f"{n} tab-separated fields; the header has {fields[0]}", line)
     missing = [c for c in ("name", "fasta") if c not in table.columns]
     if missing or table.empty:
         raise InputError(
             source, f"needs a header with name and fasta and at least one row (missing: {missing or 'rows'})"
         )
     specs = []
+    seen: dict[str, int] = {}
     for line, record in enumerate(table.to_dict("records"), start=2):  # line 1 is the header
+        if not _FAMILY_NAME.match(record["name"]):
+            raise InputError(source, f"family name {record['name']!r} may hold only letters, digits, '_', '.' and "
+                             "'-', and not only dots", line)  # fmt: skip
+        if record["name"] in seen:
+            raise InputError(
+                source, f"family {record['name']!r} is listed twice (first on line {seen[record['name']]})", line
+            )
+        seen[record["name"]] = line
         for column in ("fasta", "reference", "labels"):
             value = record.get(column) or None
             if (column == "fasta" or value) and not Path(value or "").is_file():

@@ -62,12 +62,13 @@ import numpy as np
 
 from seqae.config import default_seed, section_with_defaults
 from seqae.errors import ConfigError, SeqaeError
+from seqae.fileio import check_output_folder
 from seqae.phylo.alphabet import CODE_MISSING
 from seqae.phylo.distance import patristic_distances
 from seqae.phylo.hypertree import LatentTreeSettings, fit_latent_trees
 from seqae.phylo.inputs import PreparedFamily, prepare_family
 from seqae.phylo.io import read_tree
-from seqae.phylo.outputs import finish_family
+from seqae.phylo.outputs import FIGURE_SUFFIXES, finish_family
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
 from seqae.phylo.treejudge import JudgeCache
 
@@ -171,6 +172,8 @@ def run_families(
     twice = [p.name for k, p in enumerate(prepared) if p.name in {q.name for q in prepared[:k]}]
     if twice:
         raise ConfigError(f"family {twice[0]!r} is listed twice")
+    for spec, fam in zip(families, prepared, strict=True):
+        _check_outputs(spec, fam)
     real_trees = []
     for path in stage["real_trees"]:
         tree = read_tree(path)
@@ -212,6 +215,24 @@ def run_families(
         fit.setdefault("seconds", seconds_fit)
         rows.append(finish_family(fam, fit, stage, model_settings))
     return rows
+
+
+def _check_outputs(spec: Mapping[str, Any], fam: PreparedFamily) -> None:
+    """Before any fitting: the family's output folder can be made, and no output file is one of its inputs
+    (a reference tree kept as ``outdir/F.nwk`` was replaced by the latent tree, and the next run scored
+    against it)."""
+    check_output_folder(fam.outdir)
+    outputs = {
+        os.path.realpath(fam.outdir / f"{fam.name}{suffix}"): f"{fam.name}{suffix}"
+        for suffix in (".nwk", ".nhx", ".ancestral.fa", ".tsv", *FIGURE_SUFFIXES)
+    }
+    for key in ("fasta", "reference", "labels"):
+        given = spec.get(key)
+        if isinstance(given, (str, os.PathLike)) and os.path.realpath(given) in outputs:
+            raise ConfigError(
+                f"{given}: the family's {key} input is also its output {outputs[os.path.realpath(given)]} in "
+                f"{fam.outdir}, which would replace it; write the outputs to another folder"
+            )
 
 
 def _fit_tree_latent(

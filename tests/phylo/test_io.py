@@ -184,6 +184,23 @@ def test_read_family_reads_the_alignment_formats_of_phylogenetics_programs(tmp_p
     assert family.names == names and family.sequences == [s.upper() for s in seqs]
 
 
+def test_strict_phylip_with_names_filling_ten_columns_is_read_by_its_header(tmp_path: Path) -> None:
+    """EMBOSS and old PHYLIP write names in 10 columns glued to the bases; read as relaxed PHYLIP, the first
+    bases went into the names and the alignment lost as many columns, with exit status 0."""
+    rows = {"Homo_sapie": "ACGTACGTAC" * 3, "Gorilla_go": "ACGTACGTAA" * 3, "Pan_troglo": "ACGAACGTAC" * 3,
+            "Pongo_abel": "TCGTACGTAC" * 3}  # fmt: skip
+    path = tmp_path / "strict.phy"
+    path.write_text(" 4 30\n" + "".join(f"{name}{seq[:10]} {seq[10:]}\n" for name, seq in rows.items()))
+    family = read_family(path)
+    assert family.names == list(rows) and family.sequences == list(rows.values())
+    path.write_text(" 4 31\n" + "".join(f"{name} {seq}\n" for name, seq in rows.items()))
+    with pytest.raises(InputError) as info:
+        read_family(path)
+    assert str(info.value).endswith(
+        "not a readable PHYLIP alignment (the header says 4 sequences of 31 columns; read as phylip-relaxed: 4 of 30)"
+    )
+
+
 def test_read_family_checks_other_formats_as_fasta(tmp_path: Path) -> None:
     path = tmp_path / "aln.phy"
     path.write_text(" 4 4\na ACGT\nb ACGT\nc ACXT\nd ACGT\n")

@@ -333,3 +333,47 @@ def test_run_families_rejects_a_family_listed_twice(tmp_path):
     with pytest.raises(ConfigError, match="listed twice"):
         run_families([spec, spec], TINY_STAGE)
     assert not (tmp_path / "out").exists()
+
+
+def test_misused_tree_runs_are_refused_before_any_fit(tmp_path, monkeypatch, capsys):
+    """Found by a probe: an output folder holding the inputs (the reference was replaced by the latent tree,
+    and the next run scored 0 against it), family names '.' and '..' (outputs beside or above the folder),
+    --batch with --fasta (ignored), batch rows with too many fields (the error named another family's file),
+    and an output folder behind a file (named only after the fit)."""
+    import seqae.phylo.stage as stage
+    from seqae.errors import ConfigError
+    from seqae.phylo.inputs import read_batch
+
+    monkeypatch.setattr(stage, "_fit_tree_latent", lambda *a, **k: pytest.fail("fitted before the check"))
+    fam = simulated_family(5, 50, 40)
+    write_family(fam.sequences(), tmp_path / "fam.fa")
+    (tmp_path / "fam.nwk").write_text(fam.newick())
+    with pytest.raises(ConfigError, match=r"fam\.nwk: the family's reference input is also its output fam\.nwk in"):
+        run_family(tmp_path / "fam.fa", tmp_path, TINY_STAGE, reference_tree=tmp_path / "fam.nwk", family="fam")
+    for name in (".", ".."):
+        with pytest.raises(ConfigError, match=r"may hold only letters, digits, '_', '\.' and '-', and not only dots"):
+            run_family(tmp_path / "fam.fa", tmp_path / "out", TINY_STAGE, family=name)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(Exception, match=r"out: cannot create this output folder \(.*file is a file, not a folder\)"):
+        run_family(tmp_path / "fam.fa", tmp_path / "file" / "out", TINY_STAGE, family="fam")
+    assert not (tmp_path / "out").exists()
+
+    header = "name\tfasta\treference\n"
+    for rows, message in (
+        (f"a\t{tmp_path / 'fam.fa'}\n", r"batch\.tsv:2: 2 tab-separated fields; the header has 3"),
+        (f"a\t{tmp_path / 'fam.fa'}\t\tx\n", r"batch\.tsv:2: 4 tab-separated fields; the header has 3"),
+        (f"..\t{tmp_path / 'fam.fa'}\t\n", r"batch\.tsv:2: family name '\.\.' may hold only"),
+        (f"a\t{tmp_path / 'fam.fa'}\t\na\t{tmp_path / 'fam.fa'}\t\n", r"batch\.tsv:3: family 'a' is listed twice \(first on line 2\)"),
+    ):  # fmt: skip
+        (tmp_path / "batch.tsv").write_text(header + rows)
+        with pytest.raises(InputError, match=message):
+            read_batch(tmp_path / "batch.tsv", tmp_path / "out")
+    (tmp_path / "batch.tsv").write_text(header + f"a\t{tmp_path / 'fam.fa'}\t\n")
+    for extra, message in (
+        (["--batch", str(tmp_path / "batch.tsv"), "--fasta", "x.fa"], "--fasta names one family; --batch and --all"),
+        (["--batch", str(tmp_path / "batch.tsv"), "--all"], "give --batch or --all, not both"),
+        ([], "seqae trees: error: give --family and --fasta (one family)"),
+    ):
+        assert main(["-q", "trees", "--outdir", str(tmp_path / "out"), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
