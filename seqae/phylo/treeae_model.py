@@ -116,10 +116,13 @@ class TreeAutoencoder(nn.Module):
         x = onehot.flatten(1).double()
         mean = x.mean(dim=0)
         _, sv, vh = torch.linalg.svd(x - mean, full_matrices=False)
-        r = self.projection.shape[1]
-        scale = math.sqrt(x.shape[0]) / sv[:r].clamp_min(1e-6 * float(sv[0]))
+        # A family of few sites has fewer axes (4 L) than components (n - 1): the rest stay zero.
+        r = min(self.projection.shape[1], vh.shape[0])
+        # Identical sequences vary along no axis (every singular value 0): their inputs stay 0, not 0/0.
+        scale = math.sqrt(x.shape[0]) / sv[:r].clamp_min(max(1e-6 * float(sv[0]), 1e-12))
         self.offset.copy_(mean.float())
-        self.projection.copy_((vh[:r].T * scale).float())
+        self.projection.zero_()
+        self.projection[:, :r] = (vh[:r].T * scale).float()
 
     def encode(self, onehot: torch.Tensor) -> torch.Tensor:
         u = (onehot.flatten(1) - self.offset) @ self.projection

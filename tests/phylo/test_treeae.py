@@ -85,3 +85,16 @@ def test_latent_tree_search() -> None:
     refined = read_latent_tree(dist, names, "bme_nni")
     assert normalized_rf(refined, nj) > 0  # random distances: NJ is not a BME local optimum
     assert bme_length(refined, dist, names) < bme_length(nj, dist, names)
+
+
+@pytest.mark.parametrize("shape", ["identical", "few_sites"])
+def test_fit_takes_identical_sequences_and_fewer_sites_than_taxa(shape: str) -> None:
+    """trees.model: points failed on these: 0/0 in the whitening (identical sequences: 'distance matrix has a
+    non-finite value'), and a shape error when 4 x sites < taxa - 1 (a traceback)."""
+    rng = np.random.default_rng(0)
+    n = 9
+    codes = np.repeat(rng.integers(0, 4, (1, 40)), n, axis=0) if shape == "identical" else rng.integers(0, 4, (n, 1))
+    names = [f"s{i}" for i in range(n)]
+    result = fit_tree_autoencoder(codes.astype(np.uint8), names, {**TINY, "epochs": 10, "adversarial_epochs": 2})
+    assert sorted(result.tree.get_leaf_names()) == names
+    assert all(np.isfinite(node.dist) for node in result.tree.traverse())
