@@ -176,6 +176,29 @@ def require_file(path: str | os.PathLike[str], what: str = "input file") -> Path
     return p
 
 
+#: Leading bytes of files that are not the text a reader expected -> what they are and what to do.
+_NOT_TEXT = (
+    (b"BZh", "bzip2-compressed: decompress it (`bunzip2 -k FILE`)"),
+    (b"\xfd7zXZ\x00", "xz-compressed: decompress it (`unxz -k FILE`)"),
+    (b"(\xb5/\xfd", "zstd-compressed: decompress it (`unzstd FILE`)"),
+    (b"PK\x03\x04", "a zip archive: unzip it and give the file inside"),
+    (b"\xff\xfe", "UTF-16 text: save it as UTF-8 (or ASCII)"),
+    (b"\xfe\xff", "UTF-16 text: save it as UTF-8 (or ASCII)"),
+)
+
+
+def not_text(head: bytes) -> str | None:
+    """What a file starting with ``head`` (its first few KiB) is when it is not plain text, else None.
+
+    For readers that would otherwise complain about its first line: a
+    compressed file, UTF-16 text, or any file holding NUL bytes (binary).
+    """
+    for magic, what in _NOT_TEXT:
+        if head.startswith(magic):
+            return what
+    return "a binary file, not text" if b"\x00" in head[:4096] else None
+
+
 def write_tsv(table: pd.DataFrame, path: str | os.PathLike[str], header: bool = True) -> Path:
     """Write a DataFrame as tab-separated text (temp file, then rename): :func:`write_tsv_to`."""
     with atomic_output(path) as tmp:

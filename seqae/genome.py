@@ -26,7 +26,7 @@ import pyfaidx
 from seqae.alphabet import ASCII_TO_CODE, BASES, CODE_N
 from seqae.errors import InputError
 from seqae.fasta_lines import LineLengthError, plain_spans_codes
-from seqae.fileio import ClosedOnExit, atomic_output, require_file
+from seqae.fileio import ClosedOnExit, atomic_output, not_text, require_file
 from seqae.spans import ReadStats, read_by_spans
 
 log = logging.getLogger("seqae")
@@ -270,6 +270,9 @@ def _check_plain_text(fasta: Path) -> None:
     a lone carriage return (old Mac text, which it reads as one line). Reads the first 64 KiB."""
     with open(fasta, "rb") as handle:
         head = handle.read(65536)
+    what = not_text(head)
+    if what is not None:
+        raise InputError(fasta, f"is {what}")
     if head.startswith(b"\xef\xbb\xbf"):
         raise InputError(fasta, "starts with a UTF-8 byte-order mark, which FASTA readers cannot index; remove it "
                          "(`sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`)", line=1)  # fmt: skip

@@ -398,3 +398,12 @@ def test_a_byte_order_mark_or_old_mac_line_breaks_are_named(tmp_path, text, mess
     with pytest.raises(InputError, match=message):
         Genome(fasta)
     assert not (tmp_path / "g.fa.fai").exists()
+
+
+def test_a_bzip2_genome_is_named_as_such(tmp_path):
+    import bz2
+
+    fasta = tmp_path / "g.fa.bz2"
+    fasta.write_bytes(bz2.compress(b">x\nACGT\n"))
+    with pytest.raises(InputError, match=r"g\.fa\.bz2: is bzip2-compressed: decompress it"):
+        Genome(fasta)

@@ -28,6 +28,7 @@ _FORMATS = (
     (re.compile(rb"\d+\s+\d+\s*$"), "PHYLIP", ("phylip-relaxed", "phylip")),
     (re.compile(rb"(locus|id)\s", re.IGNORECASE), "GenBank or EMBL", ()),
     (re.compile(rb"!!"), "MSF", ()),
+    (re.compile(rb"#mega\b", re.IGNORECASE), "MEGA", ()),
     (re.compile(rb"@\S"), "FASTQ", ()),
 )
 #: The formats :func:`read_records` reads.

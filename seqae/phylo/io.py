@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from seqae.errors import InputError
-from seqae.fileio import atomic_output, require_file
+from seqae.fileio import atomic_output, not_text, require_file
 from seqae.phylo.alignment_formats import READABLE, detect_format, read_records
 from seqae.phylo.alphabet import VALID_BYTES, encode
 
@@ -123,6 +123,9 @@ def read_family(path: str | os.PathLike[str], aligned_required: bool = True) -> 
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(p, f"is not a valid gzip file ({exc})") from None
+    what = not_text(raw[:4096])
+    if what is not None:
+        raise InputError(p, f"is {what}")
     raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors save
     if not raw.strip():
         raise InputError(p, "empty file: no FASTA records")

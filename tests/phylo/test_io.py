@@ -311,3 +311,20 @@ def test_read_tree_keeps_nhx_attributes_beside_other_comments(tmp_path: Path) ->
     path.write_text("((a[&rate=1.2]:0.1,b:0.2):0.05[&&NHX:S=x],c:0.3,d:0.4);")
     tree = read_tree(path)
     assert [node.S for node in tree.traverse() if hasattr(node, "S")] == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda text: __import__("bz2").compress(text), r"is bzip2-compressed: decompress it"),
+        (lambda text: __import__("lzma").compress(text), r"is xz-compressed: decompress it"),
+        (lambda text: text.decode().encode("utf-16"), r"is UTF-16 text: save it as UTF-8"),
+        (lambda text: b"\x00\x01\x02" + text, r"is a binary file, not text"),
+    ],
+)
+def test_a_compressed_or_binary_alignment_is_named_as_such(tmp_path: Path, make, message: str) -> None:
+    """Each said "sequence text before the first '>' header", which does not say what the file is."""
+    path = tmp_path / "fam.fa"
+    path.write_bytes(make(FOUR.encode()))
+    with pytest.raises(InputError, match=f"^{path}: {message}"):
+        read_family(path)
