@@ -46,7 +46,7 @@ def read_labels(labels: Mapping[str, str] | str | os.PathLike[str] | None, names
     Labels are made safe for NHX (reserved characters and whitespace -> ``_``).
 
     Raises:
-        InputError: a TSV line without two fields, or a name not in the family.
+        InputError: a TSV line without two fields, a name labelled twice, or a name not in the family.
     """
     if labels is None:
         return {}
@@ -55,13 +55,18 @@ def read_labels(labels: Mapping[str, str] | str | os.PathLike[str] | None, names
         source: str | Path = "labels"
     else:
         source = require_file(labels, "labels file")
-        raw = {}
+        raw, first_line = {}, {}
         for number, line in enumerate(Path(source).read_text().splitlines(), start=1):
             if not line.strip() or line.startswith("#"):
                 continue
             fields = line.rstrip("\n").split("\t")
             if len(fields) < 2 or not fields[0]:
                 raise InputError(source, "expected two tab-separated fields: sequence name, label", number)
+            if fields[0] in first_line:
+                raise InputError(
+                    source, f"sequence {fields[0]!r} is labelled twice (first on line {first_line[fields[0]]})", number
+                )
+            first_line[fields[0]] = number
             raw[fields[0]] = fields[1]
     unknown = sorted(set(raw) - set(names))
     if unknown:

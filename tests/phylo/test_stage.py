@@ -377,3 +377,15 @@ def test_misused_tree_runs_are_refused_before_any_fit(tmp_path, monkeypatch, cap
         assert main(["-q", "trees", "--outdir", str(tmp_path / "out"), *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_labels_file_names_a_sequence_labelled_twice(tmp_path):
+    """The last label won, silently."""
+    from seqae.phylo.inputs import read_labels
+
+    path = tmp_path / "labels.tsv"
+    path.write_text("a\thuman\nb\tmouse\na\trat\n")
+    with pytest.raises(InputError, match=r"labels\.tsv:3: sequence 'a' is labelled twice \(first on line 1\)"):
+        read_labels(path, ["a", "b", "c", "d"])
+    path.write_text("a\thuman\nb\tmouse (lab)\n")
+    assert read_labels(path, ["a", "b", "c", "d"]) == {"a": "human", "b": "mouse_lab"}
