@@ -69,4 +69,6 @@ def read_records(path: Path, text: str, name: str) -> list[tuple[str, str]]:
             )
             continue
         return [(record.id, str(record.seq)) for record in alignment]
+    if shape is not None and "the header says" not in reason:
+        reason += f"; does the header's {shape[0]} sequences of {shape[1]} columns fit the file?"
     raise InputError(path, f"not a readable {name} alignment ({reason})")

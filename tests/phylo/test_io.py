@@ -199,6 +199,9 @@ def test_strict_phylip_with_names_filling_ten_columns_is_read_by_its_header(tmp_
     assert str(info.value).endswith(
         "not a readable PHYLIP alignment (the header says 4 sequences of 31 columns; read as phylip-relaxed: 4 of 30)"
     )
+    path.write_text(" 3 30\n" + "".join(f"{name} {seq}\n" for name, seq in rows.items()))
+    with pytest.raises(InputError, match=r"; does the header's 3 sequences of 30 columns fit the file\?\)$"):
+        read_family(path)
 
 
 def test_read_family_checks_other_formats_as_fasta(tmp_path: Path) -> None:
