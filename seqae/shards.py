@@ -96,6 +96,7 @@ def plan_shards(config: Config, out: str | Path, n_shards: int) -> dict[str, Any
         folder = shard_dir(out)
         output_folder(folder)
         plan = {
+            "config": _planned_config(config),
             "n_windows": len(extraction.labels),
             "shards": shard_rows(extraction.labels, n_shards),
             "genomes": [_genome_plan(p) for p in extraction.plans],
@@ -130,7 +131,28 @@ def _read_plan(config: Config, out: Path) -> tuple[dict[str, Any], pd.DataFrame]
     labels = pd.read_parquet(require_file(folder / PLAN_LABELS, "extraction plan's labels"))
     if [g["species"] for g in plan["genomes"]] != [g["species"] for g in config["genomes"]]:
         raise InputError(folder / PLAN_JSON, "planned for other genomes than the configuration's; plan again")
+    planned, given = plan.get("config"), _planned_config(config)
+    if planned is not None and planned != given:
+        # A shard of other settings would be written in full before the gather found out (or not at all).
+        raise InputError(
+            folder / PLAN_JSON, f"planned with {_difference(planned, given)}; plan again (seqae extract-plan)"
+        )
     return plan, labels
+
+
+def _planned_config(config: Config) -> dict[str, Any]:
+    """The parts of the configuration a plan fixes (extraction settings, genome inputs), as JSON values."""
+    return json.loads(json.dumps({"extract": config["extract"], "genomes": config["genomes"]}))
+
+
+def _difference(planned: dict[str, Any], given: dict[str, Any]) -> str:
+    """The first setting in which two :func:`_planned_config` differ, in words."""
+    for key in sorted(set(planned["extract"]) | set(given["extract"])):
+        was, now = planned["extract"].get(key), given["extract"].get(key)
+        if was != now:
+            return f"extract.{key} = {json.dumps(was)}, the configuration has {json.dumps(now)}"
+    differ = next(i for i, (a, b) in enumerate(zip(planned["genomes"], given["genomes"])) if a != b)
+    return f"other inputs of genomes[{differ}] ({given['genomes'][differ]['species']}) than the configuration's"
 
 
 def _extraction(

@@ -133,3 +133,11 @@ def test_cli_steps(medium_inputs, tmp_path, capsys):
     assert out.exists() and (out.parent / "extract_report.json").exists()
     assert main(["--quiet", "extract-shard", *common, "--shard", "2"]) == 2
     assert "has shards 0 to 1, not 2" in capsys.readouterr().err
+    # Shards of other settings than the plan's were written in full; the gather then failed or mixed them.
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**medium_inputs, "extract": {**medium_inputs["extract"], "max_n_fraction": 0.5}}))
+    assert main(["--quiet", "extract-shard", "--config", str(other), "--out", str(out), "--shard", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and "plan.json: planned with extract.max_n_fraction = 0.05, the configuration has 0.5" in err[0]
+    )
