@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from seqae.alphabet import CODE_N, reverse_complement
-from seqae.errors import ConfigError, InputError
+from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.fileio import output_folder, require_file, write_tsv
 from seqae.genome import Genome, decode, gather_windows
 from seqae.mafft import align_families
@@ -395,6 +395,31 @@ def _atomic_folder(target: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
 
 
+#: What an earlier run leaves in its folder, which a new run replaces as a whole.
+_OWN_FILES = ("report.json", "families.tsv", "members.tsv", "*.fa", "*.nwk")
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse, before any work, an output folder whose replacement would delete what is not ours.
+
+    Raises:
+        SeqaeError: ``target`` is the working folder, or holds files other than an earlier run's.
+    """
+    if not target.exists():
+        return
+    if target.resolve() == Path.cwd().resolve() or not target.is_dir():
+        raise SeqaeError(
+            f"{target}: the output folder is replaced as a whole; give a new folder (e.g. {target}/families)"
+        )
+    foreign = sorted(p.name for p in target.iterdir() if p.is_dir() or not any(p.match(g) for g in _OWN_FILES))
+    if foreign:
+        raise SeqaeError(
+            f"{target}: holds {foreign[0]!r}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, which is "
+            "not from an earlier `seqae orthologs` run; the output folder is replaced as a whole: give a new or "
+            "empty folder"
+        )
+
+
 def _replace_folder(tmp: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
@@ -425,19 +450,22 @@ def _place_windows(
         gene_id, ..., start, end``), its codes ``uint8 [n, window_len]``
         on the gene's strand, and the counts for ``report.json``.
     """
-    from seqae.genome_inputs import read_genome_genes, read_genome_peaks
+    from seqae.genome_inputs import genome_aliases, read_genome_genes, read_genome_peaks
 
     settings = config["orthologs"]
     species = [g["species"] for g in config["genomes"]]
     genomes = {g["species"]: Genome(g["fasta"], work_dir=genome_dir / g["species"]) for g in config["genomes"]}
     try:
         sizes = {sp: genome.chrom_sizes for sp, genome in genomes.items()}
-        genes = {g["species"]: read_genome_genes(g["annotation"], sizes[g["species"]], {}) for g in config["genomes"]}
+        # Each genome's own chromosome-name rule (an alias table, auto, none), as for its peaks.
+        aliases = {g["species"]: genome_aliases(g, genomes[g["species"]]) for g in config["genomes"]}
+        genes = {g["species"]: read_genome_genes(g["annotation"], sizes[g["species"]], {}, aliases[g["species"]])
+                 for g in config["genomes"]}  # fmt: skip
         peaks = None
         if settings["anchor"] == "peak":
             peaks = {}
             for g in config["genomes"]:
-                frame, _ = read_genome_peaks(g, genomes[g["species"]])
+                frame, _ = read_genome_peaks(g, genomes[g["species"]], aliases[g["species"]])
                 peaks[g["species"]] = frame[frame["peak_set"] == settings["tf"]] if settings.get("tf") else frame
         if settings.get("table"):
             source: str | os.PathLike[str] = settings["table"]
@@ -536,6 +564,7 @@ def build_ortholog_families(
     """
     settings = config["orthologs"]
     _check_settings(config)
+    _check_replaceable(Path(outdir))
     species = [g["species"] for g in config["genomes"]]
     species_tree = _read_species_tree(settings["species_tree"], species) if settings.get("species_tree") else None
     window_len = int(settings.get("window_len") or config["extract"]["window_len"])

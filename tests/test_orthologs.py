@@ -18,7 +18,7 @@ import pytest
 
 from seqae.cli import main
 from seqae.config import validate_config
-from seqae.errors import ConfigError, InputError
+from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.genome import Genome, decode
 from seqae.orthologs import (
     anchor_windows,
@@ -286,3 +286,46 @@ def test_mafft_several_at_a_time_writes_the_same_families(species_demo, tmp_path
     assert written == sorted(p.name for p in (tmp_path / "three").iterdir())
     for name in written:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "three" / name).read_bytes(), name
+
+
+def test_an_output_folder_holding_other_files_is_not_replaced(species_demo, tmp_path, monkeypatch):
+    """The folder is replaced as a whole: given one holding a run's windows, it deleted them (exit 0); given
+    the working folder, it deleted its files and then failed with a traceback."""
+    config = validate_config({"genomes": species_demo["genomes"],
+                              "orthologs": {"enabled": True, "align": "none", "max_families": 2}})  # fmt: skip
+    out = tmp_path / "results"
+    (out / "windows").mkdir(parents=True)
+    (out / "windows" / "windows.h5").write_text("keep me")
+    with pytest.raises(SeqaeError, match=r"results: holds 'windows', which is not from an earlier `seqae orthologs`"):
+        build_ortholog_families(config, out)
+    assert (out / "windows" / "windows.h5").read_text() == "keep me"
+    monkeypatch.chdir(out)
+    with pytest.raises(SeqaeError, match=r"the output folder is replaced as a whole; give a new folder"):
+        build_ortholog_families(config, ".")
+    # An earlier run's folder is replaced.
+    build_ortholog_families(config, tmp_path / "families")
+    assert build_ortholog_families(config, tmp_path / "families")["families_written"] == 2
+
+
+def test_each_genomes_alias_table_renames_its_annotation_too(species_demo, tmp_path):
+    """orthologs read the annotation without the genome's chrom_aliases: an annotation in another naming,
+    which extraction read through the alias table, stopped it with 'no chromosome name in common'."""
+    genomes = [dict(g) for g in species_demo["genomes"]]
+    fasta_names = [line[1:].split()[0] for line in open(genomes[1]["fasta"]) if line.startswith(">")]
+    refseq = {name: f"NC_{i:06d}.1" for i, name in enumerate(fasta_names, start=1)}
+    text = Path(genomes[1]["annotation"]).read_text()
+    renamed = "\n".join(
+        "\t".join([refseq.get(line.split("\t")[0], line.split("\t")[0]), *line.split("\t")[1:]])
+        if "\t" in line
+        else line
+        for line in text.splitlines()
+    )
+    (tmp_path / "genes.gtf").write_text(renamed + "\n")
+    (tmp_path / "aliases.txt").write_text("".join(f"{name}\t{ref}\n" for name, ref in refseq.items()))
+    genomes[1] = {
+        **genomes[1],
+        "annotation": str(tmp_path / "genes.gtf"),
+        "chrom_aliases": str(tmp_path / "aliases.txt"),
+    }
+    config = validate_config({"genomes": genomes, "orthologs": {"enabled": True, "align": "none", "max_families": 3}})
+    assert build_ortholog_families(config, tmp_path / "out")["families_written"] == 3
