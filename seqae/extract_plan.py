@@ -34,7 +34,7 @@ from seqae.intervals import (
     rename_chromosomes,
 )
 from seqae.spans import ReadStats
-from seqae.splits import assign_split, check_holdout, check_test_split
+from seqae.splits import assign_split, check_holdout, check_test_split, held_out_splits
 from seqae.tracks import BigWigTrack
 from seqae.windows.store import WindowsSchema
 
@@ -153,13 +153,16 @@ def plan_extraction(config: Config, out: Path, opened: list[Genome]) -> Extracti
     # Split over every genome at once: with shared coordinates, chains of overlapping windows run across genomes.
     labels["split"] = assign_split(
         labels["species"].to_numpy(),
-        labels["chrom"].to_numpy(),
+        labels["split_chrom"].to_numpy() if settings["split"]["shared_coordinates"] else labels["chrom"].to_numpy(),
         labels["start"].to_numpy(),
         labels["end"].to_numpy(),
         settings,
         flank=settings["max_jitter"],
+        held_out=labels["held_out"].to_numpy(),
     )
-    check_holdout(settings["split"]["holdout_chromosomes"], labels["chrom"].to_numpy(), labels["split"].to_numpy())
+    matched = set().union(*(p.report.get("holdout_matched", ()) for p in plans))
+    check_holdout(settings["split"]["holdout_chromosomes"], labels["chrom"].to_numpy(), labels["split"].to_numpy(),
+                  matched)  # fmt: skip
     check_test_split(settings["split"], labels["split"].to_numpy())
     labels["window_id"] = "w" + pd.Series(np.arange(len(labels))).astype(str).str.zfill(7)
     labels = labels[LABEL_COLUMNS]
@@ -314,6 +317,12 @@ def _plan_genome(
     report["bigwig_chrom_names"] = {
         name: track.chrom_names for name, track in zip(track_names, tracks, strict=True) if track is not None
     }
+    # What the split compares across genomes: a chromosome's shared name, and the hold-outs it matches
+    # through this genome's own naming (chr1, 1 and an alias table's NC_000001.11 are one chromosome).
+    windows["split_chrom"] = windows["chrom"].map(aliases.shared_keys()).to_numpy()
+    windows["held_out"], report["holdout_matched"] = held_out_splits(
+        windows["chrom"].to_numpy(), settings["split"]["holdout_chromosomes"], aliases.holdout_matcher()
+    )
     return GenomePlan(species, genome, windows, tracks, report, fasta_reads, dict(sizes))
 
 

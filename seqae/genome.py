@@ -114,6 +114,24 @@ class ChromAliases:
         found = {name: self._lookup(name) for name in set(names)}
         return {name: ref for name, ref in found.items() if ref is not None}
 
+    def shared_keys(self) -> dict[str, str]:
+        """FASTA name -> the name under which the same chromosome of another genome meets it.
+
+        The shortest :func:`chrom_key` among the sequence's names (an alias
+        table's included), so that ``chr1``, ``1`` and ``NC_000001.11`` (with
+        a table that also names it ``1``) meet: what splits with
+        ``shared_coordinates`` and chromosome hold-outs compare across genomes.
+        """
+        names: dict[str, list[str]] = {ref: [ref] for ref in self.reference}
+        if self.rule not in ALIAS_RULES:
+            for alias, ref in self._aliases.items():
+                names[ref].append(alias)
+        return {ref: min(map(chrom_key, aliases), key=lambda k: (len(k), k)) for ref, aliases in names.items()}
+
+    def holdout_matcher(self) -> ChromAliases:
+        """How configured hold-out names meet this FASTA's: its alias table, else the ``auto`` rule."""
+        return self if self.rule not in ALIAS_RULES else ChromAliases(self.reference, "auto")
+
     def map_source(self, source: str | os.PathLike[str], names: Iterable[str]) -> dict[str, str]:
         """:meth:`match`, logging once the names of ``source`` that were renamed (the alias rule at work)."""
         mapping = self.match(names)

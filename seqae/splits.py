@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from seqae.errors import ConfigError
-from seqae.genome import harmonise_chrom_names
+from seqae.genome import ChromAliases, harmonise_chrom_names
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ def assign_split(
     end: np.ndarray,
     settings: Mapping[str, Any],
     flank: int = 0,
+    held_out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Deterministic train/val/test split of windows.
 
@@ -86,9 +87,13 @@ def assign_split(
 
     Args:
         species: one name for every window, or ``[n]`` names.
-        chrom, start, end: ``[n]`` each window's chromosome and half-open interval (bp).
+        chrom, start, end: ``[n]`` each window's chromosome and half-open interval (bp); with shared
+            coordinates, the name its chromosome shares with the other genomes
+            (:meth:`seqae.genome.ChromAliases.shared_keys`).
         settings: the ``extract`` section (``split`` is read).
         flank: bases stored on each side of a window (``extract.max_jitter``), counted as its own.
+        held_out: ``[n]`` the split a window's chromosome is held out for (``"val"``, ``"test"``, ``""``:
+            none), from :func:`held_out_splits` per genome; None: ``chrom`` matched here by the auto rule.
 
     Returns:
         ``object [n]`` of ``"train"``, ``"val"``, ``"test"``.
@@ -116,11 +121,34 @@ def assign_split(
             "chromosome hold-out: windows of whole chromosomes go to val/test; a model cannot learn "
             "a chromosome block for chromosomes it never trains on"
         )
-        for name in ("val", "test"):
-            listed = holdout[name]
-            mapping = harmonise_chrom_names(listed, np.unique(chrom))
-            split[np.isin(chrom, list(mapping.values()))] = name
+        if held_out is None:
+            held_out, _ = held_out_splits(chrom, holdout, ChromAliases(np.unique(chrom)))
+        held = np.asarray(held_out).astype(str)
+        split[held != ""] = held[held != ""]
     return split
+
+
+def held_out_splits(
+    chrom: np.ndarray, holdout: Mapping[str, list[str]], matcher: ChromAliases
+) -> tuple[np.ndarray, list[str]]:
+    """The split each window's chromosome is held out for, and the listed names that matched.
+
+    Args:
+        chrom: ``[n]`` one genome's window chromosomes (its FASTA's names).
+        holdout: ``extract.split.holdout_chromosomes``, ``{"val": [...], "test": [...]}``.
+        matcher: how listed names meet this genome's (its alias table, or the auto rule).
+
+    Returns:
+        ``(object [n] of "val", "test" or "", the listed names found in this genome)``.
+    """
+    chrom = np.asarray(chrom).astype(str)
+    held = np.full(len(chrom), "", dtype=object)
+    matched: list[str] = []
+    for name in ("val", "test"):
+        mapping = matcher.match(holdout[name])
+        held[np.isin(chrom, list(mapping.values()))] = name
+        matched += sorted(mapping)
+    return held, matched
 
 
 def _log_moved(start: np.ndarray, anchors: np.ndarray, bin_size: int) -> None:
@@ -142,13 +170,17 @@ def _log_moved(start: np.ndarray, anchors: np.ndarray, bin_size: int) -> None:
         )  # fmt: skip
 
 
-def check_holdout(holdout: Mapping[str, list[str]], chrom: np.ndarray, split: np.ndarray) -> None:
+def check_holdout(
+    holdout: Mapping[str, list[str]], chrom: np.ndarray, split: np.ndarray, matched: set[str] | None = None
+) -> None:
     """Check ``extract.split.holdout_chromosomes`` against the windows of every genome.
 
     Args:
         holdout: ``{"val": [...], "test": [...]}`` chromosome names, as configured.
         chrom: ``[n]`` every window's chromosome (the FASTA's names).
         split: ``[n]`` every window's split, as :func:`assign_split` gave it.
+        matched: the listed names that matched a chromosome of some genome (:func:`held_out_splits`);
+            None: matched against ``chrom`` by the auto rule.
 
     Raises:
         ConfigError: a list whose chromosomes hold no window, so that its split would be
@@ -161,7 +193,8 @@ def check_holdout(holdout: Mapping[str, list[str]], chrom: np.ndarray, split: np
         listed = list(holdout[name])
         if not listed:
             continue
-        unmatched = sorted(set(listed) - set(harmonise_chrom_names(listed, chroms)))
+        found = set(harmonise_chrom_names(listed, chroms)) if matched is None else matched
+        unmatched = sorted(set(listed) - found)
         if not (np.asarray(split) == name).any():
             shown = ", ".join(chroms[:8]) + (f" and {len(chroms) - 8} more" if len(chroms) > 8 else "")
             raise ConfigError(
@@ -186,6 +219,8 @@ def check_test_split(split_cfg: Mapping[str, Any], split: np.ndarray) -> None:
     Args:
         split_cfg: ``extract.split``.
         split: ``[n]`` every window's split, as :func:`assign_split` gave it.
+        matched: the listed names that matched a chromosome of some genome (:func:`held_out_splits`);
+            None: matched against ``chrom`` by the auto rule.
     """
     if split_cfg["holdout_chromosomes"]["test"] or split_cfg["test_fraction"] == 0:
         return

@@ -407,3 +407,14 @@ def test_a_bzip2_genome_is_named_as_such(tmp_path):
     fasta.write_bytes(bz2.compress(b">x\nACGT\n"))
     with pytest.raises(InputError, match=r"g\.fa\.bz2: is bzip2-compressed: decompress it"):
         Genome(fasta)
+
+
+def test_shared_keys_meet_across_namings_and_alias_tables(tmp_path):
+    assert ChromAliases(["chr1", "chrM", "chrUn_x"]).shared_keys() == {"chr1": "1", "chrM": "m", "chrUn_x": "un_x"}
+    assert ChromAliases(["1", "MT"], "none").shared_keys() == {"1": "1", "MT": "m"}
+    table = tmp_path / "chromAlias.txt"
+    table.write_text("# refseq\tucsc\tensembl\nNC_000001.11\tchr1\t1\nNC_012920.1\tchrM\tMT\n")
+    assert ChromAliases(["NC_000001.11", "NC_012920.1"], str(table)).shared_keys() == {
+        "NC_000001.11": "1",
+        "NC_012920.1": "m",
+    }

@@ -105,3 +105,31 @@ def test_species_block_trains_and_is_probed(two_genomes):
     for key in ("probe", "kmer_baseline", "chance"):
         assert 0.0 <= species[key] <= 1.0
     assert np.isfinite(probes["accuracy"]["residual"]["species"])
+
+
+def test_shared_coordinates_and_holdouts_meet_across_chromosome_naming(tiny_inputs):
+    """chr1 in one genome, 1 in another: the split hashed each FASTA's own name, so the same region straddled
+    splits with shared_coordinates, and holding out chr1 left the other genome's 1 in training."""
+    d = tiny_inputs["dir"]
+    renamed = d / "ensembl.fa"
+    renamed.write_text(tiny_inputs["fasta"].read_text().replace(">chr", ">"))
+    base = copy.deepcopy(tiny_inputs["config"])
+    ensembl = {**copy.deepcopy(base["genomes"][0]), "species": "ensembl", "fasta": str(renamed), "annotation": None}
+    base["genomes"] = [base["genomes"][0], ensembl]
+    base["extract"]["background_ratio"] = 0.0
+    for split, check in (
+        ({"shared_coordinates": True, "bin_size": 300, "test_fraction": 0.4, "val_fraction": 0.2}, "same"),
+        ({"holdout_chromosomes": {"val": [], "test": ["chr1"]}}, "held"),
+    ):
+        config = validate_config({**copy.deepcopy(base), "extract": {**base["extract"], "split": split}})
+        out = d / check / "windows.h5"
+        extract_windows(config, out, progress=False)
+        labels = read_labels(out)
+        labels["key"] = labels["chrom"].str.removeprefix("chr")
+        pairs = labels.pivot_table(index=["key", "start"], columns="species", values="split", aggfunc="first")
+        assert len(pairs) >= 6 and pairs.notna().all().all()
+        if check == "same":
+            assert (pairs["tiny"] == pairs["ensembl"]).all() and pairs["tiny"].nunique() > 1
+        else:
+            assert set(labels.loc[labels["key"] == "1", "split"]) == {"test"}
+            assert "test" not in set(labels.loc[labels["key"] != "1", "split"])
