@@ -111,6 +111,9 @@ class BigWigBlocks:
         leaves = self._read_rtree(index)
         if np.any(leaves["chrom0"] != leaves["chrom1"]):
             raise UnsupportedBigWig("a data block spans two chromosomes")
+        beyond = leaves["offset"].astype(np.float64) + leaves["size"] > os.fstat(self._fd).st_size
+        if beyond.any():
+            raise ValueError(f"the index places {int(beyond.sum())} data blocks past the file's end")
         leaves = leaves[np.lexsort((leaves["start"], leaves["chrom0"]))]
         self._leaves = leaves
         bounds = np.searchsorted(leaves["chrom0"], np.arange(max(self.chrom_ids.values(), default=0) + 2))
@@ -161,7 +164,11 @@ class BigWigBlocks:
             self._cache.move_to_end(row)
             return self._cache[row]
         leaf = self._leaves[row]
-        raw = self._pread(int(leaf["size"]), int(leaf["offset"]))
+        try:
+            # A corrupt index points past the file's end (ValueError) or past any offset (OverflowError).
+            raw = self._pread(int(leaf["size"]), int(leaf["offset"]))
+        except (ValueError, OverflowError) as exc:
+            raise InputError(self.path, f"corrupt index: a data block is not where it says ({exc})") from None
         self.blocks_read += 1
         self.block_bytes += len(raw)
         try:

@@ -96,3 +96,20 @@ def test_corrupt_block_is_one_clear_line(tmp_path):
     with pytest.raises(InputError, match=r"broken\.bw: corrupt data block at byte \d+"):
         track.values("chrA", 0, 1_000)
     track.close()
+
+
+def test_an_index_pointing_past_the_file_is_one_clear_line(tmp_path):
+    """A corrupt R-tree leaf gave a ValueError or OverflowError traceback when its block was read."""
+    import struct
+
+    path = tmp_path / "broken.bw"
+    _write(path, "fixed", np.random.default_rng(0))
+    blocks = BigWigBlocks(path)
+    offset = int(blocks._leaves["offset"][0])
+    blocks.close()
+    data = bytearray(path.read_bytes())
+    at = data.index(struct.pack("<Q", offset))  # the leaf that points at the first block
+    data[at : at + 8] = struct.pack("<Q", 2**62)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"broken\.bw: truncated bigWig header, .*data blocks past the file's end"):
+        BigWigTrack(path, "T", ["chrA", "chrB"])
