@@ -88,6 +88,8 @@ FAMILY_COLUMN_NAMES = ("family", "group", "orthogroup")
 #: Cells of an ortholog table that mean "no ortholog in this species".
 ABSENT_CELLS = frozenset({"", ".", "-", "NA", "na", "None"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+#: A version suffix of a gene id (Ensembl's ``.15``).
+_VERSION = r"\.\d+$"
 
 
 def _few(items: Sequence[str], k: int = 3) -> str:
@@ -141,6 +143,11 @@ def read_ortholog_table(path: str | os.PathLike[str], species: Sequence[str]) ->
     species_cols = [(i, name) for i, name in enumerate(header) if i != family_col]
     if len(species_cols) < 2:
         raise InputError(p, "the header names fewer than 2 species: no orthologs to compare", header_line)
+    lacking = [sp for sp in species if sp not in header]
+    if lacking:
+        log.warning(
+            "%s: no column for %s: %s in no family", p, _few(lacking), "it is" if len(lacking) == 1 else "they are"
+        )
 
     rows: list[tuple[str, str, str, int]] = []
     family_line: dict[str, int] = {}
@@ -174,7 +181,7 @@ def read_ortholog_table(path: str | os.PathLike[str], species: Sequence[str]) ->
 
 
 def match_gene_names(genes: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Families by one-to-one gene-name match: names that occur once in each annotation.
+    """Families by one-to-one gene-name match: names that occur once in each annotation, compared in upper case.
 
     A name occurring twice in one species (paralogs, or a name reused) is not
     one-to-one there, so that species gives no member for it.
@@ -183,15 +190,16 @@ def match_gene_names(genes: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         genes: species -> its genes (:func:`seqae.annotation.read_genes`).
 
     Returns:
-        ``family`` (the gene name, made safe for file names), ``species``,
+        ``family`` (the gene name in upper case, made safe for file names), ``species``,
         ``gene_id``, ``line`` (0: no table line), sorted by family.
     """
     frames = []
     for sp, table in genes.items():
-        names = table["gene_name"].astype(str)
-        unique = table[~names.duplicated(keep=False) & (names != "")]
-        frames.append(pd.DataFrame({"family": unique["gene_name"].astype(str), "species": sp,
-                                    "gene_id": unique["gene_id"].astype(str)}))  # fmt: skip
+        # Symbols match whatever their case: human GATA1, mouse Gata1, zebrafish gata1.
+        names = table["gene_name"].astype(str).str.upper()
+        unique = ~names.duplicated(keep=False) & (names != "")
+        frames.append(pd.DataFrame({"family": names[unique], "species": sp,
+                                    "gene_id": table.loc[unique, "gene_id"].astype(str)}))  # fmt: skip
     members = pd.concat(frames, ignore_index=True)
     members["family"] = members["family"].str.replace(_UNSAFE_NAME, "_", regex=True).str.strip("_")
     members = members[members["family"] != ""]
@@ -221,6 +229,7 @@ def resolve_genes(
     found_parts, counts = [], {}
     for sp, part in members.groupby("species", sort=False):
         table = genes[sp].drop_duplicates("gene_id").set_index("gene_id")
+        part = part.assign(gene_id=_with_versions(part["gene_id"], table.index))
         hit = part["gene_id"].isin(table.index)
         absent = part.loc[~hit, "gene_id"].tolist()
         counts[str(sp)] = {
@@ -242,6 +251,17 @@ def resolve_genes(
             f"(e.g. {first['gene_id']!r} is not a gene_id of {first['species']})",
         )  # fmt: skip
     return found, counts
+
+
+def _with_versions(named: pd.Series, annotated: pd.Index) -> pd.Series:
+    """Table ids as the annotation spells them, where they differ only in a version suffix
+    (``ENSG00000102145`` and ``ENSG00000102145.15``, either way round, one annotation gene each)."""
+    unversioned = annotated.str.replace(_VERSION, "", regex=True)
+    unique = ~unversioned.duplicated(keep=False)
+    by_stem = pd.Series(annotated[unique], index=unversioned[unique])
+    stem = named.str.replace(_VERSION, "", regex=True)
+    spelled = stem.map(by_stem)
+    return named.where(named.isin(annotated) | spelled.isna(), spelled)
 
 
 def _peaks_near(members: pd.DataFrame, peaks: Mapping[str, pd.DataFrame], max_distance: int) -> pd.DataFrame:

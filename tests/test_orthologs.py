@@ -110,13 +110,25 @@ def test_absent_genes_are_counted_and_none_at_all_is_an_error(tmp_path):
 def test_gene_name_match_is_one_to_one():
     genes = {
         "sp0": _genes([("a1", "Sox2", "c", "+", 1), ("a2", "Pax6", "c", "+", 2), ("a3", "Pax6", "c", "+", 3)]),
-        "sp1": _genes([("b1", "Sox2", "c", "+", 1), ("b2", "Pax6", "c", "+", 2)]),
+        "sp1": _genes([("b1", "SOX2", "c", "+", 1), ("b2", "PAX6", "c", "+", 2)]),
     }
     members = match_gene_names(genes)
-    # Pax6 is twice in sp0 (not one-to-one there): only sp1 keeps it.
+    # Pax6 is twice in sp0 (not one-to-one there): only sp1 keeps it. Symbols meet in any case
+    # (mouse Sox2, human SOX2: the mouse genome was in no family, silently).
     assert members[["family", "species", "gene_id"]].values.tolist() == [
-        ["Pax6", "sp1", "b2"], ["Sox2", "sp0", "a1"], ["Sox2", "sp1", "b1"],
+        ["PAX6", "sp1", "b2"], ["SOX2", "sp0", "a1"], ["SOX2", "sp1", "b1"],
     ]  # fmt: skip
+
+
+def test_table_ids_meet_the_annotation_across_version_suffixes_and_a_missing_column_is_warned(tmp_path, caplog):
+    """A BioMart table without versions matched none of a GENCODE annotation's versioned ids; a species
+    without a column was in no family without a word."""
+    genes = {"sp0": _genes([("ENSG01.5", "A", "c1", "+", 500)]), "sp1": _genes([("ENSMUSG07", "B", "c1", "-", 900)])}
+    with caplog.at_level("WARNING", logger="seqae"):
+        named = read_ortholog_table(_table(tmp_path, "sp0\tsp1\nENSG01\tENSMUSG07.2\n"), ["sp0", "sp1", "sp9"])
+    assert "orthologs.tsv: no column for 'sp9': it is in no family" in caplog.text
+    found, counts = resolve_genes(named, genes, "orthologs.tsv")
+    assert found["gene_id"].tolist() == ["ENSG01.5", "ENSMUSG07"] and counts["sp0"]["found"] == 1
 
 
 # ---------------------------------------------------------------- placing windows
