@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -145,6 +146,7 @@ def plan_extraction(config: Config, out: Path, opened: list[Genome]) -> Extracti
     settings = config["extract"]
     rng = np.random.default_rng(config["seed"])
     track_names = collect_track_names(config["genomes"])
+    warn_about_genome_inputs(config["genomes"], track_names)
     plans = [
         _plan_genome(genome_cfg, track_names, settings, rng, genome_work_dir(out, genome_cfg), opened)
         for genome_cfg in config["genomes"]
@@ -192,6 +194,39 @@ def collect_track_names(genomes: list[Mapping[str, Any]]) -> list[str]:
             if tf.get("bigwig") and tf["name"] not in names:
                 names.append(tf["name"])
     return names
+
+
+def warn_about_genome_inputs(genomes: list[Mapping[str, Any]], track_names: list[str]) -> None:
+    """Warn of genome entries that make valid but likely unintended windows, before any is read.
+
+    Several genomes on one FASTA (their identical windows split independently unless
+    ``shared_coordinates``); a track some genomes lack (their windows store 0 for it, read as no
+    signal); TF names that differ only in case (two tracks and two TF classes where one was meant).
+    """
+    if len(genomes) < 2:
+        return
+    by_fasta: dict[str, list[str]] = {}
+    for genome in genomes:
+        by_fasta.setdefault(os.path.realpath(genome["fasta"]), []).append(genome["species"])
+    for fasta, species in by_fasta.items():
+        if len(species) > 1:
+            log.warning(
+                "genomes %s read one FASTA (%s): are they meant to be different genomes?", ", ".join(species), fasta
+            )
+    for name in track_names:
+        lacking = [g["species"] for g in genomes if not any(t["name"] == name and t.get("bigwig") for t in g["tfs"])]
+        if lacking:
+            log.warning(
+                "track %s has no bigWig in genome%s %s: %s windows store 0 for it, which models read as no signal",
+                name, "s" if len(lacking) > 1 else "", ", ".join(lacking), "their" if len(lacking) > 1 else "its",
+            )  # fmt: skip
+    tfs = sorted({t["name"] for g in genomes for t in g["tfs"]})
+    folded: dict[str, list[str]] = {}
+    for tf in tfs:
+        folded.setdefault(tf.lower(), []).append(tf)
+    for names in folded.values():
+        if len(names) > 1:
+            log.warning("TF names %s differ only in case: they are different TFs and tracks here", " and ".join(names))
 
 
 def _plan_genome(

@@ -133,3 +133,18 @@ def test_shared_coordinates_and_holdouts_meet_across_chromosome_naming(tiny_inpu
         else:
             assert set(labels.loc[labels["key"] == "1", "split"]) == {"test"}
             assert "test" not in set(labels.loc[labels["key"] != "1", "split"])
+
+
+def test_genome_entries_that_are_likely_mistakes_are_warned_about(tiny_inputs, caplog):
+    """One FASTA under two species, a track one genome lacks (stored as 0), TF names differing in case."""
+    from seqae.extract_plan import warn_about_genome_inputs
+
+    genome = tiny_inputs["config"]["genomes"][0]
+    other = {**copy.deepcopy(genome), "species": "copy"}
+    other["tfs"] = [{**other["tfs"][0], "name": "tfa"}]
+    with caplog.at_level("WARNING", logger="seqae"):
+        warn_about_genome_inputs([genome, other], ["TFA", "TFB", "tfa"])
+    assert f"genomes tiny, copy read one FASTA ({tiny_inputs['fasta']})" in caplog.text
+    assert "track TFA has no bigWig in genome copy: its windows store 0 for it" in caplog.text
+    assert "track tfa has no bigWig in genome tiny" in caplog.text
+    assert "TF names TFA and tfa differ only in case" in caplog.text
