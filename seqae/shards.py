@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -134,15 +135,21 @@ def _read_plan(config: Config, out: Path) -> tuple[dict[str, Any], pd.DataFrame]
     planned, given = plan.get("config"), _planned_config(config)
     if planned is not None and planned != given:
         # A shard of other settings would be written in full before the gather found out (or not at all).
-        raise InputError(
-            folder / PLAN_JSON, f"planned with {_difference(planned, given)}; plan again (seqae extract-plan)"
-        )
+        raise InputError(folder / PLAN_JSON, f"{_difference(planned, given)}; plan again (seqae extract-plan)")
     return plan, labels
 
 
 def _planned_config(config: Config) -> dict[str, Any]:
-    """The parts of the configuration a plan fixes (extraction settings, genome inputs), as JSON values."""
-    return json.loads(json.dumps({"extract": config["extract"], "genomes": config["genomes"]}))
+    """The parts of the configuration a plan fixes (extraction settings, genome inputs), as JSON values,
+    and the size and modification time of each input file (a FASTA replaced after the plan)."""
+    files = {}
+    for genome in config["genomes"]:
+        for path in (genome["fasta"], genome.get("annotation"), genome.get("blacklist"),
+                     *(v for tf in genome["tfs"] for v in (tf["peaks"], tf.get("bigwig")))):  # fmt: skip
+            if path and os.path.isfile(path):
+                stat = os.stat(path)
+                files[str(path)] = [stat.st_size, stat.st_mtime_ns]
+    return json.loads(json.dumps({"extract": config["extract"], "genomes": config["genomes"], "files": files}))
 
 
 def _difference(planned: dict[str, Any], given: dict[str, Any]) -> str:
@@ -150,9 +157,13 @@ def _difference(planned: dict[str, Any], given: dict[str, Any]) -> str:
     for key in sorted(set(planned["extract"]) | set(given["extract"])):
         was, now = planned["extract"].get(key), given["extract"].get(key)
         if was != now:
-            return f"extract.{key} = {json.dumps(was)}, the configuration has {json.dumps(now)}"
-    differ = next(i for i, (a, b) in enumerate(zip(planned["genomes"], given["genomes"])) if a != b)
-    return f"other inputs of genomes[{differ}] ({given['genomes'][differ]['species']}) than the configuration's"
+            return f"planned with extract.{key} = {json.dumps(was)}, the configuration has {json.dumps(now)}"
+    differ = next((i for i, (a, b) in enumerate(zip(planned["genomes"], given["genomes"])) if a != b), None)
+    if differ is not None:
+        return f"planned with other inputs of genomes[{differ}] ({given['genomes'][differ]['species']})"
+    was = planned.get("files", {})
+    changed = next(path for path in sorted(set(was) | set(given["files"])) if was.get(path) != given["files"].get(path))
+    return f"planned before {changed} changed (its size or modification time)"
 
 
 def _extraction(
