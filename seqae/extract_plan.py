@@ -27,12 +27,11 @@ from seqae.background import measure_and_sample_background
 from seqae.config import Config
 from seqae.errors import InputError
 from seqae.genome import ChromAliases, Genome
-from seqae.genome_inputs import genome_aliases, read_genome_genes, read_genome_peaks
+from seqae.genome_inputs import genome_aliases, read_genome_genes, read_genome_peaks, rename_onto_fasta
 from seqae.intervals import (
     merge_close_summits,
     overlaps_any,
     read_bed_intervals,
-    rename_chromosomes,
 )
 from seqae.spans import ReadStats
 from seqae.splits import assign_split, check_holdout, check_test_split, held_out_splits
@@ -393,17 +392,7 @@ def select_chromosomes(
 def _read_blacklist(path: str | None, aliases: ChromAliases) -> pd.DataFrame | None:
     if not path:
         return None
-    intervals = read_bed_intervals(path)
-    mapping = aliases.map_source(path, intervals["chrom"].unique())
-    if len(intervals) and not mapping:
-        # As for peaks and genes: a blacklist of other names would exclude nothing, silently.
-        shown = ", ".join(sorted(intervals["chrom"].unique())[:5])
-        raise InputError(
-            path,
-            f"no chromosome name in common with the FASTA (blacklist on: {shown}; "
-            f"FASTA has: {', '.join(aliases.reference[:5])}; chrom_aliases: {aliases.rule})",
-        )
-    renamed, _ = rename_chromosomes(intervals, mapping)
+    renamed, _, _ = rename_onto_fasta(read_bed_intervals(path), path, aliases, "blacklist intervals", logging.INFO)
     return renamed
 
 

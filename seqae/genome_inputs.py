@@ -9,6 +9,7 @@ Peak files and annotations may name chromosomes differently from the FASTA
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,9 +20,46 @@ from seqae.errors import InputError
 from seqae.genome import ChromAliases, Genome
 from seqae.intervals import read_peaks, rename_chromosomes
 
-__all__ = ["genome_aliases", "read_genome_genes", "read_genome_peaks"]
+__all__ = ["genome_aliases", "read_genome_genes", "read_genome_peaks", "rename_onto_fasta"]
 
 log = logging.getLogger("seqae")
+
+
+def rename_onto_fasta(
+    table: pd.DataFrame, source: str | os.PathLike[str], aliases: ChromAliases, what: str, level: int = logging.WARNING
+) -> tuple[pd.DataFrame, pd.Series, dict[str, str]]:
+    """A table's chromosomes renamed as the FASTA names them; its rows on chromosomes the FASTA lacks dropped.
+
+    Args:
+        table: rows with a ``chrom`` column, as ``source`` names them.
+        source: the file they come from (named in the messages).
+        aliases: the genome's chromosome-name rule.
+        what: what the rows are (``peaks``, ``genes``, ``blacklist intervals``), in the messages.
+        level: the log level of the line counting dropped rows.
+
+    Returns:
+        ``(renamed table, rows dropped per source chromosome, source name -> FASTA name)``.
+
+    Raises:
+        InputError: not one chromosome name in common with the FASTA (the rows would all be dropped,
+            silently for a blacklist, which then excluded nothing).
+    """
+    mapping = aliases.map_source(source, table["chrom"].unique())
+    if len(table) and not mapping:
+        shown = ", ".join(sorted(table["chrom"].unique())[:5])
+        raise InputError(
+            source,
+            f"no chromosome name in common with the FASTA ({what} on: {shown}; "
+            f"FASTA has: {', '.join(aliases.reference[:5])}; chrom_aliases: {aliases.rule})",
+        )
+    renamed, dropped = rename_chromosomes(table, mapping)
+    if len(dropped):
+        log.log(
+            level, "%s: %d of %d %s on %d chromosomes absent from the FASTA were skipped (%s)",
+            source, int(dropped.sum()), len(table), what, len(dropped),
+            ", ".join(f"{k}: {v}" for k, v in dropped.head(5).items()),
+        )  # fmt: skip
+    return renamed, dropped, mapping
 
 
 def genome_aliases(genome_cfg: Mapping[str, Any], genome: Genome) -> ChromAliases:
@@ -45,23 +83,7 @@ def read_genome_peaks(
                 tf["peaks"], int(repeated.sum()),
             )  # fmt: skip
             peaks = peaks[~repeated].reset_index(drop=True)
-        mapping = aliases.map_source(tf["peaks"], peaks["chrom"].unique())
-        if not mapping:
-            shown = ", ".join(sorted(peaks["chrom"].unique())[:5])
-            raise InputError(
-                tf["peaks"],
-                f"no chromosome name in common with the FASTA {genome.path} "
-                f"(peaks on: {shown}; FASTA has: {', '.join(genome.chroms[:5])}; chrom_aliases: {aliases.rule})",
-            )
-        renamed, dropped = rename_chromosomes(peaks, mapping)
-        if len(dropped):
-            log.warning(
-                "%s: %d peaks on %d chromosomes absent from the FASTA were skipped (%s)",
-                tf["peaks"],
-                int(dropped.sum()),
-                len(dropped),
-                ", ".join(f"{k}: {v}" for k, v in dropped.head(5).items()),
-            )
+        renamed, dropped, mapping = rename_onto_fasta(peaks, tf["peaks"], aliases, "peaks")
         per_file[tf["name"]] = {
             "file": str(tf["peaks"]),
             "chrom_names": {ref: name for name, ref in sorted(mapping.items()) if name != ref},
@@ -91,22 +113,7 @@ def read_genome_genes(
         return None
     genes = read_genes(path)
     aliases = aliases or ChromAliases(sizes)
-    mapping = aliases.map_source(path, genes["chrom"].unique())
-    if not mapping:
-        shown = ", ".join(sorted(genes["chrom"].unique())[:5])
-        raise InputError(
-            path,
-            f"no chromosome name in common with the FASTA (genes on: {shown}; "
-            f"FASTA has: {', '.join(list(sizes)[:5])}; chrom_aliases: {aliases.rule})",
-        )
-    renamed, dropped = rename_chromosomes(genes, mapping)
-    if len(dropped):
-        # As for peaks: windows on a chromosome named otherwise here get unknown gene labels.
-        log.warning(
-            "%s: %d of %d genes on %d chromosomes absent from the FASTA were skipped (%s)",
-            path, int(dropped.sum()), len(genes), len(dropped),
-            ", ".join(f"{k}: {v}" for k, v in dropped.head(5).items()),
-        )  # fmt: skip
+    renamed, dropped, mapping = rename_onto_fasta(genes, path, aliases, "genes")
     past = renamed["end"].to_numpy() > renamed["chrom"].map(sizes).to_numpy()
     if past.any():
         first = renamed[past].iloc[0]

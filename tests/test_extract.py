@@ -242,7 +242,7 @@ def test_cli_runs(tiny_inputs, capsys):
         ),
         (
             "blacklist_of_other_names",  # it excluded nothing, silently
-            r"black\.bed: no chromosome name in common with the FASTA \(blacklist on: NC_000001\.11; FASTA has: chr1",
+            r"black\.bed: no chromosome name in common with the FASTA \(blacklist intervals on: NC_000001\.11; FASTA has: chr1",
         ),
     ],
 )
