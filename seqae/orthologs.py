@@ -88,6 +88,9 @@ FAMILY_COLUMN_NAMES = ("family", "group", "orthogroup")
 #: Cells of an ortholog table that mean "no ortholog in this species".
 ABSENT_CELLS = frozenset({"", ".", "-", "NA", "na", "None"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+#: Stripped from the ends of a family's name: it names files and is an argument of ``seqae trees --family``
+#: (``..`` would be a folder, ``-x`` an option).
+_UNSAFE_ENDS = "_.-"
 #: A version suffix of a gene id (Ensembl's ``.15``).
 _VERSION = r"\.\d+$"
 
@@ -157,7 +160,7 @@ def read_ortholog_table(path: str | os.PathLike[str], species: Sequence[str]) ->
         if len(fields) != len(header):
             raise InputError(p, f"{len(fields)} fields, the header has {len(header)}", number)
         raw_name = fields[family_col].strip() if family_col is not None else f"OG{k:05d}"
-        family = _UNSAFE_NAME.sub("_", raw_name).strip("_")
+        family = _UNSAFE_NAME.sub("_", raw_name).strip(_UNSAFE_ENDS)
         if not family:
             raise InputError(p, "empty family name", number)
         if family in family_line:
@@ -201,7 +204,7 @@ def match_gene_names(genes: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         frames.append(pd.DataFrame({"family": names[unique], "species": sp,
                                     "gene_id": table.loc[unique, "gene_id"].astype(str)}))  # fmt: skip
     members = pd.concat(frames, ignore_index=True)
-    members["family"] = members["family"].str.replace(_UNSAFE_NAME, "_", regex=True).str.strip("_")
+    members["family"] = members["family"].str.replace(_UNSAFE_NAME, "_", regex=True).str.strip(_UNSAFE_ENDS)
     members = members[members["family"] != ""]
     members = members[~members.duplicated(["family", "species"], keep=False)]  # two names made equal by the renaming
     members["line"] = 0

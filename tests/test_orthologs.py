@@ -62,6 +62,12 @@ def test_table_with_family_column_and_absent_cells(tmp_path):
     assert table["line"].tolist() == [3, 3, 4, 4]
 
 
+def test_family_names_are_safe_as_file_names_and_options(tmp_path):
+    """'-x' made the tree job's `--family -x` an argparse error; '..' a hidden file."""
+    named = read_ortholog_table(_table(tmp_path, "family\tsp0\tsp1\n-x\ta\tb\nHOX.A.\tc\td\n"), SPECIES)
+    assert sorted(set(named["family"])) == ["HOX.A", "x"]
+
+
 def test_table_without_family_column_numbers_the_rows(tmp_path):
     table = read_ortholog_table(_table(tmp_path, "sp1\tsp0\na\tb\nc\td\n"), SPECIES)
     assert table["family"].unique().tolist() == ["OG00001", "OG00002"]
@@ -79,6 +85,7 @@ def test_table_without_family_column_numbers_the_rows(tmp_path):
         ("family\tsp0\tsp1\nF\ta\tb\nF\tc\td\n", r"orthologs.tsv:3: family 'F' is already named on line 2"),
         ("sp0\tsp1\na\tb\na\tc\n", r"orthologs.tsv:3: gene 'a' of sp0 is also in family 'OG00001' \(line 2\)"),
         ("sp0\tsp1\n.\t-\n", r"orthologs.tsv: no gene named"),
+        ("family\tsp0\tsp1\n..\ta\tb\n", r"orthologs.tsv:2: empty family name"),  # it named a hidden file
     ],
 )
 def test_bad_tables_are_one_line_with_the_line_number(tmp_path, text, message):
