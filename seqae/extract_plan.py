@@ -24,9 +24,10 @@ import pandas as pd
 
 from seqae.annotation import annotate_positions
 from seqae.background import measure_and_sample_background
+from seqae.chrom_names import ChromAliases
 from seqae.config import Config
 from seqae.errors import InputError
-from seqae.genome import ChromAliases, Genome
+from seqae.genome import Genome
 from seqae.genome_inputs import genome_aliases, read_genome_genes, read_genome_peaks, rename_onto_fasta
 from seqae.intervals import (
     merge_close_summits,

@@ -2,7 +2,7 @@
 
 Peak files and annotations may name chromosomes differently from the FASTA
 (``chr1`` / ``1``); both are mapped onto the FASTA's names by the genome's
-``chrom_aliases`` rule (:class:`seqae.genome.ChromAliases`). Used by the extraction
+``chrom_aliases`` rule (:class:`seqae.chrom_names.ChromAliases`). Used by the extraction
 (:mod:`seqae.extract`) and the ortholog families (:mod:`seqae.orthologs`).
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from seqae.annotation import read_genes
+from seqae.chrom_names import ChromAliases
 from seqae.errors import InputError
-from seqae.genome import ChromAliases, Genome
+from seqae.genome import Genome
 from seqae.intervals import read_peaks, rename_chromosomes
 
 __all__ = ["genome_aliases", "read_genome_genes", "read_genome_peaks", "rename_onto_fasta"]

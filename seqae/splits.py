@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from seqae.chrom_names import ChromAliases, harmonise_chrom_names
 from seqae.errors import ConfigError
-from seqae.genome import ChromAliases, harmonise_chrom_names
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def assign_split(
         species: one name for every window, or ``[n]`` names.
         chrom, start, end: ``[n]`` each window's chromosome and half-open interval (bp); with shared
             coordinates, the name its chromosome shares with the other genomes
-            (:meth:`seqae.genome.ChromAliases.shared_keys`).
+            (:meth:`seqae.chrom_names.ChromAliases.shared_keys`).
         settings: the ``extract`` section (``split`` is read).
         flank: bases stored on each side of a window (``extract.max_jitter``), counted as its own.
         held_out: ``[n]`` the split a window's chromosome is held out for (``"val"``, ``"test"``, ``""``:

@@ -20,9 +20,9 @@ import pyBigWig
 
 from seqae.bigwig_blocks import BigWigBlocks, UnsupportedBigWig
 from seqae.bigwig_writer import BigWigWriter
+from seqae.chrom_names import ChromAliases
 from seqae.errors import InputError
 from seqae.fileio import atomic_output, require_file
-from seqae.genome import ChromAliases
 from seqae.spans import MAX_SPAN, ReadStats, read_by_spans
 
 TRANSFORMS = ("none", "log1p")
@@ -71,7 +71,7 @@ class BigWigTrack:
         path: the bigWig file.
         name: the track's name (e.g. the TF).
         reference_chroms: FASTA chromosome names; bigWig names are matched to
-            them by ``aliases`` (:class:`seqae.genome.ChromAliases`, ``auto`` by default).
+            them by ``aliases`` (:class:`seqae.chrom_names.ChromAliases`, ``auto`` by default).
     """
 
     def __init__(

@@ -8,17 +8,9 @@ import stat
 import numpy as np
 import pytest
 
+from seqae.chrom_names import ChromAliases, chrom_key, harmonise_chrom_names
 from seqae.errors import InputError
-from seqae.genome import (
-    ChromAliases,
-    Genome,
-    chrom_key,
-    decode,
-    encode,
-    gather_windows,
-    gc_and_n_fraction,
-    harmonise_chrom_names,
-)
+from seqae.genome import Genome, decode, encode, gather_windows, gc_and_n_fraction
 from seqae.spans import ReadStats
 from tests.conftest import write_fasta
 

@@ -20,15 +20,8 @@ from seqae.cli import main
 from seqae.config import validate_config
 from seqae.errors import ConfigError, InputError, SeqaeError
 from seqae.genome import Genome, decode
-from seqae.orthologs import (
-    anchor_windows,
-    build_ortholog_families,
-    cut_windows,
-    match_gene_names,
-    matched_summits,
-    read_ortholog_table,
-    resolve_genes,
-)
+from seqae.ortholog_table import match_gene_names, read_ortholog_table, resolve_genes
+from seqae.orthologs import anchor_windows, build_ortholog_families, cut_windows, matched_summits
 from seqae.phylo.io import read_family, read_tree
 from seqae.simulate import simulate_demo
 from tests.conftest import random_dna, write_fasta
