@@ -200,7 +200,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_trees(args: argparse.Namespace) -> None:
     """``seqae trees`` (one family) and ``seqae trees-gather`` (rows -> trees.tsv)."""
     if args.command == "trees-gather":
-        from seqae.phylo.trees_table import draw_tree_summary, gather_trees, summarise_trees
+        from seqae.phylo.trees_table import draw_tree_summary, gather_trees, summarise_trees, summary_line
 
         table = gather_trees(args.rows, args.out)
         log.info("%d family rows gathered into %s", len(table), args.out)
@@ -212,8 +212,7 @@ def _cmd_trees(args: argparse.Namespace) -> None:
             summary = summarise_trees(table)
             with atomic_output(args.summary) as tmp:
                 tmp.write_text(json.dumps(summary, indent=2) + "\n")
-            log.info("mean nRF: latent %s, NJ-p %s (latent better/tied/worse: %s)",
-                     summary["nrf_latent"]["mean"], summary["nrf_nj_p"]["mean"], summary["latent_vs_nj_p"])  # fmt: skip
+            log.info("%s", summary_line(summary))
         if args.figure is not None:
             draw_tree_summary(table, args.figure, title=args.title)
         return

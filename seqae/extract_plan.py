@@ -485,12 +485,15 @@ def open_tracks(
             )
         differ = [str(c) for c in needed.index if track.chrom_size(str(c)) != sizes[str(c)]]
         if differ:
+            shorter = any(track.chrom_size(c) < sizes[c] for c in differ)
             log.warning(
-                "%s: %d chromosomes holding windows have another length here than in the FASTA (%s): "
-                "is the bigWig for another assembly? Its signal past its own chromosome ends reads 0",
+                "%s: %d chromosomes holding windows have another length here than in the FASTA (%s%s): "
+                "is the bigWig for another assembly?%s",
                 path,
                 len(differ),
                 ", ".join(f"{c}: {track.chrom_size(c)} bp, FASTA {sizes[c]} bp" for c in differ[:3]),
+                f" and {len(differ) - 3} more" if len(differ) > 3 else "",
+                " Its signal past its own, shorter chromosome ends reads 0" if shorter else "",
             )
         tracks.append(track)
     return tracks

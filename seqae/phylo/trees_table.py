@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,27 @@ def gather_trees(rows: Sequence[str | os.PathLike[str]], out_tsv: str | os.PathL
         raise InputError(out_tsv, f"family {twice[0]!r} appears in more than one row file")
     write_tsv(table, out_tsv)
     return table
+
+
+def summary_line(summary: Mapping[str, Any]) -> str:
+    """One line of :func:`summarise_trees` for the terminal: the mean nRFs, else the log-likelihoods."""
+    if summary["n_with_reference"]:
+        vs = summary["latent_vs_nj_p"]
+        latent, nj = (summary[c]["mean"] for c in ("nrf_latent", "nrf_nj_p"))
+        return (
+            f"mean nRF over {summary['n_with_reference']} families with a reference: latent {latent:.3f}, NJ-p "
+            + (f"{nj:.3f}" if nj is not None else "not run")
+            + f" (latent better/tied/worse than NJ-p: {vs['better']}/{vs['tied']}/{vs['worse']})"
+        )
+    parts = [
+        f"{method}'s {entry['mean_difference']:+.2f} ({entry['latent_ge']} of {entry['n']} at least as likely)"
+        for method, entry in (("FastTree", summary.get("loglik_latent_vs_fasttree")),
+                              ("IQ-TREE", summary.get("loglik_latent_vs_iqtree")))
+        if entry and entry.get("n")
+    ]  # fmt: skip
+    return f"{summary['n_families']} families, no reference tree: no nRF; the latent tree's log-likelihood minus " + (
+        "; ".join(parts) if parts else "no baseline's (FastTree and IQ-TREE not run)"
+    )
 
 
 def summarise_trees(table: pd.DataFrame) -> dict[str, Any]:

@@ -122,7 +122,8 @@ class TrainingRun(EpochPassesMixin, RunOutputsMixin):
         self.total_steps = total_steps(t, self.data.steps_per_epoch)
         if t["warmup_steps"] >= self.total_steps and previous is None:
             log.warning(
-                "%s: warmup_steps (%d) >= total steps (%d): the learning rate never reaches training.lr",
+                "%s: warmup_steps (%d) >= total steps (%d): the learning rate never reaches training.lr; set "
+                "training.warmup_steps below the total (epochs x steps per epoch)",
                 model_name,
                 t["warmup_steps"],
                 self.total_steps,

@@ -10,7 +10,7 @@ import pytest
 
 from seqae.errors import InputError
 from seqae.figure import plt
-from seqae.phylo.trees_table import TREES_COLUMNS, draw_tree_summary, gather_trees, summarise_trees
+from seqae.phylo.trees_table import TREES_COLUMNS, draw_tree_summary, gather_trees, summarise_trees, summary_line
 
 # Tiny models: one torch thread (see conftest.one_torch_thread).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -65,6 +65,15 @@ def test_summary_of_hand_made_rows(tmp_path) -> None:
         table.assign(nrf_latent=np.nan, nrf_nj_p=np.nan, nrf_fasttree=np.nan), tmp_path / "none.png"
     )
     assert empty.stat().st_size > 0
+    # The terminal's line: the nRFs, else (no reference: it printed a dict of Nones) the log-likelihoods.
+    assert summary_line(summary) == (
+        "mean nRF over 3 families with a reference: latent 0.200, NJ-p 0.200 (latent better/tied/worse than NJ-p: 1/1/1)"
+    )
+    without = summarise_trees(table.assign(nrf_latent=np.nan, nrf_nj_p=np.nan, nrf_fasttree=np.nan))
+    assert summary_line(without) == (
+        "4 families, no reference tree: no nRF; the latent tree's log-likelihood minus FastTree's +0.00 "
+        "(2 of 3 at least as likely)"
+    )
 
 
 def test_tree_summary_says_lower_is_better(tmp_path: Path, monkeypatch) -> None:
