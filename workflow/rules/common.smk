@@ -172,8 +172,9 @@ def cli_config(*sections):
 def tree_cli_config(members=None):
     """The config file for one tree job: the trees settings with only the
     job's families (none for a one-family job), so that adding a family
-    reruns only the batch it joins."""
-    subset = {key: config[key] for key in ("results", "seed", "genomes")}
+    reruns only the batch it joins. No genomes: a tree job reads none, and a
+    changed blacklist or peak file reran every tree batch."""
+    subset = {key: config[key] for key in ("results", "seed")}
     subset["trees"] = {k: v for k, v in config["trees"].items() if k != "families"}
     if members is None:
         return config_file("trees", subset)
