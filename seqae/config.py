@@ -248,6 +248,20 @@ def read_config_yaml(path: str | Path | None, *, text: str | None = None) -> Any
         raise ConfigError(f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
 
 
+def genome_input_files(genomes: list[Mapping[str, Any]]) -> list[str]:
+    """Every input file the ``genomes`` entries name, once each, in order: FASTA, annotation, blacklist,
+    an alias table (``chrom_aliases`` other than the rules ``auto`` and ``none``), peaks and bigWigs;
+    null entries left out."""
+    paths = []
+    for genome in genomes:
+        paths += [genome.get("fasta"), genome.get("annotation"), genome.get("blacklist")]
+        if genome.get("chrom_aliases") not in (None, "auto", "none"):
+            paths.append(genome["chrom_aliases"])
+        for tf in genome.get("tfs", []):
+            paths += [tf.get("peaks"), tf.get("bigwig")]
+    return list(dict.fromkeys(str(p) for p in paths if p))
+
+
 def load_config(path: str | Path | None = None, *, text: str | None = None, genomes_required: bool = True) -> Config:
     """Read a YAML (or JSON) config from ``path`` or from ``text``; validate and fill defaults
     (``genomes_required``: as :func:`validate_config`)."""

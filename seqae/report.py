@@ -24,7 +24,7 @@ from base64 import urlsafe_b64decode
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqae.config import Config
+from seqae.config import Config, genome_input_files
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
 
@@ -120,11 +120,7 @@ def _inputs(path: Path, results: Path, config: Config | None) -> list[Path]:
     if path == windows:
         if config is None:
             return []
-        names = []
-        for genome in config.get("genomes", []):
-            names += [genome.get("fasta"), genome.get("annotation"), genome.get("blacklist")]
-            names += [name for tf in genome.get("tfs", []) for name in (tf.get("peaks"), tf.get("bigwig"))]
-        return [Path(name) for name in dict.fromkeys(names) if name]
+        return [Path(name) for name in genome_input_files(config.get("genomes", []))]
     if rel == ("windows", "extract_qc.png"):
         return [windows]
     if len(rel) >= 3 and rel[0] == "models" and rel[2] in ("best.pt", "loss_curves.png"):

@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from seqae.config import Config
+from seqae.config import Config, genome_input_files
 from seqae.errors import InputError
 from seqae.extract_plan import (
     Extraction,
@@ -143,12 +143,10 @@ def _planned_config(config: Config) -> dict[str, Any]:
     """The parts of the configuration a plan fixes (extraction settings, genome inputs), as JSON values,
     and the size and modification time of each input file (a FASTA replaced after the plan)."""
     files = {}
-    for genome in config["genomes"]:
-        for path in (genome["fasta"], genome.get("annotation"), genome.get("blacklist"),
-                     *(v for tf in genome["tfs"] for v in (tf["peaks"], tf.get("bigwig")))):  # fmt: skip
-            if path and os.path.isfile(path):
-                stat = os.stat(path)
-                files[str(path)] = [stat.st_size, stat.st_mtime_ns]
+    for path in genome_input_files(config["genomes"]):
+        if os.path.isfile(path):
+            stat = os.stat(path)
+            files[path] = [stat.st_size, stat.st_mtime_ns]
     return json.loads(json.dumps({"extract": config["extract"], "genomes": config["genomes"], "files": files}))
 
 

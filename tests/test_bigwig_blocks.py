@@ -83,13 +83,18 @@ def test_many_spans_at_once_equal_pybigwig(tmp_path, kind):
     blocks.close()
 
 
-def test_corrupt_block_is_one_clear_line(tmp_path):
-    path = tmp_path / "broken.bw"
+def _first_block(path):
+    """A bigWig written at ``path``, its bytes and the offset of its first data block."""
     _write(path, "fixed", np.random.default_rng(0))
     blocks = BigWigBlocks(path)
     offset = int(blocks._leaves["offset"][0])
     blocks.close()
-    data = bytearray(path.read_bytes())
+    return bytearray(path.read_bytes()), offset
+
+
+def test_corrupt_block_is_one_clear_line(tmp_path):
+    path = tmp_path / "broken.bw"
+    data, offset = _first_block(path)
     data[offset : offset + 16] = b"\xff" * 16  # the zlib header and the first bytes of the block
     path.write_bytes(bytes(data))
     track = BigWigTrack(path, "T", ["chrA", "chrB"])
@@ -103,11 +108,7 @@ def test_an_index_pointing_past_the_file_is_one_clear_line(tmp_path):
     import struct
 
     path = tmp_path / "broken.bw"
-    _write(path, "fixed", np.random.default_rng(0))
-    blocks = BigWigBlocks(path)
-    offset = int(blocks._leaves["offset"][0])
-    blocks.close()
-    data = bytearray(path.read_bytes())
+    data, offset = _first_block(path)
     at = data.index(struct.pack("<Q", offset))  # the leaf that points at the first block
     data[at : at + 8] = struct.pack("<Q", 2**62)
     path.write_bytes(bytes(data))

@@ -15,6 +15,7 @@ sys.path.insert(0, workflow.basedir)
 from seqae.config import (
     check_demo_paths,
     config_to_json,
+    genome_input_files,
     merge_config_layers,
     nvidia_gpu_visible,
     validate_config,
@@ -416,14 +417,7 @@ def genome_files():
     With the demo config these are outputs of simulate_demo; with a user's
     config they must exist.
     """
-    paths = []
-    for genome in config["genomes"]:
-        paths += [genome["fasta"], genome["annotation"], genome["blacklist"]]
-        if genome["chrom_aliases"] not in ("auto", "none"):
-            paths.append(genome["chrom_aliases"])  # an alias table
-        for tf in genome["tfs"]:
-            paths += [tf["peaks"], tf["bigwig"]]
-    return list(dict.fromkeys(p for p in paths if p is not None))
+    return genome_input_files(config["genomes"])
 
 
 # ---- targets -----------------------------------------------------------------
