@@ -2,12 +2,16 @@
 # Run `snakemake --cores N` here (or `make demo`); config/README.md describes
 # every key of config/config.yaml.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo config, found from the Snakefile: `--directory OTHER` (or a run from
+# elsewhere with --snakefile) still merges the overlays over it.
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"

@@ -25,14 +25,19 @@ from seqae.report import incomplete_outputs
 
 
 # ---- configuration ---------------------------------------------------------
+def _shown_path(path):
+    """``path`` relative to the working folder where it lies below it, else as given."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def _config_sources():
     """Where the config came from, in merge order, for the error line."""
-    cli_files = [str(f) for f in workflow.overwrite_configfiles]
-    files = [str(f) for f in workflow.configfiles if str(f) not in cli_files]
-    files += [
-        os.path.relpath(f) if not os.path.relpath(f).startswith("..") else f
-        for f in cli_files
+    cli_files = [os.path.abspath(f) for f in workflow.overwrite_configfiles]
+    files = [
+        str(f) for f in workflow.configfiles if os.path.abspath(f) not in cli_files
     ]
+    files = [_shown_path(str(f)) for f in files + cli_files]
     if workflow.config_settings.config:
         files.append("--config")
     return " + ".join(files) or "config"
