@@ -71,6 +71,13 @@ def _nice_length(tree) -> float | None:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= raw * 0.75)
 
 
+def _names_width(tree, font_size: int) -> int:
+    """Pixels the longest leaf name takes beside its branch at ete3's own scale (the dot, a space and the
+    figure's margins included): about 0.86 x ``font_size`` per character of DejaVu Sans, measured."""
+    longest = max((len(leaf.name or "") for leaf in tree.iter_leaves()), default=0)
+    return round(0.9 * font_size * (longest + 4))
+
+
 def _padded(face, right: int = 10):
     """``face`` with a margin on both sides: ete3 sets the title and the legend flush with the figure's
     edges (the tree style's margins do not reach them), which cut their first letter or circle."""
@@ -79,15 +86,28 @@ def _padded(face, right: int = 10):
 
 
 def _tree_style(
-    tree, labels: Mapping[str, str] | None, layout: str, title: str | None, font_size: int, colors, scale_unit: str
+    tree,
+    labels: Mapping[str, str] | None,
+    layout: str,
+    title: str | None,
+    font_size: int,
+    colors,
+    scale_unit: str,
+    tree_width: int | None = None,
 ):
-    from seqae.phylo.ete import CircleFace, NodeStyle, TextFace, TreeStyle
+    """ete3's style of the figure; ``tree_width``: pixels from the root to the farthest leaf (rectangular)."""
+    from seqae.phylo.ete import CircleFace, NodeStyle, RectFace, TextFace, TreeStyle
 
     style = TreeStyle()
     style.mode = LAYOUTS[layout]
     style.show_leaf_name = False
-    style.show_scale = True
     style.scale_length = _nice_length(tree)
+    # ete3 makes room for its scale bar as tall as the bar is long (a blank band below a wide tree): where the
+    # branch scale is known, the bar is drawn in the legend instead.
+    own_bar = layout == "rectangular" and tree_width is not None and style.scale_length is not None
+    style.show_scale = not own_bar
+    if own_bar:
+        style.tree_width = tree_width
     style.margin_left = style.margin_right = style.margin_top = style.margin_bottom = 10
     if title:
         style.title.add_face(_padded(TextFace(title, fsize=font_size + 4, bold=True)), column=0)
@@ -116,8 +136,19 @@ def _tree_style(
         if unlabelled:
             style.legend.add_face(_padded(CircleFace(radius=5, color=UNLABELLED_COLOR), right=0), column=0)
             style.legend.add_face(TextFace(" (no label)", fsize=font_size), column=1)
-    # ete3 writes the scale bar's length without a unit: the legend names it.
-    if scale_unit and style.scale_length:
+    if own_bar:
+        # ete3's own scale for a rectangular tree with tree_width set: the farthest leaf at tree_width.
+        farthest = tree.get_farthest_leaf()[1]
+        length = max(1, round(style.scale_length * tree_width / farthest))
+        # Under the labels' names, its length and unit below it (each legend column is a stack of its own; a
+        # long bar in the dots' column pushed the names away from their dots).
+        bar = RectFace(length, 1, "#000000", "#000000")
+        bar.margin_top, bar.margin_bottom, bar.margin_left = 8, 2, 4
+        style.legend.add_face(bar, column=1)
+        text = f" {style.scale_length:g} {scale_unit}".rstrip()
+        style.legend.add_face(TextFace(text, fsize=font_size, fgcolor="#555555"), column=1)
+    elif scale_unit and style.scale_length:
+        # ete3 writes the scale bar's length without a unit: the legend names it.
         style.legend.add_face(
             _padded(TextFace(f"scale bar: {scale_unit}", fsize=font_size, fgcolor="#555555")), column=1
         )
@@ -146,7 +177,8 @@ def render_tree(
             is added. Leaves without a label are grey.
         layout: ``"rectangular"`` or ``"circular"``.
         title: text above the tree.
-        width: figure width in pixels (the height follows the tree).
+        width: figure width in pixels (the height follows the tree); a rectangular figure is wider where
+            its leaf names need more than half of it.
         font_size: leaf name size in points.
         colors: label -> colour (``"#rrggbb"`` or a Qt colour name); default
             :func:`label_colors`.
@@ -169,10 +201,20 @@ def render_tree(
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     drawn = tree.copy()
     colors = dict(colors) if colors is not None else label_colors(labels or {})
-    style = _tree_style(drawn, labels, layout, title, font_size, colors, scale_unit)
+    scaled_to: int | None = width
+    tree_width = None
+    if layout == "rectangular":
+        # ete3 scales the whole drawing to the width: long leaf names took it from the branches (46-character
+        # names left them a third), short ones blew the text up. The branches get what the names leave, at
+        # least half; names that need more widen the figure instead of shrinking to unreadable.
+        names = _names_width(drawn, font_size)
+        tree_width = max(width - names, width // 2)
+        if tree_width + names > width:
+            scaled_to = None
+    style = _tree_style(drawn, labels, layout, title, font_size, colors, scale_unit, tree_width)
     # ete3 picks the format from the extension, so the temporary file keeps it.
     with atomic_output(target, suffix=suffix) as tmp:
-        drawn.render(str(tmp), tree_style=style, w=width, units="px", dpi=dpi)
+        drawn.render(str(tmp), tree_style=style, w=scaled_to, units="px", dpi=dpi)
         if tmp.stat().st_size == 0:
             raise SeqaeError(f"{target}: ete3 wrote an empty figure")
     return target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -32,3 +33,27 @@ def test_render_png_and_svg(tmp_path: Path) -> None:
         render_tree(family.tree, tmp_path / "tree.jpg")
     with pytest.raises(ValueError, match="layout"):
         render_tree(family.tree, tmp_path / "tree.png", layout="radial")
+
+
+def test_long_leaf_names_widen_the_figure_and_leave_the_branches_their_width(tmp_path: Path) -> None:
+    """ete3 scaled the whole drawing to the width: 46-character names left the branches a third of it, and
+    its scale bar reserved a blank band as tall as the bar was long."""
+    import matplotlib.image
+
+    from seqae.phylo.render import _names_width, render_tree
+
+    family = simulate_family(10, 100, np.random.default_rng(1))
+    tree = family.tree.copy()
+    for k, leaf in enumerate(tree.iter_leaves()):
+        leaf.name = f"ENSMUST{k:011d}.1_Mus_musculus_chr{k + 1}_GATA1_peak_{k}"
+    short = render_tree(family.tree, tmp_path / "short.png", width=400)
+    long = render_tree(tree, tmp_path / "long.png", width=400)
+    assert matplotlib.image.imread(short).shape[1] == 400
+    width = matplotlib.image.imread(long).shape[1]
+    # The names at their own size beside branches of half the width: wider than asked, by about the names.
+    assert width > 400 and abs(width - (200 + _names_width(tree, 10))) < 40, width
+    # The scale bar is drawn in the legend with its length and unit, and the figure ends below it.
+    svg = render_tree(family.tree, tmp_path / "short.svg", width=400, scale_unit="substitutions/site")
+    assert re.search(r"\d(\.\d+)? substitutions/site", svg.read_text())
+    rows = np.flatnonzero((matplotlib.image.imread(short)[..., :3] < 0.98).any(axis=(1, 2)))
+    assert matplotlib.image.imread(short).shape[0] - rows.max() < 30  # no blank band at the bottom
