@@ -83,6 +83,7 @@ from seqae.embed_blocks import BlockRunner, prefetched_blocks
 from seqae.embed_parquet import LabelRows, ParquetRows, finish_parquet, scratch_file
 from seqae.embed_placement import Placement, place_windows
 from seqae.errors import SeqaeError
+from seqae.fileio import remove_earlier_outputs
 from seqae.progress import progress_bar
 from seqae.windows.reader import WindowReader
 
@@ -168,6 +169,7 @@ def embed_windows(
     )  # fmt: skip
     model, schema, labels, rows, placement = job.model, job.schema, job.labels, job.rows, job.placement
     paths, tracks_out, column_names, torch_device = job.paths, job.tracks_out, job.column_names, job.device
+    remove_killed_temporaries(job)
 
     n = len(rows)
     use_processes = len(tracks_out) > 0 and n >= _PROCESS_WRITERS_MIN_WINDOWS
@@ -179,6 +181,7 @@ def embed_windows(
         tmp_parquet = stack.enter_context(atomic_output(paths["embeddings"]))
         tmp_anomaly = stack.enter_context(atomic_output(paths["anomaly"]))
         tmp_tracks = {name: stack.enter_context(atomic_output(path)) for name, path in tracks_out.items()}
+        stack.push(replaced_on_success(job))  # exits before the renames above
         scratch = stack.enter_context(scratch_file(outdir, ".embeddings.parquet.", ".part"))
         # Entered last, so closed (or, after an error, abandoned) before the renames above.
         writers = [
@@ -348,6 +351,39 @@ def block_rows_for(requested_batch: int | None) -> int:
     it), or a larger requested batch. The requested batch only, never the device's default, so
     that shards on any device and their gather cut the file on the grid one job does."""
     return max(_BLOCK_ROWS, requested_batch or 0)
+
+
+#: What an embedding writes in its folder, as globs (the bigWigs of any model's tracks).
+OUTPUT_PATTERNS = ("embeddings.parquet", "embeddings.h5ad", "anomaly.bw", "recon_*.bw", "embed_summary.json")
+
+
+def remove_killed_temporaries(job: EmbedJob) -> None:
+    """Remove the hidden temporaries a killed embedding left in the job's folder (bigWigs of GBs).
+
+    Call once the inputs are checked, before this run writes any.
+    """
+    folder = job.paths["summary"].parent
+    removed = remove_earlier_outputs(folder, [f".{pattern}.*" for pattern in OUTPUT_PATTERNS])
+    if removed:
+        log.info("%s: removed %d temporary files of a killed run (%s)", folder, len(removed),
+                 ", ".join(path.name for path in removed[:3]))  # fmt: skip
+
+
+def replaced_on_success(job: EmbedJob) -> Callable[..., bool]:
+    """An exit callback (``ExitStack.push``) that removes an earlier embedding's outputs once this run's are
+    complete, before they are renamed into place.
+
+    The outputs are renamed one at a time: a run killed between two renames over another model's outputs
+    left a folder that mixed both models, with nothing to tell. Removed first, a killed run leaves some of
+    its own outputs and no summary. A run that fails leaves the earlier outputs as they were.
+    """
+
+    def remove(exc_type: type[BaseException] | None, *_: object) -> bool:
+        if exc_type is None:
+            remove_earlier_outputs(job.paths["summary"].parent, OUTPUT_PATTERNS)
+        return False
+
+    return remove
 
 
 def finish_job(job: EmbedJob, started: float, n: int, extra: dict[str, Any] | None = None) -> EmbedResult:

@@ -212,6 +212,7 @@ def gather_embedding(
     scores = np.empty(n, dtype=np.float32)
     accuracy = np.empty(n, dtype=np.float32)
     parts = _open_shards(job, outdir, shards, block_rows)
+    _embed.remove_killed_temporaries(job)
     precisions = sorted({str(part.attrs.get("precision", "fp32")) for part in parts})
     if len(precisions) > 1:
         for part in parts:
@@ -230,6 +231,7 @@ def gather_embedding(
         tmp_parquet = stack.enter_context(atomic_output(job.paths["embeddings"]))
         tmp_anomaly = stack.enter_context(atomic_output(job.paths["anomaly"]))
         tmp_tracks = [stack.enter_context(atomic_output(path)) for path in job.tracks_out.values()]
+        stack.push(_embed.replaced_on_success(job))  # exits before the renames above
         scratch = stack.enter_context(scratch_file(outdir, ".embeddings.parquet.", ".part"))
         # Entered last, so closed (or, after an error, abandoned) before the renames above.
         writers = [stack.enter_context(open_run_writer(tmp, job.placement.header, use_processes)) for tmp in tmp_tracks]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -248,6 +249,37 @@ def test_failure_leaves_no_partial_outputs(inputs, monkeypatch):
     with pytest.raises(RuntimeError, match="device lost"):
         embed_windows(inputs["model"], inputs["windows"], out, batch_size=2, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_run_killed_between_renames_leaves_no_earlier_outputs_beside_its_own(inputs, monkeypatch):
+    """The outputs are renamed one at a time: killed between two renames over an earlier embedding, the
+    folder mixed both runs' files (another model's h5ad and summary beside the new Parquet) with nothing to
+    tell. A killed run's hidden temporaries stayed too."""
+    import seqae.fileio
+
+    out = inputs["dir"] / "emb"
+    embed_windows(inputs["model"], inputs["windows"], out, progress=False)
+    earlier = {p.name for p in out.iterdir()}
+    assert {"embeddings.h5ad", "embed_summary.json"} <= earlier and any(n.startswith("recon_") for n in earlier)
+    (out / ".anomaly.bw.x1y2.tmp").write_bytes(b"half a bigWig of a killed run")
+    replace, calls = os.replace, []
+
+    def killed_after_one_rename(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill between the renames
+        return replace(src, dst)
+
+    monkeypatch.setattr(seqae.fileio.os, "replace", killed_after_one_rename)
+    with pytest.raises(KeyboardInterrupt):
+        embed_windows(inputs["model"], inputs["windows"], out, progress=False, recon_tracks=False)
+    left = sorted(p.name for p in out.iterdir())
+    assert left == [Path(calls[0]).name], left  # the one renamed output: nothing of the earlier run, no temporaries
+    monkeypatch.setattr(seqae.fileio.os, "replace", replace)
+    embed_windows(inputs["model"], inputs["windows"], out, progress=False, recon_tracks=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "anomaly.bw", "embed_summary.json", "embeddings.h5ad", "embeddings.parquet"
+    ]  # fmt: skip
 
 
 def test_process_writers_and_unsorted_file_give_the_same_tracks(inputs, monkeypatch):
