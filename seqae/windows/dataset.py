@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqae.errors import InputError
+from seqae.errors import InputError, SeqaeError
 from seqae.windows.reader import read_rows
 from seqae.windows.store import WindowsSchema, open_windows_file, qualify_chromosomes, read_labels, read_schema
 
@@ -86,12 +86,16 @@ class WindowDataset(torch.utils.data.Dataset):
         f = self._h5()
         # h5py needs strictly increasing indices; duplicates are read once.
         uniq, back = np.unique(sorted_rows, return_inverse=True)
-        seq = f["seq"][uniq][back][inverse]
         n_tracks = len(self.schema.track_names)
-        if n_tracks:
-            tracks = f["tracks"][uniq][back][inverse].astype(np.float32)
-        else:
-            tracks = np.zeros((len(rows), 0, self.schema.seq_len), dtype=np.float32)
+        try:
+            seq = f["seq"][uniq][back][inverse]
+            if n_tracks:
+                tracks = f["tracks"][uniq][back][inverse].astype(np.float32)
+            else:
+                tracks = np.zeros((len(rows), 0, self.schema.seq_len), dtype=np.float32)
+        except OSError as exc:  # HDF5's "Can't read data (inflate() failed)" of a damaged chunk
+            raise SeqaeError(f"{f.filename}: corrupt data in rows {uniq[0]}-{uniq[-1]} ({exc}); "
+                             "extract the windows again, or copy the file again") from None  # fmt: skip
         return {
             "seq": torch.from_numpy(seq.astype(np.int64)),
             "tracks": torch.from_numpy(tracks),

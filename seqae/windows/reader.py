@@ -15,13 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from seqae.errors import SeqaeError
 from seqae.fileio import ClosedOnExit
 from seqae.windows.store import open_windows_file
 
 try:  # ISA-L's inflate reads the same zlib streams as the stdlib's, several times faster.
     from isal.isal_zlib import decompress as _inflate
+    from isal.isal_zlib import error as _InflateError
 except ImportError:  # pragma: no cover - isal is a dependency; zlib reads the same data
     from zlib import decompress as _inflate
+    from zlib import error as _InflateError
 
 _H5Z_FILTER_DEFLATE = 1
 _H5Z_FILTER_SHUFFLE = 2
@@ -103,16 +106,27 @@ def read_rows(ds: Any, rows: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray
 def _decode_chunk(
     ds: Any, raw: bytes, mask: int, shuffled: bool, rows: np.ndarray, first: int, out: np.ndarray, at: int
 ) -> None:
-    """Inflate (and un-shuffle) one raw chunk; copy its ``rows`` into ``out[at:]``."""
-    if mask != 0:  # a filter was skipped for this chunk, or no chunk: h5py knows what to do
-        out[at : at + len(rows)] = ds[rows] if rows[-1] - rows[0] + 1 != len(rows) else ds[rows[0] : rows[-1] + 1]
-        return
-    data = np.frombuffer(_inflate(raw), dtype=np.uint8)
-    size = ds.dtype.itemsize
-    if shuffled and size > 1:
-        # HDF5's shuffle stores byte k of every element together, for k = 0, 1, ...
-        data = np.ascontiguousarray(data.reshape(size, -1).T)
-    block = data.view(ds.dtype).reshape(ds.chunks)
+    """Inflate (and un-shuffle) one raw chunk; copy its ``rows`` into ``out[at:]``.
+
+    Raises:
+        SeqaeError: the chunk is corrupt (damaged on disk or in a copy), in one line naming the file.
+    """
+    try:
+        if mask != 0:  # a filter was skipped for this chunk, or no chunk: h5py knows what to do
+            whole = rows[-1] - rows[0] + 1 == len(rows)
+            out[at : at + len(rows)] = ds[rows[0] : rows[-1] + 1] if whole else ds[rows]
+            return
+        data = np.frombuffer(_inflate(raw), dtype=np.uint8)
+        size = ds.dtype.itemsize
+        if shuffled and size > 1:
+            # HDF5's shuffle stores byte k of every element together, for k = 0, 1, ...
+            data = np.ascontiguousarray(data.reshape(size, -1).T)
+        block = data.view(ds.dtype).reshape(ds.chunks)
+    except (_InflateError, ValueError, OSError) as exc:  # a bad checksum or block; a chunk of the wrong size
+        raise SeqaeError(
+            f"{ds.file.filename}: {ds.name} is corrupt in the chunk of rows {first}-{first + ds.chunks[0] - 1} "
+            f"({exc}); extract the windows again, or copy the file again"
+        ) from None
     out[at : at + len(rows)] = block[rows - first]
 
 

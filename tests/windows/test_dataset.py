@@ -41,3 +41,23 @@ def test_staged_batches_cover_every_row_once(tmp_path):
         np.testing.assert_allclose(batch["tracks"].numpy(), tracks[rows].astype(np.float16), rtol=0)
         seen.extend(rows.tolist())
     assert sorted(seen) == list(range(10))
+
+
+def test_a_corrupt_chunk_read_batch_by_batch_is_named_in_one_line(tmp_path):
+    """Read through h5py batch by batch (windows not staged), a damaged chunk gave HDF5's OSError."""
+    import h5py
+    import pytest
+
+    from seqae.errors import SeqaeError
+    from seqae.windows.dataset import WindowDataset
+    from tests.windows.conftest import write_small
+
+    path = tmp_path / "w.h5"
+    write_small(path)
+    with h5py.File(path) as f:
+        chunk = f["seq"].id.get_chunk_info(0)
+    with open(path, "r+b") as fh:
+        fh.seek(chunk.byte_offset + chunk.size // 2)
+        fh.write(bytes(max(1, chunk.size // 3)))
+    with pytest.raises(SeqaeError, match=r"w\.h5: corrupt data in rows 0-1 "):
+        WindowDataset(path).read_batch([0, 1])
