@@ -103,6 +103,10 @@ def load_data(
     raw = read_labels(windows)
     raw_chrom = raw["chrom"].astype(str).to_numpy() if "chrom" in raw.columns else None  # as in the genome FASTA
     table = qualify_chromosomes(raw)  # as in training: species:chrom with several genomes
+    if len(table) == 0:
+        raise SeqaeError(
+            f"{windows}: no windows at all (the extraction kept none: see its log and extract_report.json)"
+        )
     if "split" not in table.columns:
         raise SeqaeError(f"{windows}: no 'split' label column")
     split = table["split"].astype(str).to_numpy()

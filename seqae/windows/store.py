@@ -31,6 +31,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -420,7 +421,11 @@ def open_windows_file(path: str | os.PathLike[str]) -> h5py.File:
     p = require_file(path, "windows file")
     try:
         f = h5py.File(p, "r")
-    except OSError:
+    except OSError as exc:
+        truncated = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc))
+        if truncated:  # a copy or download cut short, or a disk that filled up
+            have, stored = (int(g) for g in truncated.groups())
+            raise InputError(p, f"truncated: {have:,} of its {stored:,} bytes; copy it again") from None
         raise InputError(p, "not an HDF5 file") from None
     if f.attrs.get("format") != FORMAT_NAME:
         f.close()

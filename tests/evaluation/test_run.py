@@ -138,3 +138,19 @@ def test_cli_evaluate_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.pt" in err[0]
+
+
+def test_a_windows_file_without_windows_is_said_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file the extraction left empty was reported as 'no windows in the test split (test_fraction is 0 ...)',
+    which sent the user to the split settings."""
+    from seqae.windows.store import WindowsSchema, WindowsWriter
+    from tests.evaluation.helpers import FLANK, TRACKS, WINDOW_LEN, model_file, windows_file
+
+    labels = windows_file(tmp_path / "w.h5")
+    model = model_file(tmp_path / "m.pt", tmp_path / "w.h5", labels, "plain", train_steps=1)
+    with WindowsWriter(tmp_path / "empty.h5", WindowsSchema(WINDOW_LEN, FLANK, TRACKS, "log1p"), "float16") as w:
+        w.write_labels(labels.iloc[:0])
+    argv = ["evaluate", "--model", str(model), "--windows", str(tmp_path / "empty.h5"), "--outdir", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty.h5: no windows at all (the extraction kept none" in err[0], err

@@ -45,6 +45,13 @@ def test_foreign_hdf5_is_refused(tmp_path):
     text.write_text("hello")
     with pytest.raises(InputError, match="not an HDF5 file"):
         read_schema(text)
+    # A copy cut short is HDF5 all the same: said as what it is.
+    whole = tmp_path / "whole.h5"
+    write_small(whole)
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(InputError, match=r"cut\.h5: truncated: [\d,]+ of its [\d,]+ bytes; copy it again"):
+        read_schema(cut)
 
 
 def _retype_seq(f: h5py.File) -> None:
