@@ -293,7 +293,7 @@ def prepare_job(
     check_model_fits(metadata, schema, model_path, windows_path)
     labels = read_labels(windows_path)
     rows = select_rows(labels, splits, windows_path)
-    placement = place_windows(labels, rows, schema.window_len, schema.flank, chrom_sizes)
+    placement = place_windows(labels, rows, schema.window_len, schema.flank, chrom_sizes, windows_path)
     tracks_out = {name: outdir / f"recon_{_file_safe(name)}.bw" for name in schema.track_names} if recon_tracks else {}
     paths = {"embeddings": outdir / "embeddings.parquet", "anomaly": outdir / "anomaly.bw"}
     paths.update({f"recon_{name}": path for name, path in tracks_out.items()})

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from seqae.errors import InputError, SeqaeError
+from seqae.windows.store import UNKNOWN_LABELS
 
 
 def read_chrom_sizes(path: str | os.PathLike[str]) -> dict[str, int]:
@@ -78,6 +79,7 @@ def place_windows(
     window_len: int,
     flank: int = 0,
     chrom_sizes: str | os.PathLike[str] | dict[str, int] | None = None,
+    source: str | os.PathLike[str] = "windows file",
 ) -> Placement:
     """Chromosome names, header sizes and owned intervals of the windows ``rows`` of a label table.
 
@@ -85,12 +87,21 @@ def place_windows(
     are ordered by first appearance in the file (the FASTA's order for files
     written by ``seqae extract``).
 
+    ``source`` names the windows file in errors.
+
     Raises:
-        SeqaeError: with ``chrom_sizes``, a chromosome missing from it or shorter than a window's end.
+        SeqaeError: a window without a chromosome name; with ``chrom_sizes``, a chromosome missing from it
+            or shorter than a window's end.
     """
     import pandas as pd
 
     chrom = labels["chrom"].astype(str).to_numpy()
+    unnamed = np.isin(chrom, list(UNKNOWN_LABELS))  # every window's chromosome is in the bigWig header
+    if unnamed.any():  # pyBigWig fails on the header with "Received an error while writing the bigWig header"
+        raise SeqaeError(
+            f"{source}: {int(unnamed.sum())} of the {len(chrom)} windows have no chromosome name (the 'chrom' "
+            "label), so they have no place in the bigWigs"
+        )
     if "species" in labels and labels["species"].nunique() > 1:
         names = (labels["species"].astype(str) + ":" + labels["chrom"].astype(str)).to_numpy()
     else:

@@ -62,3 +62,7 @@ def test_chromosome_names_and_sizes(tmp_path):
     assert [name for name, _ in place_windows(one, np.arange(3), 100).header] == ["chr1", "chr2"]
     with pytest.raises(SeqaeError, match="no size for chromosome 'chr2'"):
         place_windows(one, np.arange(3), 100, chrom_sizes={"chr1": 5000})
+    # Windows without a chromosome name have no place in a bigWig (pyBigWig failed on the header).
+    unnamed = one.assign(chrom=["chr1", "", float("nan")])
+    with pytest.raises(SeqaeError, match=r"w\.h5: 2 of the 3 windows have no chromosome name"):
+        place_windows(unnamed, np.arange(3), 100, source="w.h5")
