@@ -166,6 +166,31 @@ def load_model(
 # ---------------------------------------------------------------------- RNG state
 
 
+def check_model_fits(metadata: dict[str, Any], schema: Any, model_path: Any, windows_path: Any) -> None:
+    """Raise a one-line :class:`SeqaeError` naming the first of window length, tracks, track transform
+    in which a model (its ``load_model`` metadata) differs from a windows file's :class:`~seqae.windows.store.WindowsSchema`.
+
+    The flank may differ: the model reads the centre crop.
+    """
+    init = metadata.get("model_init", {})
+    trained = dict(metadata.get("data", {}).get("schema", {}))
+    trained.setdefault("window_len", init.get("window_len"))
+    trained.setdefault("track_transform", init.get("track_transform"))
+    model_tracks = trained.get("track_names")
+    here = f"{windows_path}: does not fit the model {model_path}"
+    if trained["window_len"] != schema.window_len or init.get("window_len", schema.window_len) != schema.window_len:
+        raise SeqaeError(f"{here}: window_len is {schema.window_len} here, {trained['window_len']} for the model")
+    if init.get("n_tracks", len(schema.track_names)) != len(schema.track_names) or (
+        model_tracks is not None and list(model_tracks) != list(schema.track_names)
+    ):
+        theirs = list(model_tracks) if model_tracks is not None else f"{init.get('n_tracks')} tracks"
+        raise SeqaeError(f"{here}: tracks are {list(schema.track_names)} here, {theirs} for the model")
+    if trained["track_transform"] != schema.track_transform:
+        raise SeqaeError(
+            f"{here}: track_transform is {schema.track_transform!r} here, {trained['track_transform']!r} for the model"
+        )
+
+
 def rng_state() -> dict[str, Any]:
     """The global RNG states (torch CPU and every CUDA device, NumPy, Python) as plain types and tensors."""
     np_state = np.random.get_state(legacy=False)

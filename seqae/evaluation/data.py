@@ -67,27 +67,6 @@ class EvaluationData:
     test_first_base: np.ndarray | None = None
 
 
-def _check_compatible(model: Any, meta: Mapping[str, Any], model_path: Any, windows: str, schema: Any) -> None:
-    """One-line errors when the windows file cannot be read by the model."""
-    if schema.seq_len < model.window_len:
-        raise SeqaeError(
-            f"{windows}: windows of {schema.seq_len} bp are shorter than the model's window_len {model.window_len}"
-        )
-    if len(schema.track_names) != model.n_tracks:
-        raise SeqaeError(
-            f"{windows}: has {len(schema.track_names)} tracks {list(schema.track_names)}, the model {model_path} reads {model.n_tracks}"
-        )
-    trained = (meta.get("data") or {}).get("schema") or {}
-    if trained.get("track_names") not in (None, list(schema.track_names)):
-        raise SeqaeError(
-            f"{windows}: tracks {list(schema.track_names)} differ from those {model_path} was trained on ({trained['track_names']})"
-        )
-    if model.track_transform != schema.track_transform:
-        raise SeqaeError(
-            f"{windows}: track_transform {schema.track_transform!r}, the model expects {model.track_transform!r}"
-        )
-
-
 def load_data(
     model: Any,
     meta: Mapping[str, Any],
@@ -96,10 +75,11 @@ def load_data(
     cfg: Mapping[str, Any],
     block_labels: Mapping[str, str],
 ) -> EvaluationData:
+    from seqae.checkpoint import check_model_fits
     from seqae.windows.store import qualify_chromosomes, read_labels, read_schema
 
     schema = read_schema(windows)
-    _check_compatible(model, meta, model_path, windows, schema)
+    check_model_fits(meta, schema, model_path, windows)
     raw = read_labels(windows)
     raw_chrom = raw["chrom"].astype(str).to_numpy() if "chrom" in raw.columns else None  # as in the genome FASTA
     table = qualify_chromosomes(raw)  # as in training: species:chrom with several genomes

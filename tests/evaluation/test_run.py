@@ -154,3 +154,38 @@ def test_a_windows_file_without_windows_is_said_so(tmp_path: Path, capsys: pytes
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "empty.h5: no windows at all (the extraction kept none" in err[0], err
+
+
+def test_evaluate_refuses_windows_of_another_length_as_embed_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """evaluate read the centre of longer windows without a word (and metrics.json named the other file),
+    where embed refused the same file: both now use one check (seqae.checkpoint.check_model_fits)."""
+    import numpy as np
+
+    from seqae.windows.store import WindowsSchema, WindowsWriter
+    from tests.evaluation.helpers import FLANK, TRACKS, WINDOW_LEN, model_file, windows_file
+
+    labels = windows_file(tmp_path / "w.h5")
+    model = model_file(tmp_path / "m.pt", tmp_path / "w.h5", labels, "plain", train_steps=1)
+    longer = WindowsSchema(WINDOW_LEN + 50, FLANK, TRACKS, "log1p")
+    rng = np.random.default_rng(0)
+    with WindowsWriter(tmp_path / "longer.h5", longer, "float16") as w:
+        w.append(
+            rng.integers(0, 4, (len(labels), longer.seq_len), dtype=np.uint8),
+            np.zeros((len(labels), len(TRACKS), longer.seq_len), dtype=np.float16),
+        )
+        w.write_labels(labels)
+    for command in ("evaluate", "embed"):
+        argv = [
+            command,
+            "--model",
+            str(model),
+            "--windows",
+            str(tmp_path / "longer.h5"),
+            "--outdir",
+            str(tmp_path / command),
+        ]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"window_len is {WINDOW_LEN + 50} here, {WINDOW_LEN} for the model" in err[0], err
