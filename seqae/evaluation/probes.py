@@ -44,6 +44,12 @@ def evaluate_probes(
         if not known(data.y_train[name]).any() or not known(data.y_test[name]).any():
             log.warning("evaluate: label %r has no known value in the train or test windows; not probed", name)
             continue
+        classes = np.unique(data.y_train[name][known(data.y_train[name])].astype(str))
+        if len(classes) < 2:  # a probe of one class scores 1.0 against a chance of 1.0
+            log.warning(
+                "evaluate: label %r has one value (%r) in every train window; not probed", name, str(classes[0])
+            )
+            continue
         labels[name] = (data.y_train[name], data.y_test[name])
     if not labels:
         raise SeqaeError(f"{data.windows}: no label with known values in both the train and test windows")

@@ -88,3 +88,27 @@ def test_block_trained_on_shuffled_label_probes_at_chance(evaluated: dict[str, A
     train_chance = pd.Series(y).value_counts(normalize=True).max()
     assert np.mean(np.asarray(cats)[head] == y) > train_chance + 0.2
     assert linear_probe(z.numpy(), y, z.numpy(), y).accuracy > train_chance + 0.2
+
+
+def test_a_label_of_one_value_is_not_probed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Without any TSS distance every window's tss_bin was 'no gene': probed at 1.0 against a chance of 1.0,
+    without a word."""
+    from seqae.windows.store import WindowsSchema, WindowsWriter
+    from tests.evaluation.helpers import FLANK, TRACKS, WINDOW_LEN, windows_file
+
+    labels = windows_file(tmp_path / "w.h5")
+    model = model_file(tmp_path / "m.pt", tmp_path / "w.h5", labels, "plain", 0)
+    no_genes = labels.assign(tss_distance=np.nan)
+    import h5py
+
+    with h5py.File(tmp_path / "w.h5") as f:
+        seq, tracks = f["seq"][:], f["tracks"][:]
+    with WindowsWriter(tmp_path / "nogenes.h5", WindowsSchema(WINDOW_LEN, FLANK, TRACKS, "log1p"), "float16") as w:
+        w.append(seq, tracks)
+        w.write_labels(no_genes)
+    settings = {**FAST, "labels": ["chrom", "tss_bin"], "figures": False}
+    with caplog.at_level("WARNING", logger="seqae"):
+        metrics = evaluate_model(model, tmp_path / "nogenes.h5", tmp_path / "e", settings=settings, device="cpu",
+                                 progress=False)  # fmt: skip
+    assert "tss_bin" not in metrics["probes"]["chance"] and "chrom" in metrics["probes"]["chance"]
+    assert "label 'tss_bin' has one value ('none') in every train window; not probed" in caplog.text
