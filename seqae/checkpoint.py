@@ -31,6 +31,7 @@ loss, what ``embed`` and ``evaluate`` load (:func:`load_model`)::
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import random
@@ -45,6 +46,8 @@ import torch
 from seqae import __version__
 from seqae.errors import SeqaeError
 from seqae.fileio import atomic_output
+
+log = logging.getLogger("seqae")
 
 CHECKPOINT_FORMAT = "seqae-checkpoint"
 MODEL_FORMAT = "seqae-model"
@@ -158,8 +161,12 @@ def load_model(
         ``data`` (``schema``, ``label_categories``), ``training``, ``epoch``, ...
     """
     state = load_checkpoint(path)
+    if state.get("format") == CHECKPOINT_FORMAT and state.get("best_epoch") not in (None, state.get("epoch")):
+        # Given for --model, a training checkpoint is the last epoch's weights, not the best one's.
+        log.warning("%s: a training checkpoint, so the weights of its last epoch (%s), not of the best (%s, in "
+                    "best.pt)", path, state.get("epoch"), state.get("best_epoch"))  # fmt: skip
     model = build_model(state, device, path)
-    skip = {"model_state", "optimizer_state", "scheduler_state", "rng", "rng_ranks"}
+    skip = {"model_state", "best_model_state", "optimizer_state", "scheduler_state", "rng", "rng_ranks"}
     return model, {k: v for k, v in state.items() if k not in skip}
 
 

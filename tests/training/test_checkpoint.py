@@ -223,3 +223,18 @@ def test_resume_with_other_windows_is_refused(windows, uninterrupted, tmp_path, 
         SeqaeError, match=r"windows file schema differs from the one .*checkpoint\.pt was trained on: " + expected
     ):
         train_model(make_config(RESUME_MODELS), "vae", other, uninterrupted["vae"], resume=True, progress=False)
+
+
+def test_a_training_checkpoint_given_as_the_model_is_said_to_be_the_last_epoch(uninterrupted, tmp_path, caplog):
+    """`seqae embed --model checkpoint.pt` embedded the last epoch's weights, not the best, without a word."""
+    from seqae.checkpoint import load_model, save_checkpoint
+
+    state = load_checkpoint(uninterrupted["vae"] / "checkpoint.pt")
+    state["best_epoch"] = state["epoch"] - 1  # a run whose last epoch was not its best
+    save_checkpoint(state, tmp_path / "checkpoint.pt")
+    with caplog.at_level("WARNING", logger="seqae"):
+        _, metadata = load_model(uninterrupted["vae"] / "best.pt")
+        assert not caplog.records
+        _, metadata = load_model(tmp_path / "checkpoint.pt")
+    assert f"the weights of its last epoch ({state['epoch']}), not of the best ({state['epoch'] - 1}" in caplog.text
+    assert "best_model_state" not in metadata  # metadata holds no tensors
