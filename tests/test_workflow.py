@@ -325,12 +325,18 @@ def test_species_overlay_runs_end_to_end(tmp_path, monkeypatch):
         "align": "none",
         "max_families": 3,
     }
-    config["extract"]["shards"] = 4  # as config/species.yaml
+    # As config/species.yaml: four jobs writing groups of chromosomes; the genomes split on their shared
+    # coordinates (decided once, by the planning job).
+    config["extract"]["shards"] = 4
+    config["extract"]["split"] = {"shared_coordinates": True, "bin_size": 2000}
     done = run_snakemake(tmp_path, config)
     assert done.returncode == 0, done.stderr[-3000:]
     windows = tmp_path / "results" / "windows" / "windows.h5"
     labels = read_labels(windows)
     assert set(labels["species"]) == set(species)
+    # A locus windowed in several species has one split in all of them.
+    loci = labels.groupby(["chrom", "start"])["split"]
+    assert (loci.size() > 1).any() and (loci.nunique() == 1).all()
     logs = tmp_path / "results" / "logs"
     assert (logs / "extract_plan.log").exists() and len(list(logs.glob("extract_shard_*.log"))) == 4
     assert not list((tmp_path / "results" / "windows" / "shards").glob("shard_*.h5"))  # temp(): gone once gathered
