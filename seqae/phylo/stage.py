@@ -51,6 +51,7 @@ sequences have ``N`` there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -71,6 +72,9 @@ from seqae.phylo.io import read_tree
 from seqae.phylo.outputs import FIGURE_SUFFIXES, finish_family
 from seqae.phylo.treeae import TreeAESettings, fit_tree_autoencoder
 from seqae.phylo.treejudge import JudgeCache
+
+#: The files a family's run writes in its folder (suffixes after the family name).
+OUTPUT_SUFFIXES = (".nwk", ".nhx", ".ancestral.fa", ".tsv", *FIGURE_SUFFIXES)
 
 __all__ = [
     "run_families",
@@ -210,11 +214,31 @@ def run_families(
                          "disc_auc_after": result.auc_after, "disc_auc_after_cotrained": result.auc_after_cotrained,
                          "epochs": result.epochs_run, "seconds": result.seconds})  # fmt: skip
     seconds_fit = (time.perf_counter() - t_fit) / max(1, len(prepared))
-    rows = []
+    rows, failed = [], []
     for fam, fit in zip(prepared, fits):
         fit.setdefault("seconds", seconds_fit)
-        rows.append(finish_family(fam, fit, stage, model_settings))
+        try:
+            rows.append(finish_family(fam, fit, stage, model_settings))
+        except (SeqaeError, OSError) as exc:
+            if len(prepared) == 1:
+                raise
+            # The batch's fit is done: one family failing to score, draw or write loses only its own outputs.
+            removed_outputs(fam)
+            log.error("%s: %s; its outputs are not written, the other families' are", fam.name, exc)
+            failed.append(fam.name)
+    if failed:
+        raise SeqaeError(
+            f"{len(failed)} of {len(prepared)} families failed after the fit ({', '.join(failed[:3])}"
+            f"{', ...' if len(failed) > 3 else ''}: see the lines above); the other {len(rows)} were written"
+        )
     return rows
+
+
+def removed_outputs(fam: PreparedFamily) -> None:
+    """Remove what a family that failed part-way through its outputs wrote (no half family is left)."""
+    for suffix in OUTPUT_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError):
+            (fam.outdir / f"{fam.name}{suffix}").unlink()
 
 
 def _check_outputs(spec: Mapping[str, Any], fam: PreparedFamily) -> None:
@@ -223,8 +247,7 @@ def _check_outputs(spec: Mapping[str, Any], fam: PreparedFamily) -> None:
     against it)."""
     check_output_folder(fam.outdir)
     outputs = {
-        os.path.realpath(fam.outdir / f"{fam.name}{suffix}"): f"{fam.name}{suffix}"
-        for suffix in (".nwk", ".nhx", ".ancestral.fa", ".tsv", *FIGURE_SUFFIXES)
+        os.path.realpath(fam.outdir / f"{fam.name}{suffix}"): f"{fam.name}{suffix}" for suffix in OUTPUT_SUFFIXES
     }
     for key in ("fasta", "reference", "labels"):
         given = spec.get(key)

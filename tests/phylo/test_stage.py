@@ -389,3 +389,33 @@ def test_labels_file_names_a_sequence_labelled_twice(tmp_path):
         read_labels(path, ["a", "b", "c", "d"])
     path.write_text("a\thuman\nb\tmouse (lab)\n")
     assert read_labels(path, ["a", "b", "c", "d"]) == {"a": "human", "b": "mouse_lab"}
+
+
+def test_a_family_failing_after_the_fit_loses_only_its_own_outputs(tmp_path, monkeypatch, caplog):
+    """A batch in which one family failed to score, draw or write after the joint fit stopped there: the
+    families after it were not written, and the failed one kept the files it had written."""
+    import seqae.phylo.stage as stage
+    from seqae.errors import SeqaeError
+    from seqae.phylo.io import write_family
+
+    specs = []
+    for k in range(3):
+        fam = simulated_family(5, 60, 50 + k)
+        write_family(fam.sequences(), tmp_path / f"f{k}.fa")
+        specs.append({"fasta": tmp_path / f"f{k}.fa", "outdir": tmp_path / "out" / f"f{k}", "name": f"f{k}"})
+    finish = stage.finish_family
+
+    def failing_for_f1(fam, *args):
+        if fam.name == "f1":
+            fam.outdir.mkdir(parents=True, exist_ok=True)
+            (fam.outdir / "f1.nwk").write_text("(a,b);\n")  # written before the failure
+            raise SeqaeError(f"{fam.outdir / 'f1.png'}: ete3 wrote an empty figure")
+        return finish(fam, *args)
+
+    monkeypatch.setattr(stage, "finish_family", failing_for_f1)
+    with pytest.raises(SeqaeError, match=r"^1 of 3 families failed after the fit \(f1: see the lines above\); "
+                                         r"the other 2 were written$"):  # fmt: skip
+        stage.run_families(specs, TINY_STAGE, progress=False)
+    assert "f1: " in caplog.text and "ete3 wrote an empty figure; its outputs are not written" in caplog.text
+    assert (tmp_path / "out" / "f0" / "f0.nwk").is_file() and (tmp_path / "out" / "f2" / "f2.nwk").is_file()
+    assert not list((tmp_path / "out" / "f1").iterdir())
