@@ -286,6 +286,24 @@ def test_report_after_an_interrupted_run(tmp_path):
     assert "results/models/tiny/best.pt" in page  # listed as incomplete
     assert "results/models/comparison.png" in page  # listed as missing
 
+    # Ctrl-C reaches every process of the job: tee stopped with seqae, whose last line never reached the log.
+    log.unlink()
+    assert run_snakemake(tmp_path, config, "--unlock", cores=None).returncode == 0  # the killed run's lock
+    command = snakemake_command(tmp_path, config, "--rerun-incomplete", "--set-threads", "train_model=1", cores=2)
+    run = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while "/500" not in (log.read_text() if log.is_file() else ""):
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before training"
+            time.sleep(0.5)
+        os.killpg(run.pid, signal.SIGINT)  # as Ctrl-C in the terminal
+        run.wait(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+    assert "seqae train: interrupted" in log.read_text()
+
 
 def test_config_error_is_one_line_naming_the_key(tmp_path):
     config = tiny_demo_config()

@@ -49,9 +49,11 @@ rule train_model:
         # training.batch_size stays the global batch. Its lines (one per epoch
         # with the losses, windows/s and ETA, and one a minute within a long
         # epoch) go to the log and to the terminal; Snakemake's shell has
-        # pipefail, so a failed training still fails the job.
+        # pipefail, so a failed training still fails the job. tee -i outlives
+        # Ctrl-C, which reaches the whole job: seqae's last line ("interrupted")
+        # then reaches the log too.
         "{params.seqae} train --config {params.cfg:q} --model {wildcards.model:q}"
-        " --windows {input.h5:q} --outdir {params.outdir:q} --resume 2>&1 | tee {log:q}"
+        " --windows {input.h5:q} --outdir {params.outdir:q} --resume 2>&1 | tee -i {log:q}"
 
 
 if config["embed"]["shards"] == 1:
