@@ -436,7 +436,8 @@ def open_windows_file(path: str | os.PathLike[str]) -> h5py.File:
         raise InputError(p, f"windows file schema version {version}; this seqae reads version {SCHEMA_VERSION}")
     if "n_windows" not in f.attrs:
         f.close()
-        raise InputError(p, "windows file is incomplete (no labels written)")
+        # n_windows is written last, once the labels and the summary are: its writer did not finish.
+        raise InputError(p, "windows file is incomplete (its writing did not finish: extract it again)")
     try:
         problem = _layout_problem(f)
     except Exception:
