@@ -145,8 +145,9 @@ def _tree_style(
         bar = RectFace(length, 1, "#000000", "#000000")
         bar.margin_top, bar.margin_bottom, bar.margin_left = 8, 2, 4
         style.legend.add_face(bar, column=1)
-        text = f" {style.scale_length:g} {scale_unit}".rstrip()
-        style.legend.add_face(TextFace(text, fsize=font_size, fgcolor="#555555"), column=1)
+        caption = TextFace(f" {style.scale_length:g} {scale_unit}".rstrip(), fsize=font_size, fgcolor="#555555")
+        caption.margin_right = 10  # ete3 sets the legend flush with the figure's right edge
+        style.legend.add_face(caption, column=1)
     elif scale_unit and style.scale_length:
         # ete3 writes the scale bar's length without a unit: the legend names it.
         style.legend.add_face(
