@@ -223,7 +223,7 @@ def run_families(
             if len(prepared) == 1:
                 raise
             # The batch's fit is done: one family failing to score, draw or write loses only its own outputs.
-            removed_outputs(fam)
+            remove_family_outputs(fam)
             log.error("%s: %s; its outputs are not written, the other families' are", fam.name, exc)
             failed.append(fam.name)
     if failed:
@@ -234,7 +234,7 @@ def run_families(
     return rows
 
 
-def removed_outputs(fam: PreparedFamily) -> None:
+def remove_family_outputs(fam: PreparedFamily) -> None:
     """Remove what a family that failed part-way through its outputs wrote (no half family is left)."""
     for suffix in OUTPUT_SUFFIXES:
         with contextlib.suppress(FileNotFoundError):
