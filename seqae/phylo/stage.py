@@ -51,7 +51,7 @@ sequences have ``N`` there.
 
 from __future__ import annotations
 
-import contextlib
+import glob
 import logging
 import os
 import time
@@ -63,7 +63,7 @@ import numpy as np
 
 from seqae.config import default_seed, section_with_defaults
 from seqae.errors import ConfigError, SeqaeError
-from seqae.fileio import check_output_folder
+from seqae.fileio import check_output_folder, remove_earlier_outputs
 from seqae.phylo.alphabet import CODE_MISSING
 from seqae.phylo.distance import patristic_distances
 from seqae.phylo.hypertree import LatentTreeSettings, fit_latent_trees
@@ -236,9 +236,7 @@ def run_families(
 
 def remove_family_outputs(fam: PreparedFamily) -> None:
     """Remove what a family that failed part-way through its outputs wrote (no half family is left)."""
-    for suffix in OUTPUT_SUFFIXES:
-        with contextlib.suppress(FileNotFoundError):
-            (fam.outdir / f"{fam.name}{suffix}").unlink()
+    remove_earlier_outputs(fam.outdir, [f"{glob.escape(fam.name)}{suffix}" for suffix in OUTPUT_SUFFIXES])
 
 
 def _check_outputs(spec: Mapping[str, Any], fam: PreparedFamily) -> None:
